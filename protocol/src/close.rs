@@ -1,0 +1,85 @@
+//! WebSocket close codes with which a host refuses or ends a connection.
+//!
+//! Errors travel as close frames rather than as messages because a client of
+//! another protocol version could not decode a message, but every client can
+//! read a close code and its reason text.
+
+/// Application close codes (RFC 6455 reserves 4000-4999 for applications).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CloseCode {
+    /// Normal end, e.g. the user closed the page.
+    Normal,
+    /// The host is shutting down or draining.
+    GoingAway,
+    /// The message was larger than the limit (the standard 1009).
+    TooBig,
+    /// The first message was not a well-formed hello.
+    BadHello,
+    /// The token was missing or wrong.
+    Unauthorized,
+    /// Client and host speak different protocol versions.
+    VersionMismatch,
+    /// A message after the hello could not be decoded.
+    Malformed,
+    /// The session's program exited.
+    SessionEnded,
+    /// The session was attached from another connection.
+    Replaced,
+    /// No hello arrived in time.
+    HandshakeTimeout,
+    /// The host has no room for another session.
+    Overloaded,
+    /// The session's ownership moved away from this host.
+    SessionLost,
+}
+
+impl CloseCode {
+    const TABLE: [(CloseCode, u16); 12] = [
+        (CloseCode::Normal, 1000),
+        (CloseCode::GoingAway, 1001),
+        (CloseCode::TooBig, 1009),
+        (CloseCode::BadHello, 4000),
+        (CloseCode::Unauthorized, 4001),
+        (CloseCode::VersionMismatch, 4002),
+        (CloseCode::Malformed, 4003),
+        (CloseCode::SessionEnded, 4004),
+        (CloseCode::Replaced, 4005),
+        (CloseCode::HandshakeTimeout, 4006),
+        (CloseCode::Overloaded, 4007),
+        (CloseCode::SessionLost, 4008),
+    ];
+
+    pub fn code(self) -> u16 {
+        Self::TABLE
+            .iter()
+            .find(|(c, _)| *c == self)
+            .map_or(1011, |(_, n)| *n)
+    }
+
+    pub fn from_code(code: u16) -> Option<CloseCode> {
+        Self::TABLE.iter().find(|(_, n)| *n == code).map(|(c, _)| *c)
+    }
+
+    /// Whether a client should try again on its own after this close.
+    pub fn is_retryable(self) -> bool {
+        matches!(self, CloseCode::GoingAway | CloseCode::HandshakeTimeout)
+    }
+
+    /// What the user is told, in words that say what to do next.
+    pub fn advice(self) -> &'static str {
+        match self {
+            CloseCode::Normal => "the connection was closed",
+            CloseCode::GoingAway => "the host is shutting down; reconnecting",
+            CloseCode::TooBig => "a message was larger than the host accepts; reload the page",
+            CloseCode::BadHello => "the client sent an invalid greeting; reload the page",
+            CloseCode::Unauthorized => "the access token is wrong or missing; enter the token the host printed",
+            CloseCode::VersionMismatch => "this page is older or newer than the host; reload the page",
+            CloseCode::Malformed => "the client sent a message the host could not read; reload the page",
+            CloseCode::SessionEnded => "the program exited; press Enter to start a new session",
+            CloseCode::Replaced => "this session was opened on another terminal",
+            CloseCode::HandshakeTimeout => "the greeting took too long; reconnecting",
+            CloseCode::Overloaded => "the host has no room for another session; try again later",
+            CloseCode::SessionLost => "this host no longer owns the session; reconnecting",
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! The messages, named by the direction they travel.
+
+use core::fmt;
+use core::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::lines::CompressedLines;
+use crate::screen::{Frame, Size};
+
+/// A session's identity: 128 random bits, shown as 32 hex digits.
+///
+/// Knowing an id grants nothing by itself; the token (later the ticket)
+/// in the hello is what authorises a connection.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct SessionId(pub [u8; 16]);
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for byte in self.0 {
+            write!(f, "{byte:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SessionId({self})")
+    }
+}
+
+impl FromStr for SessionId {
+    type Err = &'static str;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bytes = s.as_bytes();
+        if bytes.len() != 32 {
+            return Err("a session id is 32 hex digits");
+        }
+        let mut out = [0u8; 16];
+        for (i, pair) in bytes.chunks_exact(2).enumerate() {
+            let hex = core::str::from_utf8(pair).map_err(|_| "a session id is 32 hex digits")?;
+            out[i] = u8::from_str_radix(hex, 16).map_err(|_| "a session id is 32 hex digits")?;
+        }
+        Ok(SessionId(out))
+    }
+}
+
+/// The first message of every connection, sent by the client.
+///
+/// It travels behind the `MAGIC` and version prefix (see `encode_hello`) so a
+/// host can tell a version mismatch from garbage before parsing the body.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// The credential; never put in a URL or a log line.
+    pub token: String,
+    /// Attach to this session if it is still running; otherwise a new one
+    /// is started.
+    pub session: Option<SessionId>,
+    /// The client's terminal size.
+    pub size: Size,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClientToServerMsg {
+    /// Bytes for the program, numbered per session from 1 so that a resend
+    /// after a reconnect is applied exactly once.
+    Input { seq: u64, data: Vec<u8> },
+    Resize(Size),
+    /// The client has applied every frame up to and including `frame`.
+    Ack { frame: u64 },
+    /// Heartbeat and round-trip measurement; answered with `Pong`.
+    Ping { id: u32 },
+}
+
+/// The host's answer to a valid hello.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Welcome {
+    pub session: SessionId,
+    /// The serving host's name, shown to the user.
+    pub host: String,
+    /// Ownership epoch of the session on this host.
+    pub epoch: u64,
+    /// True when this connection started the session, false on a reattach.
+    pub created: bool,
+    /// Highest input sequence number the session has applied; the client
+    /// resends anything newer it still holds and numbers new input after it.
+    pub input_seq: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ServerToClientMsg {
+    Welcome(Welcome),
+    /// Scrollback sent on attach, oldest block first, before the first frame.
+    History(CompressedLines),
+    Frame(Frame),
+    /// Every input up to and including `seq` reached the program.
+    InputAck { seq: u64 },
+    Pong { id: u32 },
+    /// The program exited; the host closes the connection after this.
+    Exited { status: Option<i32> },
+}
