@@ -1,0 +1,542 @@
+//! The connection to a session host as a sans-IO state machine.
+//!
+//! Reconnecting, resending unacknowledged input exactly once, heartbeats and
+//! backoff are where a terminal client loses keystrokes or storms a host, and
+//! they cannot be tested through a real socket and real timers. So this is a
+//! plain struct in the style of `quinn-proto`: the glue feeds it socket
+//! events and the current time in milliseconds, asks when it next wants to be
+//! woken (`poll_timeout`), and carries out the `Action`s it queues. The tests
+//! drive every path with a fake clock.
+
+use std::collections::VecDeque;
+
+use protocol::{
+    ClientToServerMsg, CloseCode, Frame, Hello, Line, MAX_INPUT_CHUNK, ServerToClientMsg,
+    SessionId, Size, Welcome, decode_server, decompress_lines, encode_client, encode_hello,
+};
+
+/// A ping goes out this often while live.
+pub const PING_INTERVAL_MS: u64 = 2_000;
+/// Silence from the host for this long means the socket is dead even if the
+/// browser has not noticed (laptop sleep, a black-holed route).
+pub const HEARTBEAT_TIMEOUT_MS: u64 = 6_000;
+/// A socket that has not opened after this long is given up on.
+pub const CONNECT_TIMEOUT_MS: u64 = 6_000;
+/// First reconnect delay; doubles on each failure up to `BACKOFF_MAX_MS`.
+pub const BACKOFF_BASE_MS: u64 = 100;
+pub const BACKOFF_MAX_MS: u64 = 5_000;
+/// Input the client holds for the host at most; beyond it typing is refused
+/// rather than growing memory without bound while the host is away.
+pub const MAX_PENDING_INPUT: usize = 1024 * 1024;
+
+/// Close code the client uses when it gives up on a socket itself.
+const CLIENT_GIVES_UP: u16 = 4100;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// A socket is being opened.
+    Connecting,
+    /// The socket is open and the hello sent; waiting for the welcome.
+    Handshaking,
+    Live,
+    /// Waiting before the next attempt.
+    Backoff,
+    /// Not trying any more until the user acts; see `Connection::error`.
+    Closed(ClosedBecause),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClosedBecause {
+    /// The token was refused: the token form is shown again.
+    Unauthorized,
+    /// The program exited; Enter starts a new session.
+    SessionEnded,
+    /// Any other close that retrying would not fix; Enter tries again.
+    Refused(CloseCode),
+}
+
+/// What the glue must do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Open a new WebSocket to the page's `/ws` URL, forgetting any old one.
+    Open,
+    /// Send one binary message on the current socket.
+    Send(Vec<u8>),
+    /// Close the current socket with this code and reason.
+    Close { code: u16, reason: &'static str },
+    /// Remember this session for the next page load (`None`: forget it).
+    StoreSession(Option<SessionId>),
+    /// Show the token form with this advice.
+    AskToken(&'static str),
+    /// This much typed input will never reach a program: the session was
+    /// restarted or replaced before the host acknowledged it.
+    InputLost { bytes: usize },
+}
+
+/// A message for the screen, returned by `handle_message`.
+#[derive(Debug)]
+pub enum Delivery {
+    /// A new connection was welcomed. `same_session` tells the screen
+    /// whether its scrollback still belongs to this session.
+    Welcome {
+        welcome: Welcome,
+        same_session: bool,
+    },
+    History(Vec<Line>),
+    /// Apply this frame; the acknowledgement is already queued, on the
+    /// understanding that the caller applies it before sending actions.
+    Frame(Frame),
+    Exited(Option<i32>),
+}
+
+#[derive(Debug)]
+pub struct Connection {
+    phase: Phase,
+    token: String,
+    session: Option<SessionId>,
+    size: Size,
+    /// Epoch of the last welcome for `session`. A welcome with a lower epoch
+    /// for the same session comes from a fenced-off host and is refused.
+    epoch: Option<u64>,
+    host: Option<String>,
+    rtt_ms: Option<u64>,
+    error: Option<String>,
+    /// Next input sequence number; `None` until the first welcome says
+    /// where the session's numbering stands.
+    next_seq: Option<u64>,
+    /// Sent (or to be resent) input not yet covered by an `InputAck`,
+    /// oldest first, with consecutive numbers.
+    unacked: VecDeque<(u64, Vec<u8>)>,
+    /// Input typed before the first welcome: it has no number yet.
+    unnumbered: Vec<Vec<u8>>,
+    /// When the current phase began.
+    phase_since: u64,
+    /// When anything last arrived from the host.
+    last_rx: u64,
+    next_ping: u64,
+    ping_id: u32,
+    /// Pings awaiting their pong: id and send time.
+    pings: VecDeque<(u32, u64)>,
+    retry_at: u64,
+    /// Failed attempts since the last welcome; drives the backoff delay.
+    attempt: u32,
+    rng: u64,
+    actions: VecDeque<Action>,
+}
+
+impl Connection {
+    /// Starts connecting at once. `seed` feeds the backoff jitter.
+    pub fn new(token: String, session: Option<SessionId>, size: Size, now: u64, seed: u64) -> Self {
+        let mut conn = Connection {
+            phase: Phase::Connecting,
+            token,
+            session,
+            size: size.clamped(),
+            epoch: None,
+            host: None,
+            rtt_ms: None,
+            error: None,
+            next_seq: None,
+            unacked: VecDeque::new(),
+            unnumbered: Vec::new(),
+            phase_since: now,
+            last_rx: now,
+            next_ping: now,
+            ping_id: 0,
+            pings: VecDeque::new(),
+            retry_at: now,
+            attempt: 0,
+            rng: seed | 1,
+            actions: VecDeque::new(),
+        };
+        conn.actions.push_back(Action::Open);
+        conn
+    }
+
+    /// Waits for a token instead of connecting (none stored yet).
+    pub fn waiting_for_token(size: Size, now: u64, seed: u64) -> Self {
+        let mut conn = Connection::new(String::new(), None, size, now, seed);
+        conn.actions.clear();
+        conn.phase = Phase::Closed(ClosedBecause::Unauthorized);
+        conn
+    }
+
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// The phase in the words of the page's test API.
+    pub fn phase_name(&self) -> &'static str {
+        match self.phase {
+            Phase::Connecting | Phase::Handshaking => "connecting",
+            Phase::Live => "live",
+            Phase::Backoff => "backoff",
+            Phase::Closed(_) => "closed",
+        }
+    }
+
+    pub fn host(&self) -> Option<&str> {
+        self.host.as_deref()
+    }
+
+    pub fn session(&self) -> Option<SessionId> {
+        self.session
+    }
+
+    pub fn epoch(&self) -> Option<u64> {
+        self.epoch
+    }
+
+    pub fn rtt_ms(&self) -> Option<u64> {
+        self.rtt_ms
+    }
+
+    /// Advice for the user about the last failure; `None` while all is well.
+    pub fn error(&self) -> Option<&str> {
+        self.error.as_deref()
+    }
+
+    /// When the next backoff attempt is due, while in backoff.
+    pub fn retry_at(&self) -> Option<u64> {
+        (self.phase == Phase::Backoff).then_some(self.retry_at)
+    }
+
+    /// Bytes of input not yet acknowledged by the host.
+    pub fn pending_input(&self) -> usize {
+        self.unacked.iter().map(|(_, d)| d.len()).sum::<usize>()
+            + self.unnumbered.iter().map(Vec::len).sum::<usize>()
+    }
+
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    fn set_phase(&mut self, phase: Phase, now: u64) {
+        self.phase = phase;
+        self.phase_since = now;
+    }
+
+    /// The socket opened: greet the host.
+    pub fn handle_open(&mut self, now: u64) {
+        if self.phase != Phase::Connecting {
+            return;
+        }
+        self.set_phase(Phase::Handshaking, now);
+        self.last_rx = now;
+        let hello = Hello {
+            token: self.token.clone(),
+            session: self.session,
+            size: self.size,
+        };
+        self.actions.push_back(Action::Send(encode_hello(&hello)));
+    }
+
+    /// A binary message arrived. Messages the screen needs are returned;
+    /// the rest (acks, pongs) are handled here.
+    pub fn handle_message(&mut self, bytes: &[u8], now: u64) -> Option<Delivery> {
+        if !matches!(self.phase, Phase::Handshaking | Phase::Live) {
+            return None;
+        }
+        self.last_rx = now;
+        let msg = match decode_server(bytes) {
+            Ok(msg) => msg,
+            Err(_) => {
+                self.give_up_socket("the host sent a message this page cannot read", now);
+                return None;
+            }
+        };
+        if self.phase == Phase::Handshaking {
+            return match msg {
+                ServerToClientMsg::Welcome(welcome) => self.welcome(welcome, now),
+                _ => {
+                    self.give_up_socket("the host did not answer the greeting", now);
+                    None
+                }
+            };
+        }
+        match msg {
+            ServerToClientMsg::Welcome(_) => {
+                self.give_up_socket("the host greeted twice", now);
+                None
+            }
+            ServerToClientMsg::History(block) => match decompress_lines(&block) {
+                Ok(lines) => Some(Delivery::History(lines)),
+                Err(_) => {
+                    self.give_up_socket("the host sent unreadable scrollback", now);
+                    None
+                }
+            },
+            ServerToClientMsg::Frame(frame) => {
+                self.send(&ClientToServerMsg::Ack { frame: frame.seq });
+                Some(Delivery::Frame(frame))
+            }
+            ServerToClientMsg::InputAck { seq } => {
+                while self.unacked.front().is_some_and(|(s, _)| *s <= seq) {
+                    self.unacked.pop_front();
+                }
+                None
+            }
+            ServerToClientMsg::Pong { id } => {
+                if let Some(pos) = self.pings.iter().position(|(p, _)| *p == id) {
+                    let (_, sent) = self.pings[pos];
+                    self.rtt_ms = Some(now.saturating_sub(sent));
+                    self.pings.drain(..=pos);
+                }
+                None
+            }
+            ServerToClientMsg::Exited { status } => Some(Delivery::Exited(status)),
+        }
+    }
+
+    fn welcome(&mut self, welcome: Welcome, now: u64) -> Option<Delivery> {
+        let same_session = self.session == Some(welcome.session);
+        if same_session && self.epoch.is_some_and(|e| welcome.epoch < e) {
+            // A host that lost the session to a newer owner: never show its
+            // frames or give it input.
+            self.give_up_socket("a stale host answered", now);
+            return None;
+        }
+        // Input survives only when the very same program is still running
+        // on the same owner: same session, same epoch, not newly created.
+        let continuous = same_session && self.epoch == Some(welcome.epoch) && !welcome.created;
+        if continuous {
+            while self
+                .unacked
+                .front()
+                .is_some_and(|(s, _)| *s <= welcome.input_seq)
+            {
+                self.unacked.pop_front();
+            }
+        } else {
+            let lost: usize = self.unacked.drain(..).map(|(_, d)| d.len()).sum();
+            if lost > 0 {
+                self.actions.push_back(Action::InputLost { bytes: lost });
+            }
+        }
+        let after_held = self.unacked.back().map_or(0, |(s, _)| s + 1);
+        self.next_seq = Some(after_held.max(welcome.input_seq + 1));
+        if !same_session {
+            self.actions
+                .push_back(Action::StoreSession(Some(welcome.session)));
+        }
+        self.session = Some(welcome.session);
+        self.epoch = Some(welcome.epoch);
+        self.host = Some(welcome.host.clone());
+        self.error = None;
+        self.attempt = 0;
+        self.set_phase(Phase::Live, now);
+        self.next_ping = now;
+        self.pings.clear();
+        // The hello carried the size at connect time; it may have changed.
+        self.send(&ClientToServerMsg::Resize(self.size));
+        let resend: Vec<(u64, Vec<u8>)> = self.unacked.iter().cloned().collect();
+        for (seq, data) in resend {
+            self.send(&ClientToServerMsg::Input { seq, data });
+        }
+        for data in core::mem::take(&mut self.unnumbered) {
+            self.number_and_send(data);
+        }
+        self.poll_ping(now);
+        Some(Delivery::Welcome {
+            welcome,
+            same_session,
+        })
+    }
+
+    /// Input for the program. Returns false when it was refused (closed, or
+    /// too much is already waiting for the host).
+    pub fn send_input(&mut self, data: &[u8]) -> bool {
+        if data.is_empty() {
+            return true;
+        }
+        if matches!(self.phase, Phase::Closed(_))
+            || self.pending_input() + data.len() > MAX_PENDING_INPUT
+        {
+            return false;
+        }
+        for chunk in data.chunks(MAX_INPUT_CHUNK) {
+            if self.next_seq.is_some() {
+                self.number_and_send(chunk.to_vec());
+            } else {
+                self.unnumbered.push(chunk.to_vec());
+            }
+        }
+        true
+    }
+
+    fn number_and_send(&mut self, data: Vec<u8>) {
+        let seq = self.next_seq.unwrap_or(1);
+        self.next_seq = Some(seq + 1);
+        if self.phase == Phase::Live {
+            self.send(&ClientToServerMsg::Input {
+                seq,
+                data: data.clone(),
+            });
+        }
+        self.unacked.push_back((seq, data));
+    }
+
+    /// The terminal's size in cells changed (the glue debounces this).
+    pub fn resize(&mut self, size: Size) {
+        let size = size.clamped();
+        if size == self.size {
+            return;
+        }
+        self.size = size;
+        if self.phase == Phase::Live {
+            self.send(&ClientToServerMsg::Resize(size));
+        }
+    }
+
+    pub fn size(&self) -> Size {
+        self.size
+    }
+
+    /// The socket closed, by the host or the network.
+    pub fn handle_close(&mut self, code: u16, now: u64) {
+        if !matches!(
+            self.phase,
+            Phase::Connecting | Phase::Handshaking | Phase::Live
+        ) {
+            // We closed it ourselves, or it is an old socket's late event.
+            return;
+        }
+        match CloseCode::from_code(code) {
+            Some(CloseCode::Unauthorized) => {
+                let advice = CloseCode::Unauthorized.advice();
+                self.error = Some(advice.to_owned());
+                self.set_phase(Phase::Closed(ClosedBecause::Unauthorized), now);
+                self.actions.push_back(Action::AskToken(advice));
+            }
+            Some(CloseCode::SessionEnded) => {
+                self.error = Some(CloseCode::SessionEnded.advice().to_owned());
+                self.set_phase(Phase::Closed(ClosedBecause::SessionEnded), now);
+                // Nothing is waiting for that input any more.
+                self.unacked.clear();
+                self.session = None;
+                self.epoch = None;
+                self.actions.push_back(Action::StoreSession(None));
+            }
+            // SessionLost says "reconnecting": the session lives on
+            // elsewhere, and the URL leads to whoever owns it now. Normal
+            // from a host we did not ask to close is a proxy or a restart.
+            Some(c)
+                if c.is_retryable() || matches!(c, CloseCode::SessionLost | CloseCode::Normal) =>
+            {
+                self.error = Some(c.advice().to_owned());
+                self.enter_backoff(now);
+            }
+            Some(c) => {
+                self.error = Some(c.advice().to_owned());
+                self.set_phase(Phase::Closed(ClosedBecause::Refused(c)), now);
+            }
+            None => {
+                self.error = Some("the connection was lost; reconnecting".to_owned());
+                self.enter_backoff(now);
+            }
+        }
+    }
+
+    /// Close the socket ourselves and retry after a backoff.
+    fn give_up_socket(&mut self, why: &str, now: u64) {
+        self.error = Some(format!("{why}; reconnecting"));
+        self.actions.push_back(Action::Close {
+            code: CLIENT_GIVES_UP,
+            reason: "client gave up on this connection",
+        });
+        self.enter_backoff(now);
+    }
+
+    fn enter_backoff(&mut self, now: u64) {
+        let shift = self.attempt.min(16);
+        let cap = (BACKOFF_BASE_MS << shift).min(BACKOFF_MAX_MS);
+        // Full jitter over the upper half spreads a fleet of clients that
+        // lost the same host without making the first retry slow.
+        let delay = cap / 2 + self.random() % (cap / 2 + 1);
+        self.attempt = self.attempt.saturating_add(1);
+        self.retry_at = now + delay;
+        self.set_phase(Phase::Backoff, now);
+    }
+
+    fn random(&mut self) -> u64 {
+        // xorshift64: plenty for jitter, and deterministic under test.
+        let mut x = self.rng;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.rng = x;
+        x
+    }
+
+    /// The user pressed Enter on the "closed" notice, or submitted a token:
+    /// try again now. After `SessionEnded` this starts a new session.
+    pub fn restart(&mut self, now: u64) {
+        if self.phase == Phase::Live {
+            return;
+        }
+        if matches!(self.phase, Phase::Connecting | Phase::Handshaking) {
+            self.actions.push_back(Action::Close {
+                code: CLIENT_GIVES_UP,
+                reason: "client restarted the connection",
+            });
+        }
+        self.attempt = 0;
+        self.set_phase(Phase::Connecting, now);
+        self.actions.push_back(Action::Open);
+    }
+
+    /// A new token from the form; connects with it.
+    pub fn set_token(&mut self, token: String, now: u64) {
+        self.token = token;
+        self.error = None;
+        self.restart(now);
+    }
+
+    /// When `handle_timeout` should next be called.
+    pub fn poll_timeout(&self) -> Option<u64> {
+        match self.phase {
+            Phase::Connecting => Some(self.phase_since + CONNECT_TIMEOUT_MS),
+            Phase::Handshaking => Some(self.last_rx + HEARTBEAT_TIMEOUT_MS),
+            Phase::Live => Some(self.next_ping.min(self.last_rx + HEARTBEAT_TIMEOUT_MS)),
+            Phase::Backoff => Some(self.retry_at),
+            Phase::Closed(_) => None,
+        }
+    }
+
+    pub fn handle_timeout(&mut self, now: u64) {
+        match self.phase {
+            Phase::Connecting if now >= self.phase_since + CONNECT_TIMEOUT_MS => {
+                self.give_up_socket("the host did not answer", now);
+            }
+            Phase::Handshaking | Phase::Live if now >= self.last_rx + HEARTBEAT_TIMEOUT_MS => {
+                self.give_up_socket("the host stopped answering", now);
+            }
+            Phase::Live => self.poll_ping(now),
+            Phase::Backoff if now >= self.retry_at => {
+                self.set_phase(Phase::Connecting, now);
+                self.actions.push_back(Action::Open);
+            }
+            _ => {}
+        }
+    }
+
+    fn poll_ping(&mut self, now: u64) {
+        if now < self.next_ping {
+            return;
+        }
+        self.ping_id = self.ping_id.wrapping_add(1);
+        self.pings.push_back((self.ping_id, now));
+        if self.pings.len() > 4 {
+            self.pings.pop_front();
+        }
+        self.next_ping = now + PING_INTERVAL_MS;
+        self.send(&ClientToServerMsg::Ping { id: self.ping_id });
+    }
+
+    fn send(&mut self, msg: &ClientToServerMsg) {
+        self.actions.push_back(Action::Send(encode_client(msg)));
+    }
+}
+
+#[cfg(test)]
+mod tests;

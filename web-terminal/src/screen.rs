@@ -1,0 +1,456 @@
+//! The client's model of the terminal screen, fed by protocol frames.
+//!
+//! The host runs the emulator and sends state, so this is not an emulator:
+//! it stores the grid the host described, the lines that scrolled off it
+//! (a bounded ring, so a flood cannot exhaust the tab's memory), and a view
+//! offset that lets the user read the scrollback while the program keeps
+//! writing. Which visible rows changed is tracked here so the renderer
+//! repaints only those.
+
+use std::borrow::Cow;
+use std::collections::VecDeque;
+
+use protocol::{CellLayout, Cursor, Frame, Line, Modes, Size, Style};
+
+/// How many scrolled-off lines the client keeps.
+pub const SCROLLBACK_LINES: usize = 10_000;
+
+/// How a cell relates to its neighbours.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CellWidth {
+    #[default]
+    Narrow,
+    /// The first half of a double-width character; the next cell is its
+    /// `Spacer`.
+    Wide,
+    /// The second half of a wide character: holds no text of its own.
+    Spacer,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Cell {
+    /// The grapheme shown in this cell. Empty for a blank cell and for the
+    /// spacer half of a wide character.
+    pub text: String,
+    pub style: Style,
+    pub width: CellWidth,
+}
+
+impl Cell {
+    pub fn is_blank(&self) -> bool {
+        self.text.is_empty() || self.text == " "
+    }
+}
+
+/// One row of cells; always exactly as wide as the grid it belongs to.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Row {
+    pub cells: Vec<Cell>,
+    /// The row continues on the next (soft wrap).
+    pub wrapped: bool,
+}
+
+impl Row {
+    pub fn blank(cols: usize) -> Row {
+        Row {
+            cells: vec![Cell::default(); cols],
+            wrapped: false,
+        }
+    }
+
+    /// Lays a protocol line out on `cols` cells. A wide character that would
+    /// straddle the right edge is dropped rather than split.
+    pub fn from_line(line: &Line, cols: usize) -> Row {
+        let mut cells = Vec::with_capacity(cols);
+        'runs: for run in &line.runs {
+            let place = |text: String, wide: bool, cells: &mut Vec<Cell>| -> bool {
+                let need = 1 + usize::from(wide);
+                if cells.len() + need > cols {
+                    return false;
+                }
+                cells.push(Cell {
+                    text,
+                    style: run.style,
+                    width: if wide {
+                        CellWidth::Wide
+                    } else {
+                        CellWidth::Narrow
+                    },
+                });
+                if wide {
+                    cells.push(Cell {
+                        text: String::new(),
+                        style: run.style,
+                        width: CellWidth::Spacer,
+                    });
+                }
+                true
+            };
+            match run.layout {
+                CellLayout::Narrow | CellLayout::Wide => {
+                    let wide = run.layout == CellLayout::Wide;
+                    for ch in run.text.chars() {
+                        if !place(ch.to_string(), wide, &mut cells) {
+                            break 'runs;
+                        }
+                    }
+                }
+                CellLayout::Cluster { wide } => {
+                    if !place(run.text.clone(), wide, &mut cells) {
+                        break 'runs;
+                    }
+                }
+            }
+        }
+        cells.resize(cols, Cell::default());
+        Row {
+            cells,
+            wrapped: line.wrapped,
+        }
+    }
+
+    /// The row's characters without trailing blanks; blank cells are spaces
+    /// and the spacer half of a wide character adds nothing.
+    pub fn text(&self) -> String {
+        let mut out = String::with_capacity(self.cells.len());
+        for cell in &self.cells {
+            match cell.width {
+                CellWidth::Spacer => {}
+                _ if cell.text.is_empty() => out.push(' '),
+                _ => out.push_str(&cell.text),
+            }
+        }
+        out.truncate(out.trim_end().len());
+        out
+    }
+
+    fn set_width(&mut self, cols: usize) {
+        self.cells.resize(cols, Cell::default());
+        // A wide character cut in half by the new edge becomes a blank.
+        if let Some(last) = self.cells.last_mut()
+            && last.width == CellWidth::Wide
+        {
+            *last = Cell::default();
+        }
+    }
+}
+
+/// Screen state as the host last described it, plus the client's scrollback.
+#[derive(Debug)]
+pub struct Screen {
+    size: Size,
+    grid: Vec<Row>,
+    /// Oldest line first. Bounded by `capacity`.
+    scrollback: VecDeque<Line>,
+    capacity: usize,
+    /// Lines ever dropped from the front of `scrollback`, so that a line keeps
+    /// one absolute number (`dropped + index`) while the ring turns; the
+    /// selection refers to lines by that number.
+    dropped: u64,
+    /// How many lines the view is scrolled back from the bottom; at most
+    /// `scrollback.len()`. Zero follows the program's output.
+    view_offset: usize,
+    cursor: Cursor,
+    modes: Modes,
+    title: String,
+    title_changed: bool,
+    bell: bool,
+    /// Visible rows that need a repaint, indexed by view row.
+    dirty: Vec<bool>,
+    /// Set by `begin_attach`: the first history block of the new connection
+    /// replaces the scrollback instead of appending to it.
+    history_replaces: bool,
+    frames: u64,
+}
+
+impl Screen {
+    pub fn new(size: Size) -> Screen {
+        Screen::with_capacity(size, SCROLLBACK_LINES)
+    }
+
+    pub fn with_capacity(size: Size, capacity: usize) -> Screen {
+        let size = size.clamped();
+        Screen {
+            size,
+            grid: vec![Row::blank(usize::from(size.cols)); usize::from(size.rows)],
+            scrollback: VecDeque::new(),
+            capacity,
+            dropped: 0,
+            view_offset: 0,
+            cursor: Cursor {
+                visible: true,
+                ..Cursor::default()
+            },
+            modes: Modes::default(),
+            title: String::new(),
+            title_changed: false,
+            bell: false,
+            dirty: vec![true; usize::from(size.rows)],
+            history_replaces: false,
+            frames: 0,
+        }
+    }
+
+    pub fn size(&self) -> Size {
+        self.size
+    }
+
+    pub fn modes(&self) -> Modes {
+        self.modes
+    }
+
+    pub fn cursor(&self) -> Cursor {
+        self.cursor
+    }
+
+    pub fn title(&self) -> &str {
+        &self.title
+    }
+
+    /// Frames applied since the page loaded.
+    pub fn frames(&self) -> u64 {
+        self.frames
+    }
+
+    pub fn scrollback_len(&self) -> usize {
+        self.scrollback.len()
+    }
+
+    pub fn view_offset(&self) -> usize {
+        self.view_offset
+    }
+
+    /// A new connection was welcomed. History that follows replaces the
+    /// scrollback (the host sends all of it on every attach); a different
+    /// session's scrollback is dropped at once.
+    pub fn begin_attach(&mut self, same_session: bool) {
+        if !same_session {
+            self.scrollback.clear();
+            self.view_offset = 0;
+            self.mark_all_dirty();
+        }
+        self.history_replaces = true;
+    }
+
+    /// Appends a block of scrollback sent on attach, oldest first.
+    pub fn apply_history(&mut self, lines: Vec<Line>) {
+        if self.history_replaces {
+            self.history_replaces = false;
+            self.scrollback.clear();
+            self.view_offset = 0;
+        }
+        self.push_lines(lines);
+        self.mark_all_dirty();
+    }
+
+    /// Applies one frame from the host.
+    pub fn apply_frame(&mut self, frame: Frame) {
+        self.history_replaces = false;
+        self.frames += 1;
+        let size = frame.size.clamped();
+        if size != self.size {
+            self.resize(size);
+        }
+        if frame.full {
+            for row in &mut self.grid {
+                *row = Row::blank(usize::from(size.cols));
+            }
+            self.mark_grid_dirty();
+        }
+        if !frame.scrolled.is_empty() {
+            let before = self.view_offset;
+            let n = frame.scrolled.len();
+            self.push_lines(frame.scrolled);
+            if before > 0 {
+                // Keep the view on the same lines while the program writes.
+                let wanted = before + n;
+                self.view_offset = wanted.min(self.scrollback.len());
+                if self.view_offset != wanted {
+                    self.mark_all_dirty();
+                }
+            }
+        }
+        for update in &frame.rows {
+            let row = usize::from(update.row);
+            if let Some(slot) = self.grid.get_mut(row) {
+                *slot = Row::from_line(&update.line, usize::from(size.cols));
+                self.mark_grid_row_dirty(row);
+            }
+        }
+        if frame.cursor != self.cursor {
+            self.mark_cursor_dirty();
+            self.cursor = frame.cursor;
+            self.mark_cursor_dirty();
+        }
+        self.modes = frame.modes;
+        if let Some(title) = frame.title
+            && title != self.title
+        {
+            self.title = title;
+            self.title_changed = true;
+        }
+        self.bell |= frame.bell;
+    }
+
+    fn push_lines(&mut self, lines: Vec<Line>) {
+        for line in lines {
+            self.scrollback.push_back(line);
+        }
+        while self.scrollback.len() > self.capacity {
+            self.scrollback.pop_front();
+            self.dropped += 1;
+        }
+        self.view_offset = self.view_offset.min(self.scrollback.len());
+    }
+
+    fn resize(&mut self, size: Size) {
+        let cols = usize::from(size.cols);
+        self.grid.resize(usize::from(size.rows), Row::blank(cols));
+        for row in &mut self.grid {
+            row.set_width(cols);
+        }
+        self.size = size;
+        self.dirty = vec![true; usize::from(size.rows)];
+    }
+
+    /// Scrolls the view by `lines` (positive goes back in history). Returns
+    /// whether the view moved.
+    pub fn scroll_view(&mut self, lines: isize) -> bool {
+        let target = self
+            .view_offset
+            .saturating_add_signed(lines)
+            .min(self.scrollback.len());
+        if target == self.view_offset {
+            return false;
+        }
+        self.view_offset = target;
+        self.mark_all_dirty();
+        true
+    }
+
+    /// Returns the view to the program's output (on typing).
+    pub fn scroll_to_bottom(&mut self) -> bool {
+        self.scroll_view(-(self.view_offset as isize))
+    }
+
+    /// The row shown at view row `row`: a scrollback line while scrolled
+    /// back, else a grid row.
+    pub fn visible_row(&self, row: u16) -> Option<Cow<'_, Row>> {
+        if row >= self.size.rows {
+            return None;
+        }
+        let index = self.scrollback.len() - self.view_offset + usize::from(row);
+        self.row_at_index(index)
+    }
+
+    fn row_at_index(&self, index: usize) -> Option<Cow<'_, Row>> {
+        let cols = usize::from(self.size.cols);
+        match index.checked_sub(self.scrollback.len()) {
+            None => self
+                .scrollback
+                .get(index)
+                .map(|line| Cow::Owned(Row::from_line(line, cols))),
+            Some(grid_row) => self.grid.get(grid_row).map(Cow::Borrowed),
+        }
+    }
+
+    /// The absolute number of the line at view row `row` (see `dropped`).
+    pub fn line_number_of_view_row(&self, row: u16) -> u64 {
+        let index = self.scrollback.len() - self.view_offset + usize::from(row);
+        self.dropped + index as u64
+    }
+
+    /// The view row showing absolute line `line`, if it is on screen.
+    pub fn view_row_of_line(&self, line: u64) -> Option<u16> {
+        let top = self.line_number_of_view_row(0);
+        let row = line.checked_sub(top)?;
+        (row < u64::from(self.size.rows)).then_some(row as u16)
+    }
+
+    /// The row with absolute number `line`, from scrollback or grid.
+    pub fn line(&self, line: u64) -> Option<Cow<'_, Row>> {
+        let index = usize::try_from(line.checked_sub(self.dropped)?).ok()?;
+        self.row_at_index(index)
+    }
+
+    /// Absolute numbers of the first and one past the last line held.
+    pub fn line_range(&self) -> (u64, u64) {
+        let end = self.dropped + (self.scrollback.len() + self.grid.len()) as u64;
+        (self.dropped, end)
+    }
+
+    /// The cell at a visible position.
+    pub fn cell(&self, row: u16, col: u16) -> Option<Cell> {
+        self.visible_row(row)?.cells.get(usize::from(col)).cloned()
+    }
+
+    /// The text of a visible row, without trailing blanks.
+    pub fn row_text(&self, row: u16) -> String {
+        self.visible_row(row).map(|r| r.text()).unwrap_or_default()
+    }
+
+    /// All visible rows, joined by newlines.
+    pub fn text(&self) -> String {
+        let rows: Vec<String> = (0..self.size.rows).map(|r| self.row_text(r)).collect();
+        rows.join("\n")
+    }
+
+    /// The view row the cursor is drawn on, if the program's cursor is
+    /// visible in the current view.
+    pub fn cursor_view_row(&self) -> Option<u16> {
+        let row = usize::from(self.cursor.row) + self.view_offset;
+        (row < usize::from(self.size.rows)).then_some(row as u16)
+    }
+
+    pub fn take_title_change(&mut self) -> Option<String> {
+        core::mem::take(&mut self.title_changed).then(|| self.title.clone())
+    }
+
+    pub fn take_bell(&mut self) -> bool {
+        core::mem::take(&mut self.bell)
+    }
+
+    pub fn mark_all_dirty(&mut self) {
+        self.dirty.iter_mut().for_each(|d| *d = true);
+    }
+
+    pub fn mark_row_dirty(&mut self, row: u16) {
+        if let Some(d) = self.dirty.get_mut(usize::from(row)) {
+            *d = true;
+        }
+    }
+
+    /// Marks the view row the cursor is on, e.g. when it blinks.
+    pub fn mark_cursor_dirty(&mut self) {
+        if let Some(row) = self.cursor_view_row() {
+            self.mark_row_dirty(row);
+        }
+    }
+
+    fn mark_grid_row_dirty(&mut self, grid_row: usize) {
+        let row = grid_row + self.view_offset;
+        if let Some(d) = self.dirty.get_mut(row) {
+            *d = true;
+        }
+    }
+
+    fn mark_grid_dirty(&mut self) {
+        for row in 0..self.grid.len() {
+            self.mark_grid_row_dirty(row);
+        }
+    }
+
+    /// Visible rows changed since the last call, in order.
+    pub fn take_dirty_rows(&mut self) -> Vec<u16> {
+        let mut rows = Vec::new();
+        for (i, d) in self.dirty.iter_mut().enumerate() {
+            if core::mem::take(d) {
+                rows.push(i as u16);
+            }
+        }
+        rows
+    }
+}
+
+#[cfg(test)]
+mod tests;

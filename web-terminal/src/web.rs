@@ -1,0 +1,1 @@
+//! Browser glue (wasm32 only); written next.
