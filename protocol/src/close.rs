@@ -31,10 +31,12 @@ pub enum CloseCode {
     Overloaded,
     /// The session's ownership moved away from this host.
     SessionLost,
+    /// The host could not start the session's program.
+    SpawnFailed,
 }
 
 impl CloseCode {
-    const TABLE: [(CloseCode, u16); 12] = [
+    const TABLE: [(CloseCode, u16); 13] = [
         (CloseCode::Normal, 1000),
         (CloseCode::GoingAway, 1001),
         (CloseCode::TooBig, 1009),
@@ -47,6 +49,7 @@ impl CloseCode {
         (CloseCode::HandshakeTimeout, 4006),
         (CloseCode::Overloaded, 4007),
         (CloseCode::SessionLost, 4008),
+        (CloseCode::SpawnFailed, 4009),
     ];
 
     pub fn code(self) -> u16 {
@@ -57,7 +60,10 @@ impl CloseCode {
     }
 
     pub fn from_code(code: u16) -> Option<CloseCode> {
-        Self::TABLE.iter().find(|(_, n)| *n == code).map(|(c, _)| *c)
+        Self::TABLE
+            .iter()
+            .find(|(_, n)| *n == code)
+            .map(|(c, _)| *c)
     }
 
     /// Whether a client should try again on its own after this close.
@@ -72,14 +78,23 @@ impl CloseCode {
             CloseCode::GoingAway => "the host is shutting down; reconnecting",
             CloseCode::TooBig => "a message was larger than the host accepts; reload the page",
             CloseCode::BadHello => "the client sent an invalid greeting; reload the page",
-            CloseCode::Unauthorized => "the access token is wrong or missing; enter the token the host printed",
-            CloseCode::VersionMismatch => "this page is older or newer than the host; reload the page",
-            CloseCode::Malformed => "the client sent a message the host could not read; reload the page",
+            CloseCode::Unauthorized => {
+                "the access token is wrong or missing; enter the token the host printed"
+            }
+            CloseCode::VersionMismatch => {
+                "this page is older or newer than the host; reload the page"
+            }
+            CloseCode::Malformed => {
+                "the client sent a message the host could not read; reload the page"
+            }
             CloseCode::SessionEnded => "the program exited; press Enter to start a new session",
             CloseCode::Replaced => "this session was opened on another terminal",
             CloseCode::HandshakeTimeout => "the greeting took too long; reconnecting",
             CloseCode::Overloaded => "the host has no room for another session; try again later",
             CloseCode::SessionLost => "this host no longer owns the session; reconnecting",
+            CloseCode::SpawnFailed => {
+                "the host could not start your program; ask the operator to check its logs"
+            }
         }
     }
 }

@@ -17,12 +17,12 @@ pub use close::CloseCode;
 pub use codec::{
     DecodeError, MAGIC, MAX_CLIENT_MESSAGE, MAX_HISTORY_RAW, MAX_INPUT_CHUNK, MAX_SERVER_MESSAGE,
     PROTOCOL_VERSION, decode_client, decode_hello, decode_server, encode_client, encode_hello,
-    encode_server, encode_hello_with_version,
+    encode_hello_with_version, encode_server,
 };
 pub use lines::{CompressedLines, compress_lines, decompress_lines};
 pub use msg::{ClientToServerMsg, Hello, ServerToClientMsg, SessionId, Welcome};
 pub use screen::{
-    CellLayout, Color, Cursor, CursorShape, Frame, Line, Modes, Run, RowUpdate, Size, Style,
+    CellLayout, Color, Cursor, CursorShape, Frame, Line, Modes, RowUpdate, Run, Size, Style,
     StyleFlags,
 };
 

@@ -66,12 +66,19 @@ pub struct Hello {
 pub enum ClientToServerMsg {
     /// Bytes for the program, numbered per session from 1 so that a resend
     /// after a reconnect is applied exactly once.
-    Input { seq: u64, data: Vec<u8> },
+    Input {
+        seq: u64,
+        data: Vec<u8>,
+    },
     Resize(Size),
     /// The client has applied every frame up to and including `frame`.
-    Ack { frame: u64 },
+    Ack {
+        frame: u64,
+    },
     /// Heartbeat and round-trip measurement; answered with `Pong`.
-    Ping { id: u32 },
+    Ping {
+        id: u32,
+    },
 }
 
 /// The host's answer to a valid hello.
@@ -96,8 +103,14 @@ pub enum ServerToClientMsg {
     History(CompressedLines),
     Frame(Frame),
     /// Every input up to and including `seq` reached the program.
-    InputAck { seq: u64 },
-    Pong { id: u32 },
+    InputAck {
+        seq: u64,
+    },
+    Pong {
+        id: u32,
+    },
     /// The program exited; the host closes the connection after this.
-    Exited { status: Option<i32> },
+    Exited {
+        status: Option<i32>,
+    },
 }

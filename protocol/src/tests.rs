@@ -224,6 +224,7 @@ fn close_codes_map_both_ways() {
         CloseCode::HandshakeTimeout,
         CloseCode::Overloaded,
         CloseCode::SessionLost,
+        CloseCode::SpawnFailed,
     ] {
         assert_eq!(CloseCode::from_code(code.code()), Some(code));
         assert!(code.advice().len() < 123, "close reasons must fit a frame");

@@ -1,0 +1,317 @@
+//! Ref tests in the alacritty style: recorded bytes in, expected grid out.
+
+use super::*;
+
+fn emulator(cols: u16, rows: u16, bytes: &[u8]) -> Emulator {
+    let mut emulator = Emulator::new(Size { cols, rows });
+    emulator.feed(bytes);
+    emulator
+}
+
+fn row_line(frame: &Frame, row: u16) -> Line {
+    frame
+        .rows
+        .iter()
+        .find(|update| update.row == row)
+        .map(|update| update.line.clone())
+        .unwrap_or_default()
+}
+
+#[test]
+fn plain_text_lands_on_the_grid() {
+    let emu = emulator(20, 4, b"hello\r\nworld");
+    assert_eq!(emu.screen_text(), ["hello", "world", "", ""]);
+    assert_eq!(emu.cursor().row, 1);
+    assert_eq!(emu.cursor().col, 5);
+}
+
+#[test]
+fn colours_and_attributes_become_styled_runs() {
+    let mut emu = emulator(
+        40,
+        2,
+        b"\x1b[31mR\x1b[0m \x1b[38;2;1;2;3mT\x1b[48;5;200;1;3;4;9mX\x1b[0m\x1b[2;7mD",
+    );
+    let frame = emu.frame(1, vec![]);
+    let line = row_line(&frame, 0);
+    let styles: Vec<(Style, &str)> = line
+        .runs
+        .iter()
+        .map(|r| (r.style, r.text.as_str()))
+        .collect();
+    assert_eq!(
+        styles,
+        [
+            (
+                Style {
+                    fg: Color::Indexed(1),
+                    ..Style::default()
+                },
+                "R"
+            ),
+            (Style::default(), " "),
+            (
+                Style {
+                    fg: Color::Rgb(1, 2, 3),
+                    ..Style::default()
+                },
+                "T"
+            ),
+            (
+                Style {
+                    fg: Color::Rgb(1, 2, 3),
+                    bg: Color::Indexed(200),
+                    flags: StyleFlags(
+                        StyleFlags::BOLD
+                            | StyleFlags::ITALIC
+                            | StyleFlags::UNDERLINE
+                            | StyleFlags::STRIKE
+                    ),
+                },
+                "X"
+            ),
+            (
+                Style {
+                    flags: StyleFlags(StyleFlags::DIM | StyleFlags::INVERSE),
+                    ..Style::default()
+                },
+                "D"
+            ),
+        ]
+    );
+}
+
+#[test]
+fn wide_characters_and_clusters_keep_their_columns() {
+    let mut emu = emulator(10, 2, "漢字ab😀e\u{301}".as_bytes());
+    let frame = emu.frame(1, vec![]);
+    let line = row_line(&frame, 0);
+    let layouts: Vec<(CellLayout, &str)> = line
+        .runs
+        .iter()
+        .map(|r| (r.layout, r.text.as_str()))
+        .collect();
+    assert_eq!(
+        layouts,
+        [
+            (CellLayout::Wide, "漢字"),
+            (CellLayout::Narrow, "ab"),
+            (CellLayout::Wide, "😀"),
+            (CellLayout::Cluster { wide: false }, "e\u{301}"),
+        ]
+    );
+    assert_eq!(line.columns(), 9);
+    assert_eq!(emu.cursor().col, 9);
+}
+
+#[test]
+fn a_wide_char_that_does_not_fit_wraps_whole() {
+    let mut emu = emulator(5, 3, "abcd漢".as_bytes());
+    let frame = emu.frame(1, vec![]);
+    assert_eq!(row_line(&frame, 0).text(), "abcd");
+    assert!(row_line(&frame, 0).wrapped);
+    assert_eq!(row_line(&frame, 1).text(), "漢");
+}
+
+#[test]
+fn scroll_region_scrolls_only_inside_it() {
+    // Rows 2-3 (1-based) form the region; a linefeed at its bottom scrolls
+    // only those rows and nothing enters the scrollback.
+    let emu = emulator(10, 4, b"top\r\nr2\r\nr3\r\nbottom\x1b[2;3r\x1b[3;1H\nnew");
+    assert_eq!(emu.screen_text(), ["top", "r3", "new", "bottom"]);
+    let mut emu = emu;
+    assert!(emu.drain_scrolled().is_empty());
+}
+
+#[test]
+fn lines_scrolled_off_the_top_are_drained_in_order() {
+    let mut bytes = Vec::new();
+    for i in 1..=30 {
+        bytes.extend_from_slice(format!("line{i}\r\n").as_bytes());
+    }
+    let mut emu = emulator(20, 10, &bytes);
+    let scrolled: Vec<String> = emu.drain_scrolled().iter().map(Line::text).collect();
+    let expected: Vec<String> = (1..=21).map(|i| format!("line{i}")).collect();
+    assert_eq!(scrolled, expected);
+    assert!(emu.drain_scrolled().is_empty(), "drained once");
+    assert_eq!(emu.screen_text()[0], "line22");
+    assert_eq!(emu.screen_text()[8], "line30");
+}
+
+#[test]
+fn a_flood_keeps_the_newest_ten_thousand_lines() {
+    let mut emu = emulator(20, 5, b"");
+    let mut bytes = Vec::new();
+    for i in 0..25_000 {
+        bytes.extend_from_slice(format!("{i}\r\n").as_bytes());
+    }
+    emu.feed(&bytes);
+    let scrolled = emu.drain_scrolled();
+    assert_eq!(scrolled.len(), SCROLLBACK_LINES);
+    assert_eq!(
+        scrolled[0].text(),
+        (25_000 - 4 - SCROLLBACK_LINES).to_string()
+    );
+    assert_eq!(
+        scrolled.last().map(Line::text),
+        Some((25_000 - 5).to_string())
+    );
+}
+
+#[test]
+fn alternate_screen_hides_and_restores_the_primary() {
+    let mut emu = emulator(10, 3, b"primary");
+    assert!(!emu.modes().has(Modes::ALT_SCREEN));
+    emu.feed(b"\x1b[?1049h\x1b[Halt");
+    assert!(emu.modes().has(Modes::ALT_SCREEN));
+    assert_eq!(emu.screen_text(), ["alt", "", ""]);
+    // Output on the alternate screen never reaches the scrollback.
+    emu.feed(b"\r\n1\r\n2\r\n3\r\n4");
+    assert!(emu.drain_scrolled().is_empty());
+    emu.feed(b"\x1b[?1049l");
+    assert!(!emu.modes().has(Modes::ALT_SCREEN));
+    assert_eq!(emu.screen_text(), ["primary", "", ""]);
+}
+
+#[test]
+fn modes_follow_the_program() {
+    let mut emu = emulator(10, 3, b"\x1b[?1h\x1b[?2004h\x1b[?1002h\x1b[?1006h\x1b=");
+    let modes = emu.modes();
+    for mode in [
+        Modes::APP_CURSOR,
+        Modes::BRACKETED_PASTE,
+        Modes::MOUSE_DRAG,
+        Modes::SGR_MOUSE,
+        Modes::APP_KEYPAD,
+    ] {
+        assert!(modes.has(mode), "{mode:#x} in {modes:?}");
+    }
+    emu.feed(b"\x1b[?1l\x1b[?2004l\x1b[?1002l");
+    assert!(!emu.modes().has(Modes::APP_CURSOR));
+    assert!(!emu.modes().has(Modes::BRACKETED_PASTE));
+    assert!(!emu.modes().mouse_reporting());
+}
+
+#[test]
+fn cursor_shape_and_visibility_are_reported() {
+    let mut emu = emulator(10, 3, b"\x1b[6 q");
+    assert_eq!(emu.cursor().shape, CursorShape::Beam);
+    assert!(!emu.cursor().blink);
+    emu.feed(b"\x1b[3 q");
+    assert_eq!(emu.cursor().shape, CursorShape::Underline);
+    assert!(emu.cursor().blink);
+    emu.feed(b"\x1b[?25l");
+    assert!(!emu.cursor().visible);
+}
+
+#[test]
+fn frames_carry_only_damaged_rows() {
+    let mut emu = emulator(10, 5, b"one\r\ntwo\r\nthree");
+    let first = emu.frame(1, vec![]);
+    assert!(first.full);
+    assert_eq!(
+        first.rows.len(),
+        3,
+        "blank rows are implied by a full frame"
+    );
+    assert!(!emu.is_dirty());
+    emu.feed(b"\x1b[2;1HTWO");
+    assert!(emu.is_dirty());
+    let second = emu.frame(2, vec![]);
+    assert!(!second.full);
+    // The changed row, plus the rows the cursor left and entered (alacritty
+    // reports those so cursor moves repaint); never the untouched rows.
+    let rows: Vec<u16> = second.rows.iter().map(|u| u.row).collect();
+    assert!(rows.contains(&1), "{rows:?}");
+    assert!(!rows.contains(&3) && !rows.contains(&4), "{rows:?}");
+    assert_eq!(row_line(&second, 1).text(), "TWO");
+}
+
+#[test]
+fn queries_are_answered_to_the_program() {
+    let mut emu = emulator(10, 5, b"ab\x1b[6n");
+    assert_eq!(emu.take_replies(), b"\x1b[1;3R");
+    assert!(emu.take_replies().is_empty());
+    emu.feed(b"\x1b]11;?\x07");
+    let reply = String::from_utf8(emu.take_replies()).unwrap_or_default();
+    assert!(reply.starts_with("\x1b]11;rgb:1e1e/1e1e/1e1e"), "{reply:?}");
+}
+
+#[test]
+fn title_and_bell_are_sent_once() {
+    let mut emu = emulator(10, 2, b"\x1b]0;my title\x07\x07");
+    let frame = emu.frame(1, vec![]);
+    assert_eq!(frame.title.as_deref(), Some("my title"));
+    assert!(frame.bell);
+    emu.feed(b"x");
+    let frame = emu.frame(2, vec![]);
+    assert_eq!(frame.title, None);
+    assert!(!frame.bell);
+    emu.mark_full();
+    assert_eq!(emu.frame(3, vec![]).title.as_deref(), Some("my title"));
+}
+
+#[test]
+fn resize_reflows_and_forces_a_full_frame() {
+    let mut emu = emulator(10, 3, b"0123456789abc");
+    emu.frame(1, vec![]);
+    emu.resize(Size { cols: 20, rows: 3 });
+    let frame = emu.frame(2, vec![]);
+    assert!(frame.full);
+    assert_eq!(frame.size, Size { cols: 20, rows: 3 });
+    assert_eq!(row_line(&frame, 0).text(), "0123456789abc");
+}
+
+#[test]
+fn hostile_sizes_are_clamped() {
+    let emu = Emulator::new(Size {
+        cols: u16::MAX,
+        rows: 0,
+    });
+    assert_eq!(
+        emu.size(),
+        Size {
+            cols: 1000,
+            rows: 1
+        }
+    );
+}
+
+#[test]
+fn recorded_vim_like_session_renders() {
+    // Bytes as vim emits them for a two-line file on a 20x4 screen: enter
+    // the alternate screen, clear, draw with colours, park the cursor.
+    let recorded = b"\x1b[?1049h\x1b[22;0;0t\x1b[?1h\x1b=\x1b[H\x1b[2J\x1b[?2004h\
+\x1b[1;1Hfn main() {}\r\n\x1b[34m~                   \x1b[m\r\n\x1b[34m~\x1b[m\
+\x1b[4;1H\"a.rs\" 1L, 13B\x1b[1;1H\x1b[?25h";
+    let mut emu = emulator(20, 4, recorded);
+    assert_eq!(
+        emu.screen_text(),
+        ["fn main() {}", "~", "~", "\"a.rs\" 1L, 13B"]
+    );
+    let frame = emu.frame(1, vec![]);
+    assert!(frame.modes.has(Modes::ALT_SCREEN | Modes::APP_CURSOR));
+    assert_eq!(row_line(&frame, 1).runs[0].style.fg, Color::Indexed(4));
+    assert_eq!((frame.cursor.row, frame.cursor.col), (0, 0));
+}
+
+#[test]
+fn garbage_never_panics() {
+    let mut emu = emulator(7, 3, b"");
+    let mut state = 0x1234_5678_9abc_def0u64;
+    let mut bytes = Vec::with_capacity(1 << 16);
+    for _ in 0..(1 << 16) {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        // Bias towards escape sequences so the parser's states are exercised.
+        let b = state as u8;
+        bytes.push(if b.is_multiple_of(5) { 0x1b } else { b });
+    }
+    for chunk in bytes.chunks(997) {
+        emu.feed(chunk);
+        let _ = emu.take_replies();
+        let scrolled = emu.drain_scrolled();
+        let _ = emu.frame(1, scrolled);
+    }
+}

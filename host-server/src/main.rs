@@ -1,0 +1,181 @@
+//! `host-server`: run a Thinline session host.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use host_server::metrics::Metrics;
+use host_server::pty::ProgramSpec;
+use host_server::registry::Registry;
+use host_server::session::SessionConfig;
+use host_server::{AppState, run};
+
+#[derive(Parser)]
+#[command(version, about = "Thinline session host")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve terminals over HTTP and WebSocket.
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address to listen on; loopback unless told otherwise.
+    #[arg(long, env = "THINLINE_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Folder with index.html and the built client (pkg/).
+    #[arg(long, env = "THINLINE_STATIC_DIR", default_value = "static")]
+    static_dir: PathBuf,
+    /// This host's name, shown to users and used by the directory.
+    #[arg(long, env = "THINLINE_HOST_ID", default_value = "h1")]
+    host_id: String,
+    /// Program each session runs; defaults to $SHELL as a login shell.
+    #[arg(long, env = "THINLINE_PROGRAM")]
+    program: Option<PathBuf>,
+    /// Argument for the program (repeat for several).
+    #[arg(long = "arg", allow_hyphen_values = true)]
+    args: Vec<String>,
+    /// Working directory of new sessions; defaults to $HOME.
+    #[arg(long, env = "THINLINE_CWD")]
+    cwd: Option<PathBuf>,
+    /// Origin allowed to open a terminal (repeat); defaults to this host's
+    /// own http://127.0.0.1:PORT and http://localhost:PORT.
+    #[arg(
+        long = "allow-origin",
+        env = "THINLINE_ALLOW_ORIGIN",
+        value_delimiter = ','
+    )]
+    allow_origins: Vec<String>,
+    /// Most sessions this host runs at once.
+    #[arg(long, default_value_t = 1000)]
+    max_sessions: usize,
+    /// End a session after this many seconds without a client.
+    #[arg(long, default_value_t = 24 * 3600)]
+    idle_timeout_secs: u64,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let Cli { command } = Cli::parse();
+    match command {
+        Command::Serve(args) => serve(args).await,
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let token = match std::env::var("THINLINE_TOKEN") {
+        Ok(token) if !token.is_empty() => token,
+        _ => random_token(),
+    };
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {}; is another host running there? pick another with --listen",
+                args.listen
+            )
+        })?;
+    let addr = listener.local_addr().context("reading the bound address")?;
+    let allowed_origins = if args.allow_origins.is_empty() {
+        vec![
+            format!("http://127.0.0.1:{}", addr.port()),
+            format!("http://localhost:{}", addr.port()),
+        ]
+    } else {
+        args.allow_origins
+    };
+    if !args.static_dir.join("index.html").exists() {
+        tracing::warn!(
+            dir = %args.static_dir.display(),
+            "no index.html in the static folder; run `cargo xtask build` first"
+        );
+    }
+    let (program, login) = match args.program {
+        Some(program) => (program, false),
+        None => (
+            std::env::var_os("SHELL")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("/bin/sh")),
+            true,
+        ),
+    };
+    let cwd = args
+        .cwd
+        .or_else(|| std::env::var_os("HOME").map(PathBuf::from));
+    let metrics = Arc::new(Metrics::default());
+    let registry = Registry::new(
+        SessionConfig {
+            host: args.host_id.clone(),
+            program: ProgramSpec {
+                program,
+                args: args.args,
+                login,
+                cwd,
+                env: Vec::new(),
+            },
+            idle_timeout: Duration::from_secs(args.idle_timeout_secs),
+        },
+        args.max_sessions,
+        metrics.clone(),
+    );
+    let state = AppState {
+        registry,
+        metrics,
+        token: token.into(),
+        allowed_origins: allowed_origins.into(),
+        static_dir: args.static_dir,
+    };
+    let host = if addr.ip().is_loopback() {
+        format!("127.0.0.1:{}", addr.port())
+    } else {
+        addr.to_string()
+    };
+    // Printed, not logged: the token is for the person who started the host.
+    println!(
+        "thinline: host {} listening on http://{host}/",
+        args.host_id
+    );
+    println!("thinline: access token: {}", state.token);
+    tracing::info!(host = %args.host_id, %addr, "serving");
+    run(listener, state, shutdown_signal())
+        .await
+        .context("serving")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn random_token() -> String {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).expect("the operating system's random source failed");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        // Without signal handlers the host can still be killed; it just
+        // cannot hang up its sessions first.
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

@@ -1,0 +1,142 @@
+//! The session's scrollback, kept compressed.
+//!
+//! Lines arrive in order from the emulator and are sealed into LZ4 blocks of
+//! `BLOCK_LINES`, so ten thousand lines of history cost a fraction of their
+//! text in memory, and a reattaching client (or, later, the store) receives
+//! the sealed blocks as they are, without recompressing anything.
+
+use std::collections::VecDeque;
+
+use protocol::{CompressedLines, Line, compress_lines};
+
+/// Lines per sealed block: small enough that one block is a modest message,
+/// large enough that LZ4 finds repetition.
+pub const BLOCK_LINES: usize = 256;
+
+pub struct Scrollback {
+    sealed: VecDeque<CompressedLines>,
+    /// Lines in `sealed`, kept so `len` needs no walk.
+    sealed_lines: usize,
+    open: Vec<Line>,
+    /// At least this many of the newest lines are kept.
+    limit: usize,
+}
+
+impl Scrollback {
+    pub fn new(limit: usize) -> Scrollback {
+        Scrollback {
+            sealed: VecDeque::new(),
+            sealed_lines: 0,
+            open: Vec::new(),
+            limit,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.sealed_lines + self.open.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn push(&mut self, lines: &[Line]) {
+        self.open.extend_from_slice(lines);
+        while self.open.len() >= BLOCK_LINES {
+            let rest = self.open.split_off(BLOCK_LINES);
+            let block = std::mem::replace(&mut self.open, rest);
+            self.sealed_lines += block.len();
+            self.sealed.push_back(compress_lines(&block));
+        }
+        // Drop whole blocks while what remains still covers the limit.
+        while let Some(front) = self.sealed.front() {
+            let count = front.count as usize;
+            if self.len() - count < self.limit {
+                break;
+            }
+            self.sealed_lines -= count;
+            self.sealed.pop_front();
+        }
+    }
+
+    /// The whole scrollback as blocks, oldest first.
+    pub fn blocks(&self) -> Vec<CompressedLines> {
+        let mut blocks: Vec<CompressedLines> = self.sealed.iter().cloned().collect();
+        if !self.open.is_empty() {
+            blocks.push(compress_lines(&self.open));
+        }
+        blocks
+    }
+
+    /// Approximate heap bytes held, for the memory benchmark.
+    pub fn heap_bytes(&self) -> usize {
+        self.sealed.iter().map(|b| b.data.len()).sum::<usize>()
+            + self
+                .open
+                .iter()
+                .map(|l| l.runs.iter().map(|r| r.text.len() + 16).sum::<usize>())
+                .sum::<usize>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use protocol::{Run, decompress_lines};
+
+    fn line(i: usize) -> Line {
+        Line {
+            runs: vec![Run {
+                text: format!("line {i}"),
+                ..Run::default()
+            }],
+            wrapped: false,
+        }
+    }
+
+    fn all_text(scrollback: &Scrollback) -> Vec<String> {
+        scrollback
+            .blocks()
+            .iter()
+            .flat_map(|b| decompress_lines(b).unwrap_or_default())
+            .map(|l| l.text())
+            .collect()
+    }
+
+    #[test]
+    fn keeps_order_across_blocks() {
+        let mut scrollback = Scrollback::new(10_000);
+        for chunk in (0..1000).collect::<Vec<_>>().chunks(37) {
+            let lines: Vec<Line> = chunk.iter().map(|&i| line(i)).collect();
+            scrollback.push(&lines);
+        }
+        assert_eq!(scrollback.len(), 1000);
+        let expected: Vec<String> = (0..1000).map(|i| format!("line {i}")).collect();
+        assert_eq!(all_text(&scrollback), expected);
+    }
+
+    #[test]
+    fn trims_to_the_limit_keeping_the_newest() {
+        let mut scrollback = Scrollback::new(1000);
+        let lines: Vec<Line> = (0..5000).map(line).collect();
+        scrollback.push(&lines);
+        assert!(scrollback.len() >= 1000);
+        assert!(scrollback.len() < 1000 + BLOCK_LINES);
+        let text = all_text(&scrollback);
+        assert_eq!(text.last().map(String::as_str), Some("line 4999"));
+        assert_eq!(text.len(), scrollback.len());
+    }
+
+    #[test]
+    fn compresses_repetitive_history() {
+        let mut scrollback = Scrollback::new(10_000);
+        let lines: Vec<Line> = (0..10_000).map(line).collect();
+        scrollback.push(&lines);
+        let raw: usize = lines.iter().map(|l| l.text().len()).sum();
+        assert!(
+            scrollback.heap_bytes() < raw,
+            "{} vs {raw}",
+            scrollback.heap_bytes()
+        );
+    }
+}

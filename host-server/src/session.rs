@@ -1,0 +1,441 @@
+//! One running session: its program, its emulator and its attached client.
+//!
+//! Each session is a single tokio task that owns everything mutable about it
+//! (the PTY, the emulator, the scrollback, the input queue, the attached
+//! client), so there are no locks on the hot path. Connections talk to it
+//! through `SessionCmd`s and receive `Outgoing` messages on their own
+//! channel. The task never awaits a client: a client that stops reading is
+//! cut off rather than allowed to stall the program.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::FutureExt;
+use protocol::{ClientToServerMsg, CloseCode, Frame, ServerToClientMsg, SessionId, Size, Welcome};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::emulator::{Emulator, SCROLLBACK_LINES};
+use crate::metrics::Metrics;
+use crate::pacer::{FRAME_WINDOW, FloodClock, FramePacer};
+use crate::pty::{self, ProgramSpec, SpawnError};
+use crate::scrollback::{BLOCK_LINES, Scrollback};
+
+/// Messages from the session task to one connection.
+#[derive(Debug)]
+pub enum Outgoing {
+    Msg(ServerToClientMsg),
+    Close(CloseCode),
+}
+
+/// Capacity of a connection's outgoing channel. The frame window bounds
+/// frames; this bounds the rest (acks, history blocks) for a client that has
+/// stopped reading.
+const OUTGOING_CAPACITY: usize = 256;
+
+/// Input bytes a session accepts before it stops taking commands, which
+/// pushes back on the connection and so on the client.
+const MAX_PENDING_INPUT: usize = 256 * 1024;
+
+#[derive(Debug)]
+pub enum SessionCmd {
+    Attach {
+        conn: u64,
+        /// This connection started the session.
+        created: bool,
+        size: Size,
+        tx: mpsc::Sender<Outgoing>,
+        done: oneshot::Sender<()>,
+    },
+    Client {
+        conn: u64,
+        msg: ClientToServerMsg,
+    },
+    Detach {
+        conn: u64,
+    },
+    /// Hang up the program (host shutdown or idle timeout); the client is
+    /// closed with `close`.
+    Terminate {
+        close: CloseCode,
+    },
+}
+
+/// The handle the registry keeps.
+#[derive(Clone, Debug)]
+pub struct SessionHandle {
+    pub id: SessionId,
+    pub tx: mpsc::Sender<SessionCmd>,
+}
+
+pub fn outgoing_channel() -> (mpsc::Sender<Outgoing>, mpsc::Receiver<Outgoing>) {
+    mpsc::channel(OUTGOING_CAPACITY)
+}
+
+pub struct SessionConfig {
+    pub host: String,
+    pub program: ProgramSpec,
+    pub idle_timeout: Duration,
+}
+
+struct Attached {
+    conn: u64,
+    tx: mpsc::Sender<Outgoing>,
+    pacer: FramePacer,
+}
+
+/// Everything the session task mutates besides the PTY halves, so the
+/// select loop can borrow the PTY and this separately.
+struct State {
+    id: SessionId,
+    host: String,
+    emulator: Emulator,
+    scrollback: Scrollback,
+    client: Option<Attached>,
+    /// Highest input sequence number written to the program.
+    applied_input: u64,
+    /// Input accepted but not yet written: (seq, bytes, bytes written).
+    pending_input: VecDeque<(u64, Vec<u8>)>,
+    pending_bytes: usize,
+    resize_to: Option<Size>,
+    metrics: Arc<Metrics>,
+    detached_at: Option<Instant>,
+}
+
+/// Starts a session's program and its task. `on_exit` runs when the task
+/// ends, to take the session out of the registry.
+pub fn start(
+    id: SessionId,
+    size: Size,
+    config: &SessionConfig,
+    metrics: Arc<Metrics>,
+    on_exit: impl FnOnce() + Send + 'static,
+) -> Result<SessionHandle, SpawnError> {
+    let size = size.clamped();
+    let spawned = pty::spawn(&config.program, size)?;
+    let (tx, rx) = mpsc::channel(64);
+    let state = State {
+        id,
+        host: config.host.clone(),
+        emulator: Emulator::new(size),
+        scrollback: Scrollback::new(SCROLLBACK_LINES),
+        client: None,
+        applied_input: 0,
+        pending_input: VecDeque::new(),
+        pending_bytes: 0,
+        resize_to: None,
+        metrics,
+        detached_at: Some(Instant::now()),
+    };
+    let idle_timeout = config.idle_timeout;
+    tokio::spawn(async move {
+        run(state, spawned, rx, idle_timeout).await;
+        on_exit();
+    });
+    Ok(SessionHandle { id, tx })
+}
+
+async fn run(
+    mut state: State,
+    spawned: pty::SpawnedPty,
+    mut commands: mpsc::Receiver<SessionCmd>,
+    idle_timeout: Duration,
+) {
+    let pty::SpawnedPty {
+        mut reader,
+        mut writer,
+        mut child,
+    } = spawned;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut flood = FloodClock::default();
+    let mut offset_in_front = 0usize;
+    let mut end_reason = CloseCode::SessionEnded;
+    tracing::info!(session = %state.id, "session started");
+    loop {
+        let sync_deadline = state.emulator.sync_deadline();
+        let idle_deadline = match (&state.client, state.detached_at) {
+            (None, Some(at)) => Some(at + idle_timeout),
+            _ => None,
+        };
+        let can_take_commands = state.pending_bytes < MAX_PENDING_INPUT;
+        tokio::select! {
+            read = reader.read(&mut buf) => {
+                let n = match read {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                state.on_output(&buf[..n]);
+                // Keep reading while the program has more to say, up to one
+                // display refresh, so a flood becomes one frame per refresh
+                // and a lone echo goes out at once.
+                let mut ended = false;
+                loop {
+                    if flood.on_output(Instant::now()) {
+                        break;
+                    }
+                    match reader.read(&mut buf).now_or_never() {
+                        Some(Ok(0)) | Some(Err(_)) => {
+                            ended = true;
+                            break;
+                        }
+                        Some(Ok(n)) => state.on_output(&buf[..n]),
+                        None => break,
+                    }
+                }
+                let replies = state.emulator.take_replies();
+                if !replies.is_empty() && writer.write_all(&replies).await.is_err() {
+                    break;
+                }
+                flood.reset();
+                state.send_frame();
+                if ended {
+                    break;
+                }
+            }
+            written = async {
+                let (_, front) = &state.pending_input[0];
+                writer.write(&front[offset_in_front..]).await
+            }, if !state.pending_input.is_empty() => {
+                match written {
+                    Ok(n) => {
+                        offset_in_front += n;
+                        state.after_write(&mut offset_in_front);
+                    }
+                    Err(error) => {
+                        tracing::warn!(session = %state.id, %error, "writing input to the program failed");
+                        break;
+                    }
+                }
+            }
+            command = commands.recv(), if can_take_commands => {
+                match command {
+                    Some(SessionCmd::Terminate { close }) => {
+                        end_reason = close;
+                        pty::hang_up(&child);
+                        // Keep reading until the program is gone, so its
+                        // last words reach the emulator; bounded by the
+                        // kill-on-drop below if it ignores the hangup.
+                        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                            while let Ok(n) = reader.read(&mut buf).await {
+                                if n == 0 { break; }
+                            }
+                        }).await;
+                        break;
+                    }
+                    None => {
+                        pty::hang_up(&child);
+                        break;
+                    }
+                    Some(command) => state.on_command(command),
+                }
+                if let Some(size) = state.resize_to.take()
+                    && let Err(error) = writer.resize(pty::pty_size(size))
+                {
+                    tracing::warn!(session = %state.id, %error, "resizing the pty failed");
+                }
+            }
+            _ = sleep_until_opt(sync_deadline) => {
+                state.emulator.flush_sync();
+                state.send_frame();
+            }
+            _ = sleep_until_opt(idle_deadline) => {
+                tracing::info!(session = %state.id, "idle timeout: ending the session");
+                pty::hang_up(&child);
+                break;
+            }
+        }
+    }
+    // The program is gone or hung up; report its status to the client.
+    let status = match tokio::time::timeout(Duration::from_secs(2), child.wait()).await {
+        Ok(Ok(status)) => status.code(),
+        _ => {
+            let _ = child.start_kill();
+            None
+        }
+    };
+    tracing::info!(session = %state.id, ?status, "session ended");
+    state.send_frame_unpaced();
+    if let Some(client) = state.client.take() {
+        let _ = client
+            .tx
+            .try_send(Outgoing::Msg(ServerToClientMsg::Exited { status }));
+        let _ = client.tx.try_send(Outgoing::Close(end_reason));
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl State {
+    fn on_output(&mut self, bytes: &[u8]) {
+        self.metrics.pty_bytes_read(bytes.len());
+        self.emulator.feed(bytes);
+    }
+
+    fn on_command(&mut self, command: SessionCmd) {
+        match command {
+            SessionCmd::Attach {
+                conn,
+                created,
+                size,
+                tx,
+                done,
+            } => {
+                self.attach(conn, created, size, tx);
+                let _ = done.send(());
+            }
+            SessionCmd::Detach { conn } => {
+                if self.client.as_ref().is_some_and(|c| c.conn == conn) {
+                    self.client = None;
+                    self.detached_at = Some(Instant::now());
+                    tracing::info!(session = %self.id, "client detached");
+                }
+            }
+            SessionCmd::Client { conn, msg } => {
+                if self.client.as_ref().is_none_or(|c| c.conn != conn) {
+                    // A replaced connection's last words; the program must
+                    // not see them.
+                    return;
+                }
+                self.on_client_msg(msg);
+            }
+            SessionCmd::Terminate { .. } => {}
+        }
+    }
+
+    fn on_client_msg(&mut self, msg: ClientToServerMsg) {
+        match msg {
+            ClientToServerMsg::Input { seq, data } => {
+                let newest = self
+                    .pending_input
+                    .back()
+                    .map_or(self.applied_input, |(s, _)| *s);
+                if seq <= newest {
+                    // A resend of input already taken: acknowledge what is
+                    // applied and drop the duplicate.
+                    self.send(ServerToClientMsg::InputAck {
+                        seq: self.applied_input,
+                    });
+                    return;
+                }
+                self.pending_bytes += data.len();
+                self.pending_input.push_back((seq, data));
+            }
+            ClientToServerMsg::Resize(size) => {
+                let size = size.clamped();
+                if size != self.emulator.size() {
+                    self.emulator.resize(size);
+                    self.resize_to = Some(size);
+                    self.send_frame();
+                }
+            }
+            ClientToServerMsg::Ack { frame } => {
+                if let Some(client) = &mut self.client {
+                    client.pacer.on_ack(frame);
+                }
+                if self.emulator.is_dirty() {
+                    self.send_frame();
+                }
+            }
+            // Pings are answered by the connection itself.
+            ClientToServerMsg::Ping { .. } => {}
+        }
+    }
+
+    /// Bookkeeping after part of the front input chunk was written.
+    fn after_write(&mut self, offset: &mut usize) {
+        let Some((seq, front)) = self.pending_input.front() else {
+            return;
+        };
+        if *offset < front.len() {
+            return;
+        }
+        let seq = *seq;
+        self.pending_bytes -= front.len();
+        self.pending_input.pop_front();
+        *offset = 0;
+        self.applied_input = seq;
+        self.send(ServerToClientMsg::InputAck { seq });
+    }
+
+    fn attach(&mut self, conn: u64, created: bool, size: Size, tx: mpsc::Sender<Outgoing>) {
+        if let Some(old) = self.client.take() {
+            let _ = old.tx.try_send(Outgoing::Close(CloseCode::Replaced));
+        }
+        let size = size.clamped();
+        if size != self.emulator.size() {
+            self.emulator.resize(size);
+            self.resize_to = Some(size);
+        }
+        // Everything that scrolled while no one watched joins the scrollback
+        // before it is sent.
+        let scrolled = self.emulator.drain_scrolled();
+        self.scrollback.push(&scrolled);
+        self.client = Some(Attached {
+            conn,
+            tx,
+            pacer: FramePacer::new(FRAME_WINDOW),
+        });
+        self.detached_at = None;
+        self.send(ServerToClientMsg::Welcome(Welcome {
+            session: self.id,
+            host: self.host.clone(),
+            epoch: 0,
+            created,
+            input_seq: self.applied_input,
+        }));
+        for block in self.scrollback.blocks() {
+            self.send(ServerToClientMsg::History(block));
+        }
+        self.emulator.mark_full();
+        self.send_frame();
+        tracing::info!(session = %self.id, history = self.scrollback.len(), "client attached");
+    }
+
+    /// Sends a message to the attached client, cutting the client off if it
+    /// has stopped reading.
+    fn send(&mut self, msg: ServerToClientMsg) {
+        let Some(client) = &self.client else { return };
+        if let ServerToClientMsg::Frame(_) = &msg {
+            self.metrics.frame_sent();
+        }
+        if client.tx.try_send(Outgoing::Msg(msg)).is_err() {
+            tracing::warn!(session = %self.id, "client is not reading; detaching it");
+            let _ = client.tx.try_send(Outgoing::Close(CloseCode::GoingAway));
+            self.client = None;
+            self.detached_at = Some(Instant::now());
+        }
+    }
+
+    /// Sends the screen's changes if the client has room for a frame.
+    fn send_frame(&mut self) {
+        let Some(client) = &self.client else { return };
+        if !client.pacer.can_send() || !self.emulator.is_dirty() {
+            return;
+        }
+        self.send_frame_unpaced();
+    }
+
+    fn send_frame_unpaced(&mut self) {
+        let mut scrolled = self.emulator.drain_scrolled();
+        self.scrollback.push(&scrolled);
+        let Some(client) = &mut self.client else {
+            return;
+        };
+        let seq = client.pacer.next_seq();
+        // A big scroll travels as compressed history blocks ahead of the
+        // frame, keeping every message far below the client's size limit.
+        if scrolled.len() > BLOCK_LINES {
+            for chunk in std::mem::take(&mut scrolled).chunks(BLOCK_LINES) {
+                self.send(ServerToClientMsg::History(protocol::compress_lines(chunk)));
+            }
+        }
+        let frame: Frame = self.emulator.frame(seq, scrolled);
+        self.send(ServerToClientMsg::Frame(frame));
+    }
+}

@@ -1,0 +1,303 @@
+//! The WebSocket endpoint: admission (Origin, hello, token) and the pump
+//! between one client and its session.
+//!
+//! Every refusal is a close frame with a specific code from
+//! `protocol::CloseCode`, so the client can tell the user what to do, and
+//! nothing a client sends can affect another connection.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::{SinkExt, StreamExt};
+use protocol::{
+    ClientToServerMsg, CloseCode, DecodeError, Hello, MAX_CLIENT_MESSAGE, ServerToClientMsg,
+    decode_client, decode_hello, encode_server,
+};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::AppState;
+use crate::registry::StartError;
+use crate::session::{Outgoing, SessionCmd, SessionHandle, outgoing_channel};
+
+/// How long a client may take to send its hello.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// WebSocket buffers: small, because most connections are idle terminals
+/// (see NOTES.md: the defaults cost ~130 KiB per idle connection).
+const SOCKET_BUFFER: usize = 4 * 1024;
+
+/// The transport refuses anything above this outright; between
+/// `MAX_CLIENT_MESSAGE` and this we refuse it ourselves with a clean 1009.
+const TRANSPORT_MESSAGE_LIMIT: usize = 4 * MAX_CLIENT_MESSAGE;
+
+static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
+
+pub async fn upgrade(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let origin = headers
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !state.origin_allowed(origin) {
+        state.metrics.connection_refused();
+        tracing::warn!(origin, "refused a WebSocket from a foreign origin");
+        let reason = if origin.is_empty() {
+            "missing Origin header"
+        } else {
+            "this origin may not open a terminal on this host"
+        };
+        return (StatusCode::FORBIDDEN, reason).into_response();
+    }
+    ws.read_buffer_size(SOCKET_BUFFER)
+        .write_buffer_size(SOCKET_BUFFER)
+        .max_write_buffer_size(8 * 1024 * 1024)
+        .max_message_size(TRANSPORT_MESSAGE_LIMIT)
+        .max_frame_size(TRANSPORT_MESSAGE_LIMIT)
+        .on_upgrade(move |socket| serve(socket, state))
+}
+
+fn close_message(code: CloseCode) -> Message {
+    Message::Close(Some(CloseFrame {
+        code: code.code(),
+        reason: code.advice().into(),
+    }))
+}
+
+fn decode_error_code(error: &DecodeError) -> CloseCode {
+    match error {
+        DecodeError::TooLarge { .. } => CloseCode::TooBig,
+        DecodeError::VersionMismatch { .. } => CloseCode::VersionMismatch,
+        _ => CloseCode::Malformed,
+    }
+}
+
+/// tungstenite reports an over-limit message only as an error string.
+fn is_capacity_error(error: &axum::Error) -> bool {
+    let text = error.to_string();
+    text.contains("Message too long") || text.contains("Space limit exceeded")
+}
+
+async fn refuse(mut socket: WebSocket, state: &AppState, code: CloseCode, detail: &str) {
+    state.metrics.connection_refused();
+    tracing::info!(close = code.code(), detail, "refused a connection");
+    let _ = socket.send(close_message(code)).await;
+}
+
+/// Compares secrets in time independent of where they differ.
+fn same_secret(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn read_hello(socket: &mut WebSocket) -> Result<Hello, (CloseCode, String)> {
+    let first = tokio::time::timeout(HELLO_TIMEOUT, socket.recv()).await;
+    let message = match first {
+        Err(_) => return Err((CloseCode::HandshakeTimeout, "no hello".into())),
+        Ok(None) => return Err((CloseCode::Normal, "closed before hello".into())),
+        Ok(Some(Err(error))) if is_capacity_error(&error) => {
+            return Err((CloseCode::TooBig, error.to_string()));
+        }
+        Ok(Some(Err(error))) => return Err((CloseCode::BadHello, error.to_string())),
+        Ok(Some(Ok(message))) => message,
+    };
+    match message {
+        Message::Binary(bytes) => decode_hello(&bytes).map_err(|error| {
+            let code = match error {
+                DecodeError::TooLarge { .. } => CloseCode::TooBig,
+                DecodeError::VersionMismatch { .. } => CloseCode::VersionMismatch,
+                _ => CloseCode::BadHello,
+            };
+            (code, error.to_string())
+        }),
+        Message::Text(text) if text.len() > MAX_CLIENT_MESSAGE => {
+            Err((CloseCode::TooBig, "text hello".into()))
+        }
+        _ => Err((
+            CloseCode::BadHello,
+            "first message was not a binary hello".into(),
+        )),
+    }
+}
+
+async fn serve(mut socket: WebSocket, state: AppState) {
+    let hello = match read_hello(&mut socket).await {
+        Ok(hello) => hello,
+        Err((code, detail)) => return refuse(socket, &state, code, &detail).await,
+    };
+    if !same_secret(&hello.token, &state.token) {
+        return refuse(socket, &state, CloseCode::Unauthorized, "wrong token").await;
+    }
+    let conn = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
+    let (out_tx, out_rx) = outgoing_channel();
+    let session = match attach(&state, &hello, conn, out_tx.clone()).await {
+        Ok(session) => session,
+        Err(StartError::Full(_)) => {
+            return refuse(socket, &state, CloseCode::Overloaded, "host full").await;
+        }
+        Err(StartError::Spawn(error)) => {
+            tracing::error!(%error, "could not start a session");
+            return refuse(socket, &state, CloseCode::SpawnFailed, "spawn failed").await;
+        }
+    };
+    let (sink, stream) = socket.split();
+    let writer = tokio::spawn(write_loop(sink, out_rx, state.clone()));
+    let outcome = read_loop(stream, &session, conn, &out_tx).await;
+    let _ = session.tx.send(SessionCmd::Detach { conn }).await;
+    if let Some(code) = outcome {
+        let _ = out_tx.send(Outgoing::Close(code)).await;
+    }
+    drop(out_tx);
+    let _ = writer.await;
+}
+
+/// Finds the session the hello names, or starts one.
+async fn attach(
+    state: &AppState,
+    hello: &Hello,
+    conn: u64,
+    tx: mpsc::Sender<Outgoing>,
+) -> Result<SessionHandle, StartError> {
+    if let Some(handle) = hello.session.and_then(|id| state.registry.get(&id)) {
+        let (done, attached) = oneshot::channel();
+        let command = SessionCmd::Attach {
+            conn,
+            created: false,
+            size: hello.size,
+            tx: tx.clone(),
+            done,
+        };
+        if handle.tx.send(command).await.is_ok() && attached.await.is_ok() {
+            return Ok(handle);
+        }
+        // The session ended between lookup and attach: start a new one.
+    }
+    let handle = state.registry.start(hello.size)?;
+    let (done, attached) = oneshot::channel();
+    let command = SessionCmd::Attach {
+        conn,
+        created: true,
+        size: hello.size,
+        tx,
+        done,
+    };
+    let _ = handle.tx.send(command).await;
+    let _ = attached.await;
+    Ok(handle)
+}
+
+/// Input allowance per connection: generous for typing and pasting, small
+/// enough that one client cannot monopolise a host.
+struct InputBudget {
+    bytes: f64,
+    messages: f64,
+    at: Instant,
+}
+
+impl InputBudget {
+    const BYTES_PER_SEC: f64 = 1024.0 * 1024.0;
+    const BYTE_BURST: f64 = 256.0 * 1024.0;
+    const MESSAGES_PER_SEC: f64 = 2000.0;
+    const MESSAGE_BURST: f64 = 4000.0;
+
+    fn new() -> InputBudget {
+        InputBudget {
+            bytes: Self::BYTE_BURST,
+            messages: Self::MESSAGE_BURST,
+            at: Instant::now(),
+        }
+    }
+
+    /// How long to wait before taking a message of `len` bytes.
+    fn charge(&mut self, len: usize) -> Duration {
+        let now = Instant::now();
+        let elapsed = now.duration_since(self.at).as_secs_f64();
+        self.at = now;
+        self.bytes = (self.bytes + elapsed * Self::BYTES_PER_SEC).min(Self::BYTE_BURST);
+        self.messages = (self.messages + elapsed * Self::MESSAGES_PER_SEC).min(Self::MESSAGE_BURST);
+        self.bytes -= len as f64;
+        self.messages -= 1.0;
+        let wait_bytes = (-self.bytes).max(0.0) / Self::BYTES_PER_SEC;
+        let wait_messages = (-self.messages).max(0.0) / Self::MESSAGES_PER_SEC;
+        Duration::from_secs_f64(wait_bytes.max(wait_messages))
+    }
+}
+
+/// Reads client messages until the socket ends; returns the close code to
+/// send if the client misbehaved.
+async fn read_loop(
+    mut stream: futures_util::stream::SplitStream<WebSocket>,
+    session: &SessionHandle,
+    conn: u64,
+    out_tx: &mpsc::Sender<Outgoing>,
+) -> Option<CloseCode> {
+    let mut budget = InputBudget::new();
+    while let Some(message) = stream.next().await {
+        let bytes = match message {
+            Ok(Message::Binary(bytes)) => bytes,
+            Ok(Message::Close(_)) => return None,
+            Ok(Message::Ping(_) | Message::Pong(_)) => continue,
+            Ok(Message::Text(_)) => return Some(CloseCode::Malformed),
+            Err(error) if is_capacity_error(&error) => return Some(CloseCode::TooBig),
+            Err(_) => return None,
+        };
+        let wait = budget.charge(bytes.len());
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+        let msg = match decode_client(&bytes) {
+            Ok(msg) => msg,
+            Err(error) => {
+                tracing::info!(%error, "closing a connection that sent a bad message");
+                return Some(decode_error_code(&error));
+            }
+        };
+        if let ClientToServerMsg::Ping { id } = msg {
+            let _ = out_tx.try_send(Outgoing::Msg(ServerToClientMsg::Pong { id }));
+            continue;
+        }
+        if let ClientToServerMsg::Input { data, .. } = &msg
+            && data.len() > protocol::MAX_INPUT_CHUNK
+        {
+            return Some(CloseCode::TooBig);
+        }
+        if session
+            .tx
+            .send(SessionCmd::Client { conn, msg })
+            .await
+            .is_err()
+        {
+            return None;
+        }
+    }
+    None
+}
+
+async fn write_loop(
+    mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
+    mut rx: mpsc::Receiver<Outgoing>,
+    state: AppState,
+) {
+    while let Some(outgoing) = rx.recv().await {
+        match outgoing {
+            Outgoing::Msg(msg) => {
+                let bytes = encode_server(&msg);
+                state.metrics.message_sent(bytes.len());
+                if sink.send(Message::Binary(bytes.into())).await.is_err() {
+                    break;
+                }
+            }
+            Outgoing::Close(code) => {
+                let _ = sink.send(close_message(code)).await;
+                break;
+            }
+        }
+    }
+    let _ = sink.close().await;
+}

@@ -1,0 +1,307 @@
+//! Headless Chromium driven over WebDriver, for tests of the real page.
+//!
+//! Debian's `chromium` and `chromium-driver` are used because nothing can
+//! be downloaded at test time. Each [`Browser`] has its own chromedriver on
+//! a free loopback port and a fresh profile directory, so tests share no
+//! cookies or localStorage unless they reuse one browser on purpose.
+//! chromedriver runs in its own process group, which is killed on drop so a
+//! failing test leaves no Chromium behind.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+
+use crate::wait_until;
+
+/// Whether the browser tests must run (`cargo xtask test` sets
+/// `THINLINE_E2E=1`). Without it they are skipped with a note, because a
+/// plain `cargo test` on a developer machine may have no Chromium or no
+/// built `static/pkg`; CI always sets it.
+pub fn e2e_enabled() -> bool {
+    std::env::var("THINLINE_E2E").is_ok_and(|v| v == "1")
+}
+
+fn tool(var: &str, default: &str) -> PathBuf {
+    std::env::var_os(var)
+        .filter(|p| !p.is_empty())
+        .map_or_else(|| PathBuf::from(default), PathBuf::from)
+}
+
+fn free_port() -> Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+pub struct Browser {
+    pub client: Client,
+    /// `None` once killed, so the group is signalled only once.
+    driver: Option<Child>,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    /// Starts chromedriver and a headless Chromium with a window of
+    /// `width`×`height` CSS pixels.
+    pub async fn start(width: u32, height: u32) -> Result<Browser> {
+        let chromium = tool("CHROMIUM", "/usr/bin/chromium");
+        let chromedriver = tool("CHROMEDRIVER", "/usr/bin/chromedriver");
+        for path in [&chromium, &chromedriver] {
+            if !path.is_file() {
+                bail!(
+                    "{} is missing; `cargo xtask test` installs chromium and chromium-driver",
+                    path.display()
+                );
+            }
+        }
+        let profile = tempfile::Builder::new()
+            .prefix("thinline-chromium-")
+            .tempdir()
+            .context("creating a Chromium profile directory")?;
+        let port = free_port()?;
+        use std::os::unix::process::CommandExt;
+        let driver = Command::new(&chromedriver)
+            .arg(format!("--port={port}"))
+            .arg("--allowed-ips=127.0.0.1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .with_context(|| format!("starting {}", chromedriver.display()))?;
+        let mut browser_args = vec![
+            "--headless".to_string(),
+            "--no-sandbox".into(),
+            "--disable-gpu".into(),
+            "--disable-dev-shm-usage".into(),
+            "--disable-background-networking".into(),
+            "--disable-component-update".into(),
+            "--disable-sync".into(),
+            "--no-first-run".into(),
+            "--disable-quic".into(),
+            format!("--window-size={width},{height}"),
+        ];
+        browser_args.push(format!("--user-data-dir={}", profile.path().display()));
+        let capabilities = json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": chromium,
+                "args": browser_args,
+            },
+        });
+        let Value::Object(capabilities) = capabilities else {
+            bail!("capabilities are not an object");
+        };
+        let webdriver = format!("http://127.0.0.1:{port}");
+        let mut driver = DriverGuard(Some(driver));
+        let client = wait_until(
+            Duration::from_secs(30),
+            "chromedriver to start a session",
+            || {
+                let capabilities = capabilities.clone();
+                let webdriver = webdriver.clone();
+                async move {
+                    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+                    match ClientBuilder::new(connector)
+                        .capabilities(capabilities)
+                        .connect(&webdriver)
+                        .await
+                    {
+                        Ok(client) => Ok(Ok(client)),
+                        Err(err) => Ok(Err(err.to_string())),
+                    }
+                }
+            },
+        )
+        .await?;
+        Ok(Browser {
+            client,
+            driver: driver.take(),
+            _profile: profile,
+        })
+    }
+
+    /// Runs `return (expr)` in the page and returns the result.
+    pub async fn eval(&self, expr: &str) -> Result<Value> {
+        let script = format!("return ({expr});");
+        self.client
+            .execute(&script, Vec::new())
+            .await
+            .with_context(|| format!("evaluating `{expr}` in the page"))
+    }
+
+    /// Calls `window.thinline.<method>` (which returns a JSON string) and
+    /// parses the result; `null` when the page's API is not there yet.
+    pub async fn thinline(&self, method: &str) -> Result<Value> {
+        let expr = format!(
+            "window.thinline && typeof window.thinline.{method} === 'function' ? window.thinline.{method} : null"
+        );
+        let raw = self.eval(&expr).await?;
+        match raw {
+            Value::String(text) => serde_json::from_str(&text)
+                .with_context(|| format!("thinline.{method} returned no JSON: {text}")),
+            Value::Null => Ok(Value::Null),
+            other => Ok(other),
+        }
+    }
+
+    /// `thinline.state()` as JSON (`null` before the page has started).
+    pub async fn state(&self) -> Result<Value> {
+        self.thinline("state()").await
+    }
+
+    /// The text of every row of the `#mirror` (one child per visible row).
+    pub async fn mirror_lines(&self) -> Result<Vec<String>> {
+        let value = self
+            .eval(
+                "Array.from(document.querySelectorAll('#mirror > *')).map(e => e.textContent.replace(/\\u00a0/g, ' '))",
+            )
+            .await?;
+        let lines = value
+            .as_array()
+            .context("mirror rows are not an array")?
+            .iter()
+            .map(|v| v.as_str().unwrap_or_default().trim_end().to_string())
+            .collect();
+        Ok(lines)
+    }
+
+    /// Waits until `thinline.state().connection` is `live`.
+    pub async fn wait_live(&self, timeout: Duration) -> Result<Value> {
+        wait_until(timeout, "the page to be live", || async {
+            let state = self.state().await?;
+            Ok(if state["connection"] == "live" {
+                Ok(state)
+            } else {
+                Err(format!("state: {state}"))
+            })
+        })
+        .await
+    }
+
+    /// Loads the page and signs in with `token` if the login form shows.
+    pub async fn open_and_login(&self, url: &str, token: &str) -> Result<Value> {
+        self.client
+            .goto(url)
+            .await
+            .with_context(|| format!("opening {url}"))?;
+        self.login_if_asked(token).await?;
+        self.wait_live(Duration::from_secs(30)).await
+    }
+
+    /// Fills `#token` and presses `#connect` when `#login` is visible.
+    pub async fn login_if_asked(&self, token: &str) -> Result<()> {
+        // The page decides quickly whether it has a stored token; wait until
+        // it either shows the form or starts connecting.
+        let needs_login = wait_until(Duration::from_secs(20), "the login form or a connection", || async {
+            let login_visible = self
+                .eval("(() => { const l = document.getElementById('login'); return !!l && l.offsetParent !== null && !l.hidden; })()")
+                .await?;
+            if login_visible == Value::Bool(true) {
+                return Ok(Ok(true));
+            }
+            let state = self.state().await?;
+            Ok(match state["connection"].as_str() {
+                Some("connecting" | "live") => Ok(false),
+                _ => Err(format!("login hidden, state: {state}")),
+            })
+        })
+        .await?;
+        if needs_login {
+            let input = self
+                .client
+                .find(Locator::Css("#token"))
+                .await
+                .context("#token")?;
+            input.clear().await?;
+            input.send_keys(token).await.context("typing the token")?;
+            self.client
+                .find(Locator::Css("#connect"))
+                .await
+                .context("#connect")?
+                .click()
+                .await
+                .context("pressing #connect")?;
+        }
+        Ok(())
+    }
+
+    /// Types `text` into the focused `#keyboard` as real key events
+    /// (WebDriver key codes such as `fantoccini::key::Key::Enter` included).
+    pub async fn type_keys(&self, text: &str) -> Result<()> {
+        self.eval("(() => { const k = document.getElementById('keyboard'); if (k) k.focus(); return !!k; })()")
+            .await?;
+        let keyboard = self
+            .client
+            .find(Locator::Css("#keyboard"))
+            .await
+            .context("#keyboard")?;
+        keyboard
+            .send_keys(text)
+            .await
+            .with_context(|| format!("typing {text:?} into #keyboard"))
+    }
+
+    /// Waits until some mirror row satisfies `matches`; returns that row.
+    pub async fn wait_mirror_line(
+        &self,
+        timeout: Duration,
+        what: &str,
+        matches: impl Fn(&str) -> bool,
+    ) -> Result<String> {
+        wait_until(timeout, what, || async {
+            let lines = self.mirror_lines().await?;
+            Ok(match lines.iter().find(|line| matches(line)) {
+                Some(line) => Ok(line.clone()),
+                None => Err(lines.join("\n")),
+            })
+        })
+        .await
+    }
+
+    /// Ends the WebDriver session (closing Chromium) and the driver.
+    pub async fn close(mut self) {
+        let _ = self.client.clone().close().await;
+        if let Some(mut driver) = self.driver.take() {
+            kill_group(&mut driver);
+        }
+    }
+}
+
+fn kill_group(child: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-KILL", &format!("-{}", child.id())])
+        .stderr(Stdio::null())
+        .status();
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Kills chromedriver's process group if startup fails half-way.
+struct DriverGuard(Option<Child>);
+
+impl DriverGuard {
+    fn take(&mut self) -> Option<Child> {
+        self.0.take()
+    }
+}
+
+impl Drop for DriverGuard {
+    fn drop(&mut self) {
+        if let Some(child) = self.0.as_mut() {
+            kill_group(child);
+        }
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        if let Some(mut driver) = self.driver.take() {
+            kill_group(&mut driver);
+        }
+    }
+}

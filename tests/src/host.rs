@@ -1,0 +1,251 @@
+//! A real `host-server` process, started on a free loopback port.
+//!
+//! Tests run the host as users do, as a separate process, so that its CLI,
+//! its ready line, its signal handling and its HTTP surface are covered too.
+//! The port is chosen by the host (`--listen 127.0.0.1:0`) and read from the
+//! ready line on stdout, which avoids races over "free" ports.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+use crate::paths;
+
+/// The token every test host is started with (through `THINLINE_TOKEN`).
+pub const TEST_TOKEN: &str = "thinline-test-token-5f1c";
+
+/// How long a host gets to print its ready line.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How a test host is started.
+#[derive(Clone, Debug)]
+pub struct HostOptions {
+    pub host_id: String,
+    pub program: String,
+    pub args: Vec<String>,
+    pub static_dir: PathBuf,
+    pub token: String,
+    pub allow_origins: Vec<String>,
+    /// Extra environment for the host (and so for the programs it starts).
+    pub env: Vec<(String, String)>,
+}
+
+impl HostOptions {
+    /// A deterministic bash: no profile, no rc files, prompt `$ `, and a
+    /// fresh temporary `HOME` (set when the host starts).
+    pub fn bash() -> Self {
+        HostOptions {
+            host_id: "h1".into(),
+            program: "/bin/bash".into(),
+            args: vec!["--noprofile".into(), "--norc".into()],
+            static_dir: paths::static_dir(),
+            token: TEST_TOKEN.into(),
+            allow_origins: Vec::new(),
+            env: Vec::new(),
+        }
+    }
+}
+
+/// Lines the host printed, kept to explain a failing test.
+type Log = Arc<Mutex<Vec<String>>>;
+
+pub struct HostProcess {
+    child: Child,
+    pub port: u16,
+    pub token: String,
+    pub host_id: String,
+    home: tempfile::TempDir,
+    log: Log,
+}
+
+fn keep_lines(
+    stream: impl Read + Send + 'static,
+    tag: &'static str,
+    log: Log,
+) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            if let Ok(mut log) = log.lock() {
+                log.push(format!("{tag}: {line}"));
+            }
+            // The receiver goes away once the ready line is found; the
+            // thread keeps draining so the host never blocks on a full pipe.
+            let _ = tx.send(line);
+        }
+    });
+    rx
+}
+
+/// Reads the port out of `thinline: host NAME listening on http://127.0.0.1:PORT/`.
+pub fn parse_ready_line(line: &str) -> Option<u16> {
+    let rest = line.strip_prefix("thinline: host ")?;
+    let (_, url) = rest.split_once(" listening on ")?;
+    let authority = url.trim().strip_prefix("http://")?.trim_end_matches('/');
+    let (_, port) = authority.rsplit_once(':')?;
+    port.parse().ok()
+}
+
+impl HostProcess {
+    pub fn start(options: HostOptions) -> Result<HostProcess> {
+        let binary = paths::host_binary()?;
+        let home = tempfile::Builder::new()
+            .prefix("thinline-home-")
+            .tempdir()
+            .context("creating a temporary HOME")?;
+        let mut command = Command::new(&binary);
+        command
+            .args(["serve", "--listen", "127.0.0.1:0", "--static-dir"])
+            .arg(&options.static_dir)
+            .args(["--host-id", &options.host_id, "--program", &options.program]);
+        for arg in &options.args {
+            command.args(["--arg", arg]);
+        }
+        for origin in &options.allow_origins {
+            command.args(["--allow-origin", origin]);
+        }
+        command
+            .env("THINLINE_TOKEN", &options.token)
+            .env("HOME", home.path())
+            .env("PS1", "$ ")
+            .env_remove("PROMPT_COMMAND")
+            .envs(options.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command
+            .spawn()
+            .with_context(|| format!("starting {}", binary.display()))?;
+        let log: Log = Arc::default();
+        let stdout = child.stdout.take().context("host stdout")?;
+        let stderr = child.stderr.take().context("host stderr")?;
+        let lines = keep_lines(stdout, "stdout", log.clone());
+        let _ = keep_lines(stderr, "stderr", log.clone());
+
+        let mut host = HostProcess {
+            child,
+            port: 0,
+            token: options.token,
+            host_id: options.host_id,
+            home,
+            log,
+        };
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match lines.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(port) = parse_ready_line(&line) {
+                        host.port = port;
+                        return Ok(host);
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    bail!(
+                        "host printed no ready line within {READY_TIMEOUT:?}; it said:\n{}",
+                        host.log_text()
+                    )
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    let status = host.child.wait().ok();
+                    bail!(
+                        "host exited ({status:?}) before it was ready; it said:\n{}",
+                        host.log_text()
+                    )
+                }
+            }
+        }
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://127.0.0.1:{}/ws", self.port)
+    }
+
+    pub fn http_url(&self) -> String {
+        format!("http://127.0.0.1:{}/", self.port)
+    }
+
+    /// The Origin a page served by this host sends.
+    pub fn origin(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The `HOME` of the programs this host starts.
+    pub fn home(&self) -> &Path {
+        self.home.path()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Everything the host printed so far, one line each.
+    pub fn log_text(&self) -> String {
+        self.log
+            .lock()
+            .map(|lines| lines.join("\n"))
+            .unwrap_or_default()
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Asks the host to stop with SIGTERM and waits for it, killing it if it
+    /// has not exited within `grace`. Returns its exit status if it stopped
+    /// by itself in time, `None` if it had to be killed.
+    pub fn terminate(&mut self, grace: Duration) -> Option<ExitStatus> {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            return Some(status);
+        }
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        None
+    }
+}
+
+impl Drop for HostProcess {
+    fn drop(&mut self) {
+        self.terminate(Duration::from_secs(5));
+        if std::thread::panicking() {
+            eprintln!(
+                "---- host {} (port {}) output ----\n{}\n----",
+                self.host_id,
+                self.port,
+                self.log_text()
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_ready_line;
+
+    #[test]
+    fn reads_the_port_from_the_ready_line() {
+        assert_eq!(
+            parse_ready_line("thinline: host h1 listening on http://127.0.0.1:43121/"),
+            Some(43121)
+        );
+        assert_eq!(parse_ready_line("thinline: access token: abc"), None);
+        assert_eq!(parse_ready_line("listening on http://127.0.0.1:1/"), None);
+    }
+}

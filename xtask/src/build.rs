@@ -1,0 +1,115 @@
+//! `cargo xtask build`: the wasm client into `static/pkg`, and the host.
+//!
+//! A plain `cargo build` + `wasm-bindgen` + `wasm-opt` rather than trunk or
+//! wasm-pack, because those download tools at run time, which fails here and
+//! hides what is being built.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::{Context, Result};
+
+use crate::{cmd, tools};
+
+/// The release host binary that `build` produces.
+pub fn host_binary() -> PathBuf {
+    cmd::target_dir().join("release").join("host-server")
+}
+
+pub fn build_all() -> Result<()> {
+    build_wasm_client()?;
+    build_host()
+}
+
+pub fn build_wasm_client() -> Result<()> {
+    let root = cmd::workspace_root();
+    cmd::step("building the wasm client (web-terminal)");
+    tools::ensure_wasm_target()?;
+    let version = tools::locked_wasm_bindgen_version(&root)?;
+    let wasm_bindgen = tools::ensure_wasm_bindgen(&version)?;
+
+    cmd::run(cmd::cargo().args([
+        "build",
+        "--package",
+        "web-terminal",
+        "--target",
+        tools::WASM_TARGET,
+        "--profile",
+        "wasm",
+    ]))?;
+    let wasm = cmd::target_dir()
+        .join(tools::WASM_TARGET)
+        .join("wasm")
+        .join("web_terminal.wasm");
+    let out_dir = root.join("static").join("pkg");
+    cmd::run(
+        Command::new(&wasm_bindgen)
+            .current_dir(&root)
+            .args(["--target", "web", "--out-dir"])
+            .arg(&out_dir)
+            .args(["--out-name", "web_terminal"])
+            .arg(&wasm),
+    )?;
+
+    let bindgen_wasm = out_dir.join("web_terminal_bg.wasm");
+    if let Some(wasm_opt) = tools::find_or_install_wasm_opt() {
+        optimise(wasm_opt, &bindgen_wasm)?;
+    }
+    report_sizes(&out_dir)
+}
+
+/// Runs `wasm-opt -Oz` into a temporary file and keeps the result only if
+/// it succeeded, so a binaryen too old for some wasm feature costs size,
+/// never a broken page.
+fn optimise(wasm_opt: &str, wasm: &std::path::Path) -> Result<()> {
+    let optimised = wasm.with_extension("opt.wasm");
+    let before = std::fs::metadata(wasm)
+        .with_context(|| format!("reading {}", wasm.display()))?
+        .len();
+    let attempt = cmd::run(
+        Command::new(wasm_opt)
+            .arg("-Oz")
+            .arg(wasm)
+            .arg("-o")
+            .arg(&optimised),
+    );
+    match attempt {
+        Ok(()) => {
+            std::fs::rename(&optimised, wasm).with_context(|| {
+                format!("moving {} over {}", optimised.display(), wasm.display())
+            })?;
+            let after = std::fs::metadata(wasm)?.len();
+            cmd::step(&format!("wasm-opt -Oz: {before} -> {after} bytes"));
+        }
+        Err(err) => {
+            let _ = std::fs::remove_file(&optimised);
+            cmd::step(&format!(
+                "warning: wasm-opt failed ({err:#}); keeping the unoptimised wasm"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn report_sizes(out_dir: &std::path::Path) -> Result<()> {
+    let entries =
+        std::fs::read_dir(out_dir).with_context(|| format!("listing {}", out_dir.display()))?;
+    let mut files: Vec<(String, u64)> = Vec::new();
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".js") || name.ends_with(".wasm") {
+            files.push((name, entry.metadata()?.len()));
+        }
+    }
+    files.sort();
+    for (name, len) in files {
+        cmd::step(&format!("  static/pkg/{name}: {len} bytes"));
+    }
+    Ok(())
+}
+
+pub fn build_host() -> Result<()> {
+    cmd::step("building the release host-server");
+    cmd::run(cmd::cargo().args(["build", "--release", "--package", "host-server"]))
+}

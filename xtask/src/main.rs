@@ -1,0 +1,123 @@
+//! `cargo xtask <verb>`: every piece of Thinline's automation in one place.
+//!
+//! A person and CI run the same verbs (`.ci/run` is just `cargo xtask test`),
+//! so "works on my machine" and "green in CI" mean the same thing. The crate
+//! keeps to `anyhow` and the standard library so that it builds in seconds
+//! before anything else does.
+
+mod build;
+mod cmd;
+mod test;
+mod tools;
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+
+const USAGE: &str = "\
+usage: cargo xtask <verb>
+
+verbs:
+  build                         build the wasm client into static/pkg and the release host-server
+  demo [--listen ADDR]          build, then serve the page and a shell on ADDR (default 127.0.0.1:8080)
+  test                          everything CI checks: fmt, clippy, protocol purity, unit, e2e and browser tests
+  bench [latency|throughput|size|all]
+                                build, then measure against the targets of DESIGN.md (default all)
+";
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("xtask: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<()> {
+    let mut args = std::env::args().skip(1);
+    let Some(verb) = args.next() else {
+        eprint!("{USAGE}");
+        bail!("no verb given");
+    };
+    let rest: Vec<String> = args.collect();
+    match verb.as_str() {
+        "build" => {
+            no_extra_args(&rest)?;
+            build::build_all()
+        }
+        "demo" => demo(&rest),
+        "test" => {
+            no_extra_args(&rest)?;
+            test::test_all()
+        }
+        "bench" => bench(&rest),
+        "help" | "-h" | "--help" => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        other => {
+            eprint!("{USAGE}");
+            bail!("unknown verb `{other}`")
+        }
+    }
+}
+
+fn no_extra_args(rest: &[String]) -> Result<()> {
+    if let Some(arg) = rest.first() {
+        bail!("unexpected argument `{arg}`");
+    }
+    Ok(())
+}
+
+/// Builds, then replaces this process with the host so that Ctrl-C reaches
+/// the host directly and its exit status is the verb's.
+fn demo(rest: &[String]) -> Result<()> {
+    let mut listen = "127.0.0.1:8080".to_string();
+    let mut it = rest.iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--listen" => listen = it.next().context("--listen needs an address")?.clone(),
+            other => bail!("unexpected argument `{other}` (demo takes --listen ADDR)"),
+        }
+    }
+    build::build_all()?;
+    let root = cmd::workspace_root();
+    let host = cmd::target_dir().join("release").join("host-server");
+    cmd::step(&format!("serving on {listen}; press Ctrl-C to stop"));
+    let mut command = std::process::Command::new(&host);
+    command
+        .current_dir(&root)
+        .args(["serve", "--listen", &listen, "--static-dir"])
+        .arg(root.join("static"));
+    use std::os::unix::process::CommandExt;
+    let err = command.exec();
+    Err(err).with_context(|| format!("starting {}", host.display()))
+}
+
+fn bench(rest: &[String]) -> Result<()> {
+    let which = match rest {
+        [] => "all",
+        [one] if ["latency", "throughput", "size", "all"].contains(&one.as_str()) => one.as_str(),
+        _ => bail!("bench takes one of: latency, throughput, size, all"),
+    };
+    build::build_all()?;
+    cmd::step(&format!("running the benchmark driver ({which})"));
+    let root = cmd::workspace_root();
+    let mut command = cmd::cargo();
+    command
+        .args([
+            "run",
+            "--release",
+            "--package",
+            "tests",
+            "--bin",
+            "bench",
+            "--",
+        ])
+        .arg(which)
+        .env("THINLINE_HOST_BIN", build::host_binary())
+        .env("THINLINE_STATIC_DIR", root.join("static"));
+    cmd::run(&mut command)
+}

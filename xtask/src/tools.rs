@@ -1,0 +1,183 @@
+//! Making sure the tools a build needs are present, installing what is not.
+//!
+//! A fresh CI machine has only rustup and cargo; everything else (the wasm
+//! target, the exact wasm-bindgen CLI, binaryen, Chromium) is installed here
+//! on first use and skipped cheaply afterwards, so the project's own files
+//! carry every install step.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+use crate::cmd;
+
+pub const WASM_TARGET: &str = "wasm32-unknown-unknown";
+
+pub fn ensure_wasm_target() -> Result<()> {
+    let out = cmd::output(Command::new("rustup").args(["target", "list", "--installed"]))?;
+    let installed = String::from_utf8_lossy(&out.stdout);
+    if installed.lines().any(|line| line.trim() == WASM_TARGET) {
+        return Ok(());
+    }
+    cmd::step(&format!("adding the rust target {WASM_TARGET}"));
+    cmd::run(Command::new("rustup").args(["target", "add", WASM_TARGET]))
+}
+
+/// The version of the `wasm-bindgen` package in Cargo.lock: the CLI must be
+/// exactly this version or the generated glue does not match the crate.
+pub fn locked_wasm_bindgen_version(root: &Path) -> Result<String> {
+    let lock_path = root.join("Cargo.lock");
+    let lock = std::fs::read_to_string(&lock_path)
+        .with_context(|| format!("reading {}", lock_path.display()))?;
+    locked_version(&lock, "wasm-bindgen").with_context(|| {
+        format!(
+            "no `wasm-bindgen` package in {}; is web-terminal a workspace member?",
+            lock_path.display()
+        )
+    })
+}
+
+fn locked_version(lock: &str, package: &str) -> Option<String> {
+    let wanted = format!("name = \"{package}\"");
+    let mut lines = lock.lines();
+    while let Some(line) = lines.next() {
+        if line.trim() == wanted {
+            let version = lines.next()?.trim();
+            let version = version.strip_prefix("version = \"")?.strip_suffix('"')?;
+            return Some(version.to_string());
+        }
+    }
+    None
+}
+
+fn cargo_bin_dir() -> Option<PathBuf> {
+    if let Some(home) = std::env::var_os("CARGO_HOME") {
+        return Some(PathBuf::from(home).join("bin"));
+    }
+    std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo").join("bin"))
+}
+
+fn reported_version(program: &Path) -> Option<String> {
+    let out = Command::new(program).arg("--version").output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    // "wasm-bindgen 0.2.130"
+    text.split_whitespace().nth(1).map(str::to_string)
+}
+
+/// Returns the path of a wasm-bindgen CLI of exactly `version`, installing
+/// it with `cargo install` when the one found is missing or another version.
+pub fn ensure_wasm_bindgen(version: &str) -> Result<PathBuf> {
+    let mut candidates = vec![PathBuf::from("wasm-bindgen")];
+    if let Some(bin) = cargo_bin_dir() {
+        candidates.push(bin.join("wasm-bindgen"));
+    }
+    for candidate in &candidates {
+        if reported_version(candidate).as_deref() == Some(version) {
+            return Ok(candidate.clone());
+        }
+    }
+    let found = candidates
+        .iter()
+        .find_map(|c| reported_version(c))
+        .unwrap_or_else(|| "none".into());
+    cmd::step(&format!(
+        "wasm-bindgen {version} is needed (found: {found}); installing wasm-bindgen-cli {version}, this takes several minutes"
+    ));
+    // No `--locked`: the CLI's own lockfile names a crate version the index
+    // here lacks (see shared NOTES.md), so let cargo resolve afresh.
+    cmd::run(cmd::cargo().args(["install", "wasm-bindgen-cli", "--version", version]))?;
+    for candidate in &candidates {
+        if reported_version(candidate).as_deref() == Some(version) {
+            return Ok(candidate.clone());
+        }
+    }
+    bail!("installed wasm-bindgen-cli {version} but no wasm-bindgen of that version is on PATH")
+}
+
+fn apt_install(packages: &[&str]) -> Result<()> {
+    if !cmd::is_root() {
+        bail!(
+            "not root, cannot apt-get install {}; install them and rerun",
+            packages.join(" ")
+        );
+    }
+    cmd::step(&format!(
+        "installing Debian packages {} with apt-get",
+        packages.join(" ")
+    ));
+    cmd::run(
+        Command::new("apt-get")
+            .arg("update")
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    )?;
+    cmd::run(
+        Command::new("apt-get")
+            .args(["install", "-y", "--no-install-recommends"])
+            .args(packages)
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    )
+}
+
+/// `wasm-opt` shrinks the client by a good third; a build without it still
+/// works, so its absence is a warning, not an error.
+pub fn find_or_install_wasm_opt() -> Option<&'static str> {
+    if cmd::exists("wasm-opt") {
+        return Some("wasm-opt");
+    }
+    match apt_install(&["binaryen"]) {
+        Ok(()) if cmd::exists("wasm-opt") => Some("wasm-opt"),
+        Ok(()) => {
+            cmd::step("warning: binaryen installed but wasm-opt not found; skipping it");
+            None
+        }
+        Err(err) => {
+            cmd::step(&format!(
+                "warning: wasm-opt unavailable ({err:#}); the wasm stays unoptimised"
+            ));
+            None
+        }
+    }
+}
+
+pub const CHROMIUM: &str = "/usr/bin/chromium";
+pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// The browser tests drive Debian's Chromium through its matching driver.
+pub fn ensure_chromium() -> Result<()> {
+    if Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists() {
+        return Ok(());
+    }
+    cmd::step("Chromium or chromedriver missing: installing chromium and chromium-driver");
+    apt_install(&["chromium", "chromium-driver"])?;
+    for path in [CHROMIUM, CHROMEDRIVER] {
+        if !Path::new(path).exists() {
+            bail!("{path} still missing after apt-get install");
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::locked_version;
+
+    #[test]
+    fn finds_the_locked_version_of_a_package() {
+        let lock = "\
+[[package]]
+name = \"wasm-bindgen-macro\"
+version = \"0.2.1\"
+
+[[package]]
+name = \"wasm-bindgen\"
+version = \"0.2.130\"
+source = \"registry+https://github.com/rust-lang/crates.io-index\"
+";
+        assert_eq!(
+            locked_version(lock, "wasm-bindgen").as_deref(),
+            Some("0.2.130")
+        );
+        assert_eq!(locked_version(lock, "absent"), None);
+    }
+}
