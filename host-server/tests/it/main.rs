@@ -1,0 +1,259 @@
+//! The host served in-process on a loopback port, driven by a native
+//! WebSocket client: sessions, reattach and exactly-once input.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use host_server::metrics::Metrics;
+use host_server::pty::ProgramSpec;
+use host_server::registry::Registry;
+use host_server::session::SessionConfig;
+use host_server::{AppState, run};
+use protocol::{
+    ClientToServerMsg, Hello, ServerToClientMsg, SessionId, Size, Welcome, decode_server,
+    decompress_lines, encode_client, encode_hello,
+};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+const TOKEN: &str = "test-token";
+
+struct Host {
+    port: u16,
+    _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+async fn start_host() -> Host {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let metrics = Arc::new(Metrics::default());
+    let registry = Registry::new(
+        SessionConfig {
+            host: "h-test".into(),
+            program: ProgramSpec {
+                program: "/bin/bash".into(),
+                args: vec!["--noprofile".into(), "--norc".into()],
+                login: false,
+                cwd: Some(std::env::temp_dir()),
+                env: vec![("PS1".into(), "$ ".into())],
+            },
+            idle_timeout: Duration::from_secs(60),
+        },
+        10,
+        metrics.clone(),
+    );
+    let state = AppState {
+        registry,
+        metrics,
+        token: TOKEN.into(),
+        allowed_origins: vec![format!("http://127.0.0.1:{port}")].into(),
+        static_dir: "static".into(),
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(run(listener, state, async {
+        let _ = rx.await;
+    }));
+    Host {
+        port,
+        _shutdown: tx,
+    }
+}
+
+/// A client that keeps the screen as text rows, like a minimal browser.
+struct Client {
+    socket: Socket,
+    welcome: Welcome,
+    rows: Vec<String>,
+    history: Vec<String>,
+    next_input: u64,
+}
+
+impl Client {
+    async fn connect(host: &Host, session: Option<SessionId>) -> Client {
+        let mut request = format!("ws://127.0.0.1:{}/ws", host.port)
+            .into_client_request()
+            .unwrap();
+        request.headers_mut().insert(
+            "origin",
+            format!("http://127.0.0.1:{}", host.port).parse().unwrap(),
+        );
+        let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+        let hello = Hello {
+            token: TOKEN.into(),
+            session,
+            size: Size { cols: 80, rows: 24 },
+        };
+        socket
+            .send(Message::Binary(encode_hello(&hello).into()))
+            .await
+            .unwrap();
+        let welcome = match next_msg(&mut socket).await {
+            ServerToClientMsg::Welcome(welcome) => welcome,
+            other => panic!("expected a welcome, got {other:?}"),
+        };
+        Client {
+            socket,
+            next_input: welcome.input_seq + 1,
+            welcome,
+            rows: vec![String::new(); 24],
+            history: Vec::new(),
+        }
+    }
+
+    async fn send(&mut self, msg: ClientToServerMsg) {
+        self.socket
+            .send(Message::Binary(encode_client(&msg).into()))
+            .await
+            .unwrap();
+    }
+
+    async fn type_text(&mut self, text: &str) {
+        let seq = self.next_input;
+        self.next_input += 1;
+        self.send(ClientToServerMsg::Input {
+            seq,
+            data: text.as_bytes().to_vec(),
+        })
+        .await;
+    }
+
+    /// Applies messages until `done` holds for the screen, acking frames.
+    async fn wait_screen(&mut self, what: &str, done: impl Fn(&[String]) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !done(&self.rows) {
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; screen:\n{}",
+                self.rows.join("\n")
+            );
+            match tokio::time::timeout(Duration::from_secs(10), next_msg(&mut self.socket)).await {
+                Ok(msg) => self.apply(msg).await,
+                Err(_) => continue,
+            }
+        }
+    }
+
+    async fn apply(&mut self, msg: ServerToClientMsg) {
+        match msg {
+            ServerToClientMsg::History(block) => self
+                .history
+                .extend(decompress_lines(&block).unwrap().iter().map(|l| l.text())),
+            ServerToClientMsg::Frame(frame) => {
+                self.history.extend(frame.scrolled.iter().map(|l| l.text()));
+                self.rows
+                    .resize(usize::from(frame.size.rows), String::new());
+                if frame.full {
+                    self.rows.iter_mut().for_each(String::clear);
+                }
+                for update in frame.rows {
+                    self.rows[usize::from(update.row)] = update.line.text();
+                }
+                self.send(ClientToServerMsg::Ack { frame: frame.seq }).await;
+            }
+            _ => {}
+        }
+    }
+}
+
+async fn next_msg(socket: &mut Socket) -> ServerToClientMsg {
+    loop {
+        match socket.next().await {
+            Some(Ok(Message::Binary(bytes))) => return decode_server(&bytes).unwrap(),
+            Some(Ok(Message::Close(frame))) => panic!("closed: {frame:?}"),
+            Some(Ok(_)) => continue,
+            other => panic!("socket ended: {other:?}"),
+        }
+    }
+}
+
+fn contains(rows: &[String], needle: &str) -> bool {
+    rows.iter().any(|row| row.contains(needle))
+}
+
+#[tokio::test]
+async fn a_shell_echoes_and_survives_a_reattach() {
+    let host = start_host().await;
+    let mut client = Client::connect(&host, None).await;
+    assert!(client.welcome.created);
+    assert_eq!(client.welcome.host, "h-test");
+    client
+        .wait_screen("the prompt", |rows| contains(rows, "$"))
+        .await;
+    client.type_text("echo $((6*7))-ok\r").await;
+    client
+        .wait_screen("the echo", |rows| rows.iter().any(|r| r == "42-ok"))
+        .await;
+    let session = client.welcome.session;
+    let typed = client.next_input - 1;
+    drop(client);
+
+    let mut again = Client::connect(&host, Some(session)).await;
+    assert!(!again.welcome.created, "same session, not a new one");
+    assert_eq!(again.welcome.session, session);
+    assert_eq!(again.welcome.input_seq, typed);
+    again
+        .wait_screen("the old screen", |rows| rows.iter().any(|r| r == "42-ok"))
+        .await;
+}
+
+#[tokio::test]
+async fn resent_input_is_applied_once() {
+    let host = start_host().await;
+    let mut client = Client::connect(&host, None).await;
+    client
+        .wait_screen("the prompt", |rows| contains(rows, "$"))
+        .await;
+    client
+        .send(ClientToServerMsg::Input {
+            seq: 1,
+            data: b"echo a".to_vec(),
+        })
+        .await;
+    // The same input again, as a client resends after a reconnect.
+    client
+        .send(ClientToServerMsg::Input {
+            seq: 1,
+            data: b"echo a".to_vec(),
+        })
+        .await;
+    client
+        .send(ClientToServerMsg::Input {
+            seq: 2,
+            data: b"b-done\r".to_vec(),
+        })
+        .await;
+    client
+        .wait_screen("the output", |rows| rows.iter().any(|r| r == "ab-done"))
+        .await;
+}
+
+#[tokio::test]
+async fn scrollback_reaches_a_reattaching_client() {
+    let host = start_host().await;
+    let mut client = Client::connect(&host, None).await;
+    client
+        .wait_screen("the prompt", |rows| contains(rows, "$"))
+        .await;
+    client.type_text("seq 1 3000; echo seq-done\r").await;
+    client
+        .wait_screen("seq", |rows| rows.iter().any(|r| r == "seq-done"))
+        .await;
+    assert!(client.history.iter().any(|l| l == "1"), "live scrollback");
+    let session = client.welcome.session;
+    drop(client);
+    let mut again = Client::connect(&host, Some(session)).await;
+    again
+        .wait_screen("seq", |rows| rows.iter().any(|r| r == "seq-done"))
+        .await;
+    let numbers: Vec<&String> = again
+        .history
+        .iter()
+        .filter(|l| l.chars().all(|c| c.is_ascii_digit()) && !l.is_empty())
+        .collect();
+    assert_eq!(numbers.first().map(|s| s.as_str()), Some("1"));
+    assert!(numbers.len() >= 2970, "{} lines", numbers.len());
+}
