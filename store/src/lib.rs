@@ -1,0 +1,172 @@
+//! The shared user-data backend.
+//!
+//! No host holds the only copy of anything permanent: session records, the
+//! last screen of every session and its scrollback live behind the [`Store`]
+//! trait, implemented for SQLite (the embedded default, one machine) and
+//! PostgreSQL (production), plus an in-memory store for unit tests. All
+//! three pass the same conformance suite (`store/tests/it`).
+//!
+//! Every write to a session is fenced by its epoch: the write names the
+//! epoch its writer believes current and is refused with
+//! [`StoreError::Fenced`] when ownership has moved on. A host that sees
+//! `Fenced` has lost the session and must stop serving it.
+
+use async_trait::async_trait;
+
+/// A session's id as 32 lowercase hex digits (the same text as
+/// `protocol::SessionId`'s `Display`; the store does not depend on the
+/// protocol crate).
+pub type SessionKey = String;
+
+/// Milliseconds since the Unix epoch, always read from the backend's clock
+/// so that hosts with skewed clocks agree.
+pub type Millis = i64;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct User {
+    pub id: String,
+    pub name: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionState {
+    /// A program is (or should be) running for it.
+    Running,
+    /// The program exited or the user ended it; never restored.
+    Ended,
+}
+
+/// A session's record. Timestamps are filled in by the backend.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub id: SessionKey,
+    pub owner: String,
+    pub program: String,
+    pub args: Vec<String>,
+    pub cwd: String,
+    pub env: Vec<(String, String)>,
+    pub cols: u16,
+    pub rows: u16,
+    pub title: Option<String>,
+    /// The foreground command at the last persist (e.g. `vim notes.txt`).
+    pub foreground: Option<String>,
+    pub state: SessionState,
+    pub owner_host: String,
+    pub epoch: u64,
+    pub created_at: Millis,
+    pub last_active: Millis,
+}
+
+/// What a host updates about a session as it runs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SessionUpdate {
+    pub cwd: Option<String>,
+    pub cols: Option<u16>,
+    pub rows: Option<u16>,
+    /// `Some(None)` clears the title.
+    pub title: Option<Option<String>>,
+    pub foreground: Option<Option<String>>,
+    pub state: Option<SessionState>,
+}
+
+/// A sealed, immutable block of scrollback lines, numbered per session from
+/// 0 upwards. `data` is opaque to the store (the host stores
+/// `protocol::CompressedLines` encoded with postcard).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScrollbackBlock {
+    pub seq: u64,
+    pub lines: u32,
+    pub data: Vec<u8>,
+}
+
+/// One durable write of a session's screen.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScreenWrite {
+    /// The visible grid, cursor, modes and the unsealed scrollback tail,
+    /// opaque to the store; replaces the previous one.
+    pub screen: Vec<u8>,
+    /// Newly sealed blocks, appended. Writing a block whose `seq` is already
+    /// stored is a no-op, so a retried write is harmless.
+    pub new_blocks: Vec<ScrollbackBlock>,
+    /// After appending, the oldest blocks are deleted while the remaining
+    /// ones still hold at least this many lines.
+    pub keep_lines: u32,
+}
+
+/// A session's last durable screen.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredScreen {
+    pub screen: Vec<u8>,
+    /// Oldest first.
+    pub blocks: Vec<ScrollbackBlock>,
+    /// Backend time of the write.
+    pub saved_at: Millis,
+    /// The host that wrote it.
+    pub saved_by: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The write named an epoch that is no longer the session's: another
+    /// host owns it now.
+    #[error("session {session} has moved past epoch {epoch}; this host no longer owns it")]
+    Fenced { session: SessionKey, epoch: u64 },
+    #[error("no session {0}")]
+    NotFound(SessionKey),
+    #[error("a session {0} already exists")]
+    Duplicate(SessionKey),
+    /// The backend could not be reached or failed; retrying may help.
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+    /// Stored data could not be read back (a bug or tampering).
+    #[error("corrupt data in the store: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    /// Whether the same write may succeed later.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Which backend this is, for logs and health ("sqlite", "postgres").
+    fn kind(&self) -> &'static str;
+
+    /// The backend's clock.
+    async fn now(&self) -> Result<Millis>;
+
+    async fn put_user(&self, user: &User) -> Result<()>;
+    async fn get_user(&self, id: &str) -> Result<Option<User>>;
+
+    /// Inserts a new session; its `created_at`/`last_active` are set to the
+    /// backend's now, the given values are ignored.
+    async fn create_session(&self, record: &SessionRecord) -> Result<()>;
+    async fn get_session(&self, id: &str) -> Result<Option<SessionRecord>>;
+    /// Sessions of one owner, or all with `None`, newest first.
+    async fn list_sessions(&self, owner: Option<&str>) -> Result<Vec<SessionRecord>>;
+
+    /// Applies `update` and bumps `last_active`, only if `epoch` is current.
+    async fn update_session(&self, id: &str, epoch: u64, update: &SessionUpdate) -> Result<()>;
+
+    /// Writes the screen and appends scrollback in one transaction, only if
+    /// `epoch` is current; also bumps `last_active`.
+    async fn save_screen(
+        &self,
+        id: &str,
+        epoch: u64,
+        host: &str,
+        write: &ScreenWrite,
+    ) -> Result<()>;
+    async fn load_screen(&self, id: &str) -> Result<Option<StoredScreen>>;
+
+    /// Moves a session to `new_host`: one conditional update that succeeds
+    /// only if the session is still at `expected_epoch`, and returns the new
+    /// epoch (`expected_epoch + 1`). Of two concurrent takeovers exactly one
+    /// wins; the other gets `Fenced`.
+    async fn take_over(&self, id: &str, expected_epoch: u64, new_host: &str) -> Result<u64>;
+}
