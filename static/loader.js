@@ -1,0 +1,19 @@
+// Loads the WebAssembly client. Kept as a file (not an inline script) so the
+// page works under the CSP `script-src 'self' 'wasm-unsafe-eval'`.
+import init, { start } from './pkg/web_terminal.js';
+
+async function main() {
+  try {
+    await init();
+    start();
+  } catch (err) {
+    const status = document.getElementById('status');
+    if (status) {
+      status.textContent = `the terminal failed to start: ${err}`;
+      status.className = 'state-closed';
+    }
+    throw err;
+  }
+}
+
+main();

@@ -1,0 +1,339 @@
+//! The canvas renderer: one row at a time, glyphs from a cache.
+//!
+//! `fillText` is the slow part of drawing text on a canvas, and a terminal
+//! draws the same few hundred glyphs over and over. So each glyph is drawn
+//! once into an offscreen atlas canvas, keyed by its text, font variant and
+//! colour, and rows are painted with `drawImage` from there. Rows are
+//! repainted whole (backgrounds, glyphs, decorations, cursor) so that a row
+//! never depends on what its neighbours drew.
+
+use std::collections::HashMap;
+
+use protocol::{CursorShape, StyleFlags};
+use wasm_bindgen::{JsCast, JsValue};
+use web_sys::{CanvasRenderingContext2d, Document, HtmlCanvasElement};
+
+use crate::render::{CellMetrics, Rgb, Theme};
+use crate::screen::{CellWidth, Row};
+
+/// No downloaded web fonts: the platform's monospace faces.
+pub const FONT_STACK: &str = "ui-monospace, \"SF Mono\", Menlo, \"DejaVu Sans Mono\", \"Liberation Mono\", Consolas, \"Noto Sans Mono\", monospace";
+/// Font size in CSS pixels, and line height as a multiple of it.
+pub const FONT_PX: f64 = 15.0;
+pub const LINE_HEIGHT: f64 = 1.2;
+/// The atlas is a square of this many device pixels; when it fills up it is
+/// cleared and refilled on demand.
+const ATLAS_PX: u32 = 2048;
+
+pub fn context_2d(canvas: &HtmlCanvasElement) -> Result<CanvasRenderingContext2d, JsValue> {
+    canvas
+        .get_context("2d")?
+        .ok_or_else(|| JsValue::from_str("no 2d canvas context"))?
+        .dyn_into::<CanvasRenderingContext2d>()
+        .map_err(|_| JsValue::from_str("no 2d canvas context"))
+}
+
+fn font(bold: bool, italic: bool, px: f64) -> String {
+    format!(
+        "{}{}{px}px {FONT_STACK}",
+        if italic { "italic " } else { "" },
+        if bold { "bold " } else { "" },
+    )
+}
+
+/// Measures the font at the given device pixel ratio.
+pub fn measure(ctx: &CanvasRenderingContext2d, dpr: f64) -> CellMetrics {
+    let px = (FONT_PX * dpr).round();
+    ctx.set_font(&font(false, false, px));
+    let advance = ctx
+        .measure_text("MMMMMMMMMM")
+        .map(|m| m.width() / 10.0)
+        .unwrap_or(px * 0.6);
+    CellMetrics::new(advance, px, LINE_HEIGHT, dpr)
+}
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct GlyphKey {
+    text: String,
+    bold: bool,
+    italic: bool,
+    fg: Rgb,
+}
+
+/// Offscreen canvas of pre-drawn glyphs; every slot is two cells wide so
+/// wide characters and emoji fit.
+pub struct GlyphAtlas {
+    canvas: HtmlCanvasElement,
+    ctx: CanvasRenderingContext2d,
+    slots: HashMap<GlyphKey, (f64, f64)>,
+    next: (u32, u32),
+    metrics: CellMetrics,
+}
+
+impl GlyphAtlas {
+    pub fn new(document: &Document, metrics: CellMetrics) -> Result<GlyphAtlas, JsValue> {
+        let canvas: HtmlCanvasElement = document.create_element("canvas")?.dyn_into()?;
+        canvas.set_width(ATLAS_PX);
+        canvas.set_height(ATLAS_PX);
+        let ctx = context_2d(&canvas)?;
+        Ok(GlyphAtlas {
+            canvas,
+            ctx,
+            slots: HashMap::new(),
+            next: (0, 0),
+            metrics,
+        })
+    }
+
+    /// Forgets every glyph (new metrics or a full atlas).
+    pub fn reset(&mut self, metrics: CellMetrics) {
+        self.metrics = metrics;
+        self.slots.clear();
+        self.next = (0, 0);
+        self.ctx
+            .clear_rect(0.0, 0.0, f64::from(ATLAS_PX), f64::from(ATLAS_PX));
+    }
+
+    fn slot(&mut self, key: GlyphKey) -> (f64, f64) {
+        if let Some(&at) = self.slots.get(&key) {
+            return at;
+        }
+        let m = self.metrics;
+        let slot_w = 2 * m.width;
+        if self.next.0 + slot_w > ATLAS_PX {
+            self.next = (0, self.next.1 + m.height);
+        }
+        if self.next.1 + m.height > ATLAS_PX {
+            let metrics = self.metrics;
+            self.reset(metrics);
+        }
+        let (x, y) = (f64::from(self.next.0), f64::from(self.next.1));
+        self.next.0 += slot_w;
+        let (w, h) = (f64::from(slot_w), f64::from(m.height));
+        let ctx = &self.ctx;
+        ctx.save();
+        ctx.begin_path();
+        ctx.rect(x, y, w, h);
+        ctx.clip();
+        ctx.set_font(&font(key.bold, key.italic, (FONT_PX * m.dpr).round()));
+        ctx.set_text_baseline("alphabetic");
+        ctx.set_fill_style_str(&key.fg.hex());
+        let _ = ctx.fill_text(&key.text, x, y + f64::from(m.baseline));
+        ctx.restore();
+        self.slots.insert(key, (x, y));
+        (x, y)
+    }
+}
+
+/// What the renderer needs to know about the cursor on a row.
+#[derive(Clone, Copy)]
+pub struct CursorPaint {
+    pub col: u16,
+    pub shape: CursorShape,
+    /// Drawn hollow: the terminal does not have the keyboard focus.
+    pub hollow: bool,
+}
+
+/// The main canvas's context with the atlas and colours it paints with.
+pub struct Painter {
+    pub ctx: CanvasRenderingContext2d,
+    pub atlas: GlyphAtlas,
+    pub theme: Theme,
+}
+
+impl Painter {
+    pub fn metrics(&self) -> CellMetrics {
+        self.atlas.metrics
+    }
+
+    /// Paints one row of the grid at view row `y_row`; `selected(col)` says
+    /// whether a cell is highlighted.
+    pub fn draw_row(
+        &mut self,
+        row: &Row,
+        y_row: u16,
+        canvas_width: f64,
+        cursor: Option<CursorPaint>,
+        selected: &dyn Fn(u16) -> bool,
+    ) {
+        let Painter { ctx, atlas, theme } = self;
+        draw_row(
+            ctx,
+            atlas,
+            theme,
+            row,
+            y_row,
+            canvas_width,
+            cursor,
+            selected,
+        );
+    }
+}
+
+#[allow(clippy::too_many_arguments)] // the fields of `Painter`, split for borrowing
+fn draw_row(
+    ctx: &CanvasRenderingContext2d,
+    atlas: &mut GlyphAtlas,
+    theme: &Theme,
+    row: &Row,
+    y_row: u16,
+    canvas_width: f64,
+    cursor: Option<CursorPaint>,
+    selected: &dyn Fn(u16) -> bool,
+) {
+    let m = atlas.metrics;
+    let (cw, ch) = (f64::from(m.width), f64::from(m.height));
+    let y = f64::from(y_row) * ch;
+    ctx.set_fill_style_str(&theme.background.hex());
+    ctx.fill_rect(0.0, y, canvas_width, ch);
+
+    let block_cursor = cursor.filter(|c| c.shape == CursorShape::Block && !c.hollow);
+    let colours = |col: usize| {
+        let cell = &row.cells[col];
+        let mut paint = theme.paint(&cell.style);
+        if selected(col as u16) {
+            paint.bg = theme.selection;
+        }
+        let under_cursor = block_cursor.is_some_and(|c| {
+            let c = usize::from(c.col);
+            c == col || (cell.width == CellWidth::Spacer && c + 1 == col)
+        });
+        if under_cursor {
+            paint.fg = theme.background;
+            paint.bg = theme.cursor;
+        }
+        paint
+    };
+
+    // Backgrounds, merged into runs of one colour.
+    let mut col = 0;
+    while col < row.cells.len() {
+        let bg = colours(col).bg;
+        let start = col;
+        while col < row.cells.len() && colours(col).bg == bg {
+            col += 1;
+        }
+        if bg != theme.background {
+            ctx.set_fill_style_str(&bg.hex());
+            ctx.fill_rect(start as f64 * cw, y, (col - start) as f64 * cw, ch);
+        }
+    }
+
+    // Glyphs and decorations.
+    for (col, cell) in row.cells.iter().enumerate() {
+        if cell.width == CellWidth::Spacer {
+            continue;
+        }
+        let flags = cell.style.flags;
+        let paint = colours(col);
+        let x = col as f64 * cw;
+        let span = if cell.width == CellWidth::Wide {
+            2.0
+        } else {
+            1.0
+        };
+        if !cell.is_blank() && !flags.has(StyleFlags::HIDDEN) {
+            let key = GlyphKey {
+                text: cell.text.clone(),
+                bold: flags.has(StyleFlags::BOLD),
+                italic: flags.has(StyleFlags::ITALIC),
+                fg: paint.fg,
+            };
+            let (sx, sy) = atlas.slot(key);
+            let _ = ctx
+                .draw_image_with_html_canvas_element_and_sw_and_sh_and_dx_and_dy_and_dw_and_dh(
+                    &atlas.canvas,
+                    sx,
+                    sy,
+                    2.0 * cw,
+                    ch,
+                    x,
+                    y,
+                    2.0 * cw,
+                    ch,
+                );
+        }
+        decorate(ctx, &m, flags, paint.fg, x, y, span * cw);
+    }
+
+    if let Some(c) = cursor {
+        draw_cursor(ctx, &m, theme, row, c, y);
+    }
+}
+
+fn decorate(
+    ctx: &CanvasRenderingContext2d,
+    m: &CellMetrics,
+    flags: StyleFlags,
+    fg: Rgb,
+    x: f64,
+    y: f64,
+    w: f64,
+) {
+    let lines = StyleFlags::UNDERLINE
+        | StyleFlags::DOUBLE_UNDERLINE
+        | StyleFlags::UNDERCURL
+        | StyleFlags::STRIKE;
+    if !flags.has(lines) {
+        return;
+    }
+    let t = m.dpr.round().max(1.0);
+    let ch = f64::from(m.height);
+    let under = (y + f64::from(m.baseline) + t).min(y + ch - t);
+    ctx.set_fill_style_str(&fg.hex());
+    if flags.has(StyleFlags::UNDERCURL) {
+        ctx.set_stroke_style_str(&fg.hex());
+        ctx.set_line_width(t);
+        ctx.begin_path();
+        let amp = t.max(1.5);
+        let step = (w / 4.0).max(2.0);
+        ctx.move_to(x, under + amp);
+        let mut px = x;
+        let mut up = true;
+        while px < x + w {
+            let nx = (px + step).min(x + w);
+            ctx.line_to(nx, if up { under - amp } else { under + amp });
+            up = !up;
+            px = nx;
+        }
+        ctx.stroke();
+    } else if flags.has(StyleFlags::DOUBLE_UNDERLINE) {
+        ctx.fill_rect(x, under - t, w, t);
+        ctx.fill_rect(x, (under + t).min(y + ch - t), w, t);
+    } else if flags.has(StyleFlags::UNDERLINE) {
+        ctx.fill_rect(x, under, w, t);
+    }
+    if flags.has(StyleFlags::STRIKE) {
+        ctx.fill_rect(x, y + (ch / 2.0).round(), w, t);
+    }
+}
+
+fn draw_cursor(
+    ctx: &CanvasRenderingContext2d,
+    m: &CellMetrics,
+    theme: &Theme,
+    row: &Row,
+    c: CursorPaint,
+    y: f64,
+) {
+    let (cw, ch) = (f64::from(m.width), f64::from(m.height));
+    let col = usize::from(c.col);
+    let wide = row
+        .cells
+        .get(col)
+        .is_some_and(|cell| cell.width == CellWidth::Wide);
+    let x = col as f64 * cw;
+    let w = if wide { 2.0 * cw } else { cw };
+    let t = m.dpr.round().max(1.0);
+    ctx.set_fill_style_str(&theme.cursor.hex());
+    match (c.shape, c.hollow) {
+        (CursorShape::Block, false) => {} // drawn as inverted colours
+        (CursorShape::Underline, _) => ctx.fill_rect(x, y + ch - 2.0 * t, w, 2.0 * t),
+        (CursorShape::Beam, _) => ctx.fill_rect(x, y, 2.0 * t, ch),
+        (CursorShape::Block | CursorShape::HollowBlock, _) => {
+            ctx.set_stroke_style_str(&theme.cursor.hex());
+            ctx.set_line_width(t);
+            ctx.stroke_rect(x + t / 2.0, y + t / 2.0, w - t, ch - t);
+        }
+    }
+}
