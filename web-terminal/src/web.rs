@@ -11,7 +11,8 @@
 //! - The host serves `static/` at `/`. `index.html` loads `./loader.js`, which
 //!   does `import init, { start } from './pkg/web_terminal.js'; await init();
 //!   start();` (`wasm-bindgen --target web --out-name web_terminal`). No
-//!   inline scripts: the CSP is `script-src 'self' 'wasm-unsafe-eval'`.
+//!   inline scripts or style attributes: the CSP is `script-src 'self'
+//!   'wasm-unsafe-eval'; style-src 'self'`.
 //! - WebSocket: same origin, path `/ws`, `wss:` when the page is `https:`.
 //! - Token: `<form id="login">` with `<input id="token" type="password">` and
 //!   `<button id="connect" type="submit">`, shown when no token is stored or
@@ -219,6 +220,7 @@ pub fn start() -> Result<(), JsValue> {
             a.show_login(None);
         } else {
             a.hide_login();
+            let _ = a.dom.keyboard.focus();
         }
     }
     install_handlers(&app)?;
@@ -797,12 +799,12 @@ impl App {
             let _ = storage.remove_item(TOKEN_KEY);
         }
         self.dom.login_error.set_text_content(advice);
-        let _ = self.dom.login.style().set_property("display", "");
+        self.dom.login.set_hidden(false);
         let _ = self.dom.token.focus();
     }
 
     fn hide_login(&mut self) {
-        let _ = self.dom.login.style().set_property("display", "none");
+        self.dom.login.set_hidden(true);
     }
 
     fn notice(&mut self, text: String) {
@@ -873,11 +875,7 @@ impl App {
         };
         if overlay != self.overlay_text {
             self.dom.overlay.set_text_content(Some(&overlay));
-            let _ = self
-                .dom
-                .overlay
-                .style()
-                .set_property("display", if overlay.is_empty() { "none" } else { "" });
+            self.dom.overlay.set_hidden(overlay.is_empty());
             self.overlay_text = overlay;
         }
     }
