@@ -326,6 +326,14 @@ impl Emulator {
         }
     }
 
+    /// The visible rows, for persisting the screen.
+    pub fn visible_lines(&self) -> Vec<Line> {
+        let grid = self.term.grid();
+        (0..self.term.screen_lines())
+            .map(|row| convert_row(&grid[GridLine(row as i32)]))
+            .collect()
+    }
+
     /// The visible rows as text, for logs, tests and restore notices.
     pub fn screen_text(&self) -> Vec<String> {
         let grid = self.term.grid();

@@ -7,6 +7,7 @@
 pub mod emulator;
 pub mod metrics;
 pub mod pacer;
+pub mod persist;
 pub mod pty;
 pub mod registry;
 pub mod scrollback;
@@ -88,10 +89,16 @@ pub fn app(state: AppState) -> Router {
 }
 
 async fn health(State(state): State<AppState>) -> impl IntoResponse {
+    let degraded = state.metrics.degraded();
     axum::Json(serde_json::json!({
-        "status": "ok",
+        "status": if degraded { "degraded" } else { "ok" },
         "host": state.registry.host(),
         "sessions": state.registry.len(),
+        "store": match (state.registry.store_kind(), degraded) {
+            (None, _) => "none",
+            (Some(_), true) => "unreachable",
+            (Some(kind), false) => kind,
+        },
     }))
 }
 

@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use host_server::metrics::Metrics;
 use host_server::pty::ProgramSpec;
-use host_server::registry::Registry;
+use host_server::registry::{Registry, StoreConfig};
 use host_server::session::SessionConfig;
 use host_server::{AppState, run};
 
@@ -60,6 +60,41 @@ struct ServeArgs {
     /// End a session after this many seconds without a client.
     #[arg(long, default_value_t = 24 * 3600)]
     idle_timeout_secs: u64,
+    /// The shared user-data backend: `sqlite:PATH` (embedded default) or
+    /// `postgres://...`. Without it sessions live only on this host.
+    #[arg(long, env = "THINLINE_STORE")]
+    store: Option<String>,
+    /// Shared root of users' home directories (a shared volume in
+    /// production).
+    #[arg(long, env = "THINLINE_HOME_ROOT")]
+    home_root: Option<PathBuf>,
+    /// Restore a session from the store when a client asks for one this
+    /// host does not run (its previous host is gone).
+    #[arg(long, env = "THINLINE_ADOPT_SESSIONS")]
+    adopt_sessions: bool,
+    /// Longest a screen change waits before it is written to the store.
+    #[arg(long, default_value_t = 100)]
+    persist_interval_ms: u64,
+}
+
+async fn open_store(spec: &str) -> anyhow::Result<Arc<dyn store::Store>> {
+    if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
+        let store = store::PgStore::connect(spec)
+            .await
+            .context("connecting to PostgreSQL (check --store and that the server is up)")?;
+        Ok(Arc::new(store))
+    } else {
+        let path = spec.strip_prefix("sqlite:").unwrap_or(spec);
+        let path = std::path::Path::new(path);
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+        let store = store::SqliteStore::open(path)
+            .await
+            .with_context(|| format!("opening the SQLite store at {}", path.display()))?;
+        Ok(Arc::new(store))
+    }
 }
 
 #[tokio::main]
@@ -116,6 +151,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let cwd = args
         .cwd
         .or_else(|| std::env::var_os("HOME").map(PathBuf::from));
+    let store = match &args.store {
+        Some(spec) => Some(StoreConfig {
+            store: open_store(spec).await?,
+            home_root: args.home_root.clone(),
+            adopt: args.adopt_sessions,
+        }),
+        None => None,
+    };
     let metrics = Arc::new(Metrics::default());
     let registry = Registry::new(
         SessionConfig {
@@ -128,7 +171,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 env: Vec::new(),
             },
             idle_timeout: Duration::from_secs(args.idle_timeout_secs),
+            persist_interval: Duration::from_millis(args.persist_interval_ms),
         },
+        store,
         args.max_sessions,
         metrics.clone(),
     );

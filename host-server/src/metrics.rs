@@ -1,7 +1,13 @@
 //! Counters the benchmarks and operators read from `/metrics`.
 
+use std::collections::VecDeque;
 use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Persistence-lag samples kept for the quantiles.
+const LAG_SAMPLES: usize = 4096;
 
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -10,6 +16,11 @@ pub struct Metrics {
     frame_bytes_sent: AtomicU64,
     messages_sent: AtomicU64,
     connections_refused: AtomicU64,
+    store_writes: AtomicU64,
+    /// Sessions whose persister is currently failing to write.
+    persisters_failing: AtomicI64,
+    /// Recent persistence lags in microseconds, newest last.
+    persist_lag_us: Mutex<VecDeque<u64>>,
 }
 
 impl Metrics {
@@ -29,6 +40,46 @@ impl Metrics {
 
     pub fn connection_refused(&self) {
         self.connections_refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn store_write(&self) {
+        self.store_writes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn persisted(&self, lag: Duration) {
+        let mut lags = self
+            .persist_lag_us
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if lags.len() == LAG_SAMPLES {
+            lags.pop_front();
+        }
+        lags.push_back(lag.as_micros() as u64);
+    }
+
+    pub fn persister_failing(&self, failing: bool) {
+        self.persisters_failing
+            .fetch_add(if failing { 1 } else { -1 }, Ordering::Relaxed);
+    }
+
+    /// True while any session cannot reach the store.
+    pub fn degraded(&self) -> bool {
+        self.persisters_failing.load(Ordering::Relaxed) > 0
+    }
+
+    fn lag_quantile_ms(&self, q: f64) -> f64 {
+        let lags = self
+            .persist_lag_us
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let mut sorted: Vec<u64> = lags.iter().copied().collect();
+        drop(lags);
+        if sorted.is_empty() {
+            return 0.0;
+        }
+        sorted.sort_unstable();
+        let index = ((sorted.len() - 1) as f64 * q).round() as usize;
+        sorted[index] as f64 / 1000.0
     }
 
     /// Plain `name value` lines, one per counter.
@@ -59,6 +110,23 @@ impl Metrics {
         ];
         for (name, value) in counters {
             let _ = writeln!(out, "{name} {value}");
+        }
+        let _ = writeln!(
+            out,
+            "thinline_store_writes_total {}",
+            self.store_writes.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "thinline_persisters_failing {}",
+            self.persisters_failing.load(Ordering::Relaxed)
+        );
+        for (label, q) in [("0.5", 0.5), ("0.99", 0.99)] {
+            let _ = writeln!(
+                out,
+                "thinline_persist_lag_ms{{quantile=\"{label}\"}} {:.3}",
+                self.lag_quantile_ms(q)
+            );
         }
         out
     }

@@ -14,7 +14,11 @@ use protocol::{CompressedLines, Line, compress_lines};
 pub const BLOCK_LINES: usize = 256;
 
 pub struct Scrollback {
-    sealed: VecDeque<CompressedLines>,
+    /// Sealed blocks with their sequence numbers, which count up from 0 over
+    /// the session's life (across restores) so the store can append them
+    /// idempotently.
+    sealed: VecDeque<(u64, CompressedLines)>,
+    next_seq: u64,
     /// Lines in `sealed`, kept so `len` needs no walk.
     sealed_lines: usize,
     open: Vec<Line>,
@@ -26,6 +30,7 @@ impl Scrollback {
     pub fn new(limit: usize) -> Scrollback {
         Scrollback {
             sealed: VecDeque::new(),
+            next_seq: 0,
             sealed_lines: 0,
             open: Vec::new(),
             limit,
@@ -46,10 +51,16 @@ impl Scrollback {
             let rest = self.open.split_off(BLOCK_LINES);
             let block = std::mem::replace(&mut self.open, rest);
             self.sealed_lines += block.len();
-            self.sealed.push_back(compress_lines(&block));
+            self.sealed
+                .push_back((self.next_seq, compress_lines(&block)));
+            self.next_seq += 1;
         }
+        self.trim();
+    }
+
+    fn trim(&mut self) {
         // Drop whole blocks while what remains still covers the limit.
-        while let Some(front) = self.sealed.front() {
+        while let Some((_, front)) = self.sealed.front() {
             let count = front.count as usize;
             if self.len() - count < self.limit {
                 break;
@@ -61,16 +72,54 @@ impl Scrollback {
 
     /// The whole scrollback as blocks, oldest first.
     pub fn blocks(&self) -> Vec<CompressedLines> {
-        let mut blocks: Vec<CompressedLines> = self.sealed.iter().cloned().collect();
+        let mut blocks: Vec<CompressedLines> =
+            self.sealed.iter().map(|(_, block)| block.clone()).collect();
         if !self.open.is_empty() {
             blocks.push(compress_lines(&self.open));
         }
         blocks
     }
 
+    /// Sealed blocks numbered `from` and later, for persistence.
+    pub fn sealed_since(&self, from: u64) -> impl Iterator<Item = (u64, &CompressedLines)> {
+        self.sealed
+            .iter()
+            .filter(move |(seq, _)| *seq >= from)
+            .map(|(seq, block)| (*seq, block))
+    }
+
+    /// Sequence number the next sealed block will get.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// Lines not yet sealed into a block.
+    pub fn open_tail(&self) -> &[Line] {
+        &self.open
+    }
+
+    /// Rebuilds a scrollback from persisted blocks and tail.
+    pub fn restore(
+        limit: usize,
+        blocks: Vec<(u64, CompressedLines)>,
+        next_seq: u64,
+        tail: Vec<Line>,
+    ) -> Scrollback {
+        let sealed_lines = blocks.iter().map(|(_, b)| b.count as usize).sum();
+        let mut scrollback = Scrollback {
+            sealed: blocks.into(),
+            next_seq,
+            sealed_lines,
+            open: tail,
+            limit,
+        };
+        scrollback.trim();
+        scrollback
+    }
+
     /// Approximate heap bytes held, for the memory benchmark.
     pub fn heap_bytes(&self) -> usize {
-        self.sealed.iter().map(|b| b.data.len()).sum::<usize>()
+        self.sealed.iter().map(|(_, b)| b.data.len()).sum::<usize>()
             + self
                 .open
                 .iter()

@@ -12,13 +12,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
-use protocol::{ClientToServerMsg, CloseCode, Frame, ServerToClientMsg, SessionId, Size, Welcome};
+use protocol::{
+    ClientToServerMsg, CloseCode, Frame, Line, ServerToClientMsg, SessionId, Size, Welcome,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::emulator::{Emulator, SCROLLBACK_LINES};
 use crate::metrics::Metrics;
 use crate::pacer::{FRAME_WINDOW, FloodClock, FramePacer};
+use crate::persist::{self, PersistQueue, SavedScreen};
 use crate::pty::{self, ProgramSpec, SpawnError};
 use crate::scrollback::{BLOCK_LINES, Scrollback};
 
@@ -77,6 +80,28 @@ pub struct SessionConfig {
     pub host: String,
     pub program: ProgramSpec,
     pub idle_timeout: Duration,
+    /// Longest a screen change waits before it is handed to the persister.
+    pub persist_interval: Duration,
+}
+
+/// How a session task persists, when the host has a store.
+pub struct Persistence {
+    pub queue: Arc<PersistQueue>,
+    pub interval: Duration,
+    /// The epoch this host holds the session at.
+    pub epoch: u64,
+}
+
+/// What a new session task starts from.
+pub struct SessionStart {
+    pub id: SessionId,
+    pub size: Size,
+    pub program: ProgramSpec,
+    pub epoch: u64,
+    pub persistence: Option<Persistence>,
+    /// Scrollback and bytes to draw before the program's first output, for
+    /// a session restored from the store.
+    pub restored: Option<(Scrollback, Vec<u8>)>,
 }
 
 struct Attached {
@@ -101,25 +126,68 @@ struct State {
     resize_to: Option<Size>,
     metrics: Arc<Metrics>,
     detached_at: Option<Instant>,
+    epoch: u64,
+    /// Lines drained from the emulator that the attached client has not
+    /// been sent yet (bounded by the scrollback length).
+    pending_scrolled: Vec<Line>,
+    persistence: Option<PersistState>,
+}
+
+struct PersistState {
+    queue: Arc<PersistQueue>,
+    interval: Duration,
+    /// When the next snapshot is due; `None` while nothing changed.
+    due: Option<Instant>,
+    changed_at: Option<Instant>,
+    /// Sealed scrollback blocks below this number are already queued.
+    blocks_queued: u64,
+    child_pid: Option<u32>,
+    last: store::SessionUpdate,
 }
 
 /// Starts a session's program and its task. `on_exit` runs when the task
 /// ends, to take the session out of the registry.
 pub fn start(
-    id: SessionId,
-    size: Size,
+    start: SessionStart,
     config: &SessionConfig,
     metrics: Arc<Metrics>,
     on_exit: impl FnOnce() + Send + 'static,
 ) -> Result<SessionHandle, SpawnError> {
+    let SessionStart {
+        id,
+        size,
+        program,
+        epoch,
+        persistence,
+        restored,
+    } = start;
     let size = size.clamped();
-    let spawned = pty::spawn(&config.program, size)?;
+    let spawned = pty::spawn(&program, size)?;
+    let child_pid = spawned.child.id();
     let (tx, rx) = mpsc::channel(64);
+    let mut emulator = Emulator::new(size);
+    let scrollback = match restored {
+        Some((scrollback, preface)) => {
+            emulator.feed(&preface);
+            scrollback
+        }
+        None => Scrollback::new(SCROLLBACK_LINES),
+    };
+    let persistence = persistence.map(|p| PersistState {
+        queue: p.queue,
+        interval: p.interval,
+        due: Some(Instant::now()),
+        changed_at: Some(Instant::now()),
+        // Restored blocks came from the store; only newer ones are written.
+        blocks_queued: scrollback.next_seq(),
+        child_pid,
+        last: store::SessionUpdate::default(),
+    });
     let state = State {
         id,
         host: config.host.clone(),
-        emulator: Emulator::new(size),
-        scrollback: Scrollback::new(SCROLLBACK_LINES),
+        emulator,
+        scrollback,
         client: None,
         applied_input: 0,
         pending_input: VecDeque::new(),
@@ -127,6 +195,9 @@ pub fn start(
         resize_to: None,
         metrics,
         detached_at: Some(Instant::now()),
+        epoch,
+        pending_scrolled: Vec::new(),
+        persistence,
     };
     let idle_timeout = config.idle_timeout;
     tokio::spawn(async move {
@@ -159,6 +230,7 @@ async fn run(
             _ => None,
         };
         let can_take_commands = state.pending_bytes < MAX_PENDING_INPUT;
+        let persist_due = state.persistence.as_ref().and_then(|p| p.due);
         tokio::select! {
             read = reader.read(&mut buf) => {
                 let n = match read {
@@ -212,6 +284,12 @@ async fn run(
                 match command {
                     Some(SessionCmd::Terminate { close }) => {
                         end_reason = close;
+                        if close != CloseCode::SessionLost {
+                            // Draining: make the latest screen durable
+                            // before the program is hung up.
+                            state.snapshot();
+                            state.flush_persistence().await;
+                        }
                         pty::hang_up(&child);
                         // Keep reading until the program is gone, so its
                         // last words reach the emulator; bounded by the
@@ -235,6 +313,9 @@ async fn run(
                     tracing::warn!(session = %state.id, %error, "resizing the pty failed");
                 }
             }
+            _ = sleep_until_opt(persist_due) => {
+                state.snapshot();
+            }
             _ = sleep_until_opt(sync_deadline) => {
                 state.emulator.flush_sync();
                 state.send_frame();
@@ -256,12 +337,78 @@ async fn run(
     };
     tracing::info!(session = %state.id, ?status, "session ended");
     state.send_frame_unpaced();
+    if end_reason == CloseCode::SessionEnded {
+        // The program ended by itself: the session is over everywhere.
+        state.snapshot();
+        if let Some(p) = &state.persistence {
+            p.queue.push(
+                Vec::new(),
+                Vec::new(),
+                store::SessionUpdate {
+                    state: Some(store::SessionState::Ended),
+                    ..Default::default()
+                },
+                Instant::now(),
+            );
+        }
+        state.flush_persistence().await;
+    }
     if let Some(client) = state.client.take() {
         let _ = client
             .tx
             .try_send(Outgoing::Msg(ServerToClientMsg::Exited { status }));
         let _ = client.tx.try_send(Outgoing::Close(end_reason));
     }
+}
+
+/// Fields of `current` that differ from `last`.
+fn changed_fields(
+    last: &store::SessionUpdate,
+    current: &store::SessionUpdate,
+) -> store::SessionUpdate {
+    fn pick<T: Clone + PartialEq>(last: &Option<T>, current: &Option<T>) -> Option<T> {
+        if current != last {
+            current.clone()
+        } else {
+            None
+        }
+    }
+    store::SessionUpdate {
+        cwd: pick(&last.cwd, &current.cwd),
+        cols: pick(&last.cols, &current.cols),
+        rows: pick(&last.rows, &current.rows),
+        title: pick(&last.title, &current.title),
+        foreground: pick(&last.foreground, &current.foreground),
+        state: None,
+    }
+}
+
+/// The shell's working directory, from procfs.
+fn proc_cwd(pid: u32) -> Option<String> {
+    std::fs::read_link(format!("/proc/{pid}/cwd"))
+        .ok()
+        .map(|path| path.to_string_lossy().into_owned())
+}
+
+/// The command line of the terminal's foreground process group, if it is
+/// not the shell itself. Field 8 of `/proc/PID/stat` (`tpgid`) names the
+/// foreground group of the process's controlling terminal.
+fn foreground_command(shell: u32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{shell}/stat")).ok()?;
+    // The command name may contain spaces and parentheses; fields resume
+    // after the last ')'.
+    let after = &stat[stat.rfind(')')? + 1..];
+    let tpgid: i64 = after.split_whitespace().nth(5)?.parse().ok()?;
+    if tpgid <= 0 || tpgid == i64::from(shell) {
+        return None;
+    }
+    let cmdline = std::fs::read(format!("/proc/{tpgid}/cmdline")).ok()?;
+    let words: Vec<String> = cmdline
+        .split(|b| *b == 0)
+        .filter(|w| !w.is_empty())
+        .map(|w| String::from_utf8_lossy(w).into_owned())
+        .collect();
+    (!words.is_empty()).then(|| words.join(" "))
 }
 
 async fn sleep_until_opt(deadline: Option<Instant>) {
@@ -275,6 +422,90 @@ impl State {
     fn on_output(&mut self, bytes: &[u8]) {
         self.metrics.pty_bytes_read(bytes.len());
         self.emulator.feed(bytes);
+        self.persist_soon();
+    }
+
+    fn persist_soon(&mut self) {
+        if let Some(p) = &mut self.persistence
+            && p.due.is_none()
+        {
+            let now = Instant::now();
+            p.due = Some(now + p.interval);
+            p.changed_at = Some(now);
+        }
+    }
+
+    /// Moves lines that scrolled off the emulator into the scrollback and
+    /// the attached client's queue.
+    fn drain_scrolled(&mut self) {
+        let scrolled = self.emulator.drain_scrolled();
+        if scrolled.is_empty() {
+            return;
+        }
+        self.scrollback.push(&scrolled);
+        if self.client.is_some() {
+            self.pending_scrolled.extend(scrolled);
+            let excess = self.pending_scrolled.len().saturating_sub(SCROLLBACK_LINES);
+            self.pending_scrolled.drain(..excess);
+        }
+    }
+
+    /// Hands the current state to the persister.
+    fn snapshot(&mut self) {
+        if self.persistence.is_none() {
+            return;
+        }
+        self.drain_scrolled();
+        let saved = SavedScreen {
+            size: self.emulator.size(),
+            rows: self.emulator.visible_lines(),
+            cursor: self.emulator.cursor(),
+            modes: self.emulator.modes(),
+            title: self.emulator.title().map(str::to_owned),
+            tail: self.scrollback.open_tail().to_vec(),
+            next_block_seq: self.scrollback.next_seq(),
+        };
+        let title = self.emulator.title().map(str::to_owned);
+        let size = self.emulator.size();
+        let Some(p) = &mut self.persistence else {
+            return;
+        };
+        let blocks: Vec<store::ScrollbackBlock> = self
+            .scrollback
+            .sealed_since(p.blocks_queued)
+            .map(|(seq, block)| store::ScrollbackBlock {
+                seq,
+                lines: block.count,
+                data: persist::encode_block(block),
+            })
+            .collect();
+        p.blocks_queued = self.scrollback.next_seq();
+        let current = store::SessionUpdate {
+            cwd: p.child_pid.and_then(proc_cwd),
+            cols: Some(size.cols),
+            rows: Some(size.rows),
+            title: Some(title),
+            foreground: Some(p.child_pid.and_then(foreground_command)),
+            state: None,
+        };
+        let update = changed_fields(&p.last, &current);
+        p.last = current;
+        let changed_at = p.changed_at.take().unwrap_or_else(Instant::now);
+        p.due = None;
+        p.queue
+            .push(persist::encode_screen(&saved), blocks, update, changed_at);
+    }
+
+    async fn flush_persistence(&mut self) {
+        if let Some(p) = &self.persistence {
+            let flushed = p.queue.flush();
+            if tokio::time::timeout(Duration::from_secs(2), flushed)
+                .await
+                .is_err()
+            {
+                tracing::warn!(session = %self.id, "the store did not take the last state in time");
+            }
+        }
     }
 
     fn on_command(&mut self, command: SessionCmd) {
@@ -331,6 +562,7 @@ impl State {
                 if size != self.emulator.size() {
                     self.emulator.resize(size);
                     self.resize_to = Some(size);
+                    self.persist_soon();
                     self.send_frame();
                 }
             }
@@ -374,8 +606,8 @@ impl State {
         }
         // Everything that scrolled while no one watched joins the scrollback
         // before it is sent.
-        let scrolled = self.emulator.drain_scrolled();
-        self.scrollback.push(&scrolled);
+        self.drain_scrolled();
+        self.pending_scrolled.clear();
         self.client = Some(Attached {
             conn,
             tx,
@@ -385,7 +617,7 @@ impl State {
         self.send(ServerToClientMsg::Welcome(Welcome {
             session: self.id,
             host: self.host.clone(),
-            epoch: 0,
+            epoch: self.epoch,
             created,
             input_seq: self.applied_input,
         }));

@@ -145,6 +145,17 @@ async fn serve(mut socket: WebSocket, state: AppState) {
             tracing::error!(%error, "could not start a session");
             return refuse(socket, &state, CloseCode::SpawnFailed, "spawn failed").await;
         }
+        Err(StartError::Store(error)) => {
+            // Another host took the session first, or the store is down:
+            // either way the client should ask again shortly.
+            tracing::warn!(%error, "could not restore a session");
+            let code = if error.is_transient() {
+                CloseCode::GoingAway
+            } else {
+                CloseCode::SessionLost
+            };
+            return refuse(socket, &state, code, "restore failed").await;
+        }
     };
     let (sink, stream) = socket.split();
     let writer = tokio::spawn(write_loop(sink, out_rx, state.clone()));
@@ -164,7 +175,13 @@ async fn attach(
     conn: u64,
     tx: mpsc::Sender<Outgoing>,
 ) -> Result<SessionHandle, StartError> {
-    if let Some(handle) = hello.session.and_then(|id| state.registry.get(&id)) {
+    let mut existing = hello.session.and_then(|id| state.registry.get(&id));
+    if existing.is_none()
+        && let Some(id) = hello.session
+    {
+        existing = state.registry.restore(id, hello.size).await?;
+    }
+    if let Some(handle) = existing {
         let (done, attached) = oneshot::channel();
         let command = SessionCmd::Attach {
             conn,

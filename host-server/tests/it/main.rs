@@ -1,5 +1,7 @@
 //! The host served in-process on a loopback port, driven by a native
-//! WebSocket client: sessions, reattach and exactly-once input.
+//! WebSocket client: sessions, reattach, exactly-once input, and restore
+//! from the shared store with epoch fencing.
+#![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -7,7 +9,7 @@ use std::time::{Duration, Instant};
 use futures_util::{SinkExt, StreamExt};
 use host_server::metrics::Metrics;
 use host_server::pty::ProgramSpec;
-use host_server::registry::Registry;
+use host_server::registry::{Registry, StoreConfig};
 use host_server::session::SessionConfig;
 use host_server::{AppState, run};
 use protocol::{
@@ -28,12 +30,16 @@ struct Host {
 }
 
 async fn start_host() -> Host {
+    start_host_with("h-test", None).await
+}
+
+async fn start_host_with(name: &str, store: Option<StoreConfig>) -> Host {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let metrics = Arc::new(Metrics::default());
     let registry = Registry::new(
         SessionConfig {
-            host: "h-test".into(),
+            host: name.into(),
             program: ProgramSpec {
                 program: "/bin/bash".into(),
                 args: vec!["--noprofile".into(), "--norc".into()],
@@ -42,7 +48,9 @@ async fn start_host() -> Host {
                 env: vec![("PS1".into(), "$ ".into())],
             },
             idle_timeout: Duration::from_secs(60),
+            persist_interval: Duration::from_millis(100),
         },
+        store,
         10,
         metrics.clone(),
     );
@@ -170,6 +178,19 @@ async fn next_msg(socket: &mut Socket) -> ServerToClientMsg {
     }
 }
 
+/// Waits for the close frame and returns its code.
+async fn close_code(socket: &mut Socket) -> u16 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        match tokio::time::timeout(Duration::from_secs(10), socket.next()).await {
+            Ok(Some(Ok(Message::Close(Some(frame))))) => return frame.code.into(),
+            Ok(Some(Ok(_))) => continue,
+            other => panic!("socket ended without a close frame: {other:?}"),
+        }
+    }
+    panic!("no close frame in time");
+}
+
 fn contains(rows: &[String], needle: &str) -> bool {
     rows.iter().any(|row| row.contains(needle))
 }
@@ -256,4 +277,65 @@ async fn scrollback_reaches_a_reattaching_client() {
         .collect();
     assert_eq!(numbers.first().map(|s| s.as_str()), Some("1"));
     assert!(numbers.len() >= 2970, "{} lines", numbers.len());
+}
+
+#[tokio::test]
+async fn a_restored_session_shows_its_screen_and_fences_the_old_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn store::Store> = Arc::new(
+        store::SqliteStore::open(&dir.path().join("db.sqlite"))
+            .await
+            .unwrap(),
+    );
+    let work = dir.path().join("work dir");
+    std::fs::create_dir(&work).unwrap();
+    let config = |adopt| StoreConfig {
+        store: store.clone(),
+        home_root: Some(dir.path().join("home")),
+        adopt,
+    };
+    let old_host = start_host_with("h-old", Some(config(false))).await;
+    let mut old = Client::connect(&old_host, None).await;
+    old.wait_screen("the prompt", |rows| contains(rows, "$"))
+        .await;
+    old.type_text(&format!(
+        "cd '{}' && echo restore-$((40+2))\r",
+        work.display()
+    ))
+    .await;
+    old.wait_screen("the echo", |rows| rows.iter().any(|r| r == "restore-42"))
+        .await;
+    let id = old.welcome.session;
+    let key = id.to_string();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let record = store.get_session(&key).await.unwrap().unwrap();
+        if record.cwd == work.display().to_string() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "cwd never persisted: {record:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let new_host = start_host_with("h-new", Some(config(true))).await;
+    let mut restored = Client::connect(&new_host, Some(id)).await;
+    assert_eq!(restored.welcome.session, id);
+    assert_eq!(restored.welcome.epoch, 2, "the takeover bumped the epoch");
+    restored
+        .wait_screen("old output and notice", |rows| {
+            rows.iter().any(|r| r == "restore-42") && contains(rows, "restored from host h-old")
+        })
+        .await;
+    restored.type_text("pwd\r").await;
+    let expected = work.display().to_string();
+    restored
+        .wait_screen("the saved directory", |rows| rows.contains(&expected))
+        .await;
+
+    // The old host's next write is refused by the epoch fence: it must end
+    // its copy and tell its client the session moved.
+    old.type_text("echo still-here\r").await;
+    assert_eq!(close_code(&mut old.socket).await, 4008);
+    let record = store.get_session(&key).await.unwrap().unwrap();
+    assert_eq!(record.owner_host, "h-new");
 }

@@ -1,0 +1,427 @@
+//! Keeping a session's state in the shared store, and bringing it back.
+//!
+//! The session task hands snapshots to a `PersistQueue` (latest screen wins,
+//! sealed scrollback blocks accumulate) and a per-session persister task
+//! writes them, fenced by the session's epoch. When the store is down the
+//! persister keeps only the newest state, retries with backoff and reports
+//! the host degraded; when a write is fenced the session has moved to
+//! another host and is ended here.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use protocol::{CellLayout, Color, CompressedLines, Cursor, Line, Modes, Size, Style, StyleFlags};
+use serde::{Deserialize, Serialize};
+use store::{ScreenWrite, ScrollbackBlock, SessionRecord, SessionUpdate, Store, StoreError};
+use tokio::sync::{Notify, oneshot};
+
+use crate::emulator::SCROLLBACK_LINES;
+use crate::metrics::Metrics;
+
+/// A session's screen as persisted: everything needed to show it again.
+/// The store treats it as opaque bytes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SavedScreen {
+    pub size: Size,
+    pub rows: Vec<Line>,
+    pub cursor: Cursor,
+    pub modes: Modes,
+    pub title: Option<String>,
+    /// Scrollback lines not yet sealed into a stored block.
+    pub tail: Vec<Line>,
+    /// The sequence number the next sealed block will get.
+    pub next_block_seq: u64,
+}
+
+/// Format tag in front of every saved screen, bumped on incompatible change.
+const SCREEN_FORMAT: u8 = 1;
+
+pub fn encode_screen(screen: &SavedScreen) -> Vec<u8> {
+    let raw = postcard::to_allocvec(screen).unwrap_or_default();
+    let mut out = vec![SCREEN_FORMAT];
+    out.extend_from_slice(&lz4_flex::block::compress_prepend_size(&raw));
+    out
+}
+
+pub fn decode_screen(bytes: &[u8]) -> Result<SavedScreen, String> {
+    match bytes.split_first() {
+        Some((&SCREEN_FORMAT, body)) => {
+            let raw = lz4_flex::block::decompress_size_prepended(body)
+                .map_err(|e| format!("saved screen: {e}"))?;
+            postcard::from_bytes(&raw).map_err(|e| format!("saved screen: {e}"))
+        }
+        Some((format, _)) => Err(format!("saved screen has unknown format {format}")),
+        None => Err("saved screen is empty".into()),
+    }
+}
+
+pub fn encode_block(block: &CompressedLines) -> Vec<u8> {
+    postcard::to_allocvec(block).unwrap_or_default()
+}
+
+pub fn decode_block(bytes: &[u8]) -> Result<CompressedLines, String> {
+    postcard::from_bytes(bytes).map_err(|e| format!("scrollback block: {e}"))
+}
+
+/// Renders lines as the escape sequences that draw them, so a restored
+/// screen is reproduced by the new emulator exactly as it looked.
+pub fn render_ansi(lines: &[Line]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        for run in &line.runs {
+            out.extend_from_slice(sgr(run.style).as_bytes());
+            match run.layout {
+                CellLayout::Narrow | CellLayout::Wide | CellLayout::Cluster { .. } => {
+                    out.extend_from_slice(run.text.as_bytes())
+                }
+            }
+        }
+        out.extend_from_slice(b"\x1b[0m");
+        if i + 1 < lines.len() {
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+    out
+}
+
+fn sgr(style: Style) -> String {
+    let mut codes = vec!["0".to_string()];
+    let flags = [
+        (StyleFlags::BOLD, "1"),
+        (StyleFlags::DIM, "2"),
+        (StyleFlags::ITALIC, "3"),
+        (StyleFlags::UNDERLINE, "4"),
+        (StyleFlags::DOUBLE_UNDERLINE, "21"),
+        (StyleFlags::UNDERCURL, "4:3"),
+        (StyleFlags::INVERSE, "7"),
+        (StyleFlags::HIDDEN, "8"),
+        (StyleFlags::STRIKE, "9"),
+    ];
+    for (flag, code) in flags {
+        if style.flags.has(flag) {
+            codes.push(code.into());
+        }
+    }
+    for (color, base) in [(style.fg, 38), (style.bg, 48)] {
+        match color {
+            Color::Default => {}
+            Color::Indexed(i) => codes.push(format!("{base};5;{i}")),
+            Color::Rgb(r, g, b) => codes.push(format!("{base};2;{r};{g};{b}")),
+        }
+    }
+    format!("\x1b[{}m", codes.join(";"))
+}
+
+/// What the session task has not yet seen written.
+#[derive(Default)]
+struct Pending {
+    /// The record to create before anything else is written.
+    create: Option<SessionRecord>,
+    screen: Option<Vec<u8>>,
+    blocks: Vec<ScrollbackBlock>,
+    update: SessionUpdate,
+    /// When the oldest change in here happened, for the lag measurement.
+    changed_at: Option<Instant>,
+    /// Callers waiting for everything queued so far to be durable.
+    flushed: Vec<oneshot::Sender<bool>>,
+}
+
+impl Pending {
+    fn is_empty(&self) -> bool {
+        self.create.is_none()
+            && self.screen.is_none()
+            && self.blocks.is_empty()
+            && self.update == SessionUpdate::default()
+    }
+}
+
+/// Shared between a session task and its persister.
+#[derive(Default)]
+pub struct PersistQueue {
+    pending: Mutex<Pending>,
+    wake: Notify,
+}
+
+impl PersistQueue {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn create(&self, record: SessionRecord) {
+        self.lock().create = Some(record);
+        self.wake.notify_one();
+    }
+
+    /// Queues a snapshot; an older unwritten screen is replaced, blocks are
+    /// kept (bounded by what the scrollback holds).
+    pub fn push(
+        &self,
+        screen: Vec<u8>,
+        blocks: Vec<ScrollbackBlock>,
+        update: SessionUpdate,
+        changed_at: Instant,
+    ) {
+        let mut pending = self.lock();
+        pending.screen = Some(screen);
+        pending.blocks.extend(blocks);
+        let max_blocks = SCROLLBACK_LINES / crate::scrollback::BLOCK_LINES + 2;
+        let excess = pending.blocks.len().saturating_sub(max_blocks);
+        pending.blocks.drain(..excess);
+        merge_update(&mut pending.update, update);
+        pending.changed_at.get_or_insert(changed_at);
+        drop(pending);
+        self.wake.notify_one();
+    }
+
+    /// Resolves when everything queued so far is written (true) or the
+    /// persister gave up (false).
+    pub fn flush(&self) -> oneshot::Receiver<bool> {
+        let (tx, rx) = oneshot::channel();
+        let mut pending = self.lock();
+        if pending.is_empty() {
+            let _ = tx.send(true);
+        } else {
+            pending.flushed.push(tx);
+        }
+        drop(pending);
+        self.wake.notify_one();
+        rx
+    }
+}
+
+fn merge_update(into: &mut SessionUpdate, newer: SessionUpdate) {
+    let SessionUpdate {
+        cwd,
+        cols,
+        rows,
+        title,
+        foreground,
+        state,
+    } = newer;
+    into.cwd = cwd.or(into.cwd.take());
+    into.cols = cols.or(into.cols);
+    into.rows = rows.or(into.rows);
+    into.title = title.or(into.title.take());
+    into.foreground = foreground.or(into.foreground.take());
+    into.state = state.or(into.state);
+}
+
+/// Why a persister stopped.
+#[derive(Debug, PartialEq, Eq)]
+pub enum PersistEnd {
+    /// The session moved to another host (its epoch was superseded).
+    Lost,
+    /// The session task is gone and everything was written.
+    Done,
+}
+
+pub struct Persister {
+    pub store: Arc<dyn Store>,
+    pub session: String,
+    pub epoch: u64,
+    pub host: String,
+    pub queue: Arc<PersistQueue>,
+    pub metrics: Arc<Metrics>,
+}
+
+const BACKOFF_START: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+impl Persister {
+    /// Writes queued state until the queue is dropped by its session (and
+    /// drained) or the session is found to have moved.
+    pub async fn run(self) -> PersistEnd {
+        let mut backoff = BACKOFF_START;
+        let mut failing = false;
+        loop {
+            let batch = std::mem::take(&mut *self.queue.lock());
+            if batch.is_empty() {
+                for waiter in batch.flushed {
+                    let _ = waiter.send(true);
+                }
+                if Arc::strong_count(&self.queue) == 1 {
+                    self.set_failing(&mut failing, false);
+                    return PersistEnd::Done;
+                }
+                // Session tasks wake us on every push; the timeout notices a
+                // session that ended without a last push.
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(1), self.queue.wake.notified()).await;
+                continue;
+            }
+            match self.write(&batch).await {
+                Ok(()) => {
+                    self.set_failing(&mut failing, false);
+                    backoff = BACKOFF_START;
+                    if let Some(at) = batch.changed_at {
+                        self.metrics.persisted(at.elapsed());
+                    }
+                    for waiter in batch.flushed {
+                        let _ = waiter.send(true);
+                    }
+                }
+                Err(StoreError::Fenced { .. }) | Err(StoreError::NotFound(_)) => {
+                    tracing::warn!(session = %self.session, epoch = self.epoch, "the session moved to another host; ending it here");
+                    self.set_failing(&mut failing, false);
+                    for waiter in batch.flushed {
+                        let _ = waiter.send(false);
+                    }
+                    return PersistEnd::Lost;
+                }
+                Err(error) => {
+                    if !failing {
+                        tracing::warn!(session = %self.session, %error, "persisting failed; keeping the latest state and retrying");
+                    }
+                    self.set_failing(&mut failing, true);
+                    self.requeue(batch);
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                }
+            }
+        }
+    }
+
+    fn set_failing(&self, failing: &mut bool, now: bool) {
+        if *failing != now {
+            *failing = now;
+            self.metrics.persister_failing(now);
+        }
+    }
+
+    /// Puts a failed batch back under anything newer that arrived meanwhile.
+    fn requeue(&self, batch: Pending) {
+        let mut pending = self.queue.lock();
+        if pending.create.is_none() {
+            pending.create = batch.create;
+        }
+        if pending.screen.is_none() {
+            pending.screen = batch.screen;
+        }
+        let mut blocks = batch.blocks;
+        blocks.append(&mut pending.blocks);
+        pending.blocks = blocks;
+        let newer = std::mem::take(&mut pending.update);
+        pending.update = batch.update;
+        merge_update(&mut pending.update, newer);
+        pending.changed_at = match (batch.changed_at, pending.changed_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let mut flushed = batch.flushed;
+        flushed.append(&mut pending.flushed);
+        pending.flushed = flushed;
+    }
+
+    async fn write(&self, batch: &Pending) -> Result<(), StoreError> {
+        if let Some(record) = &batch.create {
+            match self.store.create_session(record).await {
+                Ok(()) | Err(StoreError::Duplicate(_)) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        if batch.update != SessionUpdate::default() {
+            self.store
+                .update_session(&self.session, self.epoch, &batch.update)
+                .await?;
+        }
+        if batch.screen.is_some() || !batch.blocks.is_empty() {
+            let write = ScreenWrite {
+                screen: batch.screen.clone().unwrap_or_default(),
+                new_blocks: batch.blocks.clone(),
+                keep_lines: SCROLLBACK_LINES as u32,
+            };
+            self.store
+                .save_screen(&self.session, self.epoch, &self.host, &write)
+                .await?;
+            self.metrics.store_write();
+        }
+        Ok(())
+    }
+}
+
+/// The dim line shown above the new program after a restore.
+pub fn restore_notice(
+    from_host: &str,
+    saved_at: store::Millis,
+    foreground: Option<&str>,
+    program: &str,
+    cwd: &str,
+) -> String {
+    let when = format_utc(saved_at);
+    let running = match foreground {
+        Some(command) => format!("`{command}` was running and was not restarted; "),
+        None => String::new(),
+    };
+    format!(
+        "\x1b[0m\r\n\x1b[2m── thinline: restored from host {from_host} (saved {when}); {running}a new {program} started in {cwd} ──\x1b[0m\r\n"
+    )
+}
+
+/// `HH:MM:SS UTC` of a millisecond timestamp, without a date library.
+fn format_utc(millis: store::Millis) -> String {
+    let secs = millis.div_euclid(1000).rem_euclid(86_400);
+    format!(
+        "{:02}:{:02}:{:02} UTC",
+        secs / 3600,
+        (secs / 60) % 60,
+        secs % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::emulator::Emulator;
+    use protocol::Run;
+
+    #[test]
+    fn saved_screens_round_trip() {
+        let screen = SavedScreen {
+            size: Size { cols: 80, rows: 2 },
+            rows: vec![Line {
+                runs: vec![Run {
+                    text: "hello".into(),
+                    ..Run::default()
+                }],
+                wrapped: false,
+            }],
+            cursor: Cursor::default(),
+            modes: Modes(Modes::BRACKETED_PASTE),
+            title: Some("t".into()),
+            tail: vec![Line::default()],
+            next_block_seq: 7,
+        };
+        assert_eq!(decode_screen(&encode_screen(&screen)), Ok(screen));
+        assert!(decode_screen(&[]).is_err());
+        assert!(decode_screen(&[9, 1, 2]).is_err());
+        assert!(decode_screen(&[SCREEN_FORMAT, 0xff, 0xff, 0xff, 0x7f]).is_err());
+    }
+
+    #[test]
+    fn rendered_lines_reproduce_the_screen_exactly() {
+        let mut original = Emulator::new(Size { cols: 30, rows: 4 });
+        original.feed(
+            "\x1b[31mred\x1b[0m plain \x1b[1;4;38;2;9;8;7mbold\x1b[0m\r\n漢字 e\u{301}\r\n\x1b[7minverse"
+                .as_bytes(),
+        );
+        let lines = original.visible_lines();
+        let mut copy = Emulator::new(Size { cols: 30, rows: 4 });
+        copy.feed(&render_ansi(&lines));
+        assert_eq!(copy.visible_lines(), lines);
+    }
+
+    #[test]
+    fn the_notice_names_host_time_and_command() {
+        let notice = restore_notice(
+            "h1",
+            3_600_000 + 61_000,
+            Some("vim a.txt"),
+            "bash",
+            "/home/u",
+        );
+        assert!(notice.contains("restored from host h1"));
+        assert!(notice.contains("01:01:01 UTC"));
+        assert!(notice.contains("`vim a.txt` was running"));
+        assert!(notice.contains("/home/u"));
+    }
+}
