@@ -1,1 +1,459 @@
-fn main() {}
+//! The benchmark driver behind `cargo xtask bench`: measures Thinline
+//! against the targets in DESIGN.md and prints them side by side.
+//!
+//! Figures come from real processes on loopback: a release `host-server`
+//! running bash, and native protocol clients. Benchmarks print figures and
+//! never fail on them (speed is not asserted in tests); they fail only when
+//! something does not work at all. Every loop is bounded in time and count.
+
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use protocol::Size;
+use tests::client::Client;
+use tests::host::{HostOptions, HostProcess};
+use tests::{http, paths, percentile};
+
+/// One line of the final table.
+struct Figure {
+    what: String,
+    measured: String,
+    target: &'static str,
+    /// `Some(true)` when the target is met, `None` when there is none to meet.
+    met: Option<bool>,
+}
+
+const ONE_SESSION_KEYS: usize = 300;
+const MANY_SESSIONS: usize = 100;
+const MANY_SESSIONS_KEYS: usize = 120;
+const KEY_INTERVAL: Duration = Duration::from_millis(10);
+/// Keystrokes discarded at the start of each session (caches, first frames).
+const WARMUP_KEYS: usize = 5;
+/// A keystroke whose echo takes longer than this counts as lost.
+const ECHO_TIMEOUT: Duration = Duration::from_secs(10);
+const THROUGHPUT_BYTES: u64 = 100 * 1000 * 1000;
+const THROUGHPUT_TIMEOUT: Duration = Duration::from_secs(300);
+const PAGE_WEIGHT_TARGET: u64 = 150 * 1000;
+
+fn main() -> ExitCode {
+    let which = std::env::args().nth(1).unwrap_or_else(|| "all".into());
+    if !["latency", "throughput", "size", "all"].contains(&which.as_str()) {
+        eprintln!("usage: bench [latency|throughput|size|all]");
+        return ExitCode::FAILURE;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("bench: cannot start tokio: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut figures = Vec::new();
+    let mut failed = false;
+    let all = which == "all";
+    if all || which == "size" {
+        report(&mut failed, page_weight(&mut figures), "page weight");
+    }
+    if all || which == "latency" {
+        report(
+            &mut failed,
+            runtime.block_on(latency(&mut figures)),
+            "latency",
+        );
+    }
+    if all || which == "throughput" {
+        report(
+            &mut failed,
+            runtime.block_on(throughput(&mut figures)),
+            "throughput",
+        );
+    }
+    print_table(&figures);
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn report(failed: &mut bool, result: Result<()>, what: &str) {
+    if let Err(err) = result {
+        eprintln!("bench: {what} failed: {err:#}");
+        *failed = true;
+    }
+}
+
+fn progress(text: &str) {
+    eprintln!("bench: {text}");
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn start_host() -> Result<HostProcess> {
+    let host = HostProcess::start(HostOptions::bash())?;
+    progress(&format!(
+        "host-server (pid {}) on port {}",
+        host.pid(),
+        host.port
+    ));
+    Ok(host)
+}
+
+// ---- keystroke-to-echo latency --------------------------------------------
+
+async fn latency(figures: &mut Vec<Figure>) -> Result<()> {
+    let host = start_host()?;
+
+    progress(&format!(
+        "latency: 1 session, {ONE_SESSION_KEYS} keystrokes"
+    ));
+    let mut one = typing_session(&host, ONE_SESSION_KEYS).await?;
+    one.sort();
+    figures.push(latency_figure("keystroke echo, 1 session", &one));
+
+    progress(&format!(
+        "latency: starting {MANY_SESSIONS} sessions, each typing {MANY_SESSIONS_KEYS} keys every {} ms",
+        KEY_INTERVAL.as_millis()
+    ));
+    let mut tasks = Vec::new();
+    for _ in 0..MANY_SESSIONS {
+        let token = host.token.clone();
+        let ws_url = host.ws_url();
+        let origin = host.origin();
+        tasks.push(tokio::spawn(async move {
+            let mut client = Client::connect_with_origin(&ws_url, &origin).await?;
+            client
+                .handshake(&token, None, Size { cols: 80, rows: 24 })
+                .await?;
+            type_keys(&mut client, MANY_SESSIONS_KEYS).await
+        }));
+    }
+    let mut all = Vec::new();
+    let mut failures = 0;
+    for task in tasks {
+        match task.await {
+            Ok(Ok(samples)) => all.extend(samples),
+            Ok(Err(err)) => {
+                failures += 1;
+                progress(&format!("latency: a session failed: {err:#}"));
+            }
+            Err(err) => {
+                failures += 1;
+                progress(&format!("latency: a session panicked: {err}"));
+            }
+        }
+    }
+    all.sort();
+    let mut figure = latency_figure(&format!("keystroke echo, {MANY_SESSIONS} sessions"), &all);
+    if failures > 0 {
+        figure
+            .measured
+            .push_str(&format!(" ({failures} sessions failed)"));
+        figure.met = Some(false);
+    }
+    figures.push(figure);
+    if all.is_empty() {
+        bail!("no latency samples from {MANY_SESSIONS} sessions");
+    }
+    Ok(())
+}
+
+fn latency_figure(what: &str, sorted: &[Duration]) -> Figure {
+    let p50 = percentile(sorted, 50.0);
+    let p99 = percentile(sorted, 99.0);
+    Figure {
+        what: what.to_string(),
+        measured: format!(
+            "p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms (n={})",
+            ms(p50),
+            ms(p99),
+            ms(sorted.last().copied().unwrap_or_default()),
+            sorted.len()
+        ),
+        target: "p50 <= 1 ms, p99 <= 5 ms",
+        met: Some(
+            !sorted.is_empty()
+                && p50 <= Duration::from_millis(1)
+                && p99 <= Duration::from_millis(5),
+        ),
+    }
+}
+
+async fn typing_session(host: &HostProcess, keys: usize) -> Result<Vec<Duration>> {
+    let mut client = Client::attach(host, None, Size { cols: 80, rows: 24 }).await?;
+    type_keys(&mut client, keys).await
+}
+
+/// Starts `cat` (the terminal echoes what is typed at it, with no shell
+/// line editing in between) and times each keystroke until the frame that
+/// shows it, one key every `KEY_INTERVAL`.
+async fn type_keys(client: &mut Client, keys: usize) -> Result<Vec<Duration>> {
+    client
+        .wait_for(ECHO_TIMEOUT, "the prompt", |s| s.at_prompt())
+        .await?;
+    client.type_str("cat\r").await?;
+    client
+        .wait_for(ECHO_TIMEOUT, "cat to start", |s| {
+            s.cursor_col == 0 && s.cursor_line().is_empty() && s.text().contains("$ cat")
+        })
+        .await?;
+    let mut samples = Vec::with_capacity(keys);
+    let mut ticker = tokio::time::interval(KEY_INTERVAL);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let alphabet = b"abcdefghijklmnopqrstuvwxyz";
+    for i in 0..keys + WARMUP_KEYS {
+        ticker.tick().await;
+        // Start a fresh line now and then so the typed line never wraps.
+        if client.screen.cursor_col >= 60 {
+            // The terminal echoes the newline, then cat prints the line back:
+            // wait for both, or the next key lands on a moving target.
+            let typed = client.screen.cursor_line().to_string();
+            client.type_str("\r").await?;
+            client
+                .wait_for(ECHO_TIMEOUT, "cat to print the line back", |s| {
+                    let row = usize::from(s.cursor_row);
+                    let above = |n: usize| row.checked_sub(n).and_then(|r| s.rows.get(r));
+                    s.cursor_col == 0 && above(1) == Some(&typed) && above(2) == Some(&typed)
+                })
+                .await?;
+        }
+        let key = alphabet[i % alphabet.len()] as char;
+        let (row, col) = (client.screen.cursor_row, client.screen.cursor_col);
+        let sent = Instant::now();
+        client.type_str(&key.to_string()).await?;
+        client
+            .wait_for(ECHO_TIMEOUT, &format!("the echo of {key:?}"), |s| {
+                s.cursor_col == col + 1
+                    && s.rows
+                        .get(usize::from(row))
+                        .and_then(|line| line.chars().nth(usize::from(col)))
+                        == Some(key)
+            })
+            .await?;
+        if i >= WARMUP_KEYS {
+            samples.push(sent.elapsed());
+        }
+    }
+    client.type_bytes(b"\x04").await?;
+    Ok(samples)
+}
+
+// ---- output throughput ---------------------------------------------------
+
+async fn throughput(figures: &mut Vec<Figure>) -> Result<()> {
+    let host = start_host()?;
+    let file = host.home().join("flood.txt");
+    progress(&format!(
+        "throughput: writing {} MB to {}",
+        THROUGHPUT_BYTES / 1_000_000,
+        file.display()
+    ));
+    write_flood_file(&file, THROUGHPUT_BYTES)?;
+
+    let size = Size {
+        cols: 200,
+        rows: 50,
+    };
+    let mut client = Client::attach(&host, None, size).await?;
+    client
+        .wait_for(ECHO_TIMEOUT, "the prompt", |s| s.at_prompt())
+        .await?;
+    let before = http::metrics(host.port).await?;
+    let pty_before = before
+        .get("thinline_pty_bytes_read_total")
+        .copied()
+        .unwrap_or(0.0);
+    let (frames_before, bytes_before) = (client.frames, client.frame_bytes);
+
+    progress("throughput: cat of the file, acknowledging every frame");
+    // The quotes keep the marker out of the echoed command line.
+    client
+        .type_str(&format!("cat {}; echo __do''ne__\r", file.display()))
+        .await?;
+    let started = Instant::now();
+    let mut last_report = Instant::now();
+    let deadline = started + THROUGHPUT_TIMEOUT;
+    loop {
+        let slice_end = (Instant::now() + Duration::from_secs(1)).min(deadline);
+        let done = client
+            .wait_for(
+                slice_end.saturating_duration_since(Instant::now()),
+                "__done__",
+                |s| s.has_line("__done__"),
+            )
+            .await
+            .is_ok();
+        if done {
+            break;
+        }
+        if let Some((code, reason)) = &client.closed {
+            bail!("the host closed the connection during the flood: {code} {reason}");
+        }
+        if Instant::now() >= deadline {
+            bail!("cat of {THROUGHPUT_BYTES} bytes did not finish within {THROUGHPUT_TIMEOUT:?}");
+        }
+        if last_report.elapsed() >= Duration::from_secs(2) {
+            last_report = Instant::now();
+            let now = http::metrics(host.port).await?;
+            let read = now
+                .get("thinline_pty_bytes_read_total")
+                .copied()
+                .unwrap_or(0.0)
+                - pty_before;
+            progress(&format!(
+                "throughput: {:.0} MB read by the host after {:.1} s",
+                read / 1e6,
+                started.elapsed().as_secs_f64()
+            ));
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let after = http::metrics(host.port).await?;
+    let pty_read = after
+        .get("thinline_pty_bytes_read_total")
+        .copied()
+        .unwrap_or(0.0)
+        - pty_before;
+    let frames = client.frames - frames_before;
+    let frame_bytes = client.frame_bytes - bytes_before;
+    let host_rate = pty_read / elapsed / 1e6;
+    figures.push(Figure {
+        what: "cat 100 MB: consumed by the host".into(),
+        measured: format!(
+            "{host_rate:.1} MB/s ({:.0} MB in {elapsed:.2} s)",
+            pty_read / 1e6
+        ),
+        target: ">= 50 MB/s",
+        met: Some(host_rate >= 50.0),
+    });
+    figures.push(Figure {
+        what: "cat 100 MB: received by the client".into(),
+        measured: format!(
+            "{:.0} frames/s, {:.2} MB/s ({frames} frames, {:.1} MB)",
+            frames as f64 / elapsed,
+            frame_bytes as f64 / elapsed / 1e6,
+            frame_bytes as f64 / 1e6
+        ),
+        target: "display rate, not output rate",
+        met: None,
+    });
+    Ok(())
+}
+
+/// Writes `bytes` of printable, varied lines, like a large log file.
+fn write_flood_file(path: &Path, bytes: u64) -> Result<()> {
+    let file =
+        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut out = BufWriter::with_capacity(1 << 20, file);
+    let mut written = 0u64;
+    let mut n = 0u64;
+    while written < bytes {
+        let line = format!(
+            "{n:09} the quick brown fox jumps over the lazy dog {:016x} lorem ipsum dolor sit amet\n",
+            n.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        );
+        out.write_all(line.as_bytes())?;
+        written += line.len() as u64;
+        n += 1;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+// ---- page weight ---------------------------------------------------------
+
+fn page_weight(figures: &mut Vec<Figure>) -> Result<()> {
+    let pkg = paths::static_dir().join("pkg");
+    let entries = std::fs::read_dir(&pkg)
+        .with_context(|| format!("listing {}: run `cargo xtask build` first", pkg.display()))?;
+    let mut files = Vec::new();
+    for entry in entries {
+        let path = entry?.path();
+        let is_asset = path
+            .extension()
+            .is_some_and(|ext| ext == "js" || ext == "wasm");
+        if is_asset {
+            files.push(path);
+        }
+    }
+    files.sort();
+    if files.is_empty() {
+        bail!("no .js or .wasm in {}", pkg.display());
+    }
+    let (mut raw_total, mut gz_total) = (0u64, 0u64);
+    for path in &files {
+        let raw = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let gz = gzip_len(&raw)?;
+        raw_total += raw.len() as u64;
+        gz_total += gz;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        figures.push(Figure {
+            what: format!("  static/pkg/{name}"),
+            measured: format!("{} B raw, {gz} B gzipped", raw.len()),
+            target: "",
+            met: None,
+        });
+    }
+    figures.push(Figure {
+        what: "page weight (JS + WASM)".into(),
+        measured: format!(
+            "{:.1} KB gzipped ({:.1} KB raw)",
+            gz_total as f64 / 1000.0,
+            raw_total as f64 / 1000.0
+        ),
+        target: "<= 150 KB gzipped",
+        met: Some(gz_total <= PAGE_WEIGHT_TARGET),
+    });
+    Ok(())
+}
+
+fn gzip_len(data: &[u8]) -> Result<u64> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    encoder.write_all(data)?;
+    Ok(encoder.finish()?.len() as u64)
+}
+
+// ---- the table -----------------------------------------------------------
+
+fn print_table(figures: &[Figure]) {
+    let what_width = figures
+        .iter()
+        .map(|f| f.what.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    let measured_width = figures
+        .iter()
+        .map(|f| f.measured.len())
+        .max()
+        .unwrap_or(8)
+        .max(8);
+    println!();
+    println!(
+        "{:what_width$}  {:measured_width$}  {:28}  verdict",
+        "what", "measured", "target (DESIGN.md)"
+    );
+    println!("{}", "-".repeat(what_width + measured_width + 28 + 13));
+    for figure in figures {
+        let verdict = match figure.met {
+            Some(true) => "ok",
+            Some(false) => "MISSED",
+            None => "",
+        };
+        println!(
+            "{:what_width$}  {:measured_width$}  {:28}  {verdict}",
+            figure.what, figure.measured, figure.target
+        );
+    }
+}
