@@ -10,8 +10,28 @@
 //! epoch its writer believes current and is refused with
 //! [`StoreError::Fenced`] when ownership has moved on. A host that sees
 //! `Fenced` has lost the session and must stop serving it.
+//!
+//! # Why sqlx
+//!
+//! Both SQL backends use [sqlx](https://docs.rs/sqlx): one async API over
+//! SQLite and PostgreSQL, so the two backends run the very same statements
+//! (see `sql.rs`) and differ only in how they connect, read the clock and
+//! begin transactions. Queries are plain strings checked by the conformance
+//! suite rather than by sqlx's compile-time macros, so building needs no
+//! database and no `DATABASE_URL`. Schema migrations are embedded in the
+//! binary with `sqlx::migrate!` and applied, versioned, whenever a store is
+//! opened, so a fresh file or an empty schema is ready with no extra step.
 
 use async_trait::async_trait;
+
+mod memory;
+mod postgres;
+mod sql;
+mod sqlite;
+
+pub use memory::MemoryStore;
+pub use postgres::{PgStore, PgStoreBuilder};
+pub use sqlite::SqliteStore;
 
 /// A session's id as 32 lowercase hex digits (the same text as
 /// `protocol::SessionId`'s `Display`; the store does not depend on the

@@ -1,0 +1,215 @@
+//! An in-process store with the same semantics as the SQL backends, for
+//! unit tests of the host and directory that need a [`Store`] but no
+//! database. It passes the same conformance suite; its clock is the
+//! system clock, and everything is lost when it is dropped.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+
+use crate::{
+    Millis, Result, ScreenWrite, ScrollbackBlock, SessionRecord, SessionUpdate, Store, StoreError,
+    StoredScreen, User,
+};
+
+/// A session store in memory.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    tables: Mutex<Tables>,
+}
+
+#[derive(Debug, Default)]
+struct Tables {
+    users: HashMap<String, User>,
+    sessions: HashMap<String, SessionRecord>,
+    screens: HashMap<String, ScreenRow>,
+}
+
+/// A session's screen and its blocks, kept together so that, like the SQL
+/// foreign keys, blocks never exist without the screen written with them.
+#[derive(Debug)]
+struct ScreenRow {
+    screen: Vec<u8>,
+    saved_at: Millis,
+    saved_by: String,
+    /// Keyed by `seq`, so iteration is oldest first.
+    blocks: BTreeMap<u64, ScrollbackBlock>,
+}
+
+impl MemoryStore {
+    pub fn new() -> MemoryStore {
+        MemoryStore::default()
+    }
+
+    fn tables(&self) -> MutexGuard<'_, Tables> {
+        // Every write below leaves the tables consistent before anything
+        // that could panic, so a poisoned lock holds usable data.
+        self.tables
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+fn system_now() -> Millis {
+    let since_epoch = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    Millis::try_from(since_epoch.as_millis()).unwrap_or(Millis::MAX)
+}
+
+impl Tables {
+    /// The session a fenced write may change, or why it may not.
+    fn fenced(&mut self, id: &str, epoch: u64) -> Result<&mut SessionRecord> {
+        match self.sessions.get_mut(id) {
+            Some(record) if record.epoch == epoch => Ok(record),
+            Some(_) => Err(StoreError::Fenced {
+                session: id.to_owned(),
+                epoch,
+            }),
+            None => Err(StoreError::NotFound(id.to_owned())),
+        }
+    }
+}
+
+/// Deletes the oldest blocks while the remaining ones hold at least
+/// `keep_lines` lines.
+fn trim(blocks: &mut BTreeMap<u64, ScrollbackBlock>, keep_lines: u32) {
+    let mut total: u64 = blocks.values().map(|block| u64::from(block.lines)).sum();
+    while let Some(entry) = blocks.first_entry() {
+        let remaining = total - u64::from(entry.get().lines);
+        if remaining < u64::from(keep_lines) {
+            break;
+        }
+        total = remaining;
+        entry.remove();
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    fn kind(&self) -> &'static str {
+        "memory"
+    }
+
+    async fn now(&self) -> Result<Millis> {
+        Ok(system_now())
+    }
+
+    async fn put_user(&self, user: &User) -> Result<()> {
+        self.tables().users.insert(user.id.clone(), user.clone());
+        Ok(())
+    }
+
+    async fn get_user(&self, id: &str) -> Result<Option<User>> {
+        Ok(self.tables().users.get(id).cloned())
+    }
+
+    async fn create_session(&self, record: &SessionRecord) -> Result<()> {
+        let mut tables = self.tables();
+        if tables.sessions.contains_key(&record.id) {
+            return Err(StoreError::Duplicate(record.id.clone()));
+        }
+        let now = system_now();
+        let record = SessionRecord {
+            created_at: now,
+            last_active: now,
+            ..record.clone()
+        };
+        tables.sessions.insert(record.id.clone(), record);
+        Ok(())
+    }
+
+    async fn get_session(&self, id: &str) -> Result<Option<SessionRecord>> {
+        Ok(self.tables().sessions.get(id).cloned())
+    }
+
+    async fn list_sessions(&self, owner: Option<&str>) -> Result<Vec<SessionRecord>> {
+        let mut sessions: Vec<SessionRecord> = self
+            .tables()
+            .sessions
+            .values()
+            .filter(|record| owner.is_none_or(|owner| record.owner == owner))
+            .cloned()
+            .collect();
+        // Newest first, ties broken by id as the SQL backends do.
+        sessions.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+        Ok(sessions)
+    }
+
+    async fn update_session(&self, id: &str, epoch: u64, update: &SessionUpdate) -> Result<()> {
+        let mut tables = self.tables();
+        let record = tables.fenced(id, epoch)?;
+        if let Some(cwd) = &update.cwd {
+            record.cwd.clone_from(cwd);
+        }
+        if let Some(cols) = update.cols {
+            record.cols = cols;
+        }
+        if let Some(rows) = update.rows {
+            record.rows = rows;
+        }
+        if let Some(title) = &update.title {
+            record.title.clone_from(title);
+        }
+        if let Some(foreground) = &update.foreground {
+            record.foreground.clone_from(foreground);
+        }
+        if let Some(state) = update.state {
+            record.state = state;
+        }
+        record.last_active = system_now();
+        Ok(())
+    }
+
+    async fn save_screen(
+        &self,
+        id: &str,
+        epoch: u64,
+        host: &str,
+        write: &ScreenWrite,
+    ) -> Result<()> {
+        let mut tables = self.tables();
+        let now = system_now();
+        tables.fenced(id, epoch)?.last_active = now;
+        let row = tables
+            .screens
+            .entry(id.to_owned())
+            .or_insert_with(|| ScreenRow {
+                screen: Vec::new(),
+                saved_at: now,
+                saved_by: String::new(),
+                blocks: BTreeMap::new(),
+            });
+        row.screen.clone_from(&write.screen);
+        row.saved_at = now;
+        row.saved_by = host.to_owned();
+        for block in &write.new_blocks {
+            row.blocks.entry(block.seq).or_insert_with(|| block.clone());
+        }
+        trim(&mut row.blocks, write.keep_lines);
+        Ok(())
+    }
+
+    async fn load_screen(&self, id: &str) -> Result<Option<StoredScreen>> {
+        Ok(self.tables().screens.get(id).map(|row| StoredScreen {
+            screen: row.screen.clone(),
+            blocks: row.blocks.values().cloned().collect(),
+            saved_at: row.saved_at,
+            saved_by: row.saved_by.clone(),
+        }))
+    }
+
+    async fn take_over(&self, id: &str, expected_epoch: u64, new_host: &str) -> Result<u64> {
+        let mut tables = self.tables();
+        let record = tables.fenced(id, expected_epoch)?;
+        record.epoch = record.epoch.checked_add(1).ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "session {id}: epoch cannot grow past {expected_epoch}"
+            ))
+        })?;
+        record.owner_host = new_host.to_owned();
+        Ok(record.epoch)
+    }
+}

@@ -1,0 +1,543 @@
+//! What the SQLite and PostgreSQL backends share: the row shapes both
+//! schemas decode into, their conversion to the public types, and the
+//! mapping from driver errors to [`StoreError`].
+//!
+//! Both schemas store every integer as a 64-bit signed integer so the same
+//! row structs decode from either driver; the narrowing to `u16`/`u32`/`u64`
+//! happens here, and a value that does not fit is reported as corrupt
+//! instead of being truncated.
+
+use crate::{
+    ScrollbackBlock, SessionKey, SessionRecord, SessionState, StoreError, StoredScreen, User,
+};
+
+/// Deletes a session's oldest blocks while the newer ones still hold at
+/// least `$2` lines: a block goes when the lines of the blocks after it add
+/// up to `$2` or more. Runs unchanged on SQLite (3.25+) and PostgreSQL.
+pub(crate) const TRIM_BLOCKS: &str = "DELETE FROM scrollback_blocks \
+     WHERE session_id = $1 AND seq IN ( \
+         SELECT seq FROM ( \
+             SELECT seq, COALESCE(SUM(lines) OVER ( \
+                 ORDER BY seq DESC ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING \
+             ), 0) AS newer_lines \
+             FROM scrollback_blocks WHERE session_id = $1 \
+         ) AS ranked WHERE newer_lines >= $2 \
+     )";
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct UserRow {
+    id: String,
+    name: String,
+}
+
+impl From<UserRow> for User {
+    fn from(row: UserRow) -> User {
+        User {
+            id: row.id,
+            name: row.name,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct SessionRow {
+    id: String,
+    owner: String,
+    program: String,
+    args: String,
+    cwd: String,
+    env: String,
+    cols: i64,
+    rows: i64,
+    title: Option<String>,
+    foreground: Option<String>,
+    state: String,
+    owner_host: String,
+    epoch: i64,
+    created_at: i64,
+    last_active: i64,
+}
+
+impl SessionRow {
+    pub(crate) fn into_record(self) -> Result<SessionRecord, StoreError> {
+        let corrupt = |what: &str| StoreError::Corrupt(format!("session {}: {what}", self.id));
+        let args = serde_json::from_str(&self.args)
+            .map_err(|e| corrupt(&format!("args are not a json list of strings: {e}")))?;
+        let env = serde_json::from_str(&self.env)
+            .map_err(|e| corrupt(&format!("env is not a json list of pairs: {e}")))?;
+        let cols = u16::try_from(self.cols).map_err(|_| corrupt("cols out of range"))?;
+        let rows = u16::try_from(self.rows).map_err(|_| corrupt("rows out of range"))?;
+        let state = parse_state(&self.state).ok_or_else(|| corrupt("unknown state"))?;
+        let epoch = u64::try_from(self.epoch).map_err(|_| corrupt("negative epoch"))?;
+        Ok(SessionRecord {
+            id: self.id,
+            owner: self.owner,
+            program: self.program,
+            args,
+            cwd: self.cwd,
+            env,
+            cols,
+            rows,
+            title: self.title,
+            foreground: self.foreground,
+            state,
+            owner_host: self.owner_host,
+            epoch,
+            created_at: self.created_at,
+            last_active: self.last_active,
+        })
+    }
+}
+
+/// A record's fields in the form the schemas store them.
+pub(crate) struct SessionParams {
+    pub args: String,
+    pub env: String,
+    pub cols: i64,
+    pub rows: i64,
+    pub state: &'static str,
+    pub epoch: i64,
+}
+
+impl SessionParams {
+    pub(crate) fn new(record: &SessionRecord) -> Result<SessionParams, StoreError> {
+        let encode = |e: serde_json::Error| {
+            StoreError::Corrupt(format!("session {}: cannot encode as json: {e}", record.id))
+        };
+        Ok(SessionParams {
+            args: serde_json::to_string(&record.args).map_err(encode)?,
+            env: serde_json::to_string(&record.env).map_err(encode)?,
+            cols: i64::from(record.cols),
+            rows: i64::from(record.rows),
+            state: state_text(record.state),
+            epoch: i64::try_from(record.epoch).map_err(|_| {
+                StoreError::Corrupt(format!("session {}: epoch out of range", record.id))
+            })?,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct ScreenRow {
+    screen: Vec<u8>,
+    saved_at: i64,
+    saved_by: String,
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct BlockRow {
+    seq: i64,
+    lines: i64,
+    data: Vec<u8>,
+}
+
+pub(crate) fn stored_screen(
+    id: &str,
+    screen: ScreenRow,
+    blocks: Vec<BlockRow>,
+) -> Result<StoredScreen, StoreError> {
+    let blocks = blocks
+        .into_iter()
+        .map(|row| {
+            let corrupt = |what: &str| {
+                StoreError::Corrupt(format!("session {id}: block {}: {what}", row.seq))
+            };
+            Ok(ScrollbackBlock {
+                seq: u64::try_from(row.seq).map_err(|_| corrupt("negative seq"))?,
+                lines: u32::try_from(row.lines).map_err(|_| corrupt("lines out of range"))?,
+                data: row.data,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    Ok(StoredScreen {
+        screen: screen.screen,
+        blocks,
+        saved_at: screen.saved_at,
+        saved_by: screen.saved_by,
+    })
+}
+
+/// A block's `seq` as stored. Sequence numbers past `i64::MAX` cannot be
+/// stored; they are refused rather than wrapped into negative numbers.
+pub(crate) fn seq_param(id: &str, seq: u64) -> Result<i64, StoreError> {
+    i64::try_from(seq)
+        .map_err(|_| StoreError::Corrupt(format!("session {id}: block seq {seq} out of range")))
+}
+
+/// An epoch named by a writer, as stored. No stored epoch is negative (the
+/// schemas check it), so an epoch too large to store becomes `-1`, which
+/// matches no row and is refused like any other stale epoch.
+pub(crate) fn epoch_param(epoch: u64) -> i64 {
+    i64::try_from(epoch).unwrap_or(-1)
+}
+
+/// The new epoch returned by a takeover, as the trait reports it.
+pub(crate) fn epoch_from_row(id: &str, epoch: i64) -> Result<u64, StoreError> {
+    u64::try_from(epoch).map_err(|_| StoreError::Corrupt(format!("session {id}: negative epoch")))
+}
+
+pub(crate) fn state_text(state: SessionState) -> &'static str {
+    match state {
+        SessionState::Running => "running",
+        SessionState::Ended => "ended",
+    }
+}
+
+fn parse_state(text: &str) -> Option<SessionState> {
+    match text {
+        "running" => Some(SessionState::Running),
+        "ended" => Some(SessionState::Ended),
+        _ => None,
+    }
+}
+
+/// Why a fenced write was refused, once we know whether the session exists.
+pub(crate) fn refusal(id: &str, epoch: u64, exists: bool) -> StoreError {
+    if exists {
+        StoreError::Fenced {
+            session: SessionKey::from(id),
+            epoch,
+        }
+    } else {
+        StoreError::NotFound(SessionKey::from(id))
+    }
+}
+
+/// Maps a driver error: anything that could not be read back as the types
+/// we stored is corruption; everything else (IO, TLS, pool timeouts, a
+/// crashed SQLite worker, an error reported by the database) is treated as
+/// the backend being unavailable, so callers retry instead of giving up.
+pub(crate) fn from_sqlx(error: sqlx::Error) -> StoreError {
+    use sqlx::Error as E;
+    match error {
+        E::Decode(_)
+        | E::ColumnDecode { .. }
+        | E::ColumnNotFound(_)
+        | E::ColumnIndexOutOfBounds { .. }
+        | E::TypeNotFound { .. }
+        | E::RowNotFound => StoreError::Corrupt(error.to_string()),
+        E::Migrate(error) => from_migrate(*error),
+        other => StoreError::Unavailable(other.to_string()),
+    }
+}
+
+/// Maps a migration error: a schema that does not match the migrations
+/// compiled in is corruption (it will not heal by retrying); failing to run
+/// them is unavailability.
+pub(crate) fn from_migrate(error: sqlx::migrate::MigrateError) -> StoreError {
+    use sqlx::migrate::MigrateError as M;
+    match error {
+        M::Execute(error) => from_sqlx(error),
+        M::ExecuteMigration(error, version) => {
+            StoreError::Unavailable(format!("migration {version} failed: {error}"))
+        }
+        other @ (M::VersionMismatch(_) | M::Dirty(_)) => {
+            StoreError::Corrupt(format!("schema migrations: {other}"))
+        }
+        other => StoreError::Unavailable(format!("schema migrations: {other}")),
+    }
+}
+
+/// The `sessions` columns in the order every `SELECT` names them and
+/// [`SessionRow`] decodes them.
+macro_rules! session_columns {
+    () => {
+        "id, owner, program, args, cwd, env, cols, \"rows\", title, foreground, state, \
+         owner_host, epoch, created_at, last_active"
+    };
+}
+pub(crate) use session_columns;
+
+/// Implements [`Store`](crate::Store) for a backend struct holding a sqlx
+/// `pool`. The two SQL backends run the very same statements (both accept
+/// `$n` placeholders, `ON CONFLICT`, `RETURNING` and window functions); they
+/// differ only in how they read the clock and how they start transactions,
+/// which the caller passes in as SQL text.
+macro_rules! impl_store {
+    ($store:ident {
+        kind: $kind:literal,
+        now: $now:literal,
+        begin_write: $begin_write:literal,
+        begin_read: $begin_read:literal $(,)?
+    }) => {
+        const _: () = {
+            use $crate::sql::{
+                self, BlockRow, ScreenRow, SessionParams, SessionRow, UserRow, epoch_param,
+                from_sqlx, session_columns,
+            };
+            use $crate::{
+                Millis, Result, ScreenWrite, SessionRecord, SessionUpdate, Store, StoreError,
+                StoredScreen, User,
+            };
+
+            impl $store {
+                /// Whether the session exists, for telling `Fenced` from
+                /// `NotFound` after a write matched no row.
+                async fn exists(&self, id: &str) -> Result<bool> {
+                    let row: Option<i64> =
+                        sqlx::query_scalar("SELECT epoch FROM sessions WHERE id = $1")
+                            .bind(id)
+                            .fetch_optional(&self.pool)
+                            .await
+                            .map_err(from_sqlx)?;
+                    Ok(row.is_some())
+                }
+            }
+
+            #[async_trait::async_trait]
+            impl Store for $store {
+                fn kind(&self) -> &'static str {
+                    $kind
+                }
+
+                async fn now(&self) -> Result<Millis> {
+                    sqlx::query_scalar(concat!("SELECT ", $now))
+                        .fetch_one(&self.pool)
+                        .await
+                        .map_err(from_sqlx)
+                }
+
+                async fn put_user(&self, user: &User) -> Result<()> {
+                    sqlx::query(
+                        "INSERT INTO users (id, name) VALUES ($1, $2) \
+                         ON CONFLICT (id) DO UPDATE SET name = excluded.name",
+                    )
+                    .bind(&user.id)
+                    .bind(&user.name)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(from_sqlx)?;
+                    Ok(())
+                }
+
+                async fn get_user(&self, id: &str) -> Result<Option<User>> {
+                    let row: Option<UserRow> =
+                        sqlx::query_as("SELECT id, name FROM users WHERE id = $1")
+                            .bind(id)
+                            .fetch_optional(&self.pool)
+                            .await
+                            .map_err(from_sqlx)?;
+                    Ok(row.map(User::from))
+                }
+
+                async fn create_session(&self, record: &SessionRecord) -> Result<()> {
+                    let params = SessionParams::new(record)?;
+                    let inserted = sqlx::query(concat!(
+                        "INSERT INTO sessions (id, owner, program, args, cwd, env, cols, \"rows\", title, \
+                         foreground, state, owner_host, epoch, created_at, last_active) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, ",
+                        $now,
+                        ", ",
+                        $now,
+                        ") ON CONFLICT (id) DO NOTHING"
+                    ))
+                    .bind(&record.id)
+                    .bind(&record.owner)
+                    .bind(&record.program)
+                    .bind(&params.args)
+                    .bind(&record.cwd)
+                    .bind(&params.env)
+                    .bind(params.cols)
+                    .bind(params.rows)
+                    .bind(&record.title)
+                    .bind(&record.foreground)
+                    .bind(params.state)
+                    .bind(&record.owner_host)
+                    .bind(params.epoch)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(from_sqlx)?;
+                    if inserted.rows_affected() == 0 {
+                        return Err(StoreError::Duplicate(record.id.clone()));
+                    }
+                    Ok(())
+                }
+
+                async fn get_session(&self, id: &str) -> Result<Option<SessionRecord>> {
+                    let row: Option<SessionRow> = sqlx::query_as(concat!(
+                        "SELECT ",
+                        session_columns!(),
+                        " FROM sessions WHERE id = $1"
+                    ))
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(from_sqlx)?;
+                    row.map(SessionRow::into_record).transpose()
+                }
+
+                async fn list_sessions(&self, owner: Option<&str>) -> Result<Vec<SessionRecord>> {
+                    let rows: Vec<SessionRow> =
+                        match owner {
+                            Some(owner) => sqlx::query_as(concat!(
+                                "SELECT ",
+                                session_columns!(),
+                                " FROM sessions WHERE owner = $1 ORDER BY created_at DESC, id DESC"
+                            ))
+                            .bind(owner)
+                            .fetch_all(&self.pool)
+                            .await,
+                            None => {
+                                sqlx::query_as(concat!(
+                                    "SELECT ",
+                                    session_columns!(),
+                                    " FROM sessions ORDER BY created_at DESC, id DESC"
+                                ))
+                                .fetch_all(&self.pool)
+                                .await
+                            }
+                        }
+                        .map_err(from_sqlx)?;
+                    rows.into_iter().map(SessionRow::into_record).collect()
+                }
+
+                async fn update_session(
+                    &self,
+                    id: &str,
+                    epoch: u64,
+                    update: &SessionUpdate,
+                ) -> Result<()> {
+                    let updated = sqlx::query(concat!(
+                        "UPDATE sessions SET \
+                         cwd = COALESCE($3, cwd), \
+                         cols = COALESCE($4, cols), \
+                         \"rows\" = COALESCE($5, \"rows\"), \
+                         title = CASE WHEN $6 THEN $7 ELSE title END, \
+                         foreground = CASE WHEN $8 THEN $9 ELSE foreground END, \
+                         state = COALESCE($10, state), \
+                         last_active = ",
+                        $now,
+                        " WHERE id = $1 AND epoch = $2"
+                    ))
+                    .bind(id)
+                    .bind(epoch_param(epoch))
+                    .bind(&update.cwd)
+                    .bind(update.cols.map(i64::from))
+                    .bind(update.rows.map(i64::from))
+                    .bind(update.title.is_some())
+                    .bind(update.title.clone().flatten())
+                    .bind(update.foreground.is_some())
+                    .bind(update.foreground.clone().flatten())
+                    .bind(update.state.map(sql::state_text))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(from_sqlx)?;
+                    if updated.rows_affected() == 0 {
+                        return Err(sql::refusal(id, epoch, self.exists(id).await?));
+                    }
+                    Ok(())
+                }
+
+                async fn save_screen(
+                    &self,
+                    id: &str,
+                    epoch: u64,
+                    host: &str,
+                    write: &ScreenWrite,
+                ) -> Result<()> {
+                    let mut tx = self.pool.begin_with($begin_write).await.map_err(from_sqlx)?;
+                    let fenced = sqlx::query(concat!(
+                        "UPDATE sessions SET last_active = ",
+                        $now,
+                        " WHERE id = $1 AND epoch = $2"
+                    ))
+                    .bind(id)
+                    .bind(epoch_param(epoch))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(from_sqlx)?;
+                    if fenced.rows_affected() == 0 {
+                        let exists: Option<i64> =
+                            sqlx::query_scalar("SELECT epoch FROM sessions WHERE id = $1")
+                                .bind(id)
+                                .fetch_optional(&mut *tx)
+                                .await
+                                .map_err(from_sqlx)?;
+                        tx.rollback().await.map_err(from_sqlx)?;
+                        return Err(sql::refusal(id, epoch, exists.is_some()));
+                    }
+                    sqlx::query(concat!(
+                        "INSERT INTO screens (session_id, screen, saved_at, saved_by) VALUES ($1, $2, ",
+                        $now,
+                        ", $3) ON CONFLICT (session_id) DO UPDATE SET screen = excluded.screen, \
+                         saved_at = excluded.saved_at, saved_by = excluded.saved_by"
+                    ))
+                    .bind(id)
+                    .bind(&write.screen)
+                    .bind(host)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(from_sqlx)?;
+                    for block in &write.new_blocks {
+                        sqlx::query(
+                            "INSERT INTO scrollback_blocks (session_id, seq, lines, data) \
+                             VALUES ($1, $2, $3, $4) ON CONFLICT (session_id, seq) DO NOTHING",
+                        )
+                        .bind(id)
+                        .bind(sql::seq_param(id, block.seq)?)
+                        .bind(i64::from(block.lines))
+                        .bind(&block.data)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(from_sqlx)?;
+                    }
+                    sqlx::query(sql::TRIM_BLOCKS)
+                        .bind(id)
+                        .bind(i64::from(write.keep_lines))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(from_sqlx)?;
+                    tx.commit().await.map_err(from_sqlx)
+                }
+
+                async fn load_screen(&self, id: &str) -> Result<Option<StoredScreen>> {
+                    // One read transaction, so the screen and its blocks come from the
+                    // same write.
+                    let mut tx = self.pool.begin_with($begin_read).await.map_err(from_sqlx)?;
+                    let screen: Option<ScreenRow> = sqlx::query_as(
+                        "SELECT screen, saved_at, saved_by FROM screens WHERE session_id = $1",
+                    )
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(from_sqlx)?;
+                    let Some(screen) = screen else {
+                        return Ok(None);
+                    };
+                    let blocks: Vec<BlockRow> = sqlx::query_as(
+                        "SELECT seq, lines, data FROM scrollback_blocks WHERE session_id = $1 ORDER BY seq",
+                    )
+                    .bind(id)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(from_sqlx)?;
+                    tx.commit().await.map_err(from_sqlx)?;
+                    sql::stored_screen(id, screen, blocks).map(Some)
+                }
+
+                async fn take_over(
+                    &self,
+                    id: &str,
+                    expected_epoch: u64,
+                    new_host: &str,
+                ) -> Result<u64> {
+                    let epoch: Option<i64> = sqlx::query_scalar(
+                        "UPDATE sessions SET epoch = epoch + 1, owner_host = $3 \
+                         WHERE id = $1 AND epoch = $2 RETURNING epoch",
+                    )
+                    .bind(id)
+                    .bind(epoch_param(expected_epoch))
+                    .bind(new_host)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(from_sqlx)?;
+                    match epoch {
+                        Some(epoch) => sql::epoch_from_row(id, epoch),
+                        None => Err(sql::refusal(id, expected_epoch, self.exists(id).await?)),
+                    }
+                }
+            }
+        };
+    };
+}
+pub(crate) use impl_store;
