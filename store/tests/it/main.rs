@@ -1,0 +1,71 @@
+//! The store's conformance suite: every behaviour the host and directory
+//! rely on is written once in `suite` as an async fn over `Arc<dyn Store>`
+//! and run against SQLite (a temporary file), PostgreSQL (a fresh schema
+//! per test, whenever `DATABASE_URL` is set) and the in-memory store.
+//! Backend-specific matters (files, schemas, unreachable servers) live in
+//! `sqlite` and `postgres`.
+
+// Test helpers outside `#[test]` fns unwrap too: a failure is the test's
+// answer.
+#![allow(clippy::unwrap_used)]
+
+mod fixture;
+mod postgres;
+mod sqlite;
+mod suite;
+
+/// Generates one test per backend for each suite function. `one` takes a
+/// store; `two` takes two separately opened stores over the same database
+/// (two pools, as two processes would have).
+macro_rules! conformance {
+    (one: [$($one:ident),* $(,)?], two: [$($two:ident),* $(,)?] $(,)?) => {
+        conformance!(@backend on_sqlite, crate::fixture::SqliteDb, [$($one),*], [$($two),*]);
+        conformance!(@backend on_postgres, crate::fixture::PgDb, [$($one),*], [$($two),*]);
+        conformance!(@backend on_memory, crate::fixture::MemoryDb, [$($one),*], [$($two),*]);
+    };
+    (@backend $module:ident, $db:ty, [$($one:ident),*], [$($two:ident),*]) => {
+        mod $module {
+            use crate::fixture::Fixture as _;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $one() {
+                    let Some(db) = <$db>::create().await else { return };
+                    crate::suite::$one(db.open().await).await;
+                    db.finish().await;
+                }
+            )*
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $two() {
+                    let Some(db) = <$db>::create().await else { return };
+                    crate::suite::$two(db.open().await, db.open().await).await;
+                    db.finish().await;
+                }
+            )*
+        }
+    };
+}
+
+conformance! {
+    one: [
+        fresh_database_is_empty,
+        users_round_trip,
+        sessions_round_trip,
+        list_is_newest_first_and_filters_by_owner,
+        duplicate_create_is_refused,
+        update_is_fenced_by_epoch,
+        update_of_missing_session_is_not_found,
+        save_and_load_screen_appends_blocks,
+        reappending_a_block_is_a_no_op,
+        trimming_keeps_at_least_keep_lines,
+        fenced_save_writes_nothing,
+        save_to_missing_session_is_not_found,
+        take_over_moves_the_session,
+        clock_is_monotone_and_close_to_system_time,
+    ],
+    two: [
+        two_instances_see_each_others_writes,
+        concurrent_take_overs_have_one_winner,
+        concurrent_writers_only_current_epoch_succeeds,
+    ],
+}

@@ -1,0 +1,543 @@
+//! The conformance suite proper: what every backend must do, written once.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use store::{
+    Millis, ScreenWrite, ScrollbackBlock, SessionRecord, SessionState, SessionUpdate, Store,
+    StoreError, User,
+};
+use tokio::sync::Barrier;
+
+const ID_A: &str = "0123456789abcdef0123456789abcdef";
+const ID_B: &str = "fedcba9876543210fedcba9876543210";
+const ID_C: &str = "00000000000000000000000000000001";
+
+fn record(id: &str, owner: &str) -> SessionRecord {
+    SessionRecord {
+        id: id.to_owned(),
+        owner: owner.to_owned(),
+        program: "/bin/bash".to_owned(),
+        args: vec!["-l".to_owned(), "it's \"quoted\" ✓".to_owned()],
+        cwd: "/home/ada/projets/été".to_owned(),
+        env: vec![
+            ("LANG".to_owned(), "C.UTF-8".to_owned()),
+            ("WEIRD".to_owned(), "a=b; c\nd".to_owned()),
+        ],
+        cols: 200,
+        rows: 60,
+        title: Some("ada@box: ~".to_owned()),
+        foreground: None,
+        state: SessionState::Running,
+        owner_host: "host-1".to_owned(),
+        epoch: 0,
+        // Ignored by the store, which stamps its own clock.
+        created_at: 1,
+        last_active: 2,
+    }
+}
+
+fn block(seq: u64, lines: u32) -> ScrollbackBlock {
+    ScrollbackBlock {
+        seq,
+        lines,
+        data: format!("block {seq} with {lines} lines").into_bytes(),
+    }
+}
+
+fn write(screen: &str, new_blocks: Vec<ScrollbackBlock>, keep_lines: u32) -> ScreenWrite {
+    ScreenWrite {
+        screen: screen.as_bytes().to_vec(),
+        new_blocks,
+        keep_lines,
+    }
+}
+
+fn system_now() -> Millis {
+    let elapsed = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+    Millis::try_from(elapsed.as_millis()).unwrap()
+}
+
+/// Waits until the backend's clock has moved past `after`, so the next
+/// write gets a strictly later timestamp.
+async fn wait_for_clock_past(store: &dyn Store, after: Millis) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while store.now().await.unwrap() <= after {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the backend clock is stuck"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+fn assert_fenced(result: Result<impl std::fmt::Debug, StoreError>, id: &str, epoch: u64) {
+    match result {
+        Err(StoreError::Fenced { session, epoch: e }) => {
+            assert_eq!((session.as_str(), e), (id, epoch));
+        }
+        other => panic!("expected fenced at epoch {epoch}, got {other:?}"),
+    }
+}
+
+fn assert_not_found(result: Result<impl std::fmt::Debug, StoreError>, id: &str) {
+    match result {
+        Err(StoreError::NotFound(session)) => assert_eq!(session, id),
+        other => panic!("expected not found, got {other:?}"),
+    }
+}
+
+pub async fn fresh_database_is_empty(store: Arc<dyn Store>) {
+    assert!(["sqlite", "postgres", "memory"].contains(&store.kind()));
+    assert!(store.list_sessions(None).await.unwrap().is_empty());
+    assert_eq!(store.get_user("ada").await.unwrap(), None);
+    assert_eq!(store.get_session(ID_A).await.unwrap(), None);
+    assert_eq!(store.load_screen(ID_A).await.unwrap(), None);
+}
+
+pub async fn users_round_trip(store: Arc<dyn Store>) {
+    let ada = User {
+        id: "ada".to_owned(),
+        name: "Ada Lovelace".to_owned(),
+    };
+    store.put_user(&ada).await.unwrap();
+    assert_eq!(store.get_user("ada").await.unwrap(), Some(ada.clone()));
+
+    let renamed = User {
+        name: "Augusta Ada King".to_owned(),
+        ..ada
+    };
+    store.put_user(&renamed).await.unwrap();
+    assert_eq!(store.get_user("ada").await.unwrap(), Some(renamed));
+    assert_eq!(store.get_user("bob").await.unwrap(), None);
+}
+
+pub async fn sessions_round_trip(store: Arc<dyn Store>) {
+    let before = store.now().await.unwrap();
+    let sent = record(ID_A, "ada");
+    store.create_session(&sent).await.unwrap();
+    let after = store.now().await.unwrap();
+
+    let got = store.get_session(ID_A).await.unwrap().unwrap();
+    assert!((before..=after).contains(&got.created_at), "{got:?}");
+    assert_eq!(got.last_active, got.created_at);
+    assert_eq!(
+        got,
+        SessionRecord {
+            created_at: got.created_at,
+            last_active: got.last_active,
+            ..sent
+        }
+    );
+}
+
+pub async fn list_is_newest_first_and_filters_by_owner(store: Arc<dyn Store>) {
+    for (id, owner) in [(ID_A, "ada"), (ID_B, "bob"), (ID_C, "ada")] {
+        store.create_session(&record(id, owner)).await.unwrap();
+        let created = store.get_session(id).await.unwrap().unwrap().created_at;
+        wait_for_clock_past(&*store, created).await;
+    }
+    let ids = |sessions: Vec<SessionRecord>| -> Vec<String> {
+        sessions.into_iter().map(|session| session.id).collect()
+    };
+    assert_eq!(
+        ids(store.list_sessions(None).await.unwrap()),
+        [ID_C, ID_B, ID_A]
+    );
+    assert_eq!(
+        ids(store.list_sessions(Some("ada")).await.unwrap()),
+        [ID_C, ID_A]
+    );
+    assert_eq!(ids(store.list_sessions(Some("bob")).await.unwrap()), [ID_B]);
+    assert!(store.list_sessions(Some("eve")).await.unwrap().is_empty());
+}
+
+pub async fn duplicate_create_is_refused(store: Arc<dyn Store>) {
+    store.create_session(&record(ID_A, "ada")).await.unwrap();
+    let impostor = SessionRecord {
+        owner_host: "host-2".to_owned(),
+        epoch: 7,
+        ..record(ID_A, "eve")
+    };
+    match store.create_session(&impostor).await {
+        Err(StoreError::Duplicate(id)) => assert_eq!(id, ID_A),
+        other => panic!("expected duplicate, got {other:?}"),
+    }
+    let kept = store.get_session(ID_A).await.unwrap().unwrap();
+    assert_eq!((kept.owner.as_str(), kept.epoch), ("ada", 0));
+}
+
+pub async fn update_is_fenced_by_epoch(store: Arc<dyn Store>) {
+    store.create_session(&record(ID_A, "ada")).await.unwrap();
+    let created = store.get_session(ID_A).await.unwrap().unwrap();
+    wait_for_clock_past(&*store, created.last_active).await;
+
+    let update = SessionUpdate {
+        cwd: Some("/tmp".to_owned()),
+        cols: Some(80),
+        rows: None,
+        title: Some(None),
+        foreground: Some(Some("vim notes.txt".to_owned())),
+        state: None,
+    };
+    store.update_session(ID_A, 0, &update).await.unwrap();
+    let updated = store.get_session(ID_A).await.unwrap().unwrap();
+    assert!(updated.last_active > created.last_active);
+    assert_eq!(
+        updated,
+        SessionRecord {
+            cwd: "/tmp".to_owned(),
+            cols: 80,
+            title: None,
+            foreground: Some("vim notes.txt".to_owned()),
+            last_active: updated.last_active,
+            ..created.clone()
+        }
+    );
+
+    // An empty update only bumps last_active.
+    store
+        .update_session(ID_A, 0, &SessionUpdate::default())
+        .await
+        .unwrap();
+    let same = store.get_session(ID_A).await.unwrap().unwrap();
+    assert_eq!(
+        same,
+        SessionRecord {
+            last_active: same.last_active,
+            ..updated.clone()
+        }
+    );
+
+    let ended = SessionUpdate {
+        state: Some(SessionState::Ended),
+        rows: Some(24),
+        ..SessionUpdate::default()
+    };
+    assert_fenced(store.update_session(ID_A, 1, &ended).await, ID_A, 1);
+    assert_fenced(
+        store.update_session(ID_A, u64::MAX, &ended).await,
+        ID_A,
+        u64::MAX,
+    );
+    assert_eq!(store.get_session(ID_A).await.unwrap().unwrap(), same);
+
+    store.update_session(ID_A, 0, &ended).await.unwrap();
+    let ended = store.get_session(ID_A).await.unwrap().unwrap();
+    assert_eq!((ended.state, ended.rows), (SessionState::Ended, 24));
+}
+
+pub async fn update_of_missing_session_is_not_found(store: Arc<dyn Store>) {
+    let result = store
+        .update_session(ID_A, 0, &SessionUpdate::default())
+        .await;
+    assert_not_found(result, ID_A);
+}
+
+pub async fn save_and_load_screen_appends_blocks(store: Arc<dyn Store>) {
+    store.create_session(&record(ID_A, "ada")).await.unwrap();
+    let before = store.now().await.unwrap();
+    store
+        .save_screen(
+            ID_A,
+            0,
+            "host-1",
+            &write("first", vec![block(0, 10), block(1, 20)], 1000),
+        )
+        .await
+        .unwrap();
+    store
+        .save_screen(
+            ID_A,
+            0,
+            "host-1b",
+            &write("second", vec![block(2, 5)], 1000),
+        )
+        .await
+        .unwrap();
+    let after = store.now().await.unwrap();
+
+    let loaded = store.load_screen(ID_A).await.unwrap().unwrap();
+    assert_eq!(loaded.screen, b"second");
+    assert_eq!(loaded.blocks, [block(0, 10), block(1, 20), block(2, 5)]);
+    assert_eq!(loaded.saved_by, "host-1b");
+    assert!((before..=after).contains(&loaded.saved_at));
+    let session = store.get_session(ID_A).await.unwrap().unwrap();
+    assert!(session.last_active >= before);
+
+    // A write with no new blocks replaces only the screen.
+    store
+        .save_screen(ID_A, 0, "host-1", &write("third", vec![], 1000))
+        .await
+        .unwrap();
+    let loaded = store.load_screen(ID_A).await.unwrap().unwrap();
+    assert_eq!(loaded.screen, b"third");
+    assert_eq!(loaded.blocks.len(), 3);
+}
+
+pub async fn reappending_a_block_is_a_no_op(store: Arc<dyn Store>) {
+    store.create_session(&record(ID_A, "ada")).await.unwrap();
+    let first = write("screen", vec![block(0, 10), block(1, 10)], 1000);
+    store.save_screen(ID_A, 0, "host-1", &first).await.unwrap();
+    // A retry of the same write, and a write that repeats block 1 with
+    // other contents next to a new block 2.
+    store.save_screen(ID_A, 0, "host-1", &first).await.unwrap();
+    let clash = ScrollbackBlock {
+        data: b"not the original".to_vec(),
+        ..block(1, 99)
+    };
+    store
+        .save_screen(
+            ID_A,
+            0,
+            "host-1",
+            &write("screen", vec![clash, block(2, 10)], 1000),
+        )
+        .await
+        .unwrap();
+    let loaded = store.load_screen(ID_A).await.unwrap().unwrap();
+    assert_eq!(loaded.blocks, [block(0, 10), block(1, 10), block(2, 10)]);
+}
+
+pub async fn trimming_keeps_at_least_keep_lines(store: Arc<dyn Store>) {
+    store.create_session(&record(ID_A, "ada")).await.unwrap();
+    let seqs = |blocks: &[ScrollbackBlock]| blocks.iter().map(|b| b.seq).collect::<Vec<_>>();
+
+    // 5 blocks of 10 lines, keep 25: dropping block 0 leaves 40, block 1
+    // leaves 30, block 2 would leave 20 < 25, so blocks 2..=4 stay.
+    let blocks = (0..5).map(|seq| block(seq, 10)).collect();
+    store
+        .save_screen(ID_A, 0, "host-1", &write("s", blocks, 25))
+        .await
+        .unwrap();
+    let loaded = store.load_screen(ID_A).await.unwrap().unwrap();
+    assert_eq!(seqs(&loaded.blocks), [2, 3, 4]);
+
+    // Exactly enough: 30 lines in 2..=4, keep 20 drops block 2 (leaves 20).
+    store
+        .save_screen(ID_A, 0, "host-1", &write("s", vec![], 20))
+        .await
+        .unwrap();
+    let loaded = store.load_screen(ID_A).await.unwrap().unwrap();
+    assert_eq!(seqs(&loaded.blocks), [3, 4]);
+
+    // Uneven blocks: a big new block can push out several small ones.
+    store
+        .save_screen(ID_A, 0, "host-1", &write("s", vec![block(5, 100)], 100))
+        .await
+        .unwrap();
+    let loaded = store.load_screen(ID_A).await.unwrap().unwrap();
+    assert_eq!(seqs(&loaded.blocks), [5]);
+
+    // Never below keep_lines: one block holding less than asked stays.
+    store
+        .save_screen(ID_A, 0, "host-1", &write("s", vec![], 1000))
+        .await
+        .unwrap();
+    let loaded = store.load_screen(ID_A).await.unwrap().unwrap();
+    assert_eq!(seqs(&loaded.blocks), [5]);
+
+    // keep_lines 0 keeps no scrollback at all.
+    store
+        .save_screen(ID_A, 0, "host-1", &write("s", vec![block(6, 1)], 0))
+        .await
+        .unwrap();
+    let loaded = store.load_screen(ID_A).await.unwrap().unwrap();
+    assert!(loaded.blocks.is_empty());
+}
+
+pub async fn fenced_save_writes_nothing(store: Arc<dyn Store>) {
+    store.create_session(&record(ID_A, "ada")).await.unwrap();
+    store
+        .save_screen(ID_A, 0, "host-1", &write("mine", vec![block(0, 10)], 1000))
+        .await
+        .unwrap();
+    assert_eq!(store.take_over(ID_A, 0, "host-2").await.unwrap(), 1);
+    let screen_before = store.load_screen(ID_A).await.unwrap().unwrap();
+    let session_before = store.get_session(ID_A).await.unwrap().unwrap();
+    wait_for_clock_past(&*store, session_before.last_active).await;
+
+    let stale = write("stale", vec![block(1, 10), block(2, 10)], 0);
+    assert_fenced(store.save_screen(ID_A, 0, "host-1", &stale).await, ID_A, 0);
+
+    assert_eq!(
+        store.load_screen(ID_A).await.unwrap().unwrap(),
+        screen_before
+    );
+    assert_eq!(
+        store.get_session(ID_A).await.unwrap().unwrap(),
+        session_before
+    );
+}
+
+pub async fn save_to_missing_session_is_not_found(store: Arc<dyn Store>) {
+    let result = store
+        .save_screen(ID_A, 0, "host-1", &write("s", vec![block(0, 1)], 10))
+        .await;
+    assert_not_found(result, ID_A);
+    assert_eq!(store.load_screen(ID_A).await.unwrap(), None);
+}
+
+pub async fn take_over_moves_the_session(store: Arc<dyn Store>) {
+    store.create_session(&record(ID_A, "ada")).await.unwrap();
+    assert_eq!(store.take_over(ID_A, 0, "host-2").await.unwrap(), 1);
+    let moved = store.get_session(ID_A).await.unwrap().unwrap();
+    assert_eq!((moved.owner_host.as_str(), moved.epoch), ("host-2", 1));
+
+    // The old owner is fenced everywhere; the new one may write.
+    let update = SessionUpdate::default();
+    assert_fenced(store.update_session(ID_A, 0, &update).await, ID_A, 0);
+    assert_fenced(
+        store
+            .save_screen(ID_A, 0, "host-1", &write("old", vec![], 10))
+            .await,
+        ID_A,
+        0,
+    );
+    assert_fenced(store.take_over(ID_A, 0, "host-3").await, ID_A, 0);
+    store.update_session(ID_A, 1, &update).await.unwrap();
+    store
+        .save_screen(ID_A, 1, "host-2", &write("new", vec![], 10))
+        .await
+        .unwrap();
+
+    assert_eq!(store.take_over(ID_A, 1, "host-3").await.unwrap(), 2);
+    assert_eq!(store.get_session(ID_A).await.unwrap().unwrap().epoch, 2);
+    assert_not_found(store.take_over(ID_B, 0, "host-3").await, ID_B);
+}
+
+pub async fn clock_is_monotone_and_close_to_system_time(store: Arc<dyn Store>) {
+    let mut last = store.now().await.unwrap();
+    for _ in 0..20 {
+        let now = store.now().await.unwrap();
+        assert!(now >= last, "clock went back from {last} to {now}");
+        last = now;
+    }
+    // The database runs on this machine, so its clock agrees with ours.
+    let skew = (last - system_now()).abs();
+    assert!(skew < 5_000, "backend clock is {skew} ms away from ours");
+}
+
+pub async fn two_instances_see_each_others_writes(first: Arc<dyn Store>, second: Arc<dyn Store>) {
+    first.create_session(&record(ID_A, "ada")).await.unwrap();
+    first
+        .save_screen(ID_A, 0, "host-1", &write("one", vec![block(0, 3)], 10))
+        .await
+        .unwrap();
+    let seen = second.load_screen(ID_A).await.unwrap().unwrap();
+    assert_eq!(seen.screen, b"one");
+    assert!(matches!(
+        second.create_session(&record(ID_A, "ada")).await,
+        Err(StoreError::Duplicate(_))
+    ));
+
+    assert_eq!(second.take_over(ID_A, 0, "host-2").await.unwrap(), 1);
+    assert_fenced(
+        first
+            .save_screen(ID_A, 0, "host-1", &write("late", vec![], 10))
+            .await,
+        ID_A,
+        0,
+    );
+    assert_eq!(
+        first.get_session(ID_A).await.unwrap().unwrap().owner_host,
+        "host-2"
+    );
+}
+
+pub async fn concurrent_take_overs_have_one_winner(first: Arc<dyn Store>, second: Arc<dyn Store>) {
+    const RACERS: usize = 8;
+    first.create_session(&record(ID_A, "ada")).await.unwrap();
+    first.take_over(ID_A, 0, "host-0").await.unwrap();
+
+    // Several rounds, so a lucky interleaving cannot hide a race.
+    for round in 1..=5u64 {
+        let barrier = Arc::new(Barrier::new(RACERS));
+        let tasks: Vec<_> = (0..RACERS)
+            .map(|racer| {
+                let store = if racer % 2 == 0 { &first } else { &second }.clone();
+                let barrier = barrier.clone();
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    let host = format!("host-{racer}");
+                    (host.clone(), store.take_over(ID_A, round, &host).await)
+                })
+            })
+            .collect();
+        let mut winners = Vec::new();
+        for task in tasks {
+            let (host, result) = task.await.unwrap();
+            match result {
+                Ok(epoch) => {
+                    assert_eq!(epoch, round + 1);
+                    winners.push(host);
+                }
+                Err(error) => assert_fenced(Err::<(), _>(error), ID_A, round),
+            }
+        }
+        assert_eq!(winners.len(), 1, "round {round}: winners {winners:?}");
+        let session = second.get_session(ID_A).await.unwrap().unwrap();
+        assert_eq!(session.epoch, round + 1);
+        assert_eq!(session.owner_host, winners[0]);
+    }
+}
+
+pub async fn concurrent_writers_only_current_epoch_succeeds(
+    first: Arc<dyn Store>,
+    second: Arc<dyn Store>,
+) {
+    first.create_session(&record(ID_A, "ada")).await.unwrap();
+
+    // The old owner writes as fast as it can until it is fenced; meanwhile
+    // a new owner takes over on another instance and writes too.
+    let old_owner = tokio::spawn({
+        let store = first.clone();
+        async move {
+            let mut saved = 0u64;
+            loop {
+                let screen = write(&format!("old {saved}"), vec![block(saved, 1)], 10_000);
+                match store.save_screen(ID_A, 0, "host-1", &screen).await {
+                    Ok(()) => saved += 1,
+                    Err(error) => return (saved, error),
+                }
+            }
+        }
+    });
+    // Let the old owner get some writes in first.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while second.load_screen(ID_A).await.unwrap().is_none() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "old owner never wrote"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert_eq!(second.take_over(ID_A, 0, "host-2").await.unwrap(), 1);
+    let at_takeover = second.load_screen(ID_A).await.unwrap().unwrap();
+
+    let racers: Vec<_> = (0..4u64)
+        .map(|n| {
+            let store = second.clone();
+            tokio::spawn(async move {
+                let screen = write(&format!("new {n}"), vec![block(1_000 + n, 1)], 10_000);
+                store.save_screen(ID_A, 1, "host-2", &screen).await
+            })
+        })
+        .collect();
+    for racer in racers {
+        racer.await.unwrap().unwrap();
+    }
+    let (saved, error) = old_owner.await.unwrap();
+    assert!(saved > 0);
+    assert_fenced(Err::<(), _>(error), ID_A, 0);
+
+    // Nothing the old owner wrote after the takeover survived: its blocks
+    // are exactly those already there when the takeover committed.
+    let last = second.load_screen(ID_A).await.unwrap().unwrap();
+    assert!(last.screen.starts_with(b"new "), "{:?}", last.screen);
+    assert_eq!(last.saved_by, "host-2");
+    let old_blocks: Vec<_> = last.blocks.iter().filter(|b| b.seq < 1_000).collect();
+    let before: Vec<_> = at_takeover.blocks.iter().collect();
+    assert_eq!(old_blocks, before);
+    assert_eq!(last.blocks.len(), before.len() + 4);
+}
