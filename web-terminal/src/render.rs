@@ -154,6 +154,10 @@ pub struct CellMetrics {
     pub baseline: u32,
     /// The device pixel ratio the metrics were computed for.
     pub dpr: f64,
+    /// The font's own advance per character, in device pixels; text drawn
+    /// in runs gets `letter_spacing()` added so each character lands on
+    /// its cell.
+    pub advance: f64,
 }
 
 impl CellMetrics {
@@ -171,7 +175,13 @@ impl CellMetrics {
             height,
             baseline: baseline.min(height),
             dpr,
+            advance,
         }
+    }
+
+    /// Extra spacing that makes the font's advance equal the cell width.
+    pub fn letter_spacing(&self) -> f64 {
+        f64::from(self.width) - self.advance
     }
 
     /// The grid that fits into an element of `css_width` x `css_height`
@@ -258,6 +268,7 @@ mod tests {
         let m = CellMetrics::new(16.8, 28.0, 1.2, 2.0);
         assert_eq!((m.width, m.height), (17, 34));
         assert!(m.baseline < m.height && m.baseline > 20);
+        assert!((m.letter_spacing() - 0.2).abs() < 1e-9);
         // 850 CSS px at DPR 2 is 1700 device px: 100 columns of 17.
         let size = m.grid_size(850.0, 340.0);
         assert_eq!(

@@ -32,13 +32,17 @@
 //!   "bg_spec","bold","dim","italic","underline","inverse","strike","wide"}`
 //!   (colours through the palette, before inverse; `null` off the grid);
 //!   `text()` -> visible rows joined by "\n" (a plain string, not JSON);
-//!   `scrollback_len()` and `view_offset()` -> numbers.
+//!   `scrollback_len()` and `view_offset()` -> numbers. Beyond the contract,
+//!   `bench_repaint()` forces a full repaint and returns its duration in ms.
 //! - Keys: Ctrl+Shift+C / Ctrl+Shift+V (Cmd+C / Cmd+V) copy and paste;
 //!   Shift+PageUp / Shift+PageDown scroll the scrollback; Shift+drag selects
 //!   even when the program reports the mouse; Enter after a "closed" notice
 //!   reconnects (a new session after the program exited).
 
 mod draw;
+mod input;
+mod paint;
+mod panels;
 
 use std::cell::{Cell as StdCell, RefCell};
 use std::rc::{Rc, Weak};
@@ -48,18 +52,18 @@ use protocol::{SessionId, Size};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use web_sys::{
-    BinaryType, ClipboardEvent, CloseEvent, CompositionEvent, Document, Element, HtmlCanvasElement,
-    HtmlElement, HtmlFormElement, HtmlInputElement, HtmlTextAreaElement, InputEvent, KeyboardEvent,
-    MessageEvent, MouseEvent, Storage, WebSocket, WheelEvent, Window,
+    BinaryType, CloseEvent, CompositionEvent, Document, Element, HtmlCanvasElement, HtmlElement,
+    HtmlFormElement, HtmlInputElement, HtmlTextAreaElement, InputEvent, MessageEvent, MouseEvent,
+    Storage, WebSocket, Window,
 };
 
-use self::draw::{CursorPaint, GlyphAtlas, Painter};
+use self::draw::{GlyphAtlas, Painter};
 use crate::api;
 use crate::connection::{Action, ClosedBecause, Connection, Delivery, Phase};
-use crate::keys::{self, KeyAction, KeyPress, MouseButton, MouseKind, MouseReport, WheelAction};
+use crate::keys::MouseButton;
 use crate::render::{CellMetrics, Theme};
 use crate::screen::Screen;
-use crate::selection::{Granularity, Point, Selection};
+use crate::selection::Selection;
 
 const TOKEN_KEY: &str = "thinline.token";
 const SESSION_KEY: &str = "thinline.session";
@@ -133,6 +137,8 @@ struct App {
     drawn_focus: bool,
     blink_on: bool,
     drawn_cursor_row: Option<u16>,
+    /// Where the hidden textarea was last placed, in CSS pixels.
+    keyboard_at: (f64, f64),
     mirror_rows: Vec<(Element, String)>,
     status_text: String,
     overlay_text: String,
@@ -186,6 +192,7 @@ pub fn start() -> Result<(), JsValue> {
             me: me.clone(),
             dom,
             painter: Painter {
+                text_runs: draw::supports_letter_spacing(&ctx),
                 ctx,
                 atlas,
                 theme: Theme::default(),
@@ -205,6 +212,7 @@ pub fn start() -> Result<(), JsValue> {
             drawn_focus: false,
             blink_on: true,
             drawn_cursor_row: None,
+            keyboard_at: (-1.0, -1.0),
             mirror_rows: Vec::new(),
             status_text: String::new(),
             overlay_text: String::new(),
@@ -367,6 +375,21 @@ fn install_test_api(app: &Shared) -> Result<(), JsValue> {
     })
     .into_js_value();
     set("cell", cell)?;
+    // Not part of the contract: a forced full repaint, timed in ms, for the
+    // "full repaint of a 200x60 screen" benchmark.
+    let bench_app = app.clone();
+    let bench = Closure::<dyn Fn() -> JsValue>::new(move || {
+        let Ok(mut a) = bench_app.try_borrow_mut() else {
+            return JsValue::NULL;
+        };
+        let perf = a.dom.window.performance();
+        let start = perf.as_ref().map_or(0.0, |p| p.now());
+        a.full_clear = true;
+        a.paint();
+        JsValue::from_f64(perf.as_ref().map_or(0.0, |p| p.now()) - start)
+    })
+    .into_js_value();
+    set("bench_repaint", bench)?;
     let window = app.borrow().dom.window.clone();
     js_sys::Reflect::set(&window, &JsValue::from_str("thinline"), &api)?;
     Ok(())
@@ -532,515 +555,5 @@ impl App {
                 });
             }
         }));
-    }
-
-    // ---- input ----
-
-    fn send_input(&mut self, bytes: &[u8]) {
-        if self.screen.scroll_to_bottom() {
-            self.request_frame();
-        }
-        self.blink_on = true;
-        self.screen.mark_cursor_dirty();
-        if !self.conn.send_input(bytes) && !matches!(self.conn.phase(), Phase::Closed(_)) {
-            self.notice("too much input is waiting for the host; typing was refused".to_owned());
-        }
-    }
-
-    fn on_keydown(&mut self, ev: KeyboardEvent) {
-        let key = ev.key();
-        if ev.is_composing() || matches!(key.as_str(), "Process" | "Dead" | "Unidentified") {
-            return;
-        }
-        if key == "Enter"
-            && matches!(
-                self.conn.phase(),
-                Phase::Closed(ClosedBecause::SessionEnded | ClosedBecause::Refused(_))
-            )
-        {
-            ev.prevent_default();
-            let t = self.now();
-            self.conn.restart(t);
-            return;
-        }
-        if ev.get_modifier_state("AltGraph") {
-            return; // AltGr composes text: the input event brings it
-        }
-        let code = ev.code();
-        let press = KeyPress {
-            key: &key,
-            code: &code,
-            ctrl: ev.ctrl_key(),
-            alt: ev.alt_key(),
-            shift: ev.shift_key(),
-            meta: ev.meta_key(),
-        };
-        if press.is_text() {
-            return; // delivered by the `input` event, so IME and dead keys work
-        }
-        match keys::encode_key(&press, self.screen.modes()) {
-            KeyAction::Send(bytes) => {
-                ev.prevent_default();
-                self.send_input(&bytes);
-            }
-            KeyAction::Copy => {
-                ev.prevent_default();
-                self.copy_selection();
-            }
-            KeyAction::Paste => {} // the browser fires `paste`
-            KeyAction::ScrollPages(pages) => {
-                ev.prevent_default();
-                let page = self.screen.size().rows.saturating_sub(1).max(1) as isize;
-                self.screen.scroll_view(isize::from(pages) * page);
-            }
-            KeyAction::Ignore => {}
-        }
-    }
-
-    /// Text the textarea received from typing or an IME.
-    fn take_typed_text(&mut self) {
-        let text = self.dom.keyboard.value();
-        self.dom.keyboard.set_value("");
-        if !text.is_empty() {
-            self.send_input(&keys::encode_text(&text));
-        }
-    }
-
-    fn on_paste(&mut self, ev: ClipboardEvent) {
-        ev.prevent_default();
-        let text = ev
-            .clipboard_data()
-            .and_then(|d| d.get_data("text/plain").ok())
-            .unwrap_or_default();
-        if !text.is_empty() {
-            let bytes = keys::encode_paste(&text, self.screen.modes());
-            self.send_input(&bytes);
-        }
-    }
-
-    fn selected_text(&self) -> Option<String> {
-        let text = self.selection.as_ref()?.text(&self.screen);
-        (!text.is_empty()).then_some(text)
-    }
-
-    fn on_copy(&mut self, ev: ClipboardEvent) {
-        if let (Some(text), Some(data)) = (self.selected_text(), ev.clipboard_data()) {
-            let _ = data.set_data("text/plain", &text);
-            ev.prevent_default();
-        }
-    }
-
-    fn copy_selection(&mut self) {
-        if let Some(text) = self.selected_text() {
-            let clipboard = self.dom.window.navigator().clipboard();
-            // The promise rejects outside secure contexts; nothing to do then.
-            let _ = clipboard.write_text(&text);
-        }
-    }
-
-    // ---- mouse ----
-
-    fn cell_at(&self, ev: &MouseEvent) -> (u16, u16) {
-        let rect = self.dom.canvas.get_bounding_client_rect();
-        let x = f64::from(ev.client_x()) - rect.left();
-        let y = f64::from(ev.client_y()) - rect.top();
-        self.painter.metrics().cell_at(x, y, self.screen.size())
-    }
-
-    fn report(&mut self, kind: MouseKind, button: MouseButton, cell: (u16, u16), ev: &MouseEvent) {
-        let report = MouseReport {
-            kind,
-            button,
-            row: cell.0,
-            col: cell.1,
-            shift: ev.shift_key(),
-            alt: ev.alt_key(),
-            ctrl: ev.ctrl_key(),
-        };
-        if let Some(bytes) = keys::encode_mouse(&report, self.screen.modes()) {
-            // Not `send_input`: a report must not move the scrollback view.
-            self.conn.send_input(&bytes);
-        }
-    }
-
-    fn on_mouse_down(&mut self, ev: MouseEvent) {
-        ev.prevent_default();
-        // Keep the keyboard focus on the textarea; focus handlers do not
-        // borrow the app, so this is safe inside a handler.
-        let _ = self.dom.keyboard.focus();
-        let cell = self.cell_at(&ev);
-        if self.screen.modes().mouse_reporting() && !ev.shift_key() {
-            let button = match ev.button() {
-                0 => MouseButton::Left,
-                1 => MouseButton::Middle,
-                2 => MouseButton::Right,
-                _ => return,
-            };
-            self.reporting = Some((button, cell));
-            self.report(MouseKind::Press, button, cell, &ev);
-            return;
-        }
-        if ev.button() != 0 {
-            return;
-        }
-        let point = Point {
-            line: self.screen.line_number_of_view_row(cell.0),
-            col: cell.1,
-        };
-        let granularity = if ev.detail() >= 2 {
-            Granularity::Word
-        } else {
-            Granularity::Cell
-        };
-        self.selection = Some(Selection::new(point, granularity));
-        self.selecting = true;
-        self.screen.mark_all_dirty();
-    }
-
-    fn on_mouse_move(&mut self, ev: MouseEvent) {
-        let cell = self.cell_at(&ev);
-        if self.selecting {
-            let point = Point {
-                line: self.screen.line_number_of_view_row(cell.0),
-                col: cell.1,
-            };
-            if let Some(sel) = &mut self.selection {
-                sel.extend(point);
-                self.screen.mark_all_dirty();
-            }
-            return;
-        }
-        let modes = self.screen.modes();
-        if !modes.mouse_reporting() || !self.is_over_canvas(&ev) {
-            return;
-        }
-        match self.reporting {
-            Some((button, last)) if last != cell => {
-                self.reporting = Some((button, cell));
-                self.report(MouseKind::Motion, button, cell, &ev);
-            }
-            None if modes.has(protocol::Modes::MOUSE_MOTION) => {
-                self.report(MouseKind::Motion, MouseButton::None, cell, &ev);
-            }
-            _ => {}
-        }
-    }
-
-    fn is_over_canvas(&self, ev: &MouseEvent) -> bool {
-        let rect = self.dom.canvas.get_bounding_client_rect();
-        let (x, y) = (f64::from(ev.client_x()), f64::from(ev.client_y()));
-        x >= rect.left() && x < rect.right() && y >= rect.top() && y < rect.bottom()
-    }
-
-    fn on_mouse_up(&mut self, ev: MouseEvent) {
-        if self.selecting {
-            self.selecting = false;
-            if self.selection.is_some_and(|s| s.is_empty()) {
-                self.selection = None;
-                self.screen.mark_all_dirty();
-            }
-            return;
-        }
-        if let Some((button, _)) = self.reporting.take() {
-            let cell = self.cell_at(&ev);
-            self.report(MouseKind::Release, button, cell, &ev);
-        }
-    }
-
-    fn on_wheel(&mut self, ev: WheelEvent) {
-        ev.prevent_default();
-        let m = self.painter.metrics();
-        let line_css = f64::from(m.height) / m.dpr;
-        let lines = match ev.delta_mode() {
-            WheelEvent::DOM_DELTA_LINE => ev.delta_y(),
-            WheelEvent::DOM_DELTA_PAGE => ev.delta_y() * f64::from(self.screen.size().rows),
-            _ => ev.delta_y() / line_css,
-        };
-        // Down the page is positive in DOM and negative (newer) for us.
-        self.wheel_rest -= lines;
-        let whole = self.wheel_rest.trunc();
-        if whole == 0.0 {
-            return;
-        }
-        self.wheel_rest -= whole;
-        let cell = self.cell_at(&ev);
-        let modes = self.screen.modes();
-        match keys::wheel_action(whole as i32, cell.0, cell.1, ev.shift_key(), modes) {
-            WheelAction::Send(bytes) => {
-                self.conn.send_input(&bytes);
-            }
-            WheelAction::ScrollView(n) => {
-                self.screen.scroll_view(n);
-            }
-        }
-    }
-
-    // ---- login, status, overlay ----
-
-    fn on_login(&mut self, ev: web_sys::Event) {
-        ev.prevent_default();
-        let token = self.dom.token.value().trim().to_owned();
-        if token.is_empty() {
-            self.show_login(Some("enter the token the host printed"));
-            return;
-        }
-        if let Some(storage) = &self.dom.storage {
-            let _ = storage.set_item(TOKEN_KEY, &token);
-        }
-        self.dom.token.set_value("");
-        self.hide_login();
-        let t = self.now();
-        self.conn.set_token(token, t);
-        let _ = self.dom.keyboard.focus();
-    }
-
-    fn show_login(&mut self, advice: Option<&str>) {
-        if let Some(storage) = &self.dom.storage {
-            let _ = storage.remove_item(TOKEN_KEY);
-        }
-        self.dom.login_error.set_text_content(advice);
-        self.dom.login.set_hidden(false);
-        let _ = self.dom.token.focus();
-    }
-
-    fn hide_login(&mut self) {
-        self.dom.login.set_hidden(true);
-    }
-
-    fn notice(&mut self, text: String) {
-        let until = self.now() as f64 + NOTICE_MS;
-        self.notice = Some((text, until));
-        let me = self.me.clone();
-        Timeout::new(NOTICE_MS as u32 + 50, move || {
-            if let Some(app) = me.upgrade() {
-                with_app(&app, App::request_frame);
-            }
-        })
-        .forget();
-    }
-
-    fn flash_bell(&mut self) {
-        let list = self.dom.canvas.class_list();
-        let _ = list.remove_1("bell");
-        // Reading a layout property restarts the CSS animation.
-        let _ = self.dom.canvas.offset_width();
-        let _ = list.add_1("bell");
-    }
-
-    fn update_status(&mut self) {
-        let conn = &self.conn;
-        let mut text = match conn.phase() {
-            Phase::Live => "live".to_owned(),
-            Phase::Connecting | Phase::Handshaking => "connecting".to_owned(),
-            Phase::Backoff => {
-                let wait = conn.retry_at().unwrap_or(0).saturating_sub(self.now());
-                format!("reconnecting in {:.1} s", wait as f64 / 1000.0)
-            }
-            Phase::Closed(_) => "closed".to_owned(),
-        };
-        if let Some(host) = conn.host() {
-            text.push_str(" · ");
-            text.push_str(host);
-        }
-        if let (Phase::Live, Some(rtt)) = (conn.phase(), conn.rtt_ms()) {
-            text.push_str(&format!(" · {rtt} ms"));
-        }
-        if text != self.status_text {
-            self.dom.status.set_text_content(Some(&text));
-            self.dom
-                .status
-                .set_class_name(&format!("state-{}", conn.phase_name()));
-            self.status_text = text;
-        }
-        let now = self.now() as f64;
-        if self.notice.as_ref().is_some_and(|(_, until)| *until <= now) {
-            self.notice = None;
-        }
-        let overlay = match (conn.phase(), &self.notice) {
-            (Phase::Live, Some((n, _))) => n.clone(),
-            (Phase::Live, None) => String::new(),
-            (Phase::Closed(ClosedBecause::Unauthorized), _) => String::new(),
-            (Phase::Closed(why), _) => {
-                let advice = conn.error().unwrap_or("the connection was closed");
-                match why {
-                    ClosedBecause::SessionEnded => advice.to_owned(),
-                    _ => format!("{advice} (press Enter to reconnect)"),
-                }
-            }
-            (_, _) if self.screen.frames() == 0 && conn.error().is_none() => String::new(),
-            _ => format!(
-                "disconnected: {}",
-                conn.error().unwrap_or("connecting to the host")
-            ),
-        };
-        if overlay != self.overlay_text {
-            self.dom.overlay.set_text_content(Some(&overlay));
-            self.dom.overlay.set_hidden(overlay.is_empty());
-            self.overlay_text = overlay;
-        }
-    }
-
-    // ---- layout and painting ----
-
-    fn schedule_resize(&mut self) {
-        let me = self.me.clone();
-        self.resize_timer = Some(Timeout::new(RESIZE_DEBOUNCE_MS, move || {
-            if let Some(app) = me.upgrade() {
-                with_app(&app, |a| {
-                    a.resize_timer = None;
-                    a.layout_canvas();
-                    a.after_event();
-                });
-            }
-        }));
-    }
-
-    /// Sizes the canvas backing store to its CSS box times the device
-    /// pixel ratio, re-measures the font and asks the host for the grid
-    /// that fits.
-    fn layout_canvas(&mut self) {
-        let dpr = self.dom.window.device_pixel_ratio();
-        let rect = self.dom.canvas.get_bounding_client_rect();
-        let width = (rect.width() * dpr).round().max(1.0) as u32;
-        let height = (rect.height() * dpr).round().max(1.0) as u32;
-        if self.dom.canvas.width() != width || self.dom.canvas.height() != height {
-            self.dom.canvas.set_width(width);
-            self.dom.canvas.set_height(height);
-        }
-        let metrics = draw::measure(&self.painter.ctx, dpr);
-        if metrics != self.painter.metrics() {
-            self.painter.atlas.reset(metrics);
-        }
-        self.conn
-            .resize(metrics.grid_size(rect.width(), rect.height()));
-        self.full_clear = true;
-        self.screen.mark_all_dirty();
-    }
-
-    fn install_raf(&mut self) {
-        let me = self.me.clone();
-        self.raf = Some(Closure::<dyn FnMut()>::new(move || {
-            if let Some(app) = me.upgrade() {
-                with_app(&app, |a| {
-                    a.frame_requested = false;
-                    a.paint();
-                });
-            }
-        }));
-    }
-
-    fn request_frame(&mut self) {
-        if self.frame_requested {
-            return;
-        }
-        if let Some(raf) = &self.raf
-            && self
-                .dom
-                .window
-                .request_animation_frame(raf.as_ref().unchecked_ref())
-                .is_ok()
-        {
-            self.frame_requested = true;
-        }
-    }
-
-    fn on_blink(&mut self) {
-        if (self.dom.window.device_pixel_ratio() - self.painter.metrics().dpr).abs() > f64::EPSILON
-        {
-            // Zoom or a move to another screen: re-layout for crisp text.
-            self.layout_canvas();
-        }
-        self.update_status();
-        if self.screen.cursor().blink && self.screen.cursor().visible {
-            self.blink_on = !self.blink_on;
-            self.screen.mark_cursor_dirty();
-            self.request_frame();
-        } else if !self.blink_on {
-            self.blink_on = true;
-            self.screen.mark_cursor_dirty();
-            self.request_frame();
-        }
-    }
-
-    fn paint(&mut self) {
-        let focused = self.focused.get();
-        if focused != self.drawn_focus {
-            self.drawn_focus = focused;
-            self.screen.mark_cursor_dirty();
-            if let Some(bytes) = keys::encode_focus(focused, self.screen.modes()) {
-                self.conn.send_input(&bytes);
-            }
-        }
-        let cursor_row = self.screen.cursor_view_row();
-        if cursor_row != self.drawn_cursor_row {
-            if let Some(old) = self.drawn_cursor_row {
-                self.screen.mark_row_dirty(old);
-            }
-            self.screen.mark_cursor_dirty();
-        }
-        self.drawn_cursor_row = cursor_row;
-        if self.full_clear {
-            self.full_clear = false;
-            let (w, h) = (
-                f64::from(self.dom.canvas.width()),
-                f64::from(self.dom.canvas.height()),
-            );
-            let ctx = &self.painter.ctx;
-            ctx.set_fill_style_str(&self.painter.theme.background.hex());
-            ctx.fill_rect(0.0, 0.0, w, h);
-            self.screen.mark_all_dirty();
-        }
-        let rows = self.screen.take_dirty_rows();
-        let canvas_width = f64::from(self.dom.canvas.width());
-        let cursor = self.screen.cursor();
-        let show_cursor = cursor.visible && (self.blink_on || !cursor.blink || !focused);
-        let selection = self.selection.map(|s| (s, s.range(&self.screen)));
-        for &r in &rows {
-            let Some(row) = self.screen.visible_row(r) else {
-                continue;
-            };
-            let line = self.screen.line_number_of_view_row(r);
-            let cursor_paint = (show_cursor && cursor_row == Some(r)).then_some(CursorPaint {
-                col: cursor.col,
-                shape: cursor.shape,
-                hollow: !focused,
-            });
-            let selected =
-                |col: u16| selection.is_some_and(|(s, range)| s.contains(range, line, col));
-            self.painter
-                .draw_row(&row, r, canvas_width, cursor_paint, &selected);
-        }
-        self.update_mirror(&rows);
-        self.update_status();
-        // Focus reports queued above go out now.
-        while let Some(action) = self.conn.poll_action() {
-            self.perform(action);
-        }
-    }
-
-    /// Keeps `#mirror` at one element per visible row holding its text.
-    fn update_mirror(&mut self, rows: &[u16]) {
-        let want = usize::from(self.screen.size().rows);
-        while self.mirror_rows.len() > want {
-            if let Some((el, _)) = self.mirror_rows.pop() {
-                el.remove();
-            }
-        }
-        while self.mirror_rows.len() < want {
-            let Ok(el) = self.dom.document.create_element("div") else {
-                return;
-            };
-            let _ = self.dom.mirror.append_child(&el);
-            self.mirror_rows.push((el, String::new()));
-        }
-        for &r in rows {
-            let text = self.screen.row_text(r);
-            if let Some((el, old)) = self.mirror_rows.get_mut(usize::from(r))
-                && *old != text
-            {
-                el.set_text_content(Some(&text));
-                *old = text;
-            }
-        }
     }
 }

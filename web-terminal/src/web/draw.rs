@@ -42,6 +42,11 @@ fn font(bold: bool, italic: bool, px: f64) -> String {
 }
 
 /// Measures the font at the given device pixel ratio.
+/// Whether this canvas can space letters (Chromium 99+, Firefox 115+).
+pub fn supports_letter_spacing(ctx: &CanvasRenderingContext2d) -> bool {
+    js_sys::Reflect::has(ctx, &"letterSpacing".into()).unwrap_or(false)
+}
+
 pub fn measure(ctx: &CanvasRenderingContext2d, dpr: f64) -> CellMetrics {
     let px = (FONT_PX * dpr).round();
     ctx.set_font(&font(false, false, px));
@@ -125,6 +130,43 @@ impl GlyphAtlas {
     }
 }
 
+/// Consecutive ASCII cells drawn with one `fillText`.
+#[derive(Default)]
+struct TextRun {
+    key: Option<GlyphKey>,
+    x: f64,
+    end: usize,
+    text: String,
+}
+
+impl TextRun {
+    fn continues(&self, key: &GlyphKey, col: usize) -> bool {
+        self.key.as_ref() == Some(key) && self.end == col
+    }
+
+    fn start(&mut self, key: GlyphKey, col: usize, x: f64) {
+        self.key = Some(key);
+        self.x = x;
+        self.end = col;
+        self.text.clear();
+    }
+
+    fn flush(&mut self, ctx: &CanvasRenderingContext2d, m: &CellMetrics, y: f64) {
+        let Some(key) = self.key.take() else {
+            return;
+        };
+        ctx.set_font(&font(key.bold, key.italic, (FONT_PX * m.dpr).round()));
+        let _ = js_sys::Reflect::set(
+            ctx,
+            &"letterSpacing".into(),
+            &format!("{}px", m.letter_spacing()).into(),
+        );
+        ctx.set_fill_style_str(&key.fg.hex());
+        let _ = ctx.fill_text(&self.text, self.x, y + f64::from(m.baseline));
+        self.text.clear();
+    }
+}
+
 /// What the renderer needs to know about the cursor on a row.
 #[derive(Clone, Copy)]
 pub struct CursorPaint {
@@ -139,6 +181,9 @@ pub struct Painter {
     pub ctx: CanvasRenderingContext2d,
     pub atlas: GlyphAtlas,
     pub theme: Theme,
+    /// The canvas supports `letterSpacing`, so ASCII runs can be drawn with
+    /// one `fillText` each; without it every glyph comes from the atlas.
+    pub text_runs: bool,
 }
 
 impl Painter {
@@ -156,11 +201,17 @@ impl Painter {
         cursor: Option<CursorPaint>,
         selected: &dyn Fn(u16) -> bool,
     ) {
-        let Painter { ctx, atlas, theme } = self;
+        let Painter {
+            ctx,
+            atlas,
+            theme,
+            text_runs,
+        } = self;
         draw_row(
             ctx,
             atlas,
             theme,
+            *text_runs,
             row,
             y_row,
             canvas_width,
@@ -175,6 +226,7 @@ fn draw_row(
     ctx: &CanvasRenderingContext2d,
     atlas: &mut GlyphAtlas,
     theme: &Theme,
+    text_runs: bool,
     row: &Row,
     y_row: u16,
     canvas_width: f64,
@@ -219,7 +271,11 @@ fn draw_row(
         }
     }
 
-    // Glyphs and decorations.
+    // Glyphs and decorations. Runs of plain ASCII in one colour and font
+    // variant are drawn with one `fillText` (letter spacing pins every
+    // character to its cell); wide characters, clusters and other scripts
+    // come from the atlas, where each is rasterised once.
+    let mut run = TextRun::default();
     for (col, cell) in row.cells.iter().enumerate() {
         if cell.width == CellWidth::Spacer {
             continue;
@@ -232,29 +288,48 @@ fn draw_row(
         } else {
             1.0
         };
-        if !cell.is_blank() && !flags.has(StyleFlags::HIDDEN) {
-            let key = GlyphKey {
+        let visible = !cell.is_blank() && !flags.has(StyleFlags::HIDDEN);
+        let key = GlyphKey {
+            text: String::new(),
+            bold: flags.has(StyleFlags::BOLD),
+            italic: flags.has(StyleFlags::ITALIC),
+            fg: paint.fg,
+        };
+        let ascii = text_runs
+            && cell.width == CellWidth::Narrow
+            && cell.text.len() == 1
+            && cell.text.as_bytes()[0].is_ascii_graphic();
+        if visible && ascii {
+            if !run.continues(&key, col) {
+                run.flush(ctx, &m, y);
+                run.start(key, col, x);
+            }
+            run.text.push_str(&cell.text);
+            run.end = col + 1;
+        } else if visible {
+            run.flush(ctx, &m, y);
+            let (sx, sy) = atlas.slot(GlyphKey {
                 text: cell.text.clone(),
-                bold: flags.has(StyleFlags::BOLD),
-                italic: flags.has(StyleFlags::ITALIC),
-                fg: paint.fg,
-            };
-            let (sx, sy) = atlas.slot(key);
+                ..key
+            });
+            // Copy only the cells the glyph owns.
+            let w = span * cw;
             let _ = ctx
                 .draw_image_with_html_canvas_element_and_sw_and_sh_and_dx_and_dy_and_dw_and_dh(
                     &atlas.canvas,
                     sx,
                     sy,
-                    2.0 * cw,
+                    w,
                     ch,
                     x,
                     y,
-                    2.0 * cw,
+                    w,
                     ch,
                 );
         }
         decorate(ctx, &m, flags, paint.fg, x, y, span * cw);
     }
+    run.flush(ctx, &m, y);
 
     if let Some(c) = cursor {
         draw_cursor(ctx, &m, theme, row, c, y);

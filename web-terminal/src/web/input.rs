@@ -1,0 +1,256 @@
+//! Keyboard, IME, clipboard, mouse and wheel events, turned into input for
+//! the program (through `keys`) or into selection and scrolling.
+
+use web_sys::{ClipboardEvent, KeyboardEvent, MouseEvent, WheelEvent};
+
+use super::App;
+use crate::connection::{ClosedBecause, Phase};
+use crate::keys::{self, KeyAction, KeyPress, MouseButton, MouseKind, MouseReport, WheelAction};
+use crate::selection::{Granularity, Point, Selection};
+
+impl App {
+    pub(super) fn send_input(&mut self, bytes: &[u8]) {
+        if self.screen.scroll_to_bottom() {
+            self.request_frame();
+        }
+        self.blink_on = true;
+        self.screen.mark_cursor_dirty();
+        if !self.conn.send_input(bytes) && !matches!(self.conn.phase(), Phase::Closed(_)) {
+            self.notice("too much input is waiting for the host; typing was refused".to_owned());
+        }
+    }
+
+    pub(super) fn on_keydown(&mut self, ev: KeyboardEvent) {
+        let key = ev.key();
+        if ev.is_composing() || matches!(key.as_str(), "Process" | "Dead" | "Unidentified") {
+            return;
+        }
+        if key == "Enter"
+            && matches!(
+                self.conn.phase(),
+                Phase::Closed(ClosedBecause::SessionEnded | ClosedBecause::Refused(_))
+            )
+        {
+            ev.prevent_default();
+            let t = self.now();
+            self.conn.restart(t);
+            return;
+        }
+        if ev.get_modifier_state("AltGraph") {
+            return; // AltGr composes text: the input event brings it
+        }
+        let code = ev.code();
+        let press = KeyPress {
+            key: &key,
+            code: &code,
+            ctrl: ev.ctrl_key(),
+            alt: ev.alt_key(),
+            shift: ev.shift_key(),
+            meta: ev.meta_key(),
+        };
+        if press.is_text() {
+            return; // delivered by the `input` event, so IME and dead keys work
+        }
+        match keys::encode_key(&press, self.screen.modes()) {
+            KeyAction::Send(bytes) => {
+                ev.prevent_default();
+                self.send_input(&bytes);
+            }
+            KeyAction::Copy => {
+                ev.prevent_default();
+                self.copy_selection();
+            }
+            KeyAction::Paste => {} // the browser fires `paste`
+            KeyAction::ScrollPages(pages) => {
+                ev.prevent_default();
+                let page = self.screen.size().rows.saturating_sub(1).max(1) as isize;
+                self.screen.scroll_view(isize::from(pages) * page);
+            }
+            KeyAction::Ignore => {}
+        }
+    }
+
+    /// Text the textarea received from typing or an IME.
+    pub(super) fn take_typed_text(&mut self) {
+        let text = self.dom.keyboard.value();
+        self.dom.keyboard.set_value("");
+        if !text.is_empty() {
+            self.send_input(&keys::encode_text(&text));
+        }
+    }
+
+    pub(super) fn on_paste(&mut self, ev: ClipboardEvent) {
+        ev.prevent_default();
+        let text = ev
+            .clipboard_data()
+            .and_then(|d| d.get_data("text/plain").ok())
+            .unwrap_or_default();
+        if !text.is_empty() {
+            let bytes = keys::encode_paste(&text, self.screen.modes());
+            self.send_input(&bytes);
+        }
+    }
+
+    pub(super) fn selected_text(&self) -> Option<String> {
+        let text = self.selection.as_ref()?.text(&self.screen);
+        (!text.is_empty()).then_some(text)
+    }
+
+    pub(super) fn on_copy(&mut self, ev: ClipboardEvent) {
+        if let (Some(text), Some(data)) = (self.selected_text(), ev.clipboard_data()) {
+            let _ = data.set_data("text/plain", &text);
+            ev.prevent_default();
+        }
+    }
+
+    pub(super) fn copy_selection(&mut self) {
+        if let Some(text) = self.selected_text() {
+            let clipboard = self.dom.window.navigator().clipboard();
+            // The promise rejects outside secure contexts; nothing to do then.
+            let _ = clipboard.write_text(&text);
+        }
+    }
+
+    // ---- mouse ----
+
+    pub(super) fn cell_at(&self, ev: &MouseEvent) -> (u16, u16) {
+        let rect = self.dom.canvas.get_bounding_client_rect();
+        let x = f64::from(ev.client_x()) - rect.left();
+        let y = f64::from(ev.client_y()) - rect.top();
+        self.painter.metrics().cell_at(x, y, self.screen.size())
+    }
+
+    pub(super) fn report(
+        &mut self,
+        kind: MouseKind,
+        button: MouseButton,
+        cell: (u16, u16),
+        ev: &MouseEvent,
+    ) {
+        let report = MouseReport {
+            kind,
+            button,
+            row: cell.0,
+            col: cell.1,
+            shift: ev.shift_key(),
+            alt: ev.alt_key(),
+            ctrl: ev.ctrl_key(),
+        };
+        if let Some(bytes) = keys::encode_mouse(&report, self.screen.modes()) {
+            // Not `send_input`: a report must not move the scrollback view.
+            self.conn.send_input(&bytes);
+        }
+    }
+
+    pub(super) fn on_mouse_down(&mut self, ev: MouseEvent) {
+        ev.prevent_default();
+        // Keep the keyboard focus on the textarea; focus handlers do not
+        // borrow the app, so this is safe inside a handler.
+        let _ = self.dom.keyboard.focus();
+        let cell = self.cell_at(&ev);
+        if self.screen.modes().mouse_reporting() && !ev.shift_key() {
+            let button = match ev.button() {
+                0 => MouseButton::Left,
+                1 => MouseButton::Middle,
+                2 => MouseButton::Right,
+                _ => return,
+            };
+            self.reporting = Some((button, cell));
+            self.report(MouseKind::Press, button, cell, &ev);
+            return;
+        }
+        if ev.button() != 0 {
+            return;
+        }
+        let point = Point {
+            line: self.screen.line_number_of_view_row(cell.0),
+            col: cell.1,
+        };
+        let granularity = if ev.detail() >= 2 {
+            Granularity::Word
+        } else {
+            Granularity::Cell
+        };
+        self.selection = Some(Selection::new(point, granularity));
+        self.selecting = true;
+        self.screen.mark_all_dirty();
+    }
+
+    pub(super) fn on_mouse_move(&mut self, ev: MouseEvent) {
+        let cell = self.cell_at(&ev);
+        if self.selecting {
+            let point = Point {
+                line: self.screen.line_number_of_view_row(cell.0),
+                col: cell.1,
+            };
+            if let Some(sel) = &mut self.selection {
+                sel.extend(point);
+                self.screen.mark_all_dirty();
+            }
+            return;
+        }
+        let modes = self.screen.modes();
+        if !modes.mouse_reporting() || !self.is_over_canvas(&ev) {
+            return;
+        }
+        match self.reporting {
+            Some((button, last)) if last != cell => {
+                self.reporting = Some((button, cell));
+                self.report(MouseKind::Motion, button, cell, &ev);
+            }
+            None if modes.has(protocol::Modes::MOUSE_MOTION) => {
+                self.report(MouseKind::Motion, MouseButton::None, cell, &ev);
+            }
+            _ => {}
+        }
+    }
+
+    pub(super) fn is_over_canvas(&self, ev: &MouseEvent) -> bool {
+        let rect = self.dom.canvas.get_bounding_client_rect();
+        let (x, y) = (f64::from(ev.client_x()), f64::from(ev.client_y()));
+        x >= rect.left() && x < rect.right() && y >= rect.top() && y < rect.bottom()
+    }
+
+    pub(super) fn on_mouse_up(&mut self, ev: MouseEvent) {
+        if self.selecting {
+            self.selecting = false;
+            if self.selection.is_some_and(|s| s.is_empty()) {
+                self.selection = None;
+                self.screen.mark_all_dirty();
+            }
+            return;
+        }
+        if let Some((button, _)) = self.reporting.take() {
+            let cell = self.cell_at(&ev);
+            self.report(MouseKind::Release, button, cell, &ev);
+        }
+    }
+
+    pub(super) fn on_wheel(&mut self, ev: WheelEvent) {
+        ev.prevent_default();
+        let m = self.painter.metrics();
+        let line_css = f64::from(m.height) / m.dpr;
+        let lines = match ev.delta_mode() {
+            WheelEvent::DOM_DELTA_LINE => ev.delta_y(),
+            WheelEvent::DOM_DELTA_PAGE => ev.delta_y() * f64::from(self.screen.size().rows),
+            _ => ev.delta_y() / line_css,
+        };
+        // Down the page is positive in DOM and negative (newer) for us.
+        self.wheel_rest -= lines;
+        let whole = self.wheel_rest.trunc();
+        if whole == 0.0 {
+            return;
+        }
+        self.wheel_rest -= whole;
+        let cell = self.cell_at(&ev);
+        let modes = self.screen.modes();
+        match keys::wheel_action(whole as i32, cell.0, cell.1, ev.shift_key(), modes) {
+            WheelAction::Send(bytes) => {
+                self.conn.send_input(&bytes);
+            }
+            WheelAction::ScrollView(n) => {
+                self.screen.scroll_view(n);
+            }
+        }
+    }
+}
