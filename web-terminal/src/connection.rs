@@ -504,6 +504,13 @@ impl Connection {
     }
 
     pub fn handle_timeout(&mut self, now: u64) {
+        if self.phase == Phase::Live && now >= self.next_ping + PING_INTERVAL_MS {
+            // Our own ping is a whole interval overdue: the page's timers were
+            // frozen (background tab, laptop asleep), so the host's silence
+            // proves nothing yet. Ask it now and give it time to answer.
+            self.last_rx = self.last_rx.max(now - PING_INTERVAL_MS);
+            self.next_ping = now;
+        }
         match self.phase {
             Phase::Connecting if now >= self.phase_since + CONNECT_TIMEOUT_MS => {
                 self.give_up_socket("the host did not answer", now);

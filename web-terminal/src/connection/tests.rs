@@ -495,3 +495,25 @@ fn messages_when_not_connected_are_ignored() {
     assert!(c.handle_message(&frame, 2).is_none());
     assert!(actions(&mut c).is_empty());
 }
+
+#[test]
+fn frozen_timers_do_not_count_as_host_silence() {
+    let mut c = live(0);
+    // The tab slept for a minute: no pings went out, nothing came back.
+    c.handle_timeout(60_000);
+    assert_eq!(c.phase(), Phase::Live);
+    assert_eq!(
+        sent(&actions(&mut c)),
+        vec![ClientToServerMsg::Ping { id: 2 }]
+    );
+    c.handle_message(&msg(ServerToClientMsg::Pong { id: 2 }), 60_004);
+    assert_eq!(c.rtt_ms(), Some(4));
+    // A socket that really died after the sleep is still found out.
+    let mut c = live(0);
+    c.handle_timeout(60_000);
+    actions(&mut c);
+    c.handle_timeout(62_000);
+    assert_eq!(c.phase(), Phase::Live);
+    c.handle_timeout(64_000);
+    assert_eq!(c.phase(), Phase::Backoff);
+}
