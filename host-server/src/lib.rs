@@ -4,7 +4,9 @@
 //! `app` builds the router (so tests can drive it without a port) and `run`
 //! serves it on a listener the caller bound, until the shutdown future ends.
 
+pub mod directory_client;
 pub mod emulator;
+pub mod lease;
 pub mod metrics;
 pub mod pacer;
 pub mod persist;
@@ -17,6 +19,8 @@ mod ws;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::State;
@@ -44,9 +48,44 @@ pub struct AppState {
     /// Exact origins (scheme://host:port) allowed to open a WebSocket.
     pub allowed_origins: Arc<[String]>,
     pub static_dir: PathBuf,
+    /// False while a host under a directory holds no live lease: it then
+    /// takes no connections, since its sessions may be moving elsewhere.
+    pub serving: Arc<AtomicBool>,
+    /// The host is draining: no new sessions, existing ones are moving.
+    pub draining: Arc<AtomicBool>,
+}
+
+/// How a host finds and reports to its directory.
+#[derive(Clone, Debug)]
+pub struct DirectoryConfig {
+    /// Every directory replica; each request tries them in turn.
+    pub urls: Vec<String>,
+    /// Where clients and the directory reach this host.
+    pub public_url: String,
+    pub lease_ttl: Duration,
+    pub renew_every: Duration,
 }
 
 impl AppState {
+    /// A state for a host without a directory: always serving.
+    pub fn standalone(
+        registry: Arc<Registry>,
+        metrics: Arc<Metrics>,
+        token: &str,
+        allowed_origins: Vec<String>,
+        static_dir: PathBuf,
+    ) -> AppState {
+        AppState {
+            registry,
+            metrics,
+            token: token.into(),
+            allowed_origins: allowed_origins.into(),
+            static_dir,
+            serving: Arc::new(AtomicBool::new(true)),
+            draining: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
     pub fn origin_allowed(&self, origin: &str) -> bool {
         !origin.is_empty()
             && self
@@ -90,8 +129,17 @@ pub fn app(state: AppState) -> Router {
 
 async fn health(State(state): State<AppState>) -> impl IntoResponse {
     let degraded = state.metrics.degraded();
+    let status = if state.draining.load(Ordering::Relaxed) {
+        "draining"
+    } else if !state.serving.load(Ordering::Relaxed) {
+        "no-lease"
+    } else if degraded {
+        "degraded"
+    } else {
+        "ok"
+    };
     axum::Json(serde_json::json!({
-        "status": if degraded { "degraded" } else { "ok" },
+        "status": status,
         "host": state.registry.host(),
         "sessions": state.registry.len(),
         "store": match (state.registry.store_kind(), degraded) {
@@ -109,20 +157,118 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     )
 }
 
-/// Serves until `shutdown` completes, then hangs up every session, which
-/// closes their clients and lets the server finish.
+/// Serves until `shutdown` completes, then drains: new sessions are
+/// refused, every session persists its last state and hangs up, and its
+/// client is told to go (1001), which sends it to the directory.
 pub async fn run(
     listener: tokio::net::TcpListener,
     state: AppState,
+    directory: Option<DirectoryConfig>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let registry = state.registry.clone();
+    let lease = directory
+        .clone()
+        .map(|config| tokio::spawn(keep_lease(state.clone(), config)));
+    let drain_state = state.clone();
     let shutdown = async move {
         shutdown.await;
-        tracing::info!("shutting down: hanging up {} sessions", registry.len());
-        registry.terminate_all(protocol::CloseCode::GoingAway).await;
+        drain(&drain_state, directory.as_ref()).await;
     };
-    axum::serve(listener, app(state))
+    let served = axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+    if let Some(lease) = lease {
+        lease.abort();
+    }
+    served
+}
+
+/// Moves every session off this host: persisted, hung up, clients sent on.
+pub async fn drain(state: &AppState, directory: Option<&DirectoryConfig>) {
+    if state.draining.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    tracing::info!(sessions = state.registry.len(), "draining");
+    if let Some(config) = directory {
+        // Tell the directory first so it stops placing sessions here and
+        // moves ours as their clients ask.
+        let _ = directory_client::renew(
+            &config.urls,
+            state.registry.host(),
+            &config.public_url,
+            config.lease_ttl,
+            state.registry.len(),
+            Some(true),
+        )
+        .await;
+    }
+    state
+        .registry
+        .terminate_all(protocol::CloseCode::GoingAway)
+        .await;
+    tracing::info!("drained");
+}
+
+/// Renews the lease for as long as the host runs; fences every session the
+/// moment the lease can no longer be trusted.
+async fn keep_lease(state: AppState, config: DirectoryConfig) {
+    use lease::{LeaseAction, LeaseKeeper};
+    let mut keeper = LeaseKeeper::new(config.lease_ttl, config.renew_every);
+    state.serving.store(false, Ordering::SeqCst);
+    loop {
+        let now = Instant::now();
+        if state.serving.load(Ordering::SeqCst) && !keeper.is_valid(now) {
+            tracing::error!(
+                failures = keeper.failures(),
+                "lease lapsed: no directory renewed it in time; ending every session here"
+            );
+            state.serving.store(false, Ordering::SeqCst);
+            state
+                .registry
+                .terminate_all(protocol::CloseCode::SessionLost)
+                .await;
+        }
+        let wake = match keeper.poll(now) {
+            LeaseAction::Renew => {
+                let draining = state.draining.load(Ordering::SeqCst).then_some(true);
+                let result = directory_client::renew(
+                    &config.urls,
+                    state.registry.host(),
+                    &config.public_url,
+                    config.lease_ttl,
+                    state.registry.len(),
+                    draining,
+                )
+                .await;
+                match result {
+                    Ok(grant) => {
+                        keeper.on_granted(now);
+                        if keeper.is_valid(Instant::now())
+                            && !state.serving.swap(true, Ordering::SeqCst)
+                        {
+                            tracing::info!("lease granted; serving");
+                        }
+                        if grant.draining && !state.draining.load(Ordering::SeqCst) {
+                            let state = state.clone();
+                            let config = config.clone();
+                            tokio::spawn(async move { drain(&state, Some(&config)).await });
+                        }
+                    }
+                    Err(error) => {
+                        if keeper.failures() == 0 {
+                            tracing::warn!(%error, "lease renewal failed; retrying");
+                        }
+                        keeper.on_failed(Instant::now());
+                    }
+                }
+                continue;
+            }
+            LeaseAction::WaitUntil(at) => at,
+        };
+        let deadline = match keeper.valid_until() {
+            Some(until) if state.serving.load(Ordering::SeqCst) => wake.min(until),
+            _ => wake,
+        };
+        tokio::time::sleep_until(deadline.into()).await;
+    }
 }

@@ -11,7 +11,7 @@ use host_server::metrics::Metrics;
 use host_server::pty::ProgramSpec;
 use host_server::registry::{Registry, StoreConfig};
 use host_server::session::SessionConfig;
-use host_server::{AppState, run};
+use host_server::{AppState, DirectoryConfig, run};
 
 #[derive(Parser)]
 #[command(version, about = "Thinline session host")]
@@ -75,6 +75,21 @@ struct ServeArgs {
     /// Longest a screen change waits before it is written to the store.
     #[arg(long, default_value_t = 100)]
     persist_interval_ms: u64,
+    /// Directory replica to register with (repeat, or comma-separate).
+    /// Without one the host serves alone, always.
+    #[arg(long = "directory", env = "THINLINE_DIRECTORY", value_delimiter = ',')]
+    directories: Vec<String>,
+    /// The URL clients and the directory use to reach this host; defaults
+    /// to http://127.0.0.1:PORT.
+    #[arg(long, env = "THINLINE_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// Lease time to live; the host stops serving if it cannot renew
+    /// within it.
+    #[arg(long, default_value_t = 5000)]
+    lease_ttl_ms: u64,
+    /// How often the lease is renewed.
+    #[arg(long, default_value_t = 1000)]
+    renew_interval_ms: u64,
 }
 
 async fn open_store(spec: &str) -> anyhow::Result<Arc<dyn store::Store>> {
@@ -126,13 +141,31 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         })?;
     let addr = listener.local_addr().context("reading the bound address")?;
     let allowed_origins = if args.allow_origins.is_empty() {
-        vec![
+        // This host's own pages, and the directories' pages, which open
+        // sockets to whichever host serves the session.
+        let mut origins = vec![
             format!("http://127.0.0.1:{}", addr.port()),
             format!("http://localhost:{}", addr.port()),
-        ]
+        ];
+        origins.extend(
+            args.directories
+                .iter()
+                .map(|url| url.trim_end_matches('/').to_owned()),
+        );
+        origins
     } else {
         args.allow_origins
     };
+    let public_url = args
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://127.0.0.1:{}", addr.port()));
+    let directory = (!args.directories.is_empty()).then(|| DirectoryConfig {
+        urls: args.directories.clone(),
+        public_url,
+        lease_ttl: Duration::from_millis(args.lease_ttl_ms),
+        renew_every: Duration::from_millis(args.renew_interval_ms),
+    });
     if !args.static_dir.join("index.html").exists() {
         tracing::warn!(
             dir = %args.static_dir.display(),
@@ -177,13 +210,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         args.max_sessions,
         metrics.clone(),
     );
-    let state = AppState {
-        registry,
-        metrics,
-        token: token.into(),
-        allowed_origins: allowed_origins.into(),
-        static_dir: args.static_dir,
-    };
+    let state = AppState::standalone(registry, metrics, &token, allowed_origins, args.static_dir);
     let host = if addr.ip().is_loopback() {
         format!("127.0.0.1:{}", addr.port())
     } else {
@@ -196,7 +223,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     );
     println!("thinline: access token: {}", state.token);
     tracing::info!(host = %args.host_id, %addr, "serving");
-    run(listener, state, shutdown_signal())
+    run(listener, state, directory, shutdown_signal())
         .await
         .context("serving")?;
     tracing::info!("stopped");

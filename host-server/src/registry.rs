@@ -23,6 +23,20 @@ pub enum StartError {
     Spawn(#[from] SpawnError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("this host is draining and takes no sessions")]
+    Draining,
+    #[error("the session belongs to host {0}")]
+    NotOurs(String),
+}
+
+/// The outcome of asking for a session this host does not run.
+#[derive(Debug)]
+pub enum Restore {
+    Restored(SessionHandle),
+    /// The session runs on (or belongs to) another host.
+    NotOurs(String),
+    /// No running session by that id: start a new one.
+    Nothing,
 }
 
 /// Where user data lives.
@@ -210,33 +224,40 @@ impl Registry {
         Ok(handle)
     }
 
-    /// Restores a session this host does not run from the store, if it is
-    /// still running somewhere in the records and adopting is allowed.
-    /// `Ok(None)` means there is nothing to restore.
+    /// Restores a session this host does not run from the store: one the
+    /// directory moved here (the record names this host), or, with `adopt`,
+    /// any running one, taken over from its previous host.
     pub async fn restore(
         self: &Arc<Self>,
         id: SessionId,
         size: Size,
-    ) -> Result<Option<SessionHandle>, StartError> {
-        let Some(store_config) = self.store.as_ref().filter(|s| s.adopt) else {
-            return Ok(None);
+    ) -> Result<Restore, StartError> {
+        let Some(store_config) = self.store.as_ref() else {
+            return Ok(Restore::Nothing);
         };
         let store = store_config.store.clone();
         let _one_at_a_time = self.restoring.lock().await;
         if let Some(handle) = self.get(&id) {
-            return Ok(Some(handle));
+            return Ok(Restore::Restored(handle));
         }
         let key = id.to_string();
         let Some(record) = store.get_session(&key).await? else {
-            return Ok(None);
+            return Ok(Restore::Nothing);
         };
         if record.state != SessionState::Running {
-            return Ok(None);
+            return Ok(Restore::Nothing);
         }
         self.check_room()?;
-        let epoch = store
-            .take_over(&key, record.epoch, &self.config.host)
-            .await?;
+        let epoch = if record.owner_host == self.config.host {
+            // The directory already moved it here and bumped the epoch.
+            record.epoch
+        } else if store_config.adopt {
+            store
+                .take_over(&key, record.epoch, &self.config.host)
+                .await?
+        } else {
+            return Ok(Restore::NotOurs(record.owner_host));
+        };
         let saved = store.load_screen(&key).await?;
         tracing::info!(session = %id, from = %record.owner_host, epoch, "restoring a session from the store");
         let (scrollback, mut preface) = match &saved {
@@ -287,7 +308,7 @@ impl Registry {
             persistence: Some(persistence),
             restored: Some((scrollback, preface)),
         })
-        .map(Some)
+        .map(Restore::Restored)
     }
 
     /// Asks every session to hang up its program and close its client

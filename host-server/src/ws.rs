@@ -20,7 +20,7 @@ use protocol::{
 use tokio::sync::{mpsc, oneshot};
 
 use crate::AppState;
-use crate::registry::StartError;
+use crate::registry::{Restore, StartError};
 use crate::session::{Outgoing, SessionCmd, SessionHandle, outgoing_channel};
 
 /// How long a client may take to send its hello.
@@ -134,12 +134,23 @@ async fn serve(mut socket: WebSocket, state: AppState) {
     if !same_secret(&hello.token, &state.token) {
         return refuse(socket, &state, CloseCode::Unauthorized, "wrong token").await;
     }
+    if !state.serving.load(Ordering::Relaxed) {
+        // No live lease: another host may be taking these sessions over.
+        return refuse(socket, &state, CloseCode::GoingAway, "no lease").await;
+    }
     let conn = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
     let (out_tx, out_rx) = outgoing_channel();
     let session = match attach(&state, &hello, conn, out_tx.clone()).await {
         Ok(session) => session,
         Err(StartError::Full(_)) => {
             return refuse(socket, &state, CloseCode::Overloaded, "host full").await;
+        }
+        Err(StartError::Draining) => {
+            return refuse(socket, &state, CloseCode::GoingAway, "draining").await;
+        }
+        Err(StartError::NotOurs(owner)) => {
+            tracing::info!(%owner, "a client asked for another host's session");
+            return refuse(socket, &state, CloseCode::SessionLost, "not ours").await;
         }
         Err(StartError::Spawn(error)) => {
             tracing::error!(%error, "could not start a session");
@@ -179,7 +190,14 @@ async fn attach(
     if existing.is_none()
         && let Some(id) = hello.session
     {
-        existing = state.registry.restore(id, hello.size).await?;
+        match state.registry.restore(id, hello.size).await? {
+            Restore::Restored(handle) => existing = Some(handle),
+            Restore::NotOurs(owner) => return Err(StartError::NotOurs(owner)),
+            Restore::Nothing => {}
+        }
+    }
+    if existing.is_none() && state.draining.load(Ordering::Relaxed) {
+        return Err(StartError::Draining);
     }
     if let Some(handle) = existing {
         let (done, attached) = oneshot::channel();

@@ -66,9 +66,14 @@ impl CloseCode {
             .map(|(c, _)| *c)
     }
 
-    /// Whether a client should try again on its own after this close.
+    /// Whether a client should try again on its own after this close (for
+    /// `GoingAway` and `SessionLost` by asking the directory where the
+    /// session lives now).
     pub fn is_retryable(self) -> bool {
-        matches!(self, CloseCode::GoingAway | CloseCode::HandshakeTimeout)
+        matches!(
+            self,
+            CloseCode::GoingAway | CloseCode::HandshakeTimeout | CloseCode::SessionLost
+        )
     }
 
     /// What the user is told, in words that say what to do next.

@@ -54,15 +54,15 @@ async fn start_host_with(name: &str, store: Option<StoreConfig>) -> Host {
         10,
         metrics.clone(),
     );
-    let state = AppState {
+    let state = AppState::standalone(
         registry,
         metrics,
-        token: TOKEN.into(),
-        allowed_origins: vec![format!("http://127.0.0.1:{port}")].into(),
-        static_dir: "static".into(),
-    };
+        TOKEN,
+        vec![format!("http://127.0.0.1:{port}")],
+        "static".into(),
+    );
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(run(listener, state, async {
+    tokio::spawn(run(listener, state, None, async {
         let _ = rx.await;
     }));
     Host {
