@@ -6,6 +6,7 @@
 //! ready line on stdout, which avoids races over "free" ports.
 
 use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
@@ -13,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use rustix::process::{Pid, Signal, kill_process};
 
 use crate::paths;
 
@@ -118,7 +120,11 @@ impl HostProcess {
             .envs(options.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .stderr(Stdio::piped())
+            // Its own process group: a terminal's Ctrl-C aimed at the tests
+            // must not reach the host, and whatever the host signals in its
+            // own group cannot reach the tests.
+            .process_group(0);
         let mut child = command
             .spawn()
             .with_context(|| format!("starting {}", binary.display()))?;
@@ -205,9 +211,9 @@ impl HostProcess {
         if let Ok(Some(status)) = self.child.try_wait() {
             return Some(status);
         }
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
+        if let Some(pid) = i32::try_from(self.child.id()).ok().and_then(Pid::from_raw) {
+            let _ = kill_process(pid, Signal::TERM);
+        }
         let deadline = Instant::now() + grace;
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
