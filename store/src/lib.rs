@@ -21,6 +21,14 @@
 //! database and no `DATABASE_URL`. Schema migrations are embedded in the
 //! binary with `sqlx::migrate!` and applied, versioned, whenever a store is
 //! opened, so a fresh file or an empty schema is ready with no extra step.
+//!
+//! # Host leases
+//!
+//! The store also keeps the host registry the directory serves from: one
+//! [`HostRecord`] per session host, whose lease is renewed against the
+//! backend's clock. Liveness is always judged against [`Store::now`], never
+//! the caller's clock, so a directory replica with a skewed clock cannot
+//! declare a healthy host dead.
 
 use async_trait::async_trait;
 
@@ -125,13 +133,44 @@ pub struct StoredScreen {
     pub saved_by: String,
 }
 
+/// The longest lease a renewal may grant. Callers (the directory) clamp to
+/// far less; this bound only keeps `now + ttl` from overflowing.
+pub const MAX_LEASE_TTL_MS: u64 = 24 * 3600 * 1000;
+
+/// A session host as the registry knows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostRecord {
+    pub id: String,
+    /// Where clients and the directory reach the host, e.g.
+    /// `http://127.0.0.1:8081`.
+    pub url: String,
+    /// Sessions the host runs, as it last reported.
+    pub load: u32,
+    /// Set by an operator; a draining host gets no new sessions. A renewal
+    /// keeps it unless the host says otherwise.
+    pub draining: bool,
+    /// Backend time after which the host must not be considered alive. The
+    /// lease is live while `lease_expires_at > now` by the backend's clock.
+    pub lease_expires_at: Millis,
+    /// Backend time of the host's first registration; renewals keep it.
+    pub registered_at: Millis,
+}
+
+impl HostRecord {
+    /// Whether the lease is live at `now`, a reading of the backend's clock.
+    pub fn is_live(&self, now: Millis) -> bool {
+        self.lease_expires_at > now
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The write named an epoch that is no longer the session's: another
     /// host owns it now.
     #[error("session {session} has moved past epoch {epoch}; this host no longer owns it")]
     Fenced { session: SessionKey, epoch: u64 },
-    #[error("no session {0}")]
+    /// No session (or, from the host methods, no host) with this id.
+    #[error("no session or host with id {0}")]
     NotFound(SessionKey),
     #[error("a session {0} already exists")]
     Duplicate(SessionKey),
@@ -189,4 +228,27 @@ pub trait Store: Send + Sync + 'static {
     /// epoch (`expected_epoch + 1`). Of two concurrent takeovers exactly one
     /// wins; the other gets `Fenced`.
     async fn take_over(&self, id: &str, expected_epoch: u64, new_host: &str) -> Result<u64>;
+
+    /// Registers or renews a host's lease in one upsert: the lease runs
+    /// until the backend's now plus `ttl_ms` (at most
+    /// [`MAX_LEASE_TTL_MS`]), `url` and `load` are replaced, and `draining`
+    /// keeps its stored value (an operator sets it) unless `draining` is
+    /// `Some`. A new host starts not draining. Returns the stored record.
+    async fn renew_lease(
+        &self,
+        id: &str,
+        url: &str,
+        ttl_ms: u64,
+        load: u32,
+        draining: Option<bool>,
+    ) -> Result<HostRecord>;
+
+    /// Every host ever registered, live or not, ordered by id.
+    async fn list_hosts(&self) -> Result<Vec<HostRecord>>;
+
+    async fn get_host(&self, id: &str) -> Result<Option<HostRecord>>;
+
+    /// Marks a host as draining (or not); `NotFound` if it never
+    /// registered. The host learns it from its next renewal.
+    async fn set_draining(&self, id: &str, draining: bool) -> Result<()>;
 }

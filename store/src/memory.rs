@@ -10,8 +10,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 
 use crate::{
-    Millis, Result, ScreenWrite, ScrollbackBlock, SessionRecord, SessionUpdate, Store, StoreError,
-    StoredScreen, User,
+    HostRecord, MAX_LEASE_TTL_MS, Millis, Result, ScreenWrite, ScrollbackBlock, SessionRecord,
+    SessionUpdate, Store, StoreError, StoredScreen, User,
 };
 
 /// A session store in memory.
@@ -25,6 +25,8 @@ struct Tables {
     users: HashMap<String, User>,
     sessions: HashMap<String, SessionRecord>,
     screens: HashMap<String, ScreenRow>,
+    /// Keyed and therefore listed by id, like the SQL backends' `ORDER BY id`.
+    hosts: BTreeMap<String, HostRecord>,
 }
 
 /// A session's screen and its blocks, kept together so that, like the SQL
@@ -211,5 +213,54 @@ impl Store for MemoryStore {
         })?;
         record.owner_host = new_host.to_owned();
         Ok(record.epoch)
+    }
+
+    async fn renew_lease(
+        &self,
+        id: &str,
+        url: &str,
+        ttl_ms: u64,
+        load: u32,
+        draining: Option<bool>,
+    ) -> Result<HostRecord> {
+        let now = system_now();
+        let ttl = Millis::try_from(ttl_ms.min(MAX_LEASE_TTL_MS)).unwrap_or(Millis::MAX);
+        let mut tables = self.tables();
+        let host = tables
+            .hosts
+            .entry(id.to_owned())
+            .or_insert_with(|| HostRecord {
+                id: id.to_owned(),
+                url: String::new(),
+                load: 0,
+                draining: false,
+                lease_expires_at: now,
+                registered_at: now,
+            });
+        host.url = url.to_owned();
+        host.load = load;
+        if let Some(draining) = draining {
+            host.draining = draining;
+        }
+        host.lease_expires_at = now.saturating_add(ttl);
+        Ok(host.clone())
+    }
+
+    async fn list_hosts(&self) -> Result<Vec<HostRecord>> {
+        Ok(self.tables().hosts.values().cloned().collect())
+    }
+
+    async fn get_host(&self, id: &str) -> Result<Option<HostRecord>> {
+        Ok(self.tables().hosts.get(id).cloned())
+    }
+
+    async fn set_draining(&self, id: &str, draining: bool) -> Result<()> {
+        match self.tables().hosts.get_mut(id) {
+            Some(host) => {
+                host.draining = draining;
+                Ok(())
+            }
+            None => Err(StoreError::NotFound(id.to_owned())),
+        }
     }
 }

@@ -8,7 +8,8 @@
 //! instead of being truncated.
 
 use crate::{
-    ScrollbackBlock, SessionKey, SessionRecord, SessionState, StoreError, StoredScreen, User,
+    HostRecord, MAX_LEASE_TTL_MS, ScrollbackBlock, SessionKey, SessionRecord, SessionState,
+    StoreError, StoredScreen, User,
 };
 
 /// Deletes a session's oldest blocks while the newer ones still hold at
@@ -115,6 +116,36 @@ impl SessionParams {
             })?,
         })
     }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct HostRow {
+    id: String,
+    url: String,
+    load: i64,
+    draining: bool,
+    lease_expires_at: i64,
+    registered_at: i64,
+}
+
+impl HostRow {
+    pub(crate) fn into_record(self) -> Result<HostRecord, StoreError> {
+        let load = u32::try_from(self.load)
+            .map_err(|_| StoreError::Corrupt(format!("host {}: load out of range", self.id)))?;
+        Ok(HostRecord {
+            id: self.id,
+            url: self.url,
+            load,
+            draining: self.draining,
+            lease_expires_at: self.lease_expires_at,
+            registered_at: self.registered_at,
+        })
+    }
+}
+
+/// A lease's length as stored, capped so `now + ttl` cannot overflow.
+pub(crate) fn ttl_param(ttl_ms: u64) -> i64 {
+    i64::try_from(ttl_ms.min(MAX_LEASE_TTL_MS)).unwrap_or(i64::MAX)
 }
 
 #[derive(sqlx::FromRow)]
@@ -248,6 +279,14 @@ macro_rules! session_columns {
 }
 pub(crate) use session_columns;
 
+/// The `hosts` columns in the order [`HostRow`] decodes them.
+macro_rules! host_columns {
+    () => {
+        "id, url, load, draining, lease_expires_at, registered_at"
+    };
+}
+pub(crate) use host_columns;
+
 /// Implements [`Store`](crate::Store) for a backend struct holding a sqlx
 /// `pool`. The two SQL backends run the very same statements (both accept
 /// `$n` placeholders, `ON CONFLICT`, `RETURNING` and window functions); they
@@ -262,12 +301,12 @@ macro_rules! impl_store {
     }) => {
         const _: () = {
             use $crate::sql::{
-                self, BlockRow, ScreenRow, SessionParams, SessionRow, UserRow, epoch_param,
-                from_sqlx, session_columns,
+                self, BlockRow, HostRow, ScreenRow, SessionParams, SessionRow, UserRow,
+                epoch_param, from_sqlx, host_columns, session_columns,
             };
             use $crate::{
-                Millis, Result, ScreenWrite, SessionRecord, SessionUpdate, Store, StoreError,
-                StoredScreen, User,
+                HostRecord, Millis, Result, ScreenWrite, SessionRecord, SessionUpdate, Store,
+                StoreError, StoredScreen, User,
             };
 
             impl $store {
@@ -535,6 +574,77 @@ macro_rules! impl_store {
                         Some(epoch) => sql::epoch_from_row(id, epoch),
                         None => Err(sql::refusal(id, expected_epoch, self.exists(id).await?)),
                     }
+                }
+
+                async fn renew_lease(
+                    &self,
+                    id: &str,
+                    url: &str,
+                    ttl_ms: u64,
+                    load: u32,
+                    draining: Option<bool>,
+                ) -> Result<HostRecord> {
+                    // One statement, so two directory replicas renewing the
+                    // same host at once cannot interleave a read and a write.
+                    let row: HostRow = sqlx::query_as(concat!(
+                        "INSERT INTO hosts (id, url, load, draining, lease_expires_at, registered_at) \
+                         VALUES ($1, $2, $3, COALESCE($4, FALSE), ",
+                        $now,
+                        " + $5, ",
+                        $now,
+                        ") ON CONFLICT (id) DO UPDATE SET url = excluded.url, load = excluded.load, \
+                         draining = COALESCE($4, hosts.draining), \
+                         lease_expires_at = excluded.lease_expires_at \
+                         RETURNING ",
+                        host_columns!()
+                    ))
+                    .bind(id)
+                    .bind(url)
+                    .bind(i64::from(load))
+                    .bind(draining)
+                    .bind(sql::ttl_param(ttl_ms))
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(from_sqlx)?;
+                    row.into_record()
+                }
+
+                async fn list_hosts(&self) -> Result<Vec<HostRecord>> {
+                    let rows: Vec<HostRow> = sqlx::query_as(concat!(
+                        "SELECT ",
+                        host_columns!(),
+                        " FROM hosts ORDER BY id"
+                    ))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(from_sqlx)?;
+                    rows.into_iter().map(HostRow::into_record).collect()
+                }
+
+                async fn get_host(&self, id: &str) -> Result<Option<HostRecord>> {
+                    let row: Option<HostRow> = sqlx::query_as(concat!(
+                        "SELECT ",
+                        host_columns!(),
+                        " FROM hosts WHERE id = $1"
+                    ))
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(from_sqlx)?;
+                    row.map(HostRow::into_record).transpose()
+                }
+
+                async fn set_draining(&self, id: &str, draining: bool) -> Result<()> {
+                    let updated = sqlx::query("UPDATE hosts SET draining = $2 WHERE id = $1")
+                        .bind(id)
+                        .bind(draining)
+                        .execute(&self.pool)
+                        .await
+                        .map_err(from_sqlx)?;
+                    if updated.rows_affected() == 0 {
+                        return Err(StoreError::NotFound(id.to_owned()));
+                    }
+                    Ok(())
                 }
             }
         };

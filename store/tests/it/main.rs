@@ -62,10 +62,18 @@ conformance! {
         save_to_missing_session_is_not_found,
         take_over_moves_the_session,
         clock_is_monotone_and_close_to_system_time,
+        no_hosts_in_a_fresh_database,
+        renewing_a_lease_registers_then_extends_it,
+        a_lease_expires_by_the_backend_clock,
+        an_absurd_ttl_is_capped_not_overflowed,
+        draining_is_kept_unless_the_renewal_says_otherwise,
+        draining_an_unknown_host_is_not_found,
+        hosts_are_listed_by_id,
     ],
     two: [
         two_instances_see_each_others_writes,
         concurrent_take_overs_have_one_winner,
         concurrent_writers_only_current_epoch_succeeds,
+        concurrent_renewals_of_one_host_all_succeed,
     ],
 }

@@ -541,3 +541,164 @@ pub async fn concurrent_writers_only_current_epoch_succeeds(
     assert_eq!(old_blocks, before);
     assert_eq!(last.blocks.len(), before.len() + 4);
 }
+
+/// Waits until the backend's clock has passed `instant`.
+async fn wait_for_clock_after(store: &dyn Store, instant: Millis, what: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while store.now().await.unwrap() <= instant {
+        assert!(tokio::time::Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+pub async fn no_hosts_in_a_fresh_database(store: Arc<dyn Store>) {
+    assert!(store.list_hosts().await.unwrap().is_empty());
+    assert_eq!(store.get_host("h1").await.unwrap(), None);
+}
+
+pub async fn renewing_a_lease_registers_then_extends_it(store: Arc<dyn Store>) {
+    let before = store.now().await.unwrap();
+    let first = store
+        .renew_lease("h1", "http://127.0.0.1:8081", 5_000, 3, None)
+        .await
+        .unwrap();
+    let after = store.now().await.unwrap();
+    assert_eq!(
+        (
+            first.id.as_str(),
+            first.url.as_str(),
+            first.load,
+            first.draining
+        ),
+        ("h1", "http://127.0.0.1:8081", 3, false)
+    );
+    assert!((before..=after).contains(&first.registered_at));
+    assert!((before + 5_000..=after + 5_000).contains(&first.lease_expires_at));
+    assert!(first.is_live(after));
+    assert_eq!(store.get_host("h1").await.unwrap(), Some(first.clone()));
+
+    wait_for_clock_after(&*store, first.registered_at, "the backend clock is stuck").await;
+    let renewed = store
+        .renew_lease("h1", "http://127.0.0.1:9091", 8_000, 0, None)
+        .await
+        .unwrap();
+    assert_eq!(renewed.registered_at, first.registered_at);
+    assert_eq!(
+        (renewed.url.as_str(), renewed.load),
+        ("http://127.0.0.1:9091", 0)
+    );
+    assert!(renewed.lease_expires_at > first.lease_expires_at);
+    assert_eq!(store.get_host("h1").await.unwrap(), Some(renewed));
+}
+
+pub async fn a_lease_expires_by_the_backend_clock(store: Arc<dyn Store>) {
+    let host = store
+        .renew_lease("h1", "http://127.0.0.1:8081", 1, 0, None)
+        .await
+        .unwrap();
+    wait_for_clock_after(&*store, host.lease_expires_at, "the lease never expired").await;
+    let now = store.now().await.unwrap();
+    assert!(!store.get_host("h1").await.unwrap().unwrap().is_live(now));
+
+    // Renewing brings it back.
+    let back = store
+        .renew_lease("h1", "http://127.0.0.1:8081", 5_000, 0, None)
+        .await
+        .unwrap();
+    assert!(back.is_live(store.now().await.unwrap()));
+    assert_eq!(back.registered_at, host.registered_at);
+}
+
+pub async fn an_absurd_ttl_is_capped_not_overflowed(store: Arc<dyn Store>) {
+    let host = store
+        .renew_lease("h1", "http://127.0.0.1:8081", u64::MAX, 0, None)
+        .await
+        .unwrap();
+    let now = store.now().await.unwrap();
+    let cap = Millis::try_from(store::MAX_LEASE_TTL_MS).unwrap();
+    assert!(host.lease_expires_at > now);
+    assert!(host.lease_expires_at <= now + cap);
+}
+
+pub async fn draining_is_kept_unless_the_renewal_says_otherwise(store: Arc<dyn Store>) {
+    store
+        .renew_lease("h1", "http://127.0.0.1:8081", 5_000, 1, None)
+        .await
+        .unwrap();
+    store.set_draining("h1", true).await.unwrap();
+    assert!(store.get_host("h1").await.unwrap().unwrap().draining);
+
+    // An ordinary renewal keeps the operator's decision...
+    let kept = store
+        .renew_lease("h1", "http://127.0.0.1:8081", 5_000, 1, None)
+        .await
+        .unwrap();
+    assert!(kept.draining);
+    // ...and the host itself may set or clear it.
+    let cleared = store
+        .renew_lease("h1", "http://127.0.0.1:8081", 5_000, 1, Some(false))
+        .await
+        .unwrap();
+    assert!(!cleared.draining);
+    let set = store
+        .renew_lease("h1", "http://127.0.0.1:8081", 5_000, 1, Some(true))
+        .await
+        .unwrap();
+    assert!(set.draining);
+    store.set_draining("h1", false).await.unwrap();
+    assert!(!store.get_host("h1").await.unwrap().unwrap().draining);
+
+    // A host may register already draining (a host starting its shutdown).
+    let new = store
+        .renew_lease("h2", "http://127.0.0.1:8082", 5_000, 0, Some(true))
+        .await
+        .unwrap();
+    assert!(new.draining);
+}
+
+pub async fn draining_an_unknown_host_is_not_found(store: Arc<dyn Store>) {
+    assert_not_found(store.set_draining("h9", true).await, "h9");
+    assert_eq!(store.get_host("h9").await.unwrap(), None);
+}
+
+pub async fn hosts_are_listed_by_id(store: Arc<dyn Store>) {
+    for (id, load) in [("h3", 7), ("h1", 2), ("h2", 0)] {
+        store
+            .renew_lease(id, &format!("http://{id}.example:80"), 5_000, load, None)
+            .await
+            .unwrap();
+    }
+    let hosts = store.list_hosts().await.unwrap();
+    let seen: Vec<(&str, u32)> = hosts.iter().map(|h| (h.id.as_str(), h.load)).collect();
+    assert_eq!(seen, [("h1", 2), ("h2", 0), ("h3", 7)]);
+    assert_eq!(hosts[2].url, "http://h3.example:80");
+}
+
+pub async fn concurrent_renewals_of_one_host_all_succeed(
+    first: Arc<dyn Store>,
+    second: Arc<dyn Store>,
+) {
+    // Two directory replicas renewing for the same host (it retried on
+    // the second after a slow answer from the first): both upserts land.
+    const RENEWERS: u32 = 8;
+    let barrier = Arc::new(Barrier::new(RENEWERS as usize));
+    let tasks: Vec<_> = (0..RENEWERS)
+        .map(|n| {
+            let store = if n % 2 == 0 { &first } else { &second }.clone();
+            let barrier = barrier.clone();
+            tokio::spawn(async move {
+                barrier.wait().await;
+                store
+                    .renew_lease("h1", "http://127.0.0.1:8081", 5_000, n, None)
+                    .await
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    let hosts = second.list_hosts().await.unwrap();
+    assert_eq!(hosts.len(), 1);
+    assert!(hosts[0].load < RENEWERS);
+    assert_eq!(first.get_host("h1").await.unwrap(), Some(hosts[0].clone()));
+}
