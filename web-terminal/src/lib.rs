@@ -1,12 +1,14 @@
 //! The Thinline browser client.
 //!
 //! Everything with logic in it (the screen model, input encoding, selection,
-//! the connection state machine, colours and layout) is plain Rust that is
-//! unit-tested natively with `cargo test -p web-terminal`; `web.rs`, compiled
-//! only for wasm32, is the thin glue to the browser's APIs.
+//! the connection state machine, failover through the directory, colours and
+//! layout) is plain Rust that is unit-tested natively with `cargo test -p
+//! web-terminal`; `web.rs`, compiled only for wasm32, is the thin glue to the
+//! browser's APIs.
 
 pub mod api;
 pub mod connection;
+pub mod json;
 pub mod keys;
 pub mod render;
 pub mod screen;
