@@ -42,12 +42,12 @@ fn opt_number(n: Option<u64>) -> String {
     n.map_or_else(|| "null".to_owned(), |n| n.to_string())
 }
 
-/// `thinline.state()`.
-pub fn state_json(conn: &Connection, screen: &Screen) -> String {
+/// `thinline.state()`. `now` dates the stage's elapsed time.
+pub fn state_json(conn: &Connection, screen: &Screen, now: u64) -> String {
     let size = screen.size();
     let session = conn.session().map(|s| s.to_string());
     format!(
-        "{{\"connection\":{},\"host\":{},\"session\":{},\"epoch\":{},\"rtt_ms\":{},\"cols\":{},\"rows\":{},\"error\":{},\"frames\":{}}}",
+        "{{\"connection\":{},\"host\":{},\"session\":{},\"epoch\":{},\"rtt_ms\":{},\"cols\":{},\"rows\":{},\"error\":{},\"frames\":{},\"stage\":{},\"undelivered\":{},\"directory\":{}}}",
         json_string(conn.phase_name()),
         opt_string(conn.host()),
         opt_string(session.as_deref()),
@@ -57,6 +57,9 @@ pub fn state_json(conn: &Connection, screen: &Screen) -> String {
         size.rows,
         opt_string(conn.error()),
         screen.frames(),
+        json_string(&conn.stage(now)),
+        conn.undelivered(),
+        opt_string(conn.directory()),
     )
 }
 
@@ -111,8 +114,8 @@ mod tests {
         let screen = Screen::new(Size { cols: 80, rows: 24 });
         let conn = Connection::new("t".into(), None, screen.size(), 0, 1);
         assert_eq!(
-            state_json(&conn, &screen),
-            "{\"connection\":\"connecting\",\"host\":null,\"session\":null,\"epoch\":null,\"rtt_ms\":null,\"cols\":80,\"rows\":24,\"error\":null,\"frames\":0}"
+            state_json(&conn, &screen, 0),
+            "{\"connection\":\"connecting\",\"host\":null,\"session\":null,\"epoch\":null,\"rtt_ms\":null,\"cols\":80,\"rows\":24,\"error\":null,\"frames\":0,\"stage\":\"\",\"undelivered\":0,\"directory\":null}"
         );
     }
 

@@ -4,9 +4,13 @@
 //! backoff are where a terminal client loses keystrokes or storms a host, and
 //! they cannot be tested through a real socket and real timers. So this is a
 //! plain struct in the style of `quinn-proto`: the glue feeds it socket
-//! events and the current time in milliseconds, asks when it next wants to be
-//! woken (`poll_timeout`), and carries out the `Action`s it queues. The tests
-//! drive every path with a fake clock.
+//! events, HTTP outcomes and the current time in milliseconds, asks when it
+//! next wants to be woken (`poll_timeout`), and carries out the `Action`s it
+//! queues. The tests drive every path with a fake clock.
+//!
+//! Where a socket goes is decided with the directory when there is one
+//! (`recovery`, over `directory::DirectoryClient`); without one the client
+//! talks to the host that served the page, as it always did.
 
 use std::collections::VecDeque;
 
@@ -15,6 +19,13 @@ use protocol::{
     SessionId, Size, Welcome, decode_server, decompress_lines, encode_client, encode_hello,
 };
 
+use crate::directory::{DirectoryClient, HttpRequest};
+
+mod recovery;
+
+pub use recovery::QUICK_RETRIES;
+use recovery::{Cause, Recovery, Route, Target};
+
 /// A ping goes out this often while live.
 pub const PING_INTERVAL_MS: u64 = 2_000;
 /// Silence from the host for this long means the socket is dead even if the
@@ -22,6 +33,9 @@ pub const PING_INTERVAL_MS: u64 = 2_000;
 pub const HEARTBEAT_TIMEOUT_MS: u64 = 6_000;
 /// A socket that has not opened after this long is given up on.
 pub const CONNECT_TIMEOUT_MS: u64 = 6_000;
+/// The same while recovering from a drop: a host that was just serving us
+/// answers fast or is gone, and failover is measured in hundreds of ms.
+pub const RECOVERY_CONNECT_TIMEOUT_MS: u64 = 2_000;
 /// First reconnect delay; doubles on each failure up to `BACKOFF_MAX_MS`.
 pub const BACKOFF_BASE_MS: u64 = 100;
 pub const BACKOFF_MAX_MS: u64 = 5_000;
@@ -34,6 +48,8 @@ const CLIENT_GIVES_UP: u16 = 4100;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {
+    /// No socket: waiting for the directory to say where to connect.
+    Locating,
     /// A socket is being opened.
     Connecting,
     /// The socket is open and the hello sent; waiting for the welcome.
@@ -58,8 +74,9 @@ pub enum ClosedBecause {
 /// What the glue must do.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
-    /// Open a new WebSocket to the page's `/ws` URL, forgetting any old one.
-    Open,
+    /// Open a new WebSocket, forgetting any old one: to this URL, or to
+    /// the page's own `/ws` for `None`.
+    Open(Option<String>),
     /// Send one binary message on the current socket.
     Send(Vec<u8>),
     /// Close the current socket with this code and reason.
@@ -68,9 +85,14 @@ pub enum Action {
     StoreSession(Option<SessionId>),
     /// Show the token form with this advice.
     AskToken(&'static str),
-    /// This much typed input will never reach a program: the session was
-    /// restarted or replaced before the host acknowledged it.
-    InputLost { bytes: usize },
+    /// Typed input that will never reach a program: the session moved,
+    /// was restarted or was replaced before the host acknowledged it.
+    /// `notice` says so to the user.
+    InputLost { messages: usize, notice: String },
+    /// Make this HTTP request and report with `Connection::handle_http`.
+    Fetch(HttpRequest),
+    /// The answer to this request is no longer wanted: abort it.
+    CancelFetch(u64),
 }
 
 /// A message for the screen, returned by `handle_message`.
@@ -122,12 +144,61 @@ pub struct Connection {
     attempt: u32,
     rng: u64,
     actions: VecDeque<Action>,
+    /// Whether there is a directory to ask, or still finding out.
+    route: Route,
+    /// Where the next socket goes; `None` is the page's own `/ws`.
+    target: Option<Target>,
+    /// Set from a drop (or the start) until the first frame of a new
+    /// socket is shown: what the overlay tells the user.
+    recovery: Option<Recovery>,
+    /// Input messages reported as not delivered since the page loaded.
+    undelivered: u64,
 }
 
 impl Connection {
-    /// Starts connecting at once. `seed` feeds the backoff jitter.
+    /// Talks to the host that served the page, without a directory, and
+    /// starts connecting at once. `seed` feeds the backoff jitter.
     pub fn new(token: String, session: Option<SessionId>, size: Size, now: u64, seed: u64) -> Self {
-        let mut conn = Connection {
+        let mut conn = Self::idle(token, session, size, now, seed, Route::Single);
+        conn.actions.push_back(Action::Open(None));
+        conn
+    }
+
+    /// Asks the page's origin whether a directory stands in front of the
+    /// hosts (`/v1/config`) and connects wherever that leads; without a
+    /// token, waits for one first. `page_origin` (`http://host:port`) picks
+    /// the replica asked first.
+    pub fn discover(
+        token: Option<String>,
+        session: Option<SessionId>,
+        size: Size,
+        now: u64,
+        seed: u64,
+        page_origin: String,
+    ) -> Self {
+        let route = Route::Discovering {
+            config: DirectoryClient::page_origin(seed),
+            page_origin,
+        };
+        let waiting = token.is_none();
+        let mut conn = Self::idle(token.unwrap_or_default(), session, size, now, seed, route);
+        if waiting {
+            conn.phase = Phase::Closed(ClosedBecause::Unauthorized);
+        } else {
+            conn.locate(now);
+        }
+        conn
+    }
+
+    fn idle(
+        token: String,
+        session: Option<SessionId>,
+        size: Size,
+        now: u64,
+        seed: u64,
+        route: Route,
+    ) -> Self {
+        Connection {
             phase: Phase::Connecting,
             token,
             session,
@@ -148,9 +219,11 @@ impl Connection {
             attempt: 0,
             rng: seed | 1,
             actions: VecDeque::new(),
-        };
-        conn.actions.push_back(Action::Open);
-        conn
+            route,
+            target: None,
+            recovery: Some(Recovery::starting(now)),
+            undelivered: 0,
+        }
     }
 
     /// Waits for a token instead of connecting (none stored yet).
@@ -168,7 +241,7 @@ impl Connection {
     /// The phase in the words of the page's test API.
     pub fn phase_name(&self) -> &'static str {
         match self.phase {
-            Phase::Connecting | Phase::Handshaking => "connecting",
+            Phase::Locating | Phase::Connecting | Phase::Handshaking => "connecting",
             Phase::Live => "live",
             Phase::Backoff => "backoff",
             Phase::Closed(_) => "closed",
@@ -199,6 +272,11 @@ impl Connection {
     /// When the next backoff attempt is due, while in backoff.
     pub fn retry_at(&self) -> Option<u64> {
         (self.phase == Phase::Backoff).then_some(self.retry_at)
+    }
+
+    /// Input messages reported as not delivered since the page loaded.
+    pub fn undelivered(&self) -> u64 {
+        self.undelivered
     }
 
     /// Bytes of input not yet acknowledged by the host.
@@ -241,7 +319,11 @@ impl Connection {
         let msg = match decode_server(bytes) {
             Ok(msg) => msg,
             Err(_) => {
-                self.give_up_socket("the host sent a message this page cannot read", now);
+                self.give_up_socket(
+                    "the host sent a message this page cannot read",
+                    Cause::Dropped,
+                    now,
+                );
                 return None;
             }
         };
@@ -249,24 +331,30 @@ impl Connection {
             return match msg {
                 ServerToClientMsg::Welcome(welcome) => self.welcome(welcome, now),
                 _ => {
-                    self.give_up_socket("the host did not answer the greeting", now);
+                    self.give_up_socket(
+                        "the host did not answer the greeting",
+                        Cause::Dropped,
+                        now,
+                    );
                     None
                 }
             };
         }
         match msg {
             ServerToClientMsg::Welcome(_) => {
-                self.give_up_socket("the host greeted twice", now);
+                self.give_up_socket("the host greeted twice", Cause::Dropped, now);
                 None
             }
             ServerToClientMsg::History(block) => match decompress_lines(&block) {
                 Ok(lines) => Some(Delivery::History(lines)),
                 Err(_) => {
-                    self.give_up_socket("the host sent unreadable scrollback", now);
+                    self.give_up_socket("the host sent unreadable scrollback", Cause::Dropped, now);
                     None
                 }
             },
             ServerToClientMsg::Frame(frame) => {
+                // The restored screen is on its way to the user: recovered.
+                self.recovery = None;
                 self.send(&ClientToServerMsg::Ack { frame: frame.seq });
                 Some(Delivery::Frame(frame))
             }
@@ -293,7 +381,7 @@ impl Connection {
         if same_session && self.epoch.is_some_and(|e| welcome.epoch < e) {
             // A host that lost the session to a newer owner: never show its
             // frames or give it input.
-            self.give_up_socket("a stale host answered", now);
+            self.give_up_socket("a stale host answered", Cause::Stale, now);
             return None;
         }
         // Input survives only when the very same program is still running
@@ -307,11 +395,13 @@ impl Connection {
             {
                 self.unacked.pop_front();
             }
-        } else {
-            let lost: usize = self.unacked.drain(..).map(|(_, d)| d.len()).sum();
-            if lost > 0 {
-                self.actions.push_back(Action::InputLost { bytes: lost });
-            }
+        } else if !self.unacked.is_empty() {
+            let messages = self.unacked.len();
+            self.unacked.clear();
+            self.undelivered += messages as u64;
+            let notice = self.undelivered_notice(messages, &welcome);
+            self.actions
+                .push_back(Action::InputLost { messages, notice });
         }
         let after_held = self.unacked.back().map_or(0, |(s, _)| s + 1);
         self.next_seq = Some(after_held.max(welcome.input_seq + 1));
@@ -322,6 +412,7 @@ impl Connection {
         self.session = Some(welcome.session);
         self.epoch = Some(welcome.epoch);
         self.host = Some(welcome.host.clone());
+        self.welcomed(&welcome);
         self.error = None;
         self.attempt = 0;
         self.set_phase(Phase::Live, now);
@@ -408,23 +499,23 @@ impl Connection {
                 self.set_phase(Phase::Closed(ClosedBecause::Unauthorized), now);
                 self.actions.push_back(Action::AskToken(advice));
             }
-            Some(CloseCode::SessionEnded) => {
-                self.error = Some(CloseCode::SessionEnded.advice().to_owned());
-                self.set_phase(Phase::Closed(ClosedBecause::SessionEnded), now);
-                // Nothing is waiting for that input any more.
-                self.unacked.clear();
-                self.session = None;
-                self.epoch = None;
-                self.actions.push_back(Action::StoreSession(None));
-            }
-            // SessionLost says "reconnecting": the session lives on
-            // elsewhere, and the URL leads to whoever owns it now. Normal
-            // from a host we did not ask to close is a proxy or a restart.
-            Some(c)
-                if c.is_retryable() || matches!(c, CloseCode::SessionLost | CloseCode::Normal) =>
-            {
+            Some(CloseCode::SessionEnded) => self.session_ended(now),
+            // A draining host and one that lost the session both mean "the
+            // session lives on elsewhere": the directory says where.
+            Some(c @ (CloseCode::GoingAway | CloseCode::SessionLost)) => {
                 self.error = Some(c.advice().to_owned());
-                self.enter_backoff(now);
+                let cause = if c == CloseCode::GoingAway {
+                    Cause::Draining
+                } else {
+                    Cause::Lost
+                };
+                self.socket_failed(cause, now);
+            }
+            // Normal from a host we did not ask to close is a proxy or a
+            // restart.
+            Some(c) if c.is_retryable() || c == CloseCode::Normal => {
+                self.error = Some(c.advice().to_owned());
+                self.socket_failed(Cause::Dropped, now);
             }
             Some(c) => {
                 self.error = Some(c.advice().to_owned());
@@ -432,19 +523,36 @@ impl Connection {
             }
             None => {
                 self.error = Some("the connection was lost; reconnecting".to_owned());
-                self.enter_backoff(now);
+                self.socket_failed(Cause::Dropped, now);
             }
         }
     }
 
-    /// Close the socket ourselves and retry after a backoff.
-    fn give_up_socket(&mut self, why: &str, now: u64) {
+    /// The program ended (close 4004, or the directory's 409).
+    fn session_ended(&mut self, now: u64) {
+        self.error = Some(CloseCode::SessionEnded.advice().to_owned());
+        self.set_phase(Phase::Closed(ClosedBecause::SessionEnded), now);
+        // Nothing is waiting for that input any more.
+        self.unacked.clear();
+        self.session = None;
+        self.epoch = None;
+        self.recovery = None;
+        self.forget_directory_question();
+        self.actions.push_back(Action::StoreSession(None));
+    }
+
+    /// Close the socket ourselves and recover as from a drop.
+    fn give_up_socket(&mut self, why: &str, cause: Cause, now: u64) {
         self.error = Some(format!("{why}; reconnecting"));
+        self.close_socket("client gave up on this connection");
+        self.socket_failed(cause, now);
+    }
+
+    fn close_socket(&mut self, reason: &'static str) {
         self.actions.push_back(Action::Close {
             code: CLIENT_GIVES_UP,
-            reason: "client gave up on this connection",
+            reason,
         });
-        self.enter_backoff(now);
     }
 
     fn enter_backoff(&mut self, now: u64) {
@@ -475,14 +583,11 @@ impl Connection {
             return;
         }
         if matches!(self.phase, Phase::Connecting | Phase::Handshaking) {
-            self.actions.push_back(Action::Close {
-                code: CLIENT_GIVES_UP,
-                reason: "client restarted the connection",
-            });
+            self.close_socket("client restarted the connection");
         }
         self.attempt = 0;
-        self.set_phase(Phase::Connecting, now);
-        self.actions.push_back(Action::Open);
+        self.recovery = Some(Recovery::starting(now));
+        self.locate(now);
     }
 
     /// A new token from the form; connects with it.
@@ -494,12 +599,25 @@ impl Connection {
 
     /// When `handle_timeout` should next be called.
     pub fn poll_timeout(&self) -> Option<u64> {
-        match self.phase {
-            Phase::Connecting => Some(self.phase_since + CONNECT_TIMEOUT_MS),
+        let socket = match self.phase {
+            Phase::Locating => None,
+            Phase::Connecting => Some(self.phase_since + self.connect_timeout()),
             Phase::Handshaking => Some(self.last_rx + HEARTBEAT_TIMEOUT_MS),
             Phase::Live => Some(self.next_ping.min(self.last_rx + HEARTBEAT_TIMEOUT_MS)),
             Phase::Backoff => Some(self.retry_at),
             Phase::Closed(_) => None,
+        };
+        match (socket, self.directory_timeout()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn connect_timeout(&self) -> u64 {
+        if self.recovery.as_ref().is_some_and(Recovery::after_drop) {
+            RECOVERY_CONNECT_TIMEOUT_MS
+        } else {
+            CONNECT_TIMEOUT_MS
         }
     }
 
@@ -511,18 +629,16 @@ impl Connection {
             self.last_rx = self.last_rx.max(now - PING_INTERVAL_MS);
             self.next_ping = now;
         }
+        self.directory_timer(now);
         match self.phase {
-            Phase::Connecting if now >= self.phase_since + CONNECT_TIMEOUT_MS => {
-                self.give_up_socket("the host did not answer", now);
+            Phase::Connecting if now >= self.phase_since + self.connect_timeout() => {
+                self.give_up_socket("the host did not answer", Cause::Dropped, now);
             }
             Phase::Handshaking | Phase::Live if now >= self.last_rx + HEARTBEAT_TIMEOUT_MS => {
-                self.give_up_socket("the host stopped answering", now);
+                self.give_up_socket("the host stopped answering", Cause::Dropped, now);
             }
             Phase::Live => self.poll_ping(now),
-            Phase::Backoff if now >= self.retry_at => {
-                self.set_phase(Phase::Connecting, now);
-                self.actions.push_back(Action::Open);
-            }
+            Phase::Backoff if now >= self.retry_at => self.open(now),
             _ => {}
         }
     }
@@ -547,3 +663,6 @@ impl Connection {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod failover_tests;

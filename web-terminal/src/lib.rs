@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod connection;
+pub mod directory;
 pub mod json;
 pub mod keys;
 pub mod render;

@@ -13,7 +13,13 @@
 //!   start();` (`wasm-bindgen --target web --out-name web_terminal`). No
 //!   inline scripts or style attributes: the CSP is `script-src 'self'
 //!   'wasm-unsafe-eval'; style-src 'self'`.
-//! - WebSocket: same origin, path `/ws`, `wss:` when the page is `https:`.
+//! - Directory: `start()` first fetches `/v1/config` from the page's origin.
+//!   A 404 or an answer that is not JSON means no directory: the WebSocket
+//!   goes to the same origin, path `/ws` (`wss:` when the page is `https:`).
+//!   Otherwise placement and failover go through the listed replicas
+//!   (`POST /v1/placement`, `POST /v1/sessions/{id}/unreachable`) and the
+//!   WebSocket goes to `ws[s]://` + the host:port of the url they return +
+//!   `/ws`. See `connection/recovery.rs`.
 //! - Token: `<form id="login">` with `<input id="token" type="password">` and
 //!   `<button id="connect" type="submit">`, shown when no token is stored or
 //!   after close code 4001 (advice in `#login-error`). The token is kept in
@@ -23,11 +29,15 @@
 //! - DOM ids: `#screen` (canvas), `#keyboard` (hidden textarea holding the
 //!   focus), `#status` (state, host, RTT), `#mirror` (role=log; one child per
 //!   visible row, textContent = row text without trailing blanks),
-//!   `#overlay` (disconnected / error advice).
+//!   `#overlay` (what failover is doing and for how long, refreshed every
+//!   250 ms; error advice; notices such as undelivered keystrokes).
 //! - `window.thinline`, installed by `start()`, with functions returning
 //!   JSON strings: `state()` -> `{"connection":"connecting|live|backoff|closed",
 //!   "host":..|null,"session":"hex"|null,"epoch":n|null,"rtt_ms":n|null,
-//!   "cols":n,"rows":n,"error":..|null,"frames":n}`; `cell(row, col)` ->
+//!   "cols":n,"rows":n,"error":..|null,"frames":n,"stage":"overlay text or
+//!   empty","undelivered":n,"directory":"url in use"|null}`, where
+//!   `undelivered` counts input messages reported as never delivered;
+//!   `cell(row, col)` ->
 //!   `{"text","fg":"#rrggbb","bg","fg_spec":"default|indexed:N|rgb:R,G,B",
 //!   "bg_spec","bold","dim","italic","underline","inverse","strike","wide"}`
 //!   (colours through the palette, before inverse; `null` off the grid);
@@ -40,6 +50,7 @@
 //!   reconnects (a new session after the program exited).
 
 mod draw;
+mod fetch;
 mod input;
 mod paint;
 mod panels;
@@ -58,6 +69,7 @@ use web_sys::{
 };
 
 use self::draw::{GlyphAtlas, Painter};
+use self::fetch::Fetcher;
 use crate::api;
 use crate::connection::{Action, ClosedBecause, Connection, Delivery, Phase};
 use crate::keys::MouseButton;
@@ -131,6 +143,9 @@ struct App {
     socket: Option<Socket>,
     timer: Option<Timeout>,
     resize_timer: Option<Timeout>,
+    /// Refreshes the overlay's elapsed time while failover is under way.
+    stage_tick: Option<Interval>,
+    fetcher: Fetcher,
     raf: Option<Closure<dyn FnMut()>>,
     frame_requested: bool,
     focused: Rc<StdCell<bool>>,
@@ -182,10 +197,9 @@ pub fn start() -> Result<(), JsValue> {
             .and_then(|s| s.get_item(key).ok().flatten())
     };
     let session = stored(SESSION_KEY).and_then(|s| s.parse::<SessionId>().ok());
-    let conn = match stored(TOKEN_KEY).filter(|t| !t.is_empty()) {
-        Some(token) => Connection::new(token, session, size, t, seed),
-        None => Connection::waiting_for_token(size, t, seed),
-    };
+    let token = stored(TOKEN_KEY).filter(|t| !t.is_empty());
+    let origin = dom.window.location().origin().unwrap_or_default();
+    let conn = Connection::discover(token, session, size, t, seed, origin);
     let waiting_for_token = matches!(conn.phase(), Phase::Closed(ClosedBecause::Unauthorized));
     let app = Rc::new_cyclic(|me| {
         RefCell::new(App {
@@ -206,6 +220,8 @@ pub fn start() -> Result<(), JsValue> {
             socket: None,
             timer: None,
             resize_timer: None,
+            stage_tick: None,
+            fetcher: Fetcher::default(),
             raf: None,
             frame_requested: false,
             focused: Rc::new(StdCell::new(false)),
@@ -222,6 +238,7 @@ pub fn start() -> Result<(), JsValue> {
     });
     {
         let mut a = app.borrow_mut();
+        a.fetcher = Fetcher::new(&a.me);
         a.install_raf();
         a.layout_canvas();
         if waiting_for_token {
@@ -350,7 +367,10 @@ fn install_test_api(app: &Shared) -> Result<(), JsValue> {
         })
         .into_js_value()
     };
-    set("state", getter(|a| api::state_json(&a.conn, &a.screen)))?;
+    set(
+        "state",
+        getter(|a| api::state_json(&a.conn, &a.screen, a.now())),
+    )?;
     set("text", getter(|a| a.screen.text()))?;
     let number = |f: fn(&App) -> usize| {
         let app = app.clone();
@@ -420,7 +440,7 @@ impl App {
 
     fn perform(&mut self, action: Action) {
         match action {
-            Action::Open => self.open_socket(),
+            Action::Open(url) => self.open_socket(url),
             Action::Send(bytes) => {
                 if let Some(s) = &self.socket
                     && s.ws.ready_state() == WebSocket::OPEN
@@ -444,24 +464,27 @@ impl App {
                 }
             }
             Action::AskToken(advice) => self.show_login(Some(advice)),
-            Action::InputLost { bytes } => self.notice(format!(
-                "{bytes} bytes of typed input were not delivered: the session was restarted"
-            )),
+            Action::InputLost { notice, .. } => self.notice(notice),
+            Action::Fetch(request) => self.start_fetch(request),
+            Action::CancelFetch(id) => self.fetcher.cancel(id),
         }
     }
 
-    fn open_socket(&mut self) {
+    /// Opens a WebSocket to `url`, or to the page's own `/ws`.
+    fn open_socket(&mut self, url: Option<String>) {
         if let Some(old) = self.socket.take() {
             old.detach();
             let _ = old.ws.close();
         }
-        let location = self.dom.window.location();
-        let scheme = match location.protocol().as_deref() {
-            Ok("https:") => "wss:",
-            _ => "ws:",
-        };
-        let host = location.host().unwrap_or_default();
-        let url = format!("{scheme}//{host}/ws");
+        let url = url.unwrap_or_else(|| {
+            let location = self.dom.window.location();
+            let scheme = match location.protocol().as_deref() {
+                Ok("https:") => "wss:",
+                _ => "ws:",
+            };
+            let host = location.host().unwrap_or_default();
+            format!("{scheme}//{host}/ws")
+        });
         let ws = match WebSocket::new(&url) {
             Ok(ws) => ws,
             Err(_) => {

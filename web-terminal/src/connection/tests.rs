@@ -65,7 +65,7 @@ fn opens_then_says_hello_with_token_session_and_size() {
     let mut c = Connection::new("tok".into(), Some(S1), SIZE, 0, 1);
     assert_eq!(c.phase(), Phase::Connecting);
     assert_eq!(c.phase_name(), "connecting");
-    assert_eq!(actions(&mut c), vec![Action::Open]);
+    assert_eq!(actions(&mut c), vec![Action::Open(None)]);
     c.handle_open(5);
     assert_eq!(c.phase(), Phase::Handshaking);
     let a = actions(&mut c);
@@ -228,7 +228,7 @@ fn reconnect_resends_exactly_what_the_host_lacks() {
     c.handle_timeout(retry - 1);
     assert!(actions(&mut c).is_empty());
     c.handle_timeout(retry);
-    assert_eq!(actions(&mut c), vec![Action::Open]);
+    assert_eq!(actions(&mut c), vec![Action::Open(None)]);
     c.handle_open(retry);
     let hello = actions(&mut c);
     let [Action::Send(h)] = hello.as_slice() else {
@@ -256,7 +256,11 @@ fn new_epoch_means_unacked_input_is_lost_not_replayed() {
     // The host died; the session was restored elsewhere with epoch 2.
     c.handle_message(&welcome(S1, 2, 0, false), 210);
     let a = actions(&mut c);
-    assert!(a.contains(&Action::InputLost { bytes: 9 }));
+    assert!(a.contains(&Action::InputLost {
+        messages: 1,
+        notice: "1 keystroke was not delivered: h1 was lost".into()
+    }));
+    assert_eq!(c.undelivered(), 1);
     assert!(inputs(&a).is_empty());
     assert_eq!(c.pending_input(), 0);
     c.send_input(b"x");
@@ -281,7 +285,10 @@ fn another_session_loses_input_and_is_stored() {
         })
     ));
     let a = actions(&mut c);
-    assert!(a.contains(&Action::InputLost { bytes: 2 }));
+    assert!(a.contains(&Action::InputLost {
+        messages: 1,
+        notice: "1 keystroke was not delivered: the session was restarted".into()
+    }));
     assert!(a.contains(&Action::StoreSession(Some(S2))));
 }
 
@@ -408,7 +415,7 @@ fn unauthorized_asks_for_the_token_and_does_not_retry() {
     assert!(actions(&mut c).is_empty());
     assert!(!c.send_input(b"x"));
     c.set_token("good".into(), 5);
-    assert_eq!(actions(&mut c), vec![Action::Open]);
+    assert_eq!(actions(&mut c), vec![Action::Open(None)]);
     assert_eq!(c.error(), None);
     c.handle_open(6);
     let a = actions(&mut c);
@@ -484,7 +491,7 @@ fn waiting_for_token_does_nothing_until_given_one() {
     assert!(actions(&mut c).is_empty());
     assert_eq!(c.phase_name(), "closed");
     c.set_token("t".into(), 1);
-    assert_eq!(actions(&mut c), vec![Action::Open]);
+    assert_eq!(actions(&mut c), vec![Action::Open(None)]);
 }
 
 #[test]

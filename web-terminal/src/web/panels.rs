@@ -1,9 +1,12 @@
 //! The page around the canvas: token form, status line, overlay notices and
 //! the bell.
 
-use gloo_timers::callback::Timeout;
+use gloo_timers::callback::{Interval, Timeout};
 
 use super::{App, NOTICE_MS, TOKEN_KEY, with_app};
+
+/// How often the overlay's "(1.6 s)" moves on.
+const STAGE_TICK_MS: u32 = 250;
 use crate::connection::{ClosedBecause, Phase};
 
 impl App {
@@ -61,7 +64,7 @@ impl App {
         let conn = &self.conn;
         let mut text = match conn.phase() {
             Phase::Live => "live".to_owned(),
-            Phase::Connecting | Phase::Handshaking => "connecting".to_owned(),
+            Phase::Locating | Phase::Connecting | Phase::Handshaking => "connecting".to_owned(),
             Phase::Backoff => {
                 let wait = conn.retry_at().unwrap_or(0).saturating_sub(self.now());
                 format!("reconnecting in {:.1} s", wait as f64 / 1000.0)
@@ -82,11 +85,15 @@ impl App {
                 .set_class_name(&format!("state-{}", conn.phase_name()));
             self.status_text = text;
         }
-        let now = self.now() as f64;
+        let t = self.now();
+        let now = t as f64;
         if self.notice.as_ref().is_some_and(|(_, until)| *until <= now) {
             self.notice = None;
         }
+        // Failover in progress says what it is doing, above all else.
+        let stage = conn.stage(t);
         let overlay = match (conn.phase(), &self.notice) {
+            _ if !stage.is_empty() => stage,
             (Phase::Live, Some((n, _))) => n.clone(),
             (Phase::Live, None) => String::new(),
             (Phase::Closed(ClosedBecause::Unauthorized), _) => String::new(),
@@ -107,6 +114,22 @@ impl App {
             self.dom.overlay.set_text_content(Some(&overlay));
             self.dom.overlay.set_hidden(overlay.is_empty());
             self.overlay_text = overlay;
+        }
+        self.tick_stage();
+    }
+
+    /// Keeps the overlay's elapsed time moving while failover is under way.
+    fn tick_stage(&mut self) {
+        let running = !self.conn.stage(self.now()).is_empty();
+        if !running {
+            self.stage_tick = None;
+        } else if self.stage_tick.is_none() {
+            let me = self.me.clone();
+            self.stage_tick = Some(Interval::new(STAGE_TICK_MS, move || {
+                if let Some(app) = me.upgrade() {
+                    with_app(&app, App::update_status);
+                }
+            }));
         }
     }
 }
