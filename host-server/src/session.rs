@@ -354,9 +354,13 @@ async fn run(
         state.flush_persistence().await;
     }
     if let Some(client) = state.client.take() {
-        let _ = client
-            .tx
-            .try_send(Outgoing::Msg(ServerToClientMsg::Exited { status }));
+        // Only a program that ended by itself has an exit status to show; a
+        // drained or lost session lives on elsewhere.
+        if end_reason == CloseCode::SessionEnded {
+            let _ = client
+                .tx
+                .try_send(Outgoing::Msg(ServerToClientMsg::Exited { status }));
+        }
         let _ = client.tx.try_send(Outgoing::Close(end_reason));
     }
 }

@@ -186,6 +186,11 @@ async fn attach(
     conn: u64,
     tx: mpsc::Sender<Outgoing>,
 ) -> Result<SessionHandle, StartError> {
+    if state.draining.load(Ordering::Relaxed) {
+        // Sessions leave a draining host; none may arrive, not even by
+        // adopting one from the store.
+        return Err(StartError::Draining);
+    }
     let mut existing = hello.session.and_then(|id| state.registry.get(&id));
     if existing.is_none()
         && let Some(id) = hello.session
@@ -195,9 +200,6 @@ async fn attach(
             Restore::NotOurs(owner) => return Err(StartError::NotOurs(owner)),
             Restore::Nothing => {}
         }
-    }
-    if existing.is_none() && state.draining.load(Ordering::Relaxed) {
-        return Err(StartError::Draining);
     }
     if let Some(handle) = existing {
         let (done, attached) = oneshot::channel();
