@@ -1,0 +1,77 @@
+//! The one error type at the HTTP edge.
+//!
+//! Clients (hosts, the browser, operators with curl) get a status and a
+//! `{"error": "..."}` body saying what to do; internals such as driver
+//! messages go to the log, never to the client.
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use store::StoreError;
+
+/// Why a request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The request is malformed; the message says how to fix it.
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    NotFound(String),
+    /// The request is valid but the state forbids it (an ended session).
+    #[error("{0}")]
+    Conflict(String),
+    #[error("no healthy host is available; start a host or wait for one to come back")]
+    NoHealthyHost,
+    /// A transient condition; the client should retry shortly.
+    #[error("{0}")]
+    Busy(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl AppError {
+    /// Maps a body that is not the expected JSON to a 400 naming the
+    /// problem (axum's own rejection is plain text).
+    pub fn from_json(rejection: JsonRejection) -> AppError {
+        AppError::BadRequest(format!("invalid request body: {}", rejection.body_text()))
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let (status, message, retry) = match &self {
+            AppError::BadRequest(message) => (StatusCode::BAD_REQUEST, message.clone(), false),
+            AppError::NotFound(message) => (StatusCode::NOT_FOUND, message.clone(), false),
+            AppError::Conflict(message) => (StatusCode::CONFLICT, message.clone(), false),
+            AppError::NoHealthyHost | AppError::Busy(_) => {
+                tracing::warn!(error = %self, "answered 503");
+                (StatusCode::SERVICE_UNAVAILABLE, self.to_string(), true)
+            }
+            AppError::Store(error) if error.is_transient() => {
+                tracing::warn!(%error, "the store is unavailable");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the session store is unavailable; retry shortly or check the directory's log"
+                        .to_owned(),
+                    true,
+                )
+            }
+            AppError::Store(error) => {
+                tracing::error!(%error, "store error");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal error in the directory; see its log".to_owned(),
+                    false,
+                )
+            }
+        };
+        let mut response = (status, Json(serde_json::json!({ "error": message }))).into_response();
+        if retry {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}

@@ -1,0 +1,550 @@
+//! The tests proper, each over one database.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use directory::DirectoryConfig;
+use hyper::StatusCode;
+use serde_json::{Value, json};
+use tokio::sync::Barrier;
+
+use crate::harness::{Db, Directory, FakeHost, create_session, dead_url, wait_until};
+
+const SESSION: &str = "0123456789abcdef0123456789abcdef";
+const OTHER_SESSION: &str = "fedcba9876543210fedcba9876543210";
+/// Long enough that no test's lease runs out by accident.
+const LONG_TTL: u64 = 60_000;
+const SHORT_TTL: u64 = 1_000;
+
+async fn directory(db: &Db) -> Directory {
+    Directory::start(db.open().await, DirectoryConfig::default()).await
+}
+
+async fn epoch_of(directory: &Directory, id: &str) -> (String, u64) {
+    let record = directory.store.get_session(id).await.unwrap().unwrap();
+    (record.owner_host, record.epoch)
+}
+
+async fn report(directory: &Directory, id: &str, host: &str, epoch: u64) -> crate::harness::Answer {
+    directory
+        .post(
+            &format!("/v1/sessions/{id}/unreachable"),
+            json!({ "host": host, "epoch": epoch }),
+        )
+        .await
+}
+
+pub async fn leases_register_renew_and_expire(db: &Db) {
+    let dir = directory(db).await;
+    let grant = dir.lease("h1", "http://127.0.0.1:8081", SHORT_TTL, 3).await;
+    assert_eq!(grant["id"], "h1");
+    assert_eq!(grant["url"], "http://127.0.0.1:8081");
+    assert_eq!(grant["load"], 3);
+    assert_eq!(grant["draining"], false);
+    let (expires, now) = (
+        grant["lease_expires_at"].as_i64().unwrap(),
+        grant["now"].as_i64().unwrap(),
+    );
+    assert!(expires > now && expires - now <= 1_000, "{grant}");
+    assert!(dir.is_live("h1").await);
+
+    let renewed = dir.lease("h1", "http://127.0.0.1:8091", SHORT_TTL, 7).await;
+    assert_eq!(renewed["load"], 7);
+    assert_eq!(renewed["url"], "http://127.0.0.1:8091");
+    assert!(renewed["lease_expires_at"].as_i64().unwrap() >= expires);
+
+    let hosts = dir.get("/v1/hosts").await.json();
+    assert_eq!(
+        hosts,
+        json!([{
+            "id": "h1",
+            "url": "http://127.0.0.1:8091",
+            "load": 7,
+            "draining": false,
+            "lease_expires_at": renewed["lease_expires_at"],
+            "live": true,
+        }])
+    );
+
+    wait_until(Duration::from_secs(5), "the lease to expire", || async {
+        !dir.is_live("h1").await
+    })
+    .await;
+    // A renewal after expiry brings the host back.
+    dir.lease("h1", "http://127.0.0.1:8091", SHORT_TTL, 0).await;
+    assert!(dir.is_live("h1").await);
+}
+
+pub async fn lease_requests_are_validated_and_clamped(db: &Db) {
+    let dir = directory(db).await;
+    let short = dir.lease("h1", "http://127.0.0.1:8081", 10, 0).await;
+    let left = short["lease_expires_at"].as_i64().unwrap() - short["now"].as_i64().unwrap();
+    assert!(
+        (900..=1_000).contains(&left),
+        "clamped up to 1000 ms: {left}"
+    );
+    let long = dir
+        .lease("h1", "http://127.0.0.1:8081", 10_000_000, 0)
+        .await;
+    let left = long["lease_expires_at"].as_i64().unwrap() - long["now"].as_i64().unwrap();
+    assert!(
+        (59_000..=60_000).contains(&left),
+        "clamped down to 60 s: {left}"
+    );
+
+    let bad_url = dir
+        .put(
+            "/v1/hosts/h1/lease",
+            json!({ "url": "127.0.0.1:8081", "ttl_ms": 5000, "load": 0 }),
+        )
+        .await;
+    assert_eq!(bad_url.status, StatusCode::BAD_REQUEST);
+    assert!(bad_url.error().contains("http://"), "{}", bad_url.error());
+
+    let bad_id = dir
+        .put(
+            "/v1/hosts/h%20one/lease",
+            json!({ "url": "http://127.0.0.1:8081", "ttl_ms": 5000, "load": 0 }),
+        )
+        .await;
+    assert_eq!(bad_id.status, StatusCode::BAD_REQUEST);
+    assert!(bad_id.error().contains("host id"));
+
+    let bad_body = dir
+        .put(
+            "/v1/hosts/h1/lease",
+            json!({ "url": "http://127.0.0.1:8081" }),
+        )
+        .await;
+    assert_eq!(bad_body.status, StatusCode::BAD_REQUEST);
+    assert!(bad_body.error().contains("ttl_ms"), "{}", bad_body.error());
+}
+
+pub async fn a_new_session_goes_to_the_least_loaded_host(db: &Db) {
+    let dir = directory(db).await;
+    dir.lease("h1", "http://127.0.0.1:8081", LONG_TTL, 5).await;
+    dir.lease("h2", "http://127.0.0.1:8082", LONG_TTL, 1).await;
+    dir.lease("h3", "http://127.0.0.1:8083", LONG_TTL, 3).await;
+    let expected =
+        json!({ "session": null, "host": "h2", "url": "http://127.0.0.1:8082", "epoch": null });
+
+    let placed = dir.post("/v1/placement", json!({ "session": null })).await;
+    assert_eq!(placed.status, StatusCode::OK);
+    assert_eq!(placed.json(), expected);
+    // An empty body and an unknown session are new sessions too.
+    assert_eq!(dir.post("/v1/placement", json!({})).await.json(), expected);
+    let unknown = dir
+        .post("/v1/placement", json!({ "session": SESSION }))
+        .await;
+    assert_eq!(unknown.json(), expected);
+
+    // Loads change with renewals.
+    dir.lease("h1", "http://127.0.0.1:8081", LONG_TTL, 0).await;
+    assert_eq!(
+        dir.post("/v1/placement", json!({ "session": null }))
+            .await
+            .json()["host"],
+        "h1"
+    );
+
+    let bad = dir.post("/v1/placement", json!({ "session": "xyz" })).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.error().contains("32 hex digits"));
+}
+
+pub async fn drained_hosts_get_no_new_sessions(db: &Db) {
+    let dir = directory(db).await;
+    dir.lease("h1", "http://127.0.0.1:8081", LONG_TTL, 0).await;
+    dir.lease("h2", "http://127.0.0.1:8082", LONG_TTL, 9).await;
+
+    let drained = dir.post("/v1/hosts/h1/drain", json!({})).await;
+    assert_eq!(drained.status, StatusCode::OK);
+    assert_eq!(drained.json(), json!({ "id": "h1", "draining": true }));
+    let placed = dir.post("/v1/placement", json!({ "session": null })).await;
+    assert_eq!(placed.json()["host"], "h2");
+
+    // The host learns it on its next renewal, which keeps it.
+    let grant = dir.lease("h1", "http://127.0.0.1:8081", LONG_TTL, 0).await;
+    assert_eq!(grant["draining"], true);
+    let hosts = dir.get("/v1/hosts").await.json();
+    assert_eq!(hosts[0]["draining"], true);
+
+    let unknown = dir.post("/v1/hosts/h9/drain", json!({})).await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    assert!(unknown.error().contains("h9"));
+}
+
+pub async fn no_healthy_host_is_a_503_with_advice(db: &Db) {
+    let dir = directory(db).await;
+    let none = dir.post("/v1/placement", json!({ "session": null })).await;
+    assert_eq!(none.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        none.json(),
+        json!({ "error": "no healthy host is available; start a host or wait for one to come back" })
+    );
+
+    dir.lease("h1", "http://127.0.0.1:8081", LONG_TTL, 0).await;
+    dir.post("/v1/hosts/h1/drain", json!({})).await;
+    let drained = dir.post("/v1/placement", json!({ "session": null })).await;
+    assert_eq!(drained.status, StatusCode::SERVICE_UNAVAILABLE);
+
+    // A session whose owner is proven dead, with nowhere to go.
+    dir.lease("h2", &dead_url(), LONG_TTL, 0).await;
+    create_session(&*dir.store, SESSION, "h2", 1).await;
+    let stuck = report(&dir, SESSION, "h2", 1).await;
+    assert_eq!(stuck.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(stuck.error().contains("start a host"));
+    assert_eq!(epoch_of(&dir, SESSION).await, ("h2".to_owned(), 1));
+}
+
+pub async fn a_live_owner_is_retried_not_replaced(db: &Db) {
+    let dir = directory(db).await;
+    let owner = FakeHost::start("h1").await;
+    dir.lease("h1", &owner.url, LONG_TTL, 0).await;
+    dir.lease("h2", "http://127.0.0.1:8082", LONG_TTL, 0).await;
+    create_session(&*dir.store, SESSION, "h1", 1).await;
+
+    let answer = report(&dir, SESSION, "h1", 1).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(
+        answer.json(),
+        json!({ "decision": "retry_owner", "host": "h1", "url": owner.url, "epoch": 1, "retry_after_ms": 250 })
+    );
+    assert_eq!(epoch_of(&dir, SESSION).await, ("h1".to_owned(), 1));
+
+    let placed = dir
+        .post("/v1/placement", json!({ "session": SESSION }))
+        .await;
+    assert_eq!(
+        placed.json(),
+        json!({ "session": SESSION, "host": "h1", "url": owner.url, "epoch": 1 })
+    );
+}
+
+pub async fn a_silent_owner_is_waited_for_until_its_lease_expires(db: &Db) {
+    let dir = directory(db).await;
+    // Accepts connections (the kernel does, from the backlog) and never
+    // answers: a stopped or partitioned host. A timeout is no evidence.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_url = format!("http://{}", silent.local_addr().unwrap());
+    dir.lease("h1", &silent_url, SHORT_TTL, 0).await;
+    dir.lease("h2", "http://127.0.0.1:8082", LONG_TTL, 4).await;
+    dir.lease("h3", "http://127.0.0.1:8083", LONG_TTL, 2).await;
+    create_session(&*dir.store, SESSION, "h1", 3).await;
+
+    let first = report(&dir, SESSION, "h1", 3).await.json();
+    if dir.is_live("h1").await {
+        // Still within the lease after the probe timed out.
+        assert_eq!(first["decision"], "retry_owner", "{first}");
+        assert_eq!(epoch_of(&dir, SESSION).await, ("h1".to_owned(), 3));
+    }
+    wait_until(Duration::from_secs(5), "h1's lease to expire", || async {
+        !dir.is_live("h1").await
+    })
+    .await;
+
+    let moved = report(&dir, SESSION, "h1", 3).await;
+    assert_eq!(
+        moved.json(),
+        json!({ "decision": "moved", "host": "h3", "url": "http://127.0.0.1:8083", "epoch": 4 })
+    );
+    assert_eq!(epoch_of(&dir, SESSION).await, ("h3".to_owned(), 4));
+    // A client that still knew the old owner gets the same answer, and
+    // nothing moves again.
+    let again = report(&dir, SESSION, "h1", 3).await.json();
+    assert_eq!(again, moved.json());
+    assert_eq!(epoch_of(&dir, SESSION).await, ("h3".to_owned(), 4));
+    drop(silent);
+}
+
+pub async fn an_owner_proven_dead_is_replaced_at_once(db: &Db) {
+    let dir = directory(db).await;
+    dir.lease("h1", &dead_url(), LONG_TTL, 0).await;
+    dir.lease("h2", "http://127.0.0.1:8082", LONG_TTL, 5).await;
+    create_session(&*dir.store, SESSION, "h1", 1).await;
+
+    let moved = report(&dir, SESSION, "h1", 1).await;
+    assert_eq!(moved.status, StatusCode::OK);
+    assert_eq!(
+        moved.json(),
+        json!({ "decision": "moved", "host": "h2", "url": "http://127.0.0.1:8082", "epoch": 2 })
+    );
+    assert!(dir.is_live("h1").await, "moved before the lease ran out");
+    assert_eq!(epoch_of(&dir, SESSION).await, ("h2".to_owned(), 2));
+}
+
+pub async fn another_host_answering_proves_the_owner_gone(db: &Db) {
+    let dir = directory(db).await;
+    // h1's port now belongs to a process that calls itself h9.
+    let impostor = FakeHost::start("h9").await;
+    dir.lease("h1", &impostor.url, LONG_TTL, 0).await;
+    dir.lease("h2", "http://127.0.0.1:8082", LONG_TTL, 0).await;
+    create_session(&*dir.store, SESSION, "h1", 1).await;
+
+    let moved = report(&dir, SESSION, "h1", 1).await.json();
+    assert_eq!(moved["decision"], "moved");
+    assert_eq!(moved["host"], "h2");
+    assert_eq!(epoch_of(&dir, SESSION).await, ("h2".to_owned(), 2));
+}
+
+pub async fn placement_moves_a_session_whose_owner_expired(db: &Db) {
+    let dir = directory(db).await;
+    dir.lease("h1", "http://127.0.0.1:8081", SHORT_TTL, 0).await;
+    dir.lease("h2", "http://127.0.0.1:8082", LONG_TTL, 8).await;
+    create_session(&*dir.store, SESSION, "h1", 5).await;
+    wait_until(Duration::from_secs(5), "h1's lease to expire", || async {
+        !dir.is_live("h1").await
+    })
+    .await;
+
+    let placed = dir
+        .post("/v1/placement", json!({ "session": SESSION }))
+        .await;
+    assert_eq!(
+        placed.json(),
+        json!({ "session": SESSION, "host": "h2", "url": "http://127.0.0.1:8082", "epoch": 6 })
+    );
+    assert_eq!(epoch_of(&dir, SESSION).await, ("h2".to_owned(), 6));
+}
+
+pub async fn concurrent_reports_on_two_replicas_agree(db: &Db) {
+    const CLIENTS: usize = 8;
+    // Two replicas, each with its own pool over the same database.
+    let replicas = [Arc::new(directory(db).await), Arc::new(directory(db).await)];
+    let dir = &replicas[0];
+    dir.lease("h1", &dead_url(), LONG_TTL, 0).await;
+    dir.lease("h2", "http://127.0.0.1:8082", LONG_TTL, 3).await;
+    dir.lease("h3", "http://127.0.0.1:8083", LONG_TTL, 3).await;
+    create_session(&*dir.store, SESSION, "h1", 7).await;
+
+    let barrier = Arc::new(Barrier::new(CLIENTS));
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|n| {
+            let replica = replicas[n % 2].clone();
+            let barrier = barrier.clone();
+            tokio::spawn(async move {
+                barrier.wait().await;
+                report(&replica, SESSION, "h1", 7).await
+            })
+        })
+        .collect();
+    let mut answers: Vec<Value> = Vec::new();
+    for client in clients {
+        let answer = client.await.unwrap();
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+        answers.push(answer.json());
+    }
+    for answer in &answers {
+        assert_eq!(answer, &answers[0]);
+    }
+    assert_eq!(answers[0]["decision"], "moved");
+    assert_eq!(answers[0]["epoch"], 8);
+    let (owner, epoch) = epoch_of(dir, SESSION).await;
+    assert_eq!(epoch, 8, "the epoch rose by exactly one");
+    assert_eq!(answers[0]["host"], owner.as_str());
+    assert!(owner == "h2" || owner == "h3");
+}
+
+pub async fn unknown_and_ended_sessions_are_refused(db: &Db) {
+    let dir = directory(db).await;
+    dir.lease("h1", &dead_url(), LONG_TTL, 5).await;
+    dir.lease("h2", "http://127.0.0.1:8082", LONG_TTL, 0).await;
+
+    let unknown = report(&dir, SESSION, "h1", 1).await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    assert!(unknown.error().contains(SESSION));
+
+    create_session(&*dir.store, SESSION, "h1", 1).await;
+    dir.store
+        .update_session(
+            SESSION,
+            1,
+            &store::SessionUpdate {
+                state: Some(store::SessionState::Ended),
+                ..store::SessionUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+    let ended = report(&dir, SESSION, "h1", 1).await;
+    assert_eq!(ended.status, StatusCode::CONFLICT);
+    assert!(ended.error().contains("ended"));
+    assert_eq!(epoch_of(&dir, SESSION).await, ("h1".to_owned(), 1));
+    // Placement treats an ended session as a new one.
+    let placed = dir
+        .post("/v1/placement", json!({ "session": SESSION }))
+        .await;
+    assert_eq!(placed.json()["session"], Value::Null);
+    assert_eq!(placed.json()["host"], "h2");
+
+    let malformed = report(&dir, "not-a-session", "h1", 1).await;
+    assert_eq!(malformed.status, StatusCode::BAD_REQUEST);
+    let bad_body = dir
+        .post(
+            &format!("/v1/sessions/{SESSION}/unreachable"),
+            json!({ "host": "h1" }),
+        )
+        .await;
+    assert_eq!(bad_body.status, StatusCode::BAD_REQUEST);
+    assert!(bad_body.error().contains("epoch"));
+}
+
+pub async fn sessions_are_listed(db: &Db) {
+    let dir = directory(db).await;
+    create_session(&*dir.store, SESSION, "h1", 2).await;
+    let sessions = dir.get("/v1/sessions").await.json();
+    let listed = &sessions.as_array().unwrap()[0];
+    let record = dir.store.get_session(SESSION).await.unwrap().unwrap();
+    assert_eq!(
+        listed,
+        &json!({
+            "id": SESSION,
+            "owner": "ada",
+            "owner_host": "h1",
+            "epoch": 2,
+            "state": "running",
+            "title": "ada@box: ~",
+            "foreground": null,
+            "cwd": "/home/ada",
+            "created_at": record.created_at,
+            "last_active": record.last_active,
+        })
+    );
+    dir.store
+        .create_session(&store::SessionRecord {
+            owner: "bob".to_owned(),
+            id: OTHER_SESSION.to_owned(),
+            ..record
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        dir.get("/v1/sessions")
+            .await
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    let bobs = dir.get("/v1/sessions?owner=bob").await.json();
+    assert_eq!(bobs.as_array().unwrap().len(), 1);
+    assert_eq!(bobs[0]["id"], OTHER_SESSION);
+}
+
+pub async fn config_health_and_openapi(db: &Db) {
+    let store = db.open().await;
+    let kind = store.kind();
+    let dir = Directory::start(
+        store,
+        DirectoryConfig {
+            public_url: Some("http://127.0.0.1:8080/".to_owned()),
+            peers: vec!["http://127.0.0.1:8090".to_owned()],
+            ..DirectoryConfig::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        dir.get("/v1/config").await.json(),
+        json!({ "directories": ["http://127.0.0.1:8080", "http://127.0.0.1:8090"] })
+    );
+    let health = dir.get("/healthz").await;
+    assert_eq!(health.status, StatusCode::OK);
+    assert_eq!(health.json(), json!({ "status": "ok", "store": kind }));
+    assert_eq!(health.header("x-content-type-options"), "nosniff");
+
+    let missing = dir.get("/v1/nothing").await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert!(missing.error().contains("openapi.json"));
+
+    let document = dir.get("/v1/openapi.json").await;
+    assert_eq!(document.status, StatusCode::OK);
+    let document = document.json();
+    assert!(document["openapi"].as_str().unwrap().starts_with("3.0"));
+    let paths = document["paths"].as_object().unwrap();
+    let routes = [
+        ("/v1/hosts/{id}/lease", "put"),
+        ("/v1/hosts", "get"),
+        ("/v1/hosts/{id}/drain", "post"),
+        ("/v1/placement", "post"),
+        ("/v1/sessions/{id}/unreachable", "post"),
+        ("/v1/sessions", "get"),
+        ("/v1/config", "get"),
+        ("/v1/openapi.json", "get"),
+        ("/healthz", "get"),
+    ];
+    assert_eq!(paths.len(), routes.len());
+    for (path, method) in routes {
+        assert!(
+            paths[path][method].is_object(),
+            "{method} {path} is missing"
+        );
+    }
+    // Every schema it refers to is defined.
+    let text = document.to_string();
+    for reference in text.split("#/components/schemas/").skip(1) {
+        let name: String = reference
+            .chars()
+            .take_while(|c| c.is_alphanumeric())
+            .collect();
+        assert!(
+            document["components"]["schemas"][&name].is_object(),
+            "undefined schema {name}"
+        );
+    }
+}
+
+pub async fn the_page_is_served_with_a_policy_naming_live_hosts(db: &Db) {
+    let pages = tempfile::tempdir().unwrap();
+    std::fs::write(
+        pages.path().join("index.html"),
+        "<!doctype html><p>thinline</p>",
+    )
+    .unwrap();
+    let dir = Directory::start(
+        db.open().await,
+        DirectoryConfig {
+            static_dir: Some(pages.path().to_owned()),
+            ..DirectoryConfig::default()
+        },
+    )
+    .await;
+    dir.lease("h1", "http://127.0.0.1:8081", LONG_TTL, 0).await;
+    dir.lease("h2", "https://h2.example.com", LONG_TTL, 0).await;
+    dir.lease("h3", "http://127.0.0.1:8083", SHORT_TTL, 0).await;
+    wait_until(Duration::from_secs(5), "h3's lease to expire", || async {
+        !dir.is_live("h3").await
+    })
+    .await;
+
+    let page = dir.get("/").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.text().contains("thinline"));
+    let policy = page.header("content-security-policy");
+    assert!(
+        policy.contains("script-src 'self' 'wasm-unsafe-eval'"),
+        "{policy}"
+    );
+    assert!(
+        policy.contains(
+            "connect-src 'self' http://127.0.0.1:8081 ws://127.0.0.1:8081 \
+             https://h2.example.com wss://h2.example.com;"
+        ),
+        "{policy}"
+    );
+    assert!(
+        !policy.contains("8083"),
+        "an expired host is not named: {policy}"
+    );
+    assert_eq!(page.header("x-frame-options"), "DENY");
+    assert_eq!(page.header("x-content-type-options"), "nosniff");
+    assert_eq!(page.header("referrer-policy"), "no-referrer");
+
+    // The API still answers beside the page, with its own policy.
+    let hosts = dir.get("/v1/hosts").await;
+    assert_eq!(hosts.status, StatusCode::OK);
+    assert_eq!(
+        hosts.header("content-security-policy"),
+        directory::web::API_CONTENT_SECURITY_POLICY
+    );
+}
