@@ -13,8 +13,9 @@
 //! is positive evidence its process is gone (its port refuses connections,
 //! or another host answers there). Silence is not evidence: a partitioned
 //! or stopped host looks silent, so the directory waits for its lease to
-//! expire. When a session moves it goes to the least-loaded live host that
-//! is not draining and is not the owner being left.
+//! expire. A draining owner has let go of its sessions and counts as gone.
+//! When a session moves it goes to the least-loaded live host that is not
+//! draining and is not the owner being left.
 
 use store::{HostRecord, Millis, SessionRecord, SessionState};
 
@@ -145,11 +146,13 @@ impl<'a> FailoverPlan<'a> {
         if session.state == SessionState::Ended {
             return Decision::Ended;
         }
+        // A draining owner has let go of its sessions: it persisted them and
+        // sent their clients here, so it counts as gone.
         let live_owner = self
             .hosts
             .iter()
             .find(|host| host.id == session.owner_host)
-            .filter(|host| host.is_live(self.now));
+            .filter(|host| host.is_live(self.now) && !host.draining);
         let Some(report) = self.report else {
             return match live_owner {
                 Some(owner) => self.current(owner),

@@ -177,19 +177,17 @@ fn draining_hosts_are_never_chosen() {
 }
 
 #[test]
-fn a_draining_owner_keeps_its_session_while_live() {
-    // Drain moves sessions through the host itself (promise 3); the
-    // directory keeps sending clients to it until it lets go.
+fn a_draining_owner_gives_up_its_sessions() {
+    // A draining host persists each session, hangs it up and sends its
+    // client to the directory (promise 3); the session must then move, or
+    // the client would be sent back to a host that refuses it.
     let hosts = [draining(host("h1", 0, true)), host("h2", 0, true)];
     let record = session("h1", 3);
     let plan = FailoverPlan::new(&record, &hosts, NOW);
-    assert_eq!(
-        plan.decide(&ProbeOutcome::NotProbed),
-        Decision::Current {
-            owner: target("h1"),
-            epoch: 3
-        }
-    );
+    assert_eq!(plan.decide(&ProbeOutcome::NotProbed), moves(3, "h1", "h2"));
+    let reported = report("h1", 3);
+    let plan = FailoverPlan::new(&record, &hosts, NOW).with_report(&reported);
+    assert_eq!(plan.decide(&ProbeOutcome::NotProbed), moves(3, "h1", "h2"));
 }
 
 #[test]
