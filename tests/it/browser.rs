@@ -139,10 +139,10 @@ async fn typing_resize_and_colours_in_the_browser() -> Result<()> {
         .iter()
         .rposition(|l| l == "RED TRUE")
         .context("RED TRUE row")?;
-    let red = browser.thinline(&format!("cell({row}, 0)")).await?;
+    let red = browser.thinline("cell", &format!("{row}, 0")).await?;
     ensure!(red["text"] == "R", "cell ({row},0): {red}");
     ensure!(red["fg_spec"] == "indexed:1", "the R of RED: {red}");
-    let truecolour = browser.thinline(&format!("cell({row}, 4)")).await?;
+    let truecolour = browser.thinline("cell", &format!("{row}, 4")).await?;
     ensure!(truecolour["text"] == "T", "cell ({row},4): {truecolour}");
     ensure!(
         truecolour["fg_spec"] == "rgb:1,2,3",
@@ -228,8 +228,8 @@ async fn scrollback_keeps_thousands_of_lines_and_scrolls() -> Result<()> {
         .type_keys(&format!("{}{}{}", Key::Shift, Key::PageUp, Key::Null))
         .await?;
     let (offset, len) = wait_until(PATIENCE, "the view to scroll back", || async {
-        let offset = number(browser.thinline("view_offset()").await?);
-        let len = number(browser.thinline("scrollback_len()").await?);
+        let offset = number(browser.thinline("view_offset", "").await?);
+        let len = number(browser.thinline("scrollback_len", "").await?);
         Ok(match (offset, len) {
             (Some(offset), Some(len)) if offset > 0.0 => Ok((offset, len)),
             other => Err(format!("view_offset, scrollback_len: {other:?}")),

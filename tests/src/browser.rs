@@ -135,24 +135,31 @@ impl Browser {
             .with_context(|| format!("evaluating `{expr}` in the page"))
     }
 
-    /// Calls `window.thinline.<method>` (which returns a JSON string) and
-    /// parses the result; `null` when the page's API is not there yet.
-    pub async fn thinline(&self, method: &str) -> Result<Value> {
+    /// Calls `window.thinline.<name>(<args>)` (which returns a JSON string)
+    /// and parses the result; `null` while the page's API is not there yet.
+    pub async fn thinline(&self, name: &str, args: &str) -> Result<Value> {
         let expr = format!(
-            "window.thinline && typeof window.thinline.{method} === 'function' ? window.thinline.{method} : null"
+            "window.thinline && typeof window.thinline.{name} === 'function' ? window.thinline.{name}({args}) : null"
         );
         let raw = self.eval(&expr).await?;
         match raw {
             Value::String(text) => serde_json::from_str(&text)
-                .with_context(|| format!("thinline.{method} returned no JSON: {text}")),
-            Value::Null => Ok(Value::Null),
+                .with_context(|| format!("thinline.{name}({args}) returned no JSON: {text}")),
             other => Ok(other),
         }
     }
 
     /// `thinline.state()` as JSON (`null` before the page has started).
     pub async fn state(&self) -> Result<Value> {
-        self.thinline("state()").await
+        self.thinline("state", "").await
+    }
+
+    /// What `#status` says (the page reports startup failures there).
+    pub async fn status_text(&self) -> Result<String> {
+        let value = self
+            .eval("(() => { const s = document.getElementById('status'); return s ? s.textContent : '(no #status)'; })()")
+            .await?;
+        Ok(value.as_str().unwrap_or_default().to_string())
     }
 
     /// The text of every row of the `#mirror` (one child per visible row).
@@ -178,7 +185,10 @@ impl Browser {
             Ok(if state["connection"] == "live" {
                 Ok(state)
             } else {
-                Err(format!("state: {state}"))
+                Err(format!(
+                    "state: {state}, #status: {}",
+                    self.status_text().await?
+                ))
             })
         })
         .await
@@ -208,7 +218,10 @@ impl Browser {
             let state = self.state().await?;
             Ok(match state["connection"].as_str() {
                 Some("connecting" | "live") => Ok(false),
-                _ => Err(format!("login hidden, state: {state}")),
+                _ => Err(format!(
+                    "login hidden, state: {state}, #status: {}",
+                    self.status_text().await?
+                )),
             })
         })
         .await?;

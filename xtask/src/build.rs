@@ -53,7 +53,7 @@ pub fn build_wasm_client() -> Result<()> {
 
     let bindgen_wasm = out_dir.join("web_terminal_bg.wasm");
     if let Some(wasm_opt) = tools::find_or_install_wasm_opt() {
-        optimise(wasm_opt, &bindgen_wasm)?;
+        optimise(&wasm_opt, &bindgen_wasm)?;
     }
     report_sizes(&out_dir)
 }
@@ -61,7 +61,7 @@ pub fn build_wasm_client() -> Result<()> {
 /// Runs `wasm-opt -Oz` into a temporary file and keeps the result only if
 /// it succeeded, so a binaryen too old for some wasm feature costs size,
 /// never a broken page.
-fn optimise(wasm_opt: &str, wasm: &std::path::Path) -> Result<()> {
+fn optimise(wasm_opt: &std::path::Path, wasm: &std::path::Path) -> Result<()> {
     let optimised = wasm.with_extension("opt.wasm");
     let before = std::fs::metadata(wasm)
         .with_context(|| format!("reading {}", wasm.display()))?

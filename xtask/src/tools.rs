@@ -119,21 +119,75 @@ fn apt_install(packages: &[&str]) -> Result<()> {
     )
 }
 
-/// `wasm-opt` shrinks the client by a good third; a build without it still
+/// Oldest binaryen known to keep wasm-bindgen's output working. Debian 12's
+/// binaryen 108 passes validation but corrupts the externref table: the
+/// page then dies in `WebAssembly.Table.set()` at start. 132 was verified.
+const MIN_BINARYEN: u32 = 132;
+const NPM_BINARYEN: &str = "binaryen@132.0.0";
+
+fn binaryen_version(program: &Path) -> Option<u32> {
+    let out = Command::new(program).arg("--version").output().ok()?;
+    // "wasm-opt version 132 (version_132)"
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut words = text.split_whitespace();
+    words.find(|w| *w == "version")?;
+    words.next()?.parse().ok()
+}
+
+/// A `wasm-opt` recent enough for wasm-bindgen's output, installing npm's
+/// binaryen under the target directory when none is found. `wasm-opt`
+/// shrinks the gzipped client by about a quarter; a build without it still
 /// works, so its absence is a warning, not an error.
-pub fn find_or_install_wasm_opt() -> Option<&'static str> {
-    if cmd::exists("wasm-opt") {
-        return Some("wasm-opt");
+pub fn find_or_install_wasm_opt() -> Option<PathBuf> {
+    let npm_prefix = cmd::target_dir().join("tools").join("binaryen");
+    let npm_wasm_opt = npm_prefix
+        .join("node_modules")
+        .join(".bin")
+        .join("wasm-opt");
+    let candidates = [PathBuf::from("wasm-opt"), npm_wasm_opt.clone()];
+    let usable = |candidates: &[PathBuf]| {
+        candidates
+            .iter()
+            .find(|c| binaryen_version(c).is_some_and(|v| v >= MIN_BINARYEN))
+            .cloned()
+    };
+    if let Some(found) = usable(&candidates) {
+        return Some(found);
     }
-    match apt_install(&["binaryen"]) {
-        Ok(()) if cmd::exists("wasm-opt") => Some("wasm-opt"),
-        Ok(()) => {
-            cmd::step("warning: binaryen installed but wasm-opt not found; skipping it");
-            None
-        }
-        Err(err) => {
+    if let Some(old) = binaryen_version(Path::new("wasm-opt")) {
+        cmd::step(&format!(
+            "wasm-opt on PATH is binaryen {old}, older than {MIN_BINARYEN}: it breaks wasm-bindgen's externref table, not using it"
+        ));
+    }
+    if !cmd::exists("npm") {
+        cmd::step("warning: no npm to install binaryen with; the wasm stays unoptimised");
+        return None;
+    }
+    cmd::step(&format!(
+        "installing {NPM_BINARYEN} from npm into {}",
+        npm_prefix.display()
+    ));
+    let installed = cmd::run(
+        Command::new("npm")
+            .args([
+                "install",
+                "--no-audit",
+                "--no-fund",
+                "--no-save",
+                "--prefix",
+            ])
+            .arg(&npm_prefix)
+            .arg(NPM_BINARYEN),
+    );
+    match (installed, usable(&candidates)) {
+        (Ok(()), Some(found)) => Some(found),
+        (result, _) => {
+            let why = result.err().map_or_else(
+                || "installed but not usable".to_string(),
+                |e| format!("{e:#}"),
+            );
             cmd::step(&format!(
-                "warning: wasm-opt unavailable ({err:#}); the wasm stays unoptimised"
+                "warning: no usable wasm-opt ({why}); the wasm stays unoptimised"
             ));
             None
         }
