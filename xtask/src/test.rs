@@ -61,6 +61,7 @@ fn check_protocol_is_pure() -> Result<()> {
         // (a broken manifest, say) is a real failure.
         bail!("`cargo tree -p protocol -i tokio` failed:\n{stderr}");
     }
+    cmd::step("  no tokio in the protocol crate's tree");
     tools::ensure_wasm_target()?;
     cmd::run(cmd::cargo().args([
         "build",
