@@ -27,6 +27,7 @@ use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
 
@@ -174,6 +175,11 @@ pub async fn run(
         shutdown.await;
         drain(&drain_state, directory.as_ref()).await;
     };
+    // Keystroke echoes are tiny frames: without TCP_NODELAY each waits for
+    // the client's delayed ACK (~40 ms on Linux).
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let served = axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown)
         .await;

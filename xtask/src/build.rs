@@ -109,7 +109,19 @@ fn report_sizes(out_dir: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
+/// The release directory binary that `build` produces.
+pub fn directory_binary() -> PathBuf {
+    cmd::target_dir().join("release").join("directory")
+}
+
 pub fn build_host() -> Result<()> {
-    cmd::step("building the release host-server");
-    cmd::run(cmd::cargo().args(["build", "--release", "--package", "host-server"]))
+    cmd::step("building the release host-server and directory");
+    cmd::run(cmd::cargo().args([
+        "build",
+        "--release",
+        "--package",
+        "host-server",
+        "--package",
+        "directory",
+    ]))
 }

@@ -7,19 +7,21 @@
 
 mod build;
 mod cmd;
+mod demo;
 mod test;
 mod tools;
 
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 
 const USAGE: &str = "\
 usage: cargo xtask <verb>
 
 verbs:
   build                         build the wasm client into static/pkg and the release host-server
-  demo [--listen ADDR]          build, then serve the page and a shell on ADDR (default 127.0.0.1:8080)
+  demo [--port N]               build, then run a directory (page on port N, default 8080)
+                                and three hosts on the ports after it, over one SQLite store
   test                          everything CI checks: fmt, clippy, protocol purity, unit, e2e and browser tests
   bench [latency|throughput|size|all]
                                 build, then measure against the targets of DESIGN.md (default all)
@@ -47,7 +49,7 @@ fn run() -> Result<()> {
             no_extra_args(&rest)?;
             build::build_all()
         }
-        "demo" => demo(&rest),
+        "demo" => demo::demo(&rest),
         "test" => {
             no_extra_args(&rest)?;
             test::test_all()
@@ -69,31 +71,6 @@ fn no_extra_args(rest: &[String]) -> Result<()> {
         bail!("unexpected argument `{arg}`");
     }
     Ok(())
-}
-
-/// Builds, then replaces this process with the host so that Ctrl-C reaches
-/// the host directly and its exit status is the verb's.
-fn demo(rest: &[String]) -> Result<()> {
-    let mut listen = "127.0.0.1:8080".to_string();
-    let mut it = rest.iter();
-    while let Some(arg) = it.next() {
-        match arg.as_str() {
-            "--listen" => listen = it.next().context("--listen needs an address")?.clone(),
-            other => bail!("unexpected argument `{other}` (demo takes --listen ADDR)"),
-        }
-    }
-    build::build_all()?;
-    let root = cmd::workspace_root();
-    let host = cmd::target_dir().join("release").join("host-server");
-    cmd::step(&format!("serving on {listen}; press Ctrl-C to stop"));
-    let mut command = std::process::Command::new(&host);
-    command
-        .current_dir(&root)
-        .args(["serve", "--listen", &listen, "--static-dir"])
-        .arg(root.join("static"));
-    use std::os::unix::process::CommandExt;
-    let err = command.exec();
-    Err(err).with_context(|| format!("starting {}", host.display()))
 }
 
 fn bench(rest: &[String]) -> Result<()> {
@@ -118,6 +95,7 @@ fn bench(rest: &[String]) -> Result<()> {
         ])
         .arg(which)
         .env("THINLINE_HOST_BIN", build::host_binary())
+        .env("THINLINE_DIRECTORY_BIN", build::directory_binary())
         .env("THINLINE_STATIC_DIR", root.join("static"));
     cmd::run(&mut command)
 }

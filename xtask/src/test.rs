@@ -35,6 +35,8 @@ pub fn test_all() -> Result<()> {
             // Makes the browser tests mandatory: without it they would pass
             // by skipping on a machine with no Chromium.
             .env("THINLINE_E2E", "1")
+            .env("DATABASE_URL", DATABASE_URL)
+            .env("THINLINE_DIRECTORY_BIN", build::directory_binary())
             .env("THINLINE_HOST_BIN", build::host_binary())
             .env("THINLINE_STATIC_DIR", root.join("static"))
             .env("CHROMIUM", tools::CHROMIUM)
@@ -72,12 +74,61 @@ fn check_protocol_is_pure() -> Result<()> {
     ]))
 }
 
-/// Services the tests need that the machine does not start by itself.
-///
-/// Nothing yet. When the store gains its PostgreSQL backend, this is where
-/// CI makes sure the server is up (`pg_isready -h 127.0.0.1`, else start it),
-/// creates a scratch database and exports `THINLINE_TEST_DATABASE_URL` for
-/// the store's conformance suite.
+/// The PostgreSQL the store, directory and end-to-end tests use.
+pub const DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// Services the tests need: PostgreSQL on 127.0.0.1:5432. This kind of
+/// machine starts it before a session, but a server that has stopped since
+/// is started again the way the machine starts it, so CI never silently
+/// skips the PostgreSQL half of the suite.
 fn start_services() -> Result<()> {
+    cmd::step("checking PostgreSQL on 127.0.0.1:5432");
+    if !postgres_answers() {
+        cmd::step("  PostgreSQL is not answering; starting it with pg_ctlcluster");
+        let versions = std::fs::read_dir("/etc/postgresql")
+            .map(|entries| {
+                entries
+                    .filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
+        for version in versions {
+            let _ = cmd::run(std::process::Command::new("pg_ctlcluster").args([
+                "--skip-systemctl-redirect",
+                &version,
+                "main",
+                "start",
+            ]));
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !postgres_answers() {
+            if std::time::Instant::now() > deadline {
+                bail!(
+                    "PostgreSQL does not answer on 127.0.0.1:5432; start it (pg_ctlcluster <version> main start) and run again"
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
+    cmd::step(&format!("  using {DATABASE_URL}"));
     Ok(())
+}
+
+/// A real answer, not just an accepted connection: PostgreSQL replies to an
+/// SSL request with a single byte, 'S' or 'N'.
+fn postgres_answers() -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect_timeout(
+        &std::net::SocketAddr::from(([127, 0, 0, 1], 5432)),
+        std::time::Duration::from_secs(1),
+    ) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(2)));
+    let ssl_request = [0u8, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
+    let mut answer = [0u8; 1];
+    stream.write_all(&ssl_request).is_ok()
+        && stream.read_exact(&mut answer).is_ok()
+        && (answer[0] == b'S' || answer[0] == b'N')
 }
