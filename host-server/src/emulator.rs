@@ -261,6 +261,11 @@ impl Emulator {
         self.title_changed = self.title.is_some();
     }
 
+    /// Whether lines are waiting to be drained.
+    pub fn has_scrolled(&self) -> bool {
+        self.term.grid().history_size() > 0 && !self.term.mode().contains(TermMode::ALT_SCREEN)
+    }
+
     /// Moves the lines that left the top of the primary screen out of the
     /// emulator, oldest first.
     pub fn drain_scrolled(&mut self) -> Vec<Line> {

@@ -37,6 +37,12 @@ pub enum Outgoing {
 /// stopped reading.
 const OUTGOING_CAPACITY: usize = 256;
 
+/// Longest scrolled lines wait in the emulator during a flood.
+const FLOOD_DRAIN_EVERY: Duration = Duration::from_secs(1);
+
+/// Silence after which a flood is over.
+const FLOOD_QUIET: Duration = Duration::from_millis(50);
+
 /// Input bytes a session accepts before it stops taking commands, which
 /// pushes back on the connection and so on the client.
 const MAX_PENDING_INPUT: usize = 256 * 1024;
@@ -130,6 +136,11 @@ struct State {
     /// Lines drained from the emulator that the attached client has not
     /// been sent yet (bounded by the scrollback length).
     pending_scrolled: Vec<Line>,
+    /// The program has been writing without a pause for longer than a
+    /// display refresh; cleared when a read finds the PTY idle.
+    flooding: bool,
+    last_drain: Instant,
+    last_output: Instant,
     persistence: Option<PersistState>,
 }
 
@@ -197,6 +208,9 @@ pub fn start(
         detached_at: Some(Instant::now()),
         epoch,
         pending_scrolled: Vec::new(),
+        flooding: false,
+        last_drain: Instant::now(),
+        last_output: Instant::now(),
         persistence,
     };
     let idle_timeout = config.idle_timeout;
@@ -231,6 +245,7 @@ async fn run(
         };
         let can_take_commands = state.pending_bytes < MAX_PENDING_INPUT;
         let persist_due = state.persistence.as_ref().and_then(|p| p.due);
+        let flood_over = state.flooding.then(|| state.last_output + FLOOD_QUIET);
         tokio::select! {
             read = reader.read(&mut buf) => {
                 let n = match read {
@@ -244,6 +259,7 @@ async fn run(
                 let mut ended = false;
                 loop {
                     if flood.on_output(Instant::now()) {
+                        state.flooding = true;
                         break;
                     }
                     match reader.read(&mut buf).now_or_never() {
@@ -252,7 +268,10 @@ async fn run(
                             break;
                         }
                         Some(Ok(n)) => state.on_output(&buf[..n]),
-                        None => break,
+                        None => {
+                            state.flooding = false;
+                            break;
+                        }
                     }
                 }
                 let replies = state.emulator.take_replies();
@@ -313,6 +332,12 @@ async fn run(
                     tracing::warn!(session = %state.id, %error, "resizing the pty failed");
                 }
             }
+            _ = sleep_until_opt(flood_over) => {
+                // The flood ended on a refresh boundary: catch up on the
+                // lines it scrolled.
+                state.flooding = false;
+                state.send_frame();
+            }
             _ = sleep_until_opt(persist_due) => {
                 state.snapshot();
             }
@@ -327,6 +352,7 @@ async fn run(
             }
         }
     }
+    state.flooding = false;
     // The program is gone or hung up; report its status to the client.
     let status = match tokio::time::timeout(Duration::from_secs(2), child.wait()).await {
         Ok(Ok(status)) => status.code(),
@@ -424,6 +450,7 @@ async fn sleep_until_opt(deadline: Option<Instant>) {
 
 impl State {
     fn on_output(&mut self, bytes: &[u8]) {
+        self.last_output = Instant::now();
         self.metrics.pty_bytes_read(bytes.len());
         self.emulator.feed(bytes);
         self.persist_soon();
@@ -441,7 +468,16 @@ impl State {
 
     /// Moves lines that scrolled off the emulator into the scrollback and
     /// the attached client's queue.
-    fn drain_scrolled(&mut self) {
+    ///
+    /// During a flood this is put off (at most `FLOOD_DRAIN_EVERY`): the
+    /// emulator keeps the newest `SCROLLBACK_LINES` lines by itself, and
+    /// every line converted now would be pushed out of the scrollback by the
+    /// next refresh's worth of output anyway. `force` drains regardless.
+    fn drain_scrolled(&mut self, force: bool) {
+        if self.flooding && !force && self.last_drain.elapsed() < FLOOD_DRAIN_EVERY {
+            return;
+        }
+        self.last_drain = Instant::now();
         let scrolled = self.emulator.drain_scrolled();
         if scrolled.is_empty() {
             return;
@@ -459,7 +495,7 @@ impl State {
         if self.persistence.is_none() {
             return;
         }
-        self.drain_scrolled();
+        self.drain_scrolled(false);
         let saved = SavedScreen {
             size: self.emulator.size(),
             rows: self.emulator.visible_lines(),
@@ -610,7 +646,7 @@ impl State {
         }
         // Everything that scrolled while no one watched joins the scrollback
         // before it is sent.
-        self.drain_scrolled();
+        self.drain_scrolled(true);
         self.pending_scrolled.clear();
         self.client = Some(Attached {
             conn,
@@ -651,15 +687,18 @@ impl State {
     /// Sends the screen's changes if the client has room for a frame.
     fn send_frame(&mut self) {
         let Some(client) = &self.client else { return };
-        if !client.pacer.can_send() || !self.emulator.is_dirty() {
+        let changed = self.emulator.is_dirty()
+            || !self.pending_scrolled.is_empty()
+            || (!self.flooding && self.emulator.has_scrolled());
+        if !client.pacer.can_send() || !changed {
             return;
         }
         self.send_frame_unpaced();
     }
 
     fn send_frame_unpaced(&mut self) {
-        let mut scrolled = self.emulator.drain_scrolled();
-        self.scrollback.push(&scrolled);
+        self.drain_scrolled(false);
+        let mut scrolled = std::mem::take(&mut self.pending_scrolled);
         let Some(client) = &mut self.client else {
             return;
         };

@@ -339,3 +339,64 @@ async fn a_restored_session_shows_its_screen_and_fences_the_old_host() {
     let record = store.get_session(&key).await.unwrap().unwrap();
     assert_eq!(record.owner_host, "h-new");
 }
+
+/// Numbers printed by `seq` as the client saw them: history then screen.
+fn seq_numbers(client: &Client) -> Vec<u64> {
+    client
+        .history
+        .iter()
+        .chain(client.rows.iter())
+        .filter_map(|line| line.parse().ok())
+        .collect()
+}
+
+#[tokio::test]
+async fn every_scrolled_line_reaches_the_client_exactly_once_while_persisting() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn store::Store> =
+        Arc::new(store::SqliteStore::open(&dir.path().join("db.sqlite")).await.unwrap());
+    let host = start_host_with(
+        "h-seq",
+        Some(StoreConfig {
+            store,
+            home_root: None,
+            adopt: false,
+        }),
+    )
+    .await;
+    let mut client = Client::connect(&host, None).await;
+    client.wait_screen("the prompt", |rows| contains(rows, "$")).await;
+    // Slow enough that persistence snapshots (which also drain scrolled
+    // lines) interleave with frames.
+    client
+        .type_text("for i in $(seq 1 400); do echo $i; sleep 0.002; done; echo loop-done\r")
+        .await;
+    // Play a slow client: read nothing for a while, so the frame window
+    // fills and persistence snapshots drain the scrolled lines instead of
+    // frames. (This pause is the stimulus, not a wait for a condition.)
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    client
+        .wait_screen("the loop", |rows| rows.iter().any(|r| r == "loop-done"))
+        .await;
+    let expected: Vec<u64> = (1..=400).collect();
+    assert_eq!(seq_numbers(&client), expected);
+}
+
+#[tokio::test]
+async fn a_flood_keeps_the_newest_lines_contiguous() {
+    let host = start_host().await;
+    let mut client = Client::connect(&host, None).await;
+    client.wait_screen("the prompt", |rows| contains(rows, "$")).await;
+    client.type_text("seq 1 300000; echo flood-done\r").await;
+    client
+        .wait_screen("the flood", |rows| rows.iter().any(|r| r == "flood-done"))
+        .await;
+    let numbers = seq_numbers(&client);
+    assert_eq!(numbers.last(), Some(&300_000));
+    // The newest ten thousand lines arrive without gaps or repeats; older
+    // ones may have been skipped during the flood, never reordered.
+    let tail = &numbers[numbers.len().saturating_sub(10_000)..];
+    assert_eq!(tail.len(), 10_000, "{} lines in all", numbers.len());
+    assert!(tail.windows(2).all(|w| w[1] == w[0] + 1));
+    assert!(numbers.windows(2).all(|w| w[1] > w[0]));
+}
