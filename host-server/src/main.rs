@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use host_server::metrics::Metrics;
 use host_server::pty::ProgramSpec;
-use host_server::registry::{Registry, StoreConfig};
+use host_server::registry::{LOCAL_USER, Registry, StoreConfig};
 use host_server::session::SessionConfig;
 use host_server::{AppState, DirectoryConfig, run};
 
@@ -185,11 +185,23 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .cwd
         .or_else(|| std::env::var_os("HOME").map(PathBuf::from));
     let store = match &args.store {
-        Some(spec) => Some(StoreConfig {
-            store: open_store(spec).await?,
-            home_root: args.home_root.clone(),
-            adopt: args.adopt_sessions,
-        }),
+        Some(spec) => {
+            let store = open_store(spec).await?;
+            // Every session belongs to a user record; until accounts arrive
+            // there is one, the local user.
+            let user = store::User {
+                id: LOCAL_USER.into(),
+                name: LOCAL_USER.into(),
+            };
+            if let Err(error) = store.put_user(&user).await {
+                tracing::warn!(%error, "could not record the local user; continuing");
+            }
+            Some(StoreConfig {
+                store,
+                home_root: args.home_root.clone(),
+                adopt: args.adopt_sessions,
+            })
+        }
         None => None,
     };
     let metrics = Arc::new(Metrics::default());

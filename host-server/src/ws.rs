@@ -321,19 +321,28 @@ async fn write_loop(
     mut rx: mpsc::Receiver<Outgoing>,
     state: AppState,
 ) {
-    while let Some(outgoing) = rx.recv().await {
-        match outgoing {
-            Outgoing::Msg(msg) => {
-                let bytes = encode_server(&msg);
-                state.metrics.message_sent(bytes.len());
-                if sink.send(Message::Binary(bytes.into())).await.is_err() {
-                    break;
+    // Messages that are ready together (an input ack and the echo's frame)
+    // are written together and flushed once: one syscall, one TCP segment.
+    'outer: while let Some(first) = rx.recv().await {
+        let mut next = Some(first);
+        while let Some(outgoing) = next.take() {
+            match outgoing {
+                Outgoing::Msg(msg) => {
+                    let bytes = encode_server(&msg);
+                    state.metrics.message_sent(bytes.len());
+                    if sink.feed(Message::Binary(bytes.into())).await.is_err() {
+                        break 'outer;
+                    }
+                }
+                Outgoing::Close(code) => {
+                    let _ = sink.send(close_message(code)).await;
+                    break 'outer;
                 }
             }
-            Outgoing::Close(code) => {
-                let _ = sink.send(close_message(code)).await;
-                break;
-            }
+            next = rx.try_recv().ok();
+        }
+        if sink.flush().await.is_err() {
+            break;
         }
     }
     let _ = sink.close().await;

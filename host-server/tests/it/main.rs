@@ -353,8 +353,11 @@ fn seq_numbers(client: &Client) -> Vec<u64> {
 #[tokio::test]
 async fn every_scrolled_line_reaches_the_client_exactly_once_while_persisting() {
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn store::Store> =
-        Arc::new(store::SqliteStore::open(&dir.path().join("db.sqlite")).await.unwrap());
+    let store: Arc<dyn store::Store> = Arc::new(
+        store::SqliteStore::open(&dir.path().join("db.sqlite"))
+            .await
+            .unwrap(),
+    );
     let host = start_host_with(
         "h-seq",
         Some(StoreConfig {
@@ -365,7 +368,9 @@ async fn every_scrolled_line_reaches_the_client_exactly_once_while_persisting() 
     )
     .await;
     let mut client = Client::connect(&host, None).await;
-    client.wait_screen("the prompt", |rows| contains(rows, "$")).await;
+    client
+        .wait_screen("the prompt", |rows| contains(rows, "$"))
+        .await;
     // Slow enough that persistence snapshots (which also drain scrolled
     // lines) interleave with frames.
     client
@@ -386,7 +391,9 @@ async fn every_scrolled_line_reaches_the_client_exactly_once_while_persisting() 
 async fn a_flood_keeps_the_newest_lines_contiguous() {
     let host = start_host().await;
     let mut client = Client::connect(&host, None).await;
-    client.wait_screen("the prompt", |rows| contains(rows, "$")).await;
+    client
+        .wait_screen("the prompt", |rows| contains(rows, "$"))
+        .await;
     client.type_text("seq 1 300000; echo flood-done\r").await;
     client
         .wait_screen("the flood", |rows| rows.iter().any(|r| r == "flood-done"))
