@@ -226,6 +226,11 @@ pub struct Persister {
 
 const BACKOFF_START: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// Longest one write may take before the store counts as unreachable. A
+/// connection that silently stops answering (a partition, a frozen server)
+/// never fails by itself, and the host must still report itself degraded
+/// and keep retrying rather than wait on it forever.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Persister {
     /// Writes queued state until the queue is dropped by its session (and
@@ -249,7 +254,14 @@ impl Persister {
                     tokio::time::timeout(Duration::from_secs(1), self.queue.wake.notified()).await;
                 continue;
             }
-            match self.write(&batch).await {
+            let written = tokio::time::timeout(WRITE_TIMEOUT, self.write(&batch))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(StoreError::Unavailable(format!(
+                        "no answer from the store within {WRITE_TIMEOUT:?}"
+                    )))
+                });
+            match written {
                 Ok(()) => {
                     self.set_failing(&mut failing, false);
                     backoff = BACKOFF_START;

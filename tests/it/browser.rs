@@ -17,7 +17,7 @@ use tokio::sync::{Mutex, MutexGuard};
 
 use crate::{PATIENCE, start_bash_host};
 
-static ONE_BROWSER_AT_A_TIME: Mutex<()> = Mutex::const_new(());
+pub(crate) static ONE_BROWSER_AT_A_TIME: Mutex<()> = Mutex::const_new(());
 
 struct Page {
     host: HostProcess,

@@ -6,7 +6,9 @@
 mod bad_input;
 mod browser;
 mod host_cli;
+mod outage;
 mod protocol_e2e;
+mod restore;
 
 use std::time::Duration;
 

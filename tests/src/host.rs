@@ -28,6 +28,10 @@ const READY_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Clone, Debug)]
 pub struct HostOptions {
     pub host_id: String,
+    /// Loopback port to listen on; 0 (the default) lets the host choose,
+    /// which avoids races over "free" ports. A fixed port is for starting a
+    /// host where a page already expects one, such as a restarted host.
+    pub port: u16,
     pub program: String,
     pub args: Vec<String>,
     pub static_dir: PathBuf,
@@ -43,6 +47,7 @@ impl HostOptions {
     pub fn bash() -> Self {
         HostOptions {
             host_id: "h1".into(),
+            port: 0,
             program: "/bin/bash".into(),
             args: vec!["--noprofile".into(), "--norc".into()],
             static_dir: paths::static_dir(),
@@ -103,7 +108,9 @@ impl HostProcess {
             .context("creating a temporary HOME")?;
         let mut command = Command::new(&binary);
         command
-            .args(["serve", "--listen", "127.0.0.1:0", "--static-dir"])
+            .args(["serve", "--listen"])
+            .arg(format!("127.0.0.1:{}", options.port))
+            .arg("--static-dir")
             .arg(&options.static_dir)
             .args(["--host-id", &options.host_id, "--program", &options.program]);
         for arg in &options.args {

@@ -9,11 +9,14 @@
 //! Waiting is always on a predicate with a deadline ([`wait_until`]), never
 //! a bare sleep, so a slow machine makes tests slower, not flaky.
 
+pub mod bench_persist;
 pub mod browser;
 pub mod client;
+pub mod database;
 pub mod host;
 pub mod http;
 pub mod paths;
+pub mod proxy;
 
 use std::future::Future;
 use std::time::{Duration, Instant};

@@ -23,7 +23,7 @@ verbs:
   demo [--port N]               build, then run a directory (page on port N, default 8080)
                                 and three hosts on the ports after it, over one SQLite store
   test                          everything CI checks: fmt, clippy, protocol purity, unit, e2e and browser tests
-  bench [latency|throughput|size|all]
+  bench [latency|throughput|size|persist|all]
                                 build, then measure against the targets of DESIGN.md (default all)
 ";
 
@@ -76,8 +76,10 @@ fn no_extra_args(rest: &[String]) -> Result<()> {
 fn bench(rest: &[String]) -> Result<()> {
     let which = match rest {
         [] => "all",
-        [one] if ["latency", "throughput", "size", "all"].contains(&one.as_str()) => one.as_str(),
-        _ => bail!("bench takes one of: latency, throughput, size, all"),
+        [one] if ["latency", "throughput", "size", "persist", "all"].contains(&one.as_str()) => {
+            one.as_str()
+        }
+        _ => bail!("bench takes one of: latency, throughput, size, persist, all"),
     };
     build::build_all()?;
     cmd::step(&format!("running the benchmark driver ({which})"));
@@ -96,6 +98,8 @@ fn bench(rest: &[String]) -> Result<()> {
         .arg(which)
         .env("THINLINE_HOST_BIN", build::host_binary())
         .env("THINLINE_DIRECTORY_BIN", build::directory_binary())
-        .env("THINLINE_STATIC_DIR", root.join("static"));
+        .env("THINLINE_STATIC_DIR", root.join("static"))
+        // `bench persist` measures PostgreSQL in a fresh database there.
+        .env("DATABASE_URL", test::DATABASE_URL);
     cmd::run(&mut command)
 }

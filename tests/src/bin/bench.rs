@@ -40,8 +40,8 @@ const PAGE_WEIGHT_TARGET: u64 = 150 * 1000;
 
 fn main() -> ExitCode {
     let which = std::env::args().nth(1).unwrap_or_else(|| "all".into());
-    if !["latency", "throughput", "size", "all"].contains(&which.as_str()) {
-        eprintln!("usage: bench [latency|throughput|size|all]");
+    if !["latency", "throughput", "size", "persist", "all"].contains(&which.as_str()) {
+        eprintln!("usage: bench [latency|throughput|size|persist|all]");
         return ExitCode::FAILURE;
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -73,6 +73,18 @@ fn main() -> ExitCode {
             runtime.block_on(throughput(&mut figures)),
             "throughput",
         );
+    }
+    if all || which == "persist" {
+        let persisted = runtime.block_on(tests::bench_persist::persist(&progress));
+        let persisted = persisted.map(|lines| {
+            figures.extend(lines.into_iter().map(|f| Figure {
+                what: f.what,
+                measured: f.measured,
+                target: f.target,
+                met: f.met,
+            }))
+        });
+        report(&mut failed, persisted, "persistence");
     }
     print_table(&figures);
     if failed {
