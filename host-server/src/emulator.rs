@@ -261,9 +261,18 @@ impl Emulator {
         self.title_changed = self.title.is_some();
     }
 
+    /// How many lines are waiting to be drained.
+    pub fn scrolled_len(&self) -> usize {
+        if self.term.mode().contains(TermMode::ALT_SCREEN) {
+            0
+        } else {
+            self.term.grid().history_size()
+        }
+    }
+
     /// Whether lines are waiting to be drained.
     pub fn has_scrolled(&self) -> bool {
-        self.term.grid().history_size() > 0 && !self.term.mode().contains(TermMode::ALT_SCREEN)
+        self.scrolled_len() > 0
     }
 
     /// Moves the lines that left the top of the primary screen out of the
@@ -461,15 +470,26 @@ fn cell_style(cell: &Cell) -> Style {
     }
 }
 
+/// A cell that draws nothing: trailing ones are implied by a line's end.
+fn is_plain_blank(cell: &Cell) -> bool {
+    cell.c == ' '
+        && cell.flags.is_empty()
+        && matches!(cell.bg, AnsiColor::Named(NamedColor::Background))
+        && cell.zerowidth().is_none()
+}
+
 fn convert_row(row: &alacritty_terminal::grid::Row<Cell>) -> Line {
     let mut runs: Vec<Run> = Vec::new();
     let mut columns = 0usize;
-    let mut wrapped = false;
-    for col in 0..row.len() {
+    let wrapped = row.len() > 0 && row[Column(row.len() - 1)].flags.contains(Flags::WRAPLINE);
+    // Most rows are short text followed by blanks: find the end first so
+    // the blanks cost one comparison each, not a conversion.
+    let end = (0..row.len())
+        .rev()
+        .find(|&col| !is_plain_blank(&row[Column(col)]))
+        .map_or(0, |col| col + 1);
+    for col in 0..end {
         let cell = &row[Column(col)];
-        if col + 1 == row.len() && cell.flags.contains(Flags::WRAPLINE) {
-            wrapped = true;
-        }
         if cell.flags.contains(Flags::WIDE_CHAR_SPACER) {
             continue;
         }

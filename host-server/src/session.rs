@@ -38,7 +38,10 @@ pub enum Outgoing {
 const OUTGOING_CAPACITY: usize = 256;
 
 /// Longest scrolled lines wait in the emulator during a flood.
-const FLOOD_DRAIN_EVERY: Duration = Duration::from_secs(1);
+const FLOOD_DRAIN_EVERY: Duration = Duration::from_millis(250);
+
+/// Scrolled lines beyond which output counts as a flood.
+const FLOOD_BACKLOG: usize = 1000;
 
 /// Silence after which a flood is over.
 const FLOOD_QUIET: Duration = Duration::from_millis(50);
@@ -136,8 +139,8 @@ struct State {
     /// Lines drained from the emulator that the attached client has not
     /// been sent yet (bounded by the scrollback length).
     pending_scrolled: Vec<Line>,
-    /// The program has been writing without a pause for longer than a
-    /// display refresh; cleared when a read finds the PTY idle.
+    /// Scrolled lines are being held back in the emulator (see
+    /// `drain_scrolled`); they are caught up when the output pauses.
     flooding: bool,
     last_drain: Instant,
     last_output: Instant,
@@ -259,7 +262,6 @@ async fn run(
                 let mut ended = false;
                 loop {
                     if flood.on_output(Instant::now()) {
-                        state.flooding = true;
                         break;
                     }
                     match reader.read(&mut buf).now_or_never() {
@@ -268,10 +270,7 @@ async fn run(
                             break;
                         }
                         Some(Ok(n)) => state.on_output(&buf[..n]),
-                        None => {
-                            state.flooding = false;
-                            break;
-                        }
+                        None => break,
                     }
                 }
                 let replies = state.emulator.take_replies();
@@ -306,6 +305,7 @@ async fn run(
                         if close != CloseCode::SessionLost {
                             // Draining: make the latest screen durable
                             // before the program is hung up.
+                            state.drain_scrolled(true);
                             state.snapshot();
                             state.flush_persistence().await;
                         }
@@ -333,9 +333,8 @@ async fn run(
                 }
             }
             _ = sleep_until_opt(flood_over) => {
-                // The flood ended on a refresh boundary: catch up on the
-                // lines it scrolled.
-                state.flooding = false;
+                // The flood is over: catch up on the lines it scrolled.
+                state.drain_scrolled(true);
                 state.send_frame();
             }
             _ = sleep_until_opt(persist_due) => {
@@ -352,7 +351,7 @@ async fn run(
             }
         }
     }
-    state.flooding = false;
+    state.drain_scrolled(true);
     // The program is gone or hung up; report its status to the client.
     let status = match tokio::time::timeout(Duration::from_secs(2), child.wait()).await {
         Ok(Ok(status)) => status.code(),
@@ -469,14 +468,22 @@ impl State {
     /// Moves lines that scrolled off the emulator into the scrollback and
     /// the attached client's queue.
     ///
-    /// During a flood this is put off (at most `FLOOD_DRAIN_EVERY`): the
-    /// emulator keeps the newest `SCROLLBACK_LINES` lines by itself, and
-    /// every line converted now would be pushed out of the scrollback by the
-    /// next refresh's worth of output anyway. `force` drains regardless.
+    /// A large backlog (a flood) is drained at most every
+    /// `FLOOD_DRAIN_EVERY`: the emulator keeps the newest `SCROLLBACK_LINES`
+    /// lines by itself, and most lines converted at every frame would be
+    /// pushed out of the scrollback by the output that follows anyway.
+    /// `force` drains regardless.
     fn drain_scrolled(&mut self, force: bool) {
-        if self.flooding && !force && self.last_drain.elapsed() < FLOOD_DRAIN_EVERY {
+        let backlog = self.emulator.scrolled_len();
+        if backlog == 0 {
+            self.flooding = false;
             return;
         }
+        if !force && backlog > FLOOD_BACKLOG && self.last_drain.elapsed() < FLOOD_DRAIN_EVERY {
+            self.flooding = true;
+            return;
+        }
+        self.flooding = false;
         self.last_drain = Instant::now();
         let scrolled = self.emulator.drain_scrolled();
         if scrolled.is_empty() {

@@ -131,16 +131,22 @@ impl Client {
 
     /// Applies messages until `done` holds for the screen, acking frames.
     async fn wait_screen(&mut self, what: &str, done: impl Fn(&[String]) -> bool) {
+        self.wait_until(what, |client| done(&client.rows)).await;
+    }
+
+    /// Applies messages until `done` holds for the client, acking frames.
+    async fn wait_until(&mut self, what: &str, done: impl Fn(&Client) -> bool) {
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !done(&self.rows) {
+        while !done(self) {
             assert!(
                 Instant::now() < deadline,
                 "timed out waiting for {what}; screen:\n{}",
                 self.rows.join("\n")
             );
-            match tokio::time::timeout(Duration::from_secs(10), next_msg(&mut self.socket)).await {
-                Ok(msg) => self.apply(msg).await,
-                Err(_) => continue,
+            if let Ok(msg) =
+                tokio::time::timeout(Duration::from_millis(200), next_msg(&mut self.socket)).await
+            {
+                self.apply(msg).await;
             }
         }
     }
@@ -263,7 +269,9 @@ async fn scrollback_reaches_a_reattaching_client() {
     client
         .wait_screen("seq", |rows| rows.iter().any(|r| r == "seq-done"))
         .await;
-    assert!(client.history.iter().any(|l| l == "1"), "live scrollback");
+    client
+        .wait_until("live scrollback", |c| c.history.iter().any(|l| l == "1"))
+        .await;
     let session = client.welcome.session;
     drop(client);
     let mut again = Client::connect(&host, Some(session)).await;
@@ -383,6 +391,9 @@ async fn every_scrolled_line_reaches_the_client_exactly_once_while_persisting() 
     client
         .wait_screen("the loop", |rows| rows.iter().any(|r| r == "loop-done"))
         .await;
+    client
+        .wait_until("all 400 lines", |c| seq_numbers(c).len() >= 400)
+        .await;
     let expected: Vec<u64> = (1..=400).collect();
     assert_eq!(seq_numbers(&client), expected);
 }
@@ -397,6 +408,16 @@ async fn a_flood_keeps_the_newest_lines_contiguous() {
     client.type_text("seq 1 300000; echo flood-done\r").await;
     client
         .wait_screen("the flood", |rows| rows.iter().any(|r| r == "flood-done"))
+        .await;
+    // Scrolled lines catch up just after a flood ends.
+    client
+        .wait_until("the scrollback to catch up", |c| {
+            let numbers = seq_numbers(c);
+            numbers.len() >= 10_000
+                && numbers[numbers.len() - 10_000..]
+                    .windows(2)
+                    .all(|w| w[1] == w[0] + 1)
+        })
         .await;
     let numbers = seq_numbers(&client);
     assert_eq!(numbers.last(), Some(&300_000));
