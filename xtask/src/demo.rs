@@ -47,6 +47,14 @@ pub fn demo(rest: &[String]) -> Result<()> {
         .spawn()
         .context("starting the directory")?;
     children.push(("directory".into(), directory));
+    // Hosts register at once; give the directory a moment to listen so the
+    // first renewal does not log a needless failure.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     for n in 1..=HOSTS {
         let host_port = port + n;
         let host = Command::new(build::host_binary())
