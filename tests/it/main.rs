@@ -5,6 +5,7 @@
 
 mod bad_input;
 mod browser;
+mod failover;
 mod host_cli;
 mod outage;
 mod protocol_e2e;

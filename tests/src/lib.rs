@@ -9,9 +9,11 @@
 //! Waiting is always on a predicate with a deadline ([`wait_until`]), never
 //! a bare sleep, so a slow machine makes tests slower, not flaky.
 
+pub mod bench_failover;
 pub mod bench_persist;
 pub mod browser;
 pub mod client;
+pub mod cluster;
 pub mod database;
 pub mod host;
 pub mod http;

@@ -38,10 +38,20 @@ const THROUGHPUT_BYTES: u64 = 100 * 1000 * 1000;
 const THROUGHPUT_TIMEOUT: Duration = Duration::from_secs(300);
 const PAGE_WEIGHT_TARGET: u64 = 150 * 1000;
 
+/// What can be measured; `failover` is left out of `all` (see below).
+const VERBS: [&str; 6] = [
+    "latency",
+    "throughput",
+    "size",
+    "persist",
+    "failover",
+    "all",
+];
+
 fn main() -> ExitCode {
     let which = std::env::args().nth(1).unwrap_or_else(|| "all".into());
-    if !["latency", "throughput", "size", "persist", "all"].contains(&which.as_str()) {
-        eprintln!("usage: bench [latency|throughput|size|persist|all]");
+    if !VERBS.contains(&which.as_str()) {
+        eprintln!("usage: bench [latency|throughput|size|persist|failover|all]");
         return ExitCode::FAILURE;
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -85,6 +95,18 @@ fn main() -> ExitCode {
             }))
         });
         report(&mut failed, persisted, "persistence");
+    }
+    // Not part of `all`: it kills processes for minutes (see README).
+    if which == "failover" {
+        let mut lines = Vec::new();
+        let result = runtime.block_on(tests::bench_failover::failover(&progress, &mut lines));
+        figures.extend(lines.into_iter().map(|f| Figure {
+            what: f.what,
+            measured: f.measured,
+            target: f.target,
+            met: f.met,
+        }));
+        report(&mut failed, result, "failover");
     }
     print_table(&figures);
     if failed {
