@@ -27,15 +27,16 @@ pub use recovery::QUICK_RETRIES;
 use recovery::{Cause, Recovery, Route, Target};
 
 /// A ping goes out this often while live.
-pub const PING_INTERVAL_MS: u64 = 2_000;
+pub const PING_INTERVAL_MS: u64 = 1_000;
 /// Silence from the host for this long means the socket is dead even if the
-/// browser has not noticed (laptop sleep, a black-holed route).
-pub const HEARTBEAT_TIMEOUT_MS: u64 = 6_000;
+/// browser has not noticed (a stopped host, a black-holed route). Short,
+/// because a silent partition must fail over within the lease TTL + 1 s.
+pub const HEARTBEAT_TIMEOUT_MS: u64 = 2_500;
 /// A socket that has not opened after this long is given up on.
 pub const CONNECT_TIMEOUT_MS: u64 = 6_000;
 /// The same while recovering from a drop: a host that was just serving us
 /// answers fast or is gone, and failover is measured in hundreds of ms.
-pub const RECOVERY_CONNECT_TIMEOUT_MS: u64 = 2_000;
+pub const RECOVERY_CONNECT_TIMEOUT_MS: u64 = 1_000;
 /// First reconnect delay; doubles on each failure up to `BACKOFF_MAX_MS`.
 pub const BACKOFF_BASE_MS: u64 = 100;
 pub const BACKOFF_MAX_MS: u64 = 5_000;
@@ -635,6 +636,11 @@ impl Connection {
                 self.give_up_socket("the host did not answer", Cause::Dropped, now);
             }
             Phase::Handshaking | Phase::Live if now >= self.last_rx + HEARTBEAT_TIMEOUT_MS => {
+                // A host that went silent (stopped, partitioned) still
+                // accepts TCP connections in its kernel, so quick retries
+                // would each wait out a connect timeout: ask the directory
+                // at once instead.
+                self.attempt = self.attempt.max(QUICK_RETRIES);
                 self.give_up_socket("the host stopped answering", Cause::Dropped, now);
             }
             Phase::Live => self.poll_ping(now),

@@ -308,41 +308,45 @@ fn stale_epoch_is_fenced() {
 }
 
 #[test]
-fn pings_every_two_seconds_and_measures_rtt() {
+fn pings_every_interval_and_measures_rtt() {
+    const P: u64 = PING_INTERVAL_MS;
     let mut c = live(0);
-    assert_eq!(c.poll_timeout(), Some(PING_INTERVAL_MS));
-    c.handle_timeout(1_999);
+    assert_eq!(c.poll_timeout(), Some(P));
+    c.handle_timeout(P - 1);
     assert!(actions(&mut c).is_empty());
-    c.handle_timeout(2_000);
+    c.handle_timeout(P);
     assert_eq!(
         sent(&actions(&mut c)),
         vec![ClientToServerMsg::Ping { id: 2 }]
     );
-    c.handle_message(&msg(ServerToClientMsg::Pong { id: 2 }), 2_013);
+    c.handle_message(&msg(ServerToClientMsg::Pong { id: 2 }), P + 13);
     assert_eq!(c.rtt_ms(), Some(13));
     // An unknown pong changes nothing.
-    c.handle_message(&msg(ServerToClientMsg::Pong { id: 99 }), 2_500);
+    c.handle_message(&msg(ServerToClientMsg::Pong { id: 99 }), P + 500);
     assert_eq!(c.rtt_ms(), Some(13));
 }
 
 #[test]
-fn silence_for_six_seconds_drops_the_socket() {
+fn silence_past_the_heartbeat_timeout_drops_the_socket() {
+    const P: u64 = PING_INTERVAL_MS;
     let mut c = live(0);
-    for t in [2_000, 4_000] {
-        c.handle_timeout(t);
+    c.handle_timeout(P);
+    // The host answers once, then falls silent.
+    c.handle_message(&msg(ServerToClientMsg::Pong { id: 1 }), P + 100);
+    let silent_since = P + 100;
+    let mut now = P + 100;
+    while now + P < silent_since + HEARTBEAT_TIMEOUT_MS {
+        now += P;
+        c.handle_timeout(now);
+        assert_eq!(c.phase(), Phase::Live, "still within the timeout at {now}");
     }
-    c.handle_message(&msg(ServerToClientMsg::Pong { id: 1 }), 4_100);
-    c.handle_timeout(6_000);
-    c.handle_timeout(8_000);
-    assert_eq!(c.phase(), Phase::Live);
-    assert_eq!(c.poll_timeout(), Some(10_000));
     actions(&mut c);
-    c.handle_timeout(10_100);
+    c.handle_timeout(silent_since + HEARTBEAT_TIMEOUT_MS);
     assert_eq!(c.phase(), Phase::Backoff);
     let a = actions(&mut c);
     assert!(matches!(a.as_slice(), [Action::Close { .. }]), "{a:?}");
     // The close event of the socket we dropped is ignored.
-    c.handle_close(4100, 10_200);
+    c.handle_close(4100, silent_since + HEARTBEAT_TIMEOUT_MS + 100);
     assert_eq!(c.phase(), Phase::Backoff);
 }
 
@@ -519,8 +523,10 @@ fn frozen_timers_do_not_count_as_host_silence() {
     let mut c = live(0);
     c.handle_timeout(60_000);
     actions(&mut c);
-    c.handle_timeout(62_000);
+    // The wake-up counts as having heard from the host one interval ago.
+    let heard = 60_000 - PING_INTERVAL_MS;
+    c.handle_timeout(heard + HEARTBEAT_TIMEOUT_MS - 1);
     assert_eq!(c.phase(), Phase::Live);
-    c.handle_timeout(64_000);
+    c.handle_timeout(heard + HEARTBEAT_TIMEOUT_MS);
     assert_eq!(c.phase(), Phase::Backoff);
 }
