@@ -259,7 +259,12 @@ impl Registry {
             return Ok(Restore::NotOurs(record.owner_host));
         };
         let saved = store.load_screen(&key).await?;
-        tracing::info!(session = %id, from = %record.owner_host, epoch, "restoring a session from the store");
+        // The record may already name this host (the directory moved it);
+        // the host that last saved the screen is the one that was lost.
+        let from = saved
+            .as_ref()
+            .map_or(record.owner_host.as_str(), |s| s.saved_by.as_str());
+        tracing::info!(session = %id, %from, epoch, "restoring a session from the store");
         let (scrollback, mut preface) = match &saved {
             Some(stored) => restored_view(stored)?,
             None => (Scrollback::new(SCROLLBACK_LINES), Vec::new()),
