@@ -93,23 +93,10 @@ struct ServeArgs {
 }
 
 async fn open_store(spec: &str) -> anyhow::Result<Arc<dyn store::Store>> {
-    if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
-        let store = store::PgStore::connect(spec)
-            .await
-            .context("connecting to PostgreSQL (check --store and that the server is up)")?;
-        Ok(Arc::new(store))
-    } else {
-        let path = spec.strip_prefix("sqlite:").unwrap_or(spec);
-        let path = std::path::Path::new(path);
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("creating {}", parent.display()))?;
-        }
-        let store = store::SqliteStore::open(path)
-            .await
-            .with_context(|| format!("opening the SQLite store at {}", path.display()))?;
-        Ok(Arc::new(store))
-    }
+    // The setting is not repeated: a PostgreSQL URL may hold a password.
+    store::open(spec).await.context(
+        "opening the store named by --store (check the setting, and that PostgreSQL is up if it is one)",
+    )
 }
 
 #[tokio::main]

@@ -41,6 +41,23 @@ pub use memory::MemoryStore;
 pub use postgres::{PgStore, PgStoreBuilder};
 pub use sqlite::SqliteStore;
 
+/// Opens the store a `--store` setting names: `postgres://...` (or
+/// `postgresql://...`) for PostgreSQL, otherwise `sqlite:PATH` or a bare
+/// path for an SQLite file, whose folder is created if missing. Migrations
+/// are applied either way.
+pub async fn open(spec: &str) -> Result<std::sync::Arc<dyn Store>> {
+    if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
+        return Ok(std::sync::Arc::new(PgStore::connect(spec).await?));
+    }
+    let path = std::path::Path::new(spec.strip_prefix("sqlite:").unwrap_or(spec));
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| {
+            StoreError::Unavailable(format!("cannot create {}: {e}", parent.display()))
+        })?;
+    }
+    Ok(std::sync::Arc::new(SqliteStore::open(path).await?))
+}
+
 /// A session's id as 32 lowercase hex digits (the same text as
 /// `protocol::SessionId`'s `Display`; the store does not depend on the
 /// protocol crate).
