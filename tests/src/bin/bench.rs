@@ -158,7 +158,10 @@ async fn latency(figures: &mut Vec<Figure>) -> Result<()> {
         KEY_INTERVAL.as_millis()
     ));
     let mut tasks = Vec::new();
-    for _ in 0..MANY_SESSIONS {
+    for i in 0..MANY_SESSIONS {
+        // People do not type in lockstep: spread the sessions' keystrokes
+        // evenly over the interval instead of firing all at one instant.
+        let phase = KEY_INTERVAL * i as u32 / MANY_SESSIONS as u32;
         let token = host.token.clone();
         let ws_url = host.ws_url();
         let origin = host.origin();
@@ -167,7 +170,7 @@ async fn latency(figures: &mut Vec<Figure>) -> Result<()> {
             client
                 .handshake(&token, None, Size { cols: 80, rows: 24 })
                 .await?;
-            type_keys(&mut client, MANY_SESSIONS_KEYS).await
+            type_keys(&mut client, MANY_SESSIONS_KEYS, phase).await
         }));
     }
     let mut all = Vec::new();
@@ -223,13 +226,13 @@ fn latency_figure(what: &str, sorted: &[Duration]) -> Figure {
 
 async fn typing_session(host: &HostProcess, keys: usize) -> Result<Vec<Duration>> {
     let mut client = Client::attach(host, None, Size { cols: 80, rows: 24 }).await?;
-    type_keys(&mut client, keys).await
+    type_keys(&mut client, keys, Duration::ZERO).await
 }
 
 /// Starts `cat` (the terminal echoes what is typed at it, with no shell
 /// line editing in between) and times each keystroke until the frame that
 /// shows it, one key every `KEY_INTERVAL`.
-async fn type_keys(client: &mut Client, keys: usize) -> Result<Vec<Duration>> {
+async fn type_keys(client: &mut Client, keys: usize, phase: Duration) -> Result<Vec<Duration>> {
     client
         .wait_for(ECHO_TIMEOUT, "the prompt", |s| s.at_prompt())
         .await?;
@@ -240,7 +243,8 @@ async fn type_keys(client: &mut Client, keys: usize) -> Result<Vec<Duration>> {
         })
         .await?;
     let mut samples = Vec::with_capacity(keys);
-    let mut ticker = tokio::time::interval(KEY_INTERVAL);
+    let start = tokio::time::Instant::now() + phase;
+    let mut ticker = tokio::time::interval_at(start, KEY_INTERVAL);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let alphabet = b"abcdefghijklmnopqrstuvwxyz";
     for i in 0..keys + WARMUP_KEYS {
