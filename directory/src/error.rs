@@ -18,6 +18,11 @@ pub enum AppError {
     BadRequest(String),
     #[error("{0}")]
     NotFound(String),
+    /// The caller must prove it is a host (the hosts' shared token).
+    #[error(
+        "this call is for hosts: send the hosts' token as `Authorization: Bearer ...` (THINLINE_HOST_TOKEN)"
+    )]
+    Unauthorized,
     /// The request is valid but the state forbids it (an ended session).
     #[error("{0}")]
     Conflict(String),
@@ -43,6 +48,10 @@ impl IntoResponse for AppError {
         let (status, message, retry) = match &self {
             AppError::BadRequest(message) => (StatusCode::BAD_REQUEST, message.clone(), false),
             AppError::NotFound(message) => (StatusCode::NOT_FOUND, message.clone(), false),
+            AppError::Unauthorized => {
+                tracing::warn!("refused a host call without the hosts' token");
+                (StatusCode::UNAUTHORIZED, self.to_string(), false)
+            }
             AppError::Conflict(message) => (StatusCode::CONFLICT, message.clone(), false),
             AppError::NoHealthyHost | AppError::Busy(_) => {
                 tracing::warn!(error = %self, "answered 503");

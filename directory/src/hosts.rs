@@ -10,6 +10,7 @@ use std::ops::RangeInclusive;
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
+use axum::http::HeaderMap;
 use serde::{Deserialize, Serialize};
 use store::{HostRecord, Millis, StoreError};
 
@@ -80,8 +81,10 @@ pub struct DrainAnswer {
 pub async fn renew_lease(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    headers: HeaderMap,
     body: Result<Json<LeaseRequest>, JsonRejection>,
 ) -> Result<Json<LeaseGrant>, AppError> {
+    check_host_token(&state, &headers)?;
     let Json(request) = body.map_err(AppError::from_json)?;
     check_host_id(&id)?;
     check_host_url(&request.url)?;
@@ -119,7 +122,9 @@ pub async fn list_hosts(State(state): State<AppState>) -> Result<Json<Vec<HostVi
 pub async fn drain(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    headers: HeaderMap,
 ) -> Result<Json<DrainAnswer>, AppError> {
+    check_host_token(&state, &headers)?;
     check_host_id(&id)?;
     match state.store.set_draining(&id, true).await {
         Ok(()) => {
@@ -130,6 +135,22 @@ pub async fn drain(
             "no host {id} is registered; GET /v1/hosts lists the known hosts"
         ))),
         Err(error) => Err(error.into()),
+    }
+}
+
+/// Registering, renewing and draining hosts decide where users' sessions
+/// go, so they need the hosts' token when one is configured.
+fn check_host_token(state: &AppState, headers: &HeaderMap) -> Result<(), AppError> {
+    let Some(token) = &state.config.host_token else {
+        return Ok(());
+    };
+    let given = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if token.admits(given) {
+        Ok(())
+    } else {
+        Err(AppError::Unauthorized)
     }
 }
 

@@ -51,6 +51,31 @@ pub struct DirectoryConfig {
     /// The page's `connect-src` sources; empty means every live host's
     /// origins, computed per request.
     pub connect_src: Vec<String>,
+    /// The secret hosts present to register, renew and be drained. `None`
+    /// leaves host registration open to anyone who can reach the directory.
+    pub host_token: Option<HostToken>,
+}
+
+/// The hosts' shared secret; its `Debug` never shows it.
+#[derive(Clone)]
+pub struct HostToken(pub String);
+
+impl std::fmt::Debug for HostToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HostToken(..)")
+    }
+}
+
+impl HostToken {
+    /// Whether an `Authorization` header carries this token as a bearer
+    /// credential; compared in time independent of where they differ.
+    pub fn admits(&self, authorization: Option<&str>) -> bool {
+        let Some(given) = authorization.and_then(|v| v.strip_prefix("Bearer ")) else {
+            return false;
+        };
+        let (a, b) = (given.as_bytes(), self.0.as_bytes());
+        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    }
 }
 
 impl Default for DirectoryConfig {
@@ -62,6 +87,7 @@ impl Default for DirectoryConfig {
             retry_after: Duration::from_millis(250),
             static_dir: None,
             connect_src: Vec::new(),
+            host_token: None,
         }
     }
 }

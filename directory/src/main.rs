@@ -118,7 +118,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         retry_after: Duration::from_millis(args.retry_after_ms),
         static_dir: args.static_dir,
         connect_src: args.connect_src,
+        // Only from the environment, never a flag: flags show up in `ps`.
+        host_token: std::env::var("THINLINE_HOST_TOKEN")
+            .ok()
+            .filter(|t| !t.is_empty())
+            .map(directory::HostToken),
     };
+    if config.host_token.is_none() {
+        tracing::warn!(
+            "THINLINE_HOST_TOKEN is not set: anyone who can reach this directory can register or drain hosts"
+        );
+    }
     let kind = store.kind();
     let state = AppState::new(store, config);
     println!("thinline: directory listening on http://{shown}/");

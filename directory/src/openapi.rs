@@ -58,9 +58,11 @@ pub fn spec() -> Value {
                     "description": "ttl_ms is clamped to 1000..=60000. draining null keeps the stored value (set by an operator); the answer's draining tells the host whether to drain.",
                     "parameters": [host_id],
                     "requestBody": body("LeaseRequest"),
+                    "security": [{ "hostToken": [] }],
                     "responses": {
                         "200": ok(json!({ "$ref": "#/components/schemas/LeaseGrant" })),
                         "400": error_response("malformed id, url or body"),
+                        "401": error_response("the hosts' token is missing or wrong"),
                         "503": error_response("the store is unavailable")
                     }
                 }
@@ -78,7 +80,9 @@ pub fn spec() -> Value {
                 "post": {
                     "summary": "Ask a host to drain; it learns so on its next renewal",
                     "parameters": [host_id],
+                    "security": [{ "hostToken": [] }],
                     "responses": {
+                        "401": error_response("the hosts' token is missing or wrong"),
                         "200": ok(json!({
                             "type": "object",
                             "required": ["id", "draining"],
@@ -169,6 +173,13 @@ pub fn spec() -> Value {
             }
         },
         "components": {
+            "securitySchemes": {
+                "hostToken": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "The hosts' shared secret (THINLINE_HOST_TOKEN), required when the directory has one"
+                }
+            },
             "schemas": {
                 "Error": {
                     "type": "object",

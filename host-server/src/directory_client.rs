@@ -29,6 +29,16 @@ pub enum DirectoryError {
     },
 }
 
+/// The hosts' shared secret; its `Debug` never shows it.
+#[derive(Clone)]
+pub struct HostToken(pub String);
+
+impl std::fmt::Debug for HostToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HostToken(..)")
+    }
+}
+
 /// What a renewal grants.
 #[derive(Debug, Deserialize)]
 pub struct LeaseGrant {
@@ -38,6 +48,7 @@ pub struct LeaseGrant {
 
 /// Sends one JSON request to one directory and returns the body.
 pub async fn request(
+    token: Option<&HostToken>,
     base: &str,
     method: Method,
     path: &str,
@@ -62,11 +73,15 @@ pub async fn request(
             .await
             .map_err(|e| unreachable(e.to_string()))?;
         tokio::spawn(connection);
-        let request = Request::builder()
+        let mut request = Request::builder()
             .method(method)
             .uri(path)
             .header(hyper::header::HOST, format!("{host}:{port}"))
-            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .header(hyper::header::CONTENT_TYPE, "application/json");
+        if let Some(HostToken(token)) = token {
+            request = request.header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let request = request
             .body(Full::new(Bytes::from(body.to_string())))
             .map_err(|e| unreachable(e.to_string()))?;
         let response = sender
@@ -96,6 +111,7 @@ pub async fn request(
 
 /// Renews this host's lease with the first directory that answers.
 pub async fn renew(
+    token: Option<&HostToken>,
     directories: &[String],
     host: &str,
     public_url: &str,
@@ -112,7 +128,7 @@ pub async fn renew(
     let path = format!("/v1/hosts/{host}/lease");
     let mut last = DirectoryError::BadUrl("no directory configured".into());
     for base in directories {
-        match request(base, Method::PUT, &path, &body).await {
+        match request(token, base, Method::PUT, &path, &body).await {
             Ok(bytes) => {
                 return serde_json::from_slice(&bytes).map_err(|e| DirectoryError::Refused {
                     url: base.clone(),

@@ -65,6 +65,8 @@ pub struct DirectoryConfig {
     pub public_url: String,
     pub lease_ttl: Duration,
     pub renew_every: Duration,
+    /// The hosts' shared secret the directory asks for (THINLINE_HOST_TOKEN).
+    pub host_token: Option<directory_client::HostToken>,
 }
 
 impl AppState {
@@ -199,6 +201,7 @@ pub async fn drain(state: &AppState, directory: Option<&DirectoryConfig>) {
         // Tell the directory first so it stops placing sessions here and
         // moves ours as their clients ask.
         let _ = directory_client::renew(
+            config.host_token.as_ref(),
             &config.urls,
             state.registry.host(),
             &config.public_url,
@@ -238,6 +241,7 @@ async fn keep_lease(state: AppState, config: DirectoryConfig) {
             LeaseAction::Renew => {
                 let draining = state.draining.load(Ordering::SeqCst).then_some(true);
                 let result = directory_client::renew(
+                    config.host_token.as_ref(),
                     &config.urls,
                     state.registry.host(),
                     &config.public_url,

@@ -152,6 +152,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         public_url,
         lease_ttl: Duration::from_millis(args.lease_ttl_ms),
         renew_every: Duration::from_millis(args.renew_interval_ms),
+        // Only from the environment, never a flag: flags show up in `ps`.
+        host_token: std::env::var("THINLINE_HOST_TOKEN")
+            .ok()
+            .filter(|t| !t.is_empty())
+            .map(host_server::directory_client::HostToken),
     });
     if !args.static_dir.join("index.html").exists() {
         tracing::warn!(

@@ -17,6 +17,10 @@
 //! once, and [`RoamingClient`] is a native client that follows the
 //! directory's failover decisions the way the browser does.
 
+/// The secret hosts present to the directory (THINLINE_HOST_TOKEN); the
+/// cluster runs with host registration closed, as production should.
+pub const HOST_TOKEN: &str = "cluster-host-token";
+
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
@@ -439,6 +443,7 @@ impl Cluster {
         }
         command
             .env("THINLINE_TOKEN", &self.token)
+            .env("THINLINE_HOST_TOKEN", HOST_TOKEN)
             .env("PS1", "$ ")
             .env("HOME", self.home_root())
             .env_remove("PROMPT_COMMAND")
@@ -610,6 +615,7 @@ fn start_directories(options: &ClusterOptions, store_spec: &str) -> Result<Vec<S
             }
         }
         command
+            .env("THINLINE_HOST_TOKEN", HOST_TOKEN)
             .env_remove("THINLINE_DIRECTORY_PEERS")
             .env_remove("THINLINE_DIRECTORY_URL");
         if let Some(filter) = &options.rust_log {

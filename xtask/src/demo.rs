@@ -36,6 +36,8 @@ pub fn demo(rest: &[String]) -> Result<()> {
     let store = format!("sqlite:{}", state.join("demo.sqlite").display());
     let directory_url = format!("http://127.0.0.1:{port}");
     let token = random_token()?;
+    // Hosts prove themselves to the directory with a second secret.
+    let host_token = random_token()?;
 
     let mut children: Vec<(String, Child)> = Vec::new();
     let directory = Command::new(build::directory_binary())
@@ -43,6 +45,7 @@ pub fn demo(rest: &[String]) -> Result<()> {
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .args(["--store", &store, "--static-dir"])
         .arg(root.join("static"))
+        .env("THINLINE_HOST_TOKEN", &host_token)
         .stdout(Stdio::null())
         .spawn()
         .context("starting the directory")?;
@@ -67,6 +70,7 @@ pub fn demo(rest: &[String]) -> Result<()> {
             .arg("--static-dir")
             .arg(root.join("static"))
             .env("THINLINE_TOKEN", &token)
+            .env("THINLINE_HOST_TOKEN", &host_token)
             .stdout(Stdio::null())
             .spawn()
             .with_context(|| format!("starting host h{n}"))?;

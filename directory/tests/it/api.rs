@@ -8,7 +8,10 @@ use hyper::StatusCode;
 use serde_json::{Value, json};
 use tokio::sync::Barrier;
 
-use crate::harness::{Db, Directory, FakeHost, create_session, dead_url, wait_until};
+use crate::harness::{
+    Db, Directory, FakeHost, call_authorized, create_session, dead_url, wait_until,
+};
+use hyper::Method;
 
 const SESSION: &str = "0123456789abcdef0123456789abcdef";
 const OTHER_SESSION: &str = "fedcba9876543210fedcba9876543210";
@@ -546,5 +549,58 @@ pub async fn the_page_is_served_with_a_policy_naming_live_hosts(db: &Db) {
     assert_eq!(
         hosts.header("content-security-policy"),
         directory::web::API_CONTENT_SECURITY_POLICY
+    );
+}
+
+pub async fn host_calls_need_the_host_token_when_one_is_set(db: &Db) {
+    let config = DirectoryConfig {
+        host_token: Some(directory::HostToken("s3cret".into())),
+        ..DirectoryConfig::default()
+    };
+    let dir = Directory::start(db.open().await, config).await;
+    let lease = json!({ "url": "http://127.0.0.1:8081", "ttl_ms": LONG_TTL, "load": 0 });
+    let url = format!("{}/v1/hosts/h1/lease", dir.base);
+    for authorization in [
+        None,
+        Some("Bearer wrong"),
+        Some("s3cret"),
+        Some("Bearer s3cre"),
+    ] {
+        let refused = call_authorized(Method::PUT, &url, Some(lease.clone()), authorization).await;
+        assert_eq!(
+            refused.status,
+            StatusCode::UNAUTHORIZED,
+            "{authorization:?}"
+        );
+        assert!(
+            refused.error().contains("THINLINE_HOST_TOKEN"),
+            "{}",
+            refused.error()
+        );
+    }
+    assert!(
+        dir.get("/v1/hosts")
+            .await
+            .json()
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    let granted = call_authorized(Method::PUT, &url, Some(lease), Some("Bearer s3cret")).await;
+    assert_eq!(granted.status, StatusCode::OK);
+
+    let drain = format!("{}/v1/hosts/h1/drain", dir.base);
+    let refused = call_authorized(Method::POST, &drain, Some(json!({})), None).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(dir.get("/v1/hosts").await.json()[0]["draining"], false);
+    let drained =
+        call_authorized(Method::POST, &drain, Some(json!({})), Some("Bearer s3cret")).await;
+    assert_eq!(drained.status, StatusCode::OK);
+    // Clients' calls stay open: placement needs no host token.
+    let placed = dir.post("/v1/placement", json!({ "session": null })).await;
+    assert_eq!(
+        placed.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the only host drains"
     );
 }

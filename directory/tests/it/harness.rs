@@ -173,6 +173,16 @@ impl Answer {
 
 /// One request on a fresh connection.
 pub async fn call(method: Method, url: &str, body: Option<Value>) -> Answer {
+    call_authorized(method, url, body, None).await
+}
+
+/// One request on a fresh connection, with an `Authorization` header.
+pub async fn call_authorized(
+    method: Method,
+    url: &str,
+    body: Option<Value>,
+    authorization: Option<&str>,
+) -> Answer {
     let uri: hyper::Uri = url.parse().unwrap();
     let authority = uri.authority().unwrap().clone();
     let stream = tokio::net::TcpStream::connect(authority.as_str())
@@ -186,6 +196,9 @@ pub async fn call(method: Method, url: &str, body: Option<Value>) -> Answer {
         .method(method)
         .uri(uri.path_and_query().unwrap().as_str())
         .header(hyper::header::HOST, authority.as_str());
+    if let Some(authorization) = authorization {
+        request = request.header(hyper::header::AUTHORIZATION, authorization);
+    }
     let body = match body {
         Some(body) => {
             request = request.header(hyper::header::CONTENT_TYPE, "application/json");

@@ -51,4 +51,5 @@ on_backends![
     sessions_are_listed,
     config_health_and_openapi,
     the_page_is_served_with_a_policy_naming_live_hosts,
+    host_calls_need_the_host_token_when_one_is_set,
 ];
