@@ -113,7 +113,26 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
+/// A host holds a PTY and a socket per session; the common soft limit of
+/// 1024 descriptors would stop it near 500 sessions.
+fn raise_descriptor_limit() {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if let (Some(current), Some(maximum)) = (limit.current, limit.maximum)
+        && current < maximum
+    {
+        let raised = Rlimit {
+            current: Some(maximum),
+            maximum: Some(maximum),
+        };
+        if let Err(error) = setrlimit(Resource::Nofile, raised) {
+            tracing::warn!(%error, current, "could not raise the open-file limit");
+        }
+    }
+}
+
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    raise_descriptor_limit();
     let token = match std::env::var("THINLINE_TOKEN") {
         Ok(token) if !token.is_empty() => token,
         _ => random_token(),

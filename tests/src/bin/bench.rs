@@ -38,20 +38,22 @@ const THROUGHPUT_BYTES: u64 = 100 * 1000 * 1000;
 const THROUGHPUT_TIMEOUT: Duration = Duration::from_secs(300);
 const PAGE_WEIGHT_TARGET: u64 = 150 * 1000;
 
-/// What can be measured; `failover` is left out of `all` (see below).
-const VERBS: [&str; 6] = [
+/// What can be measured; `failover` and `capacity` are left out of `all`
+/// (they take minutes and start hundreds of processes).
+const VERBS: [&str; 7] = [
     "latency",
     "throughput",
     "size",
     "persist",
     "failover",
+    "capacity",
     "all",
 ];
 
 fn main() -> ExitCode {
     let which = std::env::args().nth(1).unwrap_or_else(|| "all".into());
     if !VERBS.contains(&which.as_str()) {
-        eprintln!("usage: bench [latency|throughput|size|persist|failover|all]");
+        eprintln!("usage: bench [latency|throughput|size|persist|failover|capacity|all]");
         return ExitCode::FAILURE;
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -95,6 +97,13 @@ fn main() -> ExitCode {
             }))
         });
         report(&mut failed, persisted, "persistence");
+    }
+    if which == "capacity" {
+        report(
+            &mut failed,
+            runtime.block_on(capacity(&mut figures)),
+            "capacity",
+        );
     }
     // Not part of `all`: it kills processes for minutes (see README).
     if which == "failover" {
@@ -282,6 +291,109 @@ async fn type_keys(client: &mut Client, keys: usize, phase: Duration) -> Result<
     }
     client.type_bytes(b"\x04").await?;
     Ok(samples)
+}
+
+// ---- sessions per host -------------------------------------------------------
+
+/// Sessions held open (each a real bash) while one more types.
+const CAPACITY_SESSIONS: usize = 999;
+/// Sessions connecting at once while the host fills up.
+const CAPACITY_BATCH: usize = 25;
+
+/// The host's resident memory in bytes, from procfs.
+fn resident_bytes(pid: u32) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("reading /proc/{pid}/status"))?;
+    let kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .context("no VmRSS in /proc/PID/status")?;
+    Ok(kib * 1024)
+}
+
+/// Fills one host with `CAPACITY_SESSIONS` idle shells, then measures the
+/// host's memory per session (attached and detached) and the echo latency
+/// of one more session typing among them.
+async fn capacity(figures: &mut Vec<Figure>) -> Result<()> {
+    let host = start_host()?;
+    let before = resident_bytes(host.pid())?;
+    progress(&format!(
+        "capacity: opening {CAPACITY_SESSIONS} sessions, {CAPACITY_BATCH} at a time"
+    ));
+    let mut clients = Vec::with_capacity(CAPACITY_SESSIONS);
+    let started = Instant::now();
+    while clients.len() < CAPACITY_SESSIONS {
+        let batch = CAPACITY_BATCH.min(CAPACITY_SESSIONS - clients.len());
+        let mut tasks = Vec::new();
+        for _ in 0..batch {
+            let (token, ws_url, origin) = (host.token.clone(), host.ws_url(), host.origin());
+            tasks.push(tokio::spawn(async move {
+                let mut client = Client::connect_with_origin(&ws_url, &origin).await?;
+                client
+                    .handshake(&token, None, Size { cols: 80, rows: 24 })
+                    .await?;
+                client
+                    .wait_for(ECHO_TIMEOUT, "the prompt", |s| s.at_prompt())
+                    .await?;
+                anyhow::Ok(client)
+            }));
+        }
+        for task in tasks {
+            clients.push(task.await.context("session task panicked")??);
+        }
+        if clients.len() % 200 < CAPACITY_BATCH {
+            progress(&format!("capacity: {} sessions open", clients.len()));
+        }
+    }
+    let opened = started.elapsed();
+    let attached = resident_bytes(host.pid())?;
+    let mut samples = typing_session(&host, ONE_SESSION_KEYS).await?;
+    samples.sort();
+    drop(clients);
+    // Let the host notice the closed sockets before reading its memory.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut detached = resident_bytes(host.pid())?;
+    while Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let now = resident_bytes(host.pid())?;
+        if now == detached {
+            break;
+        }
+        detached = now;
+    }
+    let per = |total: u64| total.saturating_sub(before) / CAPACITY_SESSIONS as u64;
+    figures.push(Figure {
+        what: "sessions on one host (real bash each)".into(),
+        measured: format!(
+            "{} + 1 typing, opened in {:.1} s",
+            CAPACITY_SESSIONS,
+            opened.as_secs_f64()
+        ),
+        target: ">= 1,000",
+        met: Some(CAPACITY_SESSIONS + 1 >= 1000),
+    });
+    figures.push(Figure {
+        what: "host memory per idle session".into(),
+        measured: format!(
+            "{} KB attached, {} KB detached",
+            per(attached) / 1024,
+            per(detached) / 1024
+        ),
+        target: "<= 256 KB besides the shell",
+        met: Some(per(attached) <= 256 * 1024),
+    });
+    let mut figure = latency_figure(
+        &format!("keystroke echo among {} sessions", CAPACITY_SESSIONS + 1),
+        &samples,
+    );
+    figure.target = "p99 <= 50 ms";
+    figure.met = samples
+        .get(samples.len() * 99 / 100)
+        .map(|p99| *p99 <= Duration::from_millis(50));
+    figures.push(figure);
+    Ok(())
 }
 
 // ---- output throughput ---------------------------------------------------
