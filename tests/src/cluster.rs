@@ -21,7 +21,6 @@
 /// cluster runs with host registration closed, as production should.
 pub const HOST_TOKEN: &str = "cluster-host-token";
 
-use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -35,7 +34,6 @@ use protocol::{SessionId, Size};
 use rustix::process::{Pid, Signal, kill_process};
 use serde_json::{Value, json};
 use store::{SessionRecord, Store};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
@@ -48,9 +46,6 @@ pub const CLUSTER_TOKEN: &str = "thinline-cluster-token-9d2e";
 
 /// How long a process gets to print its ready line.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// How long one HTTP exchange with a directory may take.
-const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Which shared backend the cluster runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,22 +93,6 @@ pub struct Server {
     log: Log,
 }
 
-fn keep_lines(stream: impl Read + Send + 'static, tag: String, log: Log) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stream).lines() {
-            let Ok(line) = line else { break };
-            if let Ok(mut log) = log.lock() {
-                log.push(format!("{tag}: {line}"));
-            }
-            // The receiver goes once the ready line is read; keep draining
-            // so the child never blocks on a full pipe.
-            let _ = tx.send(line);
-        }
-    });
-    rx
-}
-
 /// Reads the port out of `thinline: directory listening on http://127.0.0.1:PORT/`.
 pub fn parse_directory_ready_line(line: &str) -> Option<u16> {
     let url = line.strip_prefix("thinline: directory listening on ")?;
@@ -136,8 +115,8 @@ impl Server {
         let log: Log = Arc::default();
         let stdout = child.stdout.take().context("child stdout")?;
         let stderr = child.stderr.take().context("child stderr")?;
-        let lines = keep_lines(stdout, format!("{name} stdout"), log.clone());
-        let _ = keep_lines(stderr, format!("{name} stderr"), log.clone());
+        let lines = host::keep_lines(stdout, format!("{name} stdout"), log.clone());
+        let _ = host::keep_lines(stderr, format!("{name} stderr"), log.clone());
         let mut server = Server {
             child,
             name: name.to_string(),
@@ -640,42 +619,19 @@ impl SavedView {
     }
 }
 
-/// One HTTP/1.0 exchange with a JSON body (or none) on loopback; returns
-/// the status and the parsed body (`null` when it is not JSON). HTTP/1.0
-/// keeps the answer unchunked, so the body is all that follows the head.
+/// One JSON exchange on loopback; returns the status and the parsed body
+/// (`null` when it is not JSON).
 pub async fn request_json(
     port: u16,
     method: &str,
     path: &str,
     body: Option<&Value>,
 ) -> Result<(u16, Value)> {
-    let exchange = async {
-        let mut stream = TcpStream::connect(("127.0.0.1", port))
-            .await
-            .with_context(|| format!("connecting to 127.0.0.1:{port}"))?;
-        let _ = stream.set_nodelay(true);
-        let body = body.map(Value::to_string).unwrap_or_default();
-        let request = format!(
-            "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        stream.write_all(request.as_bytes()).await?;
-        let mut raw = Vec::new();
-        stream.read_to_end(&mut raw).await?;
-        let text = String::from_utf8_lossy(&raw);
-        let (head, body) = text
-            .split_once("\r\n\r\n")
-            .context("an answer without a blank line after the head")?;
-        let status = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|code| code.parse().ok())
-            .with_context(|| format!("no status in {head:?}"))?;
-        Ok::<_, anyhow::Error>((status, serde_json::from_str(body).unwrap_or(Value::Null)))
-    };
-    tokio::time::timeout(HTTP_TIMEOUT, exchange)
-        .await
-        .with_context(|| format!("{method} {path} on port {port} took over {HTTP_TIMEOUT:?}"))?
+    let response = crate::http::request(port, method, path, body).await?;
+    Ok((
+        response.status,
+        serde_json::from_str(&response.body).unwrap_or(Value::Null),
+    ))
 }
 
 /// The WebSocket url of a host's http url.
@@ -955,6 +911,7 @@ impl RoamingClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     #[test]
     fn reads_the_directory_ready_line() {

@@ -59,7 +59,7 @@ impl HostOptions {
 }
 
 /// Lines the host printed, kept to explain a failing test.
-type Log = Arc<Mutex<Vec<String>>>;
+pub(crate) type Log = Arc<Mutex<Vec<String>>>;
 
 pub struct HostProcess {
     child: Child,
@@ -70,11 +70,14 @@ pub struct HostProcess {
     log: Log,
 }
 
-fn keep_lines(
+/// Copies a child's output lines into `log` (tagged) and to the returned
+/// channel, for as long as the child writes.
+pub(crate) fn keep_lines(
     stream: impl Read + Send + 'static,
-    tag: &'static str,
+    tag: impl Into<String>,
     log: Log,
 ) -> mpsc::Receiver<String> {
+    let tag = tag.into();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stream).lines() {
@@ -83,7 +86,7 @@ fn keep_lines(
                 log.push(format!("{tag}: {line}"));
             }
             // The receiver goes away once the ready line is found; the
-            // thread keeps draining so the host never blocks on a full pipe.
+            // thread keeps draining so the child never blocks on a full pipe.
             let _ = tx.send(line);
         }
     });

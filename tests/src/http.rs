@@ -1,8 +1,9 @@
-//! A minimal HTTP GET for `/healthz` and `/metrics` on loopback.
+//! A minimal HTTP client for the tests' loopback calls (`/healthz`,
+//! `/metrics`, the directory's JSON API).
 //!
-//! Two plain-text endpoints do not justify an HTTP client crate; HTTP/1.0
-//! keeps the server from answering in chunks, so the body is simply
-//! everything after the blank line.
+//! A handful of small requests do not justify an HTTP client crate;
+//! HTTP/1.0 keeps the server from answering in chunks, so the body is
+//! simply everything after the blank line.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -19,16 +20,44 @@ pub struct Response {
 
 /// `GET path` on `127.0.0.1:port`, with a deadline on the whole exchange.
 pub async fn get(port: u16, path: &str) -> Result<Response> {
-    tokio::time::timeout(Duration::from_secs(10), get_inner(port, path))
-        .await
-        .with_context(|| format!("GET {path} took over 10 s"))?
+    request(port, "GET", path, None).await
 }
 
-async fn get_inner(port: u16, path: &str) -> Result<Response> {
+/// One request with an optional JSON body on `127.0.0.1:port`, with a
+/// deadline on the whole exchange.
+pub async fn request(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: Option<&serde_json::Value>,
+) -> Result<Response> {
+    tokio::time::timeout(REQUEST_TIMEOUT, exchange(port, method, path, body))
+        .await
+        .with_context(|| format!("{method} {path} on port {port} took over {REQUEST_TIMEOUT:?}"))?
+}
+
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+async fn exchange(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: Option<&serde_json::Value>,
+) -> Result<Response> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))
         .await
         .with_context(|| format!("connecting to 127.0.0.1:{port}"))?;
-    let request = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n");
+    let _ = stream.set_nodelay(true);
+    let request = match body {
+        Some(body) => {
+            let body = body.to_string();
+            format!(
+                "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+        }
+        None => format!("{method} {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n"),
+    };
     stream.write_all(request.as_bytes()).await?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).await?;
