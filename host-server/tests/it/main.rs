@@ -26,6 +26,7 @@ const TOKEN: &str = "test-token";
 
 struct Host {
     port: u16,
+    registry: Arc<Registry>,
     _shutdown: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -34,6 +35,10 @@ async fn start_host() -> Host {
 }
 
 async fn start_host_with(name: &str, store: Option<StoreConfig>) -> Host {
+    start_host_full(name, store, Duration::from_secs(60)).await
+}
+
+async fn start_host_full(name: &str, store: Option<StoreConfig>, idle_timeout: Duration) -> Host {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let metrics = Arc::new(Metrics::default());
@@ -47,7 +52,7 @@ async fn start_host_with(name: &str, store: Option<StoreConfig>) -> Host {
                 cwd: Some(std::env::temp_dir()),
                 env: vec![("PS1".into(), "$ ".into())],
             },
-            idle_timeout: Duration::from_secs(60),
+            idle_timeout,
             persist_interval: Duration::from_millis(100),
         },
         store,
@@ -55,7 +60,7 @@ async fn start_host_with(name: &str, store: Option<StoreConfig>) -> Host {
         metrics.clone(),
     );
     let state = AppState::standalone(
-        registry,
+        registry.clone(),
         metrics,
         TOKEN,
         vec![format!("http://127.0.0.1:{port}")],
@@ -67,6 +72,7 @@ async fn start_host_with(name: &str, store: Option<StoreConfig>) -> Host {
     }));
     Host {
         port,
+        registry,
         _shutdown: tx,
     }
 }
@@ -427,4 +433,30 @@ async fn a_flood_keeps_the_newest_lines_contiguous() {
     assert_eq!(tail.len(), 10_000, "{} lines in all", numbers.len());
     assert!(tail.windows(2).all(|w| w[1] == w[0] + 1));
     assert!(numbers.windows(2).all(|w| w[1] > w[0]));
+}
+
+#[tokio::test]
+async fn a_detached_session_runs_until_its_idle_timeout() {
+    let idle = Duration::from_millis(800);
+    let host = start_host_full("h-idle", None, idle).await;
+    let mut client = Client::connect(&host, None).await;
+    client
+        .wait_screen("the prompt", |rows| contains(rows, "$"))
+        .await;
+    let session = client.welcome.session;
+    let detached = Instant::now();
+    drop(client);
+    // Still running without a client: a reattach finds the same session.
+    let again = Client::connect(&host, Some(session)).await;
+    assert!(!again.welcome.created);
+    drop(again);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while host.registry.get(&session).is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "the idle session was never ended"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(detached.elapsed() >= idle, "ended before its idle timeout");
 }
