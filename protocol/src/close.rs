@@ -15,7 +15,8 @@ pub enum CloseCode {
     TooBig,
     /// The first message was not a well-formed hello.
     BadHello,
-    /// The token was missing or wrong.
+    /// The ticket was missing, forged, expired, or not for this host,
+    /// session or epoch; or its sign-in has ended.
     Unauthorized,
     /// Client and host speak different protocol versions.
     VersionMismatch,
@@ -33,10 +34,12 @@ pub enum CloseCode {
     SessionLost,
     /// The host could not start the session's program.
     SpawnFailed,
+    /// The client's address already holds the most connections allowed.
+    TooManyConnections,
 }
 
 impl CloseCode {
-    const TABLE: [(CloseCode, u16); 13] = [
+    const TABLE: [(CloseCode, u16); 14] = [
         (CloseCode::Normal, 1000),
         (CloseCode::GoingAway, 1001),
         (CloseCode::TooBig, 1009),
@@ -50,6 +53,7 @@ impl CloseCode {
         (CloseCode::Overloaded, 4007),
         (CloseCode::SessionLost, 4008),
         (CloseCode::SpawnFailed, 4009),
+        (CloseCode::TooManyConnections, 4010),
     ];
 
     pub fn code(self) -> u16 {
@@ -84,7 +88,7 @@ impl CloseCode {
             CloseCode::TooBig => "a message was larger than the host accepts; reload the page",
             CloseCode::BadHello => "the client sent an invalid greeting; reload the page",
             CloseCode::Unauthorized => {
-                "the access token is wrong or missing; enter the token the host printed"
+                "your sign-in is not valid for this session any more; reload the page to sign in again"
             }
             CloseCode::VersionMismatch => {
                 "this page is older or newer than the host; reload the page"
@@ -99,6 +103,9 @@ impl CloseCode {
             CloseCode::SessionLost => "this host no longer owns the session; reconnecting",
             CloseCode::SpawnFailed => {
                 "the host could not start your program; ask the operator to check its logs"
+            }
+            CloseCode::TooManyConnections => {
+                "too many terminals are open from your address; close some and reload"
             }
         }
     }

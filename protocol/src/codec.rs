@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use crate::msg::{ClientToServerMsg, Hello, ServerToClientMsg};
 
 /// Bumped on every incompatible change of any message in this crate.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// The first two bytes of a hello: "TL".
 pub const MAGIC: [u8; 2] = *b"TL";

@@ -28,3 +28,5 @@ pub use screen::{
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod fuzz;

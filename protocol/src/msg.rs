@@ -10,8 +10,8 @@ use crate::screen::{Frame, Size};
 
 /// A session's identity: 128 random bits, shown as 32 hex digits.
 ///
-/// Knowing an id grants nothing by itself; the token (later the ticket)
-/// in the hello is what authorises a connection.
+/// Knowing an id grants nothing by itself: a connection is authorised by
+/// the ticket in its hello, which names the one session it may reach.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct SessionId(pub [u8; 16]);
 
@@ -53,11 +53,13 @@ impl FromStr for SessionId {
 /// host can tell a version mismatch from garbage before parsing the body.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hello {
-    /// The credential; never put in a URL or a log line.
-    pub token: String,
-    /// Attach to this session if it is still running; otherwise a new one
-    /// is started.
-    pub session: Option<SessionId>,
+    /// The directory-signed ticket (see the `auth` crate): user, session,
+    /// host and epoch, valid for a minute at most. Never put in a URL or a
+    /// log line.
+    pub ticket: String,
+    /// The session to attach to, or to start when the ticket says it is
+    /// new. Must be the ticket's session; the socket reaches no other.
+    pub session: SessionId,
     /// The client's terminal size.
     pub size: Size,
 }

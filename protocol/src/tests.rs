@@ -5,8 +5,8 @@ use crate::*;
 
 fn hello() -> Hello {
     Hello {
-        token: "t".into(),
-        session: None,
+        ticket: "t".into(),
+        session: SessionId([7; 16]),
         size: Size { cols: 80, rows: 24 },
     }
 }
@@ -115,7 +115,10 @@ fn client_messages_have_pinned_bytes() {
 #[test]
 fn hello_has_pinned_bytes() {
     let bytes = encode_hello(&hello());
-    assert_eq!(bytes, [b'T', b'L', 0x01, 0x00, 0x01, b't', 0x00, 80, 24]);
+    let mut expected = vec![b'T', b'L', 0x02, 0x00, 0x01, b't'];
+    expected.extend_from_slice(&[7; 16]);
+    expected.extend_from_slice(&[80, 24]);
+    assert_eq!(bytes, expected);
     assert_eq!(decode_hello(&bytes), Ok(hello()));
 }
 
@@ -225,6 +228,7 @@ fn close_codes_map_both_ways() {
         CloseCode::Overloaded,
         CloseCode::SessionLost,
         CloseCode::SpawnFailed,
+        CloseCode::TooManyConnections,
     ] {
         assert_eq!(CloseCode::from_code(code.code()), Some(code));
         assert!(code.advice().len() < 123, "close reasons must fit a frame");
