@@ -29,6 +29,23 @@
 //! backend's clock. Liveness is always judged against [`Store::now`], never
 //! the caller's clock, so a directory replica with a skewed clock cannot
 //! declare a healthy host dead.
+//!
+//! # Accounts and logins
+//!
+//! Sign-in state lives here too, so any directory replica can check it.
+//! An [`Account`] is a user name with an argon2 password hash (hashing and
+//! verifying are the `auth` crate's business; the store only keeps the
+//! string) and a `disabled` flag. A [`Login`] is one browser's sign-in,
+//! keyed by the hash of its cookie secret (never the secret) and expiring
+//! by the backend's clock. [`Store::get_login`] answers only for a live
+//! login, so expiry, disabling an account and changing its password take
+//! effect at once for every replica and host. Changing the password or
+//! disabling the account also deletes the account's logins in the same
+//! transaction. Accounts are separate from [`User`] records, which hosts
+//! upsert for session owners and which hold no credentials.
+//!
+//! User names are checked by callers with [`valid_user_name`]; the store
+//! keeps whatever it is given.
 
 use async_trait::async_trait;
 
@@ -67,6 +84,7 @@ pub type SessionKey = String;
 /// so that hosts with skewed clocks agree.
 pub type Millis = i64;
 
+/// A session owner as hosts record it (no credentials; see [`Account`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct User {
     pub id: String,
@@ -180,16 +198,82 @@ impl HostRecord {
     }
 }
 
+/// The longest login [`Store::create_login`] grants; a longer `ttl_ms` is
+/// cut to this. Callers (the directory) ask for far less; this bound only
+/// keeps `now + ttl` from overflowing.
+pub const MAX_LOGIN_TTL_MS: u64 = 90 * 24 * 3600 * 1000;
+
+/// The longest user name [`valid_user_name`] accepts, in characters.
+pub const MAX_USER_NAME_LEN: usize = 64;
+
+/// Whether `name` may name an account: 1 to [`MAX_USER_NAME_LEN`]
+/// characters of `a-z`, `0-9`, `.`, `_` and `-`, starting with a letter or
+/// a digit (so it is never `.`, `..` or an option like `-x`, and is safe in
+/// paths, logs and URLs). Upper case is refused rather than folded, so one
+/// person cannot hold `ada` and `Ada`.
+pub fn valid_user_name(name: &str) -> bool {
+    let allowed = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b);
+    match name.as_bytes() {
+        [first, ..] if name.len() <= MAX_USER_NAME_LEN => {
+            (first.is_ascii_lowercase() || first.is_ascii_digit()) && name.bytes().all(allowed)
+        }
+        _ => false,
+    }
+}
+
+/// A user who can sign in.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Account {
+    /// The user name, as [`valid_user_name`] accepts it; also the `owner`
+    /// of the user's sessions.
+    pub name: String,
+    /// An argon2id PHC string, made and checked by the `auth` crate.
+    pub password_hash: String,
+    /// A disabled account cannot sign in and has no live logins.
+    pub disabled: bool,
+    /// Backend time of [`Store::create_account`].
+    pub created_at: Millis,
+}
+
+/// Leaves the password hash out, so logging an account never hands it to
+/// an offline cracker.
+impl std::fmt::Debug for Account {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Account")
+            .field("name", &self.name)
+            .field("password_hash", &"<redacted>")
+            .field("disabled", &self.disabled)
+            .field("created_at", &self.created_at)
+            .finish()
+    }
+}
+
+/// One sign-in: what a browser's login cookie stands for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Login {
+    /// The login's id: 64 lowercase hex digits, the sha256 of the cookie
+    /// secret (`auth::login::LoginId`). Not secret: tickets carry it.
+    pub id: String,
+    /// The account's name.
+    pub user: String,
+    /// Backend time of [`Store::create_login`].
+    pub created_at: Millis,
+    /// Backend time from which the login is no longer live.
+    pub expires_at: Millis,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The write named an epoch that is no longer the session's: another
     /// host owns it now.
     #[error("session {session} has moved past epoch {epoch}; this host no longer owns it")]
     Fenced { session: SessionKey, epoch: u64 },
-    /// No session (or, from the host methods, no host) with this id.
-    #[error("no session or host with id {0}")]
+    /// No session (or, from the host methods, no host; from the account
+    /// and login methods, no account) with this id or name.
+    #[error("no session, host or account named {0}")]
     NotFound(SessionKey),
-    #[error("a session {0} already exists")]
+    /// A session, account or login with this id or name already exists.
+    #[error("a session, account or login named {0} already exists")]
     Duplicate(SessionKey),
     /// The backend could not be reached or failed; retrying may help.
     #[error("the store is unavailable: {0}")]
@@ -268,4 +352,44 @@ pub trait Store: Send + Sync + 'static {
     /// Marks a host as draining (or not); `NotFound` if it never
     /// registered. The host learns it from its next renewal.
     async fn set_draining(&self, id: &str, draining: bool) -> Result<()>;
+
+    /// Creates an enabled account stamped with the backend's now;
+    /// `Duplicate` if the name is taken (disabled accounts included).
+    async fn create_account(&self, name: &str, password_hash: &str) -> Result<()>;
+
+    async fn get_account(&self, name: &str) -> Result<Option<Account>>;
+
+    /// Every account, enabled or not, ordered by name (bytewise).
+    async fn list_accounts(&self) -> Result<Vec<Account>>;
+
+    /// Replaces the password hash and deletes all the account's logins in
+    /// one transaction, so no browser stays signed in with the old
+    /// password. `NotFound` if there is no such account.
+    async fn set_password(&self, name: &str, password_hash: &str) -> Result<()>;
+
+    /// Disables or re-enables an account; disabling deletes all its logins
+    /// in the same transaction. `NotFound` if there is no such account.
+    async fn set_disabled(&self, name: &str, disabled: bool) -> Result<()>;
+
+    /// Records a sign-in of `user` with id `id` (the hex [`Login::id`]),
+    /// live until the backend's now plus `ttl_ms` (at most
+    /// [`MAX_LOGIN_TTL_MS`]). `NotFound` if there is no such account,
+    /// `Duplicate` if the id exists. A login made for a disabled account is
+    /// stored but never live. Also deletes the user's expired logins.
+    async fn create_login(&self, id: &str, user: &str, ttl_ms: u64) -> Result<Login>;
+
+    /// Only a live login: exists, not expired by the backend clock, its
+    /// account exists and is not disabled. `None` otherwise, whichever the
+    /// reason, so a caller cannot tell an expired login from a forged id.
+    async fn get_login(&self, id: &str) -> Result<Option<Login>>;
+
+    /// Deletes a login (sign-out); a missing one is not an error.
+    async fn end_login(&self, id: &str) -> Result<()>;
+
+    /// The user (or directory) ends a session: one conditional update sets
+    /// its state to `Ended` and its epoch to epoch + 1, whatever it was,
+    /// and returns the new epoch. The host serving it is fenced from then
+    /// on (its next write gets `Fenced`), which is how it learns to hang
+    /// up. `NotFound` if there is no such session.
+    async fn end_session(&self, id: &str) -> Result<u64>;
 }

@@ -10,8 +10,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 
 use crate::{
-    HostRecord, MAX_LEASE_TTL_MS, Millis, Result, ScreenWrite, ScrollbackBlock, SessionRecord,
-    SessionUpdate, Store, StoreError, StoredScreen, User,
+    Account, HostRecord, Login, MAX_LEASE_TTL_MS, MAX_LOGIN_TTL_MS, Millis, Result, ScreenWrite,
+    ScrollbackBlock, SessionRecord, SessionState, SessionUpdate, Store, StoreError, StoredScreen,
+    User,
 };
 
 /// A session store in memory.
@@ -27,6 +28,9 @@ struct Tables {
     screens: HashMap<String, ScreenRow>,
     /// Keyed and therefore listed by id, like the SQL backends' `ORDER BY id`.
     hosts: BTreeMap<String, HostRecord>,
+    /// Keyed and therefore listed by name, bytewise like the SQL backends.
+    accounts: BTreeMap<String, Account>,
+    logins: HashMap<String, Login>,
 }
 
 /// A session's screen and its blocks, kept together so that, like the SQL
@@ -72,6 +76,12 @@ impl Tables {
             }),
             None => Err(StoreError::NotFound(id.to_owned())),
         }
+    }
+
+    /// Deletes every login of `user` (what the SQL backends' cascade and
+    /// `DELETE FROM logins WHERE user_name` do).
+    fn end_logins_of(&mut self, user: &str) {
+        self.logins.retain(|_, login| login.user != user);
     }
 }
 
@@ -262,5 +272,110 @@ impl Store for MemoryStore {
             }
             None => Err(StoreError::NotFound(id.to_owned())),
         }
+    }
+
+    async fn create_account(&self, name: &str, password_hash: &str) -> Result<()> {
+        let mut tables = self.tables();
+        if tables.accounts.contains_key(name) {
+            return Err(StoreError::Duplicate(name.to_owned()));
+        }
+        let account = Account {
+            name: name.to_owned(),
+            password_hash: password_hash.to_owned(),
+            disabled: false,
+            created_at: system_now(),
+        };
+        tables.accounts.insert(name.to_owned(), account);
+        Ok(())
+    }
+
+    async fn get_account(&self, name: &str) -> Result<Option<Account>> {
+        Ok(self.tables().accounts.get(name).cloned())
+    }
+
+    async fn list_accounts(&self) -> Result<Vec<Account>> {
+        Ok(self.tables().accounts.values().cloned().collect())
+    }
+
+    async fn set_password(&self, name: &str, password_hash: &str) -> Result<()> {
+        let mut tables = self.tables();
+        let account = tables
+            .accounts
+            .get_mut(name)
+            .ok_or_else(|| StoreError::NotFound(name.to_owned()))?;
+        account.password_hash = password_hash.to_owned();
+        tables.end_logins_of(name);
+        Ok(())
+    }
+
+    async fn set_disabled(&self, name: &str, disabled: bool) -> Result<()> {
+        let mut tables = self.tables();
+        let account = tables
+            .accounts
+            .get_mut(name)
+            .ok_or_else(|| StoreError::NotFound(name.to_owned()))?;
+        account.disabled = disabled;
+        if disabled {
+            tables.end_logins_of(name);
+        }
+        Ok(())
+    }
+
+    async fn create_login(&self, id: &str, user: &str, ttl_ms: u64) -> Result<Login> {
+        let now = system_now();
+        let ttl = Millis::try_from(ttl_ms.min(MAX_LOGIN_TTL_MS)).unwrap_or(Millis::MAX);
+        let mut tables = self.tables();
+        if !tables.accounts.contains_key(user) {
+            return Err(StoreError::NotFound(user.to_owned()));
+        }
+        tables
+            .logins
+            .retain(|_, login| login.user != user || login.expires_at > now);
+        if tables.logins.contains_key(id) {
+            return Err(StoreError::Duplicate(id.to_owned()));
+        }
+        let login = Login {
+            id: id.to_owned(),
+            user: user.to_owned(),
+            created_at: now,
+            expires_at: now.saturating_add(ttl),
+        };
+        tables.logins.insert(id.to_owned(), login.clone());
+        Ok(login)
+    }
+
+    async fn get_login(&self, id: &str) -> Result<Option<Login>> {
+        let now = system_now();
+        let tables = self.tables();
+        let live = tables.logins.get(id).filter(|login| {
+            login.expires_at > now
+                && tables
+                    .accounts
+                    .get(&login.user)
+                    .is_some_and(|account| !account.disabled)
+        });
+        Ok(live.cloned())
+    }
+
+    async fn end_login(&self, id: &str) -> Result<()> {
+        self.tables().logins.remove(id);
+        Ok(())
+    }
+
+    async fn end_session(&self, id: &str) -> Result<u64> {
+        let mut tables = self.tables();
+        let record = tables
+            .sessions
+            .get_mut(id)
+            .ok_or_else(|| StoreError::NotFound(id.to_owned()))?;
+        let epoch = record.epoch.checked_add(1).ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "session {id}: epoch cannot grow past {}",
+                record.epoch
+            ))
+        })?;
+        record.epoch = epoch;
+        record.state = SessionState::Ended;
+        Ok(epoch)
     }
 }

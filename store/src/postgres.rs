@@ -151,9 +151,14 @@ fn quoted_schema(schema: &str) -> Result<String> {
 sql::impl_store!(PgStore {
     kind: "postgres",
     now: "(extract(epoch from clock_timestamp()) * 1000)::bigint",
-    // READ COMMITTED: the first statement of every write transaction is the
-    // fenced `UPDATE sessions`, whose row lock orders it against takeovers.
+    // READ COMMITTED: the first statement of every write transaction takes
+    // the row lock that orders it against its rivals (the fenced `UPDATE
+    // sessions` against takeovers, the `UPDATE accounts` of a password
+    // change against sign-ins).
     begin_write: "BEGIN",
     // One snapshot for the screen and its blocks.
     begin_read: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+    // Blocks writers of the row (a password change) until commit, while
+    // other readers, and other logins of the same user, go on.
+    share_lock: " FOR SHARE",
 });

@@ -8,8 +8,8 @@
 //! instead of being truncated.
 
 use crate::{
-    HostRecord, MAX_LEASE_TTL_MS, ScrollbackBlock, SessionKey, SessionRecord, SessionState,
-    StoreError, StoredScreen, User,
+    Account, HostRecord, Login, MAX_LEASE_TTL_MS, MAX_LOGIN_TTL_MS, ScrollbackBlock, SessionKey,
+    SessionRecord, SessionState, StoreError, StoredScreen, User,
 };
 
 /// Deletes a session's oldest blocks while the newer ones still hold at
@@ -146,6 +146,51 @@ impl HostRow {
 /// A lease's length as stored, capped so `now + ttl` cannot overflow.
 pub(crate) fn ttl_param(ttl_ms: u64) -> i64 {
     i64::try_from(ttl_ms.min(MAX_LEASE_TTL_MS)).unwrap_or(i64::MAX)
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct AccountRow {
+    name: String,
+    password_hash: String,
+    disabled: bool,
+    created_at: i64,
+}
+
+impl From<AccountRow> for Account {
+    fn from(row: AccountRow) -> Account {
+        Account {
+            name: row.name,
+            password_hash: row.password_hash,
+            disabled: row.disabled,
+            created_at: row.created_at,
+        }
+    }
+}
+
+/// A `logins` row; the column is `user_name` because `user` is reserved
+/// in PostgreSQL.
+#[derive(sqlx::FromRow)]
+pub(crate) struct LoginRow {
+    id: String,
+    user_name: String,
+    created_at: i64,
+    expires_at: i64,
+}
+
+impl From<LoginRow> for Login {
+    fn from(row: LoginRow) -> Login {
+        Login {
+            id: row.id,
+            user: row.user_name,
+            created_at: row.created_at,
+            expires_at: row.expires_at,
+        }
+    }
+}
+
+/// A login's length as stored, capped so `now + ttl` cannot overflow.
+pub(crate) fn login_ttl_param(ttl_ms: u64) -> i64 {
+    i64::try_from(ttl_ms.min(MAX_LOGIN_TTL_MS)).unwrap_or(i64::MAX)
 }
 
 #[derive(sqlx::FromRow)]
@@ -287,26 +332,45 @@ macro_rules! host_columns {
 }
 pub(crate) use host_columns;
 
+/// The `accounts` columns in the order [`AccountRow`] decodes them.
+macro_rules! account_columns {
+    () => {
+        "name, password_hash, disabled, created_at"
+    };
+}
+pub(crate) use account_columns;
+
+/// The `logins` columns in the order [`LoginRow`] decodes them.
+macro_rules! login_columns {
+    () => {
+        "id, user_name, created_at, expires_at"
+    };
+}
+pub(crate) use login_columns;
+
 /// Implements [`Store`](crate::Store) for a backend struct holding a sqlx
 /// `pool`. The two SQL backends run the very same statements (both accept
 /// `$n` placeholders, `ON CONFLICT`, `RETURNING` and window functions); they
-/// differ only in how they read the clock and how they start transactions,
-/// which the caller passes in as SQL text.
+/// differ only in how they read the clock, how they start transactions and
+/// how a read in a write transaction locks its row against writers
+/// (`share_lock`), which the caller passes in as SQL text.
 macro_rules! impl_store {
     ($store:ident {
         kind: $kind:literal,
         now: $now:literal,
         begin_write: $begin_write:literal,
-        begin_read: $begin_read:literal $(,)?
+        begin_read: $begin_read:literal,
+        share_lock: $share_lock:literal $(,)?
     }) => {
         const _: () = {
             use $crate::sql::{
-                self, BlockRow, HostRow, ScreenRow, SessionParams, SessionRow, UserRow,
-                epoch_param, from_sqlx, host_columns, session_columns,
+                self, AccountRow, BlockRow, HostRow, LoginRow, ScreenRow, SessionParams,
+                SessionRow, UserRow, account_columns, epoch_param, from_sqlx, host_columns,
+                login_columns, session_columns,
             };
             use $crate::{
-                HostRecord, Millis, Result, ScreenWrite, SessionRecord, SessionUpdate, Store,
-                StoreError, StoredScreen, User,
+                Account, HostRecord, Login, Millis, Result, ScreenWrite, SessionRecord, SessionState,
+                SessionUpdate, Store, StoreError, StoredScreen, User,
             };
 
             impl $store {
@@ -645,6 +709,183 @@ macro_rules! impl_store {
                         return Err(StoreError::NotFound(id.to_owned()));
                     }
                     Ok(())
+                }
+
+                async fn create_account(&self, name: &str, password_hash: &str) -> Result<()> {
+                    let inserted = sqlx::query(concat!(
+                        "INSERT INTO accounts (name, password_hash, disabled, created_at) \
+                         VALUES ($1, $2, FALSE, ",
+                        $now,
+                        ") ON CONFLICT (name) DO NOTHING"
+                    ))
+                    .bind(name)
+                    .bind(password_hash)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(from_sqlx)?;
+                    if inserted.rows_affected() == 0 {
+                        return Err(StoreError::Duplicate(name.to_owned()));
+                    }
+                    Ok(())
+                }
+
+                async fn get_account(&self, name: &str) -> Result<Option<Account>> {
+                    let row: Option<AccountRow> = sqlx::query_as(concat!(
+                        "SELECT ",
+                        account_columns!(),
+                        " FROM accounts WHERE name = $1"
+                    ))
+                    .bind(name)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(from_sqlx)?;
+                    Ok(row.map(Account::from))
+                }
+
+                async fn list_accounts(&self) -> Result<Vec<Account>> {
+                    let rows: Vec<AccountRow> = sqlx::query_as(concat!(
+                        "SELECT ",
+                        account_columns!(),
+                        " FROM accounts ORDER BY name"
+                    ))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(from_sqlx)?;
+                    Ok(rows.into_iter().map(Account::from).collect())
+                }
+
+                async fn set_password(&self, name: &str, password_hash: &str) -> Result<()> {
+                    let mut tx = self.pool.begin_with($begin_write).await.map_err(from_sqlx)?;
+                    let updated =
+                        sqlx::query("UPDATE accounts SET password_hash = $2 WHERE name = $1")
+                            .bind(name)
+                            .bind(password_hash)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(from_sqlx)?;
+                    if updated.rows_affected() == 0 {
+                        tx.rollback().await.map_err(from_sqlx)?;
+                        return Err(StoreError::NotFound(name.to_owned()));
+                    }
+                    sqlx::query("DELETE FROM logins WHERE user_name = $1")
+                        .bind(name)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(from_sqlx)?;
+                    tx.commit().await.map_err(from_sqlx)
+                }
+
+                async fn set_disabled(&self, name: &str, disabled: bool) -> Result<()> {
+                    let mut tx = self.pool.begin_with($begin_write).await.map_err(from_sqlx)?;
+                    let updated = sqlx::query("UPDATE accounts SET disabled = $2 WHERE name = $1")
+                        .bind(name)
+                        .bind(disabled)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(from_sqlx)?;
+                    if updated.rows_affected() == 0 {
+                        tx.rollback().await.map_err(from_sqlx)?;
+                        return Err(StoreError::NotFound(name.to_owned()));
+                    }
+                    if disabled {
+                        sqlx::query("DELETE FROM logins WHERE user_name = $1")
+                            .bind(name)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(from_sqlx)?;
+                    }
+                    tx.commit().await.map_err(from_sqlx)
+                }
+
+                async fn create_login(&self, id: &str, user: &str, ttl_ms: u64) -> Result<Login> {
+                    let mut tx = self.pool.begin_with($begin_write).await.map_err(from_sqlx)?;
+                    // The share lock makes a concurrent `set_password` or
+                    // `set_disabled` wait for this login to commit (and then
+                    // delete it), or this wait for theirs: a login is never
+                    // left over from before a password change.
+                    let account: Option<bool> = sqlx::query_scalar(concat!(
+                        "SELECT disabled FROM accounts WHERE name = $1",
+                        $share_lock
+                    ))
+                    .bind(user)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(from_sqlx)?;
+                    if account.is_none() {
+                        tx.rollback().await.map_err(from_sqlx)?;
+                        return Err(StoreError::NotFound(user.to_owned()));
+                    }
+                    // Housekeeping: the user's dead logins go as new ones
+                    // come, so the table stays as small as the live set.
+                    sqlx::query(concat!(
+                        "DELETE FROM logins WHERE user_name = $1 AND expires_at <= ",
+                        $now
+                    ))
+                    .bind(user)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(from_sqlx)?;
+                    // One clock reading for both times, so a login lasts
+                    // exactly its ttl. (`WHERE TRUE` lets SQLite parse an
+                    // upsert after a SELECT.)
+                    let row: Option<LoginRow> = sqlx::query_as(concat!(
+                        "INSERT INTO logins (id, user_name, created_at, expires_at) \
+                         SELECT $1, $2, clock.now, clock.now + $3 FROM (SELECT ",
+                        $now,
+                        " AS now) AS clock WHERE TRUE ON CONFLICT (id) DO NOTHING RETURNING ",
+                        login_columns!()
+                    ))
+                    .bind(id)
+                    .bind(user)
+                    .bind(sql::login_ttl_param(ttl_ms))
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(from_sqlx)?;
+                    let Some(row) = row else {
+                        tx.rollback().await.map_err(from_sqlx)?;
+                        return Err(StoreError::Duplicate(id.to_owned()));
+                    };
+                    tx.commit().await.map_err(from_sqlx)?;
+                    Ok(Login::from(row))
+                }
+
+                async fn get_login(&self, id: &str) -> Result<Option<Login>> {
+                    let row: Option<LoginRow> = sqlx::query_as(concat!(
+                        "SELECT logins.id, logins.user_name, logins.created_at, logins.expires_at \
+                         FROM logins JOIN accounts ON accounts.name = logins.user_name \
+                         WHERE logins.id = $1 AND accounts.disabled = FALSE AND logins.expires_at > ",
+                        $now
+                    ))
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(from_sqlx)?;
+                    Ok(row.map(Login::from))
+                }
+
+                async fn end_login(&self, id: &str) -> Result<()> {
+                    sqlx::query("DELETE FROM logins WHERE id = $1")
+                        .bind(id)
+                        .execute(&self.pool)
+                        .await
+                        .map_err(from_sqlx)?;
+                    Ok(())
+                }
+
+                async fn end_session(&self, id: &str) -> Result<u64> {
+                    let epoch: Option<i64> = sqlx::query_scalar(
+                        "UPDATE sessions SET state = $2, epoch = epoch + 1 \
+                         WHERE id = $1 RETURNING epoch",
+                    )
+                    .bind(id)
+                    .bind(sql::state_text(SessionState::Ended))
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(from_sqlx)?;
+                    match epoch {
+                        Some(epoch) => sql::epoch_from_row(id, epoch),
+                        None => Err(StoreError::NotFound(id.to_owned())),
+                    }
                 }
             }
         };

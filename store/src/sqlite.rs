@@ -103,4 +103,6 @@ crate::sql::impl_store!(SqliteStore {
     begin_write: "BEGIN IMMEDIATE",
     // A deferred transaction reads from one snapshot of the file.
     begin_read: "BEGIN",
+    // BEGIN IMMEDIATE already holds the one write lock: nothing to add.
+    share_lock: "",
 });

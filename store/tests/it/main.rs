@@ -10,6 +10,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod fixture;
+mod names;
 mod postgres;
 mod sqlite;
 mod suite;
@@ -69,11 +70,20 @@ conformance! {
         draining_is_kept_unless_the_renewal_says_otherwise,
         draining_an_unknown_host_is_not_found,
         hosts_are_listed_by_id,
+        accounts_round_trip,
+        changing_an_unknown_account_is_not_found,
+        a_login_is_live_until_it_expires,
+        an_absurd_login_ttl_is_capped_not_overflowed,
+        ending_a_login_is_idempotent,
+        a_new_password_ends_the_users_logins,
+        disabling_ends_the_users_logins,
+        ending_a_session_fences_its_host,
     ],
     two: [
         two_instances_see_each_others_writes,
         concurrent_take_overs_have_one_winner,
         concurrent_writers_only_current_epoch_succeeds,
         concurrent_renewals_of_one_host_all_succeed,
+        logins_are_shared_between_instances,
     ],
 }

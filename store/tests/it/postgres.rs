@@ -1,6 +1,7 @@
 //! What only the PostgreSQL backend has: a server that may be unreachable,
 //! and schemas.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use store::{PgStore, Store, StoreError};
@@ -60,7 +61,83 @@ async fn connecting_twice_and_concurrently_migrates_once() {
     .fetch_all(&mut conn)
     .await
     .unwrap();
-    assert_eq!(applied, [1, 2]);
+    assert_eq!(applied, [1, 2, 3]);
     again.close().await;
+    drop_schema(&url, &schema).await;
+}
+
+/// A sign-in that races a password change waits for it, so it can never
+/// slip in between the change's deleting the user's logins and its commit
+/// and survive as a login made with the old password. (SQLite needs no
+/// test: `BEGIN IMMEDIATE` runs one writer at a time.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_sign_in_waits_for_a_password_change_in_progress() {
+    use sqlx::Connection as _;
+    let Some(url) = database_url() else { return };
+    let schema = fresh_schema();
+    let store = Arc::new(PgStore::connect_in_schema(&url, &schema).await.unwrap());
+    store.create_account("ada", "old hash").await.unwrap();
+
+    // A password change, stopped after it ended the logins but before it
+    // commits, as `set_password` runs it.
+    let mut change = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::query("SELECT set_config('search_path', $1, false)")
+        .bind(format!("\"{schema}\""))
+        .execute(&mut change)
+        .await
+        .unwrap();
+    let change_pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut change)
+        .await
+        .unwrap();
+    sqlx::query("BEGIN").execute(&mut change).await.unwrap();
+    sqlx::query("UPDATE accounts SET password_hash = 'new hash' WHERE name = 'ada'")
+        .execute(&mut change)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM logins WHERE user_name = 'ada'")
+        .execute(&mut change)
+        .await
+        .unwrap();
+
+    let login_id = "ab".repeat(32);
+    let sign_in = tokio::spawn({
+        let (store, login_id) = (store.clone(), login_id.clone());
+        async move { store.create_login(&login_id, "ada", 60_000).await }
+    });
+    // The sign-in must block on the change's row lock.
+    let mut observer = sqlx::PgConnection::connect(&url).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let blocked: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY (pg_blocking_pids(pid))",
+        )
+        .bind(change_pid)
+        .fetch_one(&mut observer)
+        .await
+        .unwrap();
+        if blocked > 0 {
+            break;
+        }
+        assert!(
+            !sign_in.is_finished(),
+            "the sign-in did not wait for the password change"
+        );
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the sign-in never ran"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(!sign_in.is_finished());
+
+    sqlx::query("COMMIT").execute(&mut change).await.unwrap();
+    let login = sign_in.await.unwrap().unwrap();
+    // It was made after the change, so it stands.
+    assert_eq!(store.get_login(&login_id).await.unwrap(), Some(login));
+    let ada = store.get_account("ada").await.unwrap().unwrap();
+    assert_eq!(ada.password_hash, "new hash");
+
+    store.close().await;
     drop_schema(&url, &schema).await;
 }

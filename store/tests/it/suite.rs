@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use store::{
-    Millis, ScreenWrite, ScrollbackBlock, SessionRecord, SessionState, SessionUpdate, Store,
-    StoreError, User,
+    Account, Login, Millis, ScreenWrite, ScrollbackBlock, SessionRecord, SessionState,
+    SessionUpdate, Store, StoreError, User,
 };
 use tokio::sync::Barrier;
 
@@ -93,6 +93,9 @@ pub async fn fresh_database_is_empty(store: Arc<dyn Store>) {
     assert_eq!(store.get_user("ada").await.unwrap(), None);
     assert_eq!(store.get_session(ID_A).await.unwrap(), None);
     assert_eq!(store.load_screen(ID_A).await.unwrap(), None);
+    assert!(store.list_accounts().await.unwrap().is_empty());
+    assert_eq!(store.get_account("ada").await.unwrap(), None);
+    assert_eq!(store.get_login(&login_id(1)).await.unwrap(), None);
 }
 
 pub async fn users_round_trip(store: Arc<dyn Store>) {
@@ -701,4 +704,310 @@ pub async fn concurrent_renewals_of_one_host_all_succeed(
     assert_eq!(hosts.len(), 1);
     assert!(hosts[0].load < RENEWERS);
     assert_eq!(first.get_host("h1").await.unwrap(), Some(hosts[0].clone()));
+}
+
+// Accounts and logins.
+
+/// What an argon2id PHC string looks like; the store never parses it.
+const HASH_1: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA";
+const HASH_2: &str = "$argon2id$v=19$m=19456,t=2,p=1$b3RoZXJzYWx0$bmV3bmV3bmV3bmV3bmV3bmV3";
+/// A login lifetime no test outlives.
+const HOUR_MS: u64 = 3_600_000;
+
+/// A login id as the directory makes them: 64 lowercase hex digits.
+fn login_id(n: u64) -> String {
+    format!("{n:064x}")
+}
+
+fn assert_duplicate(result: Result<impl std::fmt::Debug, StoreError>, id: &str) {
+    match result {
+        Err(StoreError::Duplicate(name)) => assert_eq!(name, id),
+        other => panic!("expected duplicate, got {other:?}"),
+    }
+}
+
+async fn live(store: &dyn Store, id: &str) -> Option<Login> {
+    store.get_login(id).await.unwrap()
+}
+
+pub async fn accounts_round_trip(store: Arc<dyn Store>) {
+    let before = store.now().await.unwrap();
+    store.create_account("ada", HASH_1).await.unwrap();
+    let after = store.now().await.unwrap();
+    let ada = store.get_account("ada").await.unwrap().unwrap();
+    assert!((before..=after).contains(&ada.created_at), "{ada:?}");
+    assert_eq!(
+        ada,
+        Account {
+            name: "ada".to_owned(),
+            password_hash: HASH_1.to_owned(),
+            disabled: false,
+            created_at: ada.created_at,
+        }
+    );
+    // Debug never shows the hash.
+    assert!(!format!("{ada:?}").contains("argon2"));
+
+    // A taken name stays as it was, even when the account is disabled.
+    assert_duplicate(store.create_account("ada", HASH_2).await, "ada");
+    store.set_disabled("ada", true).await.unwrap();
+    assert_duplicate(store.create_account("ada", HASH_2).await, "ada");
+    let kept = store.get_account("ada").await.unwrap().unwrap();
+    assert_eq!((kept.password_hash.as_str(), kept.disabled), (HASH_1, true));
+    assert_eq!(store.get_account("bob").await.unwrap(), None);
+
+    // Accounts are not session-owner records, and vice versa.
+    assert_eq!(store.get_user("ada").await.unwrap(), None);
+
+    // Listed by name, bytewise whatever the database's locale: `-` < `.`
+    // < digits < `_` < letters.
+    for name in ["b", "a_b", "ab", "a.b", "a0", "a-b"] {
+        store.create_account(name, HASH_2).await.unwrap();
+    }
+    let names: Vec<String> = store
+        .list_accounts()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|account| account.name)
+        .collect();
+    assert_eq!(names, ["a-b", "a.b", "a0", "a_b", "ab", "ada", "b"]);
+    let listed = store.list_accounts().await.unwrap();
+    assert_eq!(listed[5], kept);
+}
+
+pub async fn changing_an_unknown_account_is_not_found(store: Arc<dyn Store>) {
+    assert_not_found(store.set_password("ghost", HASH_1).await, "ghost");
+    assert_not_found(store.set_disabled("ghost", true).await, "ghost");
+    assert_not_found(store.set_disabled("ghost", false).await, "ghost");
+    assert_not_found(
+        store.create_login(&login_id(1), "ghost", HOUR_MS).await,
+        "ghost",
+    );
+    assert_eq!(store.get_account("ghost").await.unwrap(), None);
+    assert_eq!(live(&*store, &login_id(1)).await, None);
+}
+
+pub async fn a_login_is_live_until_it_expires(store: Arc<dyn Store>) {
+    store.create_account("ada", HASH_1).await.unwrap();
+    let before = store.now().await.unwrap();
+    let login = store
+        .create_login(&login_id(1), "ada", HOUR_MS)
+        .await
+        .unwrap();
+    let after = store.now().await.unwrap();
+    assert_eq!(
+        (login.id.as_str(), login.user.as_str()),
+        (login_id(1).as_str(), "ada")
+    );
+    assert!((before..=after).contains(&login.created_at), "{login:?}");
+    assert_eq!(login.expires_at - login.created_at, 3_600_000);
+    assert_eq!(live(&*store, &login_id(1)).await, Some(login.clone()));
+
+    // A login id is unique; the first one is kept.
+    assert_duplicate(
+        store.create_login(&login_id(1), "ada", 5).await,
+        &login_id(1),
+    );
+    assert_eq!(live(&*store, &login_id(1)).await, Some(login.clone()));
+
+    // A short one dies by the backend clock; the long one lives on.
+    let short = store.create_login(&login_id(2), "ada", 200).await.unwrap();
+    assert_eq!(short.expires_at - short.created_at, 200);
+    wait_for_clock_after(&*store, short.expires_at - 1, "the login never expired").await;
+    assert_eq!(live(&*store, &login_id(2)).await, None);
+    assert_eq!(live(&*store, &login_id(1)).await, Some(login));
+
+    // An expired login is gone for good: creating another login sweeps it,
+    // so even its id is free again.
+    store
+        .create_login(&login_id(3), "ada", HOUR_MS)
+        .await
+        .unwrap();
+    let again = store
+        .create_login(&login_id(2), "ada", HOUR_MS)
+        .await
+        .unwrap();
+    assert_eq!(live(&*store, &login_id(2)).await, Some(again));
+}
+
+pub async fn an_absurd_login_ttl_is_capped_not_overflowed(store: Arc<dyn Store>) {
+    store.create_account("ada", HASH_1).await.unwrap();
+    let login = store
+        .create_login(&login_id(1), "ada", u64::MAX)
+        .await
+        .unwrap();
+    let cap = Millis::try_from(store::MAX_LOGIN_TTL_MS).unwrap();
+    assert_eq!(login.expires_at - login.created_at, cap);
+    assert!(live(&*store, &login_id(1)).await.is_some());
+}
+
+pub async fn ending_a_login_is_idempotent(store: Arc<dyn Store>) {
+    store.create_account("ada", HASH_1).await.unwrap();
+    store
+        .create_login(&login_id(1), "ada", HOUR_MS)
+        .await
+        .unwrap();
+    let other = store
+        .create_login(&login_id(2), "ada", HOUR_MS)
+        .await
+        .unwrap();
+
+    store.end_login(&login_id(1)).await.unwrap();
+    assert_eq!(live(&*store, &login_id(1)).await, None);
+    store.end_login(&login_id(1)).await.unwrap();
+    store.end_login(&login_id(99)).await.unwrap();
+    // Signing out one browser leaves the others signed in.
+    assert_eq!(live(&*store, &login_id(2)).await, Some(other));
+}
+
+pub async fn a_new_password_ends_the_users_logins(store: Arc<dyn Store>) {
+    store.create_account("ada", HASH_1).await.unwrap();
+    store.create_account("bob", HASH_1).await.unwrap();
+    store
+        .create_login(&login_id(1), "ada", HOUR_MS)
+        .await
+        .unwrap();
+    store
+        .create_login(&login_id(2), "ada", HOUR_MS)
+        .await
+        .unwrap();
+    let bobs = store
+        .create_login(&login_id(3), "bob", HOUR_MS)
+        .await
+        .unwrap();
+
+    store.set_password("ada", HASH_2).await.unwrap();
+    let ada = store.get_account("ada").await.unwrap().unwrap();
+    assert_eq!((ada.password_hash.as_str(), ada.disabled), (HASH_2, false));
+    assert_eq!(live(&*store, &login_id(1)).await, None);
+    assert_eq!(live(&*store, &login_id(2)).await, None);
+    // Only that user's logins.
+    assert_eq!(live(&*store, &login_id(3)).await, Some(bobs));
+    assert_eq!(
+        store
+            .get_account("bob")
+            .await
+            .unwrap()
+            .unwrap()
+            .password_hash,
+        HASH_1
+    );
+
+    // Signing in again with the new password works.
+    let fresh = store
+        .create_login(&login_id(4), "ada", HOUR_MS)
+        .await
+        .unwrap();
+    assert_eq!(live(&*store, &login_id(4)).await, Some(fresh));
+}
+
+pub async fn disabling_ends_the_users_logins(store: Arc<dyn Store>) {
+    store.create_account("ada", HASH_1).await.unwrap();
+    store.create_account("bob", HASH_1).await.unwrap();
+    store
+        .create_login(&login_id(1), "ada", HOUR_MS)
+        .await
+        .unwrap();
+    let bobs = store
+        .create_login(&login_id(2), "bob", HOUR_MS)
+        .await
+        .unwrap();
+
+    store.set_disabled("ada", true).await.unwrap();
+    assert!(store.get_account("ada").await.unwrap().unwrap().disabled);
+    assert_eq!(live(&*store, &login_id(1)).await, None);
+    assert_eq!(live(&*store, &login_id(2)).await, Some(bobs));
+    // Disabling twice is harmless.
+    store.set_disabled("ada", true).await.unwrap();
+
+    // A login made for a disabled account (a sign-in racing the operator)
+    // is never live.
+    store
+        .create_login(&login_id(3), "ada", HOUR_MS)
+        .await
+        .unwrap();
+    assert_eq!(live(&*store, &login_id(3)).await, None);
+
+    // Enabling again does not bring back the logins that disabling ended.
+    store.set_disabled("ada", false).await.unwrap();
+    let ada = store.get_account("ada").await.unwrap().unwrap();
+    assert_eq!((ada.disabled, ada.password_hash.as_str()), (false, HASH_1));
+    assert_eq!(live(&*store, &login_id(1)).await, None);
+    let fresh = store
+        .create_login(&login_id(4), "ada", HOUR_MS)
+        .await
+        .unwrap();
+    assert_eq!(live(&*store, &login_id(4)).await, Some(fresh));
+    // Enabling an enabled account ends nothing.
+    store.set_disabled("ada", false).await.unwrap();
+    assert!(live(&*store, &login_id(4)).await.is_some());
+}
+
+pub async fn ending_a_session_fences_its_host(store: Arc<dyn Store>) {
+    store.create_session(&record(ID_A, "ada")).await.unwrap();
+    assert_eq!(store.take_over(ID_A, 0, "host-2").await.unwrap(), 1);
+    store
+        .save_screen(ID_A, 1, "host-2", &write("before", vec![block(0, 1)], 10))
+        .await
+        .unwrap();
+    let running = store.get_session(ID_A).await.unwrap().unwrap();
+
+    assert_eq!(store.end_session(ID_A).await.unwrap(), 2);
+    let ended = store.get_session(ID_A).await.unwrap().unwrap();
+    assert_eq!(
+        ended,
+        SessionRecord {
+            state: SessionState::Ended,
+            epoch: 2,
+            ..running
+        }
+    );
+
+    // The host still at epoch 1 learns it from its next write.
+    let screen_before = store.load_screen(ID_A).await.unwrap();
+    assert_fenced(
+        store
+            .save_screen(ID_A, 1, "host-2", &write("late", vec![block(1, 1)], 10))
+            .await,
+        ID_A,
+        1,
+    );
+    let revive = SessionUpdate {
+        state: Some(SessionState::Running),
+        ..SessionUpdate::default()
+    };
+    assert_fenced(store.update_session(ID_A, 1, &revive).await, ID_A, 1);
+    assert_fenced(store.take_over(ID_A, 1, "host-3").await, ID_A, 1);
+    assert_eq!(store.load_screen(ID_A).await.unwrap(), screen_before);
+    assert_eq!(store.get_session(ID_A).await.unwrap().unwrap(), ended);
+
+    // Ending again fences again; an unknown session is not found.
+    assert_eq!(store.end_session(ID_A).await.unwrap(), 3);
+    assert_not_found(store.end_session(ID_B).await, ID_B);
+    assert_eq!(store.get_session(ID_B).await.unwrap(), None);
+}
+
+pub async fn logins_are_shared_between_instances(first: Arc<dyn Store>, second: Arc<dyn Store>) {
+    first.create_account("ada", HASH_1).await.unwrap();
+    assert_duplicate(second.create_account("ada", HASH_2).await, "ada");
+    let login = first
+        .create_login(&login_id(1), "ada", HOUR_MS)
+        .await
+        .unwrap();
+    assert_eq!(live(&*second, &login_id(1)).await, Some(login));
+
+    // One directory replica disables the account; the other sees at once
+    // that the login is dead.
+    second.set_disabled("ada", true).await.unwrap();
+    assert_eq!(live(&*first, &login_id(1)).await, None);
+    second.set_disabled("ada", false).await.unwrap();
+
+    let login = first
+        .create_login(&login_id(2), "ada", HOUR_MS)
+        .await
+        .unwrap();
+    assert_eq!(live(&*second, &login_id(2)).await, Some(login));
+    second.end_login(&login_id(2)).await.unwrap();
+    assert_eq!(live(&*first, &login_id(2)).await, None);
 }
