@@ -1,0 +1,36 @@
+//! Who may use Thinline, and how a host knows without asking anyone.
+//!
+//! The directory signs people in (`password`, `login`, `limit`) and hands the
+//! browser a short-lived signed `ticket` naming the user, the session, the
+//! host and the session's epoch. A host checks that ticket with the public
+//! key alone, so it needs no user table and no round trip to admit a client.
+//! `tls` lets both servers speak HTTPS and WSS without a proxy in front.
+//!
+//! Everything here is library code with no global state; only `tls` needs a
+//! tokio runtime.
+
+pub mod limit;
+pub mod login;
+pub mod password;
+pub mod ticket;
+pub mod tls;
+
+/// Decodes base64 in either alphabet, padded or not, ignoring surrounding
+/// whitespace: keys are pasted by people into env files and flags, and
+/// refusing `+/` or a trailing `=` there would only cause support requests.
+fn decode_base64_lenient(text: &str) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    let normalized: String = text
+        .trim()
+        .trim_end_matches('=')
+        .chars()
+        .map(|c| match c {
+            '+' => '-',
+            '/' => '_',
+            other => other,
+        })
+        .collect();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(normalized)
+        .ok()
+}
