@@ -2,8 +2,12 @@
 //! program on a PTY behind a server-side terminal emulator.
 //!
 //! `app` builds the router (so tests can drive it without a port) and `run`
-//! serves it on a listener the caller bound, until the shutdown future ends.
+//! serves it, over TCP or TLS, on a listener the caller bound, until the
+//! shutdown future ends. The host serves no pages: the directory serves the
+//! page and signs the tickets that admit its WebSockets here.
 
+pub mod address_limit;
+pub mod admission;
 pub mod directory_client;
 pub mod emulator;
 pub mod lease;
@@ -17,38 +21,46 @@ pub mod session;
 mod ws;
 
 use std::future::Future;
-use std::path::PathBuf;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use auth::ticket::TicketVerifier;
 use axum::Router;
-use axum::extract::State;
-use axum::http::{HeaderValue, header};
-use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
 use axum::serve::ListenerExt;
-use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
 
+use crate::address_limit::AddressLimiter;
+pub use crate::directory_client::DirectoryConfig;
+use crate::directory_client::HostToken;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 
-/// The Content-Security-Policy of every page: scripts only from this host
-/// (plus WebAssembly compilation), sockets only back to it, never framed.
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; \
-style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; \
-base-uri 'none'; form-action 'self'; object-src 'none'";
+/// The Content-Security-Policy of the host's own answers (health, metrics,
+/// errors): none of them is a page, so nothing may load or frame them.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; frame-ancestors 'none'";
+
+/// Default of `--max-connections-per-address`.
+pub const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS: usize = 64;
 
 #[derive(Clone)]
 pub struct AppState {
     pub registry: Arc<Registry>,
     pub metrics: Arc<Metrics>,
-    /// The access token every hello must carry.
-    pub token: Arc<str>,
+    /// Checks the directory-signed ticket every hello must carry.
+    pub tickets: Arc<TicketVerifier>,
     /// Exact origins (scheme://host:port) allowed to open a WebSocket.
     pub allowed_origins: Arc<[String]>,
-    pub static_dir: PathBuf,
+    /// WebSockets open per client address, under a cap.
+    pub connections: Arc<AddressLimiter>,
+    /// The hosts' shared secret (THINLINE_HOST_TOKEN) the directory shows
+    /// to end a session here; without it no session can be ended that way.
+    pub host_token: Option<HostToken>,
     /// False while a host under a directory holds no live lease: it then
     /// takes no connections, since its sessions may be moving elsewhere.
     pub serving: Arc<AtomicBool>,
@@ -56,34 +68,23 @@ pub struct AppState {
     pub draining: Arc<AtomicBool>,
 }
 
-/// How a host finds and reports to its directory.
-#[derive(Clone, Debug)]
-pub struct DirectoryConfig {
-    /// Every directory replica; each request tries them in turn.
-    pub urls: Vec<String>,
-    /// Where clients and the directory reach this host.
-    pub public_url: String,
-    pub lease_ttl: Duration,
-    pub renew_every: Duration,
-    /// The hosts' shared secret the directory asks for (THINLINE_HOST_TOKEN).
-    pub host_token: Option<directory_client::HostToken>,
-}
-
 impl AppState {
-    /// A state for a host without a directory: always serving.
+    /// A state for a host without a directory: always serving, at most
+    /// `DEFAULT_MAX_CONNECTIONS_PER_ADDRESS` sockets per client address,
+    /// no host token.
     pub fn standalone(
         registry: Arc<Registry>,
         metrics: Arc<Metrics>,
-        token: &str,
+        tickets: TicketVerifier,
         allowed_origins: Vec<String>,
-        static_dir: PathBuf,
     ) -> AppState {
         AppState {
             registry,
             metrics,
-            token: token.into(),
+            tickets: Arc::new(tickets),
             allowed_origins: allowed_origins.into(),
-            static_dir,
+            connections: AddressLimiter::new(DEFAULT_MAX_CONNECTIONS_PER_ADDRESS),
+            host_token: None,
             serving: Arc::new(AtomicBool::new(true)),
             draining: Arc::new(AtomicBool::new(false)),
         }
@@ -98,13 +99,15 @@ impl AppState {
     }
 }
 
+/// The host's routes. The WebSocket route reads the peer address, so the
+/// router must be served with `into_make_service_with_connect_info::<SocketAddr>()`
+/// (as `run` does) or given a `MockConnectInfo` in tests.
 pub fn app(state: AppState) -> Router {
-    let files = ServeDir::new(&state.static_dir).append_index_html_on_directories(true);
     Router::new()
         .route("/ws", get(ws::upgrade))
         .route("/healthz", get(health))
         .route("/metrics", get(metrics))
-        .fallback_service(files)
+        .route("/v1/sessions/{id}/end", post(end_session))
         .layer(SetResponseHeaderLayer::overriding(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(CONTENT_SECURITY_POLICY),
@@ -121,13 +124,52 @@ pub fn app(state: AppState) -> Router {
             header::REFERRER_POLICY,
             HeaderValue::from_static("no-referrer"),
         ))
-        // The client is rebuilt often; a stale WASM next to a new host would
-        // fail the version handshake, so the browser must revalidate.
+        // Health and metrics are readings of this moment.
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CACHE_CONTROL,
-            HeaderValue::from_static("no-cache"),
+            HeaderValue::from_static("no-store"),
         ))
         .with_state(state)
+}
+
+fn json_error(status: StatusCode, error: &str) -> Response {
+    (status, axum::Json(serde_json::json!({ "error": error }))).into_response()
+}
+
+/// `POST /v1/sessions/{id}/end`: the directory ends a session its user
+/// ended, so the host hangs up at once instead of at its next fenced
+/// write. Only with the hosts' shared secret; an unknown id is 404.
+async fn end_session(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(expected) = &state.host_token else {
+        return json_error(
+            StatusCode::UNAUTHORIZED,
+            "this host was started without THINLINE_HOST_TOKEN and ends no session on request",
+        );
+    };
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if !presented.is_some_and(|token| expected.matches(token)) {
+        return json_error(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong host token; send Authorization: Bearer THINLINE_HOST_TOKEN",
+        );
+    }
+    let ended = match id.parse::<protocol::SessionId>() {
+        Ok(id) => state.registry.end(&id).await,
+        Err(_) => false,
+    };
+    if ended {
+        tracing::info!(session = %id, "ended on the directory's request");
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        json_error(StatusCode::NOT_FOUND, "no such session runs on this host")
+    }
 }
 
 async fn health(State(state): State<AppState>) -> impl IntoResponse {
@@ -163,8 +205,11 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 /// Serves until `shutdown` completes, then drains: new sessions are
 /// refused, every session persists its last state and hangs up, and its
 /// client is told to go (1001), which sends it to the directory.
+///
+/// With `tls` the listener speaks HTTPS and WSS (`auth::tls::TlsListener`).
 pub async fn run(
     listener: tokio::net::TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
     state: AppState,
     directory: Option<DirectoryConfig>,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -177,14 +222,28 @@ pub async fn run(
         shutdown.await;
         drain(&drain_state, directory.as_ref()).await;
     };
-    // Keystroke echoes are tiny frames: without TCP_NODELAY each waits for
-    // the client's delayed ACK (~40 ms on Linux).
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let served = axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
+    let served = match tls {
+        Some(config) => {
+            // The TLS listener sets TCP_NODELAY itself. axum reads the peer
+            // address of a foreign listener only through a `TapIo`, hence
+            // the tap that does nothing.
+            let listener = auth::tls::TlsListener::new(listener, config).tap_io(|_| {});
+            axum::serve(listener, service)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        None => {
+            // Keystroke echoes are tiny frames: without TCP_NODELAY each
+            // waits for the client's delayed ACK (~40 ms on Linux).
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            axum::serve(listener, service)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    };
     if let Some(lease) = lease {
         lease.abort();
     }
@@ -201,11 +260,8 @@ pub async fn drain(state: &AppState, directory: Option<&DirectoryConfig>) {
         // Tell the directory first so it stops placing sessions here and
         // moves ours as their clients ask.
         let _ = directory_client::renew(
-            config.host_token.as_ref(),
-            &config.urls,
+            config,
             state.registry.host(),
-            &config.public_url,
-            config.lease_ttl,
             state.registry.len(),
             Some(true),
         )
@@ -241,11 +297,8 @@ async fn keep_lease(state: AppState, config: DirectoryConfig) {
             LeaseAction::Renew => {
                 let draining = state.draining.load(Ordering::SeqCst).then_some(true);
                 let result = directory_client::renew(
-                    config.host_token.as_ref(),
-                    &config.urls,
+                    &config,
                     state.registry.host(),
-                    &config.public_url,
-                    config.lease_ttl,
                     state.registry.len(),
                     draining,
                 )

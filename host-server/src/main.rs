@@ -6,12 +6,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use auth::ticket::{TicketPublicKey, TicketVerifier};
 use clap::{Parser, Subcommand};
+use host_server::address_limit::AddressLimiter;
+use host_server::directory_client::HostToken;
 use host_server::metrics::Metrics;
 use host_server::pty::ProgramSpec;
-use host_server::registry::{LOCAL_USER, Registry, StoreConfig};
+use host_server::registry::{Registry, StoreConfig};
 use host_server::session::SessionConfig;
-use host_server::{AppState, DirectoryConfig, run};
+use host_server::{AppState, DEFAULT_MAX_CONNECTIONS_PER_ADDRESS, DirectoryConfig, run};
 
 #[derive(Parser)]
 #[command(version, about = "Thinline session host")]
@@ -22,7 +25,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve terminals over HTTP and WebSocket.
+    /// Serve terminals over WebSocket (the directory serves the page).
     Serve(ServeArgs),
 }
 
@@ -31,9 +34,22 @@ struct ServeArgs {
     /// Address to listen on; loopback unless told otherwise.
     #[arg(long, env = "THINLINE_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// Folder with index.html and the built client (pkg/).
-    #[arg(long, env = "THINLINE_STATIC_DIR", default_value = "static")]
-    static_dir: PathBuf,
+    /// The directory's ticket public key (base64, as `directory keygen`
+    /// prints it); repeat or comma-separate to accept several while the
+    /// directory's key is rotated.
+    #[arg(
+        long = "ticket-public-key",
+        env = "THINLINE_TICKET_PUBLIC_KEY",
+        value_delimiter = ',',
+        required = true
+    )]
+    ticket_public_keys: Vec<String>,
+    /// PEM certificate chain: serve HTTPS and WSS (with --tls-key).
+    #[arg(long, env = "THINLINE_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "THINLINE_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// This host's name, shown to users and used by the directory.
     #[arg(long, env = "THINLINE_HOST_ID", default_value = "h1")]
     host_id: String,
@@ -46,8 +62,8 @@ struct ServeArgs {
     /// Working directory of new sessions; defaults to $HOME.
     #[arg(long, env = "THINLINE_CWD")]
     cwd: Option<PathBuf>,
-    /// Origin allowed to open a terminal (repeat); defaults to this host's
-    /// own http://127.0.0.1:PORT and http://localhost:PORT.
+    /// Origin allowed to open a terminal (repeat); defaults to the
+    /// directories' origins and this host's own 127.0.0.1 and localhost.
     #[arg(
         long = "allow-origin",
         env = "THINLINE_ALLOW_ORIGIN",
@@ -57,6 +73,11 @@ struct ServeArgs {
     /// Most sessions this host runs at once.
     #[arg(long, default_value_t = 1000)]
     max_sessions: usize,
+    /// Most WebSockets one client address holds open at once; more are
+    /// closed with 4010. Behind a reverse proxy all clients share its
+    /// address: raise this there.
+    #[arg(long, default_value_t = DEFAULT_MAX_CONNECTIONS_PER_ADDRESS)]
+    max_connections_per_address: usize,
     /// End a session after this many seconds without a client.
     #[arg(long, default_value_t = 24 * 3600)]
     idle_timeout_secs: u64,
@@ -68,8 +89,9 @@ struct ServeArgs {
     /// production).
     #[arg(long, env = "THINLINE_HOME_ROOT")]
     home_root: Option<PathBuf>,
-    /// Restore a session from the store when a client asks for one this
-    /// host does not run (its previous host is gone).
+    /// Take over a running session whose record names another host when a
+    /// ticket for it arrives here (its previous host is gone). The ticket
+    /// must name the record's epoch; the takeover raises it.
     #[arg(long, env = "THINLINE_ADOPT_SESSIONS")]
     adopt_sessions: bool,
     /// Longest a screen change waits before it is written to the store.
@@ -79,8 +101,11 @@ struct ServeArgs {
     /// Without one the host serves alone, always.
     #[arg(long = "directory", env = "THINLINE_DIRECTORY", value_delimiter = ',')]
     directories: Vec<String>,
+    /// PEM CA certificate(s) to trust for an https:// directory.
+    #[arg(long, env = "THINLINE_DIRECTORY_CA")]
+    directory_ca: Option<PathBuf>,
     /// The URL clients and the directory use to reach this host; defaults
-    /// to http://127.0.0.1:PORT.
+    /// to http://127.0.0.1:PORT (https:// with --tls-cert).
     #[arg(long, env = "THINLINE_PUBLIC_URL")]
     public_url: Option<String>,
     /// Lease time to live; the host stops serving if it cannot renew
@@ -131,12 +156,45 @@ fn raise_descriptor_limit() {
     }
 }
 
+fn ticket_verifier(keys: &[String]) -> anyhow::Result<TicketVerifier> {
+    let keys = keys
+        .iter()
+        .map(|key| key.trim())
+        .filter(|key| !key.is_empty())
+        .map(|key| {
+            TicketPublicKey::from_base64(key)
+                .context("reading --ticket-public-key (THINLINE_TICKET_PUBLIC_KEY)")
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    anyhow::ensure!(
+        !keys.is_empty(),
+        "no ticket public key: set THINLINE_TICKET_PUBLIC_KEY to what `directory keygen` printed"
+    );
+    Ok(TicketVerifier::new(keys))
+}
+
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     raise_descriptor_limit();
-    let token = match std::env::var("THINLINE_TOKEN") {
-        Ok(token) if !token.is_empty() => token,
-        _ => random_token(),
+    let tickets = ticket_verifier(&args.ticket_public_keys)?;
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(
+            auth::tls::server_config(cert, key)
+                .context("loading --tls-cert and --tls-key (PEM files)")?,
+        ),
+        _ => None,
     };
+    let directory_tls = match &args.directory_ca {
+        Some(ca) => Some(
+            auth::tls::client_config(ca).context("loading --directory-ca (PEM CA certificates)")?,
+        ),
+        None => None,
+    };
+    if directory_tls.is_none() && args.directories.iter().any(|d| d.starts_with("https://")) {
+        anyhow::bail!(
+            "a --directory url is https://; pass --directory-ca with the CA that signed its certificate"
+        );
+    }
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| {
@@ -147,11 +205,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         })?;
     let addr = listener.local_addr().context("reading the bound address")?;
     let allowed_origins = if args.allow_origins.is_empty() {
-        // This host's own pages, and the directories' pages, which open
-        // sockets to whichever host serves the session.
+        // The directories' pages, which open sockets to whichever host
+        // serves the session, and this host's own address for native
+        // clients and tools on this machine.
         let mut origins = vec![
-            format!("http://127.0.0.1:{}", addr.port()),
-            format!("http://localhost:{}", addr.port()),
+            format!("{scheme}://127.0.0.1:{}", addr.port()),
+            format!("{scheme}://localhost:{}", addr.port()),
         ];
         origins.extend(
             args.directories
@@ -165,24 +224,20 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let public_url = args
         .public_url
         .clone()
-        .unwrap_or_else(|| format!("http://127.0.0.1:{}", addr.port()));
+        .unwrap_or_else(|| format!("{scheme}://127.0.0.1:{}", addr.port()));
+    // Only from the environment, never a flag: flags show up in `ps`.
+    let host_token = std::env::var("THINLINE_HOST_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty())
+        .map(HostToken);
     let directory = (!args.directories.is_empty()).then(|| DirectoryConfig {
         urls: args.directories.clone(),
-        public_url,
+        public_url: public_url.clone(),
         lease_ttl: Duration::from_millis(args.lease_ttl_ms),
         renew_every: Duration::from_millis(args.renew_interval_ms),
-        // Only from the environment, never a flag: flags show up in `ps`.
-        host_token: std::env::var("THINLINE_HOST_TOKEN")
-            .ok()
-            .filter(|t| !t.is_empty())
-            .map(host_server::directory_client::HostToken),
+        host_token: host_token.clone(),
+        tls: directory_tls,
     });
-    if !args.static_dir.join("index.html").exists() {
-        tracing::warn!(
-            dir = %args.static_dir.display(),
-            "no index.html in the static folder; run `cargo xtask build` first"
-        );
-    }
     let (program, login) = match args.program {
         Some(program) => (program, false),
         None => (
@@ -196,23 +251,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .cwd
         .or_else(|| std::env::var_os("HOME").map(PathBuf::from));
     let store = match &args.store {
-        Some(spec) => {
-            let store = open_store(spec).await?;
-            // Every session belongs to a user record; until accounts arrive
-            // there is one, the local user.
-            let user = store::User {
-                id: LOCAL_USER.into(),
-                name: LOCAL_USER.into(),
-            };
-            if let Err(error) = store.put_user(&user).await {
-                tracing::warn!(%error, "could not record the local user; continuing");
-            }
-            Some(StoreConfig {
-                store,
-                home_root: args.home_root.clone(),
-                adopt: args.adopt_sessions,
-            })
-        }
+        Some(spec) => Some(StoreConfig {
+            store: open_store(spec).await?,
+            home_root: args.home_root.clone(),
+            adopt: args.adopt_sessions,
+        }),
         None => None,
     };
     let metrics = Arc::new(Metrics::default());
@@ -233,30 +276,25 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         args.max_sessions,
         metrics.clone(),
     );
-    let state = AppState::standalone(registry, metrics, &token, allowed_origins, args.static_dir);
-    let host = if addr.ip().is_loopback() {
+    let mut state = AppState::standalone(registry, metrics, tickets, allowed_origins);
+    state.connections = AddressLimiter::new(args.max_connections_per_address);
+    state.host_token = host_token;
+    let shown = if addr.ip().is_loopback() {
         format!("127.0.0.1:{}", addr.port())
     } else {
         addr.to_string()
     };
-    // Printed, not logged: the token is for the person who started the host.
+    // The ready line tools wait for; keep its shape.
     println!(
-        "thinline: host {} listening on http://{host}/",
+        "thinline: host {} listening on {scheme}://{shown}/",
         args.host_id
     );
-    println!("thinline: access token: {}", state.token);
-    tracing::info!(host = %args.host_id, %addr, "serving");
-    run(listener, state, directory, shutdown_signal())
+    tracing::info!(host = %args.host_id, %addr, %public_url, tls = tls.is_some(), "serving");
+    run(listener, tls, state, directory, shutdown_signal())
         .await
         .context("serving")?;
     tracing::info!("stopped");
     Ok(())
-}
-
-fn random_token() -> String {
-    let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).expect("the operating system's random source failed");
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 async fn shutdown_signal() {

@@ -326,6 +326,13 @@ impl Persister {
 
     async fn write(&self, batch: &Pending) -> Result<(), StoreError> {
         if let Some(record) = &batch.create {
+            // `users` names the owner of every session (accounts, with
+            // their credentials, are kept apart by the directory).
+            let owner = store::User {
+                id: record.owner.clone(),
+                name: record.owner.clone(),
+            };
+            self.store.put_user(&owner).await?;
             match self.store.create_session(record).await {
                 Ok(()) | Err(StoreError::Duplicate(_)) => {}
                 Err(error) => return Err(error),

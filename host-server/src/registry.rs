@@ -1,13 +1,17 @@
-//! The host's running sessions by id, and how they start: fresh, or
-//! restored from the store after their previous host was lost.
+//! The host's running sessions by id, and how a ticket reaches one:
+//! attached to it running here, restored from the store after its previous
+//! host was lost, or started fresh with the id and owner the ticket names.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use auth::ticket::Claims;
 use protocol::{CompressedLines, SessionId, Size};
 use store::{SessionRecord, SessionState, Store, StoreError};
 
+use crate::admission::{self, Admit, Known, RecordView, Refusal};
 use crate::emulator::SCROLLBACK_LINES;
 use crate::metrics::Metrics;
 use crate::persist::{self, PersistQueue, Persister};
@@ -25,19 +29,24 @@ pub enum StartError {
     Store(#[from] StoreError),
     #[error("this host is draining and takes no sessions")]
     Draining,
-    #[error("the session belongs to host {0}")]
-    NotOurs(String),
+    #[error("session {0} already runs here")]
+    AlreadyRunning(SessionId),
+    /// The ticket does not admit to this session (see `admission`).
+    #[error(transparent)]
+    Refused(#[from] Refusal),
 }
 
-/// The outcome of asking for a session this host does not run.
+/// A session a ticket reached.
 #[derive(Debug)]
-pub enum Restore {
-    Restored(SessionHandle),
-    /// The session runs on (or belongs to) another host.
-    NotOurs(String),
-    /// No running session by that id: start a new one.
-    Nothing,
+pub struct Opened {
+    pub handle: SessionHandle,
+    /// Started for this ticket (a new session), rather than attached or
+    /// restored.
+    pub created: bool,
 }
+
+/// Longest admission waits for the store before it counts as unavailable.
+pub const STORE_READ_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Where user data lives.
 pub struct StoreConfig {
@@ -56,13 +65,12 @@ pub struct Registry {
     store: Option<StoreConfig>,
     max_sessions: usize,
     metrics: Arc<Metrics>,
-    /// Serialises restores so two clients asking for the same lost session
-    /// at once cause one takeover, not two.
-    restoring: tokio::sync::Mutex<()>,
+    /// One gate per session id being brought up, so two clients asking
+    /// for the same session at once cause one start or takeover, not two,
+    /// while other sessions never wait for it. An entry lives only while
+    /// someone holds or waits for its gate.
+    admitting: Mutex<HashMap<SessionId, Arc<tokio::sync::Mutex<()>>>>,
 }
-
-/// The user every session belongs to until accounts arrive.
-pub const LOCAL_USER: &str = "local";
 
 impl Registry {
     pub fn new(
@@ -77,7 +85,7 @@ impl Registry {
             store,
             max_sessions,
             metrics,
-            restoring: tokio::sync::Mutex::new(()),
+            admitting: Mutex::new(HashMap::new()),
         })
     }
 
@@ -136,16 +144,108 @@ impl Registry {
         Ok(())
     }
 
-    /// Starts a new session with a fresh random id.
-    pub fn start(self: &Arc<Self>, size: Size) -> Result<SessionHandle, StartError> {
+    /// Whether sessions whose record names another host are taken over.
+    fn adopts(&self) -> bool {
+        self.store.as_ref().is_some_and(|s| s.adopt)
+    }
+
+    /// The store, if any, for code outside the registry (the login check).
+    pub fn store(&self) -> Option<&Arc<dyn Store>> {
+        self.store.as_ref().map(|s| &s.store)
+    }
+
+    /// Finds or brings up the session a verified ticket names (see
+    /// `admission::decide` for the rules): the one running here, one
+    /// restored from the store, or a new one with the ticket's id and user.
+    pub async fn open(self: &Arc<Self>, claims: &Claims, size: Size) -> Result<Opened, StartError> {
+        let id = SessionId(claims.session);
+        if let Some(opened) = self.attach_running(claims, &id)? {
+            return Ok(opened);
+        }
+        let gate = self.gate(id);
+        let opened = {
+            let _held = gate.lock().await;
+            match self.attach_running(claims, &id)? {
+                Some(opened) => Ok(opened),
+                None => self.bring_up(claims, id, size).await,
+            }
+        };
+        let mut admitting = self.admitting.lock().unwrap_or_else(|e| e.into_inner());
+        // Ours and the map's: nobody else waits for this gate.
+        if Arc::strong_count(&gate) == 2 {
+            admitting.remove(&id);
+        }
+        opened
+    }
+
+    fn gate(&self, id: SessionId) -> Arc<tokio::sync::Mutex<()>> {
+        let mut admitting = self.admitting.lock().unwrap_or_else(|e| e.into_inner());
+        admitting.entry(id).or_default().clone()
+    }
+
+    fn attach_running(
+        &self,
+        claims: &Claims,
+        id: &SessionId,
+    ) -> Result<Option<Opened>, StartError> {
+        // A session whose task is gone is no longer running, even before
+        // its entry is removed.
+        let Some(handle) = self.get(id).filter(|h| !h.tx.is_closed()) else {
+            return Ok(None);
+        };
+        let known = Known::Running {
+            owner: &handle.owner,
+            epoch: handle.epoch,
+        };
+        admission::decide(claims, known, self.adopts())?;
+        Ok(Some(Opened {
+            handle,
+            created: false,
+        }))
+    }
+
+    /// Restores or starts a session that does not run here; called with
+    /// its gate held.
+    async fn bring_up(
+        self: &Arc<Self>,
+        claims: &Claims,
+        id: SessionId,
+        size: Size,
+    ) -> Result<Opened, StartError> {
+        let record = match &self.store {
+            Some(config) => bounded(config.store.get_session(&id.to_string())).await?,
+            None => None,
+        };
+        let known = record
+            .as_ref()
+            .map_or(Known::Unknown, |r| Known::Recorded(RecordView::of(r)));
+        match (admission::decide(claims, known, self.adopts())?, record) {
+            (Admit::Restore { take_over }, Some(record)) => Ok(Opened {
+                handle: self.restore(record, take_over, size).await?,
+                created: false,
+            }),
+            (Admit::Start, None) => Ok(Opened {
+                handle: self.start(id, &claims.user, size)?,
+                created: true,
+            }),
+            (admit, _) => unreachable!("decide answered {admit:?} for a session not running here"),
+        }
+    }
+
+    /// Starts a new session `id` of `owner`, at epoch 1.
+    pub fn start(
+        self: &Arc<Self>,
+        id: SessionId,
+        owner: &str,
+        size: Size,
+    ) -> Result<SessionHandle, StartError> {
         self.check_room()?;
-        let id = new_session_id();
-        let program = self.program_for(LOCAL_USER);
+        let program = self.program_for(owner);
         let persistence = self.store.as_ref().map(|store| {
             let queue = Arc::new(PersistQueue::default());
             queue.create(SessionRecord {
                 id: id.to_string(),
-                owner: LOCAL_USER.into(),
+                owner: owner.into(),
                 program: program.program.display().to_string(),
                 args: program.args.clone(),
                 cwd: program
@@ -168,6 +268,7 @@ impl Registry {
         });
         self.launch(SessionStart {
             id,
+            owner: owner.into(),
             size,
             program,
             epoch: 1,
@@ -215,50 +316,50 @@ impl Registry {
         let id = start.id;
         let registry = Arc::downgrade(self);
         let mut sessions = self.lock();
+        if sessions.get(&id).is_some_and(|h| !h.tx.is_closed()) {
+            return Err(StartError::AlreadyRunning(id));
+        }
         let handle = session::start(start, &self.config, self.metrics.clone(), move || {
             if let Some(registry) = registry.upgrade() {
-                registry.lock().remove(&id);
+                let mut sessions = registry.lock();
+                // Only this session's entry (its task, and so its command
+                // channel, is gone): a new session with the same id may
+                // already have taken its place.
+                if sessions.get(&id).is_some_and(|h| h.tx.is_closed()) {
+                    sessions.remove(&id);
+                }
             }
         })?;
         sessions.insert(id, handle.clone());
         Ok(handle)
     }
 
-    /// Restores a session this host does not run from the store: one the
-    /// directory moved here (the record names this host), or, with `adopt`,
-    /// any running one, taken over from its previous host.
-    pub async fn restore(
+    /// Restores a session this host does not run from its store `record`:
+    /// one the directory moved here (the record names this host), or, with
+    /// `take_over`, one taken over from its previous host. Admission has
+    /// checked the ticket against the record already.
+    async fn restore(
         self: &Arc<Self>,
-        id: SessionId,
+        record: SessionRecord,
+        take_over: bool,
         size: Size,
-    ) -> Result<Restore, StartError> {
+    ) -> Result<SessionHandle, StartError> {
         let Some(store_config) = self.store.as_ref() else {
-            return Ok(Restore::Nothing);
+            return Err(StoreError::NotFound(record.id).into());
         };
         let store = store_config.store.clone();
-        let _one_at_a_time = self.restoring.lock().await;
-        if let Some(handle) = self.get(&id) {
-            return Ok(Restore::Restored(handle));
-        }
-        let key = id.to_string();
-        let Some(record) = store.get_session(&key).await? else {
-            return Ok(Restore::Nothing);
-        };
-        if record.state != SessionState::Running {
-            return Ok(Restore::Nothing);
-        }
+        let key = record.id.clone();
+        let id: SessionId = key
+            .parse()
+            .map_err(|_| StoreError::Corrupt(format!("session id {key:?} is not 32 hex digits")))?;
         self.check_room()?;
-        let epoch = if record.owner_host == self.config.host {
+        let epoch = if take_over {
+            bounded(store.take_over(&key, record.epoch, &self.config.host)).await?
+        } else {
             // The directory already moved it here and bumped the epoch.
             record.epoch
-        } else if store_config.adopt {
-            store
-                .take_over(&key, record.epoch, &self.config.host)
-                .await?
-        } else {
-            return Ok(Restore::NotOurs(record.owner_host));
         };
-        let saved = store.load_screen(&key).await?;
+        let saved = bounded(store.load_screen(&key)).await?;
         // The record may already name this host (the directory moved it);
         // the host that last saved the screen is the one that was lost.
         let from = saved
@@ -307,13 +408,29 @@ impl Registry {
         let persistence = self.persister(store, id, epoch, queue);
         self.launch(SessionStart {
             id,
+            owner: record.owner.clone(),
             size,
             program,
             epoch,
             persistence: Some(persistence),
             restored: Some((scrollback, preface)),
         })
-        .map(Restore::Restored)
+    }
+
+    /// Ends session `id` for good, as its user asked through the
+    /// directory: the program is hung up, the session is recorded as ended
+    /// (when the directory has not done so already) and its client is
+    /// closed with `SessionEnded`. False if it does not run here.
+    pub async fn end(&self, id: &SessionId) -> bool {
+        let Some(handle) = self.get(id) else {
+            return false;
+        };
+        let close = protocol::CloseCode::SessionEnded;
+        handle
+            .tx
+            .send(session::SessionCmd::Terminate { close })
+            .await
+            .is_ok()
     }
 
     /// Asks every session to hang up its program and close its client
@@ -332,6 +449,18 @@ impl Registry {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
     }
+}
+
+/// A store call that gives up after `STORE_READ_TIMEOUT`: a store that
+/// silently stops answering must not hold a client's admission forever.
+async fn bounded<T>(call: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
+    tokio::time::timeout(STORE_READ_TIMEOUT, call)
+        .await
+        .unwrap_or_else(|_| {
+            Err(StoreError::Unavailable(format!(
+                "no answer from the store within {STORE_READ_TIMEOUT:?}"
+            )))
+        })
 }
 
 /// The scrollback and the bytes that redraw the saved screen.
@@ -357,10 +486,12 @@ fn restored_view(stored: &store::StoredScreen) -> Result<(Scrollback, Vec<u8>), 
     Ok((scrollback, preface))
 }
 
+/// A fresh random session id. The directory mints the ids of real
+/// sessions; this is for tests and tools that play the directory.
 pub fn new_session_id() -> SessionId {
     let mut bytes = [0u8; 16];
-    // Without an OS random source no id (and no token) can be trusted; this
-    // fails only on a broken system, where refusing to run is right.
+    // Without an OS random source no id can be trusted; this fails only on
+    // a broken system, where refusing to run is right.
     getrandom::fill(&mut bytes).expect("the operating system's random source failed");
     SessionId(bytes)
 }

@@ -52,6 +52,9 @@ const MAX_PENDING_INPUT: usize = 256 * 1024;
 
 #[derive(Debug)]
 pub enum SessionCmd {
+    /// Make `conn` the session's one client. A connection attached before
+    /// is closed with `Replaced`: the same user opened the session on
+    /// another terminal (hot desking), and the newest one wins.
     Attach {
         conn: u64,
         /// This connection started the session.
@@ -67,8 +70,10 @@ pub enum SessionCmd {
     Detach {
         conn: u64,
     },
-    /// Hang up the program (host shutdown or idle timeout); the client is
-    /// closed with `close`.
+    /// Hang up the program; the client is closed with `close`.
+    /// `SessionEnded` (its user ended it) ends the session everywhere;
+    /// `GoingAway` (drain) persists the last state for a restore
+    /// elsewhere; `SessionLost` (fenced or leaseless) writes nothing more.
     Terminate {
         close: CloseCode,
     },
@@ -79,6 +84,11 @@ pub enum SessionCmd {
 pub struct SessionHandle {
     pub id: SessionId,
     pub tx: mpsc::Sender<SessionCmd>,
+    /// The user the session belongs to: only their tickets attach to it.
+    pub owner: Arc<str>,
+    /// The epoch this host serves the session at. It never changes while
+    /// the session runs here: a move to another host ends it here.
+    pub epoch: u64,
 }
 
 pub fn outgoing_channel() -> (mpsc::Sender<Outgoing>, mpsc::Receiver<Outgoing>) {
@@ -104,6 +114,8 @@ pub struct Persistence {
 /// What a new session task starts from.
 pub struct SessionStart {
     pub id: SessionId,
+    /// The user the session belongs to.
+    pub owner: String,
     pub size: Size,
     pub program: ProgramSpec,
     pub epoch: u64,
@@ -169,6 +181,7 @@ pub fn start(
 ) -> Result<SessionHandle, SpawnError> {
     let SessionStart {
         id,
+        owner,
         size,
         program,
         epoch,
@@ -221,7 +234,12 @@ pub fn start(
         run(state, spawned, rx, idle_timeout).await;
         on_exit();
     });
-    Ok(SessionHandle { id, tx })
+    Ok(SessionHandle {
+        id,
+        tx,
+        owner: owner.into(),
+        epoch,
+    })
 }
 
 async fn run(

@@ -1,15 +1,19 @@
-//! The WebSocket endpoint: admission (Origin, hello, token) and the pump
-//! between one client and its session.
+//! The WebSocket endpoint: admission (Origin, connections per address,
+//! hello, ticket, sign-in) and the pump between one client and its
+//! session.
 //!
 //! Every refusal is a close frame with a specific code from
 //! `protocol::CloseCode`, so the client can tell the user what to do, and
-//! nothing a client sends can affect another connection.
+//! nothing a client sends can affect another connection. A socket reaches
+//! exactly the one session its ticket names: every message it sends goes to
+//! that session and no other.
 
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
@@ -20,7 +24,8 @@ use protocol::{
 use tokio::sync::{mpsc, oneshot};
 
 use crate::AppState;
-use crate::registry::{Restore, StartError};
+use crate::admission::{self, LoginLookup, LoginVerdict, Refusal};
+use crate::registry::{STORE_READ_TIMEOUT, StartError};
 use crate::session::{Outgoing, SessionCmd, SessionHandle, outgoing_channel};
 
 /// How long a client may take to send its hello.
@@ -38,6 +43,7 @@ static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 
 pub async fn upgrade(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
@@ -55,12 +61,26 @@ pub async fn upgrade(
         };
         return (StatusCode::FORBIDDEN, reason).into_response();
     }
+    // Counted from before the upgrade until the socket is gone, whichever
+    // way it goes.
+    let slot = state.connections.try_acquire(peer.ip());
     ws.read_buffer_size(SOCKET_BUFFER)
         .write_buffer_size(SOCKET_BUFFER)
         .max_write_buffer_size(8 * 1024 * 1024)
         .max_message_size(TRANSPORT_MESSAGE_LIMIT)
         .max_frame_size(TRANSPORT_MESSAGE_LIMIT)
-        .on_upgrade(move |socket| serve(socket, state))
+        .on_upgrade(move |socket| async move {
+            match slot {
+                Some(_slot) => serve(socket, state).await,
+                // Upgraded only to say why: a plain HTTP refusal would reach
+                // the page as a nameless failed WebSocket.
+                None => {
+                    let peer = peer.ip().to_string();
+                    let detail = format!("too many connections from {peer}");
+                    refuse(socket, &state, CloseCode::TooManyConnections, &detail).await;
+                }
+            }
+        })
 }
 
 fn close_message(code: CloseCode) -> Message {
@@ -88,12 +108,6 @@ async fn refuse(mut socket: WebSocket, state: &AppState, code: CloseCode, detail
     state.metrics.connection_refused();
     tracing::info!(close = code.code(), detail, "refused a connection");
     let _ = socket.send(close_message(code)).await;
-}
-
-/// Compares secrets in time independent of where they differ.
-fn same_secret(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 async fn read_hello(socket: &mut WebSocket) -> Result<Hello, (CloseCode, String)> {
@@ -126,31 +140,60 @@ async fn read_hello(socket: &mut WebSocket) -> Result<Hello, (CloseCode, String)
     }
 }
 
+/// Refuses a connection the admission rules turned away; the log says why
+/// (never with the ticket), the client gets the code.
+async fn refuse_admission(socket: WebSocket, state: &AppState, hello: &Hello, refusal: &Refusal) {
+    tracing::info!(session = %hello.session, reason = %refusal, "ticket refused");
+    refuse(socket, state, refusal.close_code(), "admission").await;
+}
+
 async fn serve(mut socket: WebSocket, state: AppState) {
     let hello = match read_hello(&mut socket).await {
         Ok(hello) => hello,
         Err((code, detail)) => return refuse(socket, &state, code, &detail).await,
     };
-    if !same_secret(&hello.token, &state.token) {
-        return refuse(socket, &state, CloseCode::Unauthorized, "wrong token").await;
-    }
+    let claims = match admission::verify_ticket(
+        &state.tickets,
+        &hello.ticket,
+        auth::ticket::now_ms(),
+        state.registry.host(),
+        hello.session,
+    ) {
+        Ok(claims) => claims,
+        Err(refusal) => return refuse_admission(socket, &state, &hello, &refusal).await,
+    };
     if !state.serving.load(Ordering::Relaxed) {
         // No live lease: another host may be taking these sessions over.
         return refuse(socket, &state, CloseCode::GoingAway, "no lease").await;
     }
+    if state.draining.load(Ordering::Relaxed) {
+        // Sessions leave a draining host; none may arrive, not even by
+        // attaching to one still here.
+        return refuse(socket, &state, CloseCode::GoingAway, "draining").await;
+    }
+    match check_login(&state, &claims).await {
+        Ok(LoginVerdict::Live) => {}
+        Ok(LoginVerdict::Unchecked) => {
+            tracing::warn!(
+                session = %hello.session,
+                user = %claims.user,
+                "the store is unavailable: admitted on the ticket alone, without checking its sign-in"
+            );
+        }
+        Err(refusal) => return refuse_admission(socket, &state, &hello, &refusal).await,
+    }
     let conn = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
     let (out_tx, out_rx) = outgoing_channel();
-    let session = match attach(&state, &hello, conn, out_tx.clone()).await {
+    let session = match attach(&state, &claims, &hello, conn, out_tx.clone()).await {
         Ok(session) => session,
+        Err(StartError::Refused(refusal)) => {
+            return refuse_admission(socket, &state, &hello, &refusal).await;
+        }
         Err(StartError::Full(_)) => {
             return refuse(socket, &state, CloseCode::Overloaded, "host full").await;
         }
-        Err(StartError::Draining) => {
-            return refuse(socket, &state, CloseCode::GoingAway, "draining").await;
-        }
-        Err(StartError::NotOurs(owner)) => {
-            tracing::info!(%owner, "a client asked for another host's session");
-            return refuse(socket, &state, CloseCode::SessionLost, "not ours").await;
+        Err(StartError::Draining | StartError::AlreadyRunning(_)) => {
+            return refuse(socket, &state, CloseCode::GoingAway, "try again").await;
         }
         Err(StartError::Spawn(error)) => {
             tracing::error!(%error, "could not start a session");
@@ -159,13 +202,13 @@ async fn serve(mut socket: WebSocket, state: AppState) {
         Err(StartError::Store(error)) => {
             // Another host took the session first, or the store is down:
             // either way the client should ask again shortly.
-            tracing::warn!(%error, "could not restore a session");
+            tracing::warn!(session = %hello.session, %error, "could not look up or restore a session");
             let code = if error.is_transient() {
                 CloseCode::GoingAway
             } else {
                 CloseCode::SessionLost
             };
-            return refuse(socket, &state, code, "restore failed").await;
+            return refuse(socket, &state, code, "store").await;
         }
     };
     let (sink, stream) = socket.split();
@@ -179,54 +222,68 @@ async fn serve(mut socket: WebSocket, state: AppState) {
     let _ = writer.await;
 }
 
-/// Finds the session the hello names, or starts one.
+/// Whether the sign-in behind the ticket is still live, when the host has
+/// a store to ask (`admission::check_login` has the rules).
+///
+/// A store that is down or slow admits, with a warning: the ticket alone
+/// proves its user signed in and was allowed this session less than
+/// `auth::ticket::MAX_LIFETIME_MS` ago, while refusing would end every
+/// reconnect during a store outage, which hosts promise to ride out. A
+/// sign-out is then enforced from the store's return on.
+async fn check_login(
+    state: &AppState,
+    claims: &auth::ticket::Claims,
+) -> Result<LoginVerdict, Refusal> {
+    let Some(store) = state.registry.store() else {
+        // No store: the ticket is all there is to check.
+        return Ok(LoginVerdict::Live);
+    };
+    let id = auth::login::LoginId(claims.login).to_string();
+    let read = tokio::time::timeout(STORE_READ_TIMEOUT, store.get_login(&id)).await;
+    let login = match read {
+        Ok(Ok(login)) => login,
+        Ok(Err(error)) if !error.is_transient() => {
+            // Unreadable rather than unreachable: fail closed.
+            tracing::warn!(%error, "could not read a sign-in back from the store");
+            None
+        }
+        Ok(Err(_)) | Err(_) => return admission::check_login(claims, LoginLookup::Unavailable),
+    };
+    let lookup = match &login {
+        Some(login) => LoginLookup::Live { user: &login.user },
+        None => LoginLookup::Missing,
+    };
+    admission::check_login(claims, lookup)
+}
+
+/// Finds, restores or starts the session the ticket names, and attaches
+/// this connection to it (replacing any connection attached before: hot
+/// desking).
 async fn attach(
     state: &AppState,
+    claims: &auth::ticket::Claims,
     hello: &Hello,
     conn: u64,
     tx: mpsc::Sender<Outgoing>,
 ) -> Result<SessionHandle, StartError> {
-    if state.draining.load(Ordering::Relaxed) {
-        // Sessions leave a draining host; none may arrive, not even by
-        // adopting one from the store.
-        return Err(StartError::Draining);
-    }
-    let mut existing = hello.session.and_then(|id| state.registry.get(&id));
-    if existing.is_none()
-        && let Some(id) = hello.session
-    {
-        match state.registry.restore(id, hello.size).await? {
-            Restore::Restored(handle) => existing = Some(handle),
-            Restore::NotOurs(owner) => return Err(StartError::NotOurs(owner)),
-            Restore::Nothing => {}
-        }
-    }
-    if let Some(handle) = existing {
+    // A second look only if the session ended between the lookup and the
+    // attach: the registry then no longer has it, and admission decides
+    // again from the store (an ended session stays ended).
+    for _ in 0..2 {
+        let opened = state.registry.open(claims, hello.size).await?;
         let (done, attached) = oneshot::channel();
         let command = SessionCmd::Attach {
             conn,
-            created: false,
+            created: opened.created,
             size: hello.size,
             tx: tx.clone(),
             done,
         };
-        if handle.tx.send(command).await.is_ok() && attached.await.is_ok() {
-            return Ok(handle);
+        if opened.handle.tx.send(command).await.is_ok() && attached.await.is_ok() {
+            return Ok(opened.handle);
         }
-        // The session ended between lookup and attach: start a new one.
     }
-    let handle = state.registry.start(hello.size)?;
-    let (done, attached) = oneshot::channel();
-    let command = SessionCmd::Attach {
-        conn,
-        created: true,
-        size: hello.size,
-        tx,
-        done,
-    };
-    let _ = handle.tx.send(command).await;
-    let _ = attached.await;
-    Ok(handle)
+    Err(Refusal::Ended.into())
 }
 
 /// Input allowance per connection: generous for typing and pasting, small

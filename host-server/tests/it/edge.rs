@@ -1,0 +1,326 @@
+//! The host's edge: hot desking, the connection cap per address, ending a
+//! session on the directory's word, and HTTPS/WSS.
+
+use std::time::{Duration, Instant};
+
+use futures_util::SinkExt;
+use host_server::DirectoryConfig;
+use host_server::directory_client::{self, DirectoryError, HostToken};
+use hyper::{Method, StatusCode};
+use protocol::{Hello, ServerToClientMsg, encode_hello};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+use crate::harness::{
+    Client, Host, HostOptions, SIZE, Socket, close_code, contains, start, start_host,
+};
+
+#[tokio::test]
+async fn a_second_terminal_takes_the_session_and_the_first_is_told() {
+    let host = start_host().await;
+    let mut first = Client::connect(&host, None).await;
+    first
+        .wait_screen("the prompt", |rows| contains(rows, "$"))
+        .await;
+    first.type_text("echo desk-$((3*3))\r").await;
+    first
+        .wait_screen("the echo", |rows| rows.iter().any(|r| r == "desk-9"))
+        .await;
+    let id = first.welcome.session;
+
+    // The same user opens the session in another browser.
+    let mut second = Client::connect(&host, Some(id)).await;
+    assert!(!second.welcome.created);
+    assert_eq!(close_code(&mut first.socket).await, 4005, "Replaced");
+    second
+        .wait_screen("the same screen", |rows| rows.iter().any(|r| r == "desk-9"))
+        .await;
+    second.type_text("echo second-ok\r").await;
+    second
+        .wait_screen("the new echo", |rows| contains(rows, "second-ok"))
+        .await;
+
+    // Taking it back is one more attach, which replaces the second.
+    let mut back = Client::connect(&host, Some(id)).await;
+    assert_eq!(close_code(&mut second.socket).await, 4005);
+    back.wait_screen("the screen", |rows| contains(rows, "second-ok"))
+        .await;
+    assert_eq!(host.registry.len(), 1);
+}
+
+/// Opens a WebSocket and sends alice's hello for a new session: the
+/// socket once welcomed, or the close code.
+async fn try_terminal(host: &Host) -> Result<Socket, u16> {
+    let id = host_server::registry::new_session_id();
+    let ticket = host.alice.ticket(&host.name, id, 1);
+    Client::open(host, ticket, id).await.map(|c| c.socket)
+}
+
+#[tokio::test]
+async fn connections_over_the_cap_are_closed_with_4010_and_counted_out_when_gone() {
+    let mut options = HostOptions::new("h-cap");
+    options.max_connections_per_address = 2;
+    let host = start(options).await;
+    let first = try_terminal(&host).await.unwrap();
+    let mut second = try_terminal(&host).await.unwrap();
+    assert_eq!(try_terminal(&host).await.err(), Some(4010));
+
+    // Closing one makes room again (the slot is given back however the
+    // connection ends: here the client goes away).
+    drop(first);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let third = loop {
+        match try_terminal(&host).await {
+            Ok(socket) => break socket,
+            Err(4010) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "the closed connection was never counted out"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(code) => panic!("refused with {code}"),
+        }
+    };
+    assert_eq!(try_terminal(&host).await.err(), Some(4010));
+
+    // A connection the host refuses (a bad hello) is counted out too.
+    let _ = second.close(None).await;
+    drop(second);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut socket = host.socket().await;
+        socket
+            .send(Message::Text("not a hello".into()))
+            .await
+            .unwrap();
+        let code = close_code(&mut socket).await;
+        if code != 4010 {
+            assert_eq!(code, 4000, "BadHello");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no room came back");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while try_terminal(&host).await.is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the refused hello was never counted out"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(third);
+}
+
+const HOST_TOKEN: &str = "test-host-token";
+
+/// A directory client's settings, to call a host's API as the directory
+/// does.
+fn as_directory(token: Option<&str>) -> DirectoryConfig {
+    DirectoryConfig {
+        urls: Vec::new(),
+        public_url: String::new(),
+        lease_ttl: Duration::from_secs(5),
+        renew_every: Duration::from_secs(1),
+        host_token: token.map(|t| HostToken(t.into())),
+        tls: None,
+    }
+}
+
+async fn end(host: &Host, token: Option<&str>, id: &str) -> Result<(), StatusCode> {
+    let base = format!("http://127.0.0.1:{}", host.port);
+    let path = format!("/v1/sessions/{id}/end");
+    match directory_client::request(
+        &as_directory(token),
+        &base,
+        Method::POST,
+        &path,
+        &serde_json::Value::Null,
+    )
+    .await
+    {
+        Ok(_) => Ok(()),
+        Err(DirectoryError::Refused { status, .. }) => Err(status),
+        Err(other) => panic!("{other}"),
+    }
+}
+
+#[tokio::test]
+async fn the_directory_ends_a_session_with_the_host_token() {
+    let mut options = HostOptions::new("h-end");
+    options.host_token = Some(HOST_TOKEN.into());
+    let host = start(options).await;
+    let mut client = Client::connect(&host, None).await;
+    client
+        .wait_screen("the prompt", |rows| contains(rows, "$"))
+        .await;
+    let id = client.welcome.session.to_string();
+
+    assert_eq!(end(&host, None, &id).await, Err(StatusCode::UNAUTHORIZED));
+    assert_eq!(
+        end(&host, Some("test-host-tokeN"), &id).await,
+        Err(StatusCode::UNAUTHORIZED)
+    );
+    let unknown = host_server::registry::new_session_id().to_string();
+    assert_eq!(
+        end(&host, Some(HOST_TOKEN), &unknown).await,
+        Err(StatusCode::NOT_FOUND)
+    );
+    assert_eq!(
+        end(&host, Some(HOST_TOKEN), "not-an-id").await,
+        Err(StatusCode::NOT_FOUND)
+    );
+    assert!(host.registry.get(&client.welcome.session).is_some());
+
+    assert_eq!(end(&host, Some(HOST_TOKEN), &id).await, Ok(()));
+    assert_eq!(close_code(&mut client.socket).await, 4004, "SessionEnded");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while host.registry.get(&client.welcome.session).is_some() {
+        assert!(Instant::now() < deadline, "the session never ended");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn without_a_host_token_nothing_is_ended_on_request() {
+    let host = start_host().await;
+    let client = Client::connect(&host, None).await;
+    let id = client.welcome.session.to_string();
+    assert_eq!(
+        end(&host, Some(HOST_TOKEN), &id).await,
+        Err(StatusCode::UNAUTHORIZED)
+    );
+    assert!(host.registry.get(&client.welcome.session).is_some());
+}
+
+#[tokio::test]
+async fn health_and_metrics_carry_the_security_headers_and_no_page_is_served() {
+    let host = start_host().await;
+    for (path, status) in [
+        ("/healthz", "200"),
+        ("/metrics", "200"),
+        ("/", "404"),
+        ("/index.html", "404"),
+    ] {
+        let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", host.port))
+            .await
+            .unwrap();
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+        tcp.write_all(request.as_bytes()).await.unwrap();
+        let mut response = String::new();
+        tcp.read_to_string(&mut response).await.unwrap();
+        let lower = response.to_ascii_lowercase();
+        assert!(
+            response.starts_with(&format!("HTTP/1.1 {status}")),
+            "{path}: {response}"
+        );
+        assert!(
+            lower.contains("content-security-policy: default-src 'none'; frame-ancestors 'none'"),
+            "{path}: {response}"
+        );
+        assert!(lower.contains("x-content-type-options: nosniff"), "{path}");
+        assert!(lower.contains("x-frame-options: deny"), "{path}");
+    }
+}
+
+struct Pki {
+    _dir: tempfile::TempDir,
+    cert: std::path::PathBuf,
+    key: std::path::PathBuf,
+}
+
+fn self_signed() -> Pki {
+    let dir = tempfile::tempdir().unwrap();
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let cert = dir.path().join("cert.pem");
+    let key = dir.path().join("key.pem");
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+    Pki {
+        _dir: dir,
+        cert,
+        key,
+    }
+}
+
+#[tokio::test]
+async fn a_tls_host_serves_wss_and_its_health_to_an_https_client() {
+    let pki = self_signed();
+    let mut options = HostOptions::new("h-tls");
+    options.tls = Some(auth::tls::server_config(&pki.cert, &pki.key).unwrap());
+    let host = start(options).await;
+    let trust = auth::tls::client_config(&pki.cert).unwrap();
+
+    // The directory client's https path, against the host's health.
+    let mut directory = as_directory(None);
+    directory.tls = Some(trust.clone());
+    let base = format!("https://localhost:{}", host.port);
+    let health = directory_client::request(
+        &directory,
+        &base,
+        Method::GET,
+        "/healthz",
+        &serde_json::Value::Null,
+    )
+    .await
+    .unwrap();
+    let health: serde_json::Value = serde_json::from_slice(&health).unwrap();
+    assert_eq!(health["host"], "h-tls");
+    // Without the CA it refuses to talk rather than trust blindly.
+    directory.tls = None;
+    assert!(matches!(
+        directory_client::request(
+            &directory,
+            &base,
+            Method::GET,
+            "/healthz",
+            &serde_json::Value::Null
+        )
+        .await,
+        Err(DirectoryError::NoCa(_))
+    ));
+
+    // A terminal over WSS.
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", host.port))
+        .await
+        .unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let tls = tokio_rustls::TlsConnector::from(trust)
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    let mut request = format!("wss://localhost:{}/ws", host.port)
+        .into_client_request()
+        .unwrap();
+    request.headers_mut().insert(
+        "origin",
+        format!("https://127.0.0.1:{}", host.port).parse().unwrap(),
+    );
+    let (mut socket, _) = tokio_tungstenite::client_async(request, tls).await.unwrap();
+    let id = host_server::registry::new_session_id();
+    let hello = Hello {
+        ticket: host.alice.ticket(&host.name, id, 1),
+        session: id,
+        size: SIZE,
+    };
+    socket
+        .send(Message::Binary(encode_hello(&hello).into()))
+        .await
+        .unwrap();
+    let welcome = loop {
+        use futures_util::StreamExt;
+        match socket.next().await {
+            Some(Ok(Message::Binary(bytes))) => match protocol::decode_server(&bytes).unwrap() {
+                ServerToClientMsg::Welcome(welcome) => break welcome,
+                other => panic!("expected a welcome, got {other:?}"),
+            },
+            Some(Ok(_)) => continue,
+            other => panic!("no welcome over wss: {other:?}"),
+        }
+    };
+    assert_eq!(welcome.session, id);
+    assert!(welcome.created);
+}

@@ -1,0 +1,363 @@
+//! The host served in-process on a loopback port, tickets signed here the
+//! way the directory signs them, and a native WebSocket client that keeps
+//! the screen as text rows, like a minimal browser.
+
+use std::sync::{Arc, LazyLock};
+use std::time::{Duration, Instant};
+
+use auth::login::LoginToken;
+use auth::ticket::{Claims, TicketSigner, TicketVerifier, now_ms};
+use futures_util::{SinkExt, StreamExt};
+use host_server::address_limit::AddressLimiter;
+use host_server::directory_client::HostToken;
+use host_server::metrics::Metrics;
+use host_server::pty::ProgramSpec;
+use host_server::registry::{Registry, StoreConfig, new_session_id};
+use host_server::session::SessionConfig;
+use host_server::{AppState, run};
+use protocol::{
+    ClientToServerMsg, Hello, ServerToClientMsg, SessionId, Size, Welcome, decode_server,
+    decompress_lines, encode_client, encode_hello,
+};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+pub type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The directory's signing key for every host of this test binary.
+pub static SIGNER: LazyLock<TicketSigner> = LazyLock::new(TicketSigner::generate);
+
+pub const SIZE: Size = Size { cols: 80, rows: 24 };
+
+/// How a test host is set up.
+pub struct HostOptions {
+    pub name: String,
+    pub store: Option<StoreConfig>,
+    pub idle_timeout: Duration,
+    pub max_connections_per_address: usize,
+    pub host_token: Option<String>,
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+impl HostOptions {
+    pub fn new(name: &str) -> HostOptions {
+        HostOptions {
+            name: name.into(),
+            store: None,
+            idle_timeout: Duration::from_secs(60),
+            max_connections_per_address: host_server::DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
+            host_token: None,
+            tls: None,
+        }
+    }
+
+    pub fn store(mut self, store: StoreConfig) -> HostOptions {
+        self.store = Some(store);
+        self
+    }
+}
+
+pub struct Host {
+    pub port: u16,
+    pub name: String,
+    pub registry: Arc<Registry>,
+    pub store: Option<Arc<dyn store::Store>>,
+    /// The user every plain `Client::connect` signs in as.
+    pub alice: Pass,
+    _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+/// A signed-in user: a login the host's store (if any) knows.
+#[derive(Clone)]
+pub struct Pass {
+    pub user: String,
+    pub login: [u8; 32],
+}
+
+impl Pass {
+    /// Claims for `session` at `epoch` on `host`, valid for a minute.
+    pub fn claims(&self, host: &str, session: SessionId, epoch: u64) -> Claims {
+        let now = now_ms();
+        Claims {
+            user: self.user.clone(),
+            session: session.0,
+            host: host.into(),
+            epoch,
+            login: self.login,
+            issued_at_ms: now,
+            expires_at_ms: now + 60_000,
+        }
+    }
+
+    pub fn ticket(&self, host: &str, session: SessionId, epoch: u64) -> String {
+        SIGNER.sign(&self.claims(host, session, epoch)).unwrap()
+    }
+}
+
+/// Signs `user` in: an account and a live login in `store`, as the
+/// directory's login page makes them; without a store, just a login id.
+pub async fn sign_in(store: Option<&Arc<dyn store::Store>>, user: &str) -> Pass {
+    let token = LoginToken::generate();
+    if let Some(store) = store {
+        match store.create_account(user, "not-a-real-hash").await {
+            Ok(()) | Err(store::StoreError::Duplicate(_)) => {}
+            Err(error) => panic!("creating the account {user}: {error}"),
+        }
+        store
+            .create_login(&token.id().to_string(), user, 3_600_000)
+            .await
+            .unwrap();
+    }
+    Pass {
+        user: user.into(),
+        login: token.id().0,
+    }
+}
+
+pub async fn start_host() -> Host {
+    start_host_with("h-test", None).await
+}
+
+pub async fn start_host_with(name: &str, store: Option<StoreConfig>) -> Host {
+    let mut options = HostOptions::new(name);
+    options.store = store;
+    start(options).await
+}
+
+pub async fn start(options: HostOptions) -> Host {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let metrics = Arc::new(Metrics::default());
+    let store = options.store.as_ref().map(|s| s.store.clone());
+    let registry = Registry::new(
+        SessionConfig {
+            host: options.name.clone(),
+            program: ProgramSpec {
+                program: "/bin/bash".into(),
+                args: vec!["--noprofile".into(), "--norc".into()],
+                login: false,
+                cwd: Some(std::env::temp_dir()),
+                env: vec![("PS1".into(), "$ ".into())],
+            },
+            idle_timeout: options.idle_timeout,
+            persist_interval: Duration::from_millis(100),
+        },
+        options.store,
+        10,
+        metrics.clone(),
+    );
+    let scheme = if options.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let mut state = AppState::standalone(
+        registry.clone(),
+        metrics,
+        TicketVerifier::new(vec![SIGNER.public_key()]),
+        vec![format!("{scheme}://127.0.0.1:{port}")],
+    );
+    state.connections = AddressLimiter::new(options.max_connections_per_address);
+    state.host_token = options.host_token.map(HostToken);
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(run(listener, options.tls, state, None, async {
+        let _ = rx.await;
+    }));
+    let alice = sign_in(store.as_ref(), "alice").await;
+    Host {
+        port,
+        name: options.name,
+        registry,
+        store,
+        alice,
+        _shutdown: tx,
+    }
+}
+
+impl Host {
+    /// The epoch a ticket for `session` must name here: the running
+    /// session's, else its record's, else 1 (a new session).
+    pub async fn epoch_of(&self, session: SessionId) -> u64 {
+        if let Some(handle) = self.registry.get(&session) {
+            return handle.epoch;
+        }
+        if let Some(store) = &self.store
+            && let Some(record) = store.get_session(&session.to_string()).await.unwrap()
+        {
+            return record.epoch;
+        }
+        1
+    }
+
+    /// A WebSocket to this host with an allowed Origin, before any hello.
+    pub async fn socket(&self) -> Socket {
+        let mut request = format!("ws://127.0.0.1:{}/ws", self.port)
+            .into_client_request()
+            .unwrap();
+        request.headers_mut().insert(
+            "origin",
+            format!("http://127.0.0.1:{}", self.port).parse().unwrap(),
+        );
+        let (socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+        socket
+    }
+}
+
+pub struct Client {
+    pub socket: Socket,
+    pub welcome: Welcome,
+    pub rows: Vec<String>,
+    pub history: Vec<String>,
+    pub next_input: u64,
+}
+
+impl Client {
+    /// Alice opens `session` (its current epoch), or a new one.
+    pub async fn connect(host: &Host, session: Option<SessionId>) -> Client {
+        let session = session.unwrap_or_else(new_session_id);
+        let epoch = host.epoch_of(session).await;
+        let ticket = host.alice.ticket(&host.name, session, epoch);
+        Client::open(host, ticket, session)
+            .await
+            .unwrap_or_else(|code| panic!("refused with {code}"))
+    }
+
+    /// Sends a hello with `ticket` for `session`: the client, or the close
+    /// code the host refused it with.
+    pub async fn open(host: &Host, ticket: String, session: SessionId) -> Result<Client, u16> {
+        let mut socket = host.socket().await;
+        let hello = Hello {
+            ticket,
+            session,
+            size: SIZE,
+        };
+        socket
+            .send(Message::Binary(encode_hello(&hello).into()))
+            .await
+            .unwrap();
+        let welcome = match first_msg(&mut socket).await? {
+            ServerToClientMsg::Welcome(welcome) => welcome,
+            other => panic!("expected a welcome, got {other:?}"),
+        };
+        Ok(Client {
+            socket,
+            next_input: welcome.input_seq + 1,
+            welcome,
+            rows: vec![String::new(); usize::from(SIZE.rows)],
+            history: Vec::new(),
+        })
+    }
+
+    pub async fn send(&mut self, msg: ClientToServerMsg) {
+        self.socket
+            .send(Message::Binary(encode_client(&msg).into()))
+            .await
+            .unwrap();
+    }
+
+    pub async fn type_text(&mut self, text: &str) {
+        let seq = self.next_input;
+        self.next_input += 1;
+        self.send(ClientToServerMsg::Input {
+            seq,
+            data: text.as_bytes().to_vec(),
+        })
+        .await;
+    }
+
+    /// Applies messages until `done` holds for the screen, acking frames.
+    pub async fn wait_screen(&mut self, what: &str, done: impl Fn(&[String]) -> bool) {
+        self.wait_until(what, |client| done(&client.rows)).await;
+    }
+
+    /// Applies messages until `done` holds for the client, acking frames.
+    pub async fn wait_until(&mut self, what: &str, done: impl Fn(&Client) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !done(self) {
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; screen:\n{}",
+                self.rows.join("\n")
+            );
+            if let Ok(msg) =
+                tokio::time::timeout(Duration::from_millis(200), next_msg(&mut self.socket)).await
+            {
+                self.apply(msg).await;
+            }
+        }
+    }
+
+    async fn apply(&mut self, msg: ServerToClientMsg) {
+        match msg {
+            ServerToClientMsg::History(block) => self
+                .history
+                .extend(decompress_lines(&block).unwrap().iter().map(|l| l.text())),
+            ServerToClientMsg::Frame(frame) => {
+                self.history.extend(frame.scrolled.iter().map(|l| l.text()));
+                self.rows
+                    .resize(usize::from(frame.size.rows), String::new());
+                if frame.full {
+                    self.rows.iter_mut().for_each(String::clear);
+                }
+                for update in frame.rows {
+                    self.rows[usize::from(update.row)] = update.line.text();
+                }
+                self.send(ClientToServerMsg::Ack { frame: frame.seq }).await;
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The first message, or the close code if the host closed instead.
+pub async fn first_msg(socket: &mut Socket) -> Result<ServerToClientMsg, u16> {
+    loop {
+        let next = tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .expect("no answer to the hello in time");
+        match next {
+            Some(Ok(Message::Binary(bytes))) => return Ok(decode_server(&bytes).unwrap()),
+            Some(Ok(Message::Close(Some(frame)))) => return Err(frame.code.into()),
+            Some(Ok(_)) => continue,
+            other => panic!("socket ended without a close frame: {other:?}"),
+        }
+    }
+}
+
+pub async fn next_msg(socket: &mut Socket) -> ServerToClientMsg {
+    loop {
+        match socket.next().await {
+            Some(Ok(Message::Binary(bytes))) => return decode_server(&bytes).unwrap(),
+            Some(Ok(Message::Close(frame))) => panic!("closed: {frame:?}"),
+            Some(Ok(_)) => continue,
+            other => panic!("socket ended: {other:?}"),
+        }
+    }
+}
+
+/// Waits for the close frame and returns its code.
+pub async fn close_code(socket: &mut Socket) -> u16 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        match tokio::time::timeout(Duration::from_secs(10), socket.next()).await {
+            Ok(Some(Ok(Message::Close(Some(frame))))) => return frame.code.into(),
+            Ok(Some(Ok(_))) => continue,
+            other => panic!("socket ended without a close frame: {other:?}"),
+        }
+    }
+    panic!("no close frame in time");
+}
+
+pub fn contains(rows: &[String], needle: &str) -> bool {
+    rows.iter().any(|row| row.contains(needle))
+}
+
+/// A fresh SQLite store in `dir`.
+pub async fn sqlite(dir: &std::path::Path) -> Arc<dyn store::Store> {
+    Arc::new(
+        store::SqliteStore::open(&dir.join("db.sqlite"))
+            .await
+            .unwrap(),
+    )
+}
