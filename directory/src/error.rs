@@ -2,7 +2,8 @@
 //!
 //! Clients (hosts, the browser, operators with curl) get a status and a
 //! `{"error": "..."}` body saying what to do; internals such as driver
-//! messages go to the log, never to the client.
+//! messages go to the log, never to the client. The HTML pages render their
+//! own errors (`pages.rs`), with the same rule.
 
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
@@ -31,6 +32,19 @@ pub enum AppError {
     /// A transient condition; the client should retry shortly.
     #[error("{0}")]
     Busy(String),
+    /// A user's call without a live sign-in (no cookie, logged out,
+    /// expired, or the account was disabled).
+    #[error("not signed in; open /login")]
+    NotSignedIn,
+    /// A browser call from an origin that is not allowed (CSRF defence).
+    #[error("{0}")]
+    Forbidden(String),
+    /// A limit is reached (sessions per user); the message says which.
+    #[error("{0}")]
+    TooMany(String),
+    /// A bug or a broken configuration; the message goes to the log only.
+    #[error("{0}")]
+    Internal(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -43,9 +57,12 @@ impl AppError {
     }
 }
 
-impl IntoResponse for AppError {
-    fn into_response(self) -> Response {
-        let (status, message, retry) = match &self {
+impl AppError {
+    /// The status, the message for the client, and whether to add
+    /// `Retry-After`; logs what the client is not told. The JSON answer
+    /// below and the HTML pages both use it.
+    pub fn status_and_message(&self) -> (StatusCode, String, bool) {
+        match self {
             AppError::BadRequest(message) => (StatusCode::BAD_REQUEST, message.clone(), false),
             AppError::NotFound(message) => (StatusCode::NOT_FOUND, message.clone(), false),
             AppError::Unauthorized => {
@@ -53,6 +70,12 @@ impl IntoResponse for AppError {
                 (StatusCode::UNAUTHORIZED, self.to_string(), false)
             }
             AppError::Conflict(message) => (StatusCode::CONFLICT, message.clone(), false),
+            AppError::NotSignedIn => (StatusCode::UNAUTHORIZED, self.to_string(), false),
+            AppError::Forbidden(message) => {
+                tracing::warn!(%message, "refused a cross-origin call");
+                (StatusCode::FORBIDDEN, message.clone(), false)
+            }
+            AppError::TooMany(message) => (StatusCode::TOO_MANY_REQUESTS, message.clone(), false),
             AppError::NoHealthyHost | AppError::Busy(_) => {
                 tracing::warn!(error = %self, "answered 503");
                 (StatusCode::SERVICE_UNAVAILABLE, self.to_string(), true)
@@ -74,7 +97,21 @@ impl IntoResponse for AppError {
                     false,
                 )
             }
-        };
+            AppError::Internal(error) => {
+                tracing::error!(%error, "internal error");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal error in the directory; see its log".to_owned(),
+                    false,
+                )
+            }
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let (status, message, retry) = self.status_and_message();
         let mut response = (status, Json(serde_json::json!({ "error": message }))).into_response();
         if retry {
             response

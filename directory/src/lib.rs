@@ -1,36 +1,55 @@
-//! The directory: host registry, session placement, failover decisions and
-//! drain, as an HTTP JSON API under `/v1`.
+//! The directory: accounts and sign-in, host registry, session placement,
+//! failover decisions and drain, as an HTTP JSON API under `/v1`, plus the
+//! browser page, the sign-in page and the sessions page.
 //!
 //! It keeps no state of its own: hosts renew leases into the shared store,
-//! sessions live there, and every decision is read from and written to the
-//! store with the backend's clock and the session's epoch. So any number of
-//! replicas may run side by side (DESIGN.md promise 5), and two replicas
-//! answering the same failover at once agree, because only one fenced
-//! `take_over` can win.
+//! sessions and logins live there, and every decision is read from and
+//! written to the store with the backend's clock and the session's epoch.
+//! So any number of replicas may run side by side (DESIGN.md promise 5),
+//! and two replicas answering the same failover at once agree, because only
+//! one fenced `take_over` can win. The only per-process state is the
+//! sign-in rate limiter, which is a best-effort defence and need not agree
+//! across replicas.
 //!
-//! The decision itself is sans IO in [`failover`]; `sessions.rs` and
-//! `hosts.rs` are the thin HTTP shell around it and the store.
+//! A person signs in with a password ([`signin`]); the cookie names a login
+//! in the store. Every answer that sends a browser to a host carries a
+//! ticket signed with the directory's Ed25519 key and bound to user,
+//! session, host, epoch and login, which the host verifies with the public
+//! key ([`sessions`]). The failover decision itself is sans IO in
+//! [`failover`]; `sessions.rs` and `hosts.rs` are the thin HTTP shell
+//! around it and the store.
 
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use auth::limit::{LoginLimiter, LoginLimits};
+use auth::ticket::TicketSigner;
 use axum::Router;
-use axum::http::{HeaderValue, Method, header};
+use axum::http::{HeaderName, HeaderValue, Method, header};
+use axum::middleware;
 use axum::routing::{get, post, put};
 use store::Store;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::set_header::SetResponseHeaderLayer;
 
+pub mod accounts;
+pub mod edge;
 pub mod error;
 pub mod failover;
 pub mod hosts;
 pub mod openapi;
+pub mod pages;
 pub mod probe;
 pub mod sessions;
+pub mod signin;
 pub mod web;
 
 pub use error::AppError;
+pub use signin::SignedIn;
+
+/// How long a sign-in lasts: a working day, then the password again.
+pub const LOGIN_LIFETIME: Duration = Duration::from_secs(12 * 3600);
 
 /// How the directory behaves; everything else it reads from the store.
 #[derive(Clone, Debug)]
@@ -51,9 +70,36 @@ pub struct DirectoryConfig {
     /// The page's `connect-src` sources; empty means every live host's
     /// origins, computed per request.
     pub connect_src: Vec<String>,
-    /// The secret hosts present to register, renew and be drained. `None`
+    /// The secret hosts present to register, renew and be drained, and
+    /// that this directory presents to a host to end a session. `None`
     /// leaves host registration open to anyone who can reach the directory.
     pub host_token: Option<HostToken>,
+    /// Signs the tickets hosts admit browsers with. Every replica must use
+    /// the same key (hosts know its public half); the default is a fresh
+    /// key, fine for tests only, so the binary always sets one.
+    pub ticket_signer: Arc<TicketSigner>,
+    /// Whether browsers reach this replica over TLS: cookies get `Secure`
+    /// and answers `Strict-Transport-Security`.
+    pub tls: bool,
+    /// Origins allowed to POST (forms and `/v1`) and to call the API across
+    /// origins, exactly (`scheme://host[:port]`). Empty: the origins of
+    /// `public_url` and `peers`.
+    pub allowed_origins: Vec<String>,
+    /// Peer addresses of reverse proxies that authenticate users
+    /// themselves. Only requests from these addresses may name a user in
+    /// `proxy_user_header`, and only for them is `X-Forwarded-For` read.
+    pub trusted_proxies: Vec<IpAddr>,
+    /// The header a trusted proxy names the signed-in user in (e.g.
+    /// `X-Remote-User`). `None` turns proxy sign-in off.
+    pub proxy_user_header: Option<HeaderName>,
+    /// Running sessions one user may have; a new one beyond it is refused.
+    pub max_sessions_per_user: usize,
+    /// Sign-in attempts allowed per user name and per client address.
+    pub login_limits: LoginLimits,
+    /// TLS trust for probing and calling `https://` hosts (`--host-ca`).
+    /// `None`: https hosts cannot be probed (no evidence either way) and
+    /// are not told when a session ends.
+    pub host_tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 /// The hosts' shared secret; its `Debug` never shows it.
@@ -88,7 +134,30 @@ impl Default for DirectoryConfig {
             static_dir: None,
             connect_src: Vec::new(),
             host_token: None,
+            ticket_signer: Arc::new(TicketSigner::generate()),
+            tls: false,
+            allowed_origins: Vec::new(),
+            trusted_proxies: Vec::new(),
+            proxy_user_header: None,
+            max_sessions_per_user: 10,
+            login_limits: LoginLimits::default(),
+            host_tls: None,
         }
+    }
+}
+
+impl DirectoryConfig {
+    /// The exact origins allowed to POST: the configured list, or this
+    /// replica's and its peers' origins.
+    pub fn origin_allowlist(&self) -> Vec<String> {
+        let urls: Vec<&String> = if self.allowed_origins.is_empty() {
+            self.public_url.iter().chain(&self.peers).collect()
+        } else {
+            self.allowed_origins.iter().collect()
+        };
+        let mut origins: Vec<String> = urls.into_iter().filter_map(|u| web::origin(u)).collect();
+        origins.dedup();
+        origins
     }
 }
 
@@ -97,85 +166,116 @@ impl Default for DirectoryConfig {
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub config: Arc<DirectoryConfig>,
+    /// Counts sign-in attempts in this process.
+    pub limiter: Arc<LoginLimiter>,
+    /// [`DirectoryConfig::origin_allowlist`], computed once.
+    pub allowed_origins: Arc<Vec<String>>,
 }
 
 impl AppState {
     pub fn new(store: Arc<dyn Store>, config: DirectoryConfig) -> AppState {
         AppState {
             store,
+            limiter: Arc::new(LoginLimiter::new(config.login_limits)),
+            allowed_origins: Arc::new(config.origin_allowlist()),
             config: Arc::new(config),
         }
     }
 }
 
-/// The whole HTTP API, ready to serve or to call in tests.
+/// The whole HTTP API and the pages, ready to serve or to call in tests.
 pub fn app(state: AppState) -> Router {
+    // What a signed-in user calls; `signin::identify` finds who that is.
+    let user_api = Router::new()
+        .route("/me", get(signin::me))
+        .route("/placement", post(sessions::placement))
+        .route("/sessions", get(sessions::list_sessions))
+        .route("/sessions/{id}/unreachable", post(sessions::unreachable))
+        .route("/sessions/{id}/end", post(sessions::end_json))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            signin::identify,
+        ));
     let api = Router::new()
         .route("/hosts", get(hosts::list_hosts))
         .route("/hosts/{id}/lease", put(hosts::renew_lease))
         .route("/hosts/{id}/drain", post(hosts::drain))
-        .route("/placement", post(sessions::placement))
-        .route("/sessions", get(sessions::list_sessions))
-        .route("/sessions/{id}/unreachable", post(sessions::unreachable))
         .route("/config", get(web::config))
         .route("/openapi.json", get(openapi::document))
+        .merge(user_api)
         .fallback(web::api_not_found)
-        .layer(cors(&state.config));
+        .layer(cors(&state));
+    let user_pages = Router::new()
+        .route("/", get(web::page))
+        .route("/index.html", get(web::page))
+        .route("/sessions", get(pages::sessions_page))
+        .route("/sessions/{id}/end", post(pages::end_form))
+        .route("/logout", post(signin::logout))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            signin::identify,
+        ));
     let router = Router::new()
         .nest("/v1", api)
-        .route("/healthz", get(web::health));
+        .route("/healthz", get(web::health))
+        .route("/login", get(signin::login_page).post(signin::login))
+        .merge(user_pages);
     let router = match &state.config.static_dir {
         Some(dir) => router.fallback_service(web::static_files(dir, state.clone())),
         None => router.fallback(web::not_found),
     };
-    router
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(web::API_CONTENT_SECURITY_POLICY),
-        ))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::X_FRAME_OPTIONS,
-            HeaderValue::from_static("DENY"),
-        ))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::REFERRER_POLICY,
-            HeaderValue::from_static("no-referrer"),
-        ))
-        .with_state(state)
+    edge::security_headers(router, state.config.tls).with_state(state)
 }
 
 /// The page a peer replica served may call this one (the client learns
-/// every replica from `/v1/config`), so peers' origins may make requests.
-fn cors(config: &DirectoryConfig) -> CorsLayer {
-    let origins: Vec<HeaderValue> = config
-        .public_url
+/// every replica from `/v1/config`), so allowed origins may make requests,
+/// with the sign-in cookie.
+fn cors(state: &AppState) -> CorsLayer {
+    let origins: Vec<HeaderValue> = state
+        .allowed_origins
         .iter()
-        .chain(&config.peers)
-        .filter_map(|url| web::origin(url))
-        .filter_map(|origin| HeaderValue::from_str(&origin).ok())
+        .filter_map(|origin| HeaderValue::from_str(origin).ok())
         .collect();
     CorsLayer::new()
         .allow_origin(AllowOrigin::list(origins))
         .allow_methods([Method::GET, Method::POST, Method::PUT])
         .allow_headers([header::CONTENT_TYPE])
+        .allow_credentials(true)
 }
 
 /// Serves `app(state)` on an already-bound listener until `shutdown`
-/// completes, then lets requests in flight finish.
+/// completes, then lets requests in flight finish. With `tls`, every
+/// connection is a TLS one (HTTPS and WSS); handshakes run in their own
+/// tasks so a slow client never blocks the others. Handlers learn each
+/// peer's address (`ConnectInfo<SocketAddr>`) for rate limits and the
+/// trusted-proxy check.
 pub async fn run(
     listener: tokio::net::TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    // Answers are small and a failover waits on them: no Nagle delay.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
+    match tls {
+        Some(config) => {
+            // The no-op tap is what gives axum's `ConnectInfo` a way to read a
+            // custom listener's peer address.
+            let listener = axum::serve::ListenerExt::tap_io(
+                auth::tls::TlsListener::new(listener, config),
+                |_| {},
+            );
+            axum::serve(listener, service)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        None => {
+            // Answers are small and a failover waits on them: no Nagle delay.
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            axum::serve(listener, service)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    }
 }

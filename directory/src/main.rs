@@ -1,18 +1,22 @@
-//! `directory`: run a Thinline directory replica.
+//! `directory`: run a Thinline directory replica, manage accounts, make the
+//! ticket key.
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::io::IsTerminal as _;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
+use auth::ticket::TicketSigner;
+use axum::http::HeaderName;
 use clap::{Parser, Subcommand};
 use directory::{AppState, DirectoryConfig, run};
 
 #[derive(Parser)]
 #[command(
     version,
-    about = "Thinline directory: host registry, placement and failover"
+    about = "Thinline directory: sign-in, host registry, placement and failover"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -21,8 +25,59 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the directory API (and optionally the page) over HTTP.
-    Serve(ServeArgs),
+    /// Serve the directory API, the sign-in and sessions pages, and
+    /// optionally the terminal page, over HTTP or HTTPS.
+    Serve(Box<ServeArgs>),
+    /// Manage the accounts people sign in with.
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
+    /// Make a new ticket signing key: prints THINLINE_TICKET_KEY (for every
+    /// directory replica) and THINLINE_TICKET_PUBLIC_KEY (for every host).
+    Keygen,
+}
+
+#[derive(Subcommand)]
+enum UserAction {
+    /// Add a user; the password is read from standard input (one line).
+    Add {
+        name: String,
+        #[command(flatten)]
+        store: StoreArg,
+    },
+    /// Set a new password (read from standard input, one line); the user
+    /// is signed out everywhere.
+    Reset {
+        name: String,
+        #[command(flatten)]
+        store: StoreArg,
+    },
+    /// Stop a user from signing in; they are signed out everywhere.
+    Disable {
+        name: String,
+        #[command(flatten)]
+        store: StoreArg,
+    },
+    /// Let a disabled user sign in again.
+    Enable {
+        name: String,
+        #[command(flatten)]
+        store: StoreArg,
+    },
+    /// List the users: name, enabled or disabled, created (UTC).
+    List {
+        #[command(flatten)]
+        store: StoreArg,
+    },
+}
+
+#[derive(clap::Args)]
+struct StoreArg {
+    /// The shared backend: `sqlite:PATH` or `postgres://...`, as the
+    /// directory replicas use.
+    #[arg(long, env = "THINLINE_STORE")]
+    store: String,
 }
 
 #[derive(clap::Args)]
@@ -38,7 +93,7 @@ struct ServeArgs {
     /// and every host must name the same one.
     #[arg(long, env = "THINLINE_STORE")]
     store: String,
-    /// Folder served at `/` (index.html and the built client).
+    /// Folder served at `/` (index.html and the built client, style.css).
     #[arg(long, env = "THINLINE_STATIC_DIR")]
     static_dir: Option<PathBuf>,
     /// Another directory replica's url (repeat for several), listed to
@@ -46,7 +101,7 @@ struct ServeArgs {
     #[arg(long = "peer", env = "THINLINE_DIRECTORY_PEERS", value_delimiter = ',')]
     peers: Vec<String>,
     /// This replica's url as browsers reach it; defaults to the listen
-    /// address.
+    /// address (https:// with --tls-cert).
     #[arg(long, env = "THINLINE_DIRECTORY_URL")]
     public_url: Option<String>,
     /// How long probing a host's /healthz may take before it counts as no
@@ -60,6 +115,35 @@ struct ServeArgs {
     /// host's http and ws origins.
     #[arg(long = "connect-src", value_delimiter = ',')]
     connect_src: Vec<String>,
+    /// A file holding the ticket signing key (instead of the
+    /// THINLINE_TICKET_KEY environment variable); `directory keygen` makes one.
+    #[arg(long, env = "THINLINE_TICKET_KEY_FILE")]
+    ticket_key_file: Option<PathBuf>,
+    /// PEM certificate chain to serve HTTPS with (needs --tls-key).
+    #[arg(long, env = "THINLINE_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "THINLINE_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// PEM CA certificate(s) that https:// hosts' certificates chain to,
+    /// for probing them and telling them a session ended.
+    #[arg(long, env = "THINLINE_HOST_CA")]
+    host_ca: Option<PathBuf>,
+    /// An origin (scheme://host[:port]) allowed to post forms and call the
+    /// API (repeat); defaults to --public-url and the peers.
+    #[arg(long = "allow-origin", value_delimiter = ',')]
+    allow_origins: Vec<String>,
+    /// The address of an authenticating reverse proxy whose
+    /// --proxy-user-header is trusted (repeat). Nothing else may set it.
+    #[arg(long = "trusted-proxy", value_delimiter = ',')]
+    trusted_proxies: Vec<IpAddr>,
+    /// The header a --trusted-proxy names the signed-in user in, e.g.
+    /// X-Remote-User; the account must exist and be enabled.
+    #[arg(long, requires = "trusted_proxies")]
+    proxy_user_header: Option<String>,
+    /// Running sessions one user may have at once.
+    #[arg(long, default_value_t = 10)]
+    max_sessions_per_user: usize,
 }
 
 async fn open_store(spec: &str) -> anyhow::Result<Arc<dyn store::Store>> {
@@ -79,8 +163,100 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let Cli { command } = Cli::parse();
     match command {
-        Command::Serve(args) => serve(args).await,
+        Command::Serve(args) => serve(*args).await,
+        Command::User { action } => user(action).await,
+        Command::Keygen => {
+            let signer = TicketSigner::generate();
+            println!("THINLINE_TICKET_KEY={}", signer.to_base64());
+            println!("THINLINE_TICKET_PUBLIC_KEY={}", signer.public_key());
+            Ok(())
+        }
     }
+}
+
+async fn user(action: UserAction) -> anyhow::Result<()> {
+    use directory::accounts;
+    match action {
+        UserAction::Add { name, store } => {
+            let password = password_for(&name)?;
+            let store = open_store(&store.store).await?;
+            accounts::add(&*store, &name, &password).await?;
+            eprintln!("added user {name}");
+        }
+        UserAction::Reset { name, store } => {
+            let password = password_for(&name)?;
+            let store = open_store(&store.store).await?;
+            accounts::reset(&*store, &name, &password).await?;
+            eprintln!("set a new password for {name}; they are signed out everywhere");
+        }
+        UserAction::Disable { name, store } => {
+            let store = open_store(&store.store).await?;
+            accounts::set_disabled(&*store, &name, true).await?;
+            eprintln!("disabled {name}; they are signed out everywhere");
+        }
+        UserAction::Enable { name, store } => {
+            let store = open_store(&store.store).await?;
+            accounts::set_disabled(&*store, &name, false).await?;
+            eprintln!("enabled {name}");
+        }
+        UserAction::List { store } => {
+            let store = open_store(&store.store).await?;
+            for line in accounts::list(&*store).await? {
+                println!("{line}");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads one line from standard input; on a terminal, asks for it and
+/// does not echo it.
+fn password_for(name: &str) -> anyhow::Result<String> {
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        return directory::accounts::read_password(stdin.lock());
+    }
+    eprint!("password for {name}: ");
+    let saved = rustix::termios::tcgetattr(&stdin).ok();
+    if let Some(saved) = &saved {
+        let mut quiet = saved.clone();
+        quiet.local_modes.remove(rustix::termios::LocalModes::ECHO);
+        let _ = rustix::termios::tcsetattr(&stdin, rustix::termios::OptionalActions::Now, &quiet);
+    }
+    let password = directory::accounts::read_password(stdin.lock());
+    if let Some(saved) = &saved {
+        let _ = rustix::termios::tcsetattr(&stdin, rustix::termios::OptionalActions::Now, saved);
+    }
+    eprintln!();
+    password
+}
+
+const NO_TICKET_KEY: &str = "no ticket signing key: run `directory keygen`, then give every directory \
+     replica THINLINE_TICKET_KEY (or --ticket-key-file) and every host THINLINE_TICKET_PUBLIC_KEY";
+
+/// The signing key from `--ticket-key-file` or `THINLINE_TICKET_KEY`; never a
+/// flag holding the key itself, which would show in `ps`.
+fn ticket_signer(file: Option<&Path>) -> anyhow::Result<TicketSigner> {
+    let (seed, source) = match file {
+        Some(path) => (
+            std::fs::read_to_string(path).with_context(|| {
+                format!(
+                    "reading the ticket key from {} (--ticket-key-file)",
+                    path.display()
+                )
+            })?,
+            format!("--ticket-key-file {}", path.display()),
+        ),
+        None => match std::env::var("THINLINE_TICKET_KEY") {
+            Ok(seed) if !seed.trim().is_empty() => (seed, "THINLINE_TICKET_KEY".to_owned()),
+            _ => bail!(NO_TICKET_KEY),
+        },
+    };
+    TicketSigner::from_base64(seed.trim()).map_err(|error| {
+        anyhow::anyhow!(
+            "{source} holds no usable ticket key ({error}); make one with `directory keygen`"
+        )
+    })
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -90,6 +266,42 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             "--connect-src {source:?} is not a plain CSP source (no quotes, ';' or ',')"
         );
     }
+    for origin in &args.allow_origins {
+        anyhow::ensure!(
+            directory::web::origin(origin).as_deref() == Some(origin.trim_end_matches('/')),
+            "--allow-origin {origin:?} is not an origin: use scheme://host[:port], e.g. https://term.example.com"
+        );
+    }
+    let proxy_user_header = args
+        .proxy_user_header
+        .as_deref()
+        .map(|name| {
+            HeaderName::from_bytes(name.as_bytes())
+                .with_context(|| format!("--proxy-user-header {name:?} is not a header name"))
+        })
+        .transpose()?;
+    if !args.trusted_proxies.is_empty() && proxy_user_header.is_none() {
+        tracing::warn!(
+            "--trusted-proxy without --proxy-user-header: proxies only set X-Forwarded-For"
+        );
+    }
+    let signer = ticket_signer(args.ticket_key_file.as_deref())?;
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(
+            auth::tls::server_config(cert, key)
+                .context("loading --tls-cert and --tls-key (PEM certificate chain and key)")?,
+        ),
+        _ => None,
+    };
+    let host_tls = args
+        .host_ca
+        .as_deref()
+        .map(|ca| {
+            auth::tls::client_config(ca).with_context(|| {
+                format!("loading --host-ca {} (PEM CA certificates)", ca.display())
+            })
+        })
+        .transpose()?;
     if let Some(dir) = &args.static_dir
         && !dir.join("index.html").exists()
     {
@@ -110,7 +322,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     } else {
         addr.to_string()
     };
-    let public_url = args.public_url.unwrap_or_else(|| format!("http://{shown}"));
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let public_url = args
+        .public_url
+        .unwrap_or_else(|| format!("{scheme}://{shown}"));
+    let public_key = signer.public_key();
     let config = DirectoryConfig {
         public_url: Some(public_url),
         peers: args.peers,
@@ -123,6 +339,18 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .ok()
             .filter(|t| !t.is_empty())
             .map(directory::HostToken),
+        ticket_signer: Arc::new(signer),
+        tls: tls.is_some(),
+        allowed_origins: args
+            .allow_origins
+            .iter()
+            .map(|origin| origin.trim_end_matches('/').to_owned())
+            .collect(),
+        trusted_proxies: args.trusted_proxies,
+        proxy_user_header,
+        max_sessions_per_user: args.max_sessions_per_user,
+        login_limits: auth::limit::LoginLimits::default(),
+        host_tls,
     };
     if config.host_token.is_none() {
         tracing::warn!(
@@ -131,9 +359,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     let kind = store.kind();
     let state = AppState::new(store, config);
-    println!("thinline: directory listening on http://{shown}/");
-    tracing::info!(%addr, store = kind, "serving");
-    run(listener, state, shutdown_signal())
+    println!("thinline: directory listening on {scheme}://{shown}/");
+    tracing::info!(%addr, store = kind, %public_key, allowed_origins = ?state.allowed_origins, "serving; hosts need THINLINE_TICKET_PUBLIC_KEY={public_key}");
+    run(listener, tls, state, shutdown_signal())
         .await
         .context("serving")?;
     tracing::info!("stopped");

@@ -4,8 +4,10 @@
 //! Hosts and the browser client are written by others against these
 //! shapes, so the contract is published by the service itself. It is
 //! written by hand: the API is small, and a derive macro would add a heavy
-//! dependency for little. The integration tests check that every route is
-//! listed.
+//! dependency for little. The server-rendered pages (sign-in, sessions) are
+//! listed too, with their form fields and redirects, since scripts and
+//! proxies in front of the directory deal with them. The integration tests
+//! check that every route is listed.
 
 use axum::Json;
 use serde_json::{Value, json};
@@ -36,6 +38,19 @@ fn body(schema: &str) -> Value {
     })
 }
 
+/// An HTML page answer.
+fn page(description: &str) -> Value {
+    json!({ "description": description, "content": { "text/html": { "schema": { "type": "string" } } } })
+}
+
+/// A 303 answer.
+fn see_other(description: &str) -> Value {
+    json!({
+        "description": description,
+        "headers": { "Location": { "schema": { "type": "string" } } }
+    })
+}
+
 fn path_param(name: &str, description: &str) -> Value {
     json!({ "name": name, "in": "path", "required": true, "description": description, "schema": { "type": "string" } })
 }
@@ -49,7 +64,7 @@ pub fn spec() -> Value {
         "info": {
             "title": "Thinline directory",
             "version": "1",
-            "description": "Host registry, session placement and failover decisions. Stateless over the shared store: any replica answers any request. All times are milliseconds since the Unix epoch read from the store's clock."
+            "description": "Sign-in, host registry, session placement and failover decisions. Stateless over the shared store: any replica answers any request. All times are milliseconds since the Unix epoch read from the store's clock. Calls about sessions need the sign-in cookie and see only the caller's own sessions; their POSTs also need an allowed Origin header."
         },
         "paths": {
             "/v1/hosts/{id}/lease": {
@@ -93,14 +108,34 @@ pub fn spec() -> Value {
                     }
                 }
             },
+            "/v1/me": {
+                "get": {
+                    "summary": "Who is signed in",
+                    "security": [{ "loginCookie": [] }],
+                    "responses": {
+                        "200": ok(json!({
+                            "type": "object",
+                            "required": ["user"],
+                            "properties": { "user": { "type": "string" } }
+                        })),
+                        "401": error_response("not signed in; open /login")
+                    }
+                }
+            },
             "/v1/placement": {
                 "post": {
-                    "summary": "Where to open a session",
-                    "description": "A running session whose owner's lease is live goes to its owner; one whose owner's lease expired is moved first. Anything else (no id, unknown or ended session) gets the least-loaded live host that is not draining, for a new session (session and epoch null).",
+                    "summary": "Where to open a session, with a ticket for it",
+                    "description": "session named: that session of the caller's; a live owner keeps it, one whose lease expired is moved first. No session and new unset: the caller's most recently active running session (hot desking), else a new one. new: a new session, with an id minted here and epoch 1, on the least-loaded live host that is not draining, unless the caller already runs --max-sessions-per-user sessions. The ticket (Ed25519, valid ticket_expires_in_ms, bound to user, session, host, epoch and login) goes in the WebSocket hello; refresh it by asking again with the session. Needs an allowed Origin.",
+                    "security": [{ "loginCookie": [] }],
                     "requestBody": body("PlacementRequest"),
                     "responses": {
                         "200": ok(json!({ "$ref": "#/components/schemas/Placement" })),
-                        "400": error_response("malformed session id or body"),
+                        "400": error_response("malformed session id or body, or both session and new"),
+                        "401": error_response("not signed in; open /login"),
+                        "403": error_response("the Origin is missing or not allowed"),
+                        "404": error_response("the caller has no such session (another user's answers the same; a new session exists once its host started it)"),
+                        "409": error_response("the session has ended"),
+                        "429": error_response("the caller runs the most sessions allowed"),
                         "503": error_response("no healthy host, or the store is unavailable")
                     }
                 }
@@ -108,25 +143,111 @@ pub fn spec() -> Value {
             "/v1/sessions/{id}/unreachable": {
                 "post": {
                     "summary": "Report that the client cannot reach the session's host",
-                    "description": "retry_owner while the owner's lease is live and there is no evidence its process is gone (a probe of its /healthz is refused or answered by another host); moved once the lease expired or the owner is proven gone, or when the session had already moved. Concurrent reports get the same answer; the epoch rises by exactly one per move.",
-                    "parameters": [session_id],
+                    "description": "retry_owner while the owner's lease is live and there is no evidence its process is gone (a probe of its /healthz is refused or answered by another host); moved once the lease expired or the owner is proven gone, or when the session had already moved. Concurrent reports get the same answer; the epoch rises by exactly one per move. Both answers carry a fresh ticket for the host they name. Only the caller's own sessions; needs an allowed Origin.",
+                    "security": [{ "loginCookie": [] }],
+                    "parameters": [session_id.clone()],
                     "requestBody": body("UnreachableRequest"),
                     "responses": {
                         "200": ok(json!({ "$ref": "#/components/schemas/UnreachableAnswer" })),
                         "400": error_response("malformed session id, host or body"),
-                        "404": error_response("no such session"),
+                        "401": error_response("not signed in; open /login"),
+                        "403": error_response("the Origin is missing or not allowed"),
+                        "404": error_response("the caller has no such session"),
                         "409": error_response("the session has ended"),
                         "503": error_response("no healthy host, or the store is unavailable")
                     }
                 }
             },
+            "/v1/sessions/{id}/end": {
+                "post": {
+                    "summary": "End one of the caller's sessions",
+                    "description": "Marks the session ended and raises its epoch (fencing its host), then asks the host to hang up at once (best effort). Ending an ended session changes nothing. Needs an allowed Origin.",
+                    "security": [{ "loginCookie": [] }],
+                    "parameters": [session_id.clone()],
+                    "responses": {
+                        "200": ok(json!({ "$ref": "#/components/schemas/Ended" })),
+                        "400": error_response("malformed session id"),
+                        "401": error_response("not signed in; open /login"),
+                        "403": error_response("the Origin is missing or not allowed"),
+                        "404": error_response("the caller has no such session"),
+                        "503": error_response("the store is unavailable")
+                    }
+                }
+            },
             "/v1/sessions": {
                 "get": {
-                    "summary": "Sessions, newest first",
-                    "parameters": [{ "name": "owner", "in": "query", "required": false, "description": "only this user's sessions", "schema": { "type": "string" } }],
+                    "summary": "The caller's sessions, newest first",
+                    "security": [{ "loginCookie": [] }],
                     "responses": {
                         "200": ok(json!({ "type": "array", "items": { "$ref": "#/components/schemas/Session" } })),
+                        "401": error_response("not signed in; open /login"),
                         "503": error_response("the store is unavailable")
+                    }
+                }
+            },
+            "/login": {
+                "get": {
+                    "summary": "The sign-in page",
+                    "responses": { "200": page("a form posting user and password to /login") }
+                },
+                "post": {
+                    "summary": "Sign in",
+                    "description": "Success sets the cookie thinline_login (Path=/; HttpOnly; SameSite=Strict; Max-Age=43200; Secure over TLS). Every failure, unknown user and disabled account included, says exactly \"wrong user or password\". Attempts are limited per user name and per client address. Needs an allowed Origin.",
+                    "requestBody": {
+                        "required": true,
+                        "content": { "application/x-www-form-urlencoded": { "schema": {
+                            "type": "object",
+                            "required": ["user", "password"],
+                            "properties": { "user": { "type": "string" }, "password": { "type": "string", "format": "password" } }
+                        } } }
+                    },
+                    "responses": {
+                        "303": see_other("signed in: to /"),
+                        "400": page("the form is incomplete"),
+                        "401": page("wrong user or password"),
+                        "403": page("the Origin is missing or not allowed"),
+                        "429": page("too many sign-in attempts; Retry-After says when to try again")
+                    }
+                }
+            },
+            "/logout": {
+                "post": {
+                    "summary": "Sign out: ends the login everywhere and clears the cookie",
+                    "responses": {
+                        "303": see_other("to /login"),
+                        "403": page("the Origin is missing or not allowed")
+                    }
+                }
+            },
+            "/": {
+                "get": {
+                    "summary": "The terminal page (also /index.html); ?session=ID or ?new=1 choose the session",
+                    "security": [{ "loginCookie": [] }],
+                    "responses": {
+                        "200": page("the page"),
+                        "303": see_other("not signed in: to /login")
+                    }
+                }
+            },
+            "/sessions": {
+                "get": {
+                    "summary": "The caller's sessions as a page: open, end, start a new one, sign out",
+                    "security": [{ "loginCookie": [] }],
+                    "responses": {
+                        "200": page("the sessions page"),
+                        "303": see_other("not signed in: to /login")
+                    }
+                }
+            },
+            "/sessions/{id}/end": {
+                "post": {
+                    "summary": "The form twin of POST /v1/sessions/{id}/end",
+                    "security": [{ "loginCookie": [] }],
+                    "parameters": [session_id],
+                    "responses": {
+                        "303": see_other("ended: back to /sessions; not signed in: to /login"),
+                        "403": page("the Origin is missing or not allowed"),
+                        "404": page("the caller has no such session")
                     }
                 }
             },
@@ -174,6 +295,12 @@ pub fn spec() -> Value {
         },
         "components": {
             "securitySchemes": {
+                "loginCookie": {
+                    "type": "apiKey",
+                    "in": "cookie",
+                    "name": "thinline_login",
+                    "description": "Set by POST /login (or by a trusted reverse proxy's user header); lasts 12 hours or until sign-out"
+                },
                 "hostToken": {
                     "type": "http",
                     "scheme": "bearer",
@@ -222,16 +349,30 @@ pub fn spec() -> Value {
                 },
                 "PlacementRequest": {
                     "type": "object",
-                    "properties": { "session": { "type": "string", "nullable": true, "pattern": "^[0-9a-fA-F]{32}$" } }
+                    "properties": {
+                        "session": { "type": "string", "nullable": true, "pattern": "^[0-9a-fA-F]{32}$" },
+                        "new": { "type": "boolean", "default": false, "description": "start a new session" }
+                    }
                 },
                 "Placement": {
                     "type": "object",
-                    "required": ["session", "host", "url", "epoch"],
+                    "required": ["session", "host", "url", "epoch", "ticket", "ticket_expires_in_ms"],
                     "properties": {
-                        "session": { "type": "string", "nullable": true },
+                        "session": { "type": "string", "description": "32 hex digits; minted here for a new session" },
                         "host": { "type": "string" },
                         "url": { "type": "string" },
-                        "epoch": { "type": "integer", "nullable": true }
+                        "epoch": { "type": "integer", "description": "1 for a new session" },
+                        "ticket": { "type": "string", "description": "for the WebSocket hello; never put it in a URL" },
+                        "ticket_expires_in_ms": { "type": "integer" }
+                    }
+                },
+                "Ended": {
+                    "type": "object",
+                    "required": ["session", "state", "epoch"],
+                    "properties": {
+                        "session": { "type": "string" },
+                        "state": { "type": "string", "enum": ["ended"] },
+                        "epoch": { "type": "integer", "description": "after ending; fences the host that served it" }
                     }
                 },
                 "UnreachableRequest": {
@@ -244,13 +385,15 @@ pub fn spec() -> Value {
                 },
                 "UnreachableAnswer": {
                     "type": "object",
-                    "required": ["decision", "host", "url", "epoch"],
+                    "required": ["decision", "host", "url", "epoch", "ticket", "ticket_expires_in_ms"],
                     "properties": {
                         "decision": { "type": "string", "enum": ["retry_owner", "moved"] },
                         "host": { "type": "string" },
                         "url": { "type": "string" },
                         "epoch": { "type": "integer" },
-                        "retry_after_ms": { "type": "integer", "description": "only with retry_owner" }
+                        "retry_after_ms": { "type": "integer", "description": "only with retry_owner" },
+                        "ticket": { "type": "string", "description": "for the host named here, at this epoch" },
+                        "ticket_expires_in_ms": { "type": "integer" }
                     }
                 },
                 "Session": {

@@ -1,4 +1,5 @@
-//! Sessions over HTTP: placement, unreachable-owner reports and the list.
+//! Sessions over HTTP: placement, unreachable-owner reports, the list and
+//! ending one, each for the signed-in user's own sessions only.
 //!
 //! This is the IO shell around [`FailoverPlan`]: it reads the session, the
 //! hosts and the backend's clock, probes the owner when the plan asks, and
@@ -7,41 +8,64 @@
 //! session first; the shell reads again and answers the winner, so clients
 //! asking at the same moment all get the same host and the epoch rises by
 //! exactly one.
+//!
+//! Every answer that sends the browser to a host carries a ticket: claims
+//! naming the user, the session, the host, the epoch and the login, signed
+//! with the directory's key and valid for a minute. The host admits the
+//! browser on it alone. A session of another user answers exactly like an
+//! unknown one (404), so ids cannot be probed for.
+//!
+//! New sessions get their id here (16 random bytes) and epoch 1; the host
+//! that receives the ticket creates the record when the browser attaches.
+//! A session therefore exists for this API only once its host started it.
 
+use auth::ticket::{Claims, MAX_LIFETIME_MS};
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use serde::{Deserialize, Serialize};
 use store::{Millis, SessionRecord, SessionState, StoreError};
 
 use crate::AppState;
+use crate::edge::AllowedOrigin;
 use crate::error::AppError;
 use crate::failover::{
     Decision, FailoverPlan, ProbeOutcome, Target, UnreachableReport, least_loaded,
 };
 use crate::hosts::check_host_id;
-use crate::probe::probe_owner;
+use crate::probe::{end_on_host, probe_owner};
+use crate::signin::SignedIn;
 
 /// How many times one request re-reads after losing a takeover race. Each
 /// loss means the session moved, so the next read normally answers; more
 /// losses in a row mean hosts are dying faster than we can move sessions.
 const MOVE_ATTEMPTS: usize = 4;
 
+/// How long a ticket is valid: the longest a host accepts. The client
+/// refreshes it before a reconnect when less than 10 s are left.
+pub const TICKET_LIFETIME_MS: u64 = MAX_LIFETIME_MS;
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PlacementRequest {
+    /// The session to open; `None` with `new` unset picks the user's most
+    /// recently active running session (hot desking).
     #[serde(default)]
     pub session: Option<String>,
+    /// Start a new session even if the user has running ones.
+    #[serde(default)]
+    pub new: bool,
 }
 
 #[derive(Debug, Serialize)]
 pub struct PlacementAnswer {
-    /// The session the host serves, or `None` for a new one.
-    pub session: Option<String>,
+    pub session: String,
     pub host: String,
     pub url: String,
-    /// The session's epoch at `host`, or `None` for a new one.
-    pub epoch: Option<u64>,
+    /// The session's epoch at `host`; 1 for a new session.
+    pub epoch: u64,
+    pub ticket: String,
+    pub ticket_expires_in_ms: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -61,13 +85,25 @@ pub enum UnreachableAnswer {
         url: String,
         epoch: u64,
         retry_after_ms: u64,
+        ticket: String,
+        ticket_expires_in_ms: u64,
     },
     /// The session is (now) served by `host` at `epoch`.
     Moved {
         host: String,
         url: String,
         epoch: u64,
+        ticket: String,
+        ticket_expires_in_ms: u64,
     },
+}
+
+#[derive(Debug, Serialize)]
+pub struct EndAnswer {
+    pub session: String,
+    pub state: &'static str,
+    /// The epoch after ending, which fences the host that served it.
+    pub epoch: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -104,89 +140,276 @@ impl From<SessionRecord> for SessionView {
     }
 }
 
-#[derive(Debug, Deserialize)]
-pub struct ListQuery {
-    pub owner: Option<String>,
-}
-
 /// `POST /v1/placement`
 pub async fn placement(
     State(state): State<AppState>,
+    _origin: AllowedOrigin,
+    signed_in: SignedIn,
     body: Result<Json<PlacementRequest>, JsonRejection>,
 ) -> Result<Json<PlacementAnswer>, AppError> {
     let Json(request) = body.map_err(AppError::from_json)?;
-    let record = match &request.session {
-        Some(id) => {
-            let id = check_session_id(id)?;
-            state.store.get_session(&id).await?
+    let record = match (&request.session, request.new) {
+        (Some(_), true) => {
+            return Err(AppError::BadRequest(
+                "name a session or ask for a new one, not both".to_owned(),
+            ));
         }
-        None => None,
+        (Some(id), false) => {
+            let id = check_session_id(id)?;
+            let record = own_session(&state, &signed_in.user, &id).await?;
+            if record.state == SessionState::Ended {
+                return Err(ended(&id));
+            }
+            Some(record)
+        }
+        (None, false) => most_recent_running(&state, &signed_in.user).await?,
+        (None, true) => None,
     };
-    if let Some(record) = record.filter(|r| r.state == SessionState::Running) {
-        let id = record.id.clone();
-        let resolved = resolve(&state, record, None).await?;
-        let (target, epoch) = resolved.into_target();
-        return Ok(Json(PlacementAnswer {
-            session: Some(id),
-            host: target.host,
-            url: target.url,
-            epoch: Some(epoch),
-        }));
+    let Some(record) = record else {
+        return new_session(&state, &signed_in).await.map(Json);
+    };
+    let id = record.id.clone();
+    let (target, epoch) = resolve(&state, record, None).await?.into_target();
+    let (ticket, ticket_expires_in_ms) =
+        issue_ticket(&state, &signed_in, &id, &target.host, epoch)?;
+    Ok(Json(PlacementAnswer {
+        session: id,
+        host: target.host,
+        url: target.url,
+        epoch,
+        ticket,
+        ticket_expires_in_ms,
+    }))
+}
+
+/// Hot desking: the running session the user touched last, if any.
+async fn most_recent_running(
+    state: &AppState,
+    user: &str,
+) -> Result<Option<SessionRecord>, AppError> {
+    let sessions = state.store.list_sessions(Some(user)).await?;
+    Ok(sessions
+        .into_iter()
+        .filter(|s| s.state == SessionState::Running && s.owner == user)
+        .max_by(|a, b| {
+            (a.last_active, a.created_at, &a.id).cmp(&(b.last_active, b.created_at, &b.id))
+        }))
+}
+
+/// A new session on the least-loaded live host, within the user's cap.
+async fn new_session(state: &AppState, signed_in: &SignedIn) -> Result<PlacementAnswer, AppError> {
+    let user = &signed_in.user;
+    let running = state
+        .store
+        .list_sessions(Some(user))
+        .await?
+        .iter()
+        .filter(|s| s.state == SessionState::Running)
+        .count();
+    // Best effort: two requests at once may both pass, and a session whose
+    // browser never attached does not count. The cap is against one user
+    // filling the hosts, not an exact quota.
+    if running >= state.config.max_sessions_per_user {
+        return Err(AppError::TooMany(format!(
+            "you already run {running} sessions, the most allowed; end one on /sessions"
+        )));
     }
     let hosts = state.store.list_hosts().await?;
     let now = state.store.now().await?;
     let host = least_loaded(&hosts, now, None).ok_or(AppError::NoHealthyHost)?;
-    Ok(Json(PlacementAnswer {
-        session: None,
+    let id = mint_session_id()?;
+    let (ticket, ticket_expires_in_ms) = issue_ticket(state, signed_in, &id, &host.id, 1)?;
+    tracing::info!(session = %id, %user, host = %host.id, "placed a new session");
+    Ok(PlacementAnswer {
+        session: id,
         host: host.id.clone(),
         url: host.url.clone(),
-        epoch: None,
-    }))
+        epoch: 1,
+        ticket,
+        ticket_expires_in_ms,
+    })
 }
 
 /// `POST /v1/sessions/{id}/unreachable`
 pub async fn unreachable(
     State(state): State<AppState>,
+    _origin: AllowedOrigin,
+    signed_in: SignedIn,
     Path(id): Path<String>,
     body: Result<Json<UnreachableRequest>, JsonRejection>,
 ) -> Result<Json<UnreachableAnswer>, AppError> {
     let Json(request) = body.map_err(AppError::from_json)?;
     let id = check_session_id(&id)?;
     check_host_id(&request.host)?;
-    let record = state
-        .store
-        .get_session(&id)
-        .await?
-        .ok_or_else(|| unknown_session(&id))?;
+    let record = own_session(&state, &signed_in.user, &id).await?;
     let report = UnreachableReport {
         host: request.host,
         epoch: request.epoch,
     };
     let answer = match resolve(&state, record, Some(&report)).await? {
-        Resolved::Retry(target, epoch) => UnreachableAnswer::RetryOwner {
-            host: target.host,
-            url: target.url,
-            epoch,
-            retry_after_ms: u64::try_from(state.config.retry_after.as_millis()).unwrap_or(u64::MAX),
-        },
+        Resolved::Retry(target, epoch) => {
+            let (ticket, ticket_expires_in_ms) =
+                issue_ticket(&state, &signed_in, &id, &target.host, epoch)?;
+            UnreachableAnswer::RetryOwner {
+                host: target.host,
+                url: target.url,
+                epoch,
+                retry_after_ms: u64::try_from(state.config.retry_after.as_millis())
+                    .unwrap_or(u64::MAX),
+                ticket,
+                ticket_expires_in_ms,
+            }
+        }
         Resolved::Current(target, epoch) | Resolved::Moved(target, epoch) => {
+            let (ticket, ticket_expires_in_ms) =
+                issue_ticket(&state, &signed_in, &id, &target.host, epoch)?;
             UnreachableAnswer::Moved {
                 host: target.host,
                 url: target.url,
                 epoch,
+                ticket,
+                ticket_expires_in_ms,
             }
         }
     };
     Ok(Json(answer))
 }
 
-/// `GET /v1/sessions[?owner=USER]`
+/// `GET /v1/sessions`: the caller's own sessions, newest first.
 pub async fn list_sessions(
     State(state): State<AppState>,
-    Query(query): Query<ListQuery>,
+    signed_in: SignedIn,
 ) -> Result<Json<Vec<SessionView>>, AppError> {
-    let sessions = state.store.list_sessions(query.owner.as_deref()).await?;
-    Ok(Json(sessions.into_iter().map(SessionView::from).collect()))
+    let sessions = state.store.list_sessions(Some(&signed_in.user)).await?;
+    Ok(Json(
+        sessions
+            .into_iter()
+            .filter(|s| s.owner == signed_in.user)
+            .map(SessionView::from)
+            .collect(),
+    ))
+}
+
+/// `POST /v1/sessions/{id}/end`
+pub async fn end_json(
+    State(state): State<AppState>,
+    _origin: AllowedOrigin,
+    signed_in: SignedIn,
+    Path(id): Path<String>,
+) -> Result<Json<EndAnswer>, AppError> {
+    let (session, epoch) = end_own_session(&state, &signed_in.user, &id).await?;
+    Ok(Json(EndAnswer {
+        session,
+        state: "ended",
+        epoch,
+    }))
+}
+
+/// Ends one of `user`'s sessions: the store first (state ended, epoch up,
+/// which fences its host), then, best effort, the host itself so it hangs
+/// up at once instead of at its next write. Ending an ended session is a
+/// no-op. Returns the id and the epoch after ending.
+pub async fn end_own_session(
+    state: &AppState,
+    user: &str,
+    id: &str,
+) -> Result<(String, u64), AppError> {
+    let id = check_session_id(id)?;
+    let record = own_session(state, user, &id).await?;
+    if record.state == SessionState::Ended {
+        return Ok((id, record.epoch));
+    }
+    let epoch = match state.store.end_session(&id).await {
+        Ok(epoch) => epoch,
+        Err(StoreError::NotFound(_)) => return Err(unknown_session(&id)),
+        Err(error) => return Err(error.into()),
+    };
+    tracing::info!(session = %id, %user, host = %record.owner_host, epoch, "ended by its user");
+    match state.store.get_host(&record.owner_host).await {
+        Ok(Some(host)) => {
+            let outcome = end_on_host(
+                &host.url,
+                &id,
+                state.config.host_token.as_ref(),
+                state.config.host_tls.as_ref(),
+            )
+            .await;
+            if let Err(reason) = outcome {
+                tracing::info!(session = %id, host = %host.id, %reason, "the host was not told; its next write is fenced");
+            }
+        }
+        Ok(None) => {}
+        Err(error) => {
+            tracing::info!(session = %id, %error, "the host was not told; its next write is fenced");
+        }
+    }
+    Ok((id, epoch))
+}
+
+/// The session `id` if `user` owns it; any other session answers exactly
+/// as an unknown one.
+async fn own_session(state: &AppState, user: &str, id: &str) -> Result<SessionRecord, AppError> {
+    state
+        .store
+        .get_session(id)
+        .await?
+        .filter(|record| record.owner == user)
+        .ok_or_else(|| unknown_session(id))
+}
+
+/// Signs a ticket for `user` to attach to `session` on `host` at `epoch`;
+/// returns it with its lifetime.
+fn issue_ticket(
+    state: &AppState,
+    signed_in: &SignedIn,
+    session: &str,
+    host: &str,
+    epoch: u64,
+) -> Result<(String, u64), AppError> {
+    let session_bytes = session_bytes(session)
+        .ok_or_else(|| AppError::Internal(format!("unusable session id {session:?}")))?;
+    let issued_at_ms = auth::ticket::now_ms();
+    let claims = Claims {
+        user: signed_in.user.clone(),
+        session: session_bytes,
+        host: host.to_owned(),
+        epoch,
+        login: signed_in.login.0,
+        issued_at_ms,
+        expires_at_ms: issued_at_ms + TICKET_LIFETIME_MS,
+    };
+    let ticket = state
+        .config
+        .ticket_signer
+        .sign(&claims)
+        .map_err(|error| AppError::Internal(format!("signing a ticket: {error}")))?;
+    Ok((ticket, TICKET_LIFETIME_MS))
+}
+
+/// 16 random bytes as 32 lowercase hex digits.
+fn mint_session_id() -> Result<String, AppError> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes)
+        .map_err(|error| AppError::Internal(format!("no randomness for a session id: {error}")))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The 16 bytes of a checked session id.
+fn session_bytes(id: &str) -> Option<[u8; 16]> {
+    let mut bytes = [0u8; 16];
+    if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    for (i, byte) in bytes.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(id.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(bytes)
+}
+
+fn ended(id: &str) -> AppError {
+    AppError::Conflict(format!(
+        "session {id} has ended and cannot be restored; start a new one with POST /v1/placement {{\"new\": true}}"
+    ))
 }
 
 /// Where a session is served after a decision.
@@ -225,7 +448,13 @@ async fn resolve(
         }
         let mut decision = plan.decide(&ProbeOutcome::NotProbed);
         if let Decision::Probe { host, url } = &decision {
-            let outcome = probe_owner(url, host, state.config.probe_timeout).await;
+            let outcome = probe_owner(
+                url,
+                host,
+                state.config.probe_timeout,
+                state.config.host_tls.as_ref(),
+            )
+            .await;
             tracing::info!(session = %record.id, %host, ?outcome, "probed the owner");
             decision = plan.decide(&outcome);
         }
@@ -251,12 +480,7 @@ async fn resolve(
                 Err(StoreError::NotFound(_)) => return Err(unknown_session(&record.id)),
                 Err(error) => return Err(error.into()),
             },
-            Decision::Ended => {
-                return Err(AppError::Conflict(format!(
-                    "session {} has ended and cannot be restored; start a new one with POST /v1/placement",
-                    record.id
-                )));
-            }
+            Decision::Ended => return Err(ended(&record.id)),
             Decision::NoHealthyHost => return Err(AppError::NoHealthyHost),
             Decision::Probe { .. } => {
                 // `decide` never asks again once given an outcome.
@@ -277,19 +501,37 @@ async fn resolve(
     )))
 }
 
+/// The answer for a session that is missing or not the caller's.
 fn unknown_session(id: &str) -> AppError {
     AppError::NotFound(format!(
-        "no session {id}; GET /v1/sessions lists the known ones, POST /v1/placement starts a new one"
+        "you have no session {id}; GET /v1/sessions lists yours, POST /v1/placement starts a new one"
     ))
 }
 
 /// Session ids are 32 hex digits; stored in lowercase.
-fn check_session_id(id: &str) -> Result<String, AppError> {
+pub fn check_session_id(id: &str) -> Result<String, AppError> {
     if id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
         Ok(id.to_ascii_lowercase())
     } else {
         Err(AppError::BadRequest(format!(
             "invalid session id {id:?}: expected 32 hex digits"
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minted_ids_are_checked_ids_and_their_bytes_round_trip() {
+        let id = mint_session_id().unwrap();
+        assert_eq!(check_session_id(&id).unwrap(), id);
+        let bytes = session_bytes(&id).unwrap();
+        let back: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(back, id);
+        assert_ne!(mint_session_id().unwrap(), id);
+        assert_eq!(session_bytes("0g23456789abcdef0123456789abcdef"), None);
+        assert_eq!(session_bytes("0123"), None);
     }
 }

@@ -2,6 +2,11 @@
 //! the list of directory replicas for the browser, and the static page
 //! with a Content-Security-Policy that lets it reach the live hosts.
 //!
+//! The page itself (`/` and `/index.html`) is for signed-in users: anyone
+//! else is sent to `/login` (303). Its assets (`pkg/`, `style.css`,
+//! `loader.js`) need no login, since the sign-in page uses the stylesheet
+//! and none of them holds anything of a user's.
+//!
 //! The page is served by the directory but opens WebSockets to hosts, so
 //! the policy's `connect-src` names every live host (its http and ws
 //! origins), computed per request from the registry unless an operator
@@ -14,14 +19,16 @@ use axum::Json;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::Router;
 use serde::Serialize;
-use tower_http::services::ServeDir;
+use tower::ServiceExt as _;
+use tower_http::services::{ServeDir, ServeFile};
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::AppState;
 use crate::error::AppError;
+use crate::signin::SignedIn;
 
 /// The policy of every answer that is not the page: JSON needs nothing.
 pub const API_CONTENT_SECURITY_POLICY: &str = "default-src 'none'; frame-ancestors 'none'";
@@ -80,10 +87,38 @@ pub async fn not_found() -> AppError {
     )
 }
 
-/// The static folder, with the page's headers.
+/// `GET /` and `/index.html`: the terminal page, for a signed-in user.
+pub async fn page(
+    State(state): State<AppState>,
+    signed_in: Option<SignedIn>,
+    request: Request,
+) -> Response {
+    if signed_in.is_none() {
+        return Redirect::to("/login").into_response();
+    }
+    let Some(dir) = &state.config.static_dir else {
+        return not_found().await.into_response();
+    };
+    let response = match ServeFile::new(dir.join("index.html"))
+        .oneshot(request)
+        .await
+    {
+        Ok(response) => response.into_response(),
+        Err(infallible) => match infallible {},
+    };
+    let mut response = with_page_policy(&state, response).await;
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+/// The static folder, with the page's headers. `index.html` is only served
+/// through [`page`], however its path is spelt.
 pub fn static_files(dir: &Path, state: AppState) -> Router {
     Router::new()
-        .fallback_service(ServeDir::new(dir))
+        .fallback_service(ServeDir::new(dir).append_index_html_on_directories(false))
+        .layer(middleware::from_fn(only_assets))
         .layer(middleware::from_fn_with_state(state, page_policy))
         // A stale client next to newer hosts would fail the protocol
         // handshake, so browsers must revalidate.
@@ -93,9 +128,23 @@ pub fn static_files(dir: &Path, state: AppState) -> Router {
         ))
 }
 
+/// Sends any other spelling of the page (`/%69ndex.html`, `/./index.html`)
+/// to `/`, where the login is checked.
+async fn only_assets(request: Request, next: Next) -> Response {
+    let path = request.uri().path().to_ascii_lowercase();
+    if path.ends_with("/index.html") || path.contains(['%', '\\']) || path.contains("/.") {
+        return Redirect::to("/").into_response();
+    }
+    next.run(request).await
+}
+
 async fn page_policy(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let mut response = next.run(request).await;
-    let sources = connect_sources(&state).await;
+    let response = next.run(request).await;
+    with_page_policy(&state, response).await
+}
+
+async fn with_page_policy(state: &AppState, mut response: Response) -> Response {
+    let sources = connect_sources(state).await;
     let policy = content_security_policy(&sources);
     let value = HeaderValue::from_str(&policy).unwrap_or_else(|_| {
         // Every source was checked to be plain ASCII; this is a bug.

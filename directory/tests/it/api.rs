@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use tokio::sync::Barrier;
 
 use crate::harness::{
-    Db, Directory, FakeHost, call_authorized, create_session, dead_url, wait_until,
+    Db, Directory, FakeHost, User, call_authorized, create_session, dead_url, wait_until,
 };
 use hyper::Method;
 
@@ -28,13 +28,29 @@ async fn epoch_of(directory: &Directory, id: &str) -> (String, u64) {
     (record.owner_host, record.epoch)
 }
 
-async fn report(directory: &Directory, id: &str, host: &str, epoch: u64) -> crate::harness::Answer {
-    directory
-        .post(
-            &format!("/v1/sessions/{id}/unreachable"),
-            json!({ "host": host, "epoch": epoch }),
-        )
-        .await
+pub async fn report(user: &User, id: &str, host: &str, epoch: u64) -> crate::harness::Answer {
+    user.post(
+        &format!("/v1/sessions/{id}/unreachable"),
+        json!({ "host": host, "epoch": epoch }),
+    )
+    .await
+}
+
+/// An answer without its ticket, after checking the ticket names what the
+/// answer says.
+pub fn verified(
+    dir: &Directory,
+    answer: &crate::harness::Answer,
+    user: &User,
+    session: &str,
+) -> Value {
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    let mut value = answer.json();
+    dir.check_ticket(&value, user, session);
+    let object = value.as_object_mut().unwrap();
+    object.remove("ticket");
+    object.remove("ticket_expires_in_ms");
+    value
 }
 
 pub async fn leases_register_renew_and_expire(db: &Db) {
@@ -125,45 +141,64 @@ pub async fn lease_requests_are_validated_and_clamped(db: &Db) {
 
 pub async fn a_new_session_goes_to_the_least_loaded_host(db: &Db) {
     let dir = directory(db).await;
+    let ada = dir.sign_in_as("ada").await;
     dir.lease("h1", "http://127.0.0.1:8081", LONG_TTL, 5).await;
     dir.lease("h2", "http://127.0.0.1:8082", LONG_TTL, 1).await;
     dir.lease("h3", "http://127.0.0.1:8083", LONG_TTL, 3).await;
-    let expected =
-        json!({ "session": null, "host": "h2", "url": "http://127.0.0.1:8082", "epoch": null });
 
-    let placed = dir.post("/v1/placement", json!({ "session": null })).await;
-    assert_eq!(placed.status, StatusCode::OK);
-    assert_eq!(placed.json(), expected);
-    // An empty body and an unknown session are new sessions too.
-    assert_eq!(dir.post("/v1/placement", json!({})).await.json(), expected);
-    let unknown = dir
+    let placed = ada.post("/v1/placement", json!({ "session": null })).await;
+    let session = placed.json()["session"].as_str().unwrap().to_owned();
+    assert_eq!(session.len(), 32);
+    assert!(
+        session
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    );
+    assert_eq!(
+        verified(&dir, &placed, &ada, &session),
+        json!({ "session": session, "host": "h2", "url": "http://127.0.0.1:8082", "epoch": 1 })
+    );
+    // An empty body and `new` are new sessions too, each with its own id.
+    for body in [json!({}), json!({ "new": true })] {
+        let again = ada.post("/v1/placement", body).await.json();
+        assert_eq!(again["host"], "h2");
+        assert_eq!(again["epoch"], 1);
+        assert_ne!(again["session"], session.as_str());
+    }
+    // A session that does not exist (yet) is not made up.
+    let unknown = ada
         .post("/v1/placement", json!({ "session": SESSION }))
         .await;
-    assert_eq!(unknown.json(), expected);
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
 
     // Loads change with renewals.
     dir.lease("h1", "http://127.0.0.1:8081", LONG_TTL, 0).await;
     assert_eq!(
-        dir.post("/v1/placement", json!({ "session": null }))
+        ada.post("/v1/placement", json!({ "new": true }))
             .await
             .json()["host"],
         "h1"
     );
 
-    let bad = dir.post("/v1/placement", json!({ "session": "xyz" })).await;
+    let bad = ada.post("/v1/placement", json!({ "session": "xyz" })).await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     assert!(bad.error().contains("32 hex digits"));
+    let both = ada
+        .post("/v1/placement", json!({ "session": SESSION, "new": true }))
+        .await;
+    assert_eq!(both.status, StatusCode::BAD_REQUEST);
 }
 
 pub async fn drained_hosts_get_no_new_sessions(db: &Db) {
     let dir = directory(db).await;
+    let ada = dir.sign_in_as("ada").await;
     dir.lease("h1", "http://127.0.0.1:8081", LONG_TTL, 0).await;
     dir.lease("h2", "http://127.0.0.1:8082", LONG_TTL, 9).await;
 
     let drained = dir.post("/v1/hosts/h1/drain", json!({})).await;
     assert_eq!(drained.status, StatusCode::OK);
     assert_eq!(drained.json(), json!({ "id": "h1", "draining": true }));
-    let placed = dir.post("/v1/placement", json!({ "session": null })).await;
+    let placed = ada.post("/v1/placement", json!({ "session": null })).await;
     assert_eq!(placed.json()["host"], "h2");
 
     // The host learns it on its next renewal, which keeps it.
@@ -179,7 +214,8 @@ pub async fn drained_hosts_get_no_new_sessions(db: &Db) {
 
 pub async fn no_healthy_host_is_a_503_with_advice(db: &Db) {
     let dir = directory(db).await;
-    let none = dir.post("/v1/placement", json!({ "session": null })).await;
+    let ada = dir.sign_in_as("ada").await;
+    let none = ada.post("/v1/placement", json!({ "session": null })).await;
     assert_eq!(none.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(
         none.json(),
@@ -188,13 +224,13 @@ pub async fn no_healthy_host_is_a_503_with_advice(db: &Db) {
 
     dir.lease("h1", "http://127.0.0.1:8081", LONG_TTL, 0).await;
     dir.post("/v1/hosts/h1/drain", json!({})).await;
-    let drained = dir.post("/v1/placement", json!({ "session": null })).await;
+    let drained = ada.post("/v1/placement", json!({ "session": null })).await;
     assert_eq!(drained.status, StatusCode::SERVICE_UNAVAILABLE);
 
     // A session whose owner is proven dead, with nowhere to go.
     dir.lease("h2", &dead_url(), LONG_TTL, 0).await;
     create_session(&*dir.store, SESSION, "h2", 1).await;
-    let stuck = report(&dir, SESSION, "h2", 1).await;
+    let stuck = report(&ada, SESSION, "h2", 1).await;
     assert_eq!(stuck.status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(stuck.error().contains("start a host"));
     assert_eq!(epoch_of(&dir, SESSION).await, ("h2".to_owned(), 1));
@@ -202,30 +238,31 @@ pub async fn no_healthy_host_is_a_503_with_advice(db: &Db) {
 
 pub async fn a_live_owner_is_retried_not_replaced(db: &Db) {
     let dir = directory(db).await;
+    let ada = dir.sign_in_as("ada").await;
     let owner = FakeHost::start("h1").await;
     dir.lease("h1", &owner.url, LONG_TTL, 0).await;
     dir.lease("h2", "http://127.0.0.1:8082", LONG_TTL, 0).await;
     create_session(&*dir.store, SESSION, "h1", 1).await;
 
-    let answer = report(&dir, SESSION, "h1", 1).await;
-    assert_eq!(answer.status, StatusCode::OK);
+    let answer = report(&ada, SESSION, "h1", 1).await;
     assert_eq!(
-        answer.json(),
+        verified(&dir, &answer, &ada, SESSION),
         json!({ "decision": "retry_owner", "host": "h1", "url": owner.url, "epoch": 1, "retry_after_ms": 250 })
     );
     assert_eq!(epoch_of(&dir, SESSION).await, ("h1".to_owned(), 1));
 
-    let placed = dir
+    let placed = ada
         .post("/v1/placement", json!({ "session": SESSION }))
         .await;
     assert_eq!(
-        placed.json(),
+        verified(&dir, &placed, &ada, SESSION),
         json!({ "session": SESSION, "host": "h1", "url": owner.url, "epoch": 1 })
     );
 }
 
 pub async fn a_silent_owner_is_waited_for_until_its_lease_expires(db: &Db) {
     let dir = directory(db).await;
+    let ada = dir.sign_in_as("ada").await;
     // Accepts connections (the kernel does, from the backlog) and never
     // answers: a stopped or partitioned host. A timeout is no evidence.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -235,7 +272,7 @@ pub async fn a_silent_owner_is_waited_for_until_its_lease_expires(db: &Db) {
     dir.lease("h3", "http://127.0.0.1:8083", LONG_TTL, 2).await;
     create_session(&*dir.store, SESSION, "h1", 3).await;
 
-    let first = report(&dir, SESSION, "h1", 3).await.json();
+    let first = report(&ada, SESSION, "h1", 3).await.json();
     if dir.is_live("h1").await {
         // Still within the lease after the probe timed out.
         assert_eq!(first["decision"], "retry_owner", "{first}");
@@ -246,30 +283,30 @@ pub async fn a_silent_owner_is_waited_for_until_its_lease_expires(db: &Db) {
     })
     .await;
 
-    let moved = report(&dir, SESSION, "h1", 3).await;
+    let moved = verified(&dir, &report(&ada, SESSION, "h1", 3).await, &ada, SESSION);
     assert_eq!(
-        moved.json(),
+        moved,
         json!({ "decision": "moved", "host": "h3", "url": "http://127.0.0.1:8083", "epoch": 4 })
     );
     assert_eq!(epoch_of(&dir, SESSION).await, ("h3".to_owned(), 4));
     // A client that still knew the old owner gets the same answer, and
     // nothing moves again.
-    let again = report(&dir, SESSION, "h1", 3).await.json();
-    assert_eq!(again, moved.json());
+    let again = verified(&dir, &report(&ada, SESSION, "h1", 3).await, &ada, SESSION);
+    assert_eq!(again, moved);
     assert_eq!(epoch_of(&dir, SESSION).await, ("h3".to_owned(), 4));
     drop(silent);
 }
 
 pub async fn an_owner_proven_dead_is_replaced_at_once(db: &Db) {
     let dir = directory(db).await;
+    let ada = dir.sign_in_as("ada").await;
     dir.lease("h1", &dead_url(), LONG_TTL, 0).await;
     dir.lease("h2", "http://127.0.0.1:8082", LONG_TTL, 5).await;
     create_session(&*dir.store, SESSION, "h1", 1).await;
 
-    let moved = report(&dir, SESSION, "h1", 1).await;
-    assert_eq!(moved.status, StatusCode::OK);
+    let moved = report(&ada, SESSION, "h1", 1).await;
     assert_eq!(
-        moved.json(),
+        verified(&dir, &moved, &ada, SESSION),
         json!({ "decision": "moved", "host": "h2", "url": "http://127.0.0.1:8082", "epoch": 2 })
     );
     assert!(dir.is_live("h1").await, "moved before the lease ran out");
@@ -278,13 +315,14 @@ pub async fn an_owner_proven_dead_is_replaced_at_once(db: &Db) {
 
 pub async fn another_host_answering_proves_the_owner_gone(db: &Db) {
     let dir = directory(db).await;
+    let ada = dir.sign_in_as("ada").await;
     // h1's port now belongs to a process that calls itself h9.
     let impostor = FakeHost::start("h9").await;
     dir.lease("h1", &impostor.url, LONG_TTL, 0).await;
     dir.lease("h2", "http://127.0.0.1:8082", LONG_TTL, 0).await;
     create_session(&*dir.store, SESSION, "h1", 1).await;
 
-    let moved = report(&dir, SESSION, "h1", 1).await.json();
+    let moved = report(&ada, SESSION, "h1", 1).await.json();
     assert_eq!(moved["decision"], "moved");
     assert_eq!(moved["host"], "h2");
     assert_eq!(epoch_of(&dir, SESSION).await, ("h2".to_owned(), 2));
@@ -292,6 +330,7 @@ pub async fn another_host_answering_proves_the_owner_gone(db: &Db) {
 
 pub async fn placement_moves_a_session_whose_owner_expired(db: &Db) {
     let dir = directory(db).await;
+    let ada = dir.sign_in_as("ada").await;
     dir.lease("h1", "http://127.0.0.1:8081", SHORT_TTL, 0).await;
     dir.lease("h2", "http://127.0.0.1:8082", LONG_TTL, 8).await;
     create_session(&*dir.store, SESSION, "h1", 5).await;
@@ -300,11 +339,11 @@ pub async fn placement_moves_a_session_whose_owner_expired(db: &Db) {
     })
     .await;
 
-    let placed = dir
+    let placed = ada
         .post("/v1/placement", json!({ "session": SESSION }))
         .await;
     assert_eq!(
-        placed.json(),
+        verified(&dir, &placed, &ada, SESSION),
         json!({ "session": SESSION, "host": "h2", "url": "http://127.0.0.1:8082", "epoch": 6 })
     );
     assert_eq!(epoch_of(&dir, SESSION).await, ("h2".to_owned(), 6));
@@ -312,9 +351,15 @@ pub async fn placement_moves_a_session_whose_owner_expired(db: &Db) {
 
 pub async fn concurrent_reports_on_two_replicas_agree(db: &Db) {
     const CLIENTS: usize = 8;
-    // Two replicas, each with its own pool over the same database.
-    let replicas = [Arc::new(directory(db).await), Arc::new(directory(db).await)];
+    // Two replicas, each with its own pool over the same database, and the
+    // same ticket key.
+    let config = DirectoryConfig::default();
+    let replicas = [
+        Arc::new(Directory::start(db.open().await, config.clone()).await),
+        Arc::new(Directory::start(db.open().await, config).await),
+    ];
     let dir = &replicas[0];
+    let ada = dir.sign_in_as("ada").await;
     dir.lease("h1", &dead_url(), LONG_TTL, 0).await;
     dir.lease("h2", "http://127.0.0.1:8082", LONG_TTL, 3).await;
     dir.lease("h3", "http://127.0.0.1:8083", LONG_TTL, 3).await;
@@ -323,19 +368,19 @@ pub async fn concurrent_reports_on_two_replicas_agree(db: &Db) {
     let barrier = Arc::new(Barrier::new(CLIENTS));
     let clients: Vec<_> = (0..CLIENTS)
         .map(|n| {
-            let replica = replicas[n % 2].clone();
+            // The same browser, calling both replicas.
+            let user = ada.at(&replicas[n % 2]);
             let barrier = barrier.clone();
             tokio::spawn(async move {
                 barrier.wait().await;
-                report(&replica, SESSION, "h1", 7).await
+                report(&user, SESSION, "h1", 7).await
             })
         })
         .collect();
     let mut answers: Vec<Value> = Vec::new();
     for client in clients {
         let answer = client.await.unwrap();
-        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
-        answers.push(answer.json());
+        answers.push(verified(dir, &answer, &ada, SESSION));
     }
     for answer in &answers {
         assert_eq!(answer, &answers[0]);
@@ -350,10 +395,11 @@ pub async fn concurrent_reports_on_two_replicas_agree(db: &Db) {
 
 pub async fn unknown_and_ended_sessions_are_refused(db: &Db) {
     let dir = directory(db).await;
+    let ada = dir.sign_in_as("ada").await;
     dir.lease("h1", &dead_url(), LONG_TTL, 5).await;
     dir.lease("h2", "http://127.0.0.1:8082", LONG_TTL, 0).await;
 
-    let unknown = report(&dir, SESSION, "h1", 1).await;
+    let unknown = report(&ada, SESSION, "h1", 1).await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
     assert!(unknown.error().contains(SESSION));
 
@@ -369,20 +415,28 @@ pub async fn unknown_and_ended_sessions_are_refused(db: &Db) {
         )
         .await
         .unwrap();
-    let ended = report(&dir, SESSION, "h1", 1).await;
+    let ended = report(&ada, SESSION, "h1", 1).await;
     assert_eq!(ended.status, StatusCode::CONFLICT);
     assert!(ended.error().contains("ended"));
     assert_eq!(epoch_of(&dir, SESSION).await, ("h1".to_owned(), 1));
-    // Placement treats an ended session as a new one.
-    let placed = dir
+    let placed = ada
         .post("/v1/placement", json!({ "session": SESSION }))
         .await;
-    assert_eq!(placed.json()["session"], Value::Null);
-    assert_eq!(placed.json()["host"], "h2");
+    assert_eq!(placed.status, StatusCode::CONFLICT);
+    assert!(
+        placed.error().contains("\"new\": true"),
+        "{}",
+        placed.error()
+    );
+    // Hot desking passes it over for a new one.
+    let placed = ada.post("/v1/placement", json!({})).await.json();
+    assert_ne!(placed["session"], SESSION);
+    assert_eq!(placed["host"], "h2");
+    assert_eq!(placed["epoch"], 1);
 
-    let malformed = report(&dir, "not-a-session", "h1", 1).await;
+    let malformed = report(&ada, "not-a-session", "h1", 1).await;
     assert_eq!(malformed.status, StatusCode::BAD_REQUEST);
-    let bad_body = dir
+    let bad_body = ada
         .post(
             &format!("/v1/sessions/{SESSION}/unreachable"),
             json!({ "host": "h1" }),
@@ -394,8 +448,10 @@ pub async fn unknown_and_ended_sessions_are_refused(db: &Db) {
 
 pub async fn sessions_are_listed(db: &Db) {
     let dir = directory(db).await;
+    let ada = dir.sign_in_as("ada").await;
+    let bob = dir.sign_in_as("bob").await;
     create_session(&*dir.store, SESSION, "h1", 2).await;
-    let sessions = dir.get("/v1/sessions").await.json();
+    let sessions = ada.get("/v1/sessions").await.json();
     let listed = &sessions.as_array().unwrap()[0];
     let record = dir.store.get_session(SESSION).await.unwrap().unwrap();
     assert_eq!(
@@ -421,18 +477,19 @@ pub async fn sessions_are_listed(db: &Db) {
         })
         .await
         .unwrap();
-    assert_eq!(
-        dir.get("/v1/sessions")
-            .await
-            .json()
-            .as_array()
-            .unwrap()
-            .len(),
-        2
-    );
-    let bobs = dir.get("/v1/sessions?owner=bob").await.json();
+    // Each sees only their own, whatever they ask for.
+    let adas = ada.get("/v1/sessions?owner=bob").await.json();
+    assert_eq!(adas.as_array().unwrap().len(), 1);
+    assert_eq!(adas[0]["id"], SESSION);
+    let bobs = bob.get("/v1/sessions").await.json();
     assert_eq!(bobs.as_array().unwrap().len(), 1);
     assert_eq!(bobs[0]["id"], OTHER_SESSION);
+    let nobody = dir.get("/v1/sessions").await;
+    assert_eq!(nobody.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        nobody.json(),
+        json!({ "error": "not signed in; open /login" })
+    );
 }
 
 pub async fn config_health_and_openapi(db: &Db) {
@@ -469,14 +526,23 @@ pub async fn config_health_and_openapi(db: &Db) {
         ("/v1/hosts/{id}/lease", "put"),
         ("/v1/hosts", "get"),
         ("/v1/hosts/{id}/drain", "post"),
+        ("/v1/me", "get"),
         ("/v1/placement", "post"),
         ("/v1/sessions/{id}/unreachable", "post"),
+        ("/v1/sessions/{id}/end", "post"),
         ("/v1/sessions", "get"),
         ("/v1/config", "get"),
         ("/v1/openapi.json", "get"),
         ("/healthz", "get"),
+        ("/login", "get"),
+        ("/login", "post"),
+        ("/logout", "post"),
+        ("/", "get"),
+        ("/sessions", "get"),
+        ("/sessions/{id}/end", "post"),
     ];
-    assert_eq!(paths.len(), routes.len());
+    let listed: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
+    assert_eq!(listed, routes.len());
     for (path, method) in routes {
         assert!(
             paths[path][method].is_object(),
@@ -504,6 +570,7 @@ pub async fn the_page_is_served_with_a_policy_naming_live_hosts(db: &Db) {
         "<!doctype html><p>thinline</p>",
     )
     .unwrap();
+    std::fs::write(pages.path().join("style.css"), "body { color: red }").unwrap();
     let dir = Directory::start(
         db.open().await,
         DirectoryConfig {
@@ -520,9 +587,26 @@ pub async fn the_page_is_served_with_a_policy_naming_live_hosts(db: &Db) {
     })
     .await;
 
-    let page = dir.get("/").await;
+    // Strangers are sent to sign in, however they spell the page; its
+    // assets need no login (the sign-in page uses the stylesheet).
+    for path in ["/", "/index.html", "/?session=0123", "/sessions"] {
+        let redirected = dir.get(path).await;
+        assert_eq!(redirected.status, StatusCode::SEE_OTHER, "{path}");
+        assert_eq!(redirected.header("location"), "/login", "{path}");
+    }
+    for path in ["/%69ndex.html", "/./index.html", "/pkg/../index.html"] {
+        let redirected = dir.get(path).await;
+        assert!(!redirected.text().contains("thinline"), "{path}");
+    }
+    let style = dir.get("/style.css").await;
+    assert_eq!(style.status, StatusCode::OK);
+    assert!(style.text().contains("color: red"));
+
+    let ada = dir.sign_in_as("ada").await;
+    let page = ada.get("/").await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.text().contains("thinline"));
+    assert_eq!(ada.get("/index.html").await.text(), page.text());
     let policy = page.header("content-security-policy");
     assert!(
         policy.contains("script-src 'self' 'wasm-unsafe-eval'"),
@@ -542,6 +626,8 @@ pub async fn the_page_is_served_with_a_policy_naming_live_hosts(db: &Db) {
     assert_eq!(page.header("x-frame-options"), "DENY");
     assert_eq!(page.header("x-content-type-options"), "nosniff");
     assert_eq!(page.header("referrer-policy"), "no-referrer");
+    assert_eq!(page.header("cross-origin-opener-policy"), "same-origin");
+    assert!(!page.headers.contains_key("strict-transport-security"));
 
     // The API still answers beside the page, with its own policy.
     let hosts = dir.get("/v1/hosts").await;
@@ -596,8 +682,9 @@ pub async fn host_calls_need_the_host_token_when_one_is_set(db: &Db) {
     let drained =
         call_authorized(Method::POST, &drain, Some(json!({})), Some("Bearer s3cret")).await;
     assert_eq!(drained.status, StatusCode::OK);
-    // Clients' calls stay open: placement needs no host token.
-    let placed = dir.post("/v1/placement", json!({ "session": null })).await;
+    // Clients' calls need a sign-in, not the host token.
+    let ada = dir.sign_in_as("ada").await;
+    let placed = ada.post("/v1/placement", json!({ "session": null })).await;
     assert_eq!(
         placed.status,
         StatusCode::SERVICE_UNAVAILABLE,

@@ -1,11 +1,14 @@
 //! What the directory tests stand on: a database per test (SQLite file or
 //! PostgreSQL schema), directories served on real loopback listeners, a
-//! tiny HTTP client, and fake hosts that answer `/healthz`.
+//! tiny HTTP client, signed-in users, and fake hosts that answer `/healthz`
+//! and record the sessions they are told to end.
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use auth::login::{LoginId, LoginToken};
+use auth::ticket::{Claims, TicketPublicKey, TicketVerifier};
 use axum::body::Bytes;
 use directory::{AppState, DirectoryConfig};
 use http_body_util::{BodyExt, Full};
@@ -75,21 +78,27 @@ impl Db {
     }
 }
 
-/// A directory served on a loopback port until dropped.
+/// A directory served on a loopback port until dropped. Its public url
+/// (and so its allowed origin) is where it listens, unless the test set one.
 pub struct Directory {
     pub base: String,
     pub store: Arc<dyn Store>,
+    pub public_key: TicketPublicKey,
     _shutdown: tokio::sync::oneshot::Sender<()>,
 }
 
 impl Directory {
-    pub async fn start(store: Arc<dyn Store>, config: DirectoryConfig) -> Directory {
+    pub async fn start(store: Arc<dyn Store>, mut config: DirectoryConfig) -> Directory {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
+        if config.public_url.is_none() {
+            config.public_url = Some(base.clone());
+        }
+        let public_key = config.ticket_signer.public_key();
         let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
         let state = AppState::new(store.clone(), config);
         tokio::spawn(async move {
-            directory::run(listener, state, async {
+            directory::run(listener, None, state, async {
                 let _ = stop.await;
             })
             .await
@@ -98,6 +107,7 @@ impl Directory {
         Directory {
             base,
             store,
+            public_key,
             _shutdown: shutdown,
         }
     }
@@ -106,12 +116,80 @@ impl Directory {
         call(Method::GET, &format!("{}{path}", self.base), None).await
     }
 
+    /// A POST without a cookie, from this directory's own origin.
     pub async fn post(&self, path: &str, body: Value) -> Answer {
-        call(Method::POST, &format!("{}{path}", self.base), Some(body)).await
+        self.send(
+            Method::POST,
+            path,
+            Body::Json(body),
+            &[("origin", &self.base)],
+        )
+        .await
     }
 
     pub async fn put(&self, path: &str, body: Value) -> Answer {
         call(Method::PUT, &format!("{}{path}", self.base), Some(body)).await
+    }
+
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Body,
+        headers: &[(&str, &str)],
+    ) -> Answer {
+        call_with(method, &format!("{}{path}", self.base), body, headers).await
+    }
+
+    /// `POST /login` from this directory's origin.
+    pub async fn login(&self, user: &str, password: &str) -> Answer {
+        let form = format!("user={user}&password={password}");
+        self.send(
+            Method::POST,
+            "/login",
+            Body::Form(form),
+            &[("origin", &self.base)],
+        )
+        .await
+    }
+
+    /// A live login for `name`, made straight in the store (creating the
+    /// account if needed; its password hash is no use, so this is fast).
+    pub async fn sign_in_as(&self, name: &str) -> User {
+        match self.store.create_account(name, "not-a-hash").await {
+            Ok(()) | Err(store::StoreError::Duplicate(_)) => {}
+            Err(error) => panic!("{error}"),
+        }
+        let token = LoginToken::generate();
+        self.store
+            .create_login(&token.id().to_string(), name, 3_600_000)
+            .await
+            .unwrap();
+        User {
+            name: name.to_owned(),
+            base: self.base.clone(),
+            cookie: format!("thinline_login={}", token.as_str()),
+            login: token.id(),
+        }
+    }
+
+    /// The claims of a ticket this directory signed, after checking it
+    /// names what the answer around it says.
+    pub fn check_ticket(&self, answer: &Value, user: &User, session: &str) -> Claims {
+        let ticket = answer["ticket"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no ticket in {answer}"));
+        assert_eq!(answer["ticket_expires_in_ms"], 60_000, "{answer}");
+        let claims = TicketVerifier::new(vec![self.public_key.clone()])
+            .verify(ticket, auth::ticket::now_ms())
+            .unwrap();
+        assert_eq!(claims.user, user.name);
+        assert_eq!(hex(&claims.session), session);
+        assert_eq!(claims.host, answer["host"].as_str().unwrap());
+        assert_eq!(claims.epoch, answer["epoch"].as_u64().unwrap());
+        assert_eq!(claims.login, user.login.0);
+        assert_eq!(claims.expires_at_ms - claims.issued_at_ms, 60_000);
+        claims
     }
 
     /// Registers or renews a host; panics unless the directory agrees.
@@ -137,6 +215,49 @@ impl Directory {
             .map(|host| host["live"].as_bool().unwrap())
             .unwrap()
     }
+}
+
+/// A signed-in browser: its cookie, calling from its directory's origin.
+#[derive(Clone, Debug)]
+pub struct User {
+    pub name: String,
+    pub base: String,
+    /// `thinline_login=...`, as a `Cookie` header.
+    pub cookie: String,
+    pub login: LoginId,
+}
+
+impl User {
+    /// The same browser calling another replica (from that one's origin).
+    pub fn at(&self, directory: &Directory) -> User {
+        User {
+            base: directory.base.clone(),
+            ..self.clone()
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Answer {
+        self.send(Method::GET, path, Body::None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Answer {
+        self.send(Method::POST, path, Body::Json(body)).await
+    }
+
+    pub async fn send(&self, method: Method, path: &str, body: Body) -> Answer {
+        call_with(
+            method,
+            &format!("{}{path}", self.base),
+            body,
+            &[("cookie", &self.cookie), ("origin", &self.base)],
+        )
+        .await
+    }
+}
+
+/// 32 lowercase hex digits of a session id's bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// One HTTP answer.
@@ -169,6 +290,20 @@ impl Answer {
     pub fn error(&self) -> String {
         self.json()["error"].as_str().unwrap().to_owned()
     }
+
+    /// The `name=value` of the `Set-Cookie` this answer carries.
+    pub fn cookie(&self) -> String {
+        let set = self.header("set-cookie");
+        set.split(';').next().unwrap().to_owned()
+    }
+}
+
+/// What a request carries.
+pub enum Body {
+    None,
+    Json(Value),
+    /// `application/x-www-form-urlencoded`, already encoded.
+    Form(String),
 }
 
 /// One request on a fresh connection.
@@ -183,6 +318,17 @@ pub async fn call_authorized(
     body: Option<Value>,
     authorization: Option<&str>,
 ) -> Answer {
+    let body = body.map_or(Body::None, Body::Json);
+    match authorization {
+        Some(authorization) => {
+            call_with(method, url, body, &[("authorization", authorization)]).await
+        }
+        None => call_with(method, url, body, &[]).await,
+    }
+}
+
+/// One request on a fresh connection, with these headers.
+pub async fn call_with(method: Method, url: &str, body: Body, headers: &[(&str, &str)]) -> Answer {
     let uri: hyper::Uri = url.parse().unwrap();
     let authority = uri.authority().unwrap().clone();
     let stream = tokio::net::TcpStream::connect(authority.as_str())
@@ -196,15 +342,22 @@ pub async fn call_authorized(
         .method(method)
         .uri(uri.path_and_query().unwrap().as_str())
         .header(hyper::header::HOST, authority.as_str());
-    if let Some(authorization) = authorization {
-        request = request.header(hyper::header::AUTHORIZATION, authorization);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
     }
     let body = match body {
-        Some(body) => {
+        Body::Json(body) => {
             request = request.header(hyper::header::CONTENT_TYPE, "application/json");
             Full::new(Bytes::from(body.to_string()))
         }
-        None => Full::new(Bytes::new()),
+        Body::Form(form) => {
+            request = request.header(
+                hyper::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            );
+            Full::new(Bytes::from(form))
+        }
+        Body::None => Full::new(Bytes::new()),
     };
     let response = sender
         .send_request(request.body(body).unwrap())
@@ -220,9 +373,11 @@ pub async fn call_authorized(
     }
 }
 
-/// A stand-in for a host process: answers `/healthz` as `id`.
+/// A stand-in for a host process: answers `/healthz` as `id`, and records
+/// each `POST /v1/sessions/{id}/end` with its `Authorization` header.
 pub struct FakeHost {
     pub url: String,
+    pub ended: Arc<Mutex<Vec<EndCall>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -231,15 +386,41 @@ impl FakeHost {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let health = serde_json::json!({ "status": "ok", "host": id, "sessions": 0 });
-        let app = axum::Router::new().route(
-            "/healthz",
-            axum::routing::get(move || async move { axum::Json(health) }),
-        );
+        let ended: Arc<Mutex<Vec<EndCall>>> = Arc::default();
+        let record = ended.clone();
+        let app = axum::Router::new()
+            .route(
+                "/healthz",
+                axum::routing::get(move || async move { axum::Json(health) }),
+            )
+            .route(
+                "/v1/sessions/{id}/end",
+                axum::routing::post(
+                    move |axum::extract::Path(session): axum::extract::Path<String>,
+                          headers: HeaderMap| async move {
+                        let authorization = headers
+                            .get(hyper::header::AUTHORIZATION)
+                            .map(|v| v.to_str().unwrap().to_owned());
+                        record.lock().unwrap().push(EndCall {
+                            session,
+                            authorization,
+                        });
+                        StatusCode::NO_CONTENT
+                    },
+                ),
+            );
         let task = tokio::spawn(async move {
             axum::serve(listener, app).await.unwrap();
         });
-        FakeHost { url, task }
+        FakeHost { url, ended, task }
     }
+}
+
+/// A `POST /v1/sessions/{id}/end` a fake host received.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EndCall {
+    pub session: String,
+    pub authorization: Option<String>,
 }
 
 impl Drop for FakeHost {
@@ -256,19 +437,24 @@ pub fn dead_url() -> String {
     format!("http://{addr}")
 }
 
-/// Stores a running session owned by `host` at `epoch`.
+/// Stores a running session of ada's owned by `host` at `epoch`.
 pub async fn create_session(store: &dyn Store, id: &str, host: &str, epoch: u64) {
+    create_session_of(store, "ada", id, host, epoch).await;
+}
+
+/// Stores a running session of `owner`'s owned by `host` at `epoch`.
+pub async fn create_session_of(store: &dyn Store, owner: &str, id: &str, host: &str, epoch: u64) {
     store
         .create_session(&SessionRecord {
             id: id.to_owned(),
-            owner: "ada".to_owned(),
+            owner: owner.to_owned(),
             program: "/bin/bash".to_owned(),
             args: vec!["-l".to_owned()],
-            cwd: "/home/ada".to_owned(),
+            cwd: format!("/home/{owner}"),
             env: Vec::new(),
             cols: 80,
             rows: 24,
-            title: Some("ada@box: ~".to_owned()),
+            title: Some(format!("{owner}@box: ~")),
             foreground: None,
             state: SessionState::Running,
             owner_host: host.to_owned(),

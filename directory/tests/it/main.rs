@@ -1,7 +1,10 @@
 //! The directory's integration tests: `app()` served on real loopback
 //! listeners over a real store, SQLite always and PostgreSQL (a fresh
-//! schema per test) whenever `DATABASE_URL` is set. Each test in `api` is
-//! written once over a [`harness::Db`] and generated per backend here.
+//! schema per test) whenever `DATABASE_URL` is set. Each test in `api`
+//! (hosts, placement, failover, the page), `signin` (accounts, cookies,
+//! limits, origins, the trusted proxy) and `owners` (ownership, tickets,
+//! hot desking, the cap, ending sessions) is written once over a
+//! [`harness::Db`] and generated per backend here.
 
 // Test helpers outside `#[test]` fns unwrap too: a failure is the test's
 // answer.
@@ -9,15 +12,17 @@
 
 mod api;
 mod harness;
+mod owners;
+mod signin;
 
 macro_rules! on_backends {
-    ($($test:ident),* $(,)?) => {
+    ($($module:ident::$test:ident),* $(,)?) => {
         mod on_sqlite {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $test() {
                     let db = crate::harness::Db::sqlite().await;
-                    crate::api::$test(&db).await;
+                    crate::$module::$test(&db).await;
                     db.finish().await;
                 }
             )*
@@ -27,7 +32,7 @@ macro_rules! on_backends {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $test() {
                     let Some(db) = crate::harness::Db::postgres().await else { return };
-                    crate::api::$test(&db).await;
+                    crate::$module::$test(&db).await;
                     db.finish().await;
                 }
             )*
@@ -36,20 +41,33 @@ macro_rules! on_backends {
 }
 
 on_backends![
-    leases_register_renew_and_expire,
-    lease_requests_are_validated_and_clamped,
-    a_new_session_goes_to_the_least_loaded_host,
-    drained_hosts_get_no_new_sessions,
-    no_healthy_host_is_a_503_with_advice,
-    a_live_owner_is_retried_not_replaced,
-    a_silent_owner_is_waited_for_until_its_lease_expires,
-    an_owner_proven_dead_is_replaced_at_once,
-    another_host_answering_proves_the_owner_gone,
-    placement_moves_a_session_whose_owner_expired,
-    concurrent_reports_on_two_replicas_agree,
-    unknown_and_ended_sessions_are_refused,
-    sessions_are_listed,
-    config_health_and_openapi,
-    the_page_is_served_with_a_policy_naming_live_hosts,
-    host_calls_need_the_host_token_when_one_is_set,
+    api::leases_register_renew_and_expire,
+    api::lease_requests_are_validated_and_clamped,
+    api::a_new_session_goes_to_the_least_loaded_host,
+    api::drained_hosts_get_no_new_sessions,
+    api::no_healthy_host_is_a_503_with_advice,
+    api::a_live_owner_is_retried_not_replaced,
+    api::a_silent_owner_is_waited_for_until_its_lease_expires,
+    api::an_owner_proven_dead_is_replaced_at_once,
+    api::another_host_answering_proves_the_owner_gone,
+    api::placement_moves_a_session_whose_owner_expired,
+    api::concurrent_reports_on_two_replicas_agree,
+    api::unknown_and_ended_sessions_are_refused,
+    api::sessions_are_listed,
+    api::config_health_and_openapi,
+    api::the_page_is_served_with_a_policy_naming_live_hosts,
+    api::host_calls_need_the_host_token_when_one_is_set,
+    signin::signing_in_sets_a_strict_cookie,
+    signin::wrong_passwords_and_unknown_users_answer_alike,
+    signin::too_many_attempts_are_refused_before_hashing,
+    signin::disabled_users_are_refused_and_signed_out,
+    signin::signing_out_ends_the_login,
+    signin::foreign_and_null_origins_are_refused,
+    signin::a_trusted_proxy_names_the_user_and_no_one_else_can,
+    owners::other_users_sessions_look_unknown,
+    owners::tickets_are_signed_for_the_user_session_host_and_epoch,
+    owners::hot_desking_picks_the_most_recently_active_running_session,
+    owners::the_session_cap_refuses_new_sessions,
+    owners::ending_a_session_fences_it_and_tells_its_host,
+    owners::the_sessions_page_lists_only_ones_own_escaped,
 ];

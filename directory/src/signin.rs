@@ -1,0 +1,424 @@
+//! Signing in and out, and knowing who is signed in.
+//!
+//! `POST /login` checks a password against the account's argon2 hash and,
+//! on success, creates a login in the store and sets the cookie
+//! `thinline_login=<secret>; Path=/; HttpOnly; SameSite=Strict;
+//! Max-Age=43200` (plus `Secure` over TLS). The store keeps only the
+//! secret's sha256 (the login id), so a leaked database holds no usable
+//! cookie. Every replica checks a cookie the same way, against the store,
+//! so signing out, an expired login, a changed password or a disabled
+//! account take effect everywhere at once.
+//!
+//! Guessing is slowed three ways: attempts are counted per user name and
+//! per client address before any hashing ([`LoginLimiter`]); an unknown
+//! user costs the same hashing as a known one (`verify_dummy`), and every
+//! failure (unknown user, wrong password, disabled account) answers the
+//! same "wrong user or password". Hashing runs on the blocking pool so a
+//! burst of sign-ins never stalls placement and failover answers.
+//!
+//! # Behind an authenticating reverse proxy
+//!
+//! With `--trusted-proxy ADDR` (repeatable) and `--proxy-user-header NAME`,
+//! a request whose TCP peer is one of those addresses and that carries the
+//! header is signed in as the user it names, provided that account exists
+//! and is enabled: a login is created and its cookie set, as if the person
+//! had typed the password, so tickets and hosts work unchanged. The header
+//! from any other peer is ignored (anyone can send a header; only the
+//! proxy's address is trusted), and so is a request from the proxy without
+//! the header, which falls back to the cookie. For such requests the client
+//! address used for rate limits is the last `X-Forwarded-For` entry, the
+//! one the proxy itself appended. The proxy must strip the header from
+//! what clients send, and the directory must not be reachable around it.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use auth::login::{COOKIE_NAME, LoginId, LoginToken};
+use axum::Json;
+use axum::extract::rejection::FormRejection;
+use axum::extract::{ConnectInfo, FromRequestParts, OptionalFromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use crate::error::AppError;
+use crate::{AppState, LOGIN_LIFETIME, edge, pages};
+
+/// The only thing a failed sign-in says.
+pub const WRONG_USER_OR_PASSWORD: &str = "wrong user or password";
+
+/// A request from a signed-in user: who, and through which login (tickets
+/// carry the login so hosts can tell it was not signed out).
+#[derive(Clone, Debug)]
+pub struct SignedIn {
+    pub user: String,
+    pub login: LoginId,
+}
+
+/// Handlers behind [`identify`] take this; without a live login they answer
+/// 401 `{"error": "not signed in; open /login"}`.
+impl FromRequestParts<AppState> for SignedIn {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<SignedIn, AppError> {
+        parts
+            .extensions
+            .get::<SignedIn>()
+            .cloned()
+            .ok_or(AppError::NotSignedIn)
+    }
+}
+
+/// Pages take `Option<SignedIn>` and send strangers to `/login`.
+impl OptionalFromRequestParts<AppState> for SignedIn {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _: &AppState,
+    ) -> Result<Option<SignedIn>, Self::Rejection> {
+        Ok(parts.extensions.get::<SignedIn>().cloned())
+    }
+}
+
+/// The TCP peer's address, when the server recorded it
+/// (`into_make_service_with_connect_info`).
+#[derive(Clone, Copy, Debug)]
+pub struct PeerAddr(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for PeerAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<PeerAddr, Self::Rejection> {
+        Ok(PeerAddr(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|info| info.0.ip()),
+        ))
+    }
+}
+
+/// Middleware for every route that needs a user: finds the live login
+/// (cookie, or a trusted proxy's header) and records it for [`SignedIn`].
+/// A login made for a proxy's user sets its cookie on the answer.
+pub async fn identify(
+    State(state): State<AppState>,
+    peer: PeerAddr,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let mut new_cookie = None;
+    match who(&state, request.headers(), peer.0).await {
+        Ok(Some((signed_in, token))) => {
+            new_cookie = token.map(|token| login_cookie(&token, state.config.tls));
+            request.extensions_mut().insert(signed_in);
+        }
+        Ok(None) => {}
+        Err(error) => return error.into_response(),
+    }
+    let mut response = next.run(request).await;
+    if let Some(cookie) = new_cookie {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+/// Who sent `headers`, and the token of a login made just now for a
+/// proxy's user.
+async fn who(
+    state: &AppState,
+    headers: &HeaderMap,
+    peer: Option<IpAddr>,
+) -> Result<Option<(SignedIn, Option<LoginToken>)>, AppError> {
+    let from_cookie = async {
+        for token in cookie_tokens(headers) {
+            let id = token.id();
+            if let Some(login) = state.store.get_login(&id.to_string()).await? {
+                return Ok::<_, AppError>(Some(SignedIn {
+                    user: login.user,
+                    login: id,
+                }));
+            }
+        }
+        Ok(None)
+    };
+    let Some(proxy_user) = proxy_user(state, headers, peer) else {
+        return Ok(from_cookie.await?.map(|signed_in| (signed_in, None)));
+    };
+    // The proxy is the authority on who this is; a cookie of another user
+    // (someone else signed in earlier on this browser) does not count.
+    if let Some(signed_in) = from_cookie.await?
+        && signed_in.user == proxy_user
+    {
+        return Ok(Some((signed_in, None)));
+    }
+    if !store::valid_user_name(&proxy_user) {
+        tracing::warn!(header = %proxy_user.escape_debug(), "the trusted proxy named an invalid user name");
+        return Ok(None);
+    }
+    match state.store.get_account(&proxy_user).await? {
+        Some(account) if !account.disabled => {}
+        _ => {
+            tracing::warn!(user = %proxy_user, "the trusted proxy named no enabled account");
+            return Ok(None);
+        }
+    }
+    let token = LoginToken::generate();
+    let login = create_login(state, &token, &proxy_user).await?;
+    tracing::info!(user = %proxy_user, "signed in by the trusted proxy");
+    Ok(Some((
+        SignedIn {
+            user: proxy_user,
+            login,
+        },
+        Some(token),
+    )))
+}
+
+/// The user a trusted proxy names, if this request came from one.
+fn proxy_user(state: &AppState, headers: &HeaderMap, peer: Option<IpAddr>) -> Option<String> {
+    let name = state.config.proxy_user_header.as_ref()?;
+    let peer = peer?;
+    if !state.config.trusted_proxies.contains(&peer) {
+        return None;
+    }
+    let value = headers.get(name)?.to_str().ok()?.trim();
+    (!value.is_empty()).then(|| value.to_owned())
+}
+
+/// The address sign-in attempts are counted against: the TCP peer, or for
+/// a trusted proxy the last `X-Forwarded-For` entry (the one it added).
+pub fn client_address(state: &AppState, headers: &HeaderMap, peer: Option<IpAddr>) -> IpAddr {
+    let Some(peer) = peer else {
+        // Only when `app()` is driven without connection info: one shared
+        // bucket for all such callers.
+        return IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+    };
+    if !state.config.trusted_proxies.contains(&peer) {
+        return peer;
+    }
+    headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .next_back()
+        .and_then(|last| last.trim().parse().ok())
+        .unwrap_or(peer)
+}
+
+/// The well-formed login tokens among the request's cookies (a browser may
+/// send several of the same name; at most a few are looked at).
+fn cookie_tokens(headers: &HeaderMap) -> Vec<LoginToken> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .filter(|(name, _)| *name == COOKIE_NAME)
+        .filter_map(|(_, value)| LoginToken::parse(value.trim()))
+        .take(4)
+        .collect()
+}
+
+/// The `Set-Cookie` value for a new login.
+pub fn login_cookie(token: &LoginToken, tls: bool) -> HeaderValue {
+    cookie_value(token.as_str(), LOGIN_LIFETIME.as_secs(), tls)
+}
+
+/// The `Set-Cookie` value that makes the browser forget its login.
+pub fn cleared_cookie(tls: bool) -> HeaderValue {
+    cookie_value("", 0, tls)
+}
+
+fn cookie_value(value: &str, max_age: u64, tls: bool) -> HeaderValue {
+    let secure = if tls { "; Secure" } else { "" };
+    let cookie = format!(
+        "{COOKIE_NAME}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
+    );
+    // The token is base64url, so the value is always a valid header.
+    HeaderValue::from_str(&cookie)
+        .unwrap_or_else(|_| HeaderValue::from_static("thinline_login=; Max-Age=0"))
+}
+
+async fn create_login(
+    state: &AppState,
+    token: &LoginToken,
+    user: &str,
+) -> Result<LoginId, AppError> {
+    let id = token.id();
+    let ttl_ms = u64::try_from(LOGIN_LIFETIME.as_millis()).unwrap_or(u64::MAX);
+    state
+        .store
+        .create_login(&id.to_string(), user, ttl_ms)
+        .await?;
+    Ok(id)
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    pub user: String,
+    pub password: String,
+}
+
+/// `GET /login`
+pub async fn login_page() -> Response {
+    pages::html(StatusCode::OK, pages::login(None))
+}
+
+/// `POST /login` (urlencoded `user`, `password`): 303 to `/` with the
+/// cookie, or the form again with why not.
+pub async fn login(
+    State(state): State<AppState>,
+    peer: PeerAddr,
+    headers: HeaderMap,
+    form: Result<axum::Form<LoginForm>, FormRejection>,
+) -> Response {
+    if let Err(why) = edge::check_origin(&state, &headers) {
+        tracing::warn!(%why, "refused a sign-in form");
+        return pages::html(StatusCode::FORBIDDEN, pages::message("Refused", &why));
+    }
+    let Ok(axum::Form(form)) = form else {
+        return pages::html(
+            StatusCode::BAD_REQUEST,
+            pages::login(Some("fill in both the user and the password")),
+        );
+    };
+    let address = client_address(&state, &headers, peer.0);
+    let name = form.user.trim();
+    let known_shape = store::valid_user_name(name);
+    // An impossible name shares one bucket, so junk names cannot grow the
+    // limiter's table.
+    let key = if known_shape { name } else { "" };
+    if let Err(wait) = state.limiter.check(key, address) {
+        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        tracing::warn!(user = %key, %address, seconds, "sign-in rate limited");
+        let mut response = pages::html(
+            StatusCode::TOO_MANY_REQUESTS,
+            pages::login(Some(&format!(
+                "too many sign-in attempts; try again in {} seconds",
+                seconds.max(1)
+            ))),
+        );
+        if let Ok(value) = HeaderValue::from_str(&seconds.max(1).to_string()) {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        return response;
+    }
+    let account = if known_shape {
+        match state.store.get_account(name).await {
+            Ok(account) => account,
+            Err(error) => return pages::error(AppError::from(error)),
+        }
+    } else {
+        None
+    };
+    let password = form.password;
+    let checked = tokio::task::spawn_blocking(move || match account {
+        // A disabled account is hashed like any other: its answer must not
+        // come faster.
+        Some(account) => {
+            auth::password::verify(&password, &account.password_hash) && !account.disabled
+        }
+        None => {
+            auth::password::verify_dummy(&password);
+            false
+        }
+    })
+    .await;
+    match checked {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::warn!(user = %key, %address, "failed sign-in");
+            return pages::html(
+                StatusCode::UNAUTHORIZED,
+                pages::login(Some(WRONG_USER_OR_PASSWORD)),
+            );
+        }
+        Err(error) => {
+            return pages::error(AppError::Internal(format!("password check: {error}")));
+        }
+    }
+    let token = LoginToken::generate();
+    if let Err(error) = create_login(&state, &token, name).await {
+        return pages::error(error);
+    }
+    tracing::info!(user = %name, %address, "signed in");
+    let mut response = Redirect::to("/").into_response();
+    response
+        .headers_mut()
+        .append(header::SET_COOKIE, login_cookie(&token, state.config.tls));
+    response
+}
+
+/// `POST /logout`: ends the login in the store (every replica and host
+/// sees it at once), clears the cookie, 303 to `/login`.
+pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Err(why) = edge::check_origin(&state, &headers) {
+        tracing::warn!(%why, "refused a sign-out form");
+        return pages::html(StatusCode::FORBIDDEN, pages::message("Refused", &why));
+    }
+    for token in cookie_tokens(&headers) {
+        if let Err(error) = state.store.end_login(&token.id().to_string()).await {
+            return pages::error(error.into());
+        }
+    }
+    let mut response = Redirect::to("/login").into_response();
+    response
+        .headers_mut()
+        .append(header::SET_COOKIE, cleared_cookie(state.config.tls));
+    response
+}
+
+/// `GET /v1/me`
+pub async fn me(signed_in: SignedIn) -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "user": signed_in.user }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookies_carry_every_flag() {
+        let token = LoginToken::generate();
+        let plain = login_cookie(&token, false);
+        assert_eq!(
+            plain.to_str().unwrap(),
+            format!(
+                "thinline_login={}; Path=/; HttpOnly; SameSite=Strict; Max-Age=43200",
+                token.as_str()
+            )
+        );
+        assert!(
+            login_cookie(&token, true)
+                .to_str()
+                .unwrap()
+                .ends_with("; Secure")
+        );
+        assert_eq!(
+            cleared_cookie(false).to_str().unwrap(),
+            "thinline_login=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"
+        );
+    }
+
+    #[test]
+    fn login_tokens_are_found_among_other_cookies() {
+        let token = LoginToken::generate();
+        let mut headers = HeaderMap::new();
+        headers.append(
+            header::COOKIE,
+            HeaderValue::from_str(&format!(
+                "a=b; thinline_login=junk; thinline_login={}",
+                token.as_str()
+            ))
+            .unwrap(),
+        );
+        let found = cookie_tokens(&headers);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].id(), token.id());
+    }
+}
