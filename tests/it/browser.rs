@@ -1,4 +1,5 @@
-//! The real page in headless Chromium against a real host: typing, resize,
+//! The real page in headless Chromium against a real directory and host,
+//! signed in through the directory's form: typing, resize,
 //! colours, reload-reattach and scrollback, read back through the page's
 //! `#mirror` rows and its `window.thinline` test API.
 //!
@@ -11,22 +12,23 @@ use anyhow::{Context, Result, bail, ensure};
 use fantoccini::key::Key;
 use serde_json::Value;
 use tests::browser::{Browser, e2e_enabled};
-use tests::host::HostProcess;
+use tests::cluster::{Cluster, ClusterOptions};
+use tests::tickets::{TEST_PASSWORD, TEST_USER};
 use tests::{paths, wait_until};
 use tokio::sync::{Mutex, MutexGuard};
 
-use crate::{PATIENCE, start_bash_host};
+use crate::PATIENCE;
 
 pub(crate) static ONE_BROWSER_AT_A_TIME: Mutex<()> = Mutex::const_new(());
 
 struct Page {
-    host: HostProcess,
+    cluster: Cluster,
     browser: Browser,
     _turn: MutexGuard<'static, ()>,
 }
 
-/// Starts a host and a browser, opens the page and signs in; `None` (and a
-/// note) when browser tests are not enabled.
+/// Starts a directory with one host and a browser, opens the page and
+/// signs in; `None` (and a note) when browser tests are not enabled.
 async fn open_page(test: &str) -> Result<Option<Page>> {
     if !e2e_enabled() {
         eprintln!(
@@ -41,14 +43,18 @@ async fn open_page(test: &str) -> Result<Option<Page>> {
         pkg.display()
     );
     let turn = ONE_BROWSER_AT_A_TIME.lock().await;
-    let host = start_bash_host()?;
+    let cluster = Cluster::start(ClusterOptions {
+        hosts: 1,
+        ..ClusterOptions::default()
+    })
+    .await?;
     let browser = Browser::start(1000, 700).await?;
     browser
-        .open_and_login(&host.http_url(), &host.token)
+        .open_and_sign_in(&cluster.directory_url(0), TEST_USER, TEST_PASSWORD)
         .await?;
     wait_prompt(&browser).await?;
     Ok(Some(Page {
-        host,
+        cluster,
         browser,
         _turn: turn,
     }))
@@ -79,7 +85,7 @@ fn is_random_marker_output(line: &str) -> bool {
 
 async fn finish(page: Page) {
     page.browser.close().await;
-    drop(page.host);
+    drop(page.cluster);
 }
 
 #[tokio::test]
@@ -176,7 +182,7 @@ async fn reload_reattaches_to_the_same_shell() -> Result<()> {
         .refresh()
         .await
         .context("reloading the page")?;
-    browser.login_if_asked(&page.host.token).await?;
+    browser.sign_in_if_asked(TEST_USER, TEST_PASSWORD).await?;
     let state = browser.wait_live(PATIENCE).await?;
     ensure!(
         state["session"] == session,

@@ -22,6 +22,7 @@ use fantoccini::key::Key;
 use serde_json::{Value, json};
 use tests::browser::{Browser, e2e_enabled};
 use tests::cluster::{Backend, Cluster, ClusterOptions, CutProxy, Loss, RoamingClient};
+use tests::tickets::{TEST_PASSWORD, TEST_USER};
 use tests::{http, paths, unique_marker, wait_until};
 use tokio::sync::MutexGuard;
 
@@ -78,9 +79,10 @@ async fn open_page_on(cluster: Cluster, turn: MutexGuard<'static, ()>) -> Result
     };
     let opened = async {
         page.browser
-            .open_and_login(
+            .open_and_sign_in(
                 &format!("{}/", page.cluster.directory_url(0)),
-                &page.cluster.token,
+                TEST_USER,
+                TEST_PASSWORD,
             )
             .await?;
         page.browser
@@ -470,7 +472,7 @@ async fn drain_two_sessions(cluster: &mut Cluster) -> Result<()> {
     let url = cluster.host(drained).context("h1")?.public_url.clone();
     let mut clients = Vec::new();
     for name in ["one", "two"] {
-        let mut client = RoamingClient::attach(cluster, &url, None, SIZE).await?;
+        let mut client = RoamingClient::attach(cluster, &url, SIZE).await?;
         client
             .client
             .wait_for(PATIENCE, "the first prompt", |s| s.at_prompt())

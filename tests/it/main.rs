@@ -3,10 +3,12 @@
 //! loopback port, so tests run in parallel and share nothing but the
 //! machine; the browser tests additionally take turns (see `browser`).
 
+mod accounts;
 mod bad_input;
 mod browser;
 mod failover;
 mod host_cli;
+mod hot_desk;
 mod outage;
 mod protocol_e2e;
 mod restore;

@@ -19,13 +19,17 @@ const MAX_UNACKED_FRAMES: u64 = 16;
 async fn hello_gets_a_welcome_then_frames_and_input_echoes() -> Result<()> {
     let host = start_bash_host()?;
     let mut client = Client::connect(&host).await?;
-    client.send_hello(&host.token, None, SIZE).await?;
+    let session = tests::tickets::new_session_id();
+    client
+        .send_hello(&host.ticket(session, 1).await, session, SIZE)
+        .await?;
 
     // The first message must be the welcome, then frames follow.
     let deadline = Instant::now() + PATIENCE;
     match client.next_event_until(deadline).await? {
         Some(Event::Message(protocol::ServerToClientMsg::Welcome(welcome))) => {
-            ensure!(welcome.created, "a hello without a session creates one");
+            ensure!(welcome.created, "a hello for a new session creates it");
+            ensure!(welcome.session == session, "created {:?}", welcome.session);
             ensure!(welcome.host == "h1", "host name {:?}", welcome.host);
             ensure!(welcome.input_seq == 0, "a new session has applied no input");
         }

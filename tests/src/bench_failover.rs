@@ -221,7 +221,7 @@ async fn reconnect_rounds(
     progress(&format!(
         "reconnect: {RECONNECT_ROUNDS} cuts of the socket to {id} through a proxy"
     ));
-    let mut client = RoamingClient::attach(cluster, &proxy.url(), None, SIZE).await?;
+    let mut client = RoamingClient::attach(cluster, &proxy.url(), SIZE).await?;
     client
         .client
         .wait_for(STEP_TIMEOUT, "the first prompt", |s| s.at_prompt())

@@ -82,7 +82,7 @@ async fn measure(
     store: &str,
     progress: &dyn Fn(&str),
 ) -> Result<Vec<PersistFigure>> {
-    let mut options = HostOptions::bash();
+    let mut options = HostOptions::bash().for_benchmarks();
     options.env.push(("THINLINE_STORE".into(), store.into()));
     let host = HostProcess::start(options)?;
     progress(&format!(
@@ -93,9 +93,11 @@ async fn measure(
     let stop_at = Instant::now() + START_TIMEOUT + WARMUP + MEASURE + Duration::from_secs(5);
     let mut tasks = Vec::new();
     for _ in 0..SESSIONS {
-        let (url, origin, token) = (host.ws_url(), host.origin(), host.token.clone());
+        let session = crate::tickets::new_session_id();
+        let ticket = host.ticket(session, 1).await;
+        let (url, origin) = (host.ws_url(), host.origin());
         tasks.push(tokio::spawn(async move {
-            run_session(&url, &origin, &token, stop_at).await
+            run_session(&url, &origin, &ticket, session, stop_at).await
         }));
     }
     // Every session is printing before the clock starts.
@@ -169,10 +171,16 @@ async fn measure(
 
 /// One session: a shell printing a numbered line every `LINE_INTERVAL`,
 /// with a client that reads (and acknowledges) frames until `stop_at`.
-async fn run_session(url: &str, origin: &str, token: &str, stop_at: Instant) -> Result<()> {
+async fn run_session(
+    url: &str,
+    origin: &str,
+    ticket: &str,
+    session: protocol::SessionId,
+    stop_at: Instant,
+) -> Result<()> {
     let mut client = Client::connect_with_origin(url, origin).await?;
     client
-        .handshake(token, None, Size { cols: 80, rows: 24 })
+        .handshake(ticket, session, Size { cols: 80, rows: 24 })
         .await?;
     client
         .wait_for(START_TIMEOUT, "the prompt", |s| s.at_prompt())

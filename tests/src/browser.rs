@@ -194,53 +194,79 @@ impl Browser {
         .await
     }
 
-    /// Loads the page and signs in with `token` if the login form shows.
-    pub async fn open_and_login(&self, url: &str, token: &str) -> Result<Value> {
+    /// Loads `url` and, if the directory sends the browser to its sign-in
+    /// page, signs in as `user`; waits until the terminal is live.
+    pub async fn open_and_sign_in(&self, url: &str, user: &str, password: &str) -> Result<Value> {
         self.client
             .goto(url)
             .await
             .with_context(|| format!("opening {url}"))?;
-        self.login_if_asked(token).await?;
+        self.sign_in_if_asked(user, password).await?;
         self.wait_live(Duration::from_secs(30)).await
     }
 
-    /// Fills `#token` and presses `#connect` when `#login` is visible.
-    pub async fn login_if_asked(&self, token: &str) -> Result<()> {
-        // The page decides quickly whether it has a stored token; wait until
-        // it either shows the form or starts connecting.
-        let needs_login = wait_until(Duration::from_secs(20), "the login form or a connection", || async {
-            let login_visible = self
-                .eval("(() => { const l = document.getElementById('login'); return !!l && l.offsetParent !== null && !l.hidden; })()")
-                .await?;
-            if login_visible == Value::Bool(true) {
-                return Ok(Ok(true));
-            }
-            let state = self.state().await?;
-            Ok(match state["connection"].as_str() {
-                Some("connecting" | "live") => Ok(false),
-                _ => Err(format!(
-                    "login hidden, state: {state}, #status: {}",
-                    self.status_text().await?
-                )),
-            })
-        })
+    /// Whether the sign-in form is showing.
+    pub async fn on_sign_in_page(&self) -> Result<bool> {
+        let found = self
+            .eval("!!document.querySelector('form[action=\"/login\"] input[name=\"password\"]')")
+            .await?;
+        Ok(found == Value::Bool(true))
+    }
+
+    /// Fills the sign-in form and submits it if it is showing; otherwise
+    /// waits until the terminal page starts connecting.
+    pub async fn sign_in_if_asked(&self, user: &str, password: &str) -> Result<()> {
+        let needs_sign_in = wait_until(
+            Duration::from_secs(20),
+            "the sign-in form or a connection",
+            || async {
+                if self.on_sign_in_page().await? {
+                    return Ok(Ok(true));
+                }
+                // The sign-in page has no `window.thinline`: `null` there.
+                let state = self.state().await?;
+                let connecting =
+                    matches!(state["connection"].as_str(), Some("connecting" | "live"));
+                Ok(if connecting {
+                    Ok(false)
+                } else {
+                    Err(format!("no form and not connecting; state: {state}"))
+                })
+            },
+        )
         .await?;
-        if needs_login {
-            let input = self
-                .client
-                .find(Locator::Css("#token"))
-                .await
-                .context("#token")?;
-            input.clear().await?;
-            input.send_keys(token).await.context("typing the token")?;
-            self.client
-                .find(Locator::Css("#connect"))
-                .await
-                .context("#connect")?
-                .click()
-                .await
-                .context("pressing #connect")?;
+        if needs_sign_in {
+            self.submit_sign_in(user, password).await?;
         }
+        Ok(())
+    }
+
+    /// Types `user` and `password` into the sign-in form and submits it.
+    pub async fn submit_sign_in(&self, user: &str, password: &str) -> Result<()> {
+        let name = self
+            .client
+            .find(Locator::Css("input[name=\"user\"]"))
+            .await
+            .context("the user field")?;
+        name.clear().await?;
+        name.send_keys(user).await.context("typing the user")?;
+        let secret = self
+            .client
+            .find(Locator::Css("input[name=\"password\"]"))
+            .await
+            .context("the password field")?;
+        secret.clear().await?;
+        secret
+            .send_keys(password)
+            .await
+            .context("typing the password")?;
+        self.client
+            .find(Locator::Css("form[action=\"/login\"] button[type=\"submit\"], form[action=\"/login\"] input[type=\"submit\"]"))
+            .await
+            .context("the sign-in button")?
+            .click()
+            .await
+            .context("pressing the sign-in button")?;
         Ok(())
     }
 

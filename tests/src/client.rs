@@ -22,6 +22,7 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::host::HostProcess;
+use crate::tickets;
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -183,15 +184,29 @@ impl Client {
         })
     }
 
-    /// Connects and completes the handshake with the host's token: a new
-    /// session, or `session` if given. Returns once the first frame is in.
+    /// Connects and completes the handshake with a ticket the harness
+    /// signs: a new session for `None`, else `session` at epoch 1 (where a
+    /// session a host started stays until it moves). Returns once the first
+    /// frame is in.
     pub async fn attach(
         host: &HostProcess,
         session: Option<SessionId>,
         size: Size,
     ) -> Result<Client> {
+        let session = session.unwrap_or_else(tickets::new_session_id);
+        Self::attach_at(host, session, 1, size).await
+    }
+
+    /// Like [`Client::attach`] for `session` at `epoch`.
+    pub async fn attach_at(
+        host: &HostProcess,
+        session: SessionId,
+        epoch: u64,
+        size: Size,
+    ) -> Result<Client> {
         let mut client = Self::connect(host).await?;
-        client.handshake(&host.token, session, size).await?;
+        let ticket = host.ticket(session, epoch).await;
+        client.handshake(&ticket, session, size).await?;
         Ok(client)
     }
 
@@ -206,14 +221,9 @@ impl Client {
         self.send_raw(encode_client(msg)).await
     }
 
-    pub async fn send_hello(
-        &mut self,
-        token: &str,
-        session: Option<SessionId>,
-        size: Size,
-    ) -> Result<()> {
+    pub async fn send_hello(&mut self, ticket: &str, session: SessionId, size: Size) -> Result<()> {
         let hello = Hello {
-            token: token.to_string(),
+            ticket: ticket.to_string(),
             session,
             size,
         };
@@ -223,19 +233,24 @@ impl Client {
     /// Sends a hello and waits for the welcome and the first frame.
     pub async fn handshake(
         &mut self,
-        token: &str,
-        session: Option<SessionId>,
+        ticket: &str,
+        session: SessionId,
         size: Size,
     ) -> Result<Welcome> {
-        self.send_hello(token, session, size).await?;
-        let deadline = Instant::now() + Duration::from_secs(15);
+        self.send_hello(ticket, session, size).await?;
+        self.handshake_rest(Duration::from_secs(15)).await
+    }
+
+    /// After a hello: waits for the welcome and the first frame.
+    pub async fn handshake_rest(&mut self, timeout: Duration) -> Result<Welcome> {
+        let deadline = Instant::now() + timeout;
         while self.welcome.is_none() || self.frames == 0 {
             match self.next_event_until(deadline).await? {
                 Some(Event::Closed { code, reason }) => {
                     bail!("host closed the connection during the handshake: {code} {reason}")
                 }
                 Some(Event::Message(_)) => {}
-                None => bail!("no welcome and first frame within 15 s"),
+                None => bail!("no welcome and first frame within {timeout:?}"),
             }
         }
         let welcome = self.welcome.clone().context("welcome vanished")?;

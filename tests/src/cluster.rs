@@ -4,8 +4,10 @@
 //! Failover is a property of several processes together: a directory (or
 //! two), some hosts and the one store they share. [`Cluster`] starts them
 //! as real processes, the way `cargo xtask demo` does, over a SQLite file
-//! in a temporary folder or a fresh PostgreSQL database, with one token and
-//! one shared home root. The test keeps its own handle on the store, so it
+//! in a temporary folder or a fresh PostgreSQL database, with one ticket
+//! key (the harness's, see [`crate::tickets`]) and one shared home root.
+//! The test's user has a real account and signs in over HTTP like a
+//! browser; [`Cluster::cookie`] is that sign-in. The test keeps its own handle on the store, so it
 //! can check what the processes wrote (owner, epoch, who saved the screen)
 //! rather than trusting what they say.
 //!
@@ -39,10 +41,9 @@ use tokio::task::JoinHandle;
 
 use crate::client::{Client, Event};
 use crate::database::{self, FreshDatabase};
+use crate::http::{Body, request_with};
+use crate::tickets::{self, TEST_PASSWORD, TEST_USER};
 use crate::{host, paths, wait_until};
-
-/// The token every host of a cluster is started with.
-pub const CLUSTER_TOKEN: &str = "thinline-cluster-token-9d2e";
 
 /// How long a process gets to print its ready line.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -311,7 +312,8 @@ pub struct ClusterHost {
 /// A directory (or two), hosts and a store, as real processes.
 pub struct Cluster {
     pub options: ClusterOptions,
-    pub token: String,
+    /// `thinline_login=...`: the test user's sign-in, as a `Cookie` value.
+    pub cookie: String,
     /// The `--store` every process was given.
     pub store_spec: String,
     /// The test's own connection to the store.
@@ -357,9 +359,10 @@ impl Cluster {
             Some(db) => Arc::new(store::PgStore::connect(&db.url()).await?),
             None => Arc::new(store::SqliteStore::open(&root.path().join("store.sqlite")).await?),
         };
+        tickets::ensure_account(store.as_ref(), TEST_USER, TEST_PASSWORD).await?;
         let mut cluster = Cluster {
             options: options.clone(),
-            token: CLUSTER_TOKEN.to_string(),
+            cookie: String::new(),
             store_spec,
             store,
             directories,
@@ -369,11 +372,45 @@ impl Cluster {
             root,
             _pg: pg,
         };
+        cluster.cookie = cluster.sign_in(TEST_USER, TEST_PASSWORD).await?;
         for _ in 0..options.hosts {
             cluster.start_host(None)?;
         }
         cluster.wait_hosts_live().await?;
         Ok(cluster)
+    }
+
+    /// Signs in at the first directory's `/login` form, as a browser
+    /// does; returns the `thinline_login=...` cookie pair.
+    pub async fn sign_in(&self, user: &str, password: &str) -> Result<String> {
+        let response = self.post_login(user, password).await?;
+        ensure!(
+            response.status == 303,
+            "signing in as {user} answered {}: {}",
+            response.status,
+            response.body
+        );
+        response
+            .cookie(auth::login::COOKIE_NAME)
+            .context("signing in set no cookie")
+    }
+
+    /// `POST /login` with the page's Origin; the raw answer.
+    pub async fn post_login(&self, user: &str, password: &str) -> Result<crate::http::Response> {
+        let form = format!(
+            "user={}&password={}",
+            form_encode(user),
+            form_encode(password)
+        );
+        let origin = self.page_origin();
+        request_with(
+            self.directories[0].port,
+            "POST",
+            "/login",
+            &[("Origin", origin.as_str())],
+            Some(Body::Form(&form)),
+        )
+        .await
     }
 
     /// The url of directory `i` (the page and the API).
@@ -400,8 +437,7 @@ impl Cluster {
         let mut command = Command::new(paths::host_binary()?);
         command
             .args(["serve", "--listen", "127.0.0.1:0", "--host-id", &id])
-            .arg("--static-dir")
-            .arg(paths::static_dir())
+            .args(["--allow-origin", &self.page_origin()])
             .args([
                 "--program",
                 "/bin/bash",
@@ -421,7 +457,7 @@ impl Cluster {
             command.args(["--public-url", url]);
         }
         command
-            .env("THINLINE_TOKEN", &self.token)
+            .env("THINLINE_TICKET_PUBLIC_KEY", tickets::public_key())
             .env("THINLINE_HOST_TOKEN", HOST_TOKEN)
             .env("PS1", "$ ")
             .env("HOME", self.home_root())
@@ -491,7 +527,8 @@ impl Cluster {
         .await
     }
 
-    /// Asks the directories in turn, like a client would.
+    /// Asks the directories in turn, like a client would, signed in as
+    /// the test user.
     pub async fn ask_directory(
         &self,
         method: &str,
@@ -500,12 +537,33 @@ impl Cluster {
     ) -> Result<(u16, Value)> {
         let mut last = None;
         for directory in &self.directories {
-            match request_json(directory.port, method, path, body).await {
+            match request_as(
+                directory.port,
+                method,
+                path,
+                body,
+                &self.cookie,
+                &self.page_origin(),
+            )
+            .await
+            {
                 Ok(answer) => return Ok(answer),
                 Err(err) => last = Some(err),
             }
         }
         Err(last.unwrap_or_else(|| anyhow::anyhow!("no directory")))
+    }
+
+    /// The id of the test user's sign-in, as tickets carry it.
+    pub fn login_id(&self) -> Result<[u8; 32]> {
+        let value = self
+            .cookie
+            .split_once('=')
+            .map(|(_, v)| v)
+            .context("no sign-in cookie")?;
+        let token =
+            auth::login::LoginToken::parse(value).context("an unreadable sign-in cookie")?;
+        Ok(token.id().0)
     }
 
     /// The session's record in the store.
@@ -595,6 +653,7 @@ fn start_directories(options: &ClusterOptions, store_spec: &str) -> Result<Vec<S
         }
         command
             .env("THINLINE_HOST_TOKEN", HOST_TOKEN)
+            .env("THINLINE_TICKET_KEY", tickets::secret_key())
             .env_remove("THINLINE_DIRECTORY_PEERS")
             .env_remove("THINLINE_DIRECTORY_URL");
         if let Some(filter) = &options.rust_log {
@@ -632,6 +691,45 @@ pub async fn request_json(
         response.status,
         serde_json::from_str(&response.body).unwrap_or(Value::Null),
     ))
+}
+
+/// One JSON exchange as a signed-in browser page would make it: with the
+/// sign-in cookie and the page's Origin.
+pub async fn request_as(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+    cookie: &str,
+    origin: &str,
+) -> Result<(u16, Value)> {
+    let response = request_with(
+        port,
+        method,
+        path,
+        &[("Cookie", cookie), ("Origin", origin)],
+        body.map(Body::Json),
+    )
+    .await?;
+    Ok((
+        response.status,
+        serde_json::from_str(&response.body).unwrap_or(Value::Null),
+    ))
+}
+
+/// `application/x-www-form-urlencoded` encoding of one value.
+pub fn form_encode(value: &str) -> String {
+    let mut out = String::new();
+    for byte in value.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(byte as char)
+            }
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    out
 }
 
 /// The WebSocket url of a host's http url.
@@ -765,41 +863,77 @@ pub struct RoamingClient {
     pub host: String,
     pub epoch: u64,
     pub url: String,
+    /// The last ticket the directory gave, and when: reused for a
+    /// reconnect to the same host while fresh, as the page does.
+    ticket: String,
+    ticket_at: Instant,
     directory_ports: Vec<u16>,
-    token: String,
+    cookie: String,
     origin: String,
     size: Size,
 }
+
+/// How long the client reuses a ticket (they live 60 s; the page refreshes
+/// with 10 s to spare).
+const TICKET_REUSE: Duration = Duration::from_secs(45);
 
 impl RoamingClient {
     /// Starts a new session where the directory places it.
     pub async fn place(cluster: &Cluster, size: Size) -> Result<RoamingClient> {
         let (status, answer) = cluster
-            .ask_directory("POST", "/v1/placement", Some(&json!({ "session": null })))
+            .ask_directory("POST", "/v1/placement", Some(&json!({ "new": true })))
             .await?;
         ensure!(status == 200, "placement answered {status}: {answer}");
         let url = answer["url"].as_str().context("placement without a url")?;
-        Self::attach(cluster, url, None, size).await
+        let ticket = answer["ticket"]
+            .as_str()
+            .context("placement without a ticket")?;
+        let session: SessionId = answer["session"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .context("placement without a session id")?;
+        Self::connect_new(cluster, url, session, ticket, size).await
     }
 
-    /// Connects to the host at `url` for `session` (a new one for `None`).
-    pub async fn attach(
+    /// Starts a new session on the host whose registered url is `url`
+    /// (a proxy in front of one host, say), with a ticket the harness signs
+    /// for the test user's sign-in, as the directory would.
+    pub async fn attach(cluster: &Cluster, url: &str, size: Size) -> Result<RoamingClient> {
+        let host = cluster
+            .hosts
+            .iter()
+            .find(|h| h.public_url.trim_end_matches('/') == url.trim_end_matches('/'))
+            .with_context(|| format!("no host of the cluster registered {url}"))?;
+        let grant = tickets::Grant {
+            user: TEST_USER.into(),
+            session: tickets::new_session_id(),
+            host: host.id.clone(),
+            epoch: 1,
+            login: cluster.login_id()?,
+        };
+        Self::connect_new(cluster, url, grant.session, &grant.ticket(), size).await
+    }
+
+    async fn connect_new(
         cluster: &Cluster,
         url: &str,
-        session: Option<SessionId>,
+        session: SessionId,
+        ticket: &str,
         size: Size,
     ) -> Result<RoamingClient> {
         let origin = cluster.page_origin();
         let mut client = Client::connect_with_origin(&ws_url(url), &origin).await?;
-        let welcome = client.handshake(&cluster.token, session, size).await?;
+        let welcome = client.handshake(ticket, session, size).await?;
         Ok(RoamingClient {
             client,
             session: welcome.session,
             host: welcome.host,
             epoch: welcome.epoch,
             url: url.to_string(),
+            ticket: ticket.to_owned(),
+            ticket_at: Instant::now(),
             directory_ports: cluster.directories.iter().map(|d| d.port).collect(),
-            token: cluster.token.clone(),
+            cookie: cluster.cookie.clone(),
             origin,
             size,
         })
@@ -821,7 +955,7 @@ impl RoamingClient {
     async fn ask(&self, path: &str, body: &Value) -> Result<Value> {
         let mut last = None;
         for port in &self.directory_ports {
-            match request_json(*port, "POST", path, Some(body)).await {
+            match request_as(*port, "POST", path, Some(body), &self.cookie, &self.origin).await {
                 Ok((200, answer)) => return Ok(answer),
                 Ok((status, answer)) => last = Some(anyhow::anyhow!("{path}: {status} {answer}")),
                 Err(err) => last = Some(err),
@@ -867,6 +1001,10 @@ impl RoamingClient {
                 tokio::time::sleep(Duration::from_millis(wait)).await;
             }
             let url = answer["url"].as_str().context("an answer without a url")?;
+            if let Some(ticket) = answer["ticket"].as_str() {
+                self.ticket = ticket.to_owned();
+                self.ticket_at = Instant::now();
+            }
             match self.connect(url).await {
                 Ok(()) => return Ok(()),
                 Err(err) => {
@@ -885,7 +1023,7 @@ impl RoamingClient {
     async fn connect(&mut self, url: &str) -> Result<()> {
         let mut client = Client::connect_with_origin(&ws_url(url), &self.origin).await?;
         let welcome = client
-            .handshake(&self.token, Some(self.session), self.size)
+            .handshake(&self.ticket, self.session, self.size)
             .await?;
         ensure!(
             welcome.session == self.session,
@@ -903,8 +1041,25 @@ impl RoamingClient {
     /// Drops the socket and reconnects to the same host for the same
     /// session, as after a Wi-Fi blip.
     pub async fn reconnect_same_host(&mut self) -> Result<()> {
+        if self.ticket_at.elapsed() > TICKET_REUSE {
+            self.refresh_ticket().await?;
+        }
         let url = self.url.clone();
         self.connect(&url).await
+    }
+
+    /// Asks the directory for a new ticket for the session where it is.
+    pub async fn refresh_ticket(&mut self) -> Result<()> {
+        let session = self.session.to_string();
+        let answer = self
+            .ask("/v1/placement", &json!({ "session": session }))
+            .await?;
+        self.ticket = answer["ticket"]
+            .as_str()
+            .context("placement without a ticket")?
+            .to_owned();
+        self.ticket_at = Instant::now();
+        Ok(())
     }
 }
 

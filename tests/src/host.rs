@@ -7,7 +7,7 @@
 
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -16,10 +16,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use rustix::process::{Pid, Signal, kill_process};
 
-use crate::paths;
+use protocol::SessionId;
 
-/// The token every test host is started with (through `THINLINE_TOKEN`).
-pub const TEST_TOKEN: &str = "thinline-test-token-5f1c";
+use crate::{paths, tickets};
+
+/// The page origin every test host allows (`--allow-origin`); native
+/// clients send it as a browser on that page would.
+pub const TEST_ORIGIN: &str = "http://page.thinline.test";
 
 /// How long a host gets to print its ready line.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -34,14 +37,27 @@ pub struct HostOptions {
     pub port: u16,
     pub program: String,
     pub args: Vec<String>,
-    pub static_dir: PathBuf,
-    pub token: String,
+    /// Origins allowed besides [`TEST_ORIGIN`].
     pub allow_origins: Vec<String>,
+    /// Whom the harness's tickets for this host name.
+    pub user: String,
+    /// Extra `host-server serve` flags.
+    pub flags: Vec<String>,
     /// Extra environment for the host (and so for the programs it starts).
     pub env: Vec<(String, String)>,
 }
 
 impl HostOptions {
+    /// Lifts the per-address connection cap: a benchmark opens hundreds of
+    /// sessions from one loopback address.
+    pub fn for_benchmarks(mut self) -> Self {
+        self.flags.extend([
+            "--max-connections-per-address".to_string(),
+            "100000".to_string(),
+        ]);
+        self
+    }
+
     /// A deterministic bash: no profile, no rc files, prompt `$ `, and a
     /// fresh temporary `HOME` (set when the host starts).
     pub fn bash() -> Self {
@@ -50,9 +66,9 @@ impl HostOptions {
             port: 0,
             program: "/bin/bash".into(),
             args: vec!["--noprofile".into(), "--norc".into()],
-            static_dir: paths::static_dir(),
-            token: TEST_TOKEN.into(),
             allow_origins: Vec::new(),
+            user: tickets::TEST_USER.into(),
+            flags: Vec::new(),
             env: Vec::new(),
         }
     }
@@ -64,8 +80,11 @@ pub(crate) type Log = Arc<Mutex<Vec<String>>>;
 pub struct HostProcess {
     child: Child,
     pub port: u16,
-    pub token: String,
     pub host_id: String,
+    pub user: String,
+    /// The store the host was given, where its tickets' sign-in must live.
+    store_spec: Option<String>,
+    login: tokio::sync::OnceCell<[u8; 32]>,
     home: tempfile::TempDir,
     log: Log,
 }
@@ -113,9 +132,9 @@ impl HostProcess {
         command
             .args(["serve", "--listen"])
             .arg(format!("127.0.0.1:{}", options.port))
-            .arg("--static-dir")
-            .arg(&options.static_dir)
-            .args(["--host-id", &options.host_id, "--program", &options.program]);
+            .args(["--host-id", &options.host_id, "--program", &options.program])
+            .args(["--allow-origin", TEST_ORIGIN])
+            .args(&options.flags);
         for arg in &options.args {
             command.args(["--arg", arg]);
         }
@@ -123,7 +142,8 @@ impl HostProcess {
             command.args(["--allow-origin", origin]);
         }
         command
-            .env("THINLINE_TOKEN", &options.token)
+            .env("THINLINE_TICKET_PUBLIC_KEY", tickets::public_key())
+            .env_remove("THINLINE_HOST_TOKEN")
             .env("HOME", home.path())
             .env("PS1", "$ ")
             .env_remove("PROMPT_COMMAND")
@@ -144,11 +164,18 @@ impl HostProcess {
         let lines = keep_lines(stdout, "stdout", log.clone());
         let _ = keep_lines(stderr, "stderr", log.clone());
 
+        let store_spec = options
+            .env
+            .iter()
+            .find(|(k, _)| k == "THINLINE_STORE")
+            .map(|(_, v)| v.clone());
         let mut host = HostProcess {
             child,
             port: 0,
-            token: options.token,
             host_id: options.host_id,
+            user: options.user,
+            store_spec,
+            login: tokio::sync::OnceCell::new(),
             home,
             log,
         };
@@ -187,9 +214,61 @@ impl HostProcess {
         format!("http://127.0.0.1:{}/", self.port)
     }
 
-    /// The Origin a page served by this host sends.
+    /// The Origin the page that uses this host sends.
     pub fn origin(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        TEST_ORIGIN.to_string()
+    }
+
+    /// The sign-in the host's tickets carry: a real one in the host's store
+    /// when it has one (made once, on first use), otherwise none, since a
+    /// host without a store cannot look sign-ins up. If the store cannot be
+    /// reached (a test of an outage), the ticket carries none either: the
+    /// host admits a valid ticket while its store is down.
+    pub async fn login(&self) -> [u8; 32] {
+        *self
+            .login
+            .get_or_init(|| async {
+                let Some(spec) = &self.store_spec else {
+                    return [0; 32];
+                };
+                let signed_in = tokio::time::timeout(Duration::from_secs(5), async {
+                    let store = store::open(spec).await?;
+                    tickets::sign_in(store.as_ref(), &self.user).await
+                })
+                .await;
+                match signed_in {
+                    Ok(Ok(login)) => login,
+                    Ok(Err(e)) => {
+                        eprintln!(
+                            "harness: no sign-in in the host's store ({e:#}); tickets carry none"
+                        );
+                        [0; 32]
+                    }
+                    Err(_) => {
+                        eprintln!(
+                            "harness: the host's store did not answer; tickets carry no sign-in"
+                        );
+                        [0; 32]
+                    }
+                }
+            })
+            .await
+    }
+
+    /// A ticket for `session` at `epoch` on this host.
+    pub async fn ticket(&self, session: SessionId, epoch: u64) -> String {
+        self.grant(session, epoch).await.ticket()
+    }
+
+    /// What a ticket for `session` at `epoch` on this host would claim.
+    pub async fn grant(&self, session: SessionId, epoch: u64) -> tickets::Grant {
+        tickets::Grant {
+            user: self.user.clone(),
+            session,
+            host: self.host_id.clone(),
+            epoch,
+            login: self.login().await,
+        }
     }
 
     /// The `HOME` of the programs this host starts.

@@ -15,7 +15,37 @@ use tokio::net::TcpStream;
 #[derive(Debug)]
 pub struct Response {
     pub status: u16,
+    /// Header names in lowercase, in the order sent.
+    pub headers: Vec<(String, String)>,
     pub body: String,
+}
+
+impl Response {
+    /// The first value of header `name` (any case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The `name=value` part of the `Set-Cookie` for `cookie`, if set.
+    pub fn cookie(&self, cookie: &str) -> Option<String> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n == "set-cookie")
+            .filter_map(|(_, v)| v.split(';').next())
+            .find(|pair| pair.starts_with(&format!("{cookie}=")))
+            .map(str::to_owned)
+    }
+}
+
+/// A request body.
+#[derive(Clone, Copy, Debug)]
+pub enum Body<'a> {
+    Json(&'a serde_json::Value),
+    /// `application/x-www-form-urlencoded`, already encoded.
+    Form(&'a str),
 }
 
 /// `GET path` on `127.0.0.1:port`, with a deadline on the whole exchange.
@@ -31,7 +61,19 @@ pub async fn request(
     path: &str,
     body: Option<&serde_json::Value>,
 ) -> Result<Response> {
-    tokio::time::timeout(REQUEST_TIMEOUT, exchange(port, method, path, body))
+    request_with(port, method, path, &[], body.map(Body::Json)).await
+}
+
+/// One request with extra headers (a cookie, an Origin) and an optional
+/// body, with a deadline on the whole exchange.
+pub async fn request_with(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<Body<'_>>,
+) -> Result<Response> {
+    tokio::time::timeout(REQUEST_TIMEOUT, exchange(port, method, path, headers, body))
         .await
         .with_context(|| format!("{method} {path} on port {port} took over {REQUEST_TIMEOUT:?}"))?
 }
@@ -42,22 +84,30 @@ async fn exchange(
     port: u16,
     method: &str,
     path: &str,
-    body: Option<&serde_json::Value>,
+    headers: &[(&str, &str)],
+    body: Option<Body<'_>>,
 ) -> Result<Response> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))
         .await
         .with_context(|| format!("connecting to 127.0.0.1:{port}"))?;
     let _ = stream.set_nodelay(true);
-    let request = match body {
-        Some(body) => {
-            let body = body.to_string();
-            format!(
-                "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-                body.len()
-            )
-        }
-        None => format!("{method} {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n"),
+    let mut request = format!("{method} {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    let (kind, body) = match body {
+        Some(Body::Json(value)) => (Some("application/json"), value.to_string()),
+        Some(Body::Form(form)) => (Some("application/x-www-form-urlencoded"), form.to_owned()),
+        None => (None, String::new()),
     };
+    if let Some(kind) = kind {
+        request.push_str(&format!(
+            "Content-Type: {kind}\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
+    request.push_str("\r\n");
+    request.push_str(&body);
     stream.write_all(request.as_bytes()).await?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).await?;
@@ -70,8 +120,15 @@ async fn exchange(
         .nth(1)
         .and_then(|code| code.parse().ok())
         .with_context(|| format!("no status code in {head:?}"))?;
+    let headers = head
+        .lines()
+        .skip(1)
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
+        .collect();
     Ok(Response {
         status,
+        headers,
         body: body.to_string(),
     })
 }

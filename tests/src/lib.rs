@@ -9,6 +9,7 @@
 //! Waiting is always on a predicate with a deadline ([`wait_until`]), never
 //! a bare sleep, so a slow machine makes tests slower, not flaky.
 
+pub mod bench_auth;
 pub mod bench_failover;
 pub mod bench_persist;
 pub mod browser;
@@ -19,6 +20,7 @@ pub mod host;
 pub mod http;
 pub mod paths;
 pub mod proxy;
+pub mod tickets;
 
 use std::future::Future;
 use std::time::{Duration, Instant};

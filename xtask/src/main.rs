@@ -23,7 +23,7 @@ verbs:
   demo [--port N]               build, then run a directory (page on port N, default 8080)
                                 and three hosts on the ports after it, over one SQLite store
   test                          everything CI checks: fmt, clippy, protocol purity, unit, e2e and browser tests
-  bench [latency|throughput|size|persist|failover|capacity|all]
+  bench [latency|throughput|size|persist|failover|capacity|auth|all]
                                 build, then measure against the targets of DESIGN.md (default all;
                                 failover, which kills hosts for minutes, only when named)
 ";
@@ -76,13 +76,14 @@ fn no_extra_args(rest: &[String]) -> Result<()> {
 
 /// What `cargo xtask bench` measures; `failover` and `capacity` run only
 /// when named.
-const BENCH_VERBS: [&str; 7] = [
+const BENCH_VERBS: [&str; 8] = [
     "latency",
     "throughput",
     "size",
     "persist",
     "failover",
     "capacity",
+    "auth",
     "all",
 ];
 
@@ -91,7 +92,9 @@ fn bench(rest: &[String]) -> Result<()> {
         [] => "all",
         [one] if BENCH_VERBS.contains(&one.as_str()) => one.as_str(),
         _ => {
-            bail!("bench takes one of: latency, throughput, size, persist, failover, capacity, all")
+            bail!(
+                "bench takes one of: latency, throughput, size, persist, failover, capacity, auth, all"
+            )
         }
     };
     build::build_all()?;

@@ -15,6 +15,7 @@ use anyhow::{Context, Result, bail};
 use protocol::Size;
 use tests::client::Client;
 use tests::host::{HostOptions, HostProcess};
+use tests::tickets::new_session_id;
 use tests::{http, paths, percentile};
 
 /// One line of the final table.
@@ -40,20 +41,21 @@ const PAGE_WEIGHT_TARGET: u64 = 150 * 1000;
 
 /// What can be measured; `failover` and `capacity` are left out of `all`
 /// (they take minutes and start hundreds of processes).
-const VERBS: [&str; 7] = [
+const VERBS: [&str; 8] = [
     "latency",
     "throughput",
     "size",
     "persist",
     "failover",
     "capacity",
+    "auth",
     "all",
 ];
 
 fn main() -> ExitCode {
     let which = std::env::args().nth(1).unwrap_or_else(|| "all".into());
     if !VERBS.contains(&which.as_str()) {
-        eprintln!("usage: bench [latency|throughput|size|persist|failover|capacity|all]");
+        eprintln!("usage: bench [latency|throughput|size|persist|failover|capacity|auth|all]");
         return ExitCode::FAILURE;
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -98,6 +100,17 @@ fn main() -> ExitCode {
         });
         report(&mut failed, persisted, "persistence");
     }
+    if all || which == "auth" {
+        let mut lines = Vec::new();
+        let result = runtime.block_on(tests::bench_auth::auth(&progress, &mut lines));
+        figures.extend(lines.into_iter().map(|f| Figure {
+            what: f.what,
+            measured: f.measured,
+            target: f.target,
+            met: f.met,
+        }));
+        report(&mut failed, result, "auth");
+    }
     if which == "capacity" {
         report(
             &mut failed,
@@ -141,7 +154,7 @@ fn ms(d: Duration) -> f64 {
 }
 
 fn start_host() -> Result<HostProcess> {
-    let host = HostProcess::start(HostOptions::bash())?;
+    let host = HostProcess::start(HostOptions::bash().for_benchmarks())?;
     progress(&format!(
         "host-server (pid {}) on port {}",
         host.pid(),
@@ -171,13 +184,14 @@ async fn latency(figures: &mut Vec<Figure>) -> Result<()> {
         // People do not type in lockstep: spread the sessions' keystrokes
         // evenly over the interval instead of firing all at one instant.
         let phase = KEY_INTERVAL * i as u32 / MANY_SESSIONS as u32;
-        let token = host.token.clone();
+        let session = new_session_id();
+        let ticket = host.ticket(session, 1).await;
         let ws_url = host.ws_url();
         let origin = host.origin();
         tasks.push(tokio::spawn(async move {
             let mut client = Client::connect_with_origin(&ws_url, &origin).await?;
             client
-                .handshake(&token, None, Size { cols: 80, rows: 24 })
+                .handshake(&ticket, session, Size { cols: 80, rows: 24 })
                 .await?;
             type_keys(&mut client, MANY_SESSIONS_KEYS, phase).await
         }));
@@ -328,11 +342,13 @@ async fn capacity(figures: &mut Vec<Figure>) -> Result<()> {
         let batch = CAPACITY_BATCH.min(CAPACITY_SESSIONS - clients.len());
         let mut tasks = Vec::new();
         for _ in 0..batch {
-            let (token, ws_url, origin) = (host.token.clone(), host.ws_url(), host.origin());
+            let session = new_session_id();
+            let ticket = host.ticket(session, 1).await;
+            let (ws_url, origin) = (host.ws_url(), host.origin());
             tasks.push(tokio::spawn(async move {
                 let mut client = Client::connect_with_origin(&ws_url, &origin).await?;
                 client
-                    .handshake(&token, None, Size { cols: 80, rows: 24 })
+                    .handshake(&ticket, session, Size { cols: 80, rows: 24 })
                     .await?;
                 client
                     .wait_for(ECHO_TIMEOUT, "the prompt", |s| s.at_prompt())

@@ -1,0 +1,159 @@
+//! `cargo xtask bench auth`: what authentication costs.
+//!
+//! - Sign-ins per second on one core: argon2id verification is the whole
+//!   cost of a sign-in by design, so it is timed on one thread in-process,
+//!   with the parameters the directory uses.
+//! - Ticket verifications per second on one core: what every WebSocket
+//!   admission pays on a host.
+//! - The latency authentication adds to a reconnect: a real cluster, a
+//!   client cutting and reopening its socket to the same host. Reconnects
+//!   with a cached ticket pay the host's checks (signature and the sign-in
+//!   lookup in the store); the table shows those checks timed alone next to
+//!   the whole reconnect, and a reconnect that first fetches a new ticket
+//!   from the directory (what a client does once its ticket is old).
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, ensure};
+use auth::ticket::{TicketVerifier, now_ms};
+use protocol::Size;
+
+use crate::bench_failover::FailoverFigure as Figure;
+use crate::cluster::{Cluster, ClusterOptions, RoamingClient};
+use crate::percentile;
+use crate::tickets::{self, Grant, TEST_USER};
+
+const SIZE: Size = Size { cols: 80, rows: 24 };
+/// How long each in-process loop runs.
+const LOOP_TIME: Duration = Duration::from_secs(3);
+const RECONNECTS: usize = 200;
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Calls `f` on this thread for about `LOOP_TIME`; returns calls per second.
+fn per_second(mut f: impl FnMut()) -> f64 {
+    let started = Instant::now();
+    let mut n = 0u64;
+    while started.elapsed() < LOOP_TIME {
+        f();
+        n += 1;
+    }
+    n as f64 / started.elapsed().as_secs_f64()
+}
+
+pub async fn auth(progress: &dyn Fn(&str), figures: &mut Vec<Figure>) -> Result<()> {
+    progress("auth: argon2id verifications on one thread");
+    let hash = auth::password::hash("a benchmark password").context("hashing")?;
+    let logins = tokio::task::spawn_blocking(move || {
+        per_second(|| {
+            assert!(auth::password::verify("a benchmark password", &hash));
+        })
+    })
+    .await?;
+    figures.push(Figure {
+        what: "Sign-ins per second, one core (argon2id verify)".into(),
+        measured: format!("{logins:.1}/s ({:.1} ms each)", 1000.0 / logins),
+        target: "slow on purpose; rate limited per user and address",
+        met: None,
+    });
+
+    progress("auth: ticket verifications on one thread");
+    let grant = Grant {
+        user: TEST_USER.into(),
+        session: tickets::new_session_id(),
+        host: "h1".into(),
+        epoch: 3,
+        login: [7; 32],
+    };
+    let ticket = grant.ticket();
+    let verifier = TicketVerifier::new(vec![tickets::signer().public_key()]);
+    let verifications = tokio::task::spawn_blocking(move || {
+        per_second(|| {
+            let now = now_ms();
+            assert!(verifier.verify(&ticket, now).is_ok());
+        })
+    })
+    .await?;
+    figures.push(Figure {
+        what: "Ticket verifications per second, one core".into(),
+        measured: format!("{verifications:.0}/s ({:.1} µs each)", 1e6 / verifications),
+        target: "—",
+        met: None,
+    });
+
+    progress("auth: a cluster for reconnects");
+    let cluster = Cluster::start(ClusterOptions {
+        hosts: 1,
+        ..ClusterOptions::default()
+    })
+    .await?;
+    let login = cluster.login_id()?;
+    let login_hex: String = login.iter().map(|b| format!("{b:02x}")).collect();
+    let mut lookups = Vec::with_capacity(RECONNECTS);
+    for _ in 0..RECONNECTS {
+        let started = Instant::now();
+        let found = cluster.store.get_login(&login_hex).await?;
+        lookups.push(started.elapsed());
+        ensure!(found.is_some(), "the benchmark's sign-in vanished");
+    }
+    lookups.sort();
+
+    let mut client = RoamingClient::place(&cluster, SIZE).await?;
+    client
+        .client
+        .wait_for(Duration::from_secs(20), "the first prompt", |s| {
+            s.at_prompt()
+        })
+        .await?;
+    let mut cached = Vec::with_capacity(RECONNECTS);
+    for _ in 0..RECONNECTS {
+        let started = Instant::now();
+        client.reconnect_same_host().await?;
+        cached.push(started.elapsed());
+    }
+    cached.sort();
+    let mut refreshed = Vec::with_capacity(RECONNECTS / 4);
+    for _ in 0..RECONNECTS / 4 {
+        let started = Instant::now();
+        client.refresh_ticket().await?;
+        client.reconnect_same_host().await?;
+        refreshed.push(started.elapsed());
+    }
+    refreshed.sort();
+    let check = Duration::from_secs_f64(1.0 / verifications) + percentile(&lookups, 50.0);
+    figures.push(Figure {
+        what: "Reconnect to the same host, cached ticket".into(),
+        measured: format!(
+            "p50 {:.2} ms, p99 {:.2} ms (n={RECONNECTS})",
+            ms(percentile(&cached, 50.0)),
+            ms(percentile(&cached, 99.0))
+        ),
+        target: "p99 ≤ 300 ms",
+        met: Some(percentile(&cached, 99.0) <= Duration::from_millis(300)),
+    });
+    figures.push(Figure {
+        what: "  of which the host's ticket checks (verify + sign-in lookup)".into(),
+        measured: format!(
+            "{:.3} ms (lookup p50 {:.3} ms, p99 {:.3} ms)",
+            ms(check),
+            ms(percentile(&lookups, 50.0)),
+            ms(percentile(&lookups, 99.0))
+        ),
+        target: "—",
+        met: None,
+    });
+    figures.push(Figure {
+        what: "Reconnect with a new ticket from the directory".into(),
+        measured: format!(
+            "p50 {:.2} ms, p99 {:.2} ms (n={})",
+            ms(percentile(&refreshed, 50.0)),
+            ms(percentile(&refreshed, 99.0)),
+            refreshed.len()
+        ),
+        target: "p99 ≤ 300 ms",
+        met: Some(percentile(&refreshed, 99.0) <= Duration::from_millis(300)),
+    });
+    Ok(())
+}
