@@ -213,7 +213,19 @@ impl Registry {
         size: Size,
     ) -> Result<Opened, StartError> {
         let record = match &self.store {
-            Some(config) => bounded(config.store.get_session(&id.to_string())).await?,
+            Some(config) => match bounded(config.store.get_session(&id.to_string())).await {
+                Ok(record) => record,
+                // The store is down. A ticket for a new session (epoch 1)
+                // still starts one: the directory minted its id moments
+                // ago, so there is no record to restore, and the persister
+                // writes one when the store is back (promise 4: typing,
+                // and starting a terminal, do not wait for the store).
+                Err(error) if error.is_transient() && claims.epoch == 1 => {
+                    tracing::warn!(session = %id, %error, "the store is unavailable: starting a new session without looking for a record");
+                    None
+                }
+                Err(error) => return Err(error.into()),
+            },
             None => None,
         };
         let known = record
@@ -228,7 +240,14 @@ impl Registry {
                 handle: self.start(id, &claims.user, size)?,
                 created: true,
             }),
-            (admit, _) => unreachable!("decide answered {admit:?} for a session not running here"),
+            (admit, _) => {
+                // `decide` answers Restore only for a record and Start only
+                // without one; anything else is a bug, refused, not a panic.
+                tracing::error!(session = %id, ?admit, "admission answered inconsistently");
+                Err(StartError::Store(StoreError::Corrupt(format!(
+                    "admission answered {admit:?} for session {id}"
+                ))))
+            }
         }
     }
 
