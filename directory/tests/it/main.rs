@@ -11,9 +11,11 @@
 #![allow(clippy::unwrap_used)]
 
 mod api;
+mod cli;
 mod harness;
 mod owners;
 mod signin;
+mod tls;
 
 macro_rules! on_backends {
     ($($module:ident::$test:ident),* $(,)?) => {

@@ -1,0 +1,115 @@
+//! The `directory` binary's account and key commands, run for real against
+//! an SQLite file in a temporary folder.
+
+use std::io::Write as _;
+use std::process::{Command, Output, Stdio};
+
+use auth::ticket::{TicketPublicKey, TicketSigner};
+
+fn directory(args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_directory"))
+        .args(args)
+        .env_remove("THINLINE_STORE")
+        .env_remove("THINLINE_TICKET_KEY")
+        .env_remove("THINLINE_TICKET_KEY_FILE")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn users_are_added_listed_reset_disabled_and_enabled() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("sqlite:{}", dir.path().join("store.db").display());
+    let store = store.as_str();
+
+    let short = directory(&["user", "add", "ada", "--store", store], "short\n");
+    assert!(!short.status.success());
+    assert!(
+        text(&short.stderr).contains("the password is too short: use at least 8 characters"),
+        "{}",
+        text(&short.stderr)
+    );
+    let bad_name = directory(&["user", "add", "-x", "--store", store], "long enough\n");
+    assert!(!bad_name.status.success());
+
+    let added = directory(&["user", "add", "ada", "--store", store], "long enough\n");
+    assert!(added.status.success(), "{}", text(&added.stderr));
+    let twice = directory(&["user", "add", "ada", "--store", store], "long enough\n");
+    assert!(!twice.status.success());
+    assert!(text(&twice.stderr).contains("directory user reset ada"));
+
+    let listed = directory(&["user", "list", "--store", store], "");
+    assert!(listed.status.success());
+    let line = text(&listed.stdout);
+    assert!(line.starts_with("ada\tenabled\t"), "{line}");
+    assert_eq!(line.lines().count(), 1);
+
+    for action in ["reset", "disable", "enable"] {
+        let done = directory(&["user", action, "ada", "--store", store], "another one\n");
+        assert!(done.status.success(), "{action}: {}", text(&done.stderr));
+        let missing = directory(&["user", action, "bob", "--store", store], "another one\n");
+        assert!(!missing.status.success(), "{action}");
+        assert!(text(&missing.stderr).contains("no user bob"), "{action}");
+    }
+    let disabled = directory(&["user", "disable", "ada", "--store", store], "");
+    assert!(disabled.status.success());
+    assert!(
+        text(&directory(&["user", "list", "--store", store], "").stdout).contains("ada\tdisabled")
+    );
+}
+
+#[test]
+fn keygen_prints_a_matching_pair_and_serve_needs_one() {
+    let made = directory(&["keygen"], "");
+    assert!(made.status.success());
+    let out = text(&made.stdout);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    let seed = lines[0].strip_prefix("THINLINE_TICKET_KEY=").unwrap();
+    let public = lines[1]
+        .strip_prefix("THINLINE_TICKET_PUBLIC_KEY=")
+        .unwrap();
+    let signer = TicketSigner::from_base64(seed).unwrap();
+    assert!(signer.public_key() == TicketPublicKey::from_base64(public).unwrap());
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("sqlite:{}", dir.path().join("store.db").display());
+    let refused = directory(&["serve", "--store", &store, "--listen", "127.0.0.1:0"], "");
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused.stderr).contains("run `directory keygen`"),
+        "{}",
+        text(&refused.stderr)
+    );
+    let key_file = dir.path().join("ticket.key");
+    std::fs::write(&key_file, "not a key\n").unwrap();
+    let bad_key = directory(
+        &[
+            "serve",
+            "--store",
+            &store,
+            "--listen",
+            "127.0.0.1:0",
+            "--ticket-key-file",
+            key_file.to_str().unwrap(),
+        ],
+        "",
+    );
+    assert!(!bad_key.status.success());
+    assert!(text(&bad_key.stderr).contains("no usable ticket key"));
+}
