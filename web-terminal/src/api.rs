@@ -47,7 +47,7 @@ pub fn state_json(conn: &Connection, screen: &Screen, now: u64) -> String {
     let size = screen.size();
     let session = conn.session().map(|s| s.to_string());
     format!(
-        "{{\"connection\":{},\"host\":{},\"session\":{},\"epoch\":{},\"rtt_ms\":{},\"cols\":{},\"rows\":{},\"error\":{},\"frames\":{},\"stage\":{},\"undelivered\":{},\"directory\":{}}}",
+        "{{\"connection\":{},\"host\":{},\"session\":{},\"epoch\":{},\"rtt_ms\":{},\"cols\":{},\"rows\":{},\"error\":{},\"frames\":{},\"stage\":{},\"undelivered\":{},\"directory\":{},\"user\":{}}}",
         json_string(conn.phase_name()),
         opt_string(conn.host()),
         opt_string(session.as_deref()),
@@ -60,6 +60,7 @@ pub fn state_json(conn: &Connection, screen: &Screen, now: u64) -> String {
         json_string(&conn.stage(now)),
         conn.undelivered(),
         opt_string(conn.directory()),
+        opt_string(conn.user()),
     )
 }
 
@@ -102,6 +103,7 @@ mod tests {
     use protocol::{CellLayout, Color, Line, Run, Size, Style};
 
     use super::*;
+    use crate::connection::SessionChoice;
     use crate::testutil::*;
 
     #[test]
@@ -112,10 +114,10 @@ mod tests {
     #[test]
     fn state_before_and_after_welcome() {
         let screen = Screen::new(Size { cols: 80, rows: 24 });
-        let conn = Connection::new("t".into(), None, screen.size(), 0, 1);
+        let conn = Connection::start(SessionChoice::Any, screen.size(), 0, 1, "http://d:1".into());
         assert_eq!(
             state_json(&conn, &screen, 0),
-            "{\"connection\":\"connecting\",\"host\":null,\"session\":null,\"epoch\":null,\"rtt_ms\":null,\"cols\":80,\"rows\":24,\"error\":null,\"frames\":0,\"stage\":\"\",\"undelivered\":0,\"directory\":null}"
+            "{\"connection\":\"connecting\",\"host\":null,\"session\":null,\"epoch\":null,\"rtt_ms\":null,\"cols\":80,\"rows\":24,\"error\":null,\"frames\":0,\"stage\":\"\",\"undelivered\":0,\"directory\":null,\"user\":null}"
         );
     }
 

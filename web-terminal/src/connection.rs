@@ -1,16 +1,20 @@
 //! The connection to a session host as a sans-IO state machine.
 //!
-//! Reconnecting, resending unacknowledged input exactly once, heartbeats and
-//! backoff are where a terminal client loses keystrokes or storms a host, and
-//! they cannot be tested through a real socket and real timers. So this is a
-//! plain struct in the style of `quinn-proto`: the glue feeds it socket
-//! events, HTTP outcomes and the current time in milliseconds, asks when it
-//! next wants to be woken (`poll_timeout`), and carries out the `Action`s it
-//! queues. The tests drive every path with a fake clock.
+//! Reconnecting, resending unacknowledged input exactly once, heartbeats,
+//! backoff and ticket renewal are where a terminal client loses keystrokes,
+//! storms a host or gets locked out, and they cannot be tested through a
+//! real socket and real timers. So this is a plain struct in the style of
+//! `quinn-proto`: the glue feeds it socket events, HTTP outcomes and the
+//! current time in milliseconds, asks when it next wants to be woken
+//! (`poll_timeout`), and carries out the `Action`s it queues. The tests
+//! drive every path with a fake clock.
 //!
-//! Where a socket goes is decided with the directory when there is one
-//! (`recovery`, over `directory::DirectoryClient`); without one the client
-//! talks to the host that served the page, as it always did.
+//! The page is served by a directory replica and the user is signed in to
+//! it with a cookie. Where a socket goes, and the ticket that lets it in,
+//! come from the directory (`recovery`, over `directory::DirectoryClient`);
+//! `tickets` decides when a ticket must be renewed and what a refused one
+//! means, and `hot_desk` which session the page shows and what happens
+//! when another terminal opens it.
 
 use std::collections::VecDeque;
 
@@ -21,10 +25,15 @@ use protocol::{
 
 use crate::directory::{DirectoryClient, HttpRequest};
 
+mod hot_desk;
 mod recovery;
+mod tickets;
 
+pub use hot_desk::SessionChoice;
 pub use recovery::QUICK_RETRIES;
-use recovery::{Cause, Recovery, Route, Target};
+use recovery::{Cause, Recovery, Target};
+use tickets::HeldTicket;
+pub use tickets::{TICKET_MIN_LEFT_MS, TICKET_REFRESH_MS};
 
 /// A ping goes out this often while live.
 pub const PING_INTERVAL_MS: u64 = 1_000;
@@ -49,7 +58,8 @@ const CLIENT_GIVES_UP: u16 = 4100;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {
-    /// No socket: waiting for the directory to say where to connect.
+    /// No socket: waiting for the directory (who is signed in, which
+    /// replicas, where the session lives, a fresh ticket).
     Locating,
     /// A socket is being opened.
     Connecting,
@@ -64,10 +74,19 @@ pub enum Phase {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ClosedBecause {
-    /// The token was refused: the token form is shown again.
+    /// The directory answered 401: the page goes to the sign-in form.
+    SignedOut,
+    /// A host refused a freshly issued ticket too (4001 twice): the advice
+    /// is shown; Enter tries again.
     Unauthorized,
+    /// The session was opened on another terminal (4005, hot desking):
+    /// nothing is retried until the user takes it back (`take_back`).
+    Replaced,
     /// The program exited; Enter starts a new session.
     SessionEnded,
+    /// The directory refused a new session: the user runs the most
+    /// allowed. Enter asks again.
+    TooManySessions,
     /// Any other close that retrying would not fix; Enter tries again.
     Refused(CloseCode),
 }
@@ -75,20 +94,20 @@ pub enum ClosedBecause {
 /// What the glue must do.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
-    /// Open a new WebSocket, forgetting any old one: to this URL, or to
-    /// the page's own `/ws` for `None`.
-    Open(Option<String>),
+    /// Open a new WebSocket to this URL, forgetting any old one.
+    Open(String),
     /// Send one binary message on the current socket.
     Send(Vec<u8>),
     /// Close the current socket with this code and reason.
     Close { code: u16, reason: &'static str },
-    /// Remember this session for the next page load (`None`: forget it).
+    /// The page now shows this session: remember it for the next page load
+    /// and put it in the address bar (`/?session=ID`); `None`: forget it.
     StoreSession(Option<SessionId>),
-    /// Show the token form with this advice.
-    AskToken(&'static str),
-    /// Typed input that will never reach a program: the session moved,
-    /// was restarted or was replaced before the host acknowledged it.
-    /// `notice` says so to the user.
+    /// The sign-in has ended: send the browser to this sign-in page.
+    SignIn(String),
+    /// Typed input that will never reach a program (or may not have): the
+    /// session moved, was restarted or was taken over before the host
+    /// acknowledged it. `notice` says so to the user.
     InputLost { messages: usize, notice: String },
     /// Make this HTTP request and report with `Connection::handle_http`.
     Fetch(HttpRequest),
@@ -115,11 +134,33 @@ pub enum Delivery {
 #[derive(Debug)]
 pub struct Connection {
     phase: Phase,
-    token: String,
+    /// The signed-in user, from `/v1/me`.
+    user: Option<String>,
+    /// The session sockets ask for: chosen by the page, then named by the
+    /// directory's placement. Every hello needs one.
     session: Option<SessionId>,
+    /// With no `session`: ask the directory for a new session rather than
+    /// the user's running one.
+    new_session: bool,
+    /// `session` came from this browser's memory and no placement has
+    /// confirmed it yet: if it has ended, the user's running session will
+    /// do instead (hot desking must not stop at a stale id).
+    remembered: bool,
+    /// The session last announced with `StoreSession`.
+    announced: Option<SessionId>,
+    /// The session of the last welcome: what the screen shows.
+    attached: Option<SessionId>,
+    /// The ticket for the next hello; `None` until a placement brings one.
+    ticket: Option<HeldTicket>,
+    /// A refused ticket (4001) was already answered with a fresh one since
+    /// the last welcome; a second refusal is shown to the user.
+    ticket_retried: bool,
+    /// When a live connection next renews its ticket.
+    refresh_at: u64,
     size: Size,
-    /// Epoch of the last welcome for `session`. A welcome with a lower epoch
-    /// for the same session comes from a fenced-off host and is refused.
+    /// Epoch of the last welcome for `attached`. A welcome with a lower
+    /// epoch for the same session comes from a fenced-off host and is
+    /// refused.
     epoch: Option<u64>,
     host: Option<String>,
     rtt_ms: Option<u64>,
@@ -145,9 +186,13 @@ pub struct Connection {
     attempt: u32,
     rng: u64,
     actions: VecDeque<Action>,
-    /// Whether there is a directory to ask, or still finding out.
-    route: Route,
-    /// Where the next socket goes; `None` is the page's own `/ws`.
+    /// The directory replicas: only the page's origin until `/v1/config`
+    /// has answered (`replicas_known`).
+    dir: DirectoryClient,
+    replicas_known: bool,
+    /// `scheme://host:port` of the page, the replica asked first.
+    page_origin: String,
+    /// Where the next socket goes.
     target: Option<Target>,
     /// Set from a drop (or the start) until the first frame of a new
     /// socket is shown: what the overlay tells the user.
@@ -157,52 +202,35 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// Talks to the host that served the page, without a directory, and
-    /// starts connecting at once. `seed` feeds the backoff jitter.
-    pub fn new(token: String, session: Option<SessionId>, size: Size, now: u64, seed: u64) -> Self {
-        let mut conn = Self::idle(token, session, size, now, seed, Route::Single);
-        conn.actions.push_back(Action::Open(None));
-        conn
-    }
-
-    /// Asks the page's origin whether a directory stands in front of the
-    /// hosts (`/v1/config`) and connects wherever that leads; without a
-    /// token, waits for one first. `page_origin` (`http://host:port`) picks
-    /// the replica asked first.
-    pub fn discover(
-        token: Option<String>,
-        session: Option<SessionId>,
+    /// Starts at once: asks the page's origin who is signed in
+    /// (`/v1/me`), then for the replicas (`/v1/config`), then for a
+    /// placement of `choice` with a ticket, and connects there.
+    /// `page_origin` (`http://host:port`) is the replica asked first; `seed`
+    /// feeds the backoff jitter.
+    pub fn start(
+        choice: SessionChoice,
         size: Size,
         now: u64,
         seed: u64,
         page_origin: String,
     ) -> Self {
-        let route = Route::Discovering {
-            config: DirectoryClient::page_origin(seed),
-            page_origin,
+        let (session, new_session, remembered) = match choice {
+            SessionChoice::Named(id) => (Some(id), false, false),
+            SessionChoice::Remembered(id) => (Some(id), false, true),
+            SessionChoice::New => (None, true, false),
+            SessionChoice::Any => (None, false, false),
         };
-        let waiting = token.is_none();
-        let mut conn = Self::idle(token.unwrap_or_default(), session, size, now, seed, route);
-        if waiting {
-            conn.phase = Phase::Closed(ClosedBecause::Unauthorized);
-        } else {
-            conn.locate(now);
-        }
-        conn
-    }
-
-    fn idle(
-        token: String,
-        session: Option<SessionId>,
-        size: Size,
-        now: u64,
-        seed: u64,
-        route: Route,
-    ) -> Self {
-        Connection {
-            phase: Phase::Connecting,
-            token,
+        let mut conn = Connection {
+            phase: Phase::Locating,
+            user: None,
             session,
+            new_session,
+            remembered,
+            announced: None,
+            attached: None,
+            ticket: None,
+            ticket_retried: false,
+            refresh_at: now,
             size: size.clamped(),
             epoch: None,
             host: None,
@@ -220,18 +248,14 @@ impl Connection {
             attempt: 0,
             rng: seed | 1,
             actions: VecDeque::new(),
-            route,
+            dir: DirectoryClient::page_origin(seed),
+            replicas_known: false,
+            page_origin,
             target: None,
             recovery: Some(Recovery::starting(now)),
             undelivered: 0,
-        }
-    }
-
-    /// Waits for a token instead of connecting (none stored yet).
-    pub fn waiting_for_token(size: Size, now: u64, seed: u64) -> Self {
-        let mut conn = Connection::new(String::new(), None, size, now, seed);
-        conn.actions.clear();
-        conn.phase = Phase::Closed(ClosedBecause::Unauthorized);
+        };
+        conn.locate(now);
         conn
     }
 
@@ -245,8 +269,15 @@ impl Connection {
             Phase::Locating | Phase::Connecting | Phase::Handshaking => "connecting",
             Phase::Live => "live",
             Phase::Backoff => "backoff",
+            Phase::Closed(ClosedBecause::Replaced) => "replaced",
+            Phase::Closed(ClosedBecause::SignedOut) => "signed_out",
             Phase::Closed(_) => "closed",
         }
+    }
+
+    /// The signed-in user, once `/v1/me` has answered.
+    pub fn user(&self) -> Option<&str> {
+        self.user.as_deref()
     }
 
     pub fn host(&self) -> Option<&str> {
@@ -295,18 +326,26 @@ impl Connection {
         self.phase_since = now;
     }
 
-    /// The socket opened: greet the host.
+    /// The socket opened: greet the host with the ticket.
     pub fn handle_open(&mut self, now: u64) {
         if self.phase != Phase::Connecting {
             return;
         }
-        self.set_phase(Phase::Handshaking, now);
-        self.last_rx = now;
+        let (Some(session), Some(ticket)) = (self.session, &self.ticket) else {
+            // `open` never connects without both; should it happen, the
+            // directory is asked again rather than the host greeted badly.
+            self.close_socket("client has no ticket for this connection");
+            self.ticket = None;
+            self.locate(now);
+            return;
+        };
         let hello = Hello {
-            token: self.token.clone(),
-            session: self.session,
+            ticket: ticket.text().to_owned(),
+            session,
             size: self.size,
         };
+        self.set_phase(Phase::Handshaking, now);
+        self.last_rx = now;
         self.actions.push_back(Action::Send(encode_hello(&hello)));
     }
 
@@ -378,7 +417,12 @@ impl Connection {
     }
 
     fn welcome(&mut self, welcome: Welcome, now: u64) -> Option<Delivery> {
-        let same_session = self.session == Some(welcome.session);
+        if self.session != Some(welcome.session) {
+            // The hello named the session and the ticket allows no other.
+            self.give_up_socket("the host answered for another session", Cause::Dropped, now);
+            return None;
+        }
+        let same_session = self.attached == Some(welcome.session);
         if same_session && self.epoch.is_some_and(|e| welcome.epoch < e) {
             // A host that lost the session to a newer owner: never show its
             // frames or give it input.
@@ -406,11 +450,7 @@ impl Connection {
         }
         let after_held = self.unacked.back().map_or(0, |(s, _)| s + 1);
         self.next_seq = Some(after_held.max(welcome.input_seq + 1));
-        if !same_session {
-            self.actions
-                .push_back(Action::StoreSession(Some(welcome.session)));
-        }
-        self.session = Some(welcome.session);
+        self.attached = Some(welcome.session);
         self.epoch = Some(welcome.epoch);
         self.host = Some(welcome.host.clone());
         self.welcomed(&welcome);
@@ -494,13 +534,9 @@ impl Connection {
             return;
         }
         match CloseCode::from_code(code) {
-            Some(CloseCode::Unauthorized) => {
-                let advice = CloseCode::Unauthorized.advice();
-                self.error = Some(advice.to_owned());
-                self.set_phase(Phase::Closed(ClosedBecause::Unauthorized), now);
-                self.actions.push_back(Action::AskToken(advice));
-            }
+            Some(CloseCode::Unauthorized) => self.ticket_refused(now),
             Some(CloseCode::SessionEnded) => self.session_ended(now),
+            Some(CloseCode::Replaced) => self.replaced(now),
             // A draining host and one that lost the session both mean "the
             // session lives on elsewhere": the directory says where.
             Some(c @ (CloseCode::GoingAway | CloseCode::SessionLost)) => {
@@ -532,14 +568,24 @@ impl Connection {
     /// The program ended (close 4004, or the directory's 409).
     fn session_ended(&mut self, now: u64) {
         self.error = Some(CloseCode::SessionEnded.advice().to_owned());
-        self.set_phase(Phase::Closed(ClosedBecause::SessionEnded), now);
+        self.stop(ClosedBecause::SessionEnded, now);
         // Nothing is waiting for that input any more.
         self.unacked.clear();
         self.session = None;
+        self.new_session = true;
+        self.ticket = None;
         self.epoch = None;
+        self.announced = None;
+        self.actions.push_back(Action::StoreSession(None));
+    }
+
+    /// Closes for good until the user acts: no socket, no question, no
+    /// timer.
+    /// The caller closes a socket that is still open.
+    fn stop(&mut self, why: ClosedBecause, now: u64) {
+        self.set_phase(Phase::Closed(why), now);
         self.recovery = None;
         self.forget_directory_question();
-        self.actions.push_back(Action::StoreSession(None));
     }
 
     /// Close the socket ourselves and recover as from a drop.
@@ -547,6 +593,17 @@ impl Connection {
         self.error = Some(format!("{why}; reconnecting"));
         self.close_socket("client gave up on this connection");
         self.socket_failed(cause, now);
+    }
+
+    /// Closes a socket that is opening or open; after the browser reported
+    /// it closed, there is none.
+    fn close_if_open(&mut self, reason: &'static str) {
+        if matches!(
+            self.phase,
+            Phase::Connecting | Phase::Handshaking | Phase::Live
+        ) {
+            self.close_socket(reason);
+        }
     }
 
     fn close_socket(&mut self, reason: &'static str) {
@@ -577,25 +634,30 @@ impl Connection {
         x
     }
 
-    /// The user pressed Enter on the "closed" notice, or submitted a token:
-    /// try again now. After `SessionEnded` this starts a new session.
+    /// The user pressed Enter on the "closed" notice: try again now, with
+    /// a fresh placement and ticket. After `SessionEnded` this starts a new
+    /// session. A replaced session is only taken back with `take_back`, and
+    /// a signed-out page is leaving for the sign-in form.
     pub fn restart(&mut self, now: u64) {
-        if self.phase == Phase::Live {
+        if matches!(
+            self.phase,
+            Phase::Live | Phase::Closed(ClosedBecause::Replaced | ClosedBecause::SignedOut)
+        ) {
             return;
         }
+        self.reconnect(now);
+    }
+
+    fn reconnect(&mut self, now: u64) {
         if matches!(self.phase, Phase::Connecting | Phase::Handshaking) {
             self.close_socket("client restarted the connection");
         }
+        self.error = None;
         self.attempt = 0;
+        self.ticket_retried = false;
+        self.ticket = None;
         self.recovery = Some(Recovery::starting(now));
         self.locate(now);
-    }
-
-    /// A new token from the form; connects with it.
-    pub fn set_token(&mut self, token: String, now: u64) {
-        self.token = token;
-        self.error = None;
-        self.restart(now);
     }
 
     /// When `handle_timeout` should next be called.
@@ -604,7 +666,11 @@ impl Connection {
             Phase::Locating => None,
             Phase::Connecting => Some(self.phase_since + self.connect_timeout()),
             Phase::Handshaking => Some(self.last_rx + HEARTBEAT_TIMEOUT_MS),
-            Phase::Live => Some(self.next_ping.min(self.last_rx + HEARTBEAT_TIMEOUT_MS)),
+            Phase::Live => Some(
+                self.next_ping
+                    .min(self.last_rx + HEARTBEAT_TIMEOUT_MS)
+                    .min(self.refresh_due().unwrap_or(u64::MAX)),
+            ),
             Phase::Backoff => Some(self.retry_at),
             Phase::Closed(_) => None,
         };
@@ -631,6 +697,7 @@ impl Connection {
             self.next_ping = now;
         }
         self.directory_timer(now);
+        self.refresh_if_due(now);
         match self.phase {
             Phase::Connecting if now >= self.phase_since + self.connect_timeout() => {
                 self.give_up_socket("the host did not answer", Cause::Dropped, now);
@@ -668,7 +735,13 @@ impl Connection {
 }
 
 #[cfg(test)]
+mod testkit;
+
+#[cfg(test)]
 mod tests;
 
 #[cfg(test)]
 mod failover_tests;
+
+#[cfg(test)]
+mod ticket_tests;

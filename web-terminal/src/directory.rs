@@ -8,7 +8,13 @@
 //! capped, jittered backoff. Like `connection`, this is a plain struct fed
 //! the glue's HTTP outcomes and the time; it queues `Action::Fetch` and
 //! `Action::CancelFetch`, and turns answers into typed `Answer`s.
+//!
+//! Every question travels with the user's sign-in cookie, and every answer
+//! that places a session carries a `Ticket`: the directory's signed word
+//! that this user may reach this session on this host at this epoch, for a
+//! minute at most. A 401 from any replica means the sign-in is gone.
 
+use core::fmt;
 use std::collections::VecDeque;
 
 use protocol::SessionId;
@@ -23,6 +29,11 @@ pub const DIRECTORY_TIMEOUT_MS: u64 = 1_500;
 /// failed round up to `DIRECTORY_BACKOFF_MAX_MS`.
 pub const DIRECTORY_BACKOFF_BASE_MS: u64 = 250;
 pub const DIRECTORY_BACKOFF_MAX_MS: u64 = 5_000;
+/// No ticket lives longer than this (the directory's signer refuses to
+/// sign longer ones); a longer promise in an answer is not believed.
+pub const MAX_TICKET_LIFETIME_MS: u64 = 60_000;
+/// A ticket's text is base64url of at most this many characters.
+pub const MAX_TICKET_LEN: usize = 1024;
 
 /// An HTTP request for the glue to make (with `fetch`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,10 +41,14 @@ pub struct HttpRequest {
     /// Echoed back in `handle_http`; answers to other ids are stale.
     pub id: u64,
     pub method: &'static str,
-    /// Absolute, or relative to the page for `/v1/config`.
+    /// Absolute, or relative to the page for `/v1/me` and `/v1/config`.
     pub url: String,
     /// A JSON body, sent as `application/json`.
     pub body: Option<String>,
+    /// The request goes to the page's own origin: its cookie goes along
+    /// with `credentials: "same-origin"`. A peer replica needs
+    /// `credentials: "include"` (and answers CORS with credentials).
+    pub same_origin: bool,
 }
 
 /// How an HTTP request ended.
@@ -50,11 +65,18 @@ pub enum HttpOutcome {
 /// A question for the directory.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Query {
-    /// `GET /v1/config` from the page's own origin: is there a directory?
+    /// `GET /v1/me` from the page's own origin: who is signed in?
+    Me,
+    /// `GET /v1/config` from the page's own origin: which replicas are there?
     Config,
-    /// `POST /v1/placement`: where does this session live (or where should
-    /// a new one start)?
-    Placement { session: Option<SessionId> },
+    /// `POST /v1/placement`: where does this session live, with a fresh
+    /// ticket for it? Without a session, `new` starts a new one and
+    /// otherwise the directory picks the user's most recently active
+    /// running session (hot desking), or starts one.
+    Placement {
+        session: Option<SessionId>,
+        new: bool,
+    },
     /// `POST /v1/sessions/{id}/unreachable`: the owner does not answer.
     Unreachable {
         session: SessionId,
@@ -63,21 +85,53 @@ pub enum Query {
     },
 }
 
-/// Where a session lives, as the directory says.
+/// The directory's signed permission to attach to one session on one host
+/// at one epoch. Its text goes in the hello and nowhere else: never in a
+/// URL, and `Debug` does not show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Ticket {
+    pub text: String,
+    /// How long it is valid from when the answer arrived (at most
+    /// `MAX_TICKET_LIFETIME_MS`).
+    pub lifetime_ms: u64,
+}
+
+impl fmt::Debug for Ticket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Ticket(<{} chars>, {} ms)",
+            self.text.len(),
+            self.lifetime_ms
+        )
+    }
+}
+
+/// Where a session lives, as the directory says, and the ticket to get in.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Placement {
-    /// The session to ask the host for; `None` starts a new one.
+    /// Always named by a placement (the directory mints new sessions' ids);
+    /// an unreachable-owner decision leaves it out: it is the one asked about.
     pub session: Option<SessionId>,
     pub host: String,
     /// The host's WebSocket URL, derived from the HTTP URL it gave.
     pub ws_url: String,
     pub epoch: Option<u64>,
+    pub ticket: Ticket,
 }
 
 /// A directory answer that settles a query.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Answer {
-    /// The page's origin has no directory: use its own `/ws`.
+    /// `/v1/me`: the signed-in user's name.
+    User(String),
+    /// A replica answered 401: the sign-in has ended (or never was). The
+    /// browser goes to `login`, the sign-in page of that replica.
+    SignedOut {
+        login: String,
+    },
+    /// `/v1/config` lists no replicas (or is not there): the page's own
+    /// origin is the only directory.
     NoDirectory,
     /// The replicas, in the order the directory lists them.
     Directories(Vec<String>),
@@ -89,10 +143,14 @@ pub enum Answer {
     },
     /// The session now lives elsewhere (at a higher epoch).
     Moved(Placement),
-    /// The directory has never heard of the session: start a new one.
+    /// The directory does not know the session, or it is not this user's
+    /// (the two answer alike): ask for another.
     UnknownSession,
     /// The session's program has ended.
     SessionEnded,
+    /// A new session would pass the user's cap (429), in the directory's
+    /// words: the user must end one first.
+    TooManySessions(String),
 }
 
 /// What a call into the client came to.
@@ -132,6 +190,8 @@ struct Pending {
 pub struct DirectoryClient {
     /// Base URLs without a trailing slash; `""` is the page's own origin.
     bases: Vec<String>,
+    /// `scheme://host:port` of the page: a base equal to it is same-origin.
+    page_origin: String,
     /// The replica that answered last, asked first next time.
     preferred: usize,
     pending: Option<Pending>,
@@ -143,7 +203,7 @@ pub struct DirectoryClient {
 }
 
 impl DirectoryClient {
-    /// Only the page's own origin, to ask it for `/v1/config`.
+    /// Only the page's own origin, to ask it for `/v1/me` and `/v1/config`.
     pub fn page_origin(seed: u64) -> Self {
         Self::new(vec![String::new()], "", 1, seed)
     }
@@ -159,6 +219,7 @@ impl DirectoryClient {
         let preferred = bases.iter().position(|b| b == page_origin).unwrap_or(0);
         DirectoryClient {
             bases,
+            page_origin: page_origin.to_owned(),
             preferred,
             pending: None,
             failed_rounds: 0,
@@ -219,14 +280,16 @@ impl DirectoryClient {
         let Some(p) = &mut self.pending else { return };
         let base = self.bases.get(p.dir).map_or("", String::as_str);
         let (method, path, body) = match &p.query {
+            Query::Me => ("GET", "/v1/me".to_owned(), None),
             Query::Config => ("GET", "/v1/config".to_owned(), None),
-            Query::Placement { session } => (
+            Query::Placement { session, new } => (
                 "POST",
                 "/v1/placement".to_owned(),
-                Some(format!(
-                    "{{\"session\":{}}}",
-                    session.map_or_else(|| "null".to_owned(), |s| json_string(&s.to_string()))
-                )),
+                Some(match (session, new) {
+                    (Some(s), _) => format!("{{\"session\":{}}}", json_string(&s.to_string())),
+                    (None, true) => "{\"new\":true}".to_owned(),
+                    (None, false) => "{}".to_owned(),
+                }),
             ),
             Query::Unreachable {
                 session,
@@ -245,11 +308,13 @@ impl DirectoryClient {
         let id = self.next_id;
         self.next_id += 1;
         p.in_flight = Some((id, now + DIRECTORY_TIMEOUT_MS));
+        let same_origin = base.is_empty() || base == self.page_origin;
         out.push_back(Action::Fetch(HttpRequest {
             id,
             method,
             url: format!("{base}{path}"),
             body,
+            same_origin,
         }));
     }
 
@@ -293,7 +358,13 @@ impl DirectoryClient {
             // A request given up on, or from a question since replaced.
             return Progress::Nothing;
         }
-        match interpret(&p.query, &outcome) {
+        let base = self.bases.get(p.dir).map_or("", String::as_str);
+        let login = if base.is_empty() || base == self.page_origin {
+            "/login".to_owned()
+        } else {
+            format!("{base}/login")
+        };
+        match interpret(&p.query, &outcome, login) {
             Ok(answer) => {
                 self.preferred = p.dir;
                 self.pending = None;
@@ -361,52 +432,63 @@ pub fn websocket_url(http_url: &str) -> Option<String> {
     Some(format!("{scheme}://{authority}/ws"))
 }
 
-/// An answer to `query`, or why this replica failed.
-fn interpret(query: &Query, outcome: &HttpOutcome) -> Result<Answer, Trouble> {
+/// An answer to `query`, or why this replica failed. `login` is the
+/// sign-in page of the replica that answered.
+fn interpret(query: &Query, outcome: &HttpOutcome, login: String) -> Result<Answer, Trouble> {
     let HttpOutcome::Response { status, body } = outcome else {
         return Err(Trouble::Unreachable);
     };
     let status = *status;
-    let json = Json::parse(body);
-    if let Query::Config = query {
-        // A 404 or a page that is not JSON: a host serving itself, with no
-        // directory in front. Only a server error means "try again".
-        if status >= 500 {
-            return Err(Trouble::Unreachable);
-        }
-        let bases: Vec<String> = json
-            .as_ref()
-            .filter(|_| status == 200)
-            .and_then(|j| j.get("directories"))
-            .and_then(Json::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(Json::as_str)
-                    .filter(|u| u.starts_with("http://") || u.starts_with("https://"))
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default();
-        return Ok(if bases.is_empty() {
-            Answer::NoDirectory
-        } else {
-            Answer::Directories(bases)
-        });
+    if status == 401 {
+        return Ok(Answer::SignedOut { login });
     }
-    let refusal = || match json
-        .as_ref()
-        .and_then(|j| j.get("error"))
-        .and_then(Json::as_str)
-    {
-        Some(why) if status == 503 => Trouble::NoHost(why.to_owned()),
-        _ => Trouble::Unreachable,
+    let json = Json::parse(body);
+    let words = || {
+        json.as_ref()
+            .and_then(|j| j.get("error"))
+            .and_then(Json::as_str)
     };
     match (query, status) {
+        (Query::Me, 200) => json
+            .as_ref()
+            .and_then(|j| j.get("user"))
+            .and_then(Json::as_str)
+            .filter(|u| !u.is_empty())
+            .map(|u| Answer::User(u.to_owned()))
+            .ok_or(Trouble::Unreachable),
+        // A 404 or a page that is not JSON: an older directory without the
+        // list; only a server error means "try again".
+        (Query::Config, _) if status < 500 => {
+            let bases: Vec<String> = json
+                .as_ref()
+                .filter(|_| status == 200)
+                .and_then(|j| j.get("directories"))
+                .and_then(Json::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Json::as_str)
+                        .filter(|u| u.starts_with("http://") || u.starts_with("https://"))
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default();
+            Ok(if bases.is_empty() {
+                Answer::NoDirectory
+            } else {
+                Answer::Directories(bases)
+            })
+        }
         (Query::Placement { .. }, 200) => json
             .as_ref()
             .and_then(placement)
+            .filter(|p| p.session.is_some())
             .map(Answer::Placed)
             .ok_or(Trouble::Unreachable),
+        (Query::Placement { .. }, 429) => Ok(Answer::TooManySessions(
+            words()
+                .unwrap_or("you run the most sessions allowed; end one on /sessions")
+                .to_owned(),
+        )),
         (Query::Unreachable { .. }, 200) => {
             let j = json.as_ref().ok_or(Trouble::Unreachable)?;
             let place = placement(j).ok_or(Trouble::Unreachable)?;
@@ -423,13 +505,31 @@ fn interpret(query: &Query, outcome: &HttpOutcome) -> Result<Answer, Trouble> {
                 _ => Err(Trouble::Unreachable),
             }
         }
-        (Query::Unreachable { .. }, 404) => Ok(Answer::UnknownSession),
-        (Query::Unreachable { .. }, 409) => Ok(Answer::SessionEnded),
-        _ => Err(refusal()),
+        // About a named session only: a placement without one that
+        // answers so is a confused replica, to be retried like a failed one.
+        (
+            Query::Placement {
+                session: Some(_), ..
+            }
+            | Query::Unreachable { .. },
+            404,
+        ) => Ok(Answer::UnknownSession),
+        (
+            Query::Placement {
+                session: Some(_), ..
+            }
+            | Query::Unreachable { .. },
+            409,
+        ) => Ok(Answer::SessionEnded),
+        (_, 503) => {
+            Err(words().map_or(Trouble::Unreachable, |why| Trouble::NoHost(why.to_owned())))
+        }
+        _ => Err(Trouble::Unreachable),
     }
 }
 
-/// The `host`, `url`, `session` and `epoch` members of an answer.
+/// The `host`, `url`, `session`, `epoch`, `ticket` and
+/// `ticket_expires_in_ms` members of an answer.
 fn placement(j: &Json) -> Option<Placement> {
     let session = match j.get("session") {
         None | Some(Json::Null) => None,
@@ -439,11 +539,24 @@ fn placement(j: &Json) -> Option<Placement> {
         None | Some(Json::Null) => None,
         Some(e) => Some(e.as_u64()?),
     };
+    let text = j.get("ticket")?.as_str()?;
+    // base64url: anything else is not a ticket, and is not sent to a host.
+    let plain = text
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'=' | b'+' | b'/' | b'.'));
+    if text.is_empty() || text.len() > MAX_TICKET_LEN || !plain {
+        return None;
+    }
+    let lifetime_ms = j.get("ticket_expires_in_ms")?.as_u64()?;
     Some(Placement {
         session,
         host: j.get("host")?.as_str()?.to_owned(),
         ws_url: websocket_url(j.get("url")?.as_str()?)?,
         epoch,
+        ticket: Ticket {
+            text: text.to_owned(),
+            lifetime_ms: lifetime_ms.min(MAX_TICKET_LIFETIME_MS),
+        },
     })
 }
 

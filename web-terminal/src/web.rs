@@ -8,46 +8,62 @@
 //!
 //! End-to-end tests depend on exactly this; `static/index.html` repeats it.
 //!
-//! - The host serves `static/` at `/`. `index.html` loads `./loader.js`, which
-//!   does `import init, { start } from './pkg/web_terminal.js'; await init();
-//!   start();` (`wasm-bindgen --target web --out-name web_terminal`). No
-//!   inline scripts or style attributes: the CSP is `script-src 'self'
-//!   'wasm-unsafe-eval'; style-src 'self'`.
-//! - Directory: `start()` first fetches `/v1/config` from the page's origin.
-//!   A 404 or an answer that is not JSON means no directory: the WebSocket
-//!   goes to the same origin, path `/ws` (`wss:` when the page is `https:`).
-//!   Otherwise placement and failover go through the listed replicas
-//!   (`POST /v1/placement`, `POST /v1/sessions/{id}/unreachable`) and the
-//!   WebSocket goes to `ws[s]://` + the host:port of the url they return +
-//!   `/ws`. See `connection/recovery.rs`.
-//! - Token: `<form id="login">` with `<input id="token" type="password">` and
-//!   `<button id="connect" type="submit">`, shown when no token is stored or
-//!   after close code 4001 (advice in `#login-error`). The token is kept in
-//!   localStorage `thinline.token`, never in a URL. The session id (hex) is
-//!   kept in localStorage `thinline.session` and sent in `Hello.session`, so
-//!   a reload reattaches; it is removed after `SessionEnded` (4004).
+//! - A directory replica serves `static/` at `/` to signed-in users (others
+//!   are sent to its server-rendered `/login` form). `index.html` loads
+//!   `./loader.js`, which does `import init, { start } from
+//!   './pkg/web_terminal.js'; await init(); start();` (`wasm-bindgen
+//!   --target web --out-name web_terminal`). No inline scripts or style
+//!   attributes: the CSP is `script-src 'self' 'wasm-unsafe-eval';
+//!   style-src 'self'`.
+//! - Sign-in: every directory request carries the sign-in cookie
+//!   (`credentials: "same-origin"` to the page's origin, `"include"` to a
+//!   peer replica). `start()` first fetches `/v1/me`; a 401 from it or any
+//!   later directory request sends the browser to `/login` (to
+//!   `{replica}/login` when a peer replica answered 401).
+//! - Directory: then `/v1/config` lists the replicas (404 or not JSON: the
+//!   page's origin is the only one); placement and failover go through them
+//!   (`POST /v1/placement`, `POST /v1/sessions/{id}/unreachable`), whose
+//!   answers carry a ticket; the WebSocket goes to `ws[s]://` + the
+//!   host:port of the url they return + `/ws`, and the hello carries the
+//!   ticket (never a URL). See `connection/recovery.rs` and
+//!   `connection/tickets.rs`.
+//! - Session choice: `?session=ID` (32 hex digits), else `?new=1`, else
+//!   the id in localStorage `thinline.session`, else none (the directory
+//!   picks the user's most recently active running session, or starts
+//!   one). Once placed, the address becomes `/?session=ID`
+//!   (`history.replaceState`) and the id is stored; both are cleared after
+//!   `SessionEnded` (4004).
+//! - Hot desking: close 4005 stops every retry; `#replaced` (with the advice
+//!   in `#replaced-text`) shows a `#take-back` button that fetches a fresh
+//!   ticket and reconnects, replacing the other terminal in turn.
 //! - DOM ids: `#screen` (canvas), `#keyboard` (hidden textarea holding the
-//!   focus), `#status` (state, host, RTT), `#mirror` (role=log; one child per
+//!   focus), `#status` (state, host, RTT), `#user` (signed-in user),
+//!   `#sessions` (link to `/sessions`), `#sign-out` (form POSTing to
+//!   `/logout`) with `#sign-out-button`, `#mirror` (role=log; one child per
 //!   visible row, textContent = row text without trailing blanks),
 //!   `#overlay` (what failover is doing and for how long, refreshed every
-//!   250 ms; error advice; notices such as undelivered keystrokes).
+//!   250 ms; error advice; notices such as undelivered keystrokes),
+//!   `#replaced`, `#replaced-text`, `#take-back`.
 //! - `window.thinline`, installed by `start()`, with functions returning
-//!   JSON strings: `state()` -> `{"connection":"connecting|live|backoff|closed",
-//!   "host":..|null,"session":"hex"|null,"epoch":n|null,"rtt_ms":n|null,
-//!   "cols":n,"rows":n,"error":..|null,"frames":n,"stage":"overlay text or
-//!   empty","undelivered":n,"directory":"url in use"|null}`, where
+//!   JSON strings: `state()` -> `{"connection":"connecting|live|backoff|
+//!   closed|replaced|signed_out","host":..|null,"session":"hex"|null,
+//!   "epoch":n|null,"rtt_ms":n|null,"cols":n,"rows":n,"error":..|null,
+//!   "frames":n,"stage":"overlay text or empty","undelivered":n,
+//!   "directory":"url in use"|null,"user":"name"|null}`, where
 //!   `undelivered` counts input messages reported as never delivered;
 //!   `cell(row, col)` ->
 //!   `{"text","fg":"#rrggbb","bg","fg_spec":"default|indexed:N|rgb:R,G,B",
 //!   "bg_spec","bold","dim","italic","underline","inverse","strike","wide"}`
 //!   (colours through the palette, before inverse; `null` off the grid);
 //!   `text()` -> visible rows joined by "\n" (a plain string, not JSON);
-//!   `scrollback_len()` and `view_offset()` -> numbers. Beyond the contract,
+//!   `scrollback_len()` and `view_offset()` -> numbers; `take_back()`
+//!   does what the `#take-back` button does. Beyond the contract,
 //!   `bench_repaint()` forces a full repaint and returns its duration in ms.
 //! - Keys: Ctrl+Shift+C / Ctrl+Shift+V (Cmd+C / Cmd+V) copy and paste;
 //!   Shift+PageUp / Shift+PageDown scroll the scrollback; Shift+drag selects
 //!   even when the program reports the mouse; Enter after a "closed" notice
-//!   reconnects (a new session after the program exited).
+//!   reconnects (a new session after the program exited), but never takes
+//!   a replaced session back.
 
 mod draw;
 mod fetch;
@@ -59,25 +75,23 @@ use std::cell::{Cell as StdCell, RefCell};
 use std::rc::{Rc, Weak};
 
 use gloo_timers::callback::{Interval, Timeout};
-use protocol::{SessionId, Size};
+use protocol::Size;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use web_sys::{
     BinaryType, CloseEvent, CompositionEvent, Document, Element, HtmlCanvasElement, HtmlElement,
-    HtmlFormElement, HtmlInputElement, HtmlTextAreaElement, InputEvent, MessageEvent, MouseEvent,
-    Storage, WebSocket, Window,
+    HtmlTextAreaElement, InputEvent, MessageEvent, MouseEvent, Storage, WebSocket, Window,
 };
 
 use self::draw::{GlyphAtlas, Painter};
 use self::fetch::Fetcher;
 use crate::api;
-use crate::connection::{Action, ClosedBecause, Connection, Delivery, Phase};
+use crate::connection::{Action, Connection, Delivery, SessionChoice};
 use crate::keys::MouseButton;
 use crate::render::{CellMetrics, Theme};
 use crate::screen::Screen;
 use crate::selection::Selection;
 
-const TOKEN_KEY: &str = "thinline.token";
 const SESSION_KEY: &str = "thinline.session";
 const RESIZE_DEBOUNCE_MS: u32 = 120;
 const BLINK_MS: u32 = 530;
@@ -121,9 +135,11 @@ struct Dom {
     status: HtmlElement,
     mirror: HtmlElement,
     overlay: HtmlElement,
-    login: HtmlFormElement,
-    token: HtmlInputElement,
-    login_error: HtmlElement,
+    user: HtmlElement,
+    /// The hot-desking panel: advice and the "Take it back" button.
+    replaced: HtmlElement,
+    replaced_text: HtmlElement,
+    take_back: HtmlElement,
     storage: Option<Storage>,
 }
 
@@ -177,9 +193,10 @@ pub fn start() -> Result<(), JsValue> {
         status: element(&document, "status")?,
         mirror: element(&document, "mirror")?,
         overlay: element(&document, "overlay")?,
-        login: element(&document, "login")?,
-        token: element(&document, "token")?,
-        login_error: element(&document, "login-error")?,
+        user: element(&document, "user")?,
+        replaced: element(&document, "replaced")?,
+        replaced_text: element(&document, "replaced-text")?,
+        take_back: element(&document, "take-back")?,
         storage: window.local_storage().ok().flatten(),
         window,
         document,
@@ -191,16 +208,15 @@ pub fn start() -> Result<(), JsValue> {
     let size = fit(&dom.canvas, &metrics);
     let t = now(&dom.window);
     let seed = (js_sys::Math::random() * 2f64.powi(53)) as u64;
-    let stored = |key: &str| {
-        dom.storage
-            .as_ref()
-            .and_then(|s| s.get_item(key).ok().flatten())
-    };
-    let session = stored(SESSION_KEY).and_then(|s| s.parse::<SessionId>().ok());
-    let token = stored(TOKEN_KEY).filter(|t| !t.is_empty());
-    let origin = dom.window.location().origin().unwrap_or_default();
-    let conn = Connection::discover(token, session, size, t, seed, origin);
-    let waiting_for_token = matches!(conn.phase(), Phase::Closed(ClosedBecause::Unauthorized));
+    let remembered = dom
+        .storage
+        .as_ref()
+        .and_then(|s| s.get_item(SESSION_KEY).ok().flatten());
+    let location = dom.window.location();
+    let search = location.search().unwrap_or_default();
+    let choice = SessionChoice::from_page(&search, remembered.as_deref());
+    let origin = location.origin().unwrap_or_default();
+    let conn = Connection::start(choice, size, t, seed, origin);
     let app = Rc::new_cyclic(|me| {
         RefCell::new(App {
             me: me.clone(),
@@ -241,12 +257,7 @@ pub fn start() -> Result<(), JsValue> {
         a.fetcher = Fetcher::new(&a.me);
         a.install_raf();
         a.layout_canvas();
-        if waiting_for_token {
-            a.show_login(None);
-        } else {
-            a.hide_login();
-            let _ = a.dom.keyboard.focus();
-        }
+        let _ = a.dom.keyboard.focus();
     }
     install_handlers(&app)?;
     install_test_api(&app)?;
@@ -290,14 +301,14 @@ fn listen<E: JsCast + 'static>(
 }
 
 fn install_handlers(app: &Shared) -> Result<(), JsValue> {
-    let (window, document, canvas, keyboard, login) = {
+    let (window, document, canvas, keyboard, take_back) = {
         let a = app.borrow();
         (
             a.dom.window.clone(),
             a.dom.document.clone(),
             a.dom.canvas.clone(),
             a.dom.keyboard.clone(),
-            a.dom.login.clone(),
+            a.dom.take_back.clone(),
         )
     };
     listen(&keyboard, "keydown", app, App::on_keydown)?;
@@ -328,7 +339,9 @@ fn install_handlers(app: &Shared) -> Result<(), JsValue> {
     listen(&window, "resize", app, |a, _: web_sys::Event| {
         a.schedule_resize()
     })?;
-    listen(&login, "submit", app, App::on_login)?;
+    listen(&take_back, "click", app, |a, _: web_sys::Event| {
+        a.take_back()
+    })?;
 
     // Focus lives outside the RefCell: `focus()` fires these synchronously
     // from inside other handlers.
@@ -410,6 +423,17 @@ fn install_test_api(app: &Shared) -> Result<(), JsValue> {
     })
     .into_js_value();
     set("bench_repaint", bench)?;
+    let take_app = Rc::downgrade(app);
+    let take_back = Closure::<dyn Fn()>::new(move || {
+        if let Some(app) = take_app.upgrade() {
+            with_app(&app, |a| {
+                a.take_back();
+                a.after_event();
+            });
+        }
+    })
+    .into_js_value();
+    set("take_back", take_back)?;
     let window = app.borrow().dom.window.clone();
     js_sys::Reflect::set(&window, &JsValue::from_str("thinline"), &api)?;
     Ok(())
@@ -456,35 +480,35 @@ impl App {
                 }
             }
             Action::StoreSession(session) => {
+                let id = session.map(|id| id.to_string());
                 if let Some(storage) = &self.dom.storage {
-                    let _ = match session {
-                        Some(id) => storage.set_item(SESSION_KEY, &id.to_string()),
+                    let _ = match &id {
+                        Some(id) => storage.set_item(SESSION_KEY, id),
                         None => storage.remove_item(SESSION_KEY),
                     };
                 }
+                // The address names the session (never the ticket): a reload
+                // or a bookmark comes back to it.
+                let url = id.map_or_else(|| "/".to_owned(), |id| format!("/?session={id}"));
+                if let Ok(history) = self.dom.window.history() {
+                    let _ = history.replace_state_with_url(&JsValue::NULL, "", Some(&url));
+                }
             }
-            Action::AskToken(advice) => self.show_login(Some(advice)),
+            Action::SignIn(url) => {
+                let _ = self.dom.window.location().set_href(&url);
+            }
             Action::InputLost { notice, .. } => self.notice(notice),
             Action::Fetch(request) => self.start_fetch(request),
             Action::CancelFetch(id) => self.fetcher.cancel(id),
         }
     }
 
-    /// Opens a WebSocket to `url`, or to the page's own `/ws`.
-    fn open_socket(&mut self, url: Option<String>) {
+    /// Opens a WebSocket to `url`, a host's `/ws`.
+    fn open_socket(&mut self, url: String) {
         if let Some(old) = self.socket.take() {
             old.detach();
             let _ = old.ws.close();
         }
-        let url = url.unwrap_or_else(|| {
-            let location = self.dom.window.location();
-            let scheme = match location.protocol().as_deref() {
-                Ok("https:") => "wss:",
-                _ => "ws:",
-            };
-            let host = location.host().unwrap_or_default();
-            format!("{scheme}//{host}/ws")
-        });
         let ws = match WebSocket::new(&url) {
             Ok(ws) => ws,
             Err(_) => {

@@ -1,101 +1,15 @@
 //! Failover through the directory, every path driven by a fake clock: the
 //! socket events, HTTP outcomes and timer firings a browser would deliver.
 
-use protocol::{
-    ClientToServerMsg, ServerToClientMsg, SessionId, Size, Welcome, decode_client, encode_server,
-};
+use protocol::{ServerToClientMsg, encode_server};
 
+use super::testkit::*;
 use super::*;
-use crate::directory::{HttpOutcome, HttpRequest};
+use crate::directory::HttpOutcome;
 use crate::testutil::frame;
 
-const SIZE: Size = Size { cols: 80, rows: 24 };
-const S1: SessionId = SessionId([1; 16]);
-const S2: SessionId = SessionId([2; 16]);
-const D1: &str = "http://127.0.0.1:8080";
-const D2: &str = "http://127.0.0.1:8090";
-const H1_WS: &str = "ws://127.0.0.1:8081/ws";
-const H2_WS: &str = "ws://127.0.0.1:8082/ws";
-
-fn actions(c: &mut Connection) -> Vec<Action> {
-    std::iter::from_fn(|| c.poll_action()).collect()
-}
-
-fn fetches(a: &[Action]) -> Vec<HttpRequest> {
-    a.iter()
-        .filter_map(|x| match x {
-            Action::Fetch(r) => Some(r.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
-fn opens(a: &[Action]) -> Vec<Option<String>> {
-    a.iter()
-        .filter_map(|x| match x {
-            Action::Open(url) => Some(url.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
-fn inputs(a: &[Action]) -> Vec<(u64, Vec<u8>)> {
-    a.iter()
-        .filter_map(|x| match x {
-            Action::Send(b) if !b.starts_with(b"TL") => match decode_client(b) {
-                Ok(ClientToServerMsg::Input { seq, data }) => Some((seq, data)),
-                _ => None,
-            },
-            _ => None,
-        })
-        .collect()
-}
-
-fn hello_session(a: &[Action]) -> Option<Option<SessionId>> {
-    a.iter().find_map(|x| match x {
-        Action::Send(b) if b.starts_with(b"TL") => {
-            protocol::decode_hello(b).ok().map(|h| h.session)
-        }
-        _ => None,
-    })
-}
-
-/// The one request among the actions.
-fn one_fetch(a: &[Action]) -> HttpRequest {
-    let f = fetches(a);
-    assert_eq!(f.len(), 1, "{a:?}");
-    f[0].clone()
-}
-
-fn ok(body: &str) -> HttpOutcome {
-    HttpOutcome::Response {
-        status: 200,
-        body: body.into(),
-    }
-}
-
-fn placed(session: Option<SessionId>, host: &str, port: u16, epoch: Option<u64>) -> String {
-    format!(
-        r#"{{"session":{},"host":"{host}","url":"http://127.0.0.1:{port}","epoch":{}}}"#,
-        session.map_or("null".into(), |s| format!("\"{s}\"")),
-        epoch.map_or("null".into(), |e| e.to_string()),
-    )
-}
-
-fn decision(kind: &str, host: &str, port: u16, epoch: u64, extra: &str) -> String {
-    format!(
-        r#"{{"decision":"{kind}","host":"{host}","url":"http://127.0.0.1:{port}","epoch":{epoch}{extra}}}"#
-    )
-}
-
-fn welcome(host: &str, session: SessionId, epoch: u64, input_seq: u64, created: bool) -> Vec<u8> {
-    encode_server(&ServerToClientMsg::Welcome(Welcome {
-        session,
-        host: host.into(),
-        epoch,
-        created,
-        input_seq,
-    }))
+fn hello_session(a: &[Action]) -> Option<SessionId> {
+    hello(a).map(|h| h.session)
 }
 
 fn screen(seq: u64) -> Vec<u8> {
@@ -105,23 +19,17 @@ fn screen(seq: u64) -> Vec<u8> {
 /// A page served by directory D1, live on h1 (S1, epoch 1), first frame
 /// shown, actions drained.
 fn live_on_h1(now: u64) -> Connection {
-    let mut c = Connection::discover(Some("tok".into()), Some(S1), SIZE, now, 42, D1.into());
-    let config = one_fetch(&actions(&mut c));
-    assert_eq!((config.method, config.url.as_str()), ("GET", "/v1/config"));
-    c.handle_http(
-        config.id,
-        ok(&format!(r#"{{"directories":["{D2}","{D1}"]}}"#)),
-        now,
-    );
+    let mut c = signed_in(SessionChoice::Remembered(S1), &[D2, D1], now, 42);
     let place = one_fetch(&actions(&mut c));
     // The replica serving the page is asked first.
     assert_eq!(place.url, format!("{D1}/v1/placement"));
+    assert!(place.same_origin);
     assert_eq!(place.body, Some(format!("{{\"session\":\"{S1}\"}}")));
     assert_eq!(c.phase_name(), "connecting");
-    c.handle_http(place.id, ok(&placed(Some(S1), "h1", 8081, Some(1))), now);
-    assert_eq!(opens(&actions(&mut c)), vec![Some(H1_WS.to_owned())]);
+    c.handle_http(place.id, ok(&placed(S1, "h1", 8081, 1, "tk1")), now);
+    assert_eq!(opens(&actions(&mut c)), vec![H1_WS.to_owned()]);
     c.handle_open(now);
-    assert_eq!(hello_session(&actions(&mut c)), Some(Some(S1)));
+    assert_eq!(hello_session(&actions(&mut c)), Some(S1));
     c.handle_message(&welcome("h1", S1, 1, 0, false), now);
     c.handle_message(&screen(1), now);
     actions(&mut c);
@@ -145,35 +53,27 @@ fn fail_attempts(c: &mut Connection, n: u32, mut now: u64) -> u64 {
 }
 
 #[test]
-fn a_page_without_a_directory_talks_to_its_own_host() {
-    for outcome in [
-        HttpOutcome::Response {
-            status: 404,
-            body: "not found".into(),
-        },
-        ok("<!doctype html>"),
-    ] {
-        let mut c = Connection::discover(Some("tok".into()), None, SIZE, 0, 1, "http://x:1".into());
+fn without_a_replica_list_the_page_origin_is_the_directory() {
+    for outcome in [status(404, "not found"), ok("<!doctype html>")] {
+        let mut c = Connection::start(SessionChoice::Any, SIZE, 0, 1, D1.into());
+        let me = one_fetch(&actions(&mut c));
+        c.handle_http(me.id, ok(r#"{"user":"alice"}"#), 1);
         let config = one_fetch(&actions(&mut c));
         c.handle_http(config.id, outcome, 3);
-        assert_eq!(actions(&mut c), vec![Action::Open(None)]);
-        assert_eq!(c.directory(), None);
-        // And it recovers the old way, without asking anyone.
-        c.handle_open(4);
-        c.handle_message(&welcome("h1", S1, 1, 0, true), 5);
-        c.handle_message(&screen(1), 5);
-        actions(&mut c);
-        c.handle_close(1006, 10);
-        assert_eq!(c.stage(10), "connection lost — reconnecting to h1 (0.0 s)");
-        let t = fail_attempts(&mut c, 6, 10);
-        assert!(fetches(&actions(&mut c)).is_empty());
-        assert_eq!(c.phase(), Phase::Backoff, "still retrying at {t}");
+        let place = one_fetch(&actions(&mut c));
+        assert_eq!(place.url, format!("{D1}/v1/placement"));
+        assert!(place.same_origin);
+        // No session named: the directory picks (hot desking).
+        assert_eq!(place.body.as_deref(), Some("{}"));
+        assert_eq!(c.directory(), Some(D1));
     }
 }
 
 #[test]
 fn config_failures_are_retried_with_backoff() {
-    let mut c = Connection::discover(Some("tok".into()), None, SIZE, 0, 1, D1.into());
+    let mut c = Connection::start(SessionChoice::Any, SIZE, 0, 1, D1.into());
+    let me = one_fetch(&actions(&mut c));
+    c.handle_http(me.id, ok(r#"{"user":"alice"}"#), 0);
     let config = one_fetch(&actions(&mut c));
     c.handle_http(config.id, HttpOutcome::Failed, 5);
     assert_eq!(c.stage(5), "no directory is reachable — retrying (0.0 s)");
@@ -211,10 +111,10 @@ fn drop_and_return_to_the_same_host_delivers_input_exactly_once() {
     assert!((1_050..=1_100).contains(&retry), "{retry}");
     c.handle_timeout(retry);
     let a = actions(&mut c);
-    assert_eq!(opens(&a), vec![Some(H1_WS.to_owned())]);
+    assert_eq!(opens(&a), vec![H1_WS.to_owned()]);
     assert!(fetches(&a).is_empty(), "a blip needs no directory");
     c.handle_open(retry + 1);
-    assert_eq!(hello_session(&actions(&mut c)), Some(Some(S1)));
+    assert_eq!(hello_session(&actions(&mut c)), Some(S1));
     // The host had applied "b" but its ack was lost: only "c" goes again.
     c.handle_message(&welcome("h1", S1, 1, 2, false), retry + 2);
     let a = actions(&mut c);
@@ -259,13 +159,13 @@ fn a_dead_host_is_reported_and_the_session_moves_without_replaying_input() {
         )
     );
     c.handle_http(report.id, ok(&decision("moved", "h2", 8082, 2, "")), t + 60);
-    assert_eq!(opens(&actions(&mut c)), vec![Some(H2_WS.to_owned())]);
+    assert_eq!(opens(&actions(&mut c)), vec![H2_WS.to_owned()]);
     assert_eq!(
         c.stage(1_600),
         "h1 is down — moving your session to h2 (0.6 s)"
     );
     c.handle_open(t + 70);
-    assert_eq!(hello_session(&actions(&mut c)), Some(Some(S1)));
+    assert_eq!(hello_session(&actions(&mut c)), Some(S1));
     // Restored from the store at a higher epoch: the program is new.
     c.handle_message(&welcome("h2", S1, 2, 0, false), t + 90);
     let a = actions(&mut c);
@@ -354,7 +254,7 @@ fn a_failing_directory_hands_over_to_the_next_and_all_down_keeps_retrying() {
         }
     }
     let a = actions(&mut c);
-    assert_eq!(opens(&a), vec![Some(H2_WS.to_owned())]);
+    assert_eq!(opens(&a), vec![H2_WS.to_owned()]);
     assert_eq!(
         c.stage(now),
         format!(
@@ -378,7 +278,7 @@ fn the_owner_coming_back_while_the_directory_is_down_wins() {
     // The owner is retried while the directory is down; it answers.
     let at = c.retry_at().expect("owner retry");
     c.handle_timeout(at);
-    assert_eq!(opens(&actions(&mut c)), vec![Some(H1_WS.to_owned())]);
+    assert_eq!(opens(&actions(&mut c)), vec![H1_WS.to_owned()]);
     c.handle_open(at);
     actions(&mut c);
     c.handle_message(&welcome("h1", S1, 1, 0, false), at);
@@ -423,7 +323,7 @@ fn a_live_lease_means_waiting_for_the_owner() {
     );
     // Still down: reported again at once.
     c.handle_timeout(t + 710);
-    assert_eq!(opens(&actions(&mut c)), vec![Some(H1_WS.to_owned())]);
+    assert_eq!(opens(&actions(&mut c)), vec![H1_WS.to_owned()]);
     c.handle_close(1006, t + 711);
     let again = one_fetch(&actions(&mut c));
     assert!(again.url.ends_with("/unreachable"));
@@ -440,7 +340,7 @@ fn a_live_lease_means_waiting_for_the_owner() {
     );
     // Back: same epoch, so the input is resent, not lost.
     c.handle_timeout(t + 1_220);
-    assert_eq!(opens(&actions(&mut c)), vec![Some(H1_WS.to_owned())]);
+    assert_eq!(opens(&actions(&mut c)), vec![H1_WS.to_owned()]);
     c.handle_open(t + 1_221);
     actions(&mut c);
     c.handle_message(&welcome("h1", S1, 1, 0, false), t + 1_225);
@@ -480,7 +380,7 @@ fn a_host_from_an_older_epoch_is_ignored_and_the_directory_asked() {
     let mut c = live_on_h1(0);
     c.handle_close(4008, 100);
     let place = one_fetch(&actions(&mut c));
-    c.handle_http(place.id, ok(&placed(Some(S1), "h2", 8082, Some(3))), 110);
+    c.handle_http(place.id, ok(&placed(S1, "h2", 8082, 3, "tk3")), 110);
     actions(&mut c);
     c.handle_open(120);
     actions(&mut c);
@@ -527,8 +427,8 @@ fn draining_and_lost_hosts_send_the_client_to_placement() {
         assert_eq!(place.url, format!("{D1}/v1/placement"));
         assert_eq!(place.body, Some(format!("{{\"session\":\"{S1}\"}}")));
         assert_eq!(c.stage(1_100), words);
-        c.handle_http(place.id, ok(&placed(Some(S1), "h2", 8082, Some(2))), 1_150);
-        assert_eq!(opens(&actions(&mut c)), vec![Some(H2_WS.to_owned())]);
+        c.handle_http(place.id, ok(&placed(S1, "h2", 8082, 2, "tk2")), 1_150);
+        assert_eq!(opens(&actions(&mut c)), vec![H2_WS.to_owned()]);
         if code == 1001 {
             assert_eq!(
                 c.stage(1_200),
@@ -581,7 +481,7 @@ fn a_silent_host_is_detected_by_the_heartbeat_and_reported_at_once() {
 }
 
 #[test]
-fn an_unknown_session_starts_a_new_one_and_an_ended_one_closes() {
+fn an_unknown_session_is_replaced_by_the_directory_pick_and_an_ended_one_closes() {
     let mut c = live_on_h1(0);
     c.send_input(b"u");
     actions(&mut c);
@@ -597,14 +497,15 @@ fn an_unknown_session_starts_a_new_one_and_an_ended_one_closes() {
         t,
     );
     let place = one_fetch(&actions(&mut c));
-    assert_eq!(place.body.as_deref(), Some("{\"session\":null}"));
-    c.handle_http(place.id, ok(&placed(None, "h2", 8082, None)), t + 1);
-    actions(&mut c);
-    c.handle_open(t + 2);
-    assert_eq!(hello_session(&actions(&mut c)), Some(None));
-    c.handle_message(&welcome("h2", S2, 1, 0, true), t + 3);
+    // The user's running session, or a new one: the directory picks.
+    assert_eq!(place.body.as_deref(), Some("{}"));
+    c.handle_http(place.id, ok(&placed(S2, "h2", 8082, 1, "tk")), t + 1);
     let a = actions(&mut c);
     assert!(a.contains(&Action::StoreSession(Some(S2))));
+    c.handle_open(t + 2);
+    assert_eq!(hello_session(&actions(&mut c)), Some(S2));
+    c.handle_message(&welcome("h2", S2, 1, 0, true), t + 3);
+    let a = actions(&mut c);
     assert!(a.contains(&Action::InputLost {
         messages: 1,
         notice: "1 keystroke was not delivered: the session was restarted".into()
@@ -625,28 +526,68 @@ fn an_unknown_session_starts_a_new_one_and_an_ended_one_closes() {
     assert_eq!(c.phase(), Phase::Closed(ClosedBecause::SessionEnded));
     assert_eq!(actions(&mut c), vec![Action::StoreSession(None)]);
     assert_eq!(c.stage(t), "");
-    // Enter asks the directory where to start a new session.
+    // Enter asks the directory to start a new session.
     c.restart(t + 1);
     let place = one_fetch(&actions(&mut c));
-    assert_eq!(place.body.as_deref(), Some("{\"session\":null}"));
+    assert_eq!(place.body.as_deref(), Some(r#"{"new":true}"#));
 }
 
 #[test]
-fn a_live_session_never_touches_the_directory() {
+fn a_remembered_session_that_ended_gives_way_to_the_running_one() {
+    let mut c = signed_in(SessionChoice::Remembered(S1), &[D1], 0, 3);
+    let place = one_fetch(&actions(&mut c));
+    c.handle_http(place.id, status(409, r#"{"error":"ended"}"#), 1);
+    let pick = one_fetch(&actions(&mut c));
+    assert_eq!(pick.body.as_deref(), Some("{}"));
+    c.handle_http(pick.id, ok(&placed(S2, "h2", 8082, 4, "tk")), 2);
+    let a = actions(&mut c);
+    assert_eq!(
+        a,
+        vec![
+            Action::StoreSession(Some(S2)),
+            Action::Open(H2_WS.to_owned())
+        ]
+    );
+    // Asked for by name, it is the user's to see that it ended.
+    let mut c = signed_in(SessionChoice::Named(S1), &[D1], 0, 3);
+    let place = one_fetch(&actions(&mut c));
+    c.handle_http(place.id, status(409, r#"{"error":"ended"}"#), 1);
+    assert_eq!(c.phase(), Phase::Closed(ClosedBecause::SessionEnded));
+}
+
+#[test]
+fn a_live_session_touches_the_directory_only_to_renew_its_ticket() {
     let mut c = live_on_h1(0);
     let mut now = 0;
+    let mut renewals = Vec::new();
     while now < 120_000 {
         now = c.poll_timeout().expect("heartbeat");
         c.handle_timeout(now);
         let a = actions(&mut c);
-        assert!(fetches(&a).is_empty());
+        for f in fetches(&a) {
+            assert_eq!(f.url, format!("{D1}/v1/placement"));
+            assert_eq!(f.body, Some(format!("{{\"session\":\"{S1}\"}}")));
+            renewals.push(now);
+            let ticket = format!("tk-{now}");
+            c.handle_http(f.id, ok(&placed(S1, "h1", 8081, 1, &ticket)), now + 5);
+        }
         if a.iter().any(|x| matches!(x, Action::Send(_))) {
             let id = c.ping_id;
             c.handle_message(&encode_server(&ServerToClientMsg::Pong { id }), now + 1);
         }
     }
+    assert_eq!(renewals, vec![30_000, 60_005, 90_010]);
     assert_eq!(c.phase(), Phase::Live);
     assert_eq!(c.directory_timeout(), None);
+    // A blip after that reconnects with the latest ticket, without asking.
+    c.handle_close(1006, now);
+    let retry = c.retry_at().expect("quick retry");
+    c.handle_timeout(retry);
+    let a = actions(&mut c);
+    assert!(fetches(&a).is_empty());
+    c.handle_open(retry);
+    let h = hello(&actions(&mut c)).expect("hello");
+    assert_eq!(h.ticket, "tk-90010");
 }
 
 #[test]
@@ -656,7 +597,7 @@ fn each_request_is_answered_once() {
     let t = fail_attempts(&mut c, QUICK_RETRIES, 1_000);
     let report = one_fetch(&actions(&mut c));
     c.handle_http(report.id, ok(&decision("moved", "h2", 8082, 2, "")), t + 5);
-    assert_eq!(opens(&actions(&mut c)), vec![Some(H2_WS.to_owned())]);
+    assert_eq!(opens(&actions(&mut c)), vec![H2_WS.to_owned()]);
     // A duplicate (or forged late) answer to the same id is ignored.
     c.handle_http(report.id, ok(&decision("moved", "h3", 8083, 3, "")), t + 6);
     assert!(actions(&mut c).is_empty());
@@ -664,22 +605,10 @@ fn each_request_is_answered_once() {
 }
 
 #[test]
-fn without_a_token_nothing_is_asked_until_one_is_given() {
-    let mut c = Connection::discover(None, None, SIZE, 0, 1, D1.into());
-    assert!(actions(&mut c).is_empty());
-    assert_eq!(c.phase(), Phase::Closed(ClosedBecause::Unauthorized));
-    assert_eq!(c.poll_timeout(), None);
-    c.set_token("t".into(), 5);
-    assert_eq!(one_fetch(&actions(&mut c)).url, "/v1/config");
-}
-
-#[test]
 fn a_host_that_is_down_at_page_load_is_reported_too() {
-    let mut c = Connection::discover(Some("tok".into()), Some(S1), SIZE, 0, 9, D1.into());
-    let config = one_fetch(&actions(&mut c));
-    c.handle_http(config.id, ok(&format!(r#"{{"directories":["{D1}"]}}"#)), 0);
+    let mut c = signed_in(SessionChoice::Remembered(S1), &[D1], 0, 9);
     let place = one_fetch(&actions(&mut c));
-    c.handle_http(place.id, ok(&placed(Some(S1), "h1", 8081, Some(1))), 0);
+    c.handle_http(place.id, ok(&placed(S1, "h1", 8081, 1, "tk1")), 0);
     assert_eq!(c.stage(0), "", "a normal start shows nothing");
     actions(&mut c);
     c.handle_close(1006, 5);
@@ -692,6 +621,6 @@ fn a_host_that_is_down_at_page_load_is_reported_too() {
             .starts_with("h1 is not answering — asking the directory (")
     );
     c.handle_http(report.id, ok(&decision("moved", "h2", 8082, 2, "")), t);
-    assert_eq!(opens(&actions(&mut c)), vec![Some(H2_WS.to_owned())]);
+    assert_eq!(opens(&actions(&mut c)), vec![H2_WS.to_owned()]);
     assert!(c.stage(t).starts_with("connecting to h2 ("));
 }

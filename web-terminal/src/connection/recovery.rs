@@ -6,32 +6,22 @@
 //! where the session was moved); a draining host or one that lost the
 //! session sends the client straight to the directory; and while no
 //! directory answers, the owner keeps being retried with a capped backoff,
-//! so a directory outage never stands between a user and a live host.
-//! This is an `impl Connection` beside `connection.rs` because it shares all
-//! of its state; `Recovery` also holds what the overlay tells the user.
+//! so a directory outage never stands between a user and a live host (the
+//! ticket renewed while live lets it in). Before all that, the page learns
+//! who is signed in and which replicas there are. This is an
+//! `impl Connection` beside `connection.rs` because it shares all of its
+//! state; `Recovery` also holds what the overlay tells the user.
 
 use protocol::Welcome;
 
-use super::{Action, Connection, Phase};
+use super::tickets::Readiness;
+use super::{Connection, Phase};
 use crate::directory::{Answer, DirectoryClient, HttpOutcome, Placement, Progress, Query, Trouble};
 
 /// Retries of the same host after a drop before asking the directory. Two
 /// (after ~100 and ~200 ms) heal a blip yet leave room for the 500 ms p50
 /// failover target when the host is really gone.
 pub const QUICK_RETRIES: u32 = 2;
-
-/// How the client finds its host.
-#[derive(Debug)]
-pub(super) enum Route {
-    /// Waiting for `/v1/config` from the page's origin.
-    Discovering {
-        config: DirectoryClient,
-        page_origin: String,
-    },
-    /// No directory: the host that served the page is the only one.
-    Single,
-    Directory(DirectoryClient),
-}
 
 /// The host sockets go to, as far as the client knows.
 #[derive(Clone, Debug)]
@@ -66,6 +56,8 @@ pub(super) enum Cause {
     Lost,
     /// A host answered with an epoch older than one already seen.
     Stale,
+    /// A host refused the ticket (4001): a fresh one is on its way.
+    TicketRefused,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -123,7 +115,7 @@ impl Connection {
     }
 
     fn stage_words(&self, rec: &Recovery) -> String {
-        match self.directory_client().and_then(DirectoryClient::trouble) {
+        match self.dir.trouble() {
             Some(Trouble::NoHost(why)) => {
                 return format!("no host can take your session ({why}) — retrying");
             }
@@ -160,6 +152,9 @@ impl Connection {
             (Stage::Asking, Cause::Lost | Cause::Stale) => {
                 format!("{host} no longer serves your session — asking the directory")
             }
+            (Stage::Asking, Cause::TicketRefused) => {
+                format!("{host} refused the sign-in ticket — getting a new one")
+            }
             (Stage::WaitingOwner, _) => {
                 format!("waiting for {host} to come back (its lease is still live)")
             }
@@ -169,7 +164,7 @@ impl Connection {
             (Stage::Moving { from, to }, Cause::Draining) => {
                 format!("{from} is shutting down — moving your session to {to}")
             }
-            (Stage::Moving { to, .. }, Cause::Lost | Cause::Stale) => {
+            (Stage::Moving { to, .. }, Cause::Lost | Cause::Stale | Cause::TicketRefused) => {
                 format!("moving your session to {to}")
             }
             (Stage::Moving { to, .. }, Cause::Starting) => format!("connecting to {to}"),
@@ -180,19 +175,13 @@ impl Connection {
         }
     }
 
-    fn directory_client(&self) -> Option<&DirectoryClient> {
-        match &self.route {
-            Route::Discovering { config, .. } => Some(config),
-            Route::Directory(dir) => Some(dir),
-            Route::Single => None,
-        }
-    }
-
-    /// The directory replica in use; `None` without a directory.
+    /// The directory replica in use; `None` until `/v1/config` has
+    /// answered.
     pub fn directory(&self) -> Option<&str> {
-        match &self.route {
-            Route::Directory(dir) => dir.in_use(),
-            _ => None,
+        if self.replicas_known {
+            self.dir.in_use()
+        } else {
+            None
         }
     }
 
@@ -202,41 +191,60 @@ impl Connection {
         }
     }
 
-    /// Finds the way to a host from scratch: the page's own host, the
-    /// config, or a placement.
+    /// Finds the way to a host from scratch: who is signed in and the
+    /// replicas first if still unknown, then a placement with a ticket.
     pub(super) fn locate(&mut self, now: u64) {
-        match &self.route {
-            Route::Single => self.open(now),
-            Route::Discovering { .. } => {
-                self.set_phase(Phase::Locating, now);
-                self.ask(Query::Config, now);
-            }
-            Route::Directory(_) => {
-                self.set_phase(Phase::Locating, now);
-                self.set_stage(Stage::Asking);
-                let session = self.session;
-                self.ask(Query::Placement { session }, now);
-            }
+        self.set_phase(Phase::Locating, now);
+        if !self.replicas_known {
+            let query = if self.user.is_none() {
+                Query::Me
+            } else {
+                Query::Config
+            };
+            self.ask(query, now);
+            return;
+        }
+        self.set_stage(Stage::Asking);
+        let query = self.placement_query();
+        self.ask(query, now);
+    }
+
+    /// A placement of the chosen session, a new one, or the user's pick.
+    pub(super) fn placement_query(&self) -> Query {
+        Query::Placement {
+            session: self.session,
+            new: self.session.is_none() && self.new_session,
         }
     }
 
-    /// Opens a socket to the current target.
+    /// Opens a socket to the current target if the ticket held will get
+    /// in; otherwise a fresh ticket comes first. While no directory answers,
+    /// a ticket that has not run out is still tried (promise 5).
     pub(super) fn open(&mut self, now: u64) {
-        self.set_phase(Phase::Connecting, now);
-        let url = self.target.as_ref().map(|t| t.ws_url.clone());
-        self.actions.push_back(Action::Open(url));
+        match self.ticket_readiness(now) {
+            Readiness::Ready => self.open_now(now),
+            Readiness::Stale if self.dir.trouble().is_some() => self.open_now(now),
+            Readiness::Stale | Readiness::Missing => self.refresh_ticket(now),
+        }
     }
 
-    fn ask(&mut self, query: Query, now: u64) {
-        if let Route::Discovering { config: dir, .. } | Route::Directory(dir) = &mut self.route {
-            dir.ask(query, now, &mut self.actions);
-        }
+    /// Opens a socket to the current target with the ticket held.
+    fn open_now(&mut self, now: u64) {
+        let Some(target) = &self.target else {
+            self.locate(now);
+            return;
+        };
+        let url = target.ws_url.clone();
+        self.set_phase(Phase::Connecting, now);
+        self.actions.push_back(super::Action::Open(url));
+    }
+
+    pub(super) fn ask(&mut self, query: Query, now: u64) {
+        self.dir.ask(query, now, &mut self.actions);
     }
 
     pub(super) fn forget_directory_question(&mut self) {
-        if let Route::Discovering { config: dir, .. } | Route::Directory(dir) = &mut self.route {
-            dir.cancel(&mut self.actions);
-        }
+        self.dir.cancel(&mut self.actions);
     }
 
     /// The socket failed (or was given up on) for this reason.
@@ -251,13 +259,8 @@ impl Connection {
         if cause != Cause::Dropped {
             rec.cause = cause;
         }
-        let Route::Directory(dir) = &self.route else {
-            self.set_stage(Stage::Reconnecting);
-            self.enter_backoff(now);
-            return;
-        };
-        let asking = dir.query().is_some();
-        let directory_down = dir.trouble().is_some();
+        let asking = self.dir.query().is_some();
+        let directory_down = self.dir.trouble().is_some();
         match cause {
             Cause::Dropped | Cause::Starting if self.attempt < QUICK_RETRIES => {
                 self.set_stage(Stage::Reconnecting);
@@ -267,29 +270,33 @@ impl Connection {
             Cause::Dropped | Cause::Starting => {
                 self.set_stage(Stage::Asking);
                 self.set_phase(Phase::Locating, now);
+                // The target's epoch is the latest known: from its welcome,
+                // or from the placement if none came yet.
                 let query = match (self.session, &self.target) {
                     (Some(session), Some(t)) => Query::Unreachable {
                         session,
                         host: t.host.clone(),
-                        epoch: self.epoch.or(t.epoch),
+                        epoch: t.epoch.or(self.epoch),
                     },
-                    (session, _) => Query::Placement { session },
+                    _ => self.placement_query(),
                 };
                 self.ask(query, now);
             }
-            Cause::Draining | Cause::Lost | Cause::Stale => {
+            Cause::Draining | Cause::Lost | Cause::Stale | Cause::TicketRefused => {
                 self.set_stage(Stage::Asking);
                 self.set_phase(Phase::Locating, now);
-                let session = self.session;
-                self.ask(Query::Placement { session }, now);
+                let query = self.placement_query();
+                self.ask(query, now);
             }
         }
     }
 
     /// While a question to the directory is out: wait for its answer, or,
-    /// when no replica answers, keep trying the owner (promise 5).
+    /// when no replica answers, keep trying the owner with the ticket held
+    /// (promise 5).
     fn meanwhile(&mut self, directory_down: bool, now: u64) {
-        if directory_down && self.target.is_some() {
+        let can_connect = self.ticket_readiness(now) != Readiness::Missing;
+        if directory_down && self.target.is_some() && can_connect {
             self.enter_backoff(now);
         } else {
             self.set_phase(Phase::Locating, now);
@@ -298,27 +305,16 @@ impl Connection {
 
     /// The glue's report on an HTTP request it made for `Action::Fetch`.
     pub fn handle_http(&mut self, id: u64, outcome: HttpOutcome, now: u64) {
-        let progress = match &mut self.route {
-            Route::Discovering { config: dir, .. } | Route::Directory(dir) => {
-                dir.handle_http(id, outcome, now, &mut self.actions)
-            }
-            Route::Single => return,
-        };
+        let progress = self.dir.handle_http(id, outcome, now, &mut self.actions);
         self.directory_progress(progress, now);
     }
 
     pub(super) fn directory_timeout(&self) -> Option<u64> {
-        self.directory_client()
-            .and_then(DirectoryClient::poll_timeout)
+        self.dir.poll_timeout()
     }
 
     pub(super) fn directory_timer(&mut self, now: u64) {
-        let progress = match &mut self.route {
-            Route::Discovering { config: dir, .. } | Route::Directory(dir) => {
-                dir.handle_timeout(now, &mut self.actions)
-            }
-            Route::Single => return,
-        };
+        let progress = self.dir.handle_timeout(now, &mut self.actions);
         self.directory_progress(progress, now);
     }
 
@@ -336,31 +332,28 @@ impl Connection {
 
     /// Acts on the directory's answer.
     fn follow(&mut self, answer: Answer, now: u64) {
-        if matches!(self.phase, Phase::Live | Phase::Closed(_)) {
+        match self.phase {
+            _ if matches!(answer, Answer::SignedOut { .. }) => {}
             // Settled meanwhile; the question is moot.
-            return;
+            Phase::Closed(_) => return,
+            Phase::Live => return self.follow_while_live(answer, now),
+            _ => {}
         }
         match answer {
+            Answer::SignedOut { login } => self.signed_out(login, now),
+            Answer::User(name) => {
+                self.user = Some(name);
+                self.ask(Query::Config, now);
+            }
             Answer::NoDirectory => {
-                self.route = Route::Single;
-                self.open(now);
+                let only = vec![self.page_origin.clone()];
+                self.use_replicas(only, now);
             }
-            Answer::Directories(bases) => {
-                let Route::Discovering {
-                    config,
-                    page_origin,
-                } = &self.route
-                else {
-                    return;
-                };
-                let dir = DirectoryClient::new(bases, page_origin, config.next_id(), self.rng);
-                self.route = Route::Directory(dir);
-                self.locate(now);
-            }
+            Answer::Directories(bases) => self.use_replicas(bases, now),
             Answer::Placed(p) => {
-                // The directory may not know the stored session any more:
-                // then this starts a new one.
-                self.session = p.session;
+                if let Some(session) = p.session {
+                    self.choose(session);
+                }
                 self.go_to(p, now);
             }
             Answer::Moved(p) => self.go_to(p, now),
@@ -369,6 +362,7 @@ impl Connection {
                 retry_after_ms,
             } => {
                 let same = self.target.as_ref().map(|t| &t.ws_url) == Some(&owner.ws_url);
+                self.take_ticket(owner.ticket.clone(), now);
                 self.target = Some(owner.into());
                 self.set_stage(Stage::WaitingOwner);
                 // One more failure of the owner is reported again.
@@ -382,16 +376,65 @@ impl Connection {
                     self.retry_at = now + retry_after_ms;
                 }
             }
-            Answer::UnknownSession => {
-                self.session = None;
-                self.ask(Query::Placement { session: None }, now);
+            Answer::UnknownSession => self.pick_another(now),
+            // A session this browser only remembered may have ended since:
+            // the user's running one will do (hot desking).
+            Answer::SessionEnded if self.remembered => self.pick_another(now),
+            Answer::SessionEnded => {
+                self.close_if_open("the directory says the session has ended");
+                self.session_ended(now);
             }
-            Answer::SessionEnded => self.session_ended(now),
+            Answer::TooManySessions(words) => {
+                self.close_if_open("the directory refused a new session");
+                self.error = Some(words);
+                self.stop(super::ClosedBecause::TooManySessions, now);
+            }
         }
+    }
+
+    /// An answer to the ticket renewal of a live connection. Only a ticket
+    /// for the very host and epoch in use is kept: the live socket is not
+    /// moved, and a reconnect with a mismatched ticket would be refused.
+    fn follow_while_live(&mut self, answer: Answer, now: u64) {
+        match answer {
+            Answer::Placed(p) | Answer::Moved(p) | Answer::RetryOwner { owner: p, .. } => {
+                let here = self.target.as_ref().is_some_and(|t| t.ws_url == p.ws_url)
+                    && p.session.is_none_or(|s| self.session == Some(s))
+                    && p.epoch.is_none_or(|e| self.epoch == Some(e));
+                if here {
+                    self.take_ticket(p.ticket, now);
+                }
+            }
+            // Ended on the sessions page, say; the host may not have hung
+            // up yet.
+            Answer::SessionEnded => {
+                self.close_if_open("the directory says the session has ended");
+                self.session_ended(now);
+            }
+            _ => {}
+        }
+    }
+
+    /// `/v1/config` answered: from now on, questions go to these replicas.
+    fn use_replicas(&mut self, bases: Vec<String>, now: u64) {
+        self.dir = DirectoryClient::new(bases, &self.page_origin, self.dir.next_id(), self.rng);
+        self.replicas_known = true;
+        self.locate(now);
     }
 
     /// Connects to where the directory placed the session.
     fn go_to(&mut self, place: Placement, now: u64) {
+        let trying = matches!(self.phase, Phase::Connecting | Phase::Handshaking);
+        let same = self
+            .target
+            .as_ref()
+            .is_some_and(|t| t.ws_url == place.ws_url && t.epoch == place.epoch);
+        if trying && same {
+            // Already on the way there (a renewal that crossed a drop): the
+            // socket goes on, and the new ticket serves the next one.
+            self.take_ticket(place.ticket, now);
+            return;
+        }
         let from = self
             .target
             .as_ref()
@@ -405,12 +448,14 @@ impl Connection {
             _ => Stage::Reconnecting,
         };
         self.set_stage(stage);
-        if matches!(self.phase, Phase::Connecting | Phase::Handshaking) {
+        if trying {
             self.close_socket("the session lives elsewhere");
         }
+        self.take_ticket(place.ticket.clone(), now);
         self.target = Some(place.into());
         self.attempt = 0;
-        self.open(now);
+        // Just issued: no need to look at how long it has left.
+        self.open_now(now);
     }
 
     /// A welcome was accepted: the directory's help is no longer needed.
@@ -419,6 +464,7 @@ impl Connection {
             t.host.clone_from(&welcome.host);
             t.epoch = Some(welcome.epoch);
         }
+        self.ticket_retried = false;
         self.forget_directory_question();
         self.set_stage(Stage::Restoring);
     }
@@ -433,13 +479,15 @@ impl Connection {
         };
         let old = self.host.as_deref().unwrap_or("the host");
         let cause = self.recovery.as_ref().map_or(Cause::Dropped, |r| r.cause);
-        let why = if self.session != Some(welcome.session) || welcome.created {
+        let why = if self.attached != Some(welcome.session) || welcome.created {
             "the session was restarted".to_owned()
         } else {
             match cause {
                 Cause::Draining => format!("{old} shut down before it received them"),
                 Cause::Lost | Cause::Stale => format!("the session moved away from {old}"),
-                Cause::Dropped | Cause::Starting => format!("{old} was lost"),
+                Cause::Dropped | Cause::Starting | Cause::TicketRefused => {
+                    format!("{old} was lost")
+                }
             }
         };
         format!("{count} not delivered: {why}")

@@ -1,89 +1,118 @@
 //! Every path of the connection machine, driven by a fake clock.
 
 use protocol::{
-    ClientToServerMsg, CloseCode, Frame, MAX_INPUT_CHUNK, ServerToClientMsg, SessionId, Size,
-    Welcome, compress_lines, decode_client, decode_hello, encode_server,
+    ClientToServerMsg, CloseCode, Frame, MAX_INPUT_CHUNK, ServerToClientMsg, compress_lines,
 };
 
+use super::testkit::*;
 use super::*;
+use crate::directory::HttpOutcome;
 use crate::testutil::line;
 
-const SIZE: Size = Size { cols: 80, rows: 24 };
-const S1: SessionId = SessionId([1; 16]);
-const S2: SessionId = SessionId([2; 16]);
-
-fn actions(c: &mut Connection) -> Vec<Action> {
-    std::iter::from_fn(|| c.poll_action()).collect()
-}
-
-/// The client messages among the actions (hellos excluded).
-fn sent(actions: &[Action]) -> Vec<ClientToServerMsg> {
-    actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::Send(b) if !b.starts_with(b"TL") => decode_client(b).ok(),
-            _ => None,
-        })
-        .collect()
-}
-
-fn inputs(actions: &[Action]) -> Vec<(u64, Vec<u8>)> {
-    sent(actions)
-        .into_iter()
-        .filter_map(|m| match m {
-            ClientToServerMsg::Input { seq, data } => Some((seq, data)),
-            _ => None,
-        })
-        .collect()
-}
-
-fn welcome(session: SessionId, epoch: u64, input_seq: u64, created: bool) -> Vec<u8> {
-    encode_server(&ServerToClientMsg::Welcome(Welcome {
-        session,
-        host: "h1".into(),
-        epoch,
-        created,
-        input_seq,
-    }))
-}
-
-fn msg(m: ServerToClientMsg) -> Vec<u8> {
-    encode_server(&m)
-}
-
-/// A connection that is live on S1, epoch 1, with actions drained.
+/// A connection that is live on S1 at h1, epoch 1, with actions drained.
 fn live(now: u64) -> Connection {
-    let mut c = Connection::new("tok".into(), None, SIZE, now, 42);
+    let mut c = placed_on_h1(S1, now, 42);
     c.handle_open(now);
-    c.handle_message(&welcome(S1, 1, 0, true), now);
+    c.handle_message(&welcome("h1", S1, 1, 0, true), now);
     actions(&mut c);
     c
 }
 
+/// Placed on h1 and the socket opened; actions drained.
+fn greeted(session: SessionId, now: u64, seed: u64) -> Connection {
+    let mut c = placed_on_h1(session, now, seed);
+    c.handle_open(now);
+    actions(&mut c);
+    c
+}
+
+/// After `restart`: answers the placement with `session` on h1 at
+/// `epoch` and opens the socket; returns the actions since the restart.
+fn replaced_by_directory(
+    c: &mut Connection,
+    session: SessionId,
+    epoch: u64,
+    now: u64,
+) -> Vec<Action> {
+    let place = one_fetch(&actions(c));
+    c.handle_http(
+        place.id,
+        ok(&placed(session, "h1", 8081, epoch, "tk2")),
+        now,
+    );
+    let mut a = actions(c);
+    assert_eq!(opens(&a), vec![H1_WS.to_owned()]);
+    c.handle_open(now);
+    a.extend(actions(c));
+    a
+}
+
 #[test]
-fn opens_then_says_hello_with_token_session_and_size() {
-    let mut c = Connection::new("tok".into(), Some(S1), SIZE, 0, 1);
+fn the_page_choice_comes_from_the_url_then_memory() {
+    let s1 = S1.to_string();
+    let s2 = S2.to_string();
+    let cases = [
+        (
+            format!("?session={s1}"),
+            Some(s2.as_str()),
+            SessionChoice::Named(S1),
+        ),
+        (
+            format!("session={s1}&new=1"),
+            None,
+            SessionChoice::Named(S1),
+        ),
+        ("?new=1".to_owned(), Some(s2.as_str()), SessionChoice::New),
+        ("?new=true".to_owned(), None, SessionChoice::New),
+        (
+            String::new(),
+            Some(s2.as_str()),
+            SessionChoice::Remembered(S2),
+        ),
+        (
+            "?session=zz&new=0".to_owned(),
+            Some(s2.as_str()),
+            SessionChoice::Remembered(S2),
+        ),
+        ("?x=1".to_owned(), Some("not an id"), SessionChoice::Any),
+        (String::new(), None, SessionChoice::Any),
+    ];
+    for (search, remembered, want) in cases {
+        assert_eq!(
+            SessionChoice::from_page(&search, remembered),
+            want,
+            "{search:?} {remembered:?}"
+        );
+    }
+}
+
+#[test]
+fn opens_then_says_hello_with_ticket_session_and_size() {
+    let mut c = placed_on_h1(S1, 0, 1);
     assert_eq!(c.phase(), Phase::Connecting);
     assert_eq!(c.phase_name(), "connecting");
-    assert_eq!(actions(&mut c), vec![Action::Open(None)]);
+    // The page shows the session from the placement on: URL and memory.
+    assert_eq!(
+        actions(&mut c),
+        vec![
+            Action::StoreSession(Some(S1)),
+            Action::Open(H1_WS.to_owned())
+        ]
+    );
     c.handle_open(5);
     assert_eq!(c.phase(), Phase::Handshaking);
     let a = actions(&mut c);
-    let [Action::Send(bytes)] = a.as_slice() else {
-        panic!("{a:?}")
-    };
-    let hello = decode_hello(bytes).expect("hello");
-    assert_eq!(hello.token, "tok");
-    assert_eq!(hello.session, Some(S1));
+    assert_eq!(a.len(), 1);
+    let hello = hello(&a).expect("hello");
+    assert_eq!(hello.ticket, "tk1");
+    assert_eq!(hello.session, S1);
     assert_eq!(hello.size, SIZE);
 }
 
 #[test]
-fn welcome_makes_it_live_and_stores_the_session() {
-    let mut c = Connection::new("tok".into(), None, SIZE, 0, 1);
-    c.handle_open(0);
-    actions(&mut c);
-    let d = c.handle_message(&welcome(S1, 3, 0, true), 10);
+fn welcome_makes_it_live() {
+    let mut c = greeted(S1, 0, 1);
+    let d = c.handle_message(&welcome("h1", S1, 3, 0, true), 10);
     assert!(matches!(
         d,
         Some(Delivery::Welcome {
@@ -96,17 +125,29 @@ fn welcome_makes_it_live_and_stores_the_session() {
     assert_eq!(c.epoch(), Some(3));
     assert_eq!(c.session(), Some(S1));
     let a = actions(&mut c);
-    assert!(a.contains(&Action::StoreSession(Some(S1))));
+    assert!(!a.iter().any(|x| matches!(x, Action::StoreSession(_))));
     let msgs = sent(&a);
     assert!(msgs.contains(&ClientToServerMsg::Resize(SIZE)));
     assert!(msgs.contains(&ClientToServerMsg::Ping { id: 1 }));
 }
 
 #[test]
+fn a_welcome_for_another_session_is_refused() {
+    let mut c = greeted(S1, 0, 1);
+    assert!(
+        c.handle_message(&welcome("h1", S2, 1, 0, true), 10)
+            .is_none()
+    );
+    assert_ne!(c.phase(), Phase::Live);
+    assert!(matches!(
+        actions(&mut c).first(),
+        Some(Action::Close { .. })
+    ));
+}
+
+#[test]
 fn anything_but_welcome_during_handshake_is_refused() {
-    let mut c = Connection::new("tok".into(), None, SIZE, 0, 1);
-    c.handle_open(0);
-    actions(&mut c);
+    let mut c = greeted(S1, 0, 1);
     let d = c.handle_message(&msg(ServerToClientMsg::Pong { id: 1 }), 1);
     assert!(d.is_none());
     assert_eq!(c.phase(), Phase::Backoff);
@@ -161,9 +202,8 @@ fn exited_is_delivered() {
 
 #[test]
 fn input_is_numbered_from_welcome_and_dropped_when_acked() {
-    let mut c = Connection::new("tok".into(), Some(S1), SIZE, 0, 1);
-    c.handle_open(0);
-    c.handle_message(&welcome(S1, 1, 41, false), 0);
+    let mut c = greeted(S1, 0, 1);
+    c.handle_message(&welcome("h1", S1, 1, 41, false), 0);
     actions(&mut c);
     assert!(c.send_input(b"a"));
     assert!(c.send_input(b"b"));
@@ -182,11 +222,11 @@ fn input_is_numbered_from_welcome_and_dropped_when_acked() {
 
 #[test]
 fn input_before_the_first_welcome_waits_for_its_number() {
-    let mut c = Connection::new("tok".into(), Some(S1), SIZE, 0, 1);
+    let mut c = placed_on_h1(S1, 0, 1);
     assert!(c.send_input(b"early"));
     c.handle_open(0);
     assert!(inputs(&actions(&mut c)).is_empty());
-    c.handle_message(&welcome(S1, 1, 9, false), 1);
+    c.handle_message(&welcome("h1", S1, 1, 9, false), 1);
     assert_eq!(inputs(&actions(&mut c)), vec![(10, b"early".to_vec())]);
 }
 
@@ -205,7 +245,7 @@ fn long_input_is_split_into_chunks() {
 
 #[test]
 fn pending_input_is_bounded() {
-    let mut c = Connection::new("tok".into(), None, SIZE, 0, 1);
+    let mut c = placed_on_h1(S1, 0, 1);
     assert!(c.send_input(&vec![0; MAX_PENDING_INPUT]));
     assert!(!c.send_input(b"x"));
 }
@@ -228,15 +268,13 @@ fn reconnect_resends_exactly_what_the_host_lacks() {
     c.handle_timeout(retry - 1);
     assert!(actions(&mut c).is_empty());
     c.handle_timeout(retry);
-    assert_eq!(actions(&mut c), vec![Action::Open(None)]);
+    // The ticket held is good for a minute: no directory needed.
+    assert_eq!(actions(&mut c), vec![Action::Open(H1_WS.to_owned())]);
     c.handle_open(retry);
-    let hello = actions(&mut c);
-    let [Action::Send(h)] = hello.as_slice() else {
-        panic!("{hello:?}")
-    };
-    assert_eq!(decode_hello(h).map(|h| h.session), Ok(Some(S1)));
+    let h = hello(&actions(&mut c)).expect("hello");
+    assert_eq!((h.session, h.ticket.as_str()), (S1, "tk1"));
     // The host had applied 2 (its ack was lost): resend 3 and 4 only.
-    c.handle_message(&welcome(S1, 1, 2, false), retry + 5);
+    c.handle_message(&welcome("h1", S1, 1, 2, false), retry + 5);
     let a = actions(&mut c);
     assert!(!a.iter().any(|x| matches!(x, Action::StoreSession(_))));
     assert_eq!(inputs(&a), vec![(3, b"3".to_vec()), (4, b"4".to_vec())]);
@@ -254,7 +292,7 @@ fn new_epoch_means_unacked_input_is_lost_not_replayed() {
     c.handle_open(200);
     actions(&mut c);
     // The host died; the session was restored elsewhere with epoch 2.
-    c.handle_message(&welcome(S1, 2, 0, false), 210);
+    c.handle_message(&welcome("h1", S1, 2, 0, false), 210);
     let a = actions(&mut c);
     assert!(a.contains(&Action::InputLost {
         messages: 1,
@@ -274,9 +312,11 @@ fn another_session_loses_input_and_is_stored() {
     actions(&mut c);
     c.handle_close(1006, 1);
     c.restart(2);
-    c.handle_open(2);
-    actions(&mut c);
-    let d = c.handle_message(&welcome(S2, 1, 0, true), 3);
+    // The directory no longer has S1 and starts S2.
+    let a = replaced_by_directory(&mut c, S2, 1, 2);
+    assert!(a.contains(&Action::StoreSession(Some(S2))));
+    assert_eq!(hello(&a).map(|h| h.session), Some(S2));
+    let d = c.handle_message(&welcome("h1", S2, 1, 0, true), 3);
     assert!(matches!(
         d,
         Some(Delivery::Welcome {
@@ -289,22 +329,24 @@ fn another_session_loses_input_and_is_stored() {
         messages: 1,
         notice: "1 keystroke was not delivered: the session was restarted".into()
     }));
-    assert!(a.contains(&Action::StoreSession(Some(S2))));
 }
 
 #[test]
 fn stale_epoch_is_fenced() {
-    let mut c = Connection::new("tok".into(), Some(S1), SIZE, 0, 1);
-    c.handle_open(0);
-    c.handle_message(&welcome(S1, 5, 0, false), 0);
+    let mut c = greeted(S1, 0, 1);
+    c.handle_message(&welcome("h1", S1, 5, 0, false), 0);
     c.handle_close(1006, 1);
     c.restart(2);
-    c.handle_open(2);
-    actions(&mut c);
-    assert!(c.handle_message(&welcome(S1, 4, 0, false), 3).is_none());
-    assert_eq!(c.phase(), Phase::Backoff);
+    replaced_by_directory(&mut c, S1, 5, 2);
+    assert!(
+        c.handle_message(&welcome("h1", S1, 4, 0, false), 3)
+            .is_none()
+    );
     assert_eq!(c.epoch(), Some(5));
-    assert!(matches!(actions(&mut c).as_slice(), [Action::Close { .. }]));
+    // Dropped, and the directory asked where the session lives now.
+    let a = actions(&mut c);
+    assert!(matches!(a.first(), Some(Action::Close { .. })), "{a:?}");
+    assert!(one_fetch(&a).url.ends_with("/v1/placement"));
 }
 
 #[test]
@@ -342,91 +384,77 @@ fn silence_past_the_heartbeat_timeout_drops_the_socket() {
     }
     actions(&mut c);
     c.handle_timeout(silent_since + HEARTBEAT_TIMEOUT_MS);
-    assert_eq!(c.phase(), Phase::Backoff);
+    // Reported to the directory at once (see the failover tests).
+    assert_eq!(c.phase(), Phase::Locating);
     let a = actions(&mut c);
-    assert!(matches!(a.as_slice(), [Action::Close { .. }]), "{a:?}");
+    assert!(matches!(a.first(), Some(Action::Close { .. })), "{a:?}");
     // The close event of the socket we dropped is ignored.
     c.handle_close(4100, silent_since + HEARTBEAT_TIMEOUT_MS + 100);
-    assert_eq!(c.phase(), Phase::Backoff);
+    assert_eq!(c.phase(), Phase::Locating);
 }
 
 #[test]
 fn handshake_and_connect_time_out() {
-    let mut c = Connection::new("tok".into(), None, SIZE, 0, 1);
+    let mut c = placed_on_h1(S1, 0, 1);
     actions(&mut c);
     assert_eq!(c.poll_timeout(), Some(CONNECT_TIMEOUT_MS));
     c.handle_timeout(CONNECT_TIMEOUT_MS);
     assert_eq!(c.phase(), Phase::Backoff);
-    let mut c = Connection::new("tok".into(), None, SIZE, 0, 1);
+    let mut c = placed_on_h1(S1, 0, 1);
     c.handle_open(100);
     actions(&mut c);
     c.handle_timeout(100 + HEARTBEAT_TIMEOUT_MS);
-    assert_eq!(c.phase(), Phase::Backoff);
+    // A host that takes the socket but stays silent is reported at once.
+    assert_eq!(c.phase(), Phase::Locating);
+    assert!(one_fetch(&actions(&mut c)).url.ends_with("/unreachable"));
 }
 
 #[test]
 fn backoff_doubles_with_jitter_up_to_the_cap_and_resets_when_live() {
-    let mut c = Connection::new("tok".into(), None, SIZE, 0, 7);
+    // The directory is down throughout, so the owner is what is retried.
+    let fail_fetches = |c: &mut Connection, now: u64| {
+        for f in fetches(&actions(c)) {
+            c.handle_http(f.id, HttpOutcome::Failed, now);
+        }
+    };
+    let mut c = placed_on_h1(S1, 0, 7);
+    actions(&mut c);
     let mut now = 0;
     let mut delays = vec![];
     for _ in 0..10 {
         c.handle_close(1006, now);
+        fail_fetches(&mut c, now);
         let at = c.retry_at().expect("backoff");
         delays.push(at - now);
         now = at;
         c.handle_timeout(now);
         assert_eq!(c.phase(), Phase::Connecting);
+        fail_fetches(&mut c, now);
     }
     let caps = [100, 200, 400, 800, 1600, 3200, 5000, 5000, 5000, 5000];
     for (d, cap) in delays.iter().zip(caps) {
         assert!(*d >= cap / 2 && *d <= cap, "{delays:?}");
     }
     c.handle_open(now);
-    c.handle_message(&welcome(S1, 1, 0, true), now);
+    c.handle_message(&welcome("h1", S1, 1, 0, true), now);
     c.handle_close(1006, now);
     assert!(c.retry_at().is_some_and(|t| t - now <= 100));
 }
 
 #[test]
 fn retryable_close_codes_reconnect() {
-    for code in [
-        CloseCode::GoingAway,
-        CloseCode::HandshakeTimeout,
-        CloseCode::SessionLost,
+    // A host going away or losing the session sends the client to the
+    // directory; a slow greeting is retried on the same host.
+    for (code, phase) in [
+        (CloseCode::GoingAway, Phase::Locating),
+        (CloseCode::HandshakeTimeout, Phase::Backoff),
+        (CloseCode::SessionLost, Phase::Locating),
     ] {
         let mut c = live(0);
         c.handle_close(code.code(), 1);
-        assert_eq!(c.phase(), Phase::Backoff, "{code:?}");
-        assert_eq!(c.phase_name(), "backoff");
+        assert_eq!(c.phase(), phase, "{code:?}");
         assert_eq!(c.error(), Some(code.advice()));
     }
-}
-
-#[test]
-fn unauthorized_asks_for_the_token_and_does_not_retry() {
-    let mut c = Connection::new("bad".into(), None, SIZE, 0, 1);
-    c.handle_open(0);
-    actions(&mut c);
-    c.handle_close(4001, 1);
-    assert_eq!(c.phase(), Phase::Closed(ClosedBecause::Unauthorized));
-    assert_eq!(c.phase_name(), "closed");
-    assert_eq!(
-        actions(&mut c),
-        vec![Action::AskToken(CloseCode::Unauthorized.advice())]
-    );
-    assert_eq!(c.poll_timeout(), None);
-    c.handle_timeout(100_000);
-    assert!(actions(&mut c).is_empty());
-    assert!(!c.send_input(b"x"));
-    c.set_token("good".into(), 5);
-    assert_eq!(actions(&mut c), vec![Action::Open(None)]);
-    assert_eq!(c.error(), None);
-    c.handle_open(6);
-    let a = actions(&mut c);
-    let [Action::Send(h)] = a.as_slice() else {
-        panic!("{a:?}")
-    };
-    assert_eq!(decode_hello(h).map(|h| h.token), Ok("good".to_owned()));
 }
 
 #[test]
@@ -439,13 +467,14 @@ fn session_end_forgets_the_session_and_enter_starts_a_new_one() {
     assert_eq!(c.error(), Some(CloseCode::SessionEnded.advice()));
     assert_eq!(actions(&mut c), vec![Action::StoreSession(None)]);
     c.restart(2);
+    let place = one_fetch(&actions(&mut c));
+    // Not the user's other running session: a new one, as the notice said.
+    assert_eq!(place.body.as_deref(), Some(r#"{"new":true}"#));
+    c.handle_http(place.id, ok(&placed(S2, "h1", 8081, 1, "tk2")), 2);
+    actions(&mut c);
     c.handle_open(3);
-    let a = actions(&mut c);
-    let Some(Action::Send(h)) = a.get(1) else {
-        panic!("{a:?}")
-    };
-    assert_eq!(decode_hello(h).map(|h| h.session), Ok(None));
-    c.handle_message(&welcome(S2, 1, 0, true), 4);
+    assert_eq!(hello(&actions(&mut c)).map(|h| h.session), Some(S2));
+    c.handle_message(&welcome("h1", S2, 1, 0, true), 4);
     let a = actions(&mut c);
     assert!(!a.iter().any(|x| matches!(x, Action::InputLost { .. })));
 }
@@ -453,15 +482,22 @@ fn session_end_forgets_the_session_and_enter_starts_a_new_one() {
 #[test]
 fn refusals_stay_closed_until_the_user_acts() {
     for code in [
-        CloseCode::Replaced,
         CloseCode::VersionMismatch,
         CloseCode::Overloaded,
+        CloseCode::TooManyConnections,
     ] {
         let mut c = live(0);
         c.handle_close(code.code(), 1);
         assert_eq!(c.phase(), Phase::Closed(ClosedBecause::Refused(code)));
+        assert_eq!(c.phase_name(), "closed");
         assert_eq!(c.error(), Some(code.advice()));
         assert_eq!(c.poll_timeout(), None);
+        // No retry storm: nothing at all until the user acts.
+        c.handle_timeout(100_000);
+        assert!(actions(&mut c).is_empty());
+        // Enter asks the directory again (a fresh ticket), then connects.
+        c.restart(100_001);
+        assert!(one_fetch(&actions(&mut c)).url.ends_with("/v1/placement"));
     }
 }
 
@@ -481,21 +517,8 @@ fn resize_is_sent_only_when_live_and_changed() {
     c.resize(small);
     assert!(actions(&mut c).is_empty());
     c.restart(2);
-    c.handle_open(2);
-    let a = actions(&mut c);
-    let Some(Action::Send(h)) = a.get(1) else {
-        panic!("{a:?}")
-    };
-    assert_eq!(decode_hello(h).map(|h| h.size), Ok(small));
-}
-
-#[test]
-fn waiting_for_token_does_nothing_until_given_one() {
-    let mut c = Connection::waiting_for_token(SIZE, 0, 1);
-    assert!(actions(&mut c).is_empty());
-    assert_eq!(c.phase_name(), "closed");
-    c.set_token("t".into(), 1);
-    assert_eq!(actions(&mut c), vec![Action::Open(None)]);
+    let a = replaced_by_directory(&mut c, S1, 1, 2);
+    assert_eq!(hello(&a).map(|h| h.size), Some(small));
 }
 
 #[test]
@@ -528,5 +551,5 @@ fn frozen_timers_do_not_count_as_host_silence() {
     c.handle_timeout(heard + HEARTBEAT_TIMEOUT_MS - 1);
     assert_eq!(c.phase(), Phase::Live);
     c.handle_timeout(heard + HEARTBEAT_TIMEOUT_MS);
-    assert_eq!(c.phase(), Phase::Backoff);
+    assert_eq!(c.phase(), Phase::Locating);
 }

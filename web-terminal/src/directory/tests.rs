@@ -11,8 +11,32 @@ const S1: SessionId = SessionId([0xab; 16]);
 const D1: &str = "http://127.0.0.1:8080";
 const D2: &str = "http://127.0.0.1:8090";
 
+/// Two replicas; the page was served by D1.
 fn two() -> DirectoryClient {
-    DirectoryClient::new(vec![D1.into(), format!("{D2}/")], "", 10, 3)
+    DirectoryClient::new(vec![D1.into(), format!("{D2}/")], D1, 10, 3)
+}
+
+fn any() -> Query {
+    Query::Placement {
+        session: None,
+        new: false,
+    }
+}
+
+fn named(session: SessionId) -> Query {
+    Query::Placement {
+        session: Some(session),
+        new: false,
+    }
+}
+
+/// The one answer to `query` from a lone replica D1 serving the page.
+fn answer(query: Query, outcome: HttpOutcome) -> Progress {
+    let mut out = VecDeque::new();
+    let mut d = DirectoryClient::new(vec![D1.into()], D1, 1, 1);
+    d.ask(query, 0, &mut out);
+    let id = fetches(&mut out)[0].id;
+    d.handle_http(id, outcome, 1, &mut out)
 }
 
 fn fetches(out: &mut VecDeque<Action>) -> Vec<HttpRequest> {
@@ -38,7 +62,14 @@ fn status(status: u16, body: &str) -> HttpOutcome {
     }
 }
 
-const PLACED: &str = r#"{"session":null,"host":"h2","url":"http://127.0.0.1:8082","epoch":null}"#;
+const PLACED: &str = r#"{"session":"abababababababababababababababab","host":"h2","url":"http://127.0.0.1:8082","epoch":1,"ticket":"AQID-_x","ticket_expires_in_ms":60000}"#;
+
+fn ticket(text: &str) -> Ticket {
+    Ticket {
+        text: text.into(),
+        lifetime_ms: 60_000,
+    }
+}
 
 #[test]
 fn websocket_urls_follow_the_http_url() {
@@ -59,7 +90,7 @@ fn websocket_urls_follow_the_http_url() {
 fn requests_carry_the_right_method_path_and_body() {
     let mut out = VecDeque::new();
     let mut d = two();
-    d.ask(Query::Placement { session: Some(S1) }, 0, &mut out);
+    d.ask(named(S1), 0, &mut out);
     let r = fetches(&mut out);
     assert_eq!(
         r,
@@ -68,12 +99,23 @@ fn requests_carry_the_right_method_path_and_body() {
             method: "POST",
             url: format!("{D1}/v1/placement"),
             body: Some(format!("{{\"session\":\"{S1}\"}}")),
+            same_origin: true,
         }]
     );
-    d.ask(Query::Placement { session: None }, 0, &mut out);
+    d.ask(any(), 0, &mut out);
     let a: Vec<Action> = out.drain(..).collect();
     assert_eq!(a[0], Action::CancelFetch(10));
-    assert!(matches!(&a[1], Action::Fetch(r) if r.body.as_deref() == Some("{\"session\":null}")));
+    assert!(matches!(&a[1], Action::Fetch(r) if r.body.as_deref() == Some("{}")));
+    d.ask(
+        Query::Placement {
+            session: None,
+            new: true,
+        },
+        0,
+        &mut out,
+    );
+    let r = fetches(&mut out);
+    assert_eq!(r[0].body.as_deref(), Some(r#"{"new":true}"#));
     d.ask(
         Query::Unreachable {
             session: S1,
@@ -90,8 +132,24 @@ fn requests_carry_the_right_method_path_and_body() {
     c.ask(Query::Config, 0, &mut out);
     let r = fetches(&mut out);
     assert_eq!((r[0].method, r[0].url.as_str()), ("GET", "/v1/config"));
-    assert_eq!(r[0].body, None);
+    assert_eq!((r[0].body.as_deref(), r[0].same_origin), (None, true));
     assert_eq!(c.in_use(), None);
+    c.ask(Query::Me, 0, &mut out);
+    let r = fetches(&mut out);
+    assert_eq!((r[0].method, r[0].url.as_str()), ("GET", "/v1/me"));
+}
+
+#[test]
+fn only_the_page_origin_is_asked_same_origin() {
+    let mut out = VecDeque::new();
+    let mut d = two();
+    d.ask(any(), 0, &mut out);
+    let first = fetches(&mut out)[0].clone();
+    assert!(first.same_origin);
+    d.handle_http(first.id, HttpOutcome::Failed, 1, &mut out);
+    let second = fetches(&mut out)[0].clone();
+    assert!(second.url.starts_with(D2));
+    assert!(!second.same_origin);
 }
 
 #[test]
@@ -101,7 +159,7 @@ fn the_replica_serving_the_page_is_asked_first() {
 }
 
 #[test]
-fn config_decides_between_directory_and_single_host() {
+fn config_lists_the_replicas_or_leaves_the_page_origin_alone() {
     let cases = [
         (
             ok(r#"{"directories":["http://a:1","http://b:2"]}"#),
@@ -139,7 +197,7 @@ fn config_decides_between_directory_and_single_host() {
 fn a_failing_replica_hands_over_to_the_next() {
     let mut out = VecDeque::new();
     let mut d = two();
-    d.ask(Query::Placement { session: None }, 0, &mut out);
+    d.ask(any(), 0, &mut out);
     let first = fetches(&mut out)[0].clone();
     assert_eq!(
         d.handle_http(first.id, HttpOutcome::Failed, 3, &mut out),
@@ -161,10 +219,11 @@ fn a_failing_replica_hands_over_to_the_next() {
         (p.host.as_str(), p.ws_url.as_str()),
         ("h2", "ws://127.0.0.1:8082/ws")
     );
-    assert_eq!((p.session, p.epoch), (None, None));
+    assert_eq!((p.session, p.epoch), (Some(S1), Some(1)));
+    assert_eq!(p.ticket, ticket("AQID-_x"));
     // The replica that answered is asked first from now on.
     assert_eq!(d.in_use(), Some(D2));
-    d.ask(Query::Placement { session: None }, 10, &mut out);
+    d.ask(any(), 10, &mut out);
     assert_eq!(fetches(&mut out)[0].url, format!("{D2}/v1/placement"));
 }
 
@@ -172,7 +231,7 @@ fn a_failing_replica_hands_over_to_the_next() {
 fn silence_is_a_failure_after_the_timeout() {
     let mut out = VecDeque::new();
     let mut d = two();
-    d.ask(Query::Placement { session: None }, 100, &mut out);
+    d.ask(any(), 100, &mut out);
     let first = fetches(&mut out)[0].id;
     assert_eq!(d.poll_timeout(), Some(100 + DIRECTORY_TIMEOUT_MS));
     d.handle_timeout(100 + DIRECTORY_TIMEOUT_MS - 1, &mut out);
@@ -187,7 +246,7 @@ fn silence_is_a_failure_after_the_timeout() {
 fn all_down_backs_off_with_a_cap_then_recovers() {
     let mut out = VecDeque::new();
     let mut d = two();
-    d.ask(Query::Placement { session: Some(S1) }, 0, &mut out);
+    d.ask(named(S1), 0, &mut out);
     let mut now = 0;
     let mut waits = vec![];
     for round in 0..8 {
@@ -219,7 +278,7 @@ fn all_down_backs_off_with_a_cap_then_recovers() {
 fn no_healthy_host_is_told_in_the_directory_words() {
     let mut out = VecDeque::new();
     let mut d = DirectoryClient::new(vec![D1.into()], "", 1, 1);
-    d.ask(Query::Placement { session: None }, 0, &mut out);
+    d.ask(any(), 0, &mut out);
     let r = fetches(&mut out);
     let p = d.handle_http(
         r[0].id,
@@ -244,7 +303,7 @@ fn failover_decisions_are_read() {
     let cases = [
         (
             ok(
-                r#"{"decision":"retry_owner","host":"h2","url":"http://127.0.0.1:8082","epoch":3,"retry_after_ms":700}"#,
+                r#"{"decision":"retry_owner","host":"h2","url":"http://127.0.0.1:8082","epoch":3,"retry_after_ms":700,"ticket":"t1","ticket_expires_in_ms":60000}"#,
             ),
             Some(Answer::RetryOwner {
                 owner: Placement {
@@ -252,19 +311,22 @@ fn failover_decisions_are_read() {
                     host: "h2".into(),
                     ws_url: "ws://127.0.0.1:8082/ws".into(),
                     epoch: Some(3),
+                    ticket: ticket("t1"),
                 },
                 retry_after_ms: 700,
             }),
         ),
         (
             ok(&format!(
-                r#"{{"decision":"moved","session":"{S1}","host":"h3","url":"http://127.0.0.1:8083","epoch":4}}"#
+                r#"{{"decision":"moved","session":"{S1}","host":"h3","url":"http://127.0.0.1:8083","epoch":4,"ticket":"t2","ticket_expires_in_ms":900000}}"#
             )),
+            // A lifetime beyond what any signer signs is not believed.
             Some(Answer::Moved(Placement {
                 session: Some(S1),
                 host: "h3".into(),
                 ws_url: "ws://127.0.0.1:8083/ws".into(),
                 epoch: Some(4),
+                ticket: ticket("t2"),
             })),
         ),
         (
@@ -284,7 +346,14 @@ fn failover_decisions_are_read() {
             None,
         ),
         (
-            ok(r#"{"decision":"moved","host":"h3","url":"http://x:1","epoch":-1}"#),
+            ok(
+                r#"{"decision":"moved","host":"h3","url":"http://x:1","epoch":-1,"ticket":"t","ticket_expires_in_ms":1}"#,
+            ),
+            None,
+        ),
+        // Without a ticket there is nothing to greet the host with.
+        (
+            ok(r#"{"decision":"moved","host":"h3","url":"http://x:1","epoch":4}"#),
             None,
         ),
         (ok("not json"), None),
@@ -300,4 +369,114 @@ fn failover_decisions_are_read() {
             None => assert_eq!(got, Progress::RoundFailed, "{outcome:?}"),
         }
     }
+}
+
+#[test]
+fn who_is_signed_in_is_read() {
+    assert_eq!(
+        answer(Query::Me, ok(r#"{"user":"alice"}"#)),
+        Progress::Answer(Answer::User("alice".into()))
+    );
+    for bad in [ok(r#"{"user":""}"#), ok("{}"), status(500, "")] {
+        assert_eq!(
+            answer(Query::Me, bad.clone()),
+            Progress::RoundFailed,
+            "{bad:?}"
+        );
+    }
+}
+
+#[test]
+fn a_401_from_any_question_means_signed_out_at_that_replica() {
+    for query in [Query::Me, Query::Config, any(), named(S1)] {
+        assert_eq!(
+            answer(
+                query.clone(),
+                status(401, r#"{"error":"not signed in; open /login"}"#)
+            ),
+            Progress::Answer(Answer::SignedOut {
+                login: "/login".into()
+            }),
+            "{query:?}"
+        );
+    }
+    let mut out = VecDeque::new();
+    let mut d = two();
+    d.ask(any(), 0, &mut out);
+    let first = fetches(&mut out)[0].id;
+    d.handle_http(first, status(502, ""), 1, &mut out);
+    let second = fetches(&mut out)[0].id;
+    assert_eq!(
+        d.handle_http(second, status(401, ""), 2, &mut out),
+        Progress::Answer(Answer::SignedOut {
+            login: format!("{D2}/login")
+        })
+    );
+}
+
+#[test]
+fn placement_refusals_are_read() {
+    assert_eq!(
+        answer(
+            any(),
+            status(
+                429,
+                r#"{"error":"you already run 3 sessions, the most allowed; end one on /sessions"}"#
+            )
+        ),
+        Progress::Answer(Answer::TooManySessions(
+            "you already run 3 sessions, the most allowed; end one on /sessions".into()
+        ))
+    );
+    assert_eq!(
+        answer(named(S1), status(404, "{}")),
+        Progress::Answer(Answer::UnknownSession)
+    );
+    assert_eq!(
+        answer(named(S1), status(409, "{}")),
+        Progress::Answer(Answer::SessionEnded)
+    );
+    // Without a session named, those answers make no sense: try another.
+    assert_eq!(answer(any(), status(404, "{}")), Progress::RoundFailed);
+    assert_eq!(answer(any(), status(409, "{}")), Progress::RoundFailed);
+    // A placement must name the session: the hello needs it.
+    assert_eq!(
+        answer(
+            any(),
+            ok(&PLACED.replace(r#""session":"abababababababababababababababab","#, ""))
+        ),
+        Progress::RoundFailed
+    );
+}
+
+#[test]
+fn tickets_are_checked_before_they_are_kept() {
+    let with = |ticket: &str, lifetime: &str| {
+        PLACED
+            .replace("\"AQID-_x\"", ticket)
+            .replace("60000", lifetime)
+    };
+    let long = format!("\"{}\"", "A".repeat(MAX_TICKET_LEN + 1));
+    for (ticket, lifetime) in [
+        ("\"\"", "60000"),
+        ("\"a b\"", "60000"),
+        ("\"a\\nb\"", "60000"),
+        ("\"a;b\"", "60000"),
+        ("17", "60000"),
+        ("null", "60000"),
+        (long.as_str(), "60000"),
+        ("\"ok\"", "-1"),
+        ("\"ok\"", "\"60000\""),
+        ("\"ok\"", "null"),
+    ] {
+        let body = with(ticket, lifetime);
+        assert_eq!(answer(any(), ok(&body)), Progress::RoundFailed, "{body}");
+    }
+    let Progress::Answer(Answer::Placed(p)) = answer(any(), ok(&with("\"ok\"", "1500"))) else {
+        panic!("a good placement")
+    };
+    assert_eq!(p.ticket.lifetime_ms, 1_500);
+    // Never shown by Debug: it is a credential.
+    assert!(!format!("{p:?}").contains("AQID"));
+    assert!(!format!("{:?}", ticket("secret-ticket")).contains("secret"));
 }

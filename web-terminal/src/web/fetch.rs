@@ -1,4 +1,5 @@
-//! HTTP requests to the directory with the browser's `fetch`.
+//! HTTP requests to the directory with the browser's `fetch`, carrying
+//! the sign-in cookie.
 //!
 //! The connection machine decides what to ask and when to give up
 //! (`Action::Fetch`, `Action::CancelFetch`); this only makes the request and
@@ -12,7 +13,7 @@ use std::rc::Weak;
 use js_sys::Function;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
-use web_sys::{AbortController, Headers, RequestInit, Response};
+use web_sys::{AbortController, Headers, RequestCredentials, RequestInit, Response};
 
 use super::{App, with_app};
 use crate::directory::{HttpOutcome, HttpRequest};
@@ -122,6 +123,13 @@ impl App {
         };
         let init = RequestInit::new();
         init.set_method(request.method);
+        // The sign-in cookie goes along: to a peer replica only with
+        // "include", which that replica must allow with CORS credentials.
+        init.set_credentials(if request.same_origin {
+            RequestCredentials::SameOrigin
+        } else {
+            RequestCredentials::Include
+        });
         if let Some(body) = &request.body {
             init.set_body(&JsValue::from_str(body));
             if let Ok(headers) = Headers::new() {

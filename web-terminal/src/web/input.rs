@@ -28,7 +28,12 @@ impl App {
         if key == "Enter"
             && matches!(
                 self.conn.phase(),
-                Phase::Closed(ClosedBecause::SessionEnded | ClosedBecause::Refused(_))
+                Phase::Closed(
+                    ClosedBecause::SessionEnded
+                        | ClosedBecause::Refused(_)
+                        | ClosedBecause::Unauthorized
+                        | ClosedBecause::TooManySessions
+                )
             )
         {
             ev.prevent_default();

@@ -1,43 +1,20 @@
-//! The page around the canvas: token form, status line, overlay notices and
-//! the bell.
+//! The page around the canvas: status bar, overlay notices, the
+//! hot-desking panel and the bell.
 
 use gloo_timers::callback::{Interval, Timeout};
 
-use super::{App, NOTICE_MS, TOKEN_KEY, with_app};
+use super::{App, NOTICE_MS, with_app};
+use crate::connection::{ClosedBecause, Phase};
 
 /// How often the overlay's "(1.6 s)" moves on.
 const STAGE_TICK_MS: u32 = 250;
-use crate::connection::{ClosedBecause, Phase};
 
 impl App {
-    pub(super) fn on_login(&mut self, ev: web_sys::Event) {
-        ev.prevent_default();
-        let token = self.dom.token.value().trim().to_owned();
-        if token.is_empty() {
-            self.show_login(Some("enter the token the host printed"));
-            return;
-        }
-        if let Some(storage) = &self.dom.storage {
-            let _ = storage.set_item(TOKEN_KEY, &token);
-        }
-        self.dom.token.set_value("");
-        self.hide_login();
+    /// The "Take it back" button: attach the replaced session here again.
+    pub(super) fn take_back(&mut self) {
         let t = self.now();
-        self.conn.set_token(token, t);
+        self.conn.take_back(t);
         let _ = self.dom.keyboard.focus();
-    }
-
-    pub(super) fn show_login(&mut self, advice: Option<&str>) {
-        if let Some(storage) = &self.dom.storage {
-            let _ = storage.remove_item(TOKEN_KEY);
-        }
-        self.dom.login_error.set_text_content(advice);
-        self.dom.login.set_hidden(false);
-        let _ = self.dom.token.focus();
-    }
-
-    pub(super) fn hide_login(&mut self) {
-        self.dom.login.set_hidden(true);
     }
 
     pub(super) fn notice(&mut self, text: String) {
@@ -69,6 +46,8 @@ impl App {
                 let wait = conn.retry_at().unwrap_or(0).saturating_sub(self.now());
                 format!("reconnecting in {:.1} s", wait as f64 / 1000.0)
             }
+            Phase::Closed(ClosedBecause::Replaced) => "opened on another terminal".to_owned(),
+            Phase::Closed(ClosedBecause::SignedOut) => "signed out".to_owned(),
             Phase::Closed(_) => "closed".to_owned(),
         };
         if let Some(host) = conn.host() {
@@ -96,11 +75,12 @@ impl App {
             _ if !stage.is_empty() => stage,
             (Phase::Live, Some((n, _))) => n.clone(),
             (Phase::Live, None) => String::new(),
-            (Phase::Closed(ClosedBecause::Unauthorized), _) => String::new(),
+            // The panel says it, with its button.
+            (Phase::Closed(ClosedBecause::Replaced), _) => String::new(),
             (Phase::Closed(why), _) => {
                 let advice = conn.error().unwrap_or("the connection was closed");
                 match why {
-                    ClosedBecause::SessionEnded => advice.to_owned(),
+                    ClosedBecause::SessionEnded | ClosedBecause::SignedOut => advice.to_owned(),
                     _ => format!("{advice} (press Enter to reconnect)"),
                 }
             }
@@ -115,7 +95,27 @@ impl App {
             self.dom.overlay.set_hidden(overlay.is_empty());
             self.overlay_text = overlay;
         }
+        self.update_replaced();
+        let user = self.conn.user().unwrap_or("");
+        if self.dom.user.text_content().as_deref() != Some(user) {
+            self.dom.user.set_text_content(Some(user));
+        }
         self.tick_stage();
+    }
+
+    /// Shows the hot-desking panel while the session is replaced, with the
+    /// button focused so that Enter there takes it back.
+    fn update_replaced(&mut self) {
+        let replaced = self.conn.phase() == Phase::Closed(ClosedBecause::Replaced);
+        let shown = !self.dom.replaced.hidden();
+        if replaced == shown {
+            return;
+        }
+        self.dom.replaced.set_hidden(!replaced);
+        if replaced {
+            self.dom.replaced_text.set_text_content(self.conn.error());
+            let _ = self.dom.take_back.focus();
+        }
     }
 
     /// Keeps the overlay's elapsed time moving while failover is under way.
