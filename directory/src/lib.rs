@@ -78,8 +78,9 @@ pub struct DirectoryConfig {
     /// the same key (hosts know its public half); the default is a fresh
     /// key, fine for tests only, so the binary always sets one.
     pub ticket_signer: Arc<TicketSigner>,
-    /// Whether browsers reach this replica over TLS: cookies get `Secure`
-    /// and answers `Strict-Transport-Security`.
+    /// Whether browsers reach this replica over TLS (its own, or a proxy's
+    /// in front of an `https://` public url): cookies get `Secure` and
+    /// answers `Strict-Transport-Security`.
     pub tls: bool,
     /// Origins allowed to POST (forms and `/v1`) and to call the API across
     /// origins, exactly (`scheme://host[:port]`). Empty: the origins of

@@ -327,6 +327,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .public_url
         .unwrap_or_else(|| format!("{scheme}://{shown}"));
     let public_key = signer.public_key();
+    // Behind a proxy that terminates TLS, browsers still reach us over
+    // https: cookies must be Secure all the same.
+    let browsers_use_tls = tls.is_some() || public_url.starts_with("https://");
     let config = DirectoryConfig {
         public_url: Some(public_url),
         peers: args.peers,
@@ -340,7 +343,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .filter(|t| !t.is_empty())
             .map(directory::HostToken),
         ticket_signer: Arc::new(signer),
-        tls: tls.is_some(),
+        tls: browsers_use_tls,
         allowed_origins: args
             .allow_origins
             .iter()
