@@ -27,6 +27,6 @@ pub use screen::{
 };
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod fuzz;
+#[cfg(test)]
+mod tests;
