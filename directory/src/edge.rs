@@ -44,9 +44,13 @@ pub fn security_headers(router: Router<AppState>, tls: bool) -> Router<AppState>
             header::X_FRAME_OPTIONS,
             HeaderValue::from_static("DENY"),
         ))
+        // `same-origin`, not `no-referrer`: under `no-referrer` Chromium
+        // sends `Origin: null` with same-origin form posts, which the
+        // Origin allowlist (rightly) refuses. Other sites still get no
+        // referrer.
         .layer(SetResponseHeaderLayer::overriding(
             header::REFERRER_POLICY,
-            HeaderValue::from_static("no-referrer"),
+            HeaderValue::from_static("same-origin"),
         ))
         .layer(SetResponseHeaderLayer::overriding(
             header::HeaderName::from_static("cross-origin-opener-policy"),

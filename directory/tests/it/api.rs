@@ -625,7 +625,7 @@ pub async fn the_page_is_served_with_a_policy_naming_live_hosts(db: &Db) {
     );
     assert_eq!(page.header("x-frame-options"), "DENY");
     assert_eq!(page.header("x-content-type-options"), "nosniff");
-    assert_eq!(page.header("referrer-policy"), "no-referrer");
+    assert_eq!(page.header("referrer-policy"), "same-origin");
     assert_eq!(page.header("cross-origin-opener-policy"), "same-origin");
     assert!(!page.headers.contains_key("strict-transport-security"));
 
