@@ -566,7 +566,7 @@ async fn sessions_per_user_are_capped() -> Result<()> {
             .as_str()
             .and_then(|s| s.parse().ok())
             .context("id")?;
-        let mut client = attach(
+        let client = attach(
             &cluster,
             answer["url"].as_str().context("url")?,
             answer["ticket"].as_str().context("ticket")?,
