@@ -122,11 +122,14 @@ pub fn sessions_list(user: &str, sessions: &[SessionRecord]) -> String {
     let mut rows = String::new();
     for session in sessions {
         let id = escape(&session.id);
+        // The foreground command, else the title, else the session's own
+        // program (a shell waiting at its prompt has no other foreground).
+        let program = session.program.rsplit('/').next().unwrap_or_default();
         let running = session
             .foreground
             .as_deref()
             .or(session.title.as_deref())
-            .unwrap_or("");
+            .unwrap_or(program);
         let (state, actions) = match session.state {
             SessionState::Running => (
                 "running",
@@ -255,5 +258,31 @@ mod tests {
         assert!(page.contains("action=\"/sessions/0123456789abcdef0123456789abcdef/end\""));
         assert!(page.contains("href=\"/?new=1\""));
         assert!(page.contains("action=\"/logout\""));
+    }
+
+    #[test]
+    fn running_falls_back_from_foreground_to_title_to_program() {
+        let mut record = SessionRecord {
+            id: "0123456789abcdef0123456789abcdef".to_owned(),
+            owner: "ada".to_owned(),
+            program: "/usr/bin/bash".to_owned(),
+            args: Vec::new(),
+            cwd: "/".to_owned(),
+            env: Vec::new(),
+            cols: 80,
+            rows: 24,
+            title: None,
+            foreground: None,
+            state: SessionState::Running,
+            owner_host: "h1".to_owned(),
+            epoch: 1,
+            created_at: 0,
+            last_active: 0,
+        };
+        assert!(sessions_list("ada", std::slice::from_ref(&record)).contains("<td>bash</td>"));
+        record.title = Some("notes".to_owned());
+        assert!(sessions_list("ada", std::slice::from_ref(&record)).contains("<td>notes</td>"));
+        record.foreground = Some("vim notes.txt".to_owned());
+        assert!(sessions_list("ada", &[record]).contains("<td>vim notes.txt</td>"));
     }
 }
