@@ -28,9 +28,11 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 /// SQLite runs one writer at a time; a few connections let reads proceed
 /// beside it without queueing.
 const MAX_CONNECTIONS: u32 = 4;
-/// Opening a fresh file from several processes at once can race on the
-/// first migration; the loser retries and finds it applied.
-const MIGRATION_ATTEMPTS: u32 = 5;
+/// Opening a fresh file from several processes at once races twice: on
+/// switching it to WAL (which needs the file to itself, and fails with
+/// "database is locked" at once rather than waiting) and on the first
+/// migration. The loser retries the whole open and finds the work done.
+const OPEN_ATTEMPTS: u32 = 10;
 
 /// A session store in one SQLite file.
 #[derive(Clone, Debug)]
@@ -62,13 +64,30 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
+        let mut attempt = 1;
+        loop {
+            match Self::connect_and_migrate(options.clone()).await {
+                Ok(store) => return Ok(store),
+                Err(_) if attempt < OPEN_ATTEMPTS => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    async fn connect_and_migrate(options: SqliteConnectOptions) -> Result<SqliteStore> {
         let pool = SqlitePoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(options)
             .await
             .map_err(from_sqlx)?;
-        migrate(&pool).await?;
+        if let Err(error) = migrate(&pool).await {
+            pool.close().await;
+            return Err(error);
+        }
         Ok(SqliteStore { pool })
     }
 
@@ -83,17 +102,7 @@ async fn migrate(pool: &SqlitePool) -> Result<()> {
     // A host from before a rolling upgrade must still open a database that
     // a newer host has migrated; migrations only ever add.
     migrator.set_ignore_missing(true);
-    let mut attempt = 1;
-    loop {
-        match migrator.run(pool).await {
-            Ok(()) => return Ok(()),
-            Err(_) if attempt < MIGRATION_ATTEMPTS => {
-                attempt += 1;
-                tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
-            }
-            Err(error) => return Err(sql::from_migrate(error)),
-        }
-    }
+    migrator.run(pool).await.map_err(sql::from_migrate)
 }
 
 crate::sql::impl_store!(SqliteStore {
