@@ -1,7 +1,7 @@
 //! The host's edge: hot desking, the connection cap per address, ending a
 //! session on the directory's word, and HTTPS/WSS.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::SinkExt;
 use host_server::DirectoryConfig;
@@ -13,7 +13,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::harness::{
-    Client, Host, HostOptions, SIZE, Socket, close_code, contains, start, start_host,
+    Client, Host, HostOptions, SIZE, Socket, close_code, contains, eventually, start, start_host,
 };
 
 #[tokio::test]
@@ -69,48 +69,37 @@ async fn connections_over_the_cap_are_closed_with_4010_and_counted_out_when_gone
     // Closing one makes room again (the slot is given back however the
     // connection ends: here the client goes away).
     drop(first);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let third = loop {
+    let third = eventually("the closed connection to be counted out", || async {
         match try_terminal(&host).await {
-            Ok(socket) => break socket,
-            Err(4010) => {
-                assert!(
-                    Instant::now() < deadline,
-                    "the closed connection was never counted out"
-                );
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
+            Ok(socket) => Some(socket),
+            Err(4010) => None,
             Err(code) => panic!("refused with {code}"),
         }
-    };
+    })
+    .await;
     assert_eq!(try_terminal(&host).await.err(), Some(4010));
 
     // A connection the host refuses (a bad hello) is counted out too.
     let _ = second.close(None).await;
     drop(second);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    eventually("room for a connection after the close", || async {
         let mut socket = host.socket().await;
         socket
             .send(Message::Text("not a hello".into()))
             .await
             .unwrap();
         let code = close_code(&mut socket).await;
-        if code != 4010 {
-            assert_eq!(code, 4000, "BadHello");
-            break;
+        if code == 4010 {
+            return None;
         }
-        assert!(Instant::now() < deadline, "no room came back");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while try_terminal(&host).await.is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "the refused hello was never counted out"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        assert_eq!(code, 4000, "BadHello");
+        Some(())
+    })
+    .await;
+    eventually("the refused hello to be counted out", || async {
+        try_terminal(&host).await.ok()
+    })
+    .await;
     drop(third);
 }
 
@@ -176,11 +165,11 @@ async fn the_directory_ends_a_session_with_the_host_token() {
 
     assert_eq!(end(&host, Some(HOST_TOKEN), &id).await, Ok(()));
     assert_eq!(close_code(&mut client.socket).await, 4004, "SessionEnded");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while host.registry.get(&client.welcome.session).is_some() {
-        assert!(Instant::now() < deadline, "the session never ended");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let session = client.welcome.session;
+    eventually("the session to end", || async {
+        host.registry.get(&session).is_none().then_some(())
+    })
+    .await;
 }
 
 #[tokio::test]

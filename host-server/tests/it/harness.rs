@@ -361,3 +361,20 @@ pub async fn sqlite(dir: &std::path::Path) -> Arc<dyn store::Store> {
             .unwrap(),
     )
 }
+
+/// Polls `check` until it yields `Some`, failing the test with `what` after
+/// 10 s: every wait in these tests is on a condition with a deadline.
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

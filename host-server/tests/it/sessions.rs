@@ -8,7 +8,8 @@ use host_server::registry::StoreConfig;
 use protocol::ClientToServerMsg;
 
 use crate::harness::{
-    Client, HostOptions, close_code, contains, sqlite, start, start_host, start_host_with,
+    Client, HostOptions, close_code, contains, eventually, sqlite, start, start_host,
+    start_host_with,
 };
 
 #[tokio::test]
@@ -121,15 +122,12 @@ async fn a_restored_session_shows_its_screen_and_fences_the_old_host() {
         .await;
     let id = old.welcome.session;
     let key = id.to_string();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    let want = work.display().to_string();
+    eventually("the cwd to be persisted", || async {
         let record = store.get_session(&key).await.unwrap().unwrap();
-        if record.cwd == work.display().to_string() {
-            break;
-        }
-        assert!(Instant::now() < deadline, "cwd never persisted: {record:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        (record.cwd == want).then_some(())
+    })
+    .await;
 
     let new_host = start_host_with("h-new", Some(config(true))).await;
     let mut restored = Client::connect(&new_host, Some(id)).await;
@@ -248,13 +246,9 @@ async fn a_detached_session_runs_until_its_idle_timeout() {
     let again = Client::connect(&host, Some(session)).await;
     assert!(!again.welcome.created);
     drop(again);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while host.registry.get(&session).is_some() {
-        assert!(
-            Instant::now() < deadline,
-            "the idle session was never ended"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually("the idle session to end", || async {
+        host.registry.get(&session).is_none().then_some(())
+    })
+    .await;
     assert!(detached.elapsed() >= idle, "ended before its idle timeout");
 }
