@@ -28,7 +28,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
@@ -41,12 +41,10 @@ use tokio::task::JoinHandle;
 
 use crate::client::{Client, Event};
 use crate::database::{self, FreshDatabase};
+use crate::host::Log;
 use crate::http::{Body, request_with};
 use crate::tickets::{self, TEST_PASSWORD, TEST_USER};
 use crate::{host, paths, wait_until};
-
-/// How long a process gets to print its ready line.
-const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Which shared backend the cluster runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,9 +80,6 @@ impl Default for ClusterOptions {
         }
     }
 }
-
-/// Lines a process printed, kept to explain a failing test.
-type Log = Arc<Mutex<Vec<String>>>;
 
 /// One child process of the cluster: a directory or a host.
 pub struct Server {
@@ -124,29 +119,8 @@ impl Server {
             port: 0,
             log,
         };
-        let deadline = Instant::now() + READY_TIMEOUT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match lines.recv_timeout(left) {
-                Ok(line) => {
-                    if let Some(port) = ready(&line) {
-                        server.port = port;
-                        return Ok(server);
-                    }
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => bail!(
-                    "{name} printed no ready line within {READY_TIMEOUT:?}; it said:\n{}",
-                    server.log_text()
-                ),
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    let status = server.child.wait().ok();
-                    bail!(
-                        "{name} exited ({status:?}) before it was ready; it said:\n{}",
-                        server.log_text()
-                    )
-                }
-            }
-        }
+        server.port = host::wait_ready(name, &lines, ready, &mut server.child, &server.log)?;
+        Ok(server)
     }
 
     pub fn url(&self) -> String {
@@ -158,10 +132,7 @@ impl Server {
     }
 
     pub fn log_text(&self) -> String {
-        self.log
-            .lock()
-            .map(|lines| lines.join("\n"))
-            .unwrap_or_default()
+        host::log_text(&self.log)
     }
 
     /// Whether the process has not exited (a stopped one is running).

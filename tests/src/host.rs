@@ -112,6 +112,45 @@ pub(crate) fn keep_lines(
     rx
 }
 
+/// Everything a child printed so far, one line each.
+pub(crate) fn log_text(log: &Log) -> String {
+    log.lock().map(|lines| lines.join("\n")).unwrap_or_default()
+}
+
+/// Waits for the line on `lines` from which `ready` reads a port, and
+/// returns that port; fails with what the child said if it exits first or
+/// stays silent for `READY_TIMEOUT`.
+pub(crate) fn wait_ready(
+    name: &str,
+    lines: &mpsc::Receiver<String>,
+    ready: fn(&str) -> Option<u16>,
+    child: &mut Child,
+    log: &Log,
+) -> Result<u16> {
+    let deadline = Instant::now() + READY_TIMEOUT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) => {
+                if let Some(port) = ready(&line) {
+                    return Ok(port);
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => bail!(
+                "{name} printed no ready line within {READY_TIMEOUT:?}; it said:\n{}",
+                log_text(log)
+            ),
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                let status = child.wait().ok();
+                bail!(
+                    "{name} exited ({status:?}) before it was ready; it said:\n{}",
+                    log_text(log)
+                )
+            }
+        }
+    }
+}
+
 /// Reads the port out of `thinline: host NAME listening on http://127.0.0.1:PORT/`.
 pub fn parse_ready_line(line: &str) -> Option<u16> {
     let rest = line.strip_prefix("thinline: host ")?;
@@ -179,31 +218,8 @@ impl HostProcess {
             home,
             log,
         };
-        let deadline = Instant::now() + READY_TIMEOUT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match lines.recv_timeout(left) {
-                Ok(line) => {
-                    if let Some(port) = parse_ready_line(&line) {
-                        host.port = port;
-                        return Ok(host);
-                    }
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    bail!(
-                        "host printed no ready line within {READY_TIMEOUT:?}; it said:\n{}",
-                        host.log_text()
-                    )
-                }
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    let status = host.child.wait().ok();
-                    bail!(
-                        "host exited ({status:?}) before it was ready; it said:\n{}",
-                        host.log_text()
-                    )
-                }
-            }
-        }
+        host.port = wait_ready("host", &lines, parse_ready_line, &mut host.child, &host.log)?;
+        Ok(host)
     }
 
     pub fn ws_url(&self) -> String {
@@ -282,10 +298,7 @@ impl HostProcess {
 
     /// Everything the host printed so far, one line each.
     pub fn log_text(&self) -> String {
-        self.log
-            .lock()
-            .map(|lines| lines.join("\n"))
-            .unwrap_or_default()
+        log_text(&self.log)
     }
 
     /// Whether the process is still running.
