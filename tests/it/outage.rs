@@ -195,6 +195,33 @@ async fn outage(test: &str, fault: Fault) -> Result<()> {
         }
     }
     eprintln!("{test}: slowest command during the outage took {slowest:?}");
+
+    // A dropped socket comes back while the store is still down: the host
+    // cannot look the ticket's sign-in up, so it admits on the signed
+    // ticket alone (promise 4 holds for reconnects too).
+    let id = client.session().context("no session id")?;
+    client.close().await;
+    client = Client::attach(&host, Some(id), crate::SIZE)
+        .await
+        .with_context(|| {
+            format!(
+                "reconnecting while the store is down; host:\n{}",
+                host.log_text()
+            )
+        })?;
+    ensure!(
+        host.log_text().contains("admitted on the ticket alone"),
+        "the host did not say it skipped the sign-in check"
+    );
+    let expected = format!("{marker}-reconnected");
+    client
+        .run_expecting(
+            &format!("echo {marker}-reconnected"),
+            &expected,
+            ECHO_DURING_OUTAGE,
+        )
+        .await?;
+    typed.push(expected);
     ensure!(
         health(&host).await?["status"] == "degraded",
         "the host stopped reporting the outage while it lasted"
