@@ -25,10 +25,13 @@
 //! # Host leases
 //!
 //! The store also keeps the host registry the directory serves from: one
-//! [`HostRecord`] per session host, whose lease is renewed against the
-//! backend's clock. Liveness is always judged against [`Store::now`], never
-//! the caller's clock, so a directory replica with a skewed clock cannot
-//! declare a healthy host dead.
+//! [`HostRecord`] per session host, whose lease each host renews here
+//! itself, against the backend's clock, so no directory stands between a
+//! host and its lease. Liveness is always judged against [`Store::now`],
+//! never the caller's clock, so a directory replica with a skewed clock
+//! cannot declare a healthy host dead. A host's record also says whether it
+//! is draining and on whose word ([`Drain`]): an operator's drain lasts
+//! until the operator lifts it, a shutdown's ends with the process.
 //!
 //! # Accounts and logins
 //!
@@ -166,6 +169,11 @@ pub struct StoredScreen {
     pub saved_at: Millis,
     /// The host that wrote it.
     pub saved_by: String,
+    /// The session epoch the write was fenced by: every write is refused
+    /// unless it names the current epoch, so this is the epoch of the
+    /// session's owner at the time (0 for screens saved before the store
+    /// kept it).
+    pub epoch: u64,
 }
 
 /// The longest lease a renewal may grant. Callers (the directory) clamp to
@@ -181,9 +189,14 @@ pub struct HostRecord {
     pub url: String,
     /// Sessions the host runs, as it last reported.
     pub load: u32,
-    /// Set by an operator; a draining host gets no new sessions. A renewal
-    /// keeps it unless the host says otherwise.
-    pub draining: bool,
+    /// An operator asked for this host to be drained
+    /// ([`Store::set_drain_requested`]). It outlives the host's restarts:
+    /// only the operator lifts it, and renewals never touch it.
+    pub drain_requested: bool,
+    /// The host's own process is shutting down (SIGTERM) and handing its
+    /// sessions over. Every renewal replaces it, so a host started again
+    /// under the same id serves again.
+    pub shutting_down: bool,
     /// Backend time after which the host must not be considered alive. The
     /// lease is live while `lease_expires_at > now` by the backend's clock.
     pub lease_expires_at: Millis,
@@ -196,6 +209,54 @@ impl HostRecord {
     pub fn is_live(&self, now: Millis) -> bool {
         self.lease_expires_at > now
     }
+
+    /// Why the host takes no sessions, if it is draining; an operator's
+    /// request is named first, since it outlives the host's own shutdown.
+    pub fn drain(&self) -> Option<Drain> {
+        if self.drain_requested {
+            Some(Drain::Operator)
+        } else if self.shutting_down {
+            Some(Drain::Shutdown)
+        } else {
+            None
+        }
+    }
+
+    /// Whether the host is handing its sessions over and takes no new ones.
+    pub fn is_draining(&self) -> bool {
+        self.drain().is_some()
+    }
+}
+
+/// Who wants a host drained: the two have different lifetimes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Drain {
+    /// An operator asked; it lasts until the operator lifts it.
+    Operator,
+    /// The host's process is shutting down; it ends with that process.
+    Shutdown,
+}
+
+impl Drain {
+    /// The word the host list and `/healthz` show.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Drain::Operator => "operator",
+            Drain::Shutdown => "shutdown",
+        }
+    }
+}
+
+/// What a lease renewal found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaseRenewal {
+    /// The host's record after the renewal.
+    pub host: HostRecord,
+    /// The host's previous lease had run out by the backend's clock before
+    /// this renewal arrived (a first registration has not). While it was
+    /// out, a directory may have moved the host's sessions elsewhere, so the
+    /// host must check that each session it runs is still its own.
+    pub lapsed: bool,
 }
 
 /// The longest login [`Store::create_login`] grants; a longer `ttl_ms` is
@@ -330,28 +391,30 @@ pub trait Store: Send + Sync + 'static {
     /// wins; the other gets `Fenced`.
     async fn take_over(&self, id: &str, expected_epoch: u64, new_host: &str) -> Result<u64>;
 
-    /// Registers or renews a host's lease in one upsert: the lease runs
-    /// until the backend's now plus `ttl_ms` (at most
-    /// [`MAX_LEASE_TTL_MS`]), `url` and `load` are replaced, and `draining`
-    /// keeps its stored value (an operator sets it) unless `draining` is
-    /// `Some`. A new host starts not draining. Returns the stored record.
+    /// Registers or renews a host's lease, as the host itself does against
+    /// this store (never through a directory): the lease runs until the
+    /// backend's now plus `ttl_ms` (at most [`MAX_LEASE_TTL_MS`]); `url`,
+    /// `load` and `shutting_down` are replaced; an operator's
+    /// `drain_requested` is kept (a new host starts without one). Says
+    /// whether the previous lease had lapsed.
     async fn renew_lease(
         &self,
         id: &str,
         url: &str,
         ttl_ms: u64,
         load: u32,
-        draining: Option<bool>,
-    ) -> Result<HostRecord>;
+        shutting_down: bool,
+    ) -> Result<LeaseRenewal>;
 
     /// Every host ever registered, live or not, ordered by id.
     async fn list_hosts(&self) -> Result<Vec<HostRecord>>;
 
     async fn get_host(&self, id: &str) -> Result<Option<HostRecord>>;
 
-    /// Marks a host as draining (or not); `NotFound` if it never
-    /// registered. The host learns it from its next renewal.
-    async fn set_draining(&self, id: &str, draining: bool) -> Result<()>;
+    /// An operator's drain of a host, or its lifting; `NotFound` if the
+    /// host never registered. The host learns it from its next renewal, and
+    /// it lasts across the host's restarts until lifted.
+    async fn set_drain_requested(&self, id: &str, requested: bool) -> Result<()>;
 
     /// Creates an enabled account stamped with the backend's now;
     /// `Duplicate` if the name is taken (disabled accounts included).

@@ -10,9 +10,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 
 use crate::{
-    Account, HostRecord, Login, MAX_LEASE_TTL_MS, MAX_LOGIN_TTL_MS, Millis, Result, ScreenWrite,
-    ScrollbackBlock, SessionRecord, SessionState, SessionUpdate, Store, StoreError, StoredScreen,
-    User,
+    Account, HostRecord, LeaseRenewal, Login, MAX_LEASE_TTL_MS, MAX_LOGIN_TTL_MS, Millis, Result,
+    ScreenWrite, ScrollbackBlock, SessionRecord, SessionState, SessionUpdate, Store, StoreError,
+    StoredScreen, User,
 };
 
 /// A session store in memory.
@@ -40,6 +40,7 @@ struct ScreenRow {
     screen: Vec<u8>,
     saved_at: Millis,
     saved_by: String,
+    epoch: u64,
     /// Keyed by `seq`, so iteration is oldest first.
     blocks: BTreeMap<u64, ScrollbackBlock>,
 }
@@ -192,11 +193,13 @@ impl Store for MemoryStore {
                 screen: Vec::new(),
                 saved_at: now,
                 saved_by: String::new(),
+                epoch,
                 blocks: BTreeMap::new(),
             });
         row.screen.clone_from(&write.screen);
         row.saved_at = now;
         row.saved_by = host.to_owned();
+        row.epoch = epoch;
         for block in &write.new_blocks {
             row.blocks.entry(block.seq).or_insert_with(|| block.clone());
         }
@@ -210,6 +213,7 @@ impl Store for MemoryStore {
             blocks: row.blocks.values().cloned().collect(),
             saved_at: row.saved_at,
             saved_by: row.saved_by.clone(),
+            epoch: row.epoch,
         }))
     }
 
@@ -231,11 +235,15 @@ impl Store for MemoryStore {
         url: &str,
         ttl_ms: u64,
         load: u32,
-        draining: Option<bool>,
-    ) -> Result<HostRecord> {
+        shutting_down: bool,
+    ) -> Result<LeaseRenewal> {
         let now = system_now();
         let ttl = Millis::try_from(ttl_ms.min(MAX_LEASE_TTL_MS)).unwrap_or(Millis::MAX);
         let mut tables = self.tables();
+        let lapsed = tables
+            .hosts
+            .get(id)
+            .is_some_and(|host| host.lease_expires_at <= now);
         let host = tables
             .hosts
             .entry(id.to_owned())
@@ -243,17 +251,19 @@ impl Store for MemoryStore {
                 id: id.to_owned(),
                 url: String::new(),
                 load: 0,
-                draining: false,
+                drain_requested: false,
+                shutting_down: false,
                 lease_expires_at: now,
                 registered_at: now,
             });
         host.url = url.to_owned();
         host.load = load;
-        if let Some(draining) = draining {
-            host.draining = draining;
-        }
+        host.shutting_down = shutting_down;
         host.lease_expires_at = now.saturating_add(ttl);
-        Ok(host.clone())
+        Ok(LeaseRenewal {
+            host: host.clone(),
+            lapsed,
+        })
     }
 
     async fn list_hosts(&self) -> Result<Vec<HostRecord>> {
@@ -264,10 +274,10 @@ impl Store for MemoryStore {
         Ok(self.tables().hosts.get(id).cloned())
     }
 
-    async fn set_draining(&self, id: &str, draining: bool) -> Result<()> {
+    async fn set_drain_requested(&self, id: &str, requested: bool) -> Result<()> {
         match self.tables().hosts.get_mut(id) {
             Some(host) => {
-                host.draining = draining;
+                host.drain_requested = requested;
                 Ok(())
             }
             None => Err(StoreError::NotFound(id.to_owned())),

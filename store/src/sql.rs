@@ -123,7 +123,10 @@ pub(crate) struct HostRow {
     id: String,
     url: String,
     load: i64,
+    /// The operator's drain: the column kept its old name (see migration
+    /// 0004) so that migrations only ever add.
     draining: bool,
+    shutting_down: bool,
     lease_expires_at: i64,
     registered_at: i64,
 }
@@ -136,7 +139,8 @@ impl HostRow {
             id: self.id,
             url: self.url,
             load,
-            draining: self.draining,
+            drain_requested: self.draining,
+            shutting_down: self.shutting_down,
             lease_expires_at: self.lease_expires_at,
             registered_at: self.registered_at,
         })
@@ -198,6 +202,7 @@ pub(crate) struct ScreenRow {
     screen: Vec<u8>,
     saved_at: i64,
     saved_by: String,
+    epoch: i64,
 }
 
 #[derive(sqlx::FromRow)]
@@ -230,6 +235,7 @@ pub(crate) fn stored_screen(
         blocks,
         saved_at: screen.saved_at,
         saved_by: screen.saved_by,
+        epoch: epoch_from_row(id, screen.epoch)?,
     })
 }
 
@@ -327,7 +333,7 @@ pub(crate) use session_columns;
 /// The `hosts` columns in the order [`HostRow`] decodes them.
 macro_rules! host_columns {
     () => {
-        "id, url, load, draining, lease_expires_at, registered_at"
+        "id, url, load, draining, shutting_down, lease_expires_at, registered_at"
     };
 }
 pub(crate) use host_columns;
@@ -369,7 +375,7 @@ macro_rules! impl_store {
                 login_columns, session_columns,
             };
             use $crate::{
-                Account, HostRecord, Login, Millis, Result, ScreenWrite, SessionRecord, SessionState,
+                Account, HostRecord, LeaseRenewal, Login, Millis, Result, ScreenWrite, SessionRecord, SessionState,
                 SessionUpdate, Store, StoreError, StoredScreen, User,
             };
 
@@ -560,14 +566,15 @@ macro_rules! impl_store {
                         return Err(sql::refusal(id, epoch, exists.is_some()));
                     }
                     sqlx::query(concat!(
-                        "INSERT INTO screens (session_id, screen, saved_at, saved_by) VALUES ($1, $2, ",
+                        "INSERT INTO screens (session_id, screen, saved_at, saved_by, epoch) VALUES ($1, $2, ",
                         $now,
-                        ", $3) ON CONFLICT (session_id) DO UPDATE SET screen = excluded.screen, \
-                         saved_at = excluded.saved_at, saved_by = excluded.saved_by"
+                        ", $3, $4) ON CONFLICT (session_id) DO UPDATE SET screen = excluded.screen, \
+                         saved_at = excluded.saved_at, saved_by = excluded.saved_by, epoch = excluded.epoch"
                     ))
                     .bind(id)
                     .bind(&write.screen)
                     .bind(host)
+                    .bind(epoch_param(epoch))
                     .execute(&mut *tx)
                     .await
                     .map_err(from_sqlx)?;
@@ -598,7 +605,7 @@ macro_rules! impl_store {
                     // same write.
                     let mut tx = self.pool.begin_with($begin_read).await.map_err(from_sqlx)?;
                     let screen: Option<ScreenRow> = sqlx::query_as(
-                        "SELECT screen, saved_at, saved_by FROM screens WHERE session_id = $1",
+                        "SELECT screen, saved_at, saved_by, epoch FROM screens WHERE session_id = $1",
                     )
                     .bind(id)
                     .fetch_optional(&mut *tx)
@@ -646,18 +653,31 @@ macro_rules! impl_store {
                     url: &str,
                     ttl_ms: u64,
                     load: u32,
-                    draining: Option<bool>,
-                ) -> Result<HostRecord> {
-                    // One statement, so two directory replicas renewing the
-                    // same host at once cannot interleave a read and a write.
+                    shutting_down: bool,
+                ) -> Result<LeaseRenewal> {
+                    // One write transaction, so the previous expiry read
+                    // here is the one this renewal replaces. No row lock:
+                    // only the host renews its own lease, and two renewals
+                    // of one id at once (a misconfigured duplicate) would
+                    // deadlock upgrading shared locks.
+                    let mut tx = self.pool.begin_with($begin_write).await.map_err(from_sqlx)?;
+                    let lapsed: Option<bool> = sqlx::query_scalar(concat!(
+                        "SELECT lease_expires_at <= ",
+                        $now,
+                        " FROM hosts WHERE id = $1"
+                    ))
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(from_sqlx)?;
                     let row: HostRow = sqlx::query_as(concat!(
-                        "INSERT INTO hosts (id, url, load, draining, lease_expires_at, registered_at) \
-                         VALUES ($1, $2, $3, COALESCE($4, FALSE), ",
+                        "INSERT INTO hosts (id, url, load, draining, shutting_down, lease_expires_at, registered_at) \
+                         VALUES ($1, $2, $3, FALSE, $4, ",
                         $now,
                         " + $5, ",
                         $now,
                         ") ON CONFLICT (id) DO UPDATE SET url = excluded.url, load = excluded.load, \
-                         draining = COALESCE($4, hosts.draining), \
+                         shutting_down = excluded.shutting_down, \
                          lease_expires_at = excluded.lease_expires_at \
                          RETURNING ",
                         host_columns!()
@@ -665,12 +685,16 @@ macro_rules! impl_store {
                     .bind(id)
                     .bind(url)
                     .bind(i64::from(load))
-                    .bind(draining)
+                    .bind(shutting_down)
                     .bind(sql::ttl_param(ttl_ms))
-                    .fetch_one(&self.pool)
+                    .fetch_one(&mut *tx)
                     .await
                     .map_err(from_sqlx)?;
-                    row.into_record()
+                    tx.commit().await.map_err(from_sqlx)?;
+                    Ok(LeaseRenewal {
+                        host: row.into_record()?,
+                        lapsed: lapsed.unwrap_or(false),
+                    })
                 }
 
                 async fn list_hosts(&self) -> Result<Vec<HostRecord>> {
@@ -698,10 +722,10 @@ macro_rules! impl_store {
                     row.map(HostRow::into_record).transpose()
                 }
 
-                async fn set_draining(&self, id: &str, draining: bool) -> Result<()> {
+                async fn set_drain_requested(&self, id: &str, requested: bool) -> Result<()> {
                     let updated = sqlx::query("UPDATE hosts SET draining = $2 WHERE id = $1")
                         .bind(id)
-                        .bind(draining)
+                        .bind(requested)
                         .execute(&self.pool)
                         .await
                         .map_err(from_sqlx)?;

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use store::{
-    Account, Login, Millis, ScreenWrite, ScrollbackBlock, SessionRecord, SessionState,
+    Account, Drain, Login, Millis, ScreenWrite, ScrollbackBlock, SessionRecord, SessionState,
     SessionUpdate, Store, StoreError, User,
 };
 use tokio::sync::Barrier;
@@ -264,6 +264,7 @@ pub async fn save_and_load_screen_appends_blocks(store: Arc<dyn Store>) {
     assert_eq!(loaded.screen, b"second");
     assert_eq!(loaded.blocks, [block(0, 10), block(1, 20), block(2, 5)]);
     assert_eq!(loaded.saved_by, "host-1b");
+    assert_eq!(loaded.epoch, 0, "the epoch the write was fenced by");
     assert!((before..=after).contains(&loaded.saved_at));
     let session = store.get_session(ID_A).await.unwrap().unwrap();
     assert!(session.last_active >= before);
@@ -539,6 +540,11 @@ pub async fn concurrent_writers_only_current_epoch_succeeds(
     let last = second.load_screen(ID_A).await.unwrap().unwrap();
     assert!(last.screen.starts_with(b"new "), "{:?}", last.screen);
     assert_eq!(last.saved_by, "host-2");
+    let current = second.get_session(ID_A).await.unwrap().unwrap().epoch;
+    assert_eq!(
+        last.epoch, current,
+        "the last write carried the current epoch"
+    );
     let old_blocks: Vec<_> = last.blocks.iter().filter(|b| b.seq < 1_000).collect();
     let before: Vec<_> = at_takeover.blocks.iter().collect();
     assert_eq!(old_blocks, before);
@@ -561,19 +567,24 @@ pub async fn no_hosts_in_a_fresh_database(store: Arc<dyn Store>) {
 
 pub async fn renewing_a_lease_registers_then_extends_it(store: Arc<dyn Store>) {
     let before = store.now().await.unwrap();
-    let first = store
-        .renew_lease("h1", "http://127.0.0.1:8081", 5_000, 3, None)
+    let registered = store
+        .renew_lease("h1", "http://127.0.0.1:8081", 5_000, 3, false)
         .await
         .unwrap();
     let after = store.now().await.unwrap();
+    assert!(
+        !registered.lapsed,
+        "a first registration has no lease to lapse"
+    );
+    let first = registered.host;
     assert_eq!(
         (
             first.id.as_str(),
             first.url.as_str(),
             first.load,
-            first.draining
+            first.drain()
         ),
-        ("h1", "http://127.0.0.1:8081", 3, false)
+        ("h1", "http://127.0.0.1:8081", 3, None)
     );
     assert!((before..=after).contains(&first.registered_at));
     assert!((before + 5_000..=after + 5_000).contains(&first.lease_expires_at));
@@ -582,9 +593,11 @@ pub async fn renewing_a_lease_registers_then_extends_it(store: Arc<dyn Store>) {
 
     wait_for_clock_after(&*store, first.registered_at, "the backend clock is stuck").await;
     let renewed = store
-        .renew_lease("h1", "http://127.0.0.1:9091", 8_000, 0, None)
+        .renew_lease("h1", "http://127.0.0.1:9091", 8_000, 0, false)
         .await
         .unwrap();
+    assert!(!renewed.lapsed, "renewed inside its lease");
+    let renewed = renewed.host;
     assert_eq!(renewed.registered_at, first.registered_at);
     assert_eq!(
         (renewed.url.as_str(), renewed.load),
@@ -596,78 +609,100 @@ pub async fn renewing_a_lease_registers_then_extends_it(store: Arc<dyn Store>) {
 
 pub async fn a_lease_expires_by_the_backend_clock(store: Arc<dyn Store>) {
     let host = store
-        .renew_lease("h1", "http://127.0.0.1:8081", 1, 0, None)
+        .renew_lease("h1", "http://127.0.0.1:8081", 1, 0, false)
         .await
-        .unwrap();
+        .unwrap()
+        .host;
     wait_for_clock_after(&*store, host.lease_expires_at, "the lease never expired").await;
     let now = store.now().await.unwrap();
     assert!(!store.get_host("h1").await.unwrap().unwrap().is_live(now));
 
-    // Renewing brings it back.
+    // Renewing brings it back, and says it had lapsed: the host must check
+    // its sessions are still its own.
     let back = store
-        .renew_lease("h1", "http://127.0.0.1:8081", 5_000, 0, None)
+        .renew_lease("h1", "http://127.0.0.1:8081", 5_000, 0, false)
         .await
         .unwrap();
-    assert!(back.is_live(store.now().await.unwrap()));
-    assert_eq!(back.registered_at, host.registered_at);
+    assert!(back.lapsed);
+    assert!(back.host.is_live(store.now().await.unwrap()));
+    assert_eq!(back.host.registered_at, host.registered_at);
+    let again = store
+        .renew_lease("h1", "http://127.0.0.1:8081", 5_000, 0, false)
+        .await
+        .unwrap();
+    assert!(!again.lapsed, "only the first renewal after the gap lapsed");
 }
 
 pub async fn an_absurd_ttl_is_capped_not_overflowed(store: Arc<dyn Store>) {
     let host = store
-        .renew_lease("h1", "http://127.0.0.1:8081", u64::MAX, 0, None)
+        .renew_lease("h1", "http://127.0.0.1:8081", u64::MAX, 0, false)
         .await
-        .unwrap();
+        .unwrap()
+        .host;
     let now = store.now().await.unwrap();
     let cap = Millis::try_from(store::MAX_LEASE_TTL_MS).unwrap();
     assert!(host.lease_expires_at > now);
     assert!(host.lease_expires_at <= now + cap);
 }
 
-pub async fn draining_is_kept_unless_the_renewal_says_otherwise(store: Arc<dyn Store>) {
+pub async fn an_operators_drain_outlives_renewals_and_restarts(store: Arc<dyn Store>) {
     store
-        .renew_lease("h1", "http://127.0.0.1:8081", 5_000, 1, None)
+        .renew_lease("h1", "http://127.0.0.1:8081", 5_000, 1, false)
         .await
         .unwrap();
-    store.set_draining("h1", true).await.unwrap();
-    assert!(store.get_host("h1").await.unwrap().unwrap().draining);
+    store.set_drain_requested("h1", true).await.unwrap();
+    let drained = store.get_host("h1").await.unwrap().unwrap();
+    assert_eq!(drained.drain(), Some(Drain::Operator));
+    assert!(drained.is_draining());
 
-    // An ordinary renewal keeps the operator's decision...
-    let kept = store
-        .renew_lease("h1", "http://127.0.0.1:8081", 5_000, 1, None)
-        .await
-        .unwrap();
-    assert!(kept.draining);
-    // ...and the host itself may set or clear it.
-    let cleared = store
-        .renew_lease("h1", "http://127.0.0.1:8081", 5_000, 1, Some(false))
-        .await
-        .unwrap();
-    assert!(!cleared.draining);
-    let set = store
-        .renew_lease("h1", "http://127.0.0.1:8081", 5_000, 1, Some(true))
-        .await
-        .unwrap();
-    assert!(set.draining);
-    store.set_draining("h1", false).await.unwrap();
-    assert!(!store.get_host("h1").await.unwrap().unwrap().draining);
+    // Renewals, whatever the host says of its own shutdown, keep it: only
+    // the operator lifts it.
+    for shutting_down in [false, true, false] {
+        let kept = store
+            .renew_lease("h1", "http://127.0.0.1:8081", 5_000, 1, shutting_down)
+            .await
+            .unwrap()
+            .host;
+        assert!(
+            kept.drain_requested,
+            "renewal shutting_down={shutting_down}"
+        );
+        assert_eq!(kept.drain(), Some(Drain::Operator));
+    }
+    store.set_drain_requested("h1", false).await.unwrap();
+    let lifted = store.get_host("h1").await.unwrap().unwrap();
+    assert_eq!(lifted.drain(), None);
+}
 
-    // A host may register already draining (a host starting its shutdown).
-    let new = store
-        .renew_lease("h2", "http://127.0.0.1:8082", 5_000, 0, Some(true))
+pub async fn a_shutdown_drain_ends_with_the_next_renewal(store: Arc<dyn Store>) {
+    // SIGTERM: the host says it is shutting down...
+    let stopping = store
+        .renew_lease("h1", "http://127.0.0.1:8081", 5_000, 2, true)
         .await
-        .unwrap();
-    assert!(new.draining);
+        .unwrap()
+        .host;
+    assert_eq!(stopping.drain(), Some(Drain::Shutdown));
+    // ...and the same id started again serves again: its first renewal
+    // replaces the flag (the bug was that the store kept it forever).
+    let restarted = store
+        .renew_lease("h1", "http://127.0.0.1:8081", 5_000, 0, false)
+        .await
+        .unwrap()
+        .host;
+    assert_eq!(restarted.drain(), None);
+    assert!(!restarted.is_draining());
+    assert_eq!(store.get_host("h1").await.unwrap(), Some(restarted));
 }
 
 pub async fn draining_an_unknown_host_is_not_found(store: Arc<dyn Store>) {
-    assert_not_found(store.set_draining("h9", true).await, "h9");
+    assert_not_found(store.set_drain_requested("h9", true).await, "h9");
     assert_eq!(store.get_host("h9").await.unwrap(), None);
 }
 
 pub async fn hosts_are_listed_by_id(store: Arc<dyn Store>) {
     for (id, load) in [("h3", 7), ("h1", 2), ("h2", 0)] {
         store
-            .renew_lease(id, &format!("http://{id}.example:80"), 5_000, load, None)
+            .renew_lease(id, &format!("http://{id}.example:80"), 5_000, load, false)
             .await
             .unwrap();
     }
@@ -681,8 +716,9 @@ pub async fn concurrent_renewals_of_one_host_all_succeed(
     first: Arc<dyn Store>,
     second: Arc<dyn Store>,
 ) {
-    // Two directory replicas renewing for the same host (it retried on
-    // the second after a slow answer from the first): both upserts land.
+    // Two processes renewing under one host id (a misconfigured
+    // duplicate, or a retry racing a slow first answer): every upsert
+    // lands and none deadlocks.
     const RENEWERS: u32 = 8;
     let barrier = Arc::new(Barrier::new(RENEWERS as usize));
     let tasks: Vec<_> = (0..RENEWERS)
@@ -692,7 +728,7 @@ pub async fn concurrent_renewals_of_one_host_all_succeed(
             tokio::spawn(async move {
                 barrier.wait().await;
                 store
-                    .renew_lease("h1", "http://127.0.0.1:8081", 5_000, n, None)
+                    .renew_lease("h1", "http://127.0.0.1:8081", 5_000, n, false)
                     .await
             })
         })
