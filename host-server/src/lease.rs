@@ -1,12 +1,14 @@
-//! Keeping this host's lease with the directory, sans IO.
+//! Counting this host's lease, sans IO (`renewal.rs` does the renewing).
 //!
-//! A host may serve sessions only while it holds a live lease. The lease is
-//! timed by the backend's clock, which the host cannot read, so the host
-//! counts conservatively from its own side: a grant obtained by a request
-//! *sent* at local time `t` is treated as expiring at `t + ttl - margin`.
-//! Because the backend set the expiry at or after the moment it received
-//! that request, the host always stops believing in its lease before the
-//! directory would let another host take its sessions.
+//! A host may take new sessions only while it holds a live lease. The
+//! lease is timed by the backend's clock, which the host cannot read, so the
+//! host counts conservatively from its own side: a grant obtained by a
+//! request *sent* at local time `t` is treated as expiring at
+//! `t + ttl - margin`. Because the backend set the expiry at or after the
+//! moment it received that request, the host always stops believing in its
+//! lease before a directory would let another host take its sessions. (A
+//! suspended machine, whose monotonic clock stops, is the exception the
+//! store's own `lapsed` answer covers.)
 
 use std::time::{Duration, Instant};
 

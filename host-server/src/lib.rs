@@ -8,23 +8,23 @@
 
 pub mod address_limit;
 pub mod admission;
-pub mod directory_client;
 pub mod emulator;
+pub mod host_token;
 pub mod lease;
 pub mod metrics;
 pub mod pacer;
 pub mod persist;
 pub mod pty;
 pub mod registry;
+pub mod renewal;
 pub mod scrollback;
 pub mod session;
+pub mod standing;
 mod ws;
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
 
 use auth::ticket::TicketVerifier;
 use axum::Router;
@@ -36,10 +36,11 @@ use axum::serve::ListenerExt;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::address_limit::AddressLimiter;
-pub use crate::directory_client::DirectoryConfig;
-use crate::directory_client::HostToken;
+use crate::host_token::HostToken;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
+pub use crate::renewal::LeaseConfig;
+use crate::standing::{LeaseState, Standing};
 
 /// The Content-Security-Policy of the host's own answers (health, metrics,
 /// errors): none of them is a page, so nothing may load or frame them.
@@ -61,17 +62,15 @@ pub struct AppState {
     /// The hosts' shared secret (THINLINE_HOST_TOKEN) the directory shows
     /// to end a session here; without it no session can be ended that way.
     pub host_token: Option<HostToken>,
-    /// False while a host under a directory holds no live lease: it then
-    /// takes no connections, since its sessions may be moving elsewhere.
-    pub serving: Arc<AtomicBool>,
-    /// The host is draining: no new sessions, existing ones are moving.
-    pub draining: Arc<AtomicBool>,
+    /// Lease and drains: whether new sessions may start and clients may
+    /// attach (see `standing`).
+    pub standing: Arc<Standing>,
 }
 
 impl AppState {
-    /// A state for a host without a directory: always serving, at most
+    /// A state for a host without a lease to keep: always serving, at most
     /// `DEFAULT_MAX_CONNECTIONS_PER_ADDRESS` sockets per client address,
-    /// no host token.
+    /// no host token. `run` with a store gives it a lease to keep.
     pub fn standalone(
         registry: Arc<Registry>,
         metrics: Arc<Metrics>,
@@ -85,8 +84,7 @@ impl AppState {
             allowed_origins: allowed_origins.into(),
             connections: AddressLimiter::new(DEFAULT_MAX_CONNECTIONS_PER_ADDRESS),
             host_token: None,
-            serving: Arc::new(AtomicBool::new(true)),
-            draining: Arc::new(AtomicBool::new(false)),
+            standing: Arc::new(Standing::standalone()),
         }
     }
 
@@ -173,25 +171,28 @@ async fn end_session(
 }
 
 async fn health(State(state): State<AppState>) -> impl IntoResponse {
-    let degraded = state.metrics.degraded();
-    let status = if state.draining.load(Ordering::Relaxed) {
-        "draining"
-    } else if !state.serving.load(Ordering::Relaxed) {
-        "no-lease"
-    } else if degraded {
-        "degraded"
-    } else {
-        "ok"
+    let store_failing = state.metrics.degraded();
+    let lease = state.standing.lease();
+    let drain = state.standing.drain();
+    // A host without its lease or its store still serves its live
+    // sessions: degraded, not down.
+    let status = match drain {
+        Some(_) => "draining",
+        None if lease == LeaseState::Lapsed || store_failing => "degraded",
+        None => "ok",
     };
     axum::Json(serde_json::json!({
         "status": status,
         "host": state.registry.host(),
         "sessions": state.registry.len(),
-        "store": match (state.registry.store_kind(), degraded) {
+        "store": match (state.registry.store_kind(), store_failing) {
             (None, _) => "none",
             (Some(_), true) => "unreachable",
             (Some(kind), false) => kind,
         },
+        "lease": lease.as_str(),
+        "drain": drain.map(store::Drain::as_str),
+        "new_sessions": state.standing.takes_new_sessions(),
     }))
 }
 
@@ -206,21 +207,28 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 /// refused, every session persists its last state and hangs up, and its
 /// client is told to go (1001), which sends it to the directory.
 ///
-/// With `tls` the listener speaks HTTPS and WSS (`auth::tls::TlsListener`).
+/// With a store and `lease`, the host keeps its lease in the store for as
+/// long as it runs (see `renewal`); `state.standing` should then be
+/// `Standing::leased()`. With `tls` the listener speaks HTTPS and WSS
+/// (`auth::tls::TlsListener`).
 pub async fn run(
     listener: tokio::net::TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
     state: AppState,
-    directory: Option<DirectoryConfig>,
+    lease: Option<LeaseConfig>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let lease = directory
+    let lease = lease.and_then(|config| {
+        let store = state.registry.store()?.clone();
+        Some((store, config))
+    });
+    let keeper = lease
         .clone()
-        .map(|config| tokio::spawn(keep_lease(state.clone(), config)));
+        .map(|(store, config)| tokio::spawn(renewal::keep_lease(state.clone(), store, config)));
     let drain_state = state.clone();
     let shutdown = async move {
         shutdown.await;
-        drain(&drain_state, directory.as_ref()).await;
+        drain(&drain_state, lease.as_ref()).await;
     };
     let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
     let served = match tls {
@@ -244,94 +252,29 @@ pub async fn run(
                 .await
         }
     };
-    if let Some(lease) = lease {
-        lease.abort();
+    if let Some(keeper) = keeper {
+        keeper.abort();
     }
     served
 }
 
-/// Moves every session off this host: persisted, hung up, clients sent on.
-pub async fn drain(state: &AppState, directory: Option<&DirectoryConfig>) {
-    if state.draining.swap(true, Ordering::SeqCst) {
+/// This process's shutdown drain: every session moves off this host,
+/// persisted, hung up, its client sent on. The drain belongs to this
+/// process: the store records it as a shutdown, which the host's next
+/// start (under the same id) replaces.
+pub async fn drain(state: &AppState, lease: Option<&(Arc<dyn store::Store>, LeaseConfig)>) {
+    if !state.standing.begin_shutdown() {
         return;
     }
     tracing::info!(sessions = state.registry.len(), "draining");
-    if let Some(config) = directory {
-        // Tell the directory first so it stops placing sessions here and
-        // moves ours as their clients ask.
-        let _ = directory_client::renew(
-            config,
-            state.registry.host(),
-            state.registry.len(),
-            Some(true),
-        )
-        .await;
+    if let Some((store, config)) = lease {
+        // Tell the store first, so directories stop placing sessions here
+        // and move ours as their clients ask.
+        renewal::announce_shutdown(state, store.as_ref(), config).await;
     }
     state
         .registry
         .terminate_all(protocol::CloseCode::GoingAway)
         .await;
     tracing::info!("drained");
-}
-
-/// Renews the lease for as long as the host runs; fences every session the
-/// moment the lease can no longer be trusted.
-async fn keep_lease(state: AppState, config: DirectoryConfig) {
-    use lease::{LeaseAction, LeaseKeeper};
-    let mut keeper = LeaseKeeper::new(config.lease_ttl, config.renew_every);
-    state.serving.store(false, Ordering::SeqCst);
-    loop {
-        let now = Instant::now();
-        if state.serving.load(Ordering::SeqCst) && !keeper.is_valid(now) {
-            tracing::error!(
-                failures = keeper.failures(),
-                "lease lapsed: no directory renewed it in time; ending every session here"
-            );
-            state.serving.store(false, Ordering::SeqCst);
-            state
-                .registry
-                .terminate_all(protocol::CloseCode::SessionLost)
-                .await;
-        }
-        let wake = match keeper.poll(now) {
-            LeaseAction::Renew => {
-                let draining = state.draining.load(Ordering::SeqCst).then_some(true);
-                let result = directory_client::renew(
-                    &config,
-                    state.registry.host(),
-                    state.registry.len(),
-                    draining,
-                )
-                .await;
-                match result {
-                    Ok(grant) => {
-                        keeper.on_granted(now);
-                        if keeper.is_valid(Instant::now())
-                            && !state.serving.swap(true, Ordering::SeqCst)
-                        {
-                            tracing::info!("lease granted; serving");
-                        }
-                        if grant.draining && !state.draining.load(Ordering::SeqCst) {
-                            let state = state.clone();
-                            let config = config.clone();
-                            tokio::spawn(async move { drain(&state, Some(&config)).await });
-                        }
-                    }
-                    Err(error) => {
-                        if keeper.failures() == 0 {
-                            tracing::warn!(%error, "lease renewal failed; retrying");
-                        }
-                        keeper.on_failed(Instant::now());
-                    }
-                }
-                continue;
-            }
-            LeaseAction::WaitUntil(at) => at,
-        };
-        let deadline = match keeper.valid_until() {
-            Some(until) if state.serving.load(Ordering::SeqCst) => wake.min(until),
-            _ => wake,
-        };
-        tokio::time::sleep_until(deadline.into()).await;
-    }
 }

@@ -9,12 +9,13 @@ use anyhow::Context;
 use auth::ticket::{TicketPublicKey, TicketVerifier};
 use clap::{Parser, Subcommand};
 use host_server::address_limit::AddressLimiter;
-use host_server::directory_client::HostToken;
+use host_server::host_token::HostToken;
 use host_server::metrics::Metrics;
 use host_server::pty::ProgramSpec;
 use host_server::registry::{Registry, StoreConfig};
 use host_server::session::SessionConfig;
-use host_server::{AppState, DEFAULT_MAX_CONNECTIONS_PER_ADDRESS, DirectoryConfig, run};
+use host_server::standing::Standing;
+use host_server::{AppState, DEFAULT_MAX_CONNECTIONS_PER_ADDRESS, LeaseConfig, run};
 
 #[derive(Parser)]
 #[command(version, about = "Thinline session host")]
@@ -97,23 +98,23 @@ struct ServeArgs {
     /// Longest a screen change waits before it is written to the store.
     #[arg(long, default_value_t = 100)]
     persist_interval_ms: u64,
-    /// Directory replica to register with (repeat, or comma-separate).
-    /// Without one the host serves alone, always.
+    /// Directory replica whose pages open terminals here (repeat, or
+    /// comma-separate): their origins are allowed by default. Directories
+    /// find hosts in the store, where each host keeps its own lease, so
+    /// this needs --store; the host never calls a directory.
     #[arg(long = "directory", env = "THINLINE_DIRECTORY", value_delimiter = ',')]
     directories: Vec<String>,
-    /// PEM CA certificate(s) to trust for an https:// directory.
-    #[arg(long, env = "THINLINE_DIRECTORY_CA")]
-    directory_ca: Option<PathBuf>,
     /// The URL clients and the directory use to reach this host; defaults
     /// to http://127.0.0.1:PORT (https:// with --tls-cert).
     #[arg(long, env = "THINLINE_PUBLIC_URL")]
     public_url: Option<String>,
-    /// Lease time to live; the host stops serving if it cannot renew
-    /// within it.
-    #[arg(long, default_value_t = 5000)]
+    /// Lease time to live, renewed in the store by the store's clock. A
+    /// host that cannot renew within it takes no new sessions (its live
+    /// ones go on) and may have them moved elsewhere.
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1000..=60_000))]
     lease_ttl_ms: u64,
-    /// How often the lease is renewed.
-    #[arg(long, default_value_t = 1000)]
+    /// How often the lease is renewed; at most a third of the TTL.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(100..=20_000))]
     renew_interval_ms: u64,
 }
 
@@ -183,17 +184,18 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ),
         _ => None,
     };
-    let directory_tls = match &args.directory_ca {
-        Some(ca) => Some(
-            auth::tls::client_config(ca).context("loading --directory-ca (PEM CA certificates)")?,
-        ),
-        None => None,
-    };
-    if directory_tls.is_none() && args.directories.iter().any(|d| d.starts_with("https://")) {
-        anyhow::bail!(
-            "a --directory url is https://; pass --directory-ca with the CA that signed its certificate"
-        );
-    }
+    anyhow::ensure!(
+        args.directories.is_empty() || args.store.is_some(),
+        "--directory needs --store: hosts keep their lease in the shared store, \
+         where directories find them; give this host the directories' --store"
+    );
+    anyhow::ensure!(
+        args.renew_interval_ms * 3 <= args.lease_ttl_ms,
+        "--renew-interval-ms {} is too long for --lease-ttl-ms {}: renew at least three \
+         times per lease, so one slow renewal does not lapse it",
+        args.renew_interval_ms,
+        args.lease_ttl_ms
+    );
     let scheme = if tls.is_some() { "https" } else { "http" };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -225,18 +227,16 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .public_url
         .clone()
         .unwrap_or_else(|| format!("{scheme}://127.0.0.1:{}", addr.port()));
+    check_public_url(&public_url)?;
     // Only from the environment, never a flag: flags show up in `ps`.
     let host_token = std::env::var("THINLINE_HOST_TOKEN")
         .ok()
         .filter(|t| !t.is_empty())
         .map(HostToken);
-    let directory = (!args.directories.is_empty()).then(|| DirectoryConfig {
-        urls: args.directories.clone(),
+    let lease = args.store.is_some().then(|| LeaseConfig {
         public_url: public_url.clone(),
-        lease_ttl: Duration::from_millis(args.lease_ttl_ms),
+        ttl: Duration::from_millis(args.lease_ttl_ms),
         renew_every: Duration::from_millis(args.renew_interval_ms),
-        host_token: host_token.clone(),
-        tls: directory_tls,
     });
     let (program, login) = match args.program {
         Some(program) => (program, false),
@@ -279,6 +279,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut state = AppState::standalone(registry, metrics, tickets, allowed_origins);
     state.connections = AddressLimiter::new(args.max_connections_per_address);
     state.host_token = host_token;
+    if lease.is_some() {
+        state.standing = Arc::new(Standing::leased());
+    }
     let shown = if addr.ip().is_loopback() {
         format!("127.0.0.1:{}", addr.port())
     } else {
@@ -290,10 +293,36 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         args.host_id
     );
     tracing::info!(host = %args.host_id, %addr, %public_url, tls = tls.is_some(), "serving");
-    run(listener, tls, state, directory, shutdown_signal())
+    run(listener, tls, state, lease, shutdown_signal())
         .await
         .context("serving")?;
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// The url is stored with the lease and handed to browsers, which open
+/// WebSockets to it, and it enters the page's Content-Security-Policy:
+/// only a plain `http(s)://host[:port][/path]`.
+fn check_public_url(url: &str) -> anyhow::Result<()> {
+    let bad = |why: &str| {
+        anyhow::anyhow!(
+            "--public-url {url:?} {why}; give e.g. https://h1.example.com or http://10.0.0.5:8081"
+        )
+    };
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or_else(|| bad("is not an http:// or https:// url"))?;
+    let authority = rest.split('/').next().unwrap_or_default();
+    let plain = |b: u8| b.is_ascii_alphanumeric() || b".-:[]".contains(&b);
+    if authority.is_empty() || !authority.bytes().all(plain) {
+        return Err(bad("has no plain host[:port]"));
+    }
+    if url.len() > 2048 || url.contains(['?', '#', '@', ' ', ';', ',', '\'', '"']) {
+        return Err(bad(
+            "holds a query, credentials or characters a url may not",
+        ));
+    }
     Ok(())
 }
 
@@ -310,5 +339,32 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = term.recv() => {}
         _ = int.recv() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_public_url;
+
+    #[test]
+    fn public_urls_are_plain_http_origins_with_an_optional_path() {
+        for good in [
+            "http://127.0.0.1:8081",
+            "https://h1.example.com",
+            "http://[::1]:9000/thinline/",
+        ] {
+            assert!(check_public_url(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "127.0.0.1:8081",
+            "ftp://h1",
+            "http://h1/?q=1",
+            "http://user@h1",
+            "http://h1; script-src *",
+            "http://",
+            "",
+        ] {
+            assert!(check_public_url(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -29,6 +29,10 @@ pub enum StartError {
     Store(#[from] StoreError),
     #[error("this host is draining and takes no sessions")]
     Draining,
+    /// The session does not run here and the host may not start or restore
+    /// one: it holds no live lease (it cannot reach the store).
+    #[error("this host holds no lease and starts no session until the store renews it")]
+    NoLease,
     #[error("session {0} already runs here")]
     AlreadyRunning(SessionId),
     /// The ticket does not admit to this session (see `admission`).
@@ -157,10 +161,20 @@ impl Registry {
     /// Finds or brings up the session a verified ticket names (see
     /// `admission::decide` for the rules): the one running here, one
     /// restored from the store, or a new one with the ticket's id and user.
-    pub async fn open(self: &Arc<Self>, claims: &Claims, size: Size) -> Result<Opened, StartError> {
+    /// Without `may_start` (the host holds no lease) only a session running
+    /// here is found; anything else is `NoLease`.
+    pub async fn open(
+        self: &Arc<Self>,
+        claims: &Claims,
+        size: Size,
+        may_start: bool,
+    ) -> Result<Opened, StartError> {
         let id = SessionId(claims.session);
         if let Some(opened) = self.attach_running(claims, &id)? {
             return Ok(opened);
+        }
+        if !may_start {
+            return Err(StartError::NoLease);
         }
         let gate = self.gate(id);
         let opened = {
@@ -450,6 +464,46 @@ impl Registry {
             .send(session::SessionCmd::Terminate { close })
             .await
             .is_ok()
+    }
+
+    /// Ends every session here whose store record has moved on: another
+    /// epoch, another owner, or ended. A directory moves sessions only off
+    /// a host whose lease ran out, so the host calls this when its lease is
+    /// back after a lapse: a session that had nothing to write would never
+    /// meet the fenced write that tells it. Returns how many were ended; a
+    /// session without a record yet (started while the store was down)
+    /// has not moved.
+    pub async fn end_moved_sessions(&self) -> Result<usize, StoreError> {
+        let Some(config) = &self.store else {
+            return Ok(0);
+        };
+        let handles: Vec<SessionHandle> = self.lock().values().cloned().collect();
+        let mut ended = 0;
+        for handle in handles {
+            let Some(record) = bounded(config.store.get_session(&handle.id.to_string())).await?
+            else {
+                continue;
+            };
+            let moved = record.epoch != handle.epoch
+                || record.owner_host != self.config.host
+                || record.state == SessionState::Ended;
+            if moved {
+                tracing::warn!(
+                    session = %handle.id,
+                    epoch = handle.epoch,
+                    now_at = record.epoch,
+                    owner = %record.owner_host,
+                    "the session moved on while this host had no lease; ending it here"
+                );
+                ended += 1;
+                let close = protocol::CloseCode::SessionLost;
+                let _ = handle
+                    .tx
+                    .send(session::SessionCmd::Terminate { close })
+                    .await;
+            }
+        }
+        Ok(ended)
     }
 
     /// Asks every session to hang up its program and close its client

@@ -162,11 +162,7 @@ async fn serve(mut socket: WebSocket, state: AppState) {
         Ok(claims) => claims,
         Err(refusal) => return refuse_admission(socket, &state, &hello, &refusal).await,
     };
-    if !state.serving.load(Ordering::Relaxed) {
-        // No live lease: another host may be taking these sessions over.
-        return refuse(socket, &state, CloseCode::GoingAway, "no lease").await;
-    }
-    if state.draining.load(Ordering::Relaxed) {
+    if !state.standing.admits_clients() {
         // Sessions leave a draining host; none may arrive, not even by
         // attaching to one still here.
         return refuse(socket, &state, CloseCode::GoingAway, "draining").await;
@@ -194,6 +190,12 @@ async fn serve(mut socket: WebSocket, state: AppState) {
         }
         Err(StartError::Draining | StartError::AlreadyRunning(_)) => {
             return refuse(socket, &state, CloseCode::GoingAway, "try again").await;
+        }
+        Err(StartError::NoLease) => {
+            // Its live sessions go on, but a session that does not run here
+            // must go where the directory finds a host with a lease.
+            tracing::info!(session = %hello.session, "no lease: a session that does not run here was sent elsewhere");
+            return refuse(socket, &state, CloseCode::GoingAway, "no lease").await;
         }
         Err(StartError::Spawn(error)) => {
             tracing::error!(%error, "could not start a session");
@@ -270,7 +272,8 @@ async fn attach(
     // attach: the registry then no longer has it, and admission decides
     // again from the store (an ended session stays ended).
     for _ in 0..2 {
-        let opened = state.registry.open(claims, hello.size).await?;
+        let may_start = state.standing.takes_new_sessions();
+        let opened = state.registry.open(claims, hello.size, may_start).await?;
         let (done, attached) = oneshot::channel();
         let command = SessionCmd::Attach {
             conn,

@@ -14,7 +14,7 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Context, Result, bail, ensure};
 use sqlx::Connection;
 use sqlx::postgres::PgConnection;
 use store::{PgStore, Store};
@@ -43,18 +43,25 @@ async fn health(host: &HostProcess) -> Result<serde_json::Value> {
 }
 
 async fn wait_health(host: &HostProcess, status: &str) -> Result<serde_json::Value> {
-    wait_until(
-        PATIENCE,
-        &format!("/healthz to report {status:?}"),
-        || async {
-            let body = health(host).await?;
-            Ok(if body["status"] == status {
-                Ok(body)
-            } else {
-                Err(body.to_string())
-            })
-        },
-    )
+    wait_health_where(host, &format!("/healthz to report {status:?}"), |body| {
+        body["status"] == status
+    })
+    .await
+}
+
+async fn wait_health_where(
+    host: &HostProcess,
+    what: &str,
+    ready: impl Fn(&serde_json::Value) -> bool,
+) -> Result<serde_json::Value> {
+    wait_until(PATIENCE, what, || async {
+        let body = health(host).await?;
+        Ok(if ready(&body) {
+            Ok(body)
+        } else {
+            Err(body.to_string())
+        })
+    })
     .await
 }
 
@@ -188,10 +195,15 @@ async fn outage(test: &str, fault: Fault) -> Result<()> {
         slowest = slowest.max(started.elapsed());
         typed.push(expected);
         if i == 0 {
-            // The failed write of the first command's screen is what makes
-            // the host degraded; the others are typed while it says so.
-            let body = wait_health(&host, "degraded").await?;
-            ensure!(body["store"] == "unreachable", "{body}");
+            // The failed write of the first command's screen makes the
+            // host say its store is unreachable; the others are typed while
+            // it says so. (Its lease lapses too, which alone would make it
+            // degraded: it takes no new sessions, but serves this one.)
+            let body = wait_health_where(&host, "/healthz to report the store unreachable", |b| {
+                b["store"] == "unreachable"
+            })
+            .await?;
+            ensure!(body["status"] == "degraded", "{body}");
         }
     }
     eprintln!("{test}: slowest command during the outage took {slowest:?}");
@@ -277,6 +289,10 @@ async fn typing_survives_a_silent_store_and_state_catches_up() -> Result<()> {
     .await
 }
 
+/// A new session starts while the store is down, as long as the host's
+/// lease (granted before the outage) holds; once it lapses, new sessions
+/// are sent elsewhere while the live one goes on; with the store back, new
+/// sessions start again and the late record is written.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_session_starts_while_the_store_is_down() -> Result<()> {
     const TEST: &str = "a_new_session_starts_while_the_store_is_down";
@@ -305,6 +321,18 @@ async fn a_new_session_starts_while_the_store_is_down() -> Result<()> {
         store.get_session(&session).await?.is_none(),
         "the record was written through a refusing proxy"
     );
+    // Once its lease has lapsed the host takes no more new sessions (a
+    // directory may count it as lost, and nobody would find them), while
+    // the live one goes on.
+    wait_health_where(&host, "the lease to lapse", |b| b["lease"] == "lapsed").await?;
+    match Client::attach(&host, None, crate::SIZE).await {
+        Ok(_) => bail!("a host without a lease started a new session"),
+        Err(error) => ensure!(
+            format!("{error:#}").contains("1001"),
+            "a new session was refused, but not with 1001 (go elsewhere): {error:#}"
+        ),
+    }
+    crate::assert_echoes(&mut client).await?;
 
     proxy.restore();
     // The record queued at the start is created late, and the screen
@@ -320,6 +348,21 @@ async fn a_new_session_starts_while_the_store_is_down() -> Result<()> {
     .await
     .with_context(|| host.log_text())?;
     wait_health(&host, "ok").await?;
+    // With the lease back, new sessions start again (with a sign-in the
+    // store knows: the harness's was made while it was unreachable).
+    let grant = tests::tickets::Grant {
+        login: tests::tickets::sign_in(&store, &host.user).await?,
+        ..host.grant(tests::tickets::new_session_id(), 1).await
+    };
+    let mut another = Client::connect(&host).await?;
+    another
+        .handshake(&grant.ticket(), grant.session, crate::SIZE)
+        .await?;
+    another
+        .wait_for(PATIENCE, "the first prompt", |s| s.at_prompt())
+        .await?;
+    crate::assert_echoes(&mut another).await?;
+    another.close().await;
     client.close().await;
     drop(host);
     store.close().await;

@@ -1,14 +1,11 @@
 //! The host's edge: hot desking, the connection cap per address, ending a
 //! session on the directory's word, and HTTPS/WSS.
 
-use std::time::Duration;
+use std::sync::Arc;
 
 use futures_util::SinkExt;
-use host_server::DirectoryConfig;
-use host_server::directory_client::{self, DirectoryError, HostToken};
-use hyper::{Method, StatusCode};
 use protocol::{Hello, ServerToClientMsg, encode_hello};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
@@ -105,34 +102,41 @@ async fn connections_over_the_cap_are_closed_with_4010_and_counted_out_when_gone
 
 const HOST_TOKEN: &str = "test-host-token";
 
-/// A directory client's settings, to call a host's API as the directory
-/// does.
-fn as_directory(token: Option<&str>) -> DirectoryConfig {
-    DirectoryConfig {
-        urls: Vec::new(),
-        public_url: String::new(),
-        lease_ttl: Duration::from_secs(5),
-        renew_every: Duration::from_secs(1),
-        host_token: token.map(|t| HostToken(t.into())),
-        tls: None,
-    }
+/// One HTTP/1.1 exchange on `stream` (`Connection: close`): the status and
+/// the body.
+async fn exchange(mut stream: impl AsyncRead + AsyncWrite + Unpin, request: &str) -> (u16, String) {
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    // A TLS peer may end without close_notify; what arrived is enough.
+    let _ = stream.read_to_end(&mut response).await;
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {response:?}"));
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    (status, body)
 }
 
-async fn end(host: &Host, token: Option<&str>, id: &str) -> Result<(), StatusCode> {
-    let base = format!("http://127.0.0.1:{}", host.port);
-    let path = format!("/v1/sessions/{id}/end");
-    match directory_client::request(
-        &as_directory(token),
-        &base,
-        Method::POST,
-        &path,
-        &serde_json::Value::Null,
-    )
-    .await
-    {
-        Ok(_) => Ok(()),
-        Err(DirectoryError::Refused { status, .. }) => Err(status),
-        Err(other) => panic!("{other}"),
+/// `POST /v1/sessions/{id}/end` as the directory calls it.
+async fn end(host: &Host, token: Option<&str>, id: &str) -> Result<(), u16> {
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", host.port))
+        .await
+        .unwrap();
+    let authorization = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let request = format!(
+        "POST /v1/sessions/{id}/end HTTP/1.1\r\nHost: 127.0.0.1\r\n{authorization}\
+         Content-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    match exchange(tcp, &request).await {
+        (204, _) => Ok(()),
+        (status, _) => Err(status),
     }
 }
 
@@ -147,20 +151,11 @@ async fn the_directory_ends_a_session_with_the_host_token() {
         .await;
     let id = client.welcome.session.to_string();
 
-    assert_eq!(end(&host, None, &id).await, Err(StatusCode::UNAUTHORIZED));
-    assert_eq!(
-        end(&host, Some("test-host-tokeN"), &id).await,
-        Err(StatusCode::UNAUTHORIZED)
-    );
+    assert_eq!(end(&host, None, &id).await, Err(401));
+    assert_eq!(end(&host, Some("test-host-tokeN"), &id).await, Err(401));
     let unknown = host_server::registry::new_session_id().to_string();
-    assert_eq!(
-        end(&host, Some(HOST_TOKEN), &unknown).await,
-        Err(StatusCode::NOT_FOUND)
-    );
-    assert_eq!(
-        end(&host, Some(HOST_TOKEN), "not-an-id").await,
-        Err(StatusCode::NOT_FOUND)
-    );
+    assert_eq!(end(&host, Some(HOST_TOKEN), &unknown).await, Err(404));
+    assert_eq!(end(&host, Some(HOST_TOKEN), "not-an-id").await, Err(404));
     assert!(host.registry.get(&client.welcome.session).is_some());
 
     assert_eq!(end(&host, Some(HOST_TOKEN), &id).await, Ok(()));
@@ -177,10 +172,7 @@ async fn without_a_host_token_nothing_is_ended_on_request() {
     let host = start_host().await;
     let client = Client::connect(&host, None).await;
     let id = client.welcome.session.to_string();
-    assert_eq!(
-        end(&host, Some(HOST_TOKEN), &id).await,
-        Err(StatusCode::UNAUTHORIZED)
-    );
+    assert_eq!(end(&host, Some(HOST_TOKEN), &id).await, Err(401));
     assert!(host.registry.get(&client.welcome.session).is_some());
 }
 
@@ -243,34 +235,43 @@ async fn a_tls_host_serves_wss_and_its_health_to_an_https_client() {
     let host = start(options).await;
     let trust = auth::tls::client_config(&pki.cert).unwrap();
 
-    // The directory client's https path, against the host's health.
-    let mut directory = as_directory(None);
-    directory.tls = Some(trust.clone());
-    let base = format!("https://localhost:{}", host.port);
-    let health = directory_client::request(
-        &directory,
-        &base,
-        Method::GET,
-        "/healthz",
-        &serde_json::Value::Null,
+    // The host's health over https, checked against the CA.
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", host.port))
+        .await
+        .unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let tls = tokio_rustls::TlsConnector::from(trust.clone())
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    let (status, body) = exchange(
+        tls,
+        "GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
     )
-    .await
-    .unwrap();
-    let health: serde_json::Value = serde_json::from_slice(&health).unwrap();
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let health: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(health["host"], "h-tls");
-    // Without the CA it refuses to talk rather than trust blindly.
-    directory.tls = None;
-    assert!(matches!(
-        directory_client::request(
-            &directory,
-            &base,
-            Method::GET,
-            "/healthz",
-            &serde_json::Value::Null
-        )
-        .await,
-        Err(DirectoryError::NoCa(_))
-    ));
+    // A client that does not trust the CA gets no answer.
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", host.port))
+        .await
+        .unwrap();
+    let empty = rustls::RootCertStore::empty();
+    let untrusting = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(empty)
+    .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    assert!(
+        tokio_rustls::TlsConnector::from(Arc::new(untrusting))
+            .connect(name, tcp)
+            .await
+            .is_err(),
+        "a certificate from an unknown CA was accepted"
+    );
 
     // A terminal over WSS.
     let tcp = tokio::net::TcpStream::connect(("127.0.0.1", host.port))

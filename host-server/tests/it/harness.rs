@@ -9,7 +9,7 @@ use auth::login::LoginToken;
 use auth::ticket::{Claims, TicketSigner, TicketVerifier, now_ms};
 use futures_util::{SinkExt, StreamExt};
 use host_server::address_limit::AddressLimiter;
-use host_server::directory_client::HostToken;
+use host_server::host_token::HostToken;
 use host_server::metrics::Metrics;
 use host_server::pty::ProgramSpec;
 use host_server::registry::{Registry, StoreConfig, new_session_id};
