@@ -12,6 +12,7 @@
 pub mod limit;
 pub mod login;
 pub mod password;
+pub mod password_pool;
 pub mod ticket;
 pub mod tls;
 

@@ -114,7 +114,7 @@ mod tests {
     use crate::DirectoryConfig;
 
     fn state(config: DirectoryConfig) -> AppState {
-        AppState::new(std::sync::Arc::new(store::MemoryStore::new()), config)
+        AppState::new(std::sync::Arc::new(store::MemoryStore::new()), config).unwrap()
     }
 
     fn with_origin(origin: Option<&str>) -> HeaderMap {

@@ -105,7 +105,9 @@ pub fn least_loaded<'h>(
 ) -> Option<&'h HostRecord> {
     hosts
         .iter()
-        .filter(|host| host.is_live(now) && !host.draining && Some(host.id.as_str()) != exclude)
+        .filter(|host| {
+            host.is_live(now) && !host.is_draining() && Some(host.id.as_str()) != exclude
+        })
         .min_by(|a, b| (a.load, &a.id).cmp(&(b.load, &b.id)))
 }
 
@@ -152,7 +154,7 @@ impl<'a> FailoverPlan<'a> {
             .hosts
             .iter()
             .find(|host| host.id == session.owner_host)
-            .filter(|host| host.is_live(self.now) && !host.draining);
+            .filter(|host| host.is_live(self.now) && !host.is_draining());
         let Some(report) = self.report else {
             return match live_owner {
                 Some(owner) => self.current(owner),

@@ -1,59 +1,37 @@
-//! The host registry over HTTP: lease renewals from hosts, the host list,
-//! and drain requests from operators.
+//! The host registry over HTTP: the host list, and operators' drains.
+//!
+//! Hosts register and renew their leases in the store themselves, on the
+//! store's clock (`host_server::renewal`), never through a directory: a
+//! directory outage must not cost a host its lease. What is left here reads
+//! that registry and records an operator's drain, which the host learns
+//! from its next renewal and which lasts across its restarts until the
+//! operator lifts it (`DELETE .../drain`, or `directory host undrain`).
 //!
 //! Nothing is kept in this process: every answer is read from the store,
 //! and lease times come from the store's clock, so any replica may answer
 //! any request.
 
-use std::ops::RangeInclusive;
-
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use store::{HostRecord, Millis, StoreError};
 
 use crate::AppState;
 use crate::error::AppError;
 
-/// Lease lengths a host may ask for. Under a second, renewals would flood
-/// the store; over a minute, a lost host would hold its sessions too long.
-pub const TTL_RANGE_MS: RangeInclusive<u64> = 1_000..=60_000;
-
 const MAX_HOST_ID_LEN: usize = 64;
-const MAX_URL_LEN: usize = 2048;
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LeaseRequest {
-    pub url: String,
-    pub ttl_ms: u64,
-    pub load: u32,
-    /// `None` keeps what is stored (an operator's drain); a host sets it
-    /// when it starts or stops draining on its own.
-    #[serde(default)]
-    pub draining: Option<bool>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct LeaseGrant {
-    pub id: String,
-    pub url: String,
-    pub load: u32,
-    pub draining: bool,
-    pub lease_expires_at: Millis,
-    /// The backend's clock, read after the renewal: `lease_expires_at -
-    /// now` underestimates what is left, which errs on the safe side.
-    pub now: Millis,
-}
 
 #[derive(Debug, Serialize)]
 pub struct HostView {
     pub id: String,
     pub url: String,
     pub load: u32,
+    /// The host takes no sessions and is moving its own elsewhere.
     pub draining: bool,
+    /// Who wants it drained: `operator` (lasts until lifted) or `shutdown`
+    /// (its process is stopping; its next start serves again).
+    pub drain: Option<&'static str>,
     pub lease_expires_at: Millis,
     pub live: bool,
 }
@@ -62,10 +40,11 @@ impl HostView {
     pub fn new(host: HostRecord, now: Millis) -> HostView {
         HostView {
             live: host.is_live(now),
+            draining: host.is_draining(),
+            drain: host.drain().map(store::Drain::as_str),
             id: host.id,
             url: host.url,
             load: host.load,
-            draining: host.draining,
             lease_expires_at: host.lease_expires_at,
         }
     }
@@ -74,36 +53,8 @@ impl HostView {
 #[derive(Debug, Serialize)]
 pub struct DrainAnswer {
     pub id: String,
-    pub draining: bool,
-}
-
-/// `PUT /v1/hosts/{id}/lease`
-pub async fn renew_lease(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Result<Json<LeaseRequest>, JsonRejection>,
-) -> Result<Json<LeaseGrant>, AppError> {
-    check_host_token(&state, &headers)?;
-    let Json(request) = body.map_err(AppError::from_json)?;
-    check_host_id(&id)?;
-    check_host_url(&request.url)?;
-    let ttl_ms = request
-        .ttl_ms
-        .clamp(*TTL_RANGE_MS.start(), *TTL_RANGE_MS.end());
-    let host = state
-        .store
-        .renew_lease(&id, &request.url, ttl_ms, request.load, request.draining)
-        .await?;
-    let now = state.store.now().await?;
-    Ok(Json(LeaseGrant {
-        id: host.id,
-        url: host.url,
-        load: host.load,
-        draining: host.draining,
-        lease_expires_at: host.lease_expires_at,
-        now,
-    }))
+    /// Whether an operator's drain now stands.
+    pub drain_requested: bool,
 }
 
 /// `GET /v1/hosts`
@@ -118,18 +69,43 @@ pub async fn list_hosts(State(state): State<AppState>) -> Result<Json<Vec<HostVi
     ))
 }
 
-/// `POST /v1/hosts/{id}/drain`
+/// `POST /v1/hosts/{id}/drain`: an operator's drain, kept until lifted.
 pub async fn drain(
     State(state): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<DrainAnswer>, AppError> {
-    check_host_token(&state, &headers)?;
-    check_host_id(&id)?;
-    match state.store.set_draining(&id, true).await {
+    set_drain(&state, &id, &headers, true).await
+}
+
+/// `DELETE /v1/hosts/{id}/drain`: lifts an operator's drain.
+pub async fn undrain(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<DrainAnswer>, AppError> {
+    set_drain(&state, &id, &headers, false).await
+}
+
+async fn set_drain(
+    state: &AppState,
+    id: &str,
+    headers: &HeaderMap,
+    requested: bool,
+) -> Result<Json<DrainAnswer>, AppError> {
+    check_host_token(state, headers)?;
+    check_host_id(id)?;
+    match state.store.set_drain_requested(id, requested).await {
         Ok(()) => {
-            tracing::info!(host = %id, "draining on request");
-            Ok(Json(DrainAnswer { id, draining: true }))
+            if requested {
+                tracing::info!(host = %id, "drain requested by an operator");
+            } else {
+                tracing::info!(host = %id, "an operator lifted the drain");
+            }
+            Ok(Json(DrainAnswer {
+                id: id.to_owned(),
+                drain_requested: requested,
+            }))
         }
         Err(StoreError::NotFound(_)) => Err(AppError::NotFound(format!(
             "no host {id} is registered; GET /v1/hosts lists the known hosts"
@@ -138,8 +114,8 @@ pub async fn drain(
     }
 }
 
-/// Registering, renewing and draining hosts decide where users' sessions
-/// go, so they need the hosts' token when one is configured.
+/// Draining hosts decides where users' sessions go, so it needs the hosts'
+/// token when one is configured.
 fn check_host_token(state: &AppState, headers: &HeaderMap) -> Result<(), AppError> {
     let Some(token) = &state.config.host_token else {
         return Ok(());
@@ -171,30 +147,6 @@ pub fn check_host_id(id: &str) -> Result<(), AppError> {
     }
 }
 
-/// A host's url must be something a browser can open a WebSocket to and
-/// the directory can probe: `http(s)://host[:port][/path]`, no query.
-fn check_host_url(url: &str) -> Result<(), AppError> {
-    let bad = |why: &str| {
-        AppError::BadRequest(format!(
-            "invalid host url {url:?}: {why}; expected e.g. http://127.0.0.1:8081"
-        ))
-    };
-    if url.len() > MAX_URL_LEN {
-        return Err(bad("too long"));
-    }
-    let uri: hyper::Uri = url.parse().map_err(|_| bad("not a url"))?;
-    if !matches!(uri.scheme_str(), Some("http" | "https")) {
-        return Err(bad("the scheme must be http or https"));
-    }
-    if uri.host().is_none_or(str::is_empty) {
-        return Err(bad("no host name"));
-    }
-    if uri.query().is_some() || url.contains('@') {
-        return Err(bad("no query or credentials allowed"));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,25 +161,47 @@ mod tests {
             assert!(check_host_id(bad).is_err(), "{bad}");
         }
     }
+}
 
-    #[test]
-    fn host_urls_are_http_origins_with_an_optional_path() {
-        for good in [
-            "http://127.0.0.1:8081",
-            "https://h1.example.com",
-            "http://[::1]:9000/thinline/",
-        ] {
-            assert!(check_host_url(good).is_ok(), "{good}");
+/// `directory host list|drain|undrain --store …`: the operator's view of
+/// the registry, straight from the store, with no directory running.
+pub mod admin {
+    use anyhow::{Context, bail};
+    use store::{Store, StoreError};
+
+    /// One line per host, by id: id, `live` or `expired`, what it serves
+    /// (`serving`, `drain:operator`, `drain:shutdown`), its load and url,
+    /// separated by tabs.
+    pub async fn list(store: &dyn Store) -> anyhow::Result<Vec<String>> {
+        let hosts = store.list_hosts().await.context("listing the hosts")?;
+        let now = store.now().await.context("reading the store's clock")?;
+        Ok(hosts
+            .iter()
+            .map(|host| {
+                format!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    host.id,
+                    if host.is_live(now) { "live" } else { "expired" },
+                    host.drain()
+                        .map_or("serving".to_owned(), |d| format!("drain:{}", d.as_str())),
+                    host.load,
+                    host.url
+                )
+            })
+            .collect())
+    }
+
+    /// Sets or lifts an operator's drain of `id`.
+    pub async fn set_drain(store: &dyn Store, id: &str, requested: bool) -> anyhow::Result<()> {
+        if super::check_host_id(id).is_err() {
+            bail!("invalid host id {id:?}: use letters, digits, '-', '_' or '.'");
         }
-        for bad in [
-            "127.0.0.1:8081",
-            "ftp://h1",
-            "http://h1/?q=1",
-            "http://user@h1",
-            "http://h1; script-src *",
-            "",
-        ] {
-            assert!(check_host_url(bad).is_err(), "{bad}");
+        match store.set_drain_requested(id, requested).await {
+            Ok(()) => Ok(()),
+            Err(StoreError::NotFound(_)) => {
+                bail!("no host {id} is registered; `directory host list` shows the known hosts")
+            }
+            Err(error) => Err(error).context("recording the drain in the store"),
         }
     }
 }

@@ -25,11 +25,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use auth::limit::{LoginLimiter, LoginLimits};
+use auth::password_pool::PasswordPool;
 use auth::ticket::TicketSigner;
 use axum::Router;
 use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::middleware;
-use axum::routing::{get, post, put};
+use axum::routing::{get, post};
 use store::Store;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
@@ -171,16 +172,28 @@ pub struct AppState {
     pub limiter: Arc<LoginLimiter>,
     /// [`DirectoryConfig::origin_allowlist`], computed once.
     pub allowed_origins: Arc<Vec<String>>,
+    /// The few threads that check passwords (see `auth::password_pool`).
+    pub passwords: Arc<PasswordPool>,
 }
 
+/// Threads checking passwords at once: each argon2id check holds 19 MiB,
+/// so this bounds what sign-ins can take, whatever arrives.
+pub const PASSWORD_THREADS: usize = 2;
+/// Checks that may wait for a thread; beyond that a sign-in is told to try
+/// again in a second. At ~20 ms a check this is under half a second of
+/// waiting.
+pub const PASSWORD_QUEUE: usize = 32;
+
 impl AppState {
-    pub fn new(store: Arc<dyn Store>, config: DirectoryConfig) -> AppState {
-        AppState {
+    /// Fails only if the password threads cannot be started.
+    pub fn new(store: Arc<dyn Store>, config: DirectoryConfig) -> std::io::Result<AppState> {
+        Ok(AppState {
             store,
             limiter: Arc::new(LoginLimiter::new(config.login_limits)),
             allowed_origins: Arc::new(config.origin_allowlist()),
             config: Arc::new(config),
-        }
+            passwords: Arc::new(PasswordPool::new(PASSWORD_THREADS, PASSWORD_QUEUE)?),
+        })
     }
 }
 
@@ -199,8 +212,10 @@ pub fn app(state: AppState) -> Router {
         ));
     let api = Router::new()
         .route("/hosts", get(hosts::list_hosts))
-        .route("/hosts/{id}/lease", put(hosts::renew_lease))
-        .route("/hosts/{id}/drain", post(hosts::drain))
+        .route(
+            "/hosts/{id}/drain",
+            post(hosts::drain).delete(hosts::undrain),
+        )
         .route("/config", get(web::config))
         .route("/openapi.json", get(openapi::document))
         .merge(user_api)

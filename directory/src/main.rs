@@ -33,6 +33,11 @@ enum Command {
         #[command(subcommand)]
         action: UserAction,
     },
+    /// See the session hosts and drain them for maintenance.
+    Host {
+        #[command(subcommand)]
+        action: HostAction,
+    },
     /// Make a new ticket signing key: prints THINLINE_TICKET_KEY (for every
     /// directory replica) and THINLINE_TICKET_PUBLIC_KEY (for every host).
     Keygen,
@@ -67,6 +72,30 @@ enum UserAction {
     },
     /// List the users: name, enabled or disabled, created (UTC).
     List {
+        #[command(flatten)]
+        store: StoreArg,
+    },
+}
+
+#[derive(Subcommand)]
+enum HostAction {
+    /// List the hosts: id, live or expired, serving or drain:operator /
+    /// drain:shutdown, sessions, url.
+    List {
+        #[command(flatten)]
+        store: StoreArg,
+    },
+    /// Drain a host: it moves its sessions elsewhere and takes none, across
+    /// its restarts, until `undrain`.
+    Drain {
+        id: String,
+        #[command(flatten)]
+        store: StoreArg,
+    },
+    /// Lift an operator's drain; the host serves again from its next
+    /// lease renewal.
+    Undrain {
+        id: String,
         #[command(flatten)]
         store: StoreArg,
     },
@@ -165,6 +194,7 @@ async fn main() -> anyhow::Result<()> {
     match command {
         Command::Serve(args) => serve(*args).await,
         Command::User { action } => user(action).await,
+        Command::Host { action } => host(action).await,
         Command::Keygen => {
             let signer = TicketSigner::generate();
             println!("THINLINE_TICKET_KEY={}", signer.to_base64());
@@ -204,6 +234,32 @@ async fn user(action: UserAction) -> anyhow::Result<()> {
             for line in accounts::list(&*store).await? {
                 println!("{line}");
             }
+        }
+    }
+    Ok(())
+}
+
+async fn host(action: HostAction) -> anyhow::Result<()> {
+    use directory::hosts::admin;
+    match action {
+        HostAction::List { store } => {
+            let store = open_store(&store.store).await?;
+            for line in admin::list(&*store).await? {
+                println!("{line}");
+            }
+        }
+        HostAction::Drain { id, store } => {
+            let store = open_store(&store.store).await?;
+            admin::set_drain(&*store, &id, true).await?;
+            eprintln!(
+                "draining {id}: it moves its sessions elsewhere within a lease renewal, \
+                 and stays drained until `directory host undrain {id}`"
+            );
+        }
+        HostAction::Undrain { id, store } => {
+            let store = open_store(&store.store).await?;
+            admin::set_drain(&*store, &id, false).await?;
+            eprintln!("lifted the drain of {id}; it takes sessions again from its next renewal");
         }
     }
     Ok(())
@@ -357,11 +413,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     if config.host_token.is_none() {
         tracing::warn!(
-            "THINLINE_HOST_TOKEN is not set: anyone who can reach this directory can register or drain hosts"
+            "THINLINE_HOST_TOKEN is not set: anyone who can reach this directory can drain hosts"
         );
     }
     let kind = store.kind();
-    let state = AppState::new(store, config);
+    let state = AppState::new(store, config).context("starting the password-check threads")?;
     println!("thinline: directory listening on {scheme}://{shown}/");
     tracing::info!(%addr, store = kind, %public_key, allowed_origins = ?state.allowed_origins, "serving; hosts need THINLINE_TICKET_PUBLIC_KEY={public_key}");
     run(listener, tls, state, shutdown_signal())

@@ -67,21 +67,6 @@ pub fn spec() -> Value {
             "description": "Sign-in, host registry, session placement and failover decisions. Stateless over the shared store: any replica answers any request. All times are milliseconds since the Unix epoch read from the store's clock. Calls about sessions need the sign-in cookie and see only the caller's own sessions; their POSTs also need an allowed Origin header."
         },
         "paths": {
-            "/v1/hosts/{id}/lease": {
-                "put": {
-                    "summary": "Register or renew a host's lease",
-                    "description": "ttl_ms is clamped to 1000..=60000. draining null keeps the stored value (set by an operator); the answer's draining tells the host whether to drain.",
-                    "parameters": [host_id],
-                    "requestBody": body("LeaseRequest"),
-                    "security": [{ "hostToken": [] }],
-                    "responses": {
-                        "200": ok(json!({ "$ref": "#/components/schemas/LeaseGrant" })),
-                        "400": error_response("malformed id, url or body"),
-                        "401": error_response("the hosts' token is missing or wrong"),
-                        "503": error_response("the store is unavailable")
-                    }
-                }
-            },
             "/v1/hosts": {
                 "get": {
                     "summary": "Every registered host, live or not, by id",
@@ -93,16 +78,25 @@ pub fn spec() -> Value {
             },
             "/v1/hosts/{id}/drain": {
                 "post": {
-                    "summary": "Ask a host to drain; it learns so on its next renewal",
+                    "summary": "An operator's drain of a host",
+                    "description": "The host learns it from its next lease renewal (hosts renew in the store, never here), moves every session elsewhere and takes none until the drain is lifted; the drain outlives the host's restarts.",
                     "parameters": [host_id],
                     "security": [{ "hostToken": [] }],
                     "responses": {
                         "401": error_response("the hosts' token is missing or wrong"),
-                        "200": ok(json!({
-                            "type": "object",
-                            "required": ["id", "draining"],
-                            "properties": { "id": { "type": "string" }, "draining": { "type": "boolean" } }
-                        })),
+                        "200": ok(json!({ "$ref": "#/components/schemas/DrainAnswer" })),
+                        "404": error_response("no such host"),
+                        "503": error_response("the store is unavailable")
+                    }
+                },
+                "delete": {
+                    "summary": "Lift an operator's drain",
+                    "description": "The host serves again from its next renewal. A host stopping on SIGTERM drains on its own; that drain ends with its process and needs no lifting.",
+                    "parameters": [host_id],
+                    "security": [{ "hostToken": [] }],
+                    "responses": {
+                        "401": error_response("the hosts' token is missing or wrong"),
+                        "200": ok(json!({ "$ref": "#/components/schemas/DrainAnswer" })),
                         "404": error_response("no such host"),
                         "503": error_response("the store is unavailable")
                     }
@@ -313,36 +307,23 @@ pub fn spec() -> Value {
                     "required": ["error"],
                     "properties": { "error": { "type": "string", "description": "what went wrong and what to do" } }
                 },
-                "LeaseRequest": {
+                "DrainAnswer": {
                     "type": "object",
-                    "required": ["url", "ttl_ms", "load"],
-                    "properties": {
-                        "url": { "type": "string", "example": "http://127.0.0.1:8081" },
-                        "ttl_ms": { "type": "integer", "minimum": 0, "description": "clamped to 1000..=60000" },
-                        "load": { "type": "integer", "minimum": 0, "description": "sessions the host runs" },
-                        "draining": { "type": "boolean", "nullable": true }
-                    }
-                },
-                "LeaseGrant": {
-                    "type": "object",
-                    "required": ["id", "url", "load", "draining", "lease_expires_at", "now"],
+                    "required": ["id", "drain_requested"],
                     "properties": {
                         "id": { "type": "string" },
-                        "url": { "type": "string" },
-                        "load": { "type": "integer" },
-                        "draining": { "type": "boolean" },
-                        "lease_expires_at": { "type": "integer", "format": "int64" },
-                        "now": { "type": "integer", "format": "int64", "description": "the store's clock after the renewal" }
+                        "drain_requested": { "type": "boolean", "description": "whether an operator's drain now stands" }
                     }
                 },
                 "Host": {
                     "type": "object",
-                    "required": ["id", "url", "load", "draining", "lease_expires_at", "live"],
+                    "required": ["id", "url", "load", "draining", "drain", "lease_expires_at", "live"],
                     "properties": {
                         "id": { "type": "string" },
                         "url": { "type": "string" },
                         "load": { "type": "integer" },
                         "draining": { "type": "boolean" },
+                        "drain": { "type": "string", "nullable": true, "enum": ["operator", "shutdown"], "description": "operator: an operator's drain, kept until lifted; shutdown: the host's process is stopping, and its next start serves again" },
                         "lease_expires_at": { "type": "integer", "format": "int64" },
                         "live": { "type": "boolean", "description": "lease_expires_at > the store's now" }
                     }

@@ -33,6 +33,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use auth::login::{COOKIE_NAME, LoginId, LoginToken};
+use auth::password_pool::PoolError;
 use axum::Json;
 use axum::extract::rejection::FormRejection;
 use axum::extract::{ConnectInfo, FromRequestParts, OptionalFromRequestParts, Request, State};
@@ -317,18 +318,20 @@ pub async fn login(
         None
     };
     let password = form.password;
-    let checked = tokio::task::spawn_blocking(move || match account {
-        // A disabled account is hashed like any other: its answer must not
-        // come faster.
-        Some(account) => {
-            auth::password::verify(&password, &account.password_hash) && !account.disabled
-        }
-        None => {
-            auth::password::verify_dummy(&password);
-            false
-        }
-    })
-    .await;
+    let checked = state
+        .passwords
+        .run(move || match account {
+            // A disabled account is hashed like any other: its answer must
+            // not come faster.
+            Some(account) => {
+                auth::password::verify(&password, &account.password_hash) && !account.disabled
+            }
+            None => {
+                auth::password::verify_dummy(&password);
+                false
+            }
+        })
+        .await;
     match checked {
         Ok(true) => {}
         Ok(false) => {
@@ -337,6 +340,19 @@ pub async fn login(
                 StatusCode::UNAUTHORIZED,
                 pages::login(Some(WRONG_USER_OR_PASSWORD)),
             );
+        }
+        Err(PoolError::Busy) => {
+            tracing::warn!(%address, "sign-in refused: every password thread is busy");
+            let mut response = pages::html(
+                StatusCode::SERVICE_UNAVAILABLE,
+                pages::login(Some(
+                    "the server is busy checking other sign-ins; try again in a second",
+                )),
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            return response;
         }
         Err(error) => {
             return pages::error(AppError::Internal(format!("password check: {error}")));

@@ -10,7 +10,7 @@
 //! The page is served by the directory but opens WebSockets to hosts, so
 //! the policy's `connect-src` names every live host (its http and ws
 //! origins), computed per request from the registry unless an operator
-//! configured the list. Host urls come from lease renewals, so they are
+//! configured the list. Host urls are what hosts wrote into the store, so they are
 //! reduced to a scheme and a plain authority before they enter the header.
 
 use std::path::Path;

@@ -10,15 +10,23 @@ fn host(id: &str, load: u32, live: bool) -> HostRecord {
         id: id.to_owned(),
         url: format!("http://{id}.test:80"),
         load,
-        draining: false,
+        drain_requested: false,
+        shutting_down: false,
         // A lease that ends exactly now is already expired.
         lease_expires_at: if live { NOW + 3_000 } else { NOW },
         registered_at: NOW - 60_000,
     }
 }
 
+/// A host whose process is shutting down (SIGTERM).
 fn draining(mut host: HostRecord) -> HostRecord {
-    host.draining = true;
+    host.shutting_down = true;
+    host
+}
+
+/// A host an operator asked to drain.
+fn operator_drained(mut host: HostRecord) -> HostRecord {
+    host.drain_requested = true;
     host
 }
 
@@ -167,13 +175,14 @@ fn draining_hosts_are_never_chosen() {
     let hosts = [
         host("h1", 0, false),
         draining(host("h2", 0, true)),
-        host("h3", 50, true),
+        operator_drained(host("h3", 1, true)),
+        host("h4", 50, true),
     ];
     let record = session("h1", 3);
     let reported = report("h1", 3);
     let plan = FailoverPlan::new(&record, &hosts, NOW).with_report(&reported);
-    assert_eq!(plan.decide(&ProbeOutcome::NotProbed), moves(3, "h1", "h3"));
-    assert_eq!(least_loaded(&hosts, NOW, None).map(|h| &*h.id), Some("h3"));
+    assert_eq!(plan.decide(&ProbeOutcome::NotProbed), moves(3, "h1", "h4"));
+    assert_eq!(least_loaded(&hosts, NOW, None).map(|h| &*h.id), Some("h4"));
 }
 
 #[test]
@@ -181,13 +190,18 @@ fn a_draining_owner_gives_up_its_sessions() {
     // A draining host persists each session, hangs it up and sends its
     // client to the directory (promise 3); the session must then move, or
     // the client would be sent back to a host that refuses it.
-    let hosts = [draining(host("h1", 0, true)), host("h2", 0, true)];
-    let record = session("h1", 3);
-    let plan = FailoverPlan::new(&record, &hosts, NOW);
-    assert_eq!(plan.decide(&ProbeOutcome::NotProbed), moves(3, "h1", "h2"));
-    let reported = report("h1", 3);
-    let plan = FailoverPlan::new(&record, &hosts, NOW).with_report(&reported);
-    assert_eq!(plan.decide(&ProbeOutcome::NotProbed), moves(3, "h1", "h2"));
+    for owner in [
+        draining(host("h1", 0, true)),
+        operator_drained(host("h1", 0, true)),
+    ] {
+        let hosts = [owner, host("h2", 0, true)];
+        let record = session("h1", 3);
+        let plan = FailoverPlan::new(&record, &hosts, NOW);
+        assert_eq!(plan.decide(&ProbeOutcome::NotProbed), moves(3, "h1", "h2"));
+        let reported = report("h1", 3);
+        let plan = FailoverPlan::new(&record, &hosts, NOW).with_report(&reported);
+        assert_eq!(plan.decide(&ProbeOutcome::NotProbed), moves(3, "h1", "h2"));
+    }
 }
 
 #[test]

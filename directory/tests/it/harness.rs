@@ -96,7 +96,7 @@ impl Directory {
         }
         let public_key = config.ticket_signer.public_key();
         let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
-        let state = AppState::new(store.clone(), config);
+        let state = AppState::new(store.clone(), config).unwrap();
         tokio::spawn(async move {
             directory::run(listener, None, state, async {
                 let _ = stop.await;
@@ -129,6 +129,10 @@ impl Directory {
 
     pub async fn put(&self, path: &str, body: Value) -> Answer {
         call(Method::PUT, &format!("{}{path}", self.base), Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Answer {
+        call(Method::DELETE, &format!("{}{path}", self.base), None).await
     }
 
     pub async fn send(
@@ -192,16 +196,14 @@ impl Directory {
         claims
     }
 
-    /// Registers or renews a host; panics unless the directory agrees.
-    pub async fn lease(&self, id: &str, url: &str, ttl_ms: u64, load: u32) -> Value {
-        let answer = self
-            .put(
-                &format!("/v1/hosts/{id}/lease"),
-                serde_json::json!({ "url": url, "ttl_ms": ttl_ms, "load": load, "draining": null }),
-            )
-            .await;
-        assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.text());
-        answer.json()
+    /// Registers or renews a host in the store, as hosts do themselves
+    /// (no directory is involved in a lease).
+    pub async fn lease(&self, id: &str, url: &str, ttl_ms: u64, load: u32) -> store::HostRecord {
+        self.store
+            .renew_lease(id, url, ttl_ms, load, false)
+            .await
+            .unwrap()
+            .host
     }
 
     /// Whether `GET /v1/hosts` calls host `id` live.

@@ -43,8 +43,8 @@ macro_rules! on_backends {
 }
 
 on_backends![
-    api::leases_register_renew_and_expire,
-    api::lease_requests_are_validated_and_clamped,
+    api::the_host_list_shows_leases_loads_and_expiry,
+    api::no_host_registers_through_the_directory,
     api::a_new_session_goes_to_the_least_loaded_host,
     api::drained_hosts_get_no_new_sessions,
     api::no_healthy_host_is_a_503_with_advice,

@@ -194,20 +194,8 @@ pub async fn ending_a_session_fences_it_and_tells_its_host(db: &Db) {
         },
     )
     .await;
-    let lease = async |id: &str, url: &str| {
-        let lease = json!({ "url": url, "ttl_ms": LONG_TTL, "load": 0 });
-        let granted = dir
-            .send(
-                Method::PUT,
-                &format!("/v1/hosts/{id}/lease"),
-                Body::Json(lease),
-                &[("authorization", "Bearer s3cret")],
-            )
-            .await;
-        assert_eq!(granted.status, StatusCode::OK);
-    };
     let host = FakeHost::start("h1").await;
-    lease("h1", &host.url).await;
+    dir.lease("h1", &host.url, LONG_TTL, 0).await;
     create_session_of(&*dir.store, "ada", ADAS, "h1", 1).await;
     create_session_of(&*dir.store, "ada", BOBS, "h1", 4).await;
     let ada = dir.sign_in_as("ada").await;
@@ -249,7 +237,8 @@ pub async fn ending_a_session_fences_it_and_tells_its_host(db: &Db) {
     assert_eq!(host.ended.lock().unwrap().len(), 2);
 
     // A host that is gone does not stop the session from ending.
-    lease("h9", &crate::harness::dead_url()).await;
+    dir.lease("h9", &crate::harness::dead_url(), LONG_TTL, 0)
+        .await;
     create_session_of(&*dir.store, "ada", NOBODYS, "h9", 1).await;
     let ended = ada
         .post(&format!("/v1/sessions/{NOBODYS}/end"), json!({}))

@@ -84,7 +84,8 @@ async fn over_tls_the_cookie_is_secure_and_transport_security_is_strict() {
             tls: true,
             ..DirectoryConfig::default()
         },
-    );
+    )
+    .unwrap();
     let server_config = auth::tls::server_config(&pki.cert, &pki.key).unwrap();
     let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(directory::run(
