@@ -1,9 +1,18 @@
-//! `cargo xtask demo`: the whole product on one machine.
+//! `cargo xtask demo`: the whole product on one machine, run like a small
+//! cluster.
 //!
-//! A directory serving the page, three interchangeable hosts registered with
-//! it, one SQLite file as the shared store and one folder as the shared home
-//! root, all under `.thinline/` in the workspace. Killing the host that
-//! serves a session moves it to another, in front of the user.
+//! A directory serving the page, three interchangeable hosts, one SQLite
+//! file as the shared store and one folder as the shared home root, all
+//! under `.thinline/` in the workspace. Killing the host that serves a
+//! session moves it to another, in front of the user.
+//!
+//! This process supervises them the way Kubernetes would: a server that
+//! exits is started again under the same id (the same command, port and
+//! host id, as a StatefulSet does) a second or two later, and each restart
+//! is printed, so a person can `kill -9` the serving host again and again
+//! and watch the session move each time. The servers die with this process
+//! (`PR_SET_PDEATHSIG`), so a demo killed any way never leaves orphans
+//! holding its ports; Ctrl-C stops them all and waits until they are gone.
 //!
 //! The directory's ticket key and a `demo` account are made on the first
 //! run and kept (mode 0600) under `.thinline/`, so the printed password
@@ -11,14 +20,29 @@
 
 use std::io::{Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
 use crate::{build, cmd};
 
 const HOSTS: u16 = 3;
+
+/// How long a server that exited waits before it is started again.
+const RESTART_DELAY: Duration = Duration::from_millis(1500);
+/// A server that dies again within this of its start waits longer each
+/// time (up to `MAX_RESTART_DELAY`), so a broken one does not spin.
+const CRASH_LOOP: Duration = Duration::from_secs(10);
+const MAX_RESTART_DELAY: Duration = Duration::from_secs(30);
+/// How often the supervisor looks at its children.
+const TICK: Duration = Duration::from_millis(100);
+/// How long Ctrl-C waits for the servers to drain before killing them.
+const STOP_GRACE: Duration = Duration::from_secs(10);
 
 pub fn demo(rest: &[String]) -> Result<()> {
     let mut port: u16 = 8080;
@@ -35,77 +59,225 @@ pub fn demo(rest: &[String]) -> Result<()> {
             other => bail!("unexpected argument `{other}` (demo takes --port N)"),
         }
     }
+    for p in port..=port + HOSTS {
+        if std::net::TcpListener::bind(("127.0.0.1", p)).is_err() {
+            bail!(
+                "port {p} on 127.0.0.1 is in use (an earlier demo, or another program): \
+                 stop it (`fuser -k {p}/tcp` shows and ends it) or pick other ports with --port N"
+            );
+        }
+    }
     build::build_all()?;
     let root = cmd::workspace_root();
     let state = root.join(".thinline");
     std::fs::create_dir_all(state.join("homes")).context("creating .thinline/")?;
     let store = format!("sqlite:{}", state.join("demo.sqlite").display());
     let directory_url = format!("http://127.0.0.1:{port}");
-    // Hosts prove themselves to the directory with a shared secret.
+    // Operators' calls to the directory and the directory's calls to hosts
+    // carry a shared secret.
     let host_token = random_token()?;
     let (ticket_key, ticket_public_key) = ticket_keys(&state)?;
     let password = demo_account(&state, &store)?;
 
-    let mut children: Vec<(String, Child)> = Vec::new();
-    let directory = Command::new(build::directory_binary())
+    let mut directory = Command::new(build::directory_binary());
+    directory
         .current_dir(&root)
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .args(["--store", &store, "--static-dir"])
         .arg(root.join("static"))
         .env("THINLINE_HOST_TOKEN", &host_token)
-        .env("THINLINE_TICKET_KEY", &ticket_key)
-        .stdout(Stdio::null())
-        .spawn()
-        .context("starting the directory")?;
-    children.push(("directory".into(), directory));
-    // Hosts register at once; give the directory a moment to listen so the
-    // first renewal does not log a needless failure.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
-        && std::time::Instant::now() < deadline
-    {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+        .env("THINLINE_TICKET_KEY", &ticket_key);
+    let mut servers = vec![Supervised::new("directory", directory)];
     for n in 1..=HOSTS {
-        let host_port = port + n;
-        let host = Command::new(build::host_binary())
-            .current_dir(&root)
-            .args(["serve", "--listen", &format!("127.0.0.1:{host_port}")])
+        let mut host = Command::new(build::host_binary());
+        host.current_dir(&root)
+            .args(["serve", "--listen", &format!("127.0.0.1:{}", port + n)])
             .args(["--host-id", &format!("h{n}")])
             .args(["--directory", &directory_url, "--store", &store])
             .arg("--home-root")
             .arg(state.join("homes"))
             .args(["--allow-origin", &directory_url])
             .env("THINLINE_TICKET_PUBLIC_KEY", &ticket_public_key)
-            .env("THINLINE_HOST_TOKEN", &host_token)
-            .stdout(Stdio::null())
-            .spawn()
-            .with_context(|| format!("starting host h{n}"))?;
-        children.push((format!("h{n}"), host));
+            .env("THINLINE_HOST_TOKEN", &host_token);
+        servers.push(Supervised::new(&format!("h{n}"), host));
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, stop.clone())
+            .context("installing the Ctrl-C handler")?;
+    }
+    for server in &mut servers {
+        server.start()?;
     }
     println!();
     println!("  Thinline is running: open {directory_url}/");
     println!("  sign in as `demo` with password: {password}");
     println!("  (more users: target/release/directory user add NAME --store {store})");
     println!();
-    for (name, child) in &children {
-        println!("  {name:<9} pid {}", child.id());
+    for server in &servers {
+        if let Some(pid) = server.pid() {
+            println!("  {:<9} pid {pid}", server.name);
+        }
     }
     println!();
     println!("  Kill the host named in the page's status line (kill -9 PID) and watch");
-    println!("  the session move. Ctrl-C stops everything; state stays in .thinline/.");
+    println!("  the session move; the host comes back under its own id moments later.");
+    println!("  Ctrl-C stops everything; state stays in .thinline/.");
     println!();
-    // Ctrl-C reaches every child (they share this terminal's process group);
-    // wait for all of them so the prompt returns only when they are gone.
-    for (name, mut child) in children {
-        let status = child
-            .wait()
-            .with_context(|| format!("waiting for {name}"))?;
-        if !status.success() {
-            eprintln!("  {name} exited: {status}");
+    while !stop.load(Ordering::SeqCst) {
+        for server in &mut servers {
+            server.tend()?;
+        }
+        std::thread::sleep(TICK);
+    }
+    println!();
+    println!("  stopping: the hosts drain their sessions into the store");
+    stop_all(&mut servers);
+    Ok(())
+}
+
+/// One server the demo keeps running.
+struct Supervised {
+    name: String,
+    command: Command,
+    child: Option<Child>,
+    started_at: Instant,
+    /// When a server that exited is started again.
+    restart_at: Option<Instant>,
+    /// The wait before the next restart: `base_delay`, doubled while the
+    /// server keeps dying young.
+    delay: Duration,
+    base_delay: Duration,
+    restarts: u32,
+}
+
+impl Supervised {
+    fn new(name: &str, mut command: Command) -> Supervised {
+        command.stdin(Stdio::null()).stdout(Stdio::null());
+        die_with_this_process(&mut command);
+        Supervised {
+            name: name.to_owned(),
+            command,
+            child: None,
+            started_at: Instant::now(),
+            restart_at: None,
+            delay: RESTART_DELAY,
+            base_delay: RESTART_DELAY,
+            restarts: 0,
         }
     }
-    Ok(())
+
+    fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    fn start(&mut self) -> Result<()> {
+        let child = self
+            .command
+            .spawn()
+            .with_context(|| format!("starting {}", self.name))?;
+        self.child = Some(child);
+        self.started_at = Instant::now();
+        self.restart_at = None;
+        Ok(())
+    }
+
+    /// Notices an exit and restarts when it is time.
+    fn tend(&mut self) -> Result<()> {
+        if let Some(child) = &mut self.child
+            && let Some(status) = child.try_wait().context("watching a server")?
+        {
+            self.child = None;
+            self.delay = if self.started_at.elapsed() < CRASH_LOOP && self.restarts > 0 {
+                (self.delay * 2).min(MAX_RESTART_DELAY)
+            } else {
+                self.base_delay
+            };
+            println!(
+                "  {} exited ({}); starting it again under its own id in {:.1} s",
+                self.name,
+                describe(status),
+                self.delay.as_secs_f64()
+            );
+            self.restart_at = Some(Instant::now() + self.delay);
+        }
+        if self.restart_at.is_some_and(|at| Instant::now() >= at) {
+            self.start()?;
+            self.restarts += 1;
+            println!(
+                "  {} restarted (pid {}, restart {})",
+                self.name,
+                self.pid().unwrap_or_default(),
+                self.restarts
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The servers got SIGINT from the terminal (or SIGTERM from their dying
+/// parent) and drain; wait for them, then kill what is left.
+fn stop_all(servers: &mut [Supervised]) {
+    let deadline = Instant::now() + STOP_GRACE;
+    for server in servers.iter_mut() {
+        if let Some(child) = &server.child {
+            // Ctrl-C reached the whole process group already; a SIGTERM
+            // sent to this process alone did not. The child is not reaped
+            // yet, so its pid is still its own.
+            let pid = rustix::process::Pid::from_child(child);
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        }
+    }
+    for server in servers.iter_mut() {
+        let Some(child) = &mut server.child else {
+            continue;
+        };
+        loop {
+            match child.try_wait() {
+                Ok(Some(_)) | Err(_) => break,
+                Ok(None) if Instant::now() >= deadline => {
+                    eprintln!("  {} did not stop in time; killing it", server.name);
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break;
+                }
+                Ok(None) => std::thread::sleep(TICK),
+            }
+        }
+    }
+}
+
+fn describe(status: ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit status {code}"),
+        (None, Some(9)) => "killed by SIGKILL".to_owned(),
+        (None, Some(15)) => "stopped by SIGTERM".to_owned(),
+        (None, Some(signal)) => format!("signal {signal}"),
+        (None, None) => "unknown status".to_owned(),
+    }
+}
+
+/// Asks the kernel to send the child SIGTERM when this process dies, however
+/// it dies, so no server outlives the demo and holds its port.
+#[allow(unsafe_code)]
+fn die_with_this_process(command: &mut Command) {
+    let parent = rustix::process::getpid();
+    // SAFETY: the closure runs in the forked child before exec, where only
+    // async-signal-safe calls are allowed; it makes two raw system calls
+    // (prctl and getppid) through rustix, allocates nothing and takes no
+    // lock.
+    unsafe {
+        command.pre_exec(move || {
+            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::TERM))?;
+            // The parent may have died before the prctl took effect.
+            if rustix::process::getppid() != Some(parent) {
+                return Err(std::io::Error::other("the demo exited while starting"));
+            }
+            Ok(())
+        });
+    }
 }
 
 /// 128 random bits as hex, from the kernel.
@@ -196,4 +368,69 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
         .open(path)
         .and_then(|mut f| f.write_all(bytes))
         .with_context(|| format!("writing {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shell(script: &str) -> Supervised {
+        let mut command = Command::new("/bin/sh");
+        command.args(["-c", script]);
+        let mut server = Supervised::new("test", command);
+        server.base_delay = Duration::from_millis(50);
+        server.delay = server.base_delay;
+        server
+    }
+
+    fn tend_until(server: &mut Supervised, done: impl Fn(&Supervised) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !done(server) {
+            assert!(Instant::now() < deadline, "gave up after 20 s");
+            server.tend().unwrap();
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    #[test]
+    fn a_server_that_exits_is_started_again_under_the_same_command() {
+        let marker = tempfile_path("restarts");
+        let mut server = shell(&format!("echo run >> {}; exit 3", marker.display()));
+        server.start().unwrap();
+        tend_until(&mut server, |s| s.restarts >= 2);
+        server.tend().unwrap();
+        let runs = std::fs::read_to_string(&marker).unwrap_or_default();
+        assert!(runs.lines().count() >= 2, "ran {runs:?}");
+        // Dying young doubles the wait, so a broken server cannot spin.
+        assert!(server.delay > server.base_delay, "{:?}", server.delay);
+        let _ = std::fs::remove_file(marker);
+    }
+
+    #[test]
+    fn servers_die_with_the_thread_that_started_them() {
+        // The kernel's parent-death signal follows the thread that forked:
+        // a starter that ends takes its server with it, as a killed demo
+        // takes its directory and hosts.
+        let mut child = std::thread::spawn(|| {
+            let mut server = shell("sleep 300");
+            server.start().unwrap();
+            server.child.take().unwrap()
+        })
+        .join()
+        .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "the server outlived its starter");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(15), "{status:?}");
+    }
+
+    fn tempfile_path(name: &str) -> std::path::PathBuf {
+        std::env::temp_dir().join(format!("xtask-{name}-{}", std::process::id()))
+    }
 }
