@@ -21,6 +21,9 @@ use crate::{Result, StoreError};
 #[derive(Clone, Debug)]
 pub struct PgStore {
     pool: PgPool,
+    /// One connection for lease renewals alone: a host's lease must not
+    /// wait for a pooled connection behind a hundred sessions' screens.
+    lease_pool: PgPool,
 }
 
 /// How to connect a [`PgStore`]; start from [`PgStore::builder`].
@@ -57,6 +60,7 @@ impl PgStore {
     /// Closes every pooled connection; later calls fail as unavailable.
     pub async fn close(&self) {
         self.pool.close().await;
+        self.lease_pool.close().await;
     }
 }
 
@@ -105,7 +109,8 @@ impl PgStoreBuilder {
             });
         }
         let pool = pool_options
-            .connect_with(options)
+            .clone()
+            .connect_with(options.clone())
             .await
             .map_err(from_sqlx)?;
         if let Some(quoted) = &schema {
@@ -128,7 +133,10 @@ impl PgStoreBuilder {
         // Concurrent migrators serialize on sqlx's advisory lock.
         migrator.set_ignore_missing(true);
         migrator.run(&pool).await.map_err(sql::from_migrate)?;
-        Ok(PgStore { pool })
+        // Connected lazily, so a host whose store is down at a renewal
+        // still starts; the renewal reports the store unavailable.
+        let lease_pool = pool_options.max_connections(1).connect_lazy_with(options);
+        Ok(PgStore { pool, lease_pool })
     }
 }
 

@@ -355,7 +355,8 @@ macro_rules! login_columns {
 pub(crate) use login_columns;
 
 /// Implements [`Store`](crate::Store) for a backend struct holding a sqlx
-/// `pool`. The two SQL backends run the very same statements (both accept
+/// `pool`, and a `lease_pool` of one connection that only lease renewals
+/// use. The two SQL backends run the very same statements (both accept
 /// `$n` placeholders, `ON CONFLICT`, `RETURNING` and window functions); they
 /// differ only in how they read the clock, how they start transactions and
 /// how a read in a write transaction locks its row against writers
@@ -659,8 +660,10 @@ macro_rules! impl_store {
                     // here is the one this renewal replaces. No row lock:
                     // only the host renews its own lease, and two renewals
                     // of one id at once (a misconfigured duplicate) would
-                    // deadlock upgrading shared locks.
-                    let mut tx = self.pool.begin_with($begin_write).await.map_err(from_sqlx)?;
+                    // deadlock upgrading shared locks. On the lease's own
+                    // connection, so it never queues behind the host's
+                    // screen writes.
+                    let mut tx = self.lease_pool.begin_with($begin_write).await.map_err(from_sqlx)?;
                     let lapsed: Option<bool> = sqlx::query_scalar(concat!(
                         "SELECT lease_expires_at <= ",
                         $now,

@@ -25,6 +25,9 @@ use crate::{Result, StoreError};
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a caller waits for a pooled connection.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A connection idle this long is closed, with its page cache: the pool
+/// grows under load and must not keep that memory once the load is gone.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// SQLite runs one writer at a time; a few connections let reads proceed
 /// beside it without queueing.
 const MAX_CONNECTIONS: u32 = 4;
@@ -38,6 +41,9 @@ const OPEN_ATTEMPTS: u32 = 10;
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// One connection for lease renewals alone: a host's lease must not
+    /// wait for a pooled connection behind a hundred sessions' screens.
+    lease_pool: SqlitePool,
 }
 
 impl SqliteStore {
@@ -81,19 +87,25 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(ACQUIRE_TIMEOUT)
-            .connect_with(options)
+            .idle_timeout(IDLE_TIMEOUT)
+            .connect_with(options.clone())
             .await
             .map_err(from_sqlx)?;
         if let Err(error) = migrate(&pool).await {
             pool.close().await;
             return Err(error);
         }
-        Ok(SqliteStore { pool })
+        let lease_pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_lazy_with(options);
+        Ok(SqliteStore { pool, lease_pool })
     }
 
     /// Closes every pooled connection; later calls fail as unavailable.
     pub async fn close(&self) {
         self.pool.close().await;
+        self.lease_pool.close().await;
     }
 }
 
