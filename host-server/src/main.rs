@@ -1,5 +1,11 @@
 //! `host-server`: run a Thinline session host.
 
+/// jemalloc, which gives freed memory back to the kernel within seconds;
+/// glibc's malloc kept a host at its peak long after the load ended
+/// (ARCHITECTURE.md, "Crate choices", has the measurements).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -127,6 +133,9 @@ async fn open_store(spec: &str) -> anyhow::Result<Arc<dyn store::Store>> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Purge freed pages on jemalloc's own thread, on time, rather than on
+    // the next allocation, which an idle host never makes.
+    let _ = tikv_jemalloc_ctl::background_thread::write(true);
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),

@@ -16,6 +16,8 @@ pub struct Metrics {
     frame_bytes_sent: AtomicU64,
     messages_sent: AtomicU64,
     connections_refused: AtomicU64,
+    /// WebSockets admitted to a session (each reconnect counts).
+    connections_admitted: AtomicU64,
     store_writes: AtomicU64,
     /// Sessions whose persister is currently failing to write.
     persisters_failing: AtomicI64,
@@ -40,6 +42,10 @@ impl Metrics {
 
     pub fn connection_refused(&self) {
         self.connections_refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn connection_admitted(&self) {
+        self.connections_admitted.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn store_write(&self) {
@@ -107,6 +113,10 @@ impl Metrics {
                 "thinline_connections_refused_total",
                 self.connections_refused.load(Ordering::Relaxed),
             ),
+            (
+                "thinline_connections_total",
+                self.connections_admitted.load(Ordering::Relaxed),
+            ),
         ];
         for (name, value) in counters {
             let _ = writeln!(out, "{name} {value}");
@@ -121,6 +131,12 @@ impl Metrics {
             "thinline_persisters_failing {}",
             self.persisters_failing.load(Ordering::Relaxed)
         );
+        if let Some(heap) = HeapStats::read() {
+            let _ = writeln!(out, "thinline_heap_allocated_bytes {}", heap.allocated);
+            let _ = writeln!(out, "thinline_heap_resident_bytes {}", heap.resident);
+            let _ = writeln!(out, "thinline_heap_metadata_bytes {}", heap.metadata);
+            let _ = writeln!(out, "thinline_heap_retained_bytes {}", heap.retained);
+        }
         for (label, q) in [("0.5", 0.5), ("0.99", 0.99)] {
             let _ = writeln!(
                 out,
@@ -129,5 +145,34 @@ impl Metrics {
             );
         }
         out
+    }
+}
+
+/// The allocator's own view of the heap (jemalloc's `stats.*`), next to
+/// what the kernel counts: `resident` far above `allocated` is memory the
+/// allocator holds but does not use.
+#[derive(Clone, Copy, Debug)]
+pub struct HeapStats {
+    /// Bytes handed out to the program.
+    pub allocated: usize,
+    /// Bytes in physically resident pages the allocator maps.
+    pub resident: usize,
+    /// Bytes of the allocator's own bookkeeping.
+    pub metadata: usize,
+    /// Bytes of address space kept for reuse but not resident.
+    pub retained: usize,
+}
+
+impl HeapStats {
+    /// `None` if the process does not run on jemalloc.
+    pub fn read() -> Option<HeapStats> {
+        use tikv_jemalloc_ctl::{epoch, stats};
+        epoch::advance().ok()?;
+        Some(HeapStats {
+            allocated: stats::allocated::read().ok()?,
+            resident: stats::resident::read().ok()?,
+            metadata: stats::metadata::read().ok()?,
+            retained: stats::retained::read().ok()?,
+        })
     }
 }

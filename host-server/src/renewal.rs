@@ -65,18 +65,19 @@ pub async fn keep_lease(state: AppState, store: Arc<dyn Store>, config: LeaseCon
         }
         let wake = match keeper.poll(now) {
             LeaseAction::Renew => {
-                // A renewal that hangs is abandoned at the next interval,
-                // so a silent store cannot keep the loop from counting.
-                let renewal = tokio::time::timeout(
-                    config.renew_every,
-                    renew(&state, store.as_ref(), &config),
-                )
-                .await
-                .unwrap_or_else(|_| {
-                    Err(store::StoreError::Unavailable(
-                        "no answer from the store within the renew interval".into(),
-                    ))
-                });
+                // A renewal that hangs is abandoned, so a silent store
+                // cannot keep the loop from counting; a slow one (a busy
+                // SQLite file) is given half the lease, well inside what
+                // the last grant still covers.
+                let patience = (config.ttl / 2).max(config.renew_every);
+                let renewal =
+                    tokio::time::timeout(patience, renew(&state, store.as_ref(), &config))
+                        .await
+                        .unwrap_or_else(|_| {
+                            Err(store::StoreError::Unavailable(format!(
+                                "no answer from the store within {patience:?}"
+                            )))
+                        });
                 match renewal {
                     Ok(renewal) => {
                         keeper.on_granted(now);

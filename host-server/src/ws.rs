@@ -213,6 +213,7 @@ async fn serve(mut socket: WebSocket, state: AppState) {
             return refuse(socket, &state, code, "store").await;
         }
     };
+    state.metrics.connection_admitted();
     let (sink, stream) = socket.split();
     let writer = tokio::spawn(write_loop(sink, out_rx, state.clone()));
     let outcome = read_loop(stream, &session, conn, &out_tx).await;
