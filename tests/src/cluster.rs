@@ -67,6 +67,8 @@ pub struct ClusterOptions {
     pub lease: Option<(u64, u64)>,
     /// Release builds print less; tests want the host's info log.
     pub rust_log: Option<String>,
+    /// More arguments for every host's `serve`.
+    pub host_args: Vec<String>,
 }
 
 impl Default for ClusterOptions {
@@ -77,6 +79,7 @@ impl Default for ClusterOptions {
             backend: Backend::Sqlite,
             lease: None,
             rust_log: None,
+            host_args: Vec::new(),
         }
     }
 }
@@ -278,6 +281,10 @@ pub struct ClusterHost {
     pub server: Server,
     /// What the host registers as its url (its own port, or a proxy's).
     pub public_url: String,
+    /// `--public-url` and `--store` it was started with, to start it again
+    /// the same way.
+    public_url_arg: Option<String>,
+    store_spec: String,
 }
 
 /// A directory (or two), hosts and a store, as real processes.
@@ -403,11 +410,69 @@ impl Cluster {
     /// (a proxy in front of it), and returns its id. It is not yet known
     /// to be live: see [`Cluster::wait_hosts_live`].
     pub fn start_host(&mut self, public_url: Option<String>) -> Result<String> {
+        self.start_host_with(public_url, None)
+    }
+
+    /// Like [`Cluster::start_host`], with the host's own `--store` (the
+    /// cluster's store through a proxy, say) instead of the cluster's.
+    pub fn start_host_with(
+        &mut self,
+        public_url: Option<String>,
+        store_spec: Option<String>,
+    ) -> Result<String> {
         let id = format!("h{}", self.next_host);
         self.next_host += 1;
+        let store_spec = store_spec.unwrap_or_else(|| self.store_spec.clone());
+        let command = self.host_command(&id, 0, public_url.as_deref(), &store_spec)?;
+        let server = Server::spawn(command, &id, host::parse_ready_line)?;
+        let registered = public_url.clone().unwrap_or_else(|| server.url());
+        self.hosts.push(ClusterHost {
+            id: id.clone(),
+            server,
+            public_url: registered,
+            public_url_arg: public_url,
+            store_spec,
+        });
+        Ok(id)
+    }
+
+    /// Starts host `id` again after it exited, as a StatefulSet does: the
+    /// same command, id, port and store. Returns once it listens.
+    pub async fn restart_host(&mut self, id: &str) -> Result<()> {
+        let (port, public_url, store_spec) = {
+            let host = self.host_mut(id)?;
+            ensure!(
+                !host.server.is_running(),
+                "{id} is still running; stop it before starting it again"
+            );
+            (
+                host.server.port,
+                host.public_url_arg.clone(),
+                host.store_spec.clone(),
+            )
+        };
+        let command = self.host_command(id, port, public_url.as_deref(), &store_spec)?;
+        let server = Server::spawn(command, id, host::parse_ready_line)?;
+        self.host_mut(id)?.server = server;
+        Ok(())
+    }
+
+    fn host_command(
+        &self,
+        id: &str,
+        port: u16,
+        public_url: Option<&str>,
+        store_spec: &str,
+    ) -> Result<Command> {
         let mut command = Command::new(paths::host_binary()?);
         command
-            .args(["serve", "--listen", "127.0.0.1:0", "--host-id", &id])
+            .args([
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--host-id",
+                id,
+            ])
             .args(["--allow-origin", &self.page_origin()])
             .args([
                 "--program",
@@ -415,7 +480,7 @@ impl Cluster {
                 "--arg=--noprofile",
                 "--arg=--norc",
             ])
-            .args(["--store", &self.store_spec])
+            .args(["--store", store_spec])
             .arg("--home-root")
             .arg(self.home_root())
             .args(["--directory", &self.directory_urls.join(",")]);
@@ -424,9 +489,10 @@ impl Cluster {
                 .args(["--lease-ttl-ms", &ttl.to_string()])
                 .args(["--renew-interval-ms", &renew.to_string()]);
         }
-        if let Some(url) = &public_url {
+        if let Some(url) = public_url {
             command.args(["--public-url", url]);
         }
+        command.args(&self.options.host_args);
         command
             .env("THINLINE_TICKET_PUBLIC_KEY", tickets::public_key())
             .env("THINLINE_HOST_TOKEN", HOST_TOKEN)
@@ -438,14 +504,54 @@ impl Cluster {
         if let Some(filter) = &self.options.rust_log {
             command.env("RUST_LOG", filter);
         }
-        let server = Server::spawn(command, &id, host::parse_ready_line)?;
-        let public_url = public_url.unwrap_or_else(|| server.url());
-        self.hosts.push(ClusterHost {
-            id: id.clone(),
-            server,
-            public_url,
-        });
-        Ok(id)
+        Ok(command)
+    }
+
+    /// Starts directory `i` again after it exited, on its own port.
+    pub async fn restart_directory(&mut self, i: usize) -> Result<()> {
+        let directory = self
+            .directories
+            .get_mut(i)
+            .with_context(|| format!("no directory {i}"))?;
+        ensure!(
+            !directory.is_running(),
+            "{} is still running; stop it before starting it again",
+            directory.name
+        );
+        let ports: Vec<u16> = self.directories.iter().map(|d| d.port).collect();
+        let (command, name) = directory_command(&self.options, &self.store_spec, &ports, i)?;
+        self.directories[i] = Server::spawn(command, &name, parse_directory_ready_line)?;
+        Ok(())
+    }
+
+    /// `directory ARGS --store STORE`, as an operator runs it; its standard
+    /// output, or an error with what it printed.
+    pub fn directory_cli(&self, args: &[&str]) -> Result<String> {
+        let output = Command::new(directory_binary()?)
+            .args(args)
+            .args(["--store", &self.store_spec])
+            .env_remove("THINLINE_STORE")
+            .output()
+            .with_context(|| format!("running directory {args:?}"))?;
+        ensure!(
+            output.status.success(),
+            "directory {args:?} failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+
+    /// The PostgreSQL server the cluster's database is on (a PostgreSQL
+    /// cluster only).
+    pub fn database_addr(&self) -> Option<SocketAddr> {
+        self._pg.as_ref().and_then(|db| db.server_addr().ok())
+    }
+
+    /// The cluster's store url, reaching the server through a proxy on
+    /// `port` (a PostgreSQL cluster only).
+    pub fn store_spec_through(&self, port: u16) -> Option<String> {
+        self._pg.as_ref().map(|db| db.url_through(port))
     }
 
     pub fn host(&self, id: &str) -> Option<&ClusterHost> {
@@ -604,35 +710,45 @@ impl Cluster {
 }
 
 fn start_directories(options: &ClusterOptions, store_spec: &str) -> Result<Vec<Server>> {
-    let binary = directory_binary()?;
     let ports: Vec<u16> = (0..options.directories)
         .map(|_| free_port())
         .collect::<Result<_>>()?;
     let mut servers = Vec::new();
-    for (i, port) in ports.iter().enumerate() {
-        let name = format!("directory{}", i + 1);
-        let mut command = Command::new(&binary);
-        command
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .args(["--store", store_spec])
-            .arg("--static-dir")
-            .arg(paths::static_dir());
-        for (j, peer) in ports.iter().enumerate() {
-            if j != i {
-                command.args(["--peer", &format!("http://127.0.0.1:{peer}")]);
-            }
-        }
-        command
-            .env("THINLINE_HOST_TOKEN", HOST_TOKEN)
-            .env("THINLINE_TICKET_KEY", tickets::secret_key())
-            .env_remove("THINLINE_DIRECTORY_PEERS")
-            .env_remove("THINLINE_DIRECTORY_URL");
-        if let Some(filter) = &options.rust_log {
-            command.env("RUST_LOG", filter);
-        }
+    for i in 0..ports.len() {
+        let (command, name) = directory_command(options, store_spec, &ports, i)?;
         servers.push(Server::spawn(command, &name, parse_directory_ready_line)?);
     }
     Ok(servers)
+}
+
+/// Directory `i` of replicas listening on `ports`, each naming the others.
+fn directory_command(
+    options: &ClusterOptions,
+    store_spec: &str,
+    ports: &[u16],
+    i: usize,
+) -> Result<(Command, String)> {
+    let name = format!("directory{}", i + 1);
+    let mut command = Command::new(directory_binary()?);
+    command
+        .args(["serve", "--listen", &format!("127.0.0.1:{}", ports[i])])
+        .args(["--store", store_spec])
+        .arg("--static-dir")
+        .arg(paths::static_dir());
+    for (j, peer) in ports.iter().enumerate() {
+        if j != i {
+            command.args(["--peer", &format!("http://127.0.0.1:{peer}")]);
+        }
+    }
+    command
+        .env("THINLINE_HOST_TOKEN", HOST_TOKEN)
+        .env("THINLINE_TICKET_KEY", tickets::secret_key())
+        .env_remove("THINLINE_DIRECTORY_PEERS")
+        .env_remove("THINLINE_DIRECTORY_URL");
+    if let Some(filter) = &options.rust_log {
+        command.env("RUST_LOG", filter);
+    }
+    Ok((command, name))
 }
 
 /// A persisted screen as text.
@@ -855,6 +971,34 @@ impl RoamingClient {
             .ask_directory("POST", "/v1/placement", Some(&json!({ "new": true })))
             .await?;
         ensure!(status == 200, "placement answered {status}: {answer}");
+        Self::place_existing(cluster, &answer, size).await
+    }
+
+    /// Starts a new session where the directory places it, signed in as
+    /// the user of `cookie` (a `thinline_login=...` pair).
+    pub async fn place_as(cluster: &Cluster, cookie: &str, size: Size) -> Result<RoamingClient> {
+        let (status, answer) = request_as(
+            cluster.directories[0].port,
+            "POST",
+            "/v1/placement",
+            Some(&json!({ "new": true })),
+            cookie,
+            &cluster.page_origin(),
+        )
+        .await?;
+        ensure!(status == 200, "placement answered {status}: {answer}");
+        let mut client = Self::place_existing(cluster, &answer, size).await?;
+        client.cookie = cookie.to_owned();
+        Ok(client)
+    }
+
+    /// Connects where a placement `answer` says (its url, session and
+    /// ticket), as the test user.
+    pub async fn place_existing(
+        cluster: &Cluster,
+        answer: &Value,
+        size: Size,
+    ) -> Result<RoamingClient> {
         let url = answer["url"].as_str().context("placement without a url")?;
         let ticket = answer["ticket"]
             .as_str()
@@ -863,7 +1007,7 @@ impl RoamingClient {
             .as_str()
             .and_then(|s| s.parse().ok())
             .context("placement without a session id")?;
-        Self::connect_new(cluster, url, session, ticket, size).await
+        Self::connect_with_ticket(cluster, url, session, ticket, size).await
     }
 
     /// Starts a new session on the host whose registered url is `url`
@@ -882,10 +1026,12 @@ impl RoamingClient {
             epoch: 1,
             login: cluster.login_id()?,
         };
-        Self::connect_new(cluster, url, grant.session, &grant.ticket(), size).await
+        Self::connect_with_ticket(cluster, url, grant.session, &grant.ticket(), size).await
     }
 
-    async fn connect_new(
+    /// Opens `session` on the host at `url` with `ticket`; fails with the
+    /// host's close code if it refuses.
+    pub async fn connect_with_ticket(
         cluster: &Cluster,
         url: &str,
         session: SessionId,

@@ -20,6 +20,7 @@ pub mod host;
 pub mod http;
 pub mod paths;
 pub mod proxy;
+pub mod soak;
 pub mod tickets;
 
 use std::future::Future;
