@@ -6,12 +6,14 @@
 mod accounts;
 mod bad_input;
 mod browser;
+mod control_plane;
 mod failover;
 mod host_cli;
 mod hot_desk;
 mod outage;
 mod protocol_e2e;
 mod restore;
+mod soak;
 
 use std::time::Duration;
 
