@@ -23,9 +23,10 @@ verbs:
   demo [--port N]               build, then run a directory (page on port N, default 8080)
                                 and three hosts on the ports after it, over one SQLite store
   test                          everything CI checks: fmt, clippy, protocol purity, unit, e2e and browser tests
-  bench [latency|throughput|size|persist|failover|capacity|auth|all]
+  bench [latency|throughput|size|persist|failover|capacity|auth|soak|all]
                                 build, then measure against the targets of DESIGN.md (default all;
-                                failover, which kills hosts for minutes, only when named)
+                                failover, capacity and soak, which take minutes, only when named;
+                                soak loads for THINLINE_SOAK_MINUTES, default 30)
 ";
 
 fn main() -> ExitCode {
@@ -74,9 +75,9 @@ fn no_extra_args(rest: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// What `cargo xtask bench` measures; `failover` and `capacity` run only
+/// What `cargo xtask bench` measures; `failover`, `capacity` and `soak` run only
 /// when named.
-const BENCH_VERBS: [&str; 8] = [
+const BENCH_VERBS: [&str; 9] = [
     "latency",
     "throughput",
     "size",
@@ -84,6 +85,7 @@ const BENCH_VERBS: [&str; 8] = [
     "failover",
     "capacity",
     "auth",
+    "soak",
     "all",
 ];
 
@@ -93,7 +95,7 @@ fn bench(rest: &[String]) -> Result<()> {
         [one] if BENCH_VERBS.contains(&one.as_str()) => one.as_str(),
         _ => {
             bail!(
-                "bench takes one of: latency, throughput, size, persist, failover, capacity, auth, all"
+                "bench takes one of: latency, throughput, size, persist, failover, capacity, auth, soak, all"
             )
         }
     };

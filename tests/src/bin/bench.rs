@@ -39,9 +39,9 @@ const THROUGHPUT_BYTES: u64 = 100 * 1000 * 1000;
 const THROUGHPUT_TIMEOUT: Duration = Duration::from_secs(300);
 const PAGE_WEIGHT_TARGET: u64 = 150 * 1000;
 
-/// What can be measured; `failover` and `capacity` are left out of `all`
-/// (they take minutes and start hundreds of processes).
-const VERBS: [&str; 8] = [
+/// What can be measured; `failover`, `capacity` and `soak` are left out of
+/// `all` (they take minutes and start hundreds of processes).
+const VERBS: [&str; 9] = [
     "latency",
     "throughput",
     "size",
@@ -49,13 +49,79 @@ const VERBS: [&str; 8] = [
     "failover",
     "capacity",
     "auth",
+    "soak",
     "all",
 ];
+
+/// How long `bench soak` loads each backend, unless THINLINE_SOAK_MINUTES
+/// says otherwise.
+const SOAK_MINUTES: u64 = 30;
+
+/// The soak on SQLite and on PostgreSQL side by side: 100 sessions typing
+/// and flooding for THINLINE_SOAK_MINUTES (default 30) on each, then idle;
+/// prints RSS before, at peak and after per process, and descriptors,
+/// PTYs and processes before and after.
+async fn soak(figures: &mut Vec<Figure>) -> Result<()> {
+    use tests::cluster::Backend;
+    use tests::soak::{RSS_SLACK, SoakOptions};
+    let minutes = std::env::var("THINLINE_SOAK_MINUTES")
+        .ok()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(SOAK_MINUTES);
+    let load_for = Duration::from_secs(minutes * 60);
+    eprintln!("bench: soak: {minutes} min of load on SQLite and PostgreSQL at once, then idle");
+    let (sqlite, postgres) = tokio::join!(
+        tests::soak::run(SoakOptions::new(Backend::Sqlite, load_for)),
+        tests::soak::run(SoakOptions::new(Backend::Postgres, load_for)),
+    );
+    for report in [sqlite?, postgres?] {
+        eprint!("{}", report.table());
+        for process in &report.processes {
+            figures.push(Figure {
+                what: format!(
+                    "soak {:?} {}: RSS before / peak / after",
+                    report.backend, process.name
+                ),
+                measured: format!(
+                    "{:.1} / {:.1} / {:.1} MB ({:.0} %)",
+                    process.before.rss_kib as f64 / 1024.0,
+                    process.peak_rss_kib as f64 / 1024.0,
+                    process.after.rss_kib as f64 / 1024.0,
+                    process.rss_ratio() * 100.0
+                ),
+                target: "after ≤ 120 % of before",
+                met: Some(process.rss_ratio() <= RSS_SLACK),
+            });
+            figures.push(Figure {
+                what: format!(
+                    "soak {:?} {}: fds before → after, PTYs, children, zombies after",
+                    report.backend, process.name
+                ),
+                measured: format!(
+                    "{} → {}, {}, {}, {}",
+                    process.before.fds,
+                    process.after.fds,
+                    process.after.ptys,
+                    process.after.children,
+                    process.after.zombies
+                ),
+                target: "no leak",
+                met: Some(
+                    process.after.fds <= process.before.fds + tests::soak::FD_SLACK
+                        && process.after.ptys == 0
+                        && process.after.children == 0
+                        && process.after.zombies == 0,
+                ),
+            });
+        }
+    }
+    Ok(())
+}
 
 fn main() -> ExitCode {
     let which = std::env::args().nth(1).unwrap_or_else(|| "all".into());
     if !VERBS.contains(&which.as_str()) {
-        eprintln!("usage: bench [latency|throughput|size|persist|failover|capacity|auth|all]");
+        eprintln!("usage: bench [latency|throughput|size|persist|failover|capacity|auth|soak|all]");
         return ExitCode::FAILURE;
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -129,6 +195,9 @@ fn main() -> ExitCode {
             met: f.met,
         }));
         report(&mut failed, result, "failover");
+    }
+    if which == "soak" {
+        report(&mut failed, runtime.block_on(soak(&mut figures)), "soak");
     }
     print_table(&figures);
     if failed {
