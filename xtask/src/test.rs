@@ -12,6 +12,7 @@ pub fn test_all() -> Result<()> {
     cmd::run(cmd::cargo().args(["fmt", "--all", "--check"]))?;
 
     check_protocol_is_pure()?;
+    check_hosts_call_no_directory()?;
 
     start_services()?;
     tools::ensure_chromium()?;
@@ -72,6 +73,40 @@ fn check_protocol_is_pure() -> Result<()> {
         "--target",
         tools::WASM_TARGET,
     ]))
+}
+
+/// ARCHITECTURE invariant: hosts keep their leases in the store and never
+/// call a directory, so a directory outage cannot touch a live session.
+/// No HTTP client may come back into the host: its sources name no client
+/// connection and no directory route.
+fn check_hosts_call_no_directory() -> Result<()> {
+    cmd::step(
+        "proving hosts call no directory: no HTTP client or directory route in host-server/src",
+    );
+    let mut offenders = Vec::new();
+    let mut stack = vec![cmd::workspace_root().join("host-server").join("src")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path)?;
+                for forbidden in ["client::conn", "reqwest", "/v1/hosts", "/v1/placement"] {
+                    if text.contains(forbidden) {
+                        offenders.push(format!("{} names {forbidden}", path.display()));
+                    }
+                }
+            }
+        }
+    }
+    if !offenders.is_empty() {
+        bail!(
+            "host-server must not call a directory (leases live in the store):\n{}",
+            offenders.join("\n")
+        );
+    }
+    Ok(())
 }
 
 /// The PostgreSQL the store, directory and end-to-end tests use.
