@@ -67,9 +67,13 @@ pub async fn keep_lease(state: AppState, store: Arc<dyn Store>, config: LeaseCon
             LeaseAction::Renew => {
                 // A renewal that hangs is abandoned, so a silent store
                 // cannot keep the loop from counting; a slow one (a busy
-                // SQLite file) is given half the lease, well inside what
-                // the last grant still covers.
-                let patience = (config.ttl / 2).max(config.renew_every);
+                // SQLite file) is given whatever the last grant still
+                // covers, so it is abandoned exactly when the lease would
+                // lapse anyway, and never sooner than the renew interval.
+                let covered = keeper
+                    .valid_until()
+                    .map_or(Duration::ZERO, |until| until.saturating_duration_since(now));
+                let patience = covered.max(config.renew_every);
                 let renewal =
                     tokio::time::timeout(patience, renew(&state, store.as_ref(), &config))
                         .await

@@ -163,6 +163,9 @@ pub struct SoakReport {
     /// Commands that ran and echoed, floods that ended at a prompt.
     pub commands: u64,
     pub floods: u64,
+    /// New sessions a host sent back to the directory (1001: it had just
+    /// lost its lease on a busy store), placed again as the page would.
+    pub placements_retried: u64,
     /// How long after the load ended the memory figures were read.
     pub settled_after: Duration,
 }
@@ -232,10 +235,11 @@ impl SoakReport {
     /// The table `cargo xtask bench soak` prints.
     pub fn table(&self) -> String {
         let mut out = format!(
-            "soak on {:?}: {} commands and {} floods; read {:.1} s after the load\n",
+            "soak on {:?}: {} commands and {} floods; {} placements retried; read {:.1} s after the load\n",
             self.backend,
             self.commands,
             self.floods,
+            self.placements_retried,
             self.settled_after.as_secs_f64()
         );
         out.push_str(
@@ -311,6 +315,7 @@ async fn soak(cluster: &mut Cluster, options: &SoakOptions) -> Result<SoakReport
     let before = read_all(&processes)?;
     let heap_before = live_heaps(cluster).await;
     let cookies = sign_in_all(cluster, &users).await?;
+    let retried = AtomicU64::new(0);
     let commands = Arc::new(AtomicU64::new(0));
     let floods = Arc::new(AtomicU64::new(0));
     let peak = Arc::new(Mutex::new(
@@ -327,7 +332,7 @@ async fn soak(cluster: &mut Cluster, options: &SoakOptions) -> Result<SoakReport
     let mut sessions = Vec::new();
     for n in 0..options.sessions {
         let cookie = cookies[n % cookies.len()].clone();
-        let client = RoamingClient::place_as(cluster, &cookie, SIZE)
+        let client = place(cluster, &cookie, &retried)
             .await
             .with_context(|| format!("starting session {n}"))?;
         let (commands, floods) = (commands.clone(), floods.clone());
@@ -368,6 +373,7 @@ async fn soak(cluster: &mut Cluster, options: &SoakOptions) -> Result<SoakReport
             .collect(),
         commands: 0,
         floods: 0,
+        placements_retried: 0,
         settled_after: Duration::ZERO,
     };
     // Idle, as a server is between bursts: jemalloc purges freed pages
@@ -398,6 +404,7 @@ async fn soak(cluster: &mut Cluster, options: &SoakOptions) -> Result<SoakReport
         backend: options.backend,
         commands: commands.load(Ordering::Relaxed),
         floods: floods.load(Ordering::Relaxed),
+        placements_retried: retried.load(Ordering::Relaxed),
         settled_after: load_ended.elapsed(),
     };
     Ok(report)
@@ -447,6 +454,25 @@ async fn sample_peaks(processes: Vec<(String, u32)>, peak: Arc<Mutex<Vec<u64>>>)
             }
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// A new session where the directory places it. A host that refuses it
+/// with 1001 (draining, or without a lease for a moment) sends the page
+/// back to the directory, which places it again; so does this, a few
+/// times, counting each.
+async fn place(cluster: &Cluster, cookie: &str, retried: &AtomicU64) -> Result<RoamingClient> {
+    let mut attempt = 0;
+    loop {
+        match RoamingClient::place_as(cluster, cookie, SIZE).await {
+            Ok(client) => return Ok(client),
+            Err(error) if attempt < 5 && format!("{error:#}").contains("1001") => {
+                attempt += 1;
+                retried.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(error) => return Err(error),
+        }
     }
 }
 
