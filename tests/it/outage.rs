@@ -221,10 +221,21 @@ async fn outage(test: &str, fault: Fault) -> Result<()> {
                 host.log_text()
             )
         })?;
-    ensure!(
-        host.log_text().contains("admitted on the ticket alone"),
-        "the host did not say it skipped the sign-in check"
-    );
+    // The harness reads the host's log on a thread of its own: wait for
+    // the line rather than race it.
+    wait_until(
+        PATIENCE,
+        "the host to say it skipped the sign-in check",
+        || async {
+            let log = host.log_text();
+            Ok(if log.contains("admitted on the ticket alone") {
+                Ok(())
+            } else {
+                Err(log)
+            })
+        },
+    )
+    .await?;
     let expected = format!("{marker}-reconnected");
     client
         .run_expecting(
