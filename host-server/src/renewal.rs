@@ -152,6 +152,10 @@ fn follow_operator(state: &AppState, requested: bool) {
 /// After a lapse, ends every session whose record has moved on; a check
 /// the store fails is due again at the next renewal.
 fn spawn_ownership_check(state: &AppState, check_due: Arc<AtomicBool>) {
+    if state.registry.is_empty() {
+        // Nothing to check (a host started again after its lease ran out).
+        return;
+    }
     let registry = state.registry.clone();
     tokio::spawn(async move {
         match registry.end_moved_sessions().await {

@@ -12,7 +12,6 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
-use fantoccini::key::Key;
 use serde_json::{Value, json};
 use tests::browser::Browser;
 use tests::cluster::{Backend, Cluster, ClusterOptions, Loss, RoamingClient};
@@ -52,26 +51,10 @@ async fn connections_admitted(port: u16) -> Result<u64> {
         .with_context(|| format!("no thinline_connections_total in:\n{metrics}"))
 }
 
-async fn run(browser: &Browser, command: &str) -> Result<()> {
-    browser.type_keys(&format!("{command}{}", Key::Enter)).await
-}
-
-/// Runs `echo <prefix>-$((6*7))`; returns the shell's `<prefix>-42`.
-async fn echo_marker(browser: &Browser, prefix: &str) -> Result<String> {
-    let marker = unique_marker(prefix);
-    run(browser, &format!("echo {marker}-$((6*7))")).await?;
-    let expected = format!("{marker}-42");
-    browser
-        .wait_mirror_line(PATIENCE, &format!("{expected} in #mirror"), |l| {
-            l == expected
-        })
-        .await
-}
-
 /// The shell's process id, as it prints it.
 async fn shell_pid(browser: &Browser) -> Result<String> {
     let marker = unique_marker("pid");
-    run(browser, &format!("echo {marker}-$$")).await?;
+    browser.run(&format!("echo {marker}-$$")).await?;
     let line = browser
         .wait_mirror_line(PATIENCE, "the shell's pid", |l| {
             l.starts_with(&format!("{marker}-")) && !l.contains('$')
@@ -156,7 +139,7 @@ async fn directories_down(test: &str, cluster: &mut Cluster, browser: &Browser) 
     let down_at = Instant::now();
     let mut typed = 0;
     while down_at.elapsed() < DIRECTORY_OUTAGE {
-        echo_marker(browser, "no-directory").await?;
+        browser.echo_marker("no-directory", PATIENCE).await?;
         typed += 1;
         // The hosts keep their leases in the store themselves.
         let now = cluster.store.now().await?;
@@ -222,7 +205,7 @@ async fn directories_down(test: &str, cluster: &mut Cluster, browser: &Browser) 
         status == 200 && placed["host"] == host.as_str(),
         "placement after the outage answered {status}: {placed}"
     );
-    let old_line = echo_marker(browser, "before-kill").await?;
+    let old_line = browser.echo_marker("before-kill", PATIENCE).await?;
     cluster.wait_persisted(&session, &old_line).await?;
     cluster.host_mut(&host)?.server.kill9()?;
     let moved = wait_until(PATIENCE, "the page to move off the killed host", || async {
@@ -242,7 +225,7 @@ async fn directories_down(test: &str, cluster: &mut Cluster, browser: &Browser) 
             l.contains(&format!("restored from host {host}"))
         })
         .await?;
-    echo_marker(browser, "after-failover").await?;
+    browser.echo_marker("after-failover", PATIENCE).await?;
     eprintln!(
         "{test}: after the outage, failover moved the page to {}",
         moved["host"]
@@ -516,8 +499,8 @@ async fn rolling_restart(test: &str, cluster: &mut Cluster, browser: &Browser) -
         .context("no session")?
         .to_owned();
     // A directory to come back to after every step.
-    run(browser, "mkdir -p rolling && cd rolling").await?;
-    let mut lines = vec![echo_marker(browser, "start").await?];
+    browser.run("mkdir -p rolling && cd rolling").await?;
+    let mut lines = vec![browser.echo_marker("start", PATIENCE).await?];
     let ids: Vec<String> = cluster.hosts.iter().map(|h| h.id.clone()).collect();
     for id in &ids {
         let before = browser.wait_live(PATIENCE).await?;
@@ -553,8 +536,12 @@ async fn rolling_restart(test: &str, cluster: &mut Cluster, browser: &Browser) -
             "the page came back with another session: {now}"
         );
         // Typed now, checked at the end: every line exactly once.
-        lines.push(echo_marker(browser, &format!("after-{id}")).await?);
-        run(browser, "pwd").await?;
+        lines.push(
+            browser
+                .echo_marker(&format!("after-{id}"), PATIENCE)
+                .await?,
+        );
+        browser.run("pwd").await?;
         browser
             .wait_mirror_line(PATIENCE, "the working directory kept", |l| {
                 l.ends_with("/rolling")

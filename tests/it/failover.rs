@@ -110,23 +110,6 @@ async fn finish(page: ClusterPage, outcome: Result<()>) -> Result<()> {
     outcome
 }
 
-async fn run(browser: &Browser, command: &str) -> Result<()> {
-    browser.type_keys(&format!("{command}{}", Key::Enter)).await
-}
-
-/// Runs `echo <prefix>-$((6*7))` and waits for the shell's `<prefix>-42`
-/// (which the echoed command line cannot match); returns that line.
-async fn echo_marker(browser: &Browser, prefix: &str) -> Result<String> {
-    let marker = unique_marker(prefix);
-    run(browser, &format!("echo {marker}-$((6*7))")).await?;
-    let expected = format!("{marker}-42");
-    browser
-        .wait_mirror_line(PATIENCE, &format!("{expected} in #mirror"), |l| {
-            l == expected
-        })
-        .await
-}
-
 /// The page's session, host and epoch while it is live.
 struct Served {
     session: String,
@@ -188,7 +171,7 @@ async fn check_restored(page: &ClusterPage, before: &Served, old_line: &str) -> 
             l == old_line
         })
         .await?;
-    echo_marker(browser, "after").await?;
+    browser.echo_marker("after", PATIENCE).await?;
     let now = served(browser.state().await?)?;
     let (owner, epoch) = page.cluster.owner(&now.session).await?;
     ensure!(
@@ -221,7 +204,7 @@ async fn kill9_moves_the_session(test: &str, backend: Backend) -> Result<()> {
 }
 
 async fn kill9_and_check(test: &str, page: &mut ClusterPage) -> Result<()> {
-    let old_line = echo_marker(&page.browser, "before").await?;
+    let old_line = page.browser.echo_marker("before", PATIENCE).await?;
     let before = served(page.browser.state().await?)?;
     page.cluster
         .wait_persisted(&before.session, &old_line)
@@ -275,7 +258,7 @@ async fn a_stopped_host_is_waited_for_then_fenced() -> Result<()> {
 }
 
 async fn stop_wait_and_fence(test: &str, page: &mut ClusterPage) -> Result<()> {
-    let old_line = echo_marker(&page.browser, "before").await?;
+    let old_line = page.browser.echo_marker("before", PATIENCE).await?;
     let before = served(page.browser.state().await?)?;
     page.cluster
         .wait_persisted(&before.session, &old_line)
@@ -286,7 +269,7 @@ async fn stop_wait_and_fence(test: &str, page: &mut ClusterPage) -> Result<()> {
     // (and unread output) to write when it resumes: that write must be
     // refused. `\r` keeps it on one row, so nothing scrolls away.
     let command = "while :; do printf '\\r%s ' tick$RANDOM; sleep 0.05; done";
-    run(&page.browser, command).await?;
+    page.browser.run(command).await?;
     page.browser
         .wait_mirror_line(PATIENCE, "the ticking loop", |l| l.starts_with("tick"))
         .await?;
@@ -643,7 +626,7 @@ async fn a_second_directory_takes_over_during_failover() -> Result<()> {
 }
 
 async fn kill_directory_and_host(page: &mut ClusterPage) -> Result<()> {
-    let old_line = echo_marker(&page.browser, "before").await?;
+    let old_line = page.browser.echo_marker("before", PATIENCE).await?;
     let before = served(page.browser.state().await?)?;
     page.cluster
         .wait_persisted(&before.session, &old_line)

@@ -286,6 +286,25 @@ impl Browser {
             .with_context(|| format!("typing {text:?} into #keyboard"))
     }
 
+    /// Types `command` and Enter into the terminal.
+    pub async fn run(&self, command: &str) -> Result<()> {
+        self.type_keys(&format!("{command}{}", fantoccini::key::Key::Enter))
+            .await
+    }
+
+    /// Runs `echo <prefix>-$((6*7))` with a fresh marker and waits up to
+    /// `timeout` for the shell's `<marker>-42` (which the echoed command
+    /// line cannot match); returns that line.
+    pub async fn echo_marker(&self, prefix: &str, timeout: Duration) -> Result<String> {
+        let marker = crate::unique_marker(prefix);
+        self.run(&format!("echo {marker}-$((6*7))")).await?;
+        let expected = format!("{marker}-42");
+        self.wait_mirror_line(timeout, &format!("{expected} in #mirror"), |l| {
+            l == expected
+        })
+        .await
+    }
+
     /// Waits until some mirror row satisfies `matches`; returns that row.
     pub async fn wait_mirror_line(
         &self,

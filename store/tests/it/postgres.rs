@@ -141,3 +141,40 @@ async fn a_sign_in_waits_for_a_password_change_in_progress() {
     store.close().await;
     drop_schema(&url, &schema).await;
 }
+
+/// The PostgreSQL twin of the SQLite test: opening a database from before
+/// migration 0004 lifts the drains stored the old way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migration_0004_lifts_the_drains_stored_before_it() {
+    let Some(url) = database_url() else { return };
+    let schema = fresh_schema();
+    let store = PgStore::connect_in_schema(&url, &schema).await.unwrap();
+    store
+        .renew_lease("h1", "http://127.0.0.1:8081", 5_000, 0, false)
+        .await
+        .unwrap();
+    store.close().await;
+    use sqlx::Connection as _;
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SET search_path TO \"{schema}\""
+    )))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    for statement in [
+        "ALTER TABLE hosts DROP COLUMN shutting_down",
+        "ALTER TABLE screens DROP COLUMN epoch",
+        "DELETE FROM _sqlx_migrations WHERE version = 4",
+        "UPDATE hosts SET draining = TRUE",
+    ] {
+        sqlx::query(statement).execute(&mut conn).await.unwrap();
+    }
+    conn.close().await.unwrap();
+
+    let store = PgStore::connect_in_schema(&url, &schema).await.unwrap();
+    let host = store.get_host("h1").await.unwrap().unwrap();
+    assert_eq!(host.drain(), None, "{host:?}");
+    store.close().await;
+    drop_schema(&url, &schema).await;
+}

@@ -82,3 +82,33 @@ async fn raw_connection(db: &SqliteDb) -> sqlx::SqliteConnection {
     let url = format!("sqlite://{}", db.path.display());
     sqlx::SqliteConnection::connect(&url).await.unwrap()
 }
+
+/// Before migration 0004 a SIGTERM drain was stored like an operator's
+/// and never cleared, so every host stopped once stayed drained. Opening
+/// such a database lifts those drains (they cannot be told apart).
+#[tokio::test]
+async fn migration_0004_lifts_the_drains_stored_before_it() {
+    let db = SqliteDb::create().await.unwrap();
+    let store = SqliteStore::open(&db.path).await.unwrap();
+    store
+        .renew_lease("h1", "http://127.0.0.1:8081", 5_000, 0, false)
+        .await
+        .unwrap();
+    store.close().await;
+    // Back to the schema before 0004, with a drain stored the old way.
+    let mut conn = raw_connection(&db).await;
+    for statement in [
+        "ALTER TABLE hosts DROP COLUMN shutting_down",
+        "ALTER TABLE screens DROP COLUMN epoch",
+        "DELETE FROM _sqlx_migrations WHERE version = 4",
+        "UPDATE hosts SET draining = 1",
+    ] {
+        sqlx::query(statement).execute(&mut conn).await.unwrap();
+    }
+    drop(conn);
+
+    let store = SqliteStore::open(&db.path).await.unwrap();
+    let host = store.get_host("h1").await.unwrap().unwrap();
+    assert_eq!(host.drain(), None, "{host:?}");
+    assert!(!host.shutting_down);
+}
