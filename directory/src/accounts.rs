@@ -1,4 +1,5 @@
-//! Account administration behind `directory user add|reset|disable|enable|list`.
+//! Account administration behind `directory user add|reset|disable|enable|list`
+//! (`directory user map|ids` is in `identities.rs`).
 //!
 //! Accounts live in the shared store, so an operator runs these against
 //! the same `--store` as the directory replicas and the change is seen by
@@ -94,7 +95,8 @@ pub async fn list(store: &dyn Store) -> anyhow::Result<Vec<String>> {
         .collect())
 }
 
-fn check_name(name: &str) -> anyhow::Result<()> {
+/// Refuses a name no account may have, saying which names are allowed.
+pub(crate) fn check_name(name: &str) -> anyhow::Result<()> {
     if store::valid_user_name(name) {
         Ok(())
     } else {

@@ -39,6 +39,7 @@ pub mod edge;
 pub mod error;
 pub mod failover;
 pub mod hosts;
+pub mod identities;
 pub mod openapi;
 pub mod pages;
 pub mod probe;

@@ -1,5 +1,5 @@
-//! `directory`: run a Thinline directory replica, manage accounts, make the
-//! ticket key.
+//! `directory`: run a Thinline directory replica, manage accounts and the
+//! Unix identities their sessions run as, make the ticket key.
 
 /// jemalloc, which gives freed memory back to the kernel within seconds;
 /// with glibc's malloc a directory stayed at 145 MB after a soak that
@@ -34,7 +34,8 @@ enum Command {
     /// Serve the directory API, the sign-in and sessions pages, and
     /// optionally the terminal page, over HTTP or HTTPS.
     Serve(Box<ServeArgs>),
-    /// Manage the accounts people sign in with.
+    /// Manage the accounts people sign in with, and the Unix identities
+    /// their sessions run as.
     User {
         #[command(subcommand)]
         action: UserAction,
@@ -78,6 +79,34 @@ enum UserAction {
     },
     /// List the users: name, enabled or disabled, created (UTC).
     List {
+        #[command(flatten)]
+        store: StoreArg,
+    },
+    /// Run a user's sessions as an existing system user's uid and gid.
+    ///
+    /// Replaces the identity the hosts gave the user, on every host, for
+    /// the sessions started from then on. Files keep their owner.
+    Map {
+        name: String,
+        /// The uid to run as (never 0).
+        #[arg(
+            long,
+            required_unless_present = "system_user",
+            conflicts_with = "system_user"
+        )]
+        uid: Option<u32>,
+        /// The gid to run as (never 0); defaults to the uid.
+        #[arg(long, conflicts_with = "system_user")]
+        gid: Option<u32>,
+        /// Take the uid and gid of this user in /etc/passwd.
+        #[arg(long, value_name = "NAME")]
+        system_user: Option<String>,
+        #[command(flatten)]
+        store: StoreArg,
+    },
+    /// List the users' Unix identities: name, uid, gid, mapped (by an
+    /// operator) or allocated (by a host, from its --uid-range).
+    Ids {
         #[command(flatten)]
         store: StoreArg,
     },
@@ -241,6 +270,38 @@ async fn user(action: UserAction) -> anyhow::Result<()> {
         UserAction::List { store } => {
             let store = open_store(&store.store).await?;
             for line in accounts::list(&*store).await? {
+                println!("{line}");
+            }
+        }
+        UserAction::Map {
+            name,
+            uid,
+            gid,
+            system_user,
+            store,
+        } => {
+            use directory::identities;
+            let (uid, gid) = match (system_user, uid) {
+                (Some(user), _) => identities::system_user(&user)?,
+                (None, Some(uid)) => (uid, gid.unwrap_or(uid)),
+                // clap requires one of them.
+                (None, None) => bail!("give --uid or --system-user"),
+            };
+            let store = open_store(&store.store).await?;
+            let before = identities::map(&*store, &name, uid, gid).await?;
+            eprintln!(
+                "mapped {name} to uid {uid} gid {gid}; the sessions it starts from now on run as them on every host"
+            );
+            if let Some(before) = before.filter(|before| (before.uid, before.gid) != (uid, gid)) {
+                eprintln!(
+                    "{name} had uid {} gid {} before: files made as them keep that owner until you chown them",
+                    before.uid, before.gid
+                );
+            }
+        }
+        UserAction::Ids { store } => {
+            let store = open_store(&store.store).await?;
+            for line in directory::identities::list(&*store).await? {
                 println!("{line}");
             }
         }

@@ -48,7 +48,22 @@
 //! upsert for session owners and which hold no credentials.
 //!
 //! User names are checked by callers with [`valid_user_name`]; the store
-//! keeps whatever it is given.
+//! keeps whatever it is given, except for Unix identities.
+//!
+//! # Unix identities
+//!
+//! Every user's sessions run as one [`UnixIdentity`], the same uid and gid
+//! on every host, so the files a session leaves behind keep their owner
+//! when the session moves to another host. The store hands it out:
+//! [`Store::unix_identity`] gives a user who has none the lowest free uid
+//! of the hosts' [`UidRange`], once, and the same answer ever after, to
+//! every host, however many ask at once. An operator may map a user to an
+//! existing system user instead ([`Store::map_unix_identity`]). Identities
+//! are keyed by the user name as tickets and session owners carry it, not
+//! by [`Account`]: a host may serve a user who has no password account. No
+//! identity is ever uid or gid 0 (root) or [`u32::MAX`] (`(uid_t) -1`,
+//! which `setresuid(2)` reads as "leave unchanged"), and these methods
+//! refuse names that [`valid_user_name`] refuses.
 
 use async_trait::async_trait;
 
@@ -323,6 +338,126 @@ pub struct Login {
     pub expires_at: Millis,
 }
 
+/// The highest uid or gid the store gives or accepts. `u32::MAX` is
+/// `(uid_t) -1`, which `setresuid(2)` and `chown(2)` read as "leave
+/// unchanged": a session told to run as it would keep the host's own
+/// identity, root's included.
+pub const MAX_UNIX_ID: u32 = u32::MAX - 1;
+
+/// The uid and gid a user's sessions run as, on every host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct UnixIdentity {
+    /// Never 0 and at most [`MAX_UNIX_ID`]; no two users share one.
+    pub uid: u32,
+    /// Never 0 and at most [`MAX_UNIX_ID`]; the uid, unless an operator
+    /// mapped the user to a system user with another primary group.
+    pub gid: u32,
+    /// An operator mapped the user to an existing system user
+    /// ([`Store::map_unix_identity`]) rather than the store allocating it
+    /// from a [`UidRange`].
+    pub mapped: bool,
+}
+
+/// The uids [`Store::unix_identity`] allocates from, both ends included,
+/// written `FIRST-LAST` (e.g. `200000-299999`) in settings. Pick a range
+/// no system user or group of any host uses: an allocated gid is the uid.
+///
+/// Parsing refuses what no range may be; a range built from its fields
+/// is checked again by the store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct UidRange {
+    pub first: u32,
+    pub last: u32,
+}
+
+impl UidRange {
+    /// Whether `uid` is in the range.
+    pub fn contains(self, uid: u32) -> bool {
+        (self.first..=self.last).contains(&uid)
+    }
+
+    /// The range, or why it cannot be allocated from.
+    pub fn checked(self) -> std::result::Result<UidRange, UidRangeError> {
+        let refuse = |reason: &str| UidRangeError {
+            text: self.to_string(),
+            reason: reason.to_owned(),
+        };
+        if self.first == 0 {
+            Err(refuse("it starts at 0, which is root"))
+        } else if self.first > self.last {
+            Err(refuse("FIRST is greater than LAST"))
+        } else if self.last > MAX_UNIX_ID {
+            Err(refuse("4294967295 is (uid_t) -1, which is no uid"))
+        } else {
+            Ok(self)
+        }
+    }
+}
+
+impl std::fmt::Display for UidRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.first, self.last)
+    }
+}
+
+impl std::str::FromStr for UidRange {
+    type Err = UidRangeError;
+
+    fn from_str(text: &str) -> std::result::Result<UidRange, UidRangeError> {
+        let refuse = |reason: String| UidRangeError {
+            text: text.to_owned(),
+            reason,
+        };
+        let Some((first, last)) = text.split_once('-') else {
+            return Err(refuse("it is not two numbers joined by '-'".to_owned()));
+        };
+        // Digits only: `u32::from_str` would also take a leading `+`.
+        let number = |part: &str| {
+            part.bytes()
+                .all(|b| b.is_ascii_digit())
+                .then(|| part.parse::<u32>().ok())
+                .flatten()
+                .ok_or_else(|| refuse(format!("{part:?} is not a number from 0 to {}", u32::MAX)))
+        };
+        UidRange {
+            first: number(first)?,
+            last: number(last)?,
+        }
+        .checked()
+        .map_err(|error| refuse(error.reason))
+    }
+}
+
+/// Why a [`UidRange`] is refused; says what a range looks like.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "invalid uid range {text:?}: {reason}; use FIRST-LAST, e.g. 200000-299999, \
+     with 1 <= FIRST <= LAST <= 4294967294"
+)]
+pub struct UidRangeError {
+    text: String,
+    reason: String,
+}
+
+/// Refuses what no session may run as: root, or `(uid_t) -1`.
+pub(crate) fn check_unix_ids(uid: u32, gid: u32) -> Result<()> {
+    for (what, id) in [("uid", uid), ("gid", gid)] {
+        if id == 0 || id > MAX_UNIX_ID {
+            return Err(StoreError::UnusableUnixId { what, id });
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a user name that [`valid_user_name`] refuses.
+pub(crate) fn check_user_name(name: &str) -> Result<()> {
+    if valid_user_name(name) {
+        Ok(())
+    } else {
+        Err(StoreError::InvalidUserName(name.to_owned()))
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The write named an epoch that is no longer the session's: another
@@ -342,6 +477,29 @@ pub enum StoreError {
     /// Stored data could not be read back (a bug or tampering).
     #[error("corrupt data in the store: {0}")]
     Corrupt(String),
+    /// A name that [`valid_user_name`] refuses, given to a method that
+    /// checks it (the Unix identity methods).
+    #[error(
+        "invalid user name {0:?}: use 1 to {max} characters of a-z, 0-9, '.', '_' and '-', \
+         starting with a letter or a digit",
+        max = MAX_USER_NAME_LEN
+    )]
+    InvalidUserName(String),
+    /// A uid or gid no session may run as: 0 (root) or `u32::MAX`.
+    #[error(
+        "refusing {what} {id}: a session must never run as root (0) or as (uid_t) -1 (4294967295)"
+    )]
+    UnusableUnixId { what: &'static str, id: u32 },
+    /// The uid is already another user's identity.
+    #[error("uid {uid} is already the identity of {name}; every user needs a uid of their own")]
+    UidTaken { uid: u32, name: String },
+    /// The range given to [`Store::unix_identity`] cannot be allocated
+    /// from (a range built from its fields, not parsed).
+    #[error(transparent)]
+    InvalidUidRange(#[from] UidRangeError),
+    /// Every uid of the range is someone's identity already.
+    #[error("every uid in {range} is taken: widen --uid-range to give new users an identity")]
+    UidRangeExhausted { range: UidRange },
 }
 
 impl StoreError {
@@ -455,4 +613,24 @@ pub trait Store: Send + Sync + 'static {
     /// on (its next write gets `Fenced`), which is how it learns to hang
     /// up. `NotFound` if there is no such session.
     async fn end_session(&self, id: &str) -> Result<u64>;
+
+    /// The Unix identity of user `name`: the one already given, whatever
+    /// `range` says now (an identity never changes by itself), or else the
+    /// lowest uid of `range` that no user holds, with the gid equal to it,
+    /// recorded before it is returned. Every caller on every host gets the
+    /// same answer for the same name, also when several ask at once.
+    /// `InvalidUserName` unless [`valid_user_name`] accepts `name`,
+    /// `InvalidUidRange` for a range that includes 0 or `u32::MAX`,
+    /// `UidRangeExhausted` when no uid of the range is free.
+    async fn unix_identity(&self, name: &str, range: UidRange) -> Result<UnixIdentity>;
+
+    /// An operator's mapping of user `name` to an existing system user:
+    /// from now on `name`'s identity is `uid` and `gid`, marked mapped,
+    /// replacing any identity it had. `InvalidUserName` as above,
+    /// `UnusableUnixId` for 0 (root) or `u32::MAX`, `UidTaken` if another
+    /// user holds `uid`.
+    async fn map_unix_identity(&self, name: &str, uid: u32, gid: u32) -> Result<()>;
+
+    /// Every identity given, by user name (bytewise).
+    async fn list_unix_identities(&self) -> Result<Vec<(String, UnixIdentity)>>;
 }

@@ -3,7 +3,7 @@
 //! database. It passes the same conformance suite; its clock is the
 //! system clock, and everything is lost when it is dropped.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use crate::{
     Account, HostRecord, LeaseRenewal, Login, MAX_LEASE_TTL_MS, MAX_LOGIN_TTL_MS, Millis, Result,
     ScreenWrite, ScrollbackBlock, SessionRecord, SessionState, SessionUpdate, Store, StoreError,
-    StoredScreen, User,
+    StoredScreen, UidRange, UnixIdentity, User, check_unix_ids, check_user_name,
 };
 
 /// A session store in memory.
@@ -31,6 +31,8 @@ struct Tables {
     /// Keyed and therefore listed by name, bytewise like the SQL backends.
     accounts: BTreeMap<String, Account>,
     logins: HashMap<String, Login>,
+    /// Keyed and therefore listed by name, bytewise like the SQL backends.
+    identities: BTreeMap<String, UnixIdentity>,
 }
 
 /// A session's screen and its blocks, kept together so that, like the SQL
@@ -387,5 +389,57 @@ impl Store for MemoryStore {
         record.epoch = epoch;
         record.state = SessionState::Ended;
         Ok(epoch)
+    }
+
+    async fn unix_identity(&self, name: &str, range: UidRange) -> Result<UnixIdentity> {
+        check_user_name(name)?;
+        let range = range.checked()?;
+        let mut tables = self.tables();
+        if let Some(identity) = tables.identities.get(name) {
+            return Ok(*identity);
+        }
+        let taken: BTreeSet<u32> = tables.identities.values().map(|i| i.uid).collect();
+        let uid = (range.first..=range.last)
+            .find(|uid| !taken.contains(uid))
+            .ok_or(StoreError::UidRangeExhausted { range })?;
+        let identity = UnixIdentity {
+            uid,
+            gid: uid,
+            mapped: false,
+        };
+        tables.identities.insert(name.to_owned(), identity);
+        Ok(identity)
+    }
+
+    async fn map_unix_identity(&self, name: &str, uid: u32, gid: u32) -> Result<()> {
+        check_user_name(name)?;
+        check_unix_ids(uid, gid)?;
+        let mut tables = self.tables();
+        let holder = tables
+            .identities
+            .iter()
+            .find(|(holder, identity)| identity.uid == uid && holder.as_str() != name);
+        if let Some((holder, _)) = holder {
+            return Err(StoreError::UidTaken {
+                uid,
+                name: holder.clone(),
+            });
+        }
+        let identity = UnixIdentity {
+            uid,
+            gid,
+            mapped: true,
+        };
+        tables.identities.insert(name.to_owned(), identity);
+        Ok(())
+    }
+
+    async fn list_unix_identities(&self) -> Result<Vec<(String, UnixIdentity)>> {
+        Ok(self
+            .tables()
+            .identities
+            .iter()
+            .map(|(name, identity)| (name.clone(), *identity))
+            .collect())
     }
 }

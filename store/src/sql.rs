@@ -9,7 +9,7 @@
 
 use crate::{
     Account, HostRecord, Login, MAX_LEASE_TTL_MS, MAX_LOGIN_TTL_MS, ScrollbackBlock, SessionKey,
-    SessionRecord, SessionState, StoreError, StoredScreen, User,
+    SessionRecord, SessionState, StoreError, StoredScreen, UnixIdentity, User,
 };
 
 /// Deletes a session's oldest blocks while the newer ones still hold at
@@ -197,6 +197,48 @@ pub(crate) fn login_ttl_param(ttl_ms: u64) -> i64 {
     i64::try_from(ttl_ms.min(MAX_LOGIN_TTL_MS)).unwrap_or(i64::MAX)
 }
 
+/// A `unix_identities` row.
+#[derive(sqlx::FromRow)]
+pub(crate) struct UnixIdentityRow {
+    name: String,
+    uid: i64,
+    gid: i64,
+    mapped: bool,
+}
+
+impl UnixIdentityRow {
+    pub(crate) fn into_pair(self) -> Result<(String, UnixIdentity), StoreError> {
+        let id = |what: &str, value: i64| {
+            u32::try_from(value)
+                .ok()
+                .filter(|id| (1..=crate::MAX_UNIX_ID).contains(id))
+                .ok_or_else(|| {
+                    StoreError::Corrupt(format!(
+                        "unix identity of {}: {what} {value} out of range",
+                        self.name
+                    ))
+                })
+        };
+        let identity = UnixIdentity {
+            uid: id("uid", self.uid)?,
+            gid: id("gid", self.gid)?,
+            mapped: self.mapped,
+        };
+        Ok((self.name, identity))
+    }
+}
+
+/// How many times [`Store::unix_identity`](crate::Store::unix_identity)
+/// tries again after another host took the uid it was about to give.
+/// Every lost race means another allocation committed, so a caller loses
+/// at most as many times as there are concurrent allocators.
+pub(crate) const UID_ALLOCATION_ATTEMPTS: u32 = 64;
+
+/// Whether the database refused a write for a duplicate key.
+pub(crate) fn is_unique_violation(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
 #[derive(sqlx::FromRow)]
 pub(crate) struct ScreenRow {
     screen: Vec<u8>,
@@ -354,6 +396,36 @@ macro_rules! login_columns {
 }
 pub(crate) use login_columns;
 
+/// The `unix_identities` columns in the order [`UnixIdentityRow`] decodes
+/// them.
+macro_rules! unix_identity_columns {
+    () => {
+        "name, uid, gid, mapped"
+    };
+}
+pub(crate) use unix_identity_columns;
+
+/// The lowest uid from `$2` to `$3` that no row holds, as a one-row
+/// (or, when all are taken, empty) table `free (uid)`: either `$2` itself
+/// or the successor of a taken uid that is free. The free uid that is not
+/// `$2` follows a taken one, so these candidates include the lowest. Each
+/// candidate costs a probe of the uid index, so allocation stays cheap
+/// however many identities exist.
+macro_rules! lowest_free_uid {
+    () => {
+        "(SELECT candidate AS uid FROM ( \
+             SELECT $2 AS candidate \
+             WHERE NOT EXISTS (SELECT 1 FROM unix_identities WHERE uid = $2) \
+             UNION ALL \
+             SELECT taken.uid + 1 FROM unix_identities AS taken \
+             WHERE taken.uid >= $2 AND taken.uid < $3 AND NOT EXISTS ( \
+                 SELECT 1 FROM unix_identities AS next WHERE next.uid = taken.uid + 1 \
+             ) \
+         ) AS candidates ORDER BY candidate LIMIT 1) AS free"
+    };
+}
+pub(crate) use lowest_free_uid;
+
 /// Implements [`Store`](crate::Store) for a backend struct holding a sqlx
 /// `pool`, and a `lease_pool` of one connection that only lease renewals
 /// use. The two SQL backends run the very same statements (both accept
@@ -372,12 +444,13 @@ macro_rules! impl_store {
         const _: () = {
             use $crate::sql::{
                 self, AccountRow, BlockRow, HostRow, LoginRow, ScreenRow, SessionParams,
-                SessionRow, UserRow, account_columns, epoch_param, from_sqlx, host_columns,
-                login_columns, session_columns,
+                SessionRow, UnixIdentityRow, UserRow, account_columns, epoch_param, from_sqlx,
+                host_columns, login_columns, lowest_free_uid, session_columns,
+                unix_identity_columns,
             };
             use $crate::{
                 Account, HostRecord, LeaseRenewal, Login, Millis, Result, ScreenWrite, SessionRecord, SessionState,
-                SessionUpdate, Store, StoreError, StoredScreen, User,
+                SessionUpdate, Store, StoreError, StoredScreen, UidRange, UnixIdentity, User,
             };
 
             impl $store {
@@ -391,6 +464,20 @@ macro_rules! impl_store {
                             .await
                             .map_err(from_sqlx)?;
                     Ok(row.is_some())
+                }
+
+                /// The identity already given to `name`, if any.
+                async fn find_unix_identity(&self, name: &str) -> Result<Option<UnixIdentity>> {
+                    let row: Option<UnixIdentityRow> = sqlx::query_as(concat!(
+                        "SELECT ",
+                        unix_identity_columns!(),
+                        " FROM unix_identities WHERE name = $1"
+                    ))
+                    .bind(name)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(from_sqlx)?;
+                    Ok(row.map(UnixIdentityRow::into_pair).transpose()?.map(|(_, id)| id))
                 }
             }
 
@@ -913,6 +1000,105 @@ macro_rules! impl_store {
                         Some(epoch) => sql::epoch_from_row(id, epoch),
                         None => Err(StoreError::NotFound(id.to_owned())),
                     }
+                }
+
+                async fn unix_identity(&self, name: &str, range: UidRange) -> Result<UnixIdentity> {
+                    $crate::check_user_name(name)?;
+                    let range = range.checked()?;
+                    for _ in 0..sql::UID_ALLOCATION_ATTEMPTS {
+                        if let Some(identity) = self.find_unix_identity(name).await? {
+                            return Ok(identity);
+                        }
+                        // One statement, so it finds the free uid and
+                        // takes it at once: SQLite runs it under the one
+                        // write lock; on PostgreSQL a host that took the
+                        // same uid meanwhile makes it fail on the uid's
+                        // unique index (then we look again), and one that
+                        // gave `name` an identity meanwhile makes it do
+                        // nothing (then we read that one).
+                        let inserted = sqlx::query_as::<_, UnixIdentityRow>(concat!(
+                            "INSERT INTO unix_identities (name, uid, gid, mapped, created_at) \
+                             SELECT $1, free.uid, free.uid, FALSE, ",
+                            $now,
+                            " FROM ",
+                            lowest_free_uid!(),
+                            // `WHERE TRUE` lets SQLite parse an upsert
+                            // after a SELECT.
+                            " WHERE TRUE ON CONFLICT (name) DO NOTHING RETURNING ",
+                            unix_identity_columns!()
+                        ))
+                        .bind(name)
+                        .bind(i64::from(range.first))
+                        .bind(i64::from(range.last))
+                        .fetch_optional(&self.pool)
+                        .await;
+                        match inserted {
+                            Ok(Some(row)) => return Ok(row.into_pair()?.1),
+                            Ok(None) => {
+                                return match self.find_unix_identity(name).await? {
+                                    Some(identity) => Ok(identity),
+                                    None => Err(StoreError::UidRangeExhausted { range }),
+                                };
+                            }
+                            Err(error) if sql::is_unique_violation(&error) => continue,
+                            Err(error) => return Err(from_sqlx(error)),
+                        }
+                    }
+                    Err(StoreError::Unavailable(format!(
+                        "giving {name} a uid lost {} races with other hosts giving uids; retry",
+                        sql::UID_ALLOCATION_ATTEMPTS
+                    )))
+                }
+
+                async fn map_unix_identity(&self, name: &str, uid: u32, gid: u32) -> Result<()> {
+                    $crate::check_user_name(name)?;
+                    $crate::check_unix_ids(uid, gid)?;
+                    let mapped = sqlx::query(concat!(
+                        "INSERT INTO unix_identities (name, uid, gid, mapped, created_at) \
+                         VALUES ($1, $2, $3, TRUE, ",
+                        $now,
+                        ") ON CONFLICT (name) DO UPDATE SET uid = excluded.uid, gid = excluded.gid, \
+                         mapped = excluded.mapped, created_at = excluded.created_at"
+                    ))
+                    .bind(name)
+                    .bind(i64::from(uid))
+                    .bind(i64::from(gid))
+                    .execute(&self.pool)
+                    .await;
+                    match mapped {
+                        Ok(_) => Ok(()),
+                        // Only the uid is unique besides the name, which
+                        // the upsert handles.
+                        Err(error) if sql::is_unique_violation(&error) => {
+                            let holder: Option<String> = sqlx::query_scalar(
+                                "SELECT name FROM unix_identities WHERE uid = $1",
+                            )
+                            .bind(i64::from(uid))
+                            .fetch_optional(&self.pool)
+                            .await
+                            .map_err(from_sqlx)?;
+                            Err(StoreError::UidTaken {
+                                uid,
+                                // Identities are never deleted, but the
+                                // holder may have been mapped elsewhere
+                                // since.
+                                name: holder.unwrap_or_else(|| "another user".to_owned()),
+                            })
+                        }
+                        Err(error) => Err(from_sqlx(error)),
+                    }
+                }
+
+                async fn list_unix_identities(&self) -> Result<Vec<(String, UnixIdentity)>> {
+                    let rows: Vec<UnixIdentityRow> = sqlx::query_as(concat!(
+                        "SELECT ",
+                        unix_identity_columns!(),
+                        " FROM unix_identities ORDER BY name"
+                    ))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(from_sqlx)?;
+                    rows.into_iter().map(UnixIdentityRow::into_pair).collect()
                 }
             }
         };

@@ -1,5 +1,5 @@
-//! The `directory` binary's account and key commands, run for real against
-//! an SQLite file in a temporary folder.
+//! The `directory` binary's account, identity and key commands, run for
+//! real against an SQLite file in a temporary folder.
 
 use std::io::Write as _;
 use std::process::{Command, Output, Stdio};
@@ -70,6 +70,123 @@ fn users_are_added_listed_reset_disabled_and_enabled() {
     assert!(disabled.status.success());
     assert!(
         text(&directory(&["user", "list", "--store", store], "").stdout).contains("ada\tdisabled")
+    );
+}
+
+#[test]
+fn identities_are_mapped_and_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("sqlite:{}", dir.path().join("store.db").display());
+    let store = store.as_str();
+
+    let none = directory(&["user", "ids", "--store", store], "");
+    assert!(none.status.success(), "{}", text(&none.stderr));
+    assert_eq!(text(&none.stdout), "");
+
+    // No account is needed: hosts may serve users who have none.
+    let mapped = directory(
+        &["user", "map", "ada", "--uid", "1500", "--store", store],
+        "",
+    );
+    assert!(mapped.status.success(), "{}", text(&mapped.stderr));
+    assert!(
+        text(&mapped.stderr).contains("mapped ada to uid 1500 gid 1500"),
+        "{}",
+        text(&mapped.stderr)
+    );
+    let remapped = directory(
+        &[
+            "user", "map", "ada", "--uid", "1501", "--gid", "100", "--store", store,
+        ],
+        "",
+    );
+    assert!(remapped.status.success(), "{}", text(&remapped.stderr));
+    assert!(
+        text(&remapped.stderr).contains("ada had uid 1500 gid 1500 before"),
+        "{}",
+        text(&remapped.stderr)
+    );
+
+    for (args, expected) in [
+        (&["--uid", "0"][..], "never run as root"),
+        (&["--uid", "1502", "--gid", "0"][..], "never run as root"),
+        (&["--system-user", "root"][..], "never run as root"),
+        (
+            &["--system-user", "no-such-user-here"][..],
+            "no user no-such-user-here in /etc/passwd",
+        ),
+        (&["--uid", "4294967295"][..], "(uid_t) -1"),
+        (&["--uid", "4294967296"][..], "invalid value"),
+        (&[][..], "--uid"),
+        (
+            &["--uid", "1502", "--system-user", "root"][..],
+            "cannot be used with",
+        ),
+        (
+            &["--system-user", "root", "--gid", "5"][..],
+            "cannot be used with",
+        ),
+        (&["--gid", "5"][..], "--uid"),
+    ] {
+        let refused = directory(
+            &[&["user", "map", "bob"][..], args, &["--store", store][..]].concat(),
+            "",
+        );
+        assert!(!refused.status.success(), "{args:?}");
+        assert!(
+            text(&refused.stderr).contains(expected),
+            "{args:?}: {}",
+            text(&refused.stderr)
+        );
+    }
+    let taken = directory(
+        &["user", "map", "bob", "--uid", "1501", "--store", store],
+        "",
+    );
+    assert!(!taken.status.success());
+    assert!(
+        text(&taken.stderr).contains("uid 1501 is already the identity of ada"),
+        "{}",
+        text(&taken.stderr)
+    );
+    let bad_name = directory(
+        &["user", "map", "Bob", "--uid", "1502", "--store", store],
+        "",
+    );
+    assert!(!bad_name.status.success());
+    assert!(text(&bad_name.stderr).contains("invalid user name"));
+
+    // A system user from this machine's own passwd file, whichever it is.
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap();
+    let (system_user, uid, gid) = passwd
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split(':').collect();
+            let uid: u32 = fields.get(2)?.parse().ok()?;
+            let gid: u32 = fields.get(3)?.parse().ok()?;
+            (uid != 0 && gid != 0 && uid != 1501 && uid < u32::MAX).then(|| (fields[0], uid, gid))
+        })
+        .next()
+        .expect("a system user other than root in /etc/passwd");
+    let by_name = directory(
+        &[
+            "user",
+            "map",
+            "cy",
+            "--system-user",
+            system_user,
+            "--store",
+            store,
+        ],
+        "",
+    );
+    assert!(by_name.status.success(), "{}", text(&by_name.stderr));
+
+    let listed = directory(&["user", "ids", "--store", store], "");
+    assert!(listed.status.success(), "{}", text(&listed.stderr));
+    assert_eq!(
+        text(&listed.stdout),
+        format!("ada\t1501\t100\tmapped\ncy\t{uid}\t{gid}\tmapped\n")
     );
 }
 

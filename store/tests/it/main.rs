@@ -10,6 +10,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod fixture;
+mod identities;
 mod names;
 mod postgres;
 mod sqlite;
@@ -79,6 +80,11 @@ conformance! {
         a_new_password_ends_the_users_logins,
         disabling_ends_the_users_logins,
         ending_a_session_fences_its_host,
+        unix_identities_are_given_once_lowest_first,
+        an_identity_outlives_a_change_of_range,
+        an_exhausted_range_is_an_error,
+        mapping_refuses_root_and_taken_uids,
+        identity_names_and_ranges_are_checked,
     ],
     two: [
         two_instances_see_each_others_writes,
@@ -86,5 +92,8 @@ conformance! {
         concurrent_writers_only_current_epoch_succeeds,
         concurrent_renewals_of_one_host_all_succeed,
         logins_are_shared_between_instances,
+        unix_identities_are_shared_between_instances,
+        concurrent_allocations_give_distinct_uids,
+        concurrent_allocations_of_one_name_agree,
     ],
 }

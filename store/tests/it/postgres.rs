@@ -61,7 +61,7 @@ async fn connecting_twice_and_concurrently_migrates_once() {
     .fetch_all(&mut conn)
     .await
     .unwrap();
-    assert_eq!(applied, [1, 2, 3, 4]);
+    assert_eq!(applied, [1, 2, 3, 4, 5]);
     again.close().await;
     drop_schema(&url, &schema).await;
 }

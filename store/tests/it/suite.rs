@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use store::{
     Account, Drain, Login, Millis, ScreenWrite, ScrollbackBlock, SessionRecord, SessionState,
-    SessionUpdate, Store, StoreError, User,
+    SessionUpdate, Store, StoreError, UidRange, UnixIdentity, User,
 };
 use tokio::sync::Barrier;
 
@@ -1046,4 +1046,303 @@ pub async fn logins_are_shared_between_instances(first: Arc<dyn Store>, second: 
     assert_eq!(live(&*second, &login_id(2)).await, Some(login));
     second.end_login(&login_id(2)).await.unwrap();
     assert_eq!(live(&*first, &login_id(2)).await, None);
+}
+
+// Unix identities.
+
+const RANGE: UidRange = UidRange {
+    first: 200_000,
+    last: 299_999,
+};
+
+fn allocated(uid: u32) -> UnixIdentity {
+    UnixIdentity {
+        uid,
+        gid: uid,
+        mapped: false,
+    }
+}
+
+fn mapped(uid: u32, gid: u32) -> UnixIdentity {
+    UnixIdentity {
+        uid,
+        gid,
+        mapped: true,
+    }
+}
+
+async fn identities(store: &dyn Store) -> Vec<(String, UnixIdentity)> {
+    store.list_unix_identities().await.unwrap()
+}
+
+pub async fn unix_identities_are_given_once_lowest_first(store: Arc<dyn Store>) {
+    assert!(identities(&*store).await.is_empty());
+    let ada = store.unix_identity("ada", RANGE).await.unwrap();
+    assert_eq!(ada, allocated(200_000));
+    // Asked again, by the same host or another, the answer is the same.
+    assert_eq!(store.unix_identity("ada", RANGE).await.unwrap(), ada);
+    let bob = store.unix_identity("bob", RANGE).await.unwrap();
+    assert_eq!(bob, allocated(200_001));
+    assert_eq!(store.unix_identity("ada", RANGE).await.unwrap(), ada);
+
+    // Identities need no account, and are no account.
+    assert_eq!(store.get_account("ada").await.unwrap(), None);
+
+    // The lowest free uid, also when it lies between taken ones: ada
+    // moves to a system user's uid and frees 200000; a user mapped into
+    // the range keeps the allocator off that uid.
+    store.map_unix_identity("ada", 1_000, 1_000).await.unwrap();
+    store.map_unix_identity("svc", 200_002, 50).await.unwrap();
+    assert_eq!(
+        store.unix_identity("cy", RANGE).await.unwrap(),
+        allocated(200_000)
+    );
+    assert_eq!(
+        store.unix_identity("dee", RANGE).await.unwrap(),
+        allocated(200_003)
+    );
+
+    // Listed by name, bytewise.
+    assert_eq!(
+        identities(&*store).await,
+        [
+            ("ada".to_owned(), mapped(1_000, 1_000)),
+            ("bob".to_owned(), allocated(200_001)),
+            ("cy".to_owned(), allocated(200_000)),
+            ("dee".to_owned(), allocated(200_003)),
+            ("svc".to_owned(), mapped(200_002, 50)),
+        ]
+    );
+}
+
+pub async fn an_identity_outlives_a_change_of_range(store: Arc<dyn Store>) {
+    let ada = store.unix_identity("ada", RANGE).await.unwrap();
+    let elsewhere = UidRange {
+        first: 500_000,
+        last: 500_009,
+    };
+    assert_eq!(store.unix_identity("ada", elsewhere).await.unwrap(), ada);
+    assert_eq!(
+        store.unix_identity("bob", elsewhere).await.unwrap(),
+        allocated(500_000)
+    );
+    // A mapped identity, far outside any range, is kept as well.
+    store.map_unix_identity("cy", 1_001, 100).await.unwrap();
+    assert_eq!(
+        store.unix_identity("cy", elsewhere).await.unwrap(),
+        mapped(1_001, 100)
+    );
+}
+
+pub async fn an_exhausted_range_is_an_error(store: Arc<dyn Store>) {
+    let two = UidRange {
+        first: 300_000,
+        last: 300_001,
+    };
+    store.unix_identity("ada", two).await.unwrap();
+    store.unix_identity("bob", two).await.unwrap();
+    match store.unix_identity("cy", two).await {
+        Err(error @ StoreError::UidRangeExhausted { range }) => {
+            assert_eq!(range, two);
+            assert!(!error.is_transient());
+            let message = error.to_string();
+            assert!(message.contains("300000-300001"), "{message}");
+            assert!(message.contains("widen --uid-range"), "{message}");
+        }
+        other => panic!("expected an exhausted range, got {other:?}"),
+    }
+    // Nothing was given, and those who have an identity keep it.
+    assert_eq!(identities(&*store).await.len(), 2);
+    assert_eq!(
+        store.unix_identity("bob", two).await.unwrap(),
+        allocated(300_001)
+    );
+    // A range of one uid, at the very top, works.
+    let top = UidRange {
+        first: store::MAX_UNIX_ID,
+        last: store::MAX_UNIX_ID,
+    };
+    assert_eq!(
+        store.unix_identity("cy", top).await.unwrap(),
+        allocated(store::MAX_UNIX_ID)
+    );
+    assert!(matches!(
+        store.unix_identity("dee", top).await,
+        Err(StoreError::UidRangeExhausted { .. })
+    ));
+}
+
+pub async fn mapping_refuses_root_and_taken_uids(store: Arc<dyn Store>) {
+    let bob = store.unix_identity("bob", RANGE).await.unwrap();
+    store.map_unix_identity("ada", 1_000, 1_000).await.unwrap();
+    assert_eq!(identities(&*store).await[0].1, mapped(1_000, 1_000));
+
+    for (uid, gid, what, id) in [
+        (0, 1_000, "uid", 0),
+        (1_002, 0, "gid", 0),
+        (u32::MAX, 1_000, "uid", u32::MAX),
+        (1_002, u32::MAX, "gid", u32::MAX),
+    ] {
+        match store.map_unix_identity("ada", uid, gid).await {
+            Err(error @ StoreError::UnusableUnixId { .. }) => {
+                assert!(
+                    matches!(error, StoreError::UnusableUnixId { what: w, id: i } if (w, i) == (what, id)),
+                    "{error:?}"
+                );
+                assert!(error.to_string().contains("root"), "{error}");
+            }
+            other => panic!("expected {uid}:{gid} refused, got {other:?}"),
+        }
+    }
+    // Another user's uid, allocated or mapped, is refused, for a new name
+    // and for one that has an identity.
+    for (name, uid, holder) in [
+        ("cy", bob.uid, "bob"),
+        ("cy", 1_000, "ada"),
+        ("bob", 1_000, "ada"),
+    ] {
+        match store.map_unix_identity(name, uid, 7).await {
+            Err(StoreError::UidTaken { uid: u, name: n }) => {
+                assert_eq!((u, n.as_str()), (uid, holder))
+            }
+            other => panic!("expected uid {uid} taken, got {other:?}"),
+        }
+    }
+    // Nothing changed.
+    assert_eq!(
+        identities(&*store).await,
+        [
+            ("ada".to_owned(), mapped(1_000, 1_000)),
+            ("bob".to_owned(), bob),
+        ]
+    );
+
+    // The operator may replace a user's own identity, also keeping the uid
+    // and changing the gid, and map an allocated identity as it is.
+    store.map_unix_identity("ada", 1_000, 100).await.unwrap();
+    store.map_unix_identity("ada", 1_005, 100).await.unwrap();
+    store
+        .map_unix_identity("bob", bob.uid, bob.gid)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.unix_identity("ada", RANGE).await.unwrap(),
+        mapped(1_005, 100)
+    );
+    assert_eq!(
+        store.unix_identity("bob", RANGE).await.unwrap(),
+        mapped(bob.uid, bob.gid)
+    );
+    // ada's old uid is free for someone else.
+    store.map_unix_identity("cy", 1_000, 1_000).await.unwrap();
+}
+
+pub async fn identity_names_and_ranges_are_checked(store: Arc<dyn Store>) {
+    for name in ["", "Ada", "-rf", "ada/..", "ada lovelace"] {
+        for result in [
+            store.unix_identity(name, RANGE).await.map(drop),
+            store.map_unix_identity(name, 1_000, 1_000).await,
+        ] {
+            match result {
+                Err(StoreError::InvalidUserName(refused)) => assert_eq!(refused, name),
+                other => panic!("expected {name:?} refused, got {other:?}"),
+            }
+        }
+    }
+    // Ranges built from their fields are checked as parsing checks them.
+    for (first, last) in [(0, 10), (10, 9), (10, u32::MAX)] {
+        match store.unix_identity("ada", UidRange { first, last }).await {
+            Err(error @ StoreError::InvalidUidRange(_)) => {
+                assert!(error.to_string().contains("FIRST-LAST"), "{error}");
+            }
+            other => panic!("expected {first}-{last} refused, got {other:?}"),
+        }
+    }
+    assert!(identities(&*store).await.is_empty());
+}
+
+pub async fn unix_identities_are_shared_between_instances(
+    first: Arc<dyn Store>,
+    second: Arc<dyn Store>,
+) {
+    let ada = first.unix_identity("ada", RANGE).await.unwrap();
+    assert_eq!(second.unix_identity("ada", RANGE).await.unwrap(), ada);
+    let bob = second.unix_identity("bob", RANGE).await.unwrap();
+    assert_ne!(bob.uid, ada.uid);
+    assert_eq!(first.unix_identity("bob", RANGE).await.unwrap(), bob);
+
+    first.map_unix_identity("ada", 1_000, 1_000).await.unwrap();
+    assert_eq!(
+        second.unix_identity("ada", RANGE).await.unwrap(),
+        mapped(1_000, 1_000)
+    );
+    assert!(matches!(
+        second.map_unix_identity("cy", 1_000, 1_000).await,
+        Err(StoreError::UidTaken { uid: 1_000, .. })
+    ));
+    assert_eq!(identities(&*first).await, identities(&*second).await);
+}
+
+/// Hosts giving identities to many new users at once, from two instances
+/// (two processes' pools): every user gets a uid of their own, and the
+/// lowest ones, with no gap.
+pub async fn concurrent_allocations_give_distinct_uids(
+    first: Arc<dyn Store>,
+    second: Arc<dyn Store>,
+) {
+    const USERS: u32 = 20;
+    let barrier = Arc::new(Barrier::new(USERS as usize));
+    let tasks: Vec<_> = (0..USERS)
+        .map(|n| {
+            let store = if n % 2 == 0 { &first } else { &second }.clone();
+            let barrier = barrier.clone();
+            tokio::spawn(async move {
+                let name = format!("user{n}");
+                barrier.wait().await;
+                let identity = store.unix_identity(&name, RANGE).await;
+                (name, identity)
+            })
+        })
+        .collect();
+    let mut given = Vec::new();
+    for task in tasks {
+        let (name, identity) = task.await.unwrap();
+        let identity = identity.unwrap();
+        assert_eq!(identity.gid, identity.uid);
+        assert!(!identity.mapped);
+        given.push((name, identity));
+    }
+    let mut uids: Vec<u32> = given.iter().map(|(_, identity)| identity.uid).collect();
+    uids.sort_unstable();
+    let lowest: Vec<u32> = (RANGE.first..RANGE.first + USERS).collect();
+    assert_eq!(uids, lowest);
+    given.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(identities(&*first).await, given);
+    assert_eq!(identities(&*second).await, given);
+}
+
+/// Hosts asking for one new user's identity at once all get the same one.
+pub async fn concurrent_allocations_of_one_name_agree(
+    first: Arc<dyn Store>,
+    second: Arc<dyn Store>,
+) {
+    const ASKERS: usize = 20;
+    let barrier = Arc::new(Barrier::new(ASKERS));
+    let tasks: Vec<_> = (0..ASKERS)
+        .map(|n| {
+            let store = if n % 2 == 0 { &first } else { &second }.clone();
+            let barrier = barrier.clone();
+            tokio::spawn(async move {
+                barrier.wait().await;
+                store.unix_identity("ada", RANGE).await
+            })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap().unwrap(), allocated(RANGE.first));
+    }
+    assert_eq!(
+        identities(&*second).await,
+        [("ada".to_owned(), allocated(RANGE.first))]
+    );
 }
