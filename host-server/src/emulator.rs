@@ -4,6 +4,11 @@
 //! its damage into [`Frame`]s and moves lines that scrolled off the top into
 //! the session's scrollback. It does no IO, so the ref tests at the bottom
 //! feed recorded bytes and compare grids without a PTY.
+//!
+//! Alacritty stores every row at the terminal's full width, so what a session
+//! costs the host grows with columns × rows × history. [`CellBudget`] caps
+//! that product: wider terminals keep fewer history lines, and a grid too big
+//! to keep any history within the budget is shrunk ([`GridFit`]).
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -21,10 +26,169 @@ use protocol::{
     StyleFlags,
 };
 
-/// Lines alacritty may hold between two drains. Anything older than this
-/// many lines would also have left a scrollback of the same length, so a
-/// flood that outruns the drains loses nothing the user could scroll to.
+/// Most lines alacritty may hold between two drains, at any width; the
+/// session's scrollback keeps as many as the emulator does
+/// ([`Emulator::history_limit`]). Anything older would also have left a
+/// scrollback of the same length, so a flood that outruns the drains loses
+/// nothing the user could scroll to.
 pub const SCROLLBACK_LINES: usize = 10_000;
+
+/// Cells one session's emulator may hold by default: 2 Mi cells, 48 MiB of
+/// alacritty's 24-byte cells.
+///
+/// That keeps the full [`SCROLLBACK_LINES`] up to 200 columns × 50 rows
+/// (200 × (2 × 50 + 10,000) = 2.02 M cells), so common terminals lose no
+/// history to the budget, and still leaves the largest grid the protocol
+/// allows ([`Size::MAX`], 1000 × 500) its first thousand lines of history,
+/// where the unbudgeted emulator grew to 10,500 rows of 1000 cells (250 MB).
+/// The heap a session takes is that many cells as the allocator rounds
+/// them up (2.4 % more for 1000-cell rows), plus about 2 MiB that every
+/// terminal costs, mostly the parser's buffer for synchronized updates; the
+/// heap tests in `emulator/tests.rs` measure it.
+pub const CELL_BUDGET: usize = 2 * 1024 * 1024;
+
+/// Rows alacritty adds to a grid's storage at a time when its history grows
+/// (its `MAX_CACHE_SIZE`). A history that is not a multiple of this still
+/// pays for whole chunks, so history limits are whole chunks.
+const HISTORY_CHUNK: usize = 1000;
+
+/// Cells alacritty holds for a terminal of `size` keeping `history` lines:
+/// the primary screen with its history, plus the alternate screen, which is
+/// allocated in full from the start whether a program uses it or not.
+pub const fn cells_held(size: Size, history: usize) -> usize {
+    size.cols as usize * (2 * size.rows as usize + history)
+}
+
+// The protocol's size limit and the budget agree: by default every size a
+// client may ask for fits with some history, and the common ones with all
+// of it.
+const _: () = assert!(cells_held(Size::MAX, HISTORY_CHUNK) <= CELL_BUDGET);
+const _: () = assert!(
+    cells_held(
+        Size {
+            cols: 200,
+            rows: 50
+        },
+        SCROLLBACK_LINES
+    ) <= CELL_BUDGET
+);
+const _: () = assert!(SCROLLBACK_LINES.is_multiple_of(HISTORY_CHUNK));
+
+/// How many cells a session's emulator may hold: the screens and the
+/// history together, so that a session's memory is bounded at every width.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CellBudget(usize);
+
+impl Default for CellBudget {
+    fn default() -> Self {
+        CellBudget(CELL_BUDGET)
+    }
+}
+
+impl CellBudget {
+    /// The smallest budget there is: an 80 × 24 terminal with one chunk of
+    /// history, so the default size is never clamped.
+    pub const MIN: CellBudget = CellBudget(cells_held(Size { cols: 80, rows: 24 }, HISTORY_CHUNK));
+
+    /// A budget of `cells`, raised to [`CellBudget::MIN`].
+    pub fn new(cells: usize) -> CellBudget {
+        CellBudget(cells.max(Self::MIN.0))
+    }
+
+    pub fn cells(self) -> usize {
+        self.0
+    }
+
+    /// History lines a terminal of `size` may keep: what the budget leaves
+    /// after both screens, in whole chunks, at most [`SCROLLBACK_LINES`].
+    /// Zero means the grid itself is too big for the budget.
+    pub fn history_lines(self, size: Size) -> usize {
+        let cols = usize::from(size.cols).max(1);
+        let rows = (self.0 / cols).saturating_sub(2 * usize::from(size.rows));
+        (rows - rows % HISTORY_CHUNK).min(SCROLLBACK_LINES)
+    }
+
+    /// Whether a terminal of `size` keeps some history within the budget.
+    pub fn admits(self, size: Size) -> bool {
+        self.history_lines(size) > 0
+    }
+
+    /// The size a client asking for `asked` gets: within the protocol's
+    /// limits ([`Size::clamped`]) and then, if the grid alone leaves no room
+    /// for history, the largest admitted size of the shape asked for.
+    pub fn fit(self, asked: Size) -> GridFit {
+        let clamped = asked.clamped();
+        let granted = if self.admits(clamped) {
+            clamped
+        } else {
+            self.shrink(clamped)
+        };
+        GridFit {
+            asked,
+            granted,
+            budget: self,
+        }
+    }
+
+    /// The largest admitted size with `size`'s shape. Both sides shrink by
+    /// the same factor, since any shape of the same area costs the same; the
+    /// protocol's per-side limits are clamped side by side instead.
+    fn shrink(self, size: Size) -> Size {
+        let (cols, rows) = (usize::from(size.cols), usize::from(size.rows));
+        for r in (usize::from(Size::MIN.rows)..=rows).rev() {
+            let c = ((cols * r + rows / 2) / rows).max(usize::from(Size::MIN.cols));
+            let candidate = Size {
+                cols: u16::try_from(c).unwrap_or(Size::MAX.cols),
+                rows: u16::try_from(r).unwrap_or(Size::MAX.rows),
+            };
+            if self.admits(candidate) {
+                return candidate;
+            }
+        }
+        // Even one row of that shape is too wide: keep one row and as many
+        // columns as fit. MIN guarantees at least 80 of them.
+        let widest = self.0 / (2 + HISTORY_CHUNK);
+        Size {
+            cols: u16::try_from(widest.min(cols)).unwrap_or(Size::MAX.cols),
+            rows: Size::MIN.rows,
+        }
+    }
+}
+
+/// What became of a size a client asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GridFit {
+    pub asked: Size,
+    pub granted: Size,
+    pub budget: CellBudget,
+}
+
+impl GridFit {
+    /// Whether the client got fewer columns or rows than it asked for (a
+    /// size below the protocol's minimum is raised, which needs no notice).
+    pub fn is_clamped(&self) -> bool {
+        self.granted.cols < self.asked.cols || self.granted.rows < self.asked.rows
+    }
+
+    /// What to tell the user when their window was clamped.
+    pub fn notice(&self) -> Option<String> {
+        if !self.is_clamped() {
+            return None;
+        }
+        let (asked, granted) = (self.asked, self.granted);
+        Some(if asked.clamped() == granted {
+            format!(
+                "the terminal is limited to {} cells on this host; the window's {asked} was clamped to {granted}",
+                Size::MAX
+            )
+        } else {
+            format!(
+                "the terminal is limited to {} cells on this host, history included; the window's {asked} was clamped to {granted}",
+                self.budget.0
+            )
+        })
+    }
+}
 
 /// The default colours the client's theme uses, needed to answer programs
 /// that ask for them (vim asks for the background to pick light or dark).
@@ -143,6 +307,24 @@ pub struct Emulator {
     /// always reports the cursor row as damaged, so its damage cannot say
     /// "nothing happened".
     dirty: bool,
+    budget: CellBudget,
+    /// The primary grid's history limit, `budget.history_lines(size)`.
+    history: usize,
+    /// Memory the primary grid may hold beyond its size since a resize, not
+    /// given back yet because a program showed the alternate screen.
+    primary_slack: Slack,
+}
+
+/// Memory a grid holds beyond what its size needs, after a resize.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Slack {
+    None,
+    /// Rows allocated ahead of need (alacritty adds a thousand at a time
+    /// when a grid grows, and keeps up to a thousand when it shrinks).
+    SpareRows,
+    /// Spare rows, and rows whose capacity is another width's: a row keeps
+    /// its cells when the grid narrows and doubles them when it widens.
+    Capacity,
 }
 
 /// Alacritty wants its size as a `Dimensions`.
@@ -160,16 +342,26 @@ impl Dimensions for GridSize {
     }
 }
 
+fn history_config(history: usize) -> Config {
+    Config {
+        scrolling_history: history,
+        ..Config::default()
+    }
+}
+
 impl Emulator {
+    /// An emulator within the default [`CellBudget`].
     pub fn new(size: Size) -> Emulator {
-        let size = size.clamped();
+        Emulator::with_budget(size, CellBudget::default())
+    }
+
+    /// An emulator of `size`, or of what fits `budget` if that is smaller.
+    pub fn with_budget(size: Size, budget: CellBudget) -> Emulator {
+        let size = budget.fit(size).granted;
+        let history = budget.history_lines(size);
         let listener = Listener::default();
         *listener.size.lock().unwrap_or_else(|e| e.into_inner()) = size;
-        let config = Config {
-            scrolling_history: SCROLLBACK_LINES,
-            ..Config::default()
-        };
-        let term = Term::new(config, &GridSize(size), listener.clone());
+        let term = Term::new(history_config(history), &GridSize(size), listener.clone());
         Emulator {
             term,
             parser: Processor::new(),
@@ -180,11 +372,29 @@ impl Emulator {
             bell: false,
             force_full: true,
             dirty: true,
+            budget,
+            history,
+            primary_slack: Slack::None,
         }
     }
 
     pub fn size(&self) -> Size {
         self.size
+    }
+
+    pub fn budget(&self) -> CellBudget {
+        self.budget
+    }
+
+    /// The most lines that can wait to be drained at the current size; the
+    /// session's scrollback and its persisted history keep as many.
+    pub fn history_limit(&self) -> usize {
+        self.history
+    }
+
+    /// What a request for `size` would get.
+    pub fn fit(&self, size: Size) -> GridFit {
+        self.budget.fit(size)
     }
 
     pub fn title(&self) -> Option<&str> {
@@ -196,6 +406,10 @@ impl Emulator {
         self.parser.advance(&mut self.term, bytes);
         self.dirty |= !bytes.is_empty();
         self.collect_requests_state();
+        if self.primary_slack != Slack::None && !self.term.mode().contains(TermMode::ALT_SCREEN) {
+            let slack = std::mem::replace(&mut self.primary_slack, Slack::None);
+            self.release_active(slack);
+        }
     }
 
     /// When a synchronized update (mode 2026) is buffering output, the time
@@ -239,15 +453,83 @@ impl Emulator {
         }
     }
 
-    pub fn resize(&mut self, size: Size) {
-        let size = size.clamped();
+    /// Resizes to `size`, or to what fits the budget, and says which.
+    ///
+    /// A smaller history drops the oldest lines still waiting to be drained,
+    /// so callers drain first; draining also keeps the grid's storage in
+    /// whole history chunks, which `cells_held` counts on.
+    pub fn resize(&mut self, size: Size) -> GridFit {
+        let fit = self.budget.fit(size);
+        let size = fit.granted;
         if size == self.size {
-            return;
+            return fit;
         }
+        let history = self.budget.history_lines(size);
+        // A shorter history is set before the resize, so a wider grid does
+        // not first widen the lines it is about to drop; a longer one after,
+        // so a narrower grid's reflow stays within the old, wider budget.
+        if history < self.history {
+            self.set_history(history);
+        }
+        let slack = if size.cols == self.size.cols {
+            Slack::SpareRows
+        } else {
+            Slack::Capacity
+        };
         self.size = size;
         *self.listener.size.lock().unwrap_or_else(|e| e.into_inner()) = size;
         self.term.resize(GridSize(size));
+        if history > self.history {
+            self.set_history(history);
+        }
+        self.release_slack(slack);
         self.force_full = true;
+        fit
+    }
+
+    fn set_history(&mut self, history: usize) {
+        self.history = history;
+        self.term.set_options(history_config(history));
+        // Alacritty re-announces the title on a config change; it is the
+        // same title, so this only clears the request.
+        self.collect_requests_state();
+    }
+
+    /// Gives back what both grids hold beyond their new size.
+    fn release_slack(&mut self, slack: Slack) {
+        if self.term.mode().contains(TermMode::ALT_SCREEN) {
+            // The primary grid is out of reach until the program leaves the
+            // alternate screen; `feed` releases it then.
+            self.release_active(slack);
+            self.primary_slack = self.primary_slack.max(slack);
+            return;
+        }
+        self.release_active(slack.max(self.primary_slack));
+        self.primary_slack = Slack::None;
+        // The alternate grid is reachable only by switching to it. Going
+        // there and back shows a program nothing: its contents are reset
+        // whenever a program enters it, and the one primary state the
+        // switch overwrites, the saved cursor, is put back.
+        let saved_cursor = self.term.grid().saved_cursor.clone();
+        self.term.swap_alt();
+        self.release_active(slack);
+        self.term.swap_alt();
+        self.term.grid_mut().saved_cursor = saved_cursor;
+    }
+
+    /// Gives back what the grid on screen holds beyond its size.
+    fn release_active(&mut self, slack: Slack) {
+        let grid = self.term.grid_mut();
+        match slack {
+            Slack::None => {}
+            Slack::SpareRows => grid.truncate(),
+            Slack::Capacity => {
+                grid.truncate();
+                // A clone allocates every row at its length.
+                let compact = grid.clone();
+                *grid = compact;
+            }
+        }
     }
 
     /// Whether anything changed since the last frame.

@@ -8,6 +8,7 @@
 
 pub mod address_limit;
 pub mod admission;
+pub mod cgroup;
 pub mod emulator;
 pub mod host_token;
 pub mod lease;
@@ -17,6 +18,7 @@ pub mod persist;
 pub mod pty;
 pub mod registry;
 pub mod renewal;
+pub mod sandbox;
 pub mod scrollback;
 pub mod session;
 pub mod standing;
@@ -193,6 +195,8 @@ async fn health(State(state): State<AppState>) -> impl IntoResponse {
         "lease": lease.as_str(),
         "drain": drain.map(store::Drain::as_str),
         "new_sessions": state.standing.takes_new_sessions(),
+        "isolation": state.registry.sandbox().isolation().as_str(),
+        "limits": state.registry.sandbox().limiter(),
     }))
 }
 

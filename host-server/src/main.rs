@@ -15,10 +15,12 @@ use anyhow::Context;
 use auth::ticket::{TicketPublicKey, TicketVerifier};
 use clap::{Parser, Subcommand};
 use host_server::address_limit::AddressLimiter;
+use host_server::cgroup::{Limits, parse_bytes};
 use host_server::host_token::HostToken;
 use host_server::metrics::Metrics;
 use host_server::pty::ProgramSpec;
 use host_server::registry::{Registry, StoreConfig};
+use host_server::sandbox::{self, Isolation, Sandbox, SandboxOptions, SessionNetwork};
 use host_server::session::SessionConfig;
 use host_server::standing::Standing;
 use host_server::{AppState, DEFAULT_MAX_CONNECTIONS_PER_ADDRESS, LeaseConfig, run};
@@ -122,6 +124,54 @@ struct ServeArgs {
     /// How often the lease is renewed; at most a third of the TTL.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(100..=20_000))]
     renew_interval_ms: u64,
+    /// How sessions are kept apart: `per-user` (each account its own uid,
+    /// needs root), `shared-uid` (the sandbox without uid changes, for a
+    /// host not started as root), `none` (no sandbox: benchmarks only), or
+    /// `auto` (per-user as root, else shared-uid).
+    #[arg(long, env = "THINLINE_ISOLATION", default_value = "auto", value_parser = Isolation::parse)]
+    isolation: Isolation,
+    /// The bubblewrap binary sandboxes are made with.
+    #[arg(long, env = "THINLINE_BWRAP", default_value = "/usr/bin/bwrap")]
+    bwrap: PathBuf,
+    /// Where sandboxes' read-only system tree (usr, bin, lib*, etc) comes
+    /// from: the host's own, or a root file system unpacked for sessions.
+    #[arg(long, env = "THINLINE_SYSTEM_ROOT", default_value = "/")]
+    system_root: PathBuf,
+    /// Whether sessions reach the network: `host` or `none`.
+    #[arg(long, default_value = "host", value_parser = SessionNetwork::parse)]
+    session_network: SessionNetwork,
+    /// Most processes and threads one session runs at once.
+    #[arg(long, default_value_t = Limits::default().pids, value_parser = clap::value_parser!(u64).range(8..))]
+    session_pids: u64,
+    /// Most memory one session uses (K, M or G), page cache included.
+    #[arg(long, default_value = "1G", value_parser = parse_bytes)]
+    session_memory: u64,
+    /// CPU weight of one session against the others (cgroup cpu.shares).
+    #[arg(long, default_value_t = Limits::default().cpu_shares, value_parser = clap::value_parser!(u64).range(2..=262_144))]
+    session_cpu_shares: u64,
+    /// Uids the store gives accounts, once each, for every host
+    /// (`per-user` isolation). Never overlap system users.
+    #[arg(long, env = "THINLINE_UID_RANGE", default_value = "200000-299999")]
+    uid_range: store::UidRange,
+    /// A directory for files sandboxes read (their /etc/passwd); defaults
+    /// to thinline-HOST_ID in the temporary directory.
+    #[arg(long, env = "THINLINE_RUNTIME_DIR")]
+    runtime_dir: Option<PathBuf>,
+    /// A variable every session starts with, as KEY=VALUE (repeat):
+    /// nothing of the host's own environment reaches a session.
+    #[arg(long = "session-env", value_parser = parse_variable)]
+    session_env: Vec<(String, String)>,
+}
+
+fn parse_variable(text: &str) -> Result<(String, String), String> {
+    let (key, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?} is not KEY=VALUE"))?;
+    let plain = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    if key.is_empty() || !key.bytes().all(plain) || key.as_bytes()[0].is_ascii_digit() {
+        return Err(format!("{key:?} is not a variable name"));
+    }
+    Ok((key.into(), value.into()))
 }
 
 async fn open_store(spec: &str) -> anyhow::Result<Arc<dyn store::Store>> {
@@ -267,6 +317,51 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }),
         None => None,
     };
+    let sandbox = Sandbox::new(
+        SandboxOptions {
+            isolation: args.isolation,
+            bwrap: args.bwrap.clone(),
+            system_root: args.system_root.clone(),
+            network: args.session_network,
+            limits: Limits {
+                pids: args.session_pids,
+                memory: args.session_memory,
+                cpu_shares: args.session_cpu_shares,
+            },
+            uid_range: args.uid_range,
+            runtime_dir: args
+                .runtime_dir
+                .clone()
+                .unwrap_or_else(|| std::env::temp_dir().join(format!("thinline-{}", args.host_id))),
+        },
+        &args.host_id,
+    )
+    .map_err(anyhow::Error::msg)?;
+    sandbox::probe(&sandbox)
+        .await
+        .map_err(anyhow::Error::msg)
+        .context("the session sandbox does not work on this host")?;
+    match sandbox.isolation() {
+        Isolation::PerUser => {}
+        Isolation::SharedUid => tracing::warn!(
+            "isolation shared-uid: every account runs as this host's uid outside its sandbox; \
+             start the host as root for a uid per account"
+        ),
+        Isolation::None => tracing::warn!(
+            "isolation none: sessions run unsandboxed as this host's uid and can reach its \
+             files and processes; never serve users like this"
+        ),
+    }
+    let limits = sandbox.limits();
+    tracing::info!(
+        isolation = sandbox.isolation().as_str(),
+        limits = %sandbox.limiter(),
+        pids = limits.pids,
+        memory = limits.memory,
+        cpu_shares = limits.cpu_shares,
+        network = ?sandbox.network(),
+        "sessions are sandboxed"
+    );
     let metrics = Arc::new(Metrics::default());
     let registry = Registry::new(
         SessionConfig {
@@ -276,8 +371,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 args: args.args,
                 login,
                 cwd,
-                env: Vec::new(),
+                home: None,
+                env: args.session_env,
             },
+            sandbox: Arc::new(sandbox),
             idle_timeout: Duration::from_secs(args.idle_timeout_secs),
             persist_interval: Duration::from_millis(args.persist_interval_ms),
         },
@@ -285,6 +382,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         args.max_sessions,
         metrics.clone(),
     );
+    registry.load_identities().await;
     let mut state = AppState::standalone(registry, metrics, tickets, allowed_origins);
     state.connections = AddressLimiter::new(args.max_connections_per_address);
     state.host_token = host_token;

@@ -7,6 +7,7 @@
 //! the host degraded; when a write is fenced the session has moved to
 //! another host and is ended here.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -136,15 +137,37 @@ impl Pending {
 }
 
 /// Shared between a session task and its persister.
-#[derive(Default)]
 pub struct PersistQueue {
     pending: Mutex<Pending>,
     wake: Notify,
+    /// Scrollback lines the store keeps for the session: as many as its
+    /// scrollback does at its current size (`Emulator::history_limit`).
+    keep_lines: AtomicUsize,
+}
+
+impl Default for PersistQueue {
+    fn default() -> Self {
+        PersistQueue {
+            pending: Mutex::default(),
+            wake: Notify::new(),
+            keep_lines: AtomicUsize::new(SCROLLBACK_LINES),
+        }
+    }
 }
 
 impl PersistQueue {
     fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
         self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sets how many scrollback lines the store keeps, from the next write
+    /// on (the session was resized).
+    pub fn set_keep_lines(&self, lines: usize) {
+        self.keep_lines.store(lines, Ordering::Relaxed);
+    }
+
+    pub fn keep_lines(&self) -> usize {
+        self.keep_lines.load(Ordering::Relaxed)
     }
 
     pub fn create(&self, record: SessionRecord) {
@@ -164,7 +187,7 @@ impl PersistQueue {
         let mut pending = self.lock();
         pending.screen = Some(screen);
         pending.blocks.extend(blocks);
-        let max_blocks = SCROLLBACK_LINES / crate::scrollback::BLOCK_LINES + 2;
+        let max_blocks = self.keep_lines() / crate::scrollback::BLOCK_LINES + 2;
         let excess = pending.blocks.len().saturating_sub(max_blocks);
         pending.blocks.drain(..excess);
         merge_update(&mut pending.update, update);
@@ -347,7 +370,7 @@ impl Persister {
             let write = ScreenWrite {
                 screen: batch.screen.clone().unwrap_or_default(),
                 new_blocks: batch.blocks.clone(),
-                keep_lines: SCROLLBACK_LINES as u32,
+                keep_lines: u32::try_from(self.queue.keep_lines()).unwrap_or(u32::MAX),
             };
             self.store
                 .save_screen(&self.session, self.epoch, &self.host, &write)
@@ -427,6 +450,30 @@ mod tests {
         let mut copy = Emulator::new(Size { cols: 30, rows: 4 });
         copy.feed(&render_ansi(&lines));
         assert_eq!(copy.visible_lines(), lines);
+    }
+
+    #[test]
+    fn unwritten_blocks_are_bounded_by_the_lines_kept() {
+        let block = |seq| ScrollbackBlock {
+            seq,
+            lines: crate::scrollback::BLOCK_LINES as u32,
+            data: Vec::new(),
+        };
+        let queue = PersistQueue::default();
+        assert_eq!(queue.keep_lines(), SCROLLBACK_LINES);
+        // A wide terminal keeps fewer lines; a store that is down must not
+        // make the queue hold more than the scrollback would.
+        queue.set_keep_lines(1000);
+        queue.push(
+            Vec::new(),
+            (0..100).map(block).collect(),
+            SessionUpdate::default(),
+            Instant::now(),
+        );
+        let pending = queue.lock();
+        let kept: Vec<u64> = pending.blocks.iter().map(|b| b.seq).collect();
+        let most = 1000 / crate::scrollback::BLOCK_LINES + 2;
+        assert_eq!(kept, ((100 - most as u64)..100).collect::<Vec<_>>());
     }
 
     #[test]

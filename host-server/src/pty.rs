@@ -9,16 +9,22 @@ use std::path::PathBuf;
 use protocol::Size;
 use rustix::process::{Pid, Signal, kill_process_group};
 
+use crate::cgroup::SessionCgroup;
+use crate::sandbox::{Identity, Prepared, Sandbox};
+
 /// What to run for a new session.
 #[derive(Clone, Debug)]
 pub struct ProgramSpec {
     pub program: PathBuf,
     pub args: Vec<String>,
-    /// Start it as a login shell (`argv[0]` prefixed with `-`), as `login`
-    /// does; used for the default shell.
+    /// Start it as a login shell, as `login` does; used for the default
+    /// shell.
     pub login: bool,
     pub cwd: Option<PathBuf>,
-    /// Extra environment on top of the host's own, minus Thinline's secrets.
+    /// The user's home on the shared home root, if the host has one.
+    pub home: Option<PathBuf>,
+    /// The session's own variables, on top of the sandbox's allowlist
+    /// (see `sandbox`): nothing of the host's environment is inherited.
     pub env: Vec<(String, String)>,
 }
 
@@ -26,12 +32,19 @@ pub struct SpawnedPty {
     pub reader: pty_process::OwnedReadPty,
     pub writer: pty_process::OwnedWritePty,
     pub child: tokio::process::Child,
+    /// The session's cgroups; dropping them kills whatever is left.
+    pub cgroup: Option<SessionCgroup>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpawnError {
     #[error("could not open a pseudo-terminal: {0}")]
     Pty(pty_process::Error),
+    #[error("could not prepare the sandbox of {user}'s session: {source}")]
+    Sandbox {
+        user: String,
+        source: std::io::Error,
+    },
     #[error("could not start {program}: {source}")]
     Program {
         program: String,
@@ -43,41 +56,41 @@ pub fn pty_size(size: Size) -> pty_process::Size {
     pty_process::Size::new(size.rows, size.cols)
 }
 
-pub fn spawn(spec: &ProgramSpec, size: Size) -> Result<SpawnedPty, SpawnError> {
+/// Starts `spec` for `identity` on a new PTY, in its sandbox.
+pub fn spawn(
+    spec: &ProgramSpec,
+    size: Size,
+    sandbox: &Sandbox,
+    identity: &Identity,
+    session: &str,
+) -> Result<SpawnedPty, SpawnError> {
     let (pty, pts) = pty_process::open().map_err(SpawnError::Pty)?;
     pty.resize(pty_size(size)).map_err(SpawnError::Pty)?;
-    let mut command = pty_process::Command::new(&spec.program).args(&spec.args);
-    if spec.login {
-        let name = spec
-            .program
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "sh".into());
-        command = command.arg0(format!("-{name}"));
+    let Prepared {
+        command,
+        mut cgroup,
+    } = sandbox
+        .command(spec, identity, session)
+        .map_err(|source| SpawnError::Sandbox {
+            user: identity.user.clone(),
+            source,
+        })?;
+    let child = command
+        .kill_on_drop(true)
+        .spawn(pts)
+        .map_err(|source| SpawnError::Program {
+            program: spec.program.display().to_string(),
+            source,
+        })?;
+    if let Some(cgroup) = &mut cgroup {
+        cgroup.started();
     }
-    // The host's own secrets must not leak into users' environments.
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("THINLINE_") {
-            command = command.env_remove(key);
-        }
-    }
-    command = command
-        .env("TERM", "xterm-256color")
-        .env("COLORTERM", "truecolor")
-        .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .kill_on_drop(true);
-    if let Some(cwd) = &spec.cwd {
-        command = command.current_dir(cwd);
-    }
-    let child = command.spawn(pts).map_err(|source| SpawnError::Program {
-        program: spec.program.display().to_string(),
-        source,
-    })?;
     let (reader, writer) = pty.into_split();
     Ok(SpawnedPty {
         reader,
         writer,
         child,
+        cgroup,
     })
 }
 

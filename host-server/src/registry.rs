@@ -16,6 +16,7 @@ use crate::emulator::SCROLLBACK_LINES;
 use crate::metrics::Metrics;
 use crate::persist::{self, PersistQueue, Persister};
 use crate::pty::{ProgramSpec, SpawnError};
+use crate::sandbox::{Identity, Isolation};
 use crate::scrollback::Scrollback;
 use crate::session::{self, Persistence, SessionConfig, SessionHandle, SessionStart};
 
@@ -74,6 +75,10 @@ pub struct Registry {
     /// while other sessions never wait for it. An entry lives only while
     /// someone holds or waits for its gate.
     admitting: Mutex<HashMap<SessionId, Arc<tokio::sync::Mutex<()>>>>,
+    /// Unix identities the store gave this host's users: they never
+    /// change, so a returning user starts a session even while the store
+    /// is down.
+    identities: Mutex<HashMap<String, Identity>>,
 }
 
 impl Registry {
@@ -90,6 +95,7 @@ impl Registry {
             max_sessions,
             metrics,
             admitting: Mutex::new(HashMap::new()),
+            identities: Mutex::new(HashMap::new()),
         })
     }
 
@@ -113,23 +119,102 @@ impl Registry {
         &self.config.host
     }
 
+    pub fn sandbox(&self) -> &crate::sandbox::Sandbox {
+        &self.config.sandbox
+    }
+
     pub fn store_kind(&self) -> Option<&'static str> {
         self.store.as_ref().map(|s| s.store.kind())
     }
 
-    /// The program for a new session of `user`, in their home under the
-    /// shared root when there is one.
-    fn program_for(&self, user: &str) -> ProgramSpec {
+    /// The Unix identity `user`'s sessions run as: allocated once by the
+    /// store (per-user isolation), so the same on every host.
+    async fn identity(&self, user: &str) -> Result<Identity, StartError> {
+        let sandbox = &self.config.sandbox;
+        let store = match (&self.store, sandbox.isolation()) {
+            (Some(config), Isolation::PerUser) => &config.store,
+            _ => {
+                return sandbox.local_identity(user).map_err(|reason| {
+                    SpawnError::Sandbox {
+                        user: user.into(),
+                        source: std::io::Error::other(reason),
+                    }
+                    .into()
+                });
+            }
+        };
+        let cached = self
+            .identities
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(user)
+            .cloned();
+        if let Some(identity) = cached {
+            return Ok(identity);
+        }
+        let given = bounded(store.unix_identity(user, sandbox.uid_range())).await?;
+        let identity = Identity {
+            user: user.into(),
+            uid: given.uid,
+            gid: given.gid,
+        };
+        self.identities
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(user.into(), identity.clone());
+        Ok(identity)
+    }
+
+    /// Learns every identity the store has given, so users this host has
+    /// never served can still start sessions here while the store is down
+    /// (a first-ever account needs the store to get one).
+    pub async fn load_identities(&self) {
+        let Some(config) = &self.store else { return };
+        if self.config.sandbox.isolation() != Isolation::PerUser {
+            return;
+        }
+        match bounded(config.store.list_unix_identities()).await {
+            Ok(known) => {
+                let mut identities = self.identities.lock().unwrap_or_else(|e| e.into_inner());
+                for (user, given) in known {
+                    identities.entry(user.clone()).or_insert(Identity {
+                        user,
+                        uid: given.uid,
+                        gid: given.gid,
+                    });
+                }
+                tracing::info!(
+                    users = identities.len(),
+                    "loaded the users' Unix identities"
+                );
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot load the users' Unix identities yet; each is read when its user first starts a session here")
+            }
+        }
+    }
+
+    /// The program for a new session of `identity`, in their home under
+    /// the shared root when there is one.
+    fn program_for(&self, identity: &Identity) -> Result<ProgramSpec, StartError> {
         let mut program = self.config.program.clone();
         if let Some(root) = self.store.as_ref().and_then(|s| s.home_root.as_ref()) {
-            let home = root.join(user);
-            if let Err(error) = std::fs::create_dir_all(&home) {
-                tracing::warn!(home = %home.display(), %error, "cannot create the home directory");
-            }
+            let home = root.join(&identity.user);
+            self.config
+                .sandbox
+                .prepare_home(&home, identity)
+                .map_err(|source| SpawnError::Sandbox {
+                    user: identity.user.clone(),
+                    source: std::io::Error::new(
+                        source.kind(),
+                        format!("home {}: {source}", home.display()),
+                    ),
+                })?;
             program
                 .env
                 .push(("HOME".into(), home.display().to_string()));
-            program.cwd = Some(home);
+            program.cwd = Some(home.clone());
+            program.home = Some(home);
         }
         if program.program.file_name().is_some_and(|n| n == "bash") {
             // Append each command to the history file as it runs, so a
@@ -138,7 +223,7 @@ impl Registry {
                 .env
                 .push(("PROMPT_COMMAND".into(), "history -a".into()));
         }
-        program
+        Ok(program)
     }
 
     fn check_room(&self) -> Result<(), StartError> {
@@ -246,14 +331,20 @@ impl Registry {
             .as_ref()
             .map_or(Known::Unknown, |r| Known::Recorded(RecordView::of(r)));
         match (admission::decide(claims, known, self.adopts())?, record) {
-            (Admit::Restore { take_over }, Some(record)) => Ok(Opened {
-                handle: self.restore(record, take_over, size).await?,
-                created: false,
-            }),
-            (Admit::Start, None) => Ok(Opened {
-                handle: self.start(id, &claims.user, size)?,
-                created: true,
-            }),
+            (Admit::Restore { take_over }, Some(record)) => {
+                let identity = self.identity(&record.owner).await?;
+                Ok(Opened {
+                    handle: self.restore(record, take_over, size, identity).await?,
+                    created: false,
+                })
+            }
+            (Admit::Start, None) => {
+                let identity = self.identity(&claims.user).await?;
+                Ok(Opened {
+                    handle: self.start(id, identity, size)?,
+                    created: true,
+                })
+            }
             (admit, _) => {
                 // `decide` answers Restore only for a record and Start only
                 // without one; anything else is a bug, refused, not a panic.
@@ -265,15 +356,16 @@ impl Registry {
         }
     }
 
-    /// Starts a new session `id` of `owner`, at epoch 1.
-    pub fn start(
+    /// Starts a new session `id` of `identity`'s user, at epoch 1.
+    fn start(
         self: &Arc<Self>,
         id: SessionId,
-        owner: &str,
+        identity: Identity,
         size: Size,
     ) -> Result<SessionHandle, StartError> {
         self.check_room()?;
-        let program = self.program_for(owner);
+        let program = self.program_for(&identity)?;
+        let owner = identity.user.as_str();
         let persistence = self.store.as_ref().map(|store| {
             let queue = Arc::new(PersistQueue::default());
             queue.create(SessionRecord {
@@ -302,6 +394,7 @@ impl Registry {
         self.launch(SessionStart {
             id,
             owner: owner.into(),
+            identity: identity.clone(),
             size,
             program,
             epoch: 1,
@@ -376,6 +469,7 @@ impl Registry {
         record: SessionRecord,
         take_over: bool,
         size: Size,
+        identity: Identity,
     ) -> Result<SessionHandle, StartError> {
         let Some(store_config) = self.store.as_ref() else {
             return Err(StoreError::NotFound(record.id).into());
@@ -403,7 +497,7 @@ impl Registry {
             Some(stored) => restored_view(stored)?,
             None => (Scrollback::new(SCROLLBACK_LINES), Vec::new()),
         };
-        let mut program = self.program_for(&record.owner);
+        let mut program = self.program_for(&identity)?;
         program.program = record.program.clone().into();
         program.args = record.args.clone();
         program.login = self.config.program.login && program.program == self.config.program.program;
@@ -442,6 +536,7 @@ impl Registry {
         self.launch(SessionStart {
             id,
             owner: record.owner.clone(),
+            identity,
             size,
             program,
             epoch,

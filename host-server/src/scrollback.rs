@@ -22,7 +22,9 @@ pub struct Scrollback {
     /// Lines in `sealed`, kept so `len` needs no walk.
     sealed_lines: usize,
     open: Vec<Line>,
-    /// At least this many of the newest lines are kept.
+    /// At least this many of the newest lines are kept: as many as the
+    /// emulator can hand over at the session's size, which is bounded in
+    /// cells (`Emulator::history_limit`).
     limit: usize,
 }
 
@@ -43,6 +45,17 @@ impl Scrollback {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Changes how many lines are kept (the session was resized), dropping
+    /// whole blocks the new limit no longer covers.
+    pub fn set_limit(&mut self, limit: usize) {
+        self.limit = limit;
+        self.trim();
     }
 
     pub fn push(&mut self, lines: &[Line]) {
@@ -174,6 +187,24 @@ mod tests {
         let text = all_text(&scrollback);
         assert_eq!(text.last().map(String::as_str), Some("line 4999"));
         assert_eq!(text.len(), scrollback.len());
+    }
+
+    #[test]
+    fn a_lower_limit_drops_old_blocks_at_once() {
+        let mut scrollback = Scrollback::new(10_000);
+        let lines: Vec<Line> = (0..5000).map(line).collect();
+        scrollback.push(&lines);
+        assert_eq!(scrollback.len(), 5000);
+        scrollback.set_limit(1000);
+        assert_eq!(scrollback.limit(), 1000);
+        assert!(scrollback.len() >= 1000);
+        assert!(scrollback.len() < 1000 + BLOCK_LINES);
+        let text = all_text(&scrollback);
+        assert_eq!(text.last().map(String::as_str), Some("line 4999"));
+        // Raising the limit again keeps what is left and lets it grow.
+        scrollback.set_limit(10_000);
+        scrollback.push(&lines);
+        assert_eq!(scrollback.len(), text.len() + 5000);
     }
 
     #[test]

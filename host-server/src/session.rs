@@ -13,16 +13,18 @@ use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
 use protocol::{
-    ClientToServerMsg, CloseCode, Frame, Line, ServerToClientMsg, SessionId, Size, Welcome,
+    CellLayout, ClientToServerMsg, CloseCode, Frame, Line, Run, ServerToClientMsg, SessionId, Size,
+    Style, StyleFlags, Welcome,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::emulator::{Emulator, SCROLLBACK_LINES};
+use crate::emulator::{CellBudget, Emulator, GridFit};
 use crate::metrics::Metrics;
 use crate::pacer::{FRAME_WINDOW, FloodClock, FramePacer};
 use crate::persist::{self, PersistQueue, SavedScreen};
 use crate::pty::{self, ProgramSpec, SpawnError};
+use crate::sandbox::{Identity, Sandbox, program_pid};
 use crate::scrollback::{BLOCK_LINES, Scrollback};
 
 /// Messages from the session task to one connection.
@@ -98,6 +100,8 @@ pub fn outgoing_channel() -> (mpsc::Sender<Outgoing>, mpsc::Receiver<Outgoing>) 
 pub struct SessionConfig {
     pub host: String,
     pub program: ProgramSpec,
+    /// Where and as whom sessions' programs run.
+    pub sandbox: Arc<Sandbox>,
     pub idle_timeout: Duration,
     /// Longest a screen change waits before it is handed to the persister.
     pub persist_interval: Duration,
@@ -116,6 +120,8 @@ pub struct SessionStart {
     pub id: SessionId,
     /// The user the session belongs to.
     pub owner: String,
+    /// The Unix identity its program runs as.
+    pub identity: Identity,
     pub size: Size,
     pub program: ProgramSpec,
     pub epoch: u64,
@@ -148,8 +154,8 @@ struct State {
     metrics: Arc<Metrics>,
     detached_at: Option<Instant>,
     epoch: u64,
-    /// Lines drained from the emulator that the attached client has not
-    /// been sent yet (bounded by the scrollback length).
+    /// Lines for the attached client's scrollback not sent yet: drained
+    /// from the emulator, or a notice (bounded by the scrollback length).
     pending_scrolled: Vec<Line>,
     /// Scrolled lines are being held back in the emulator (see
     /// `drain_scrolled`); they are caught up when the output pauses.
@@ -157,6 +163,9 @@ struct State {
     last_drain: Instant,
     last_output: Instant,
     persistence: Option<PersistState>,
+    /// The attached client was told its size request was clamped, and has
+    /// asked for nothing that fits since (see `tell_clamped`).
+    told_clamped: bool,
 }
 
 struct PersistState {
@@ -182,24 +191,33 @@ pub fn start(
     let SessionStart {
         id,
         owner,
+        identity,
         size,
         program,
         epoch,
         persistence,
         restored,
     } = start;
-    let size = size.clamped();
-    let spawned = pty::spawn(&program, size)?;
+    // `SessionConfig` carries no budget yet, so every session gets the
+    // default one.
+    let budget = CellBudget::default();
+    let size = budget.fit(size).granted;
+    let spawned = pty::spawn(&program, size, &config.sandbox, &identity, &id.to_string())?;
     let child_pid = spawned.child.id();
     let (tx, rx) = mpsc::channel(64);
-    let mut emulator = Emulator::new(size);
+    let mut emulator = Emulator::with_budget(size, budget);
+    let history = emulator.history_limit();
     let scrollback = match restored {
-        Some((scrollback, preface)) => {
+        Some((mut scrollback, preface)) => {
             emulator.feed(&preface);
+            scrollback.set_limit(history);
             scrollback
         }
-        None => Scrollback::new(SCROLLBACK_LINES),
+        None => Scrollback::new(history),
     };
+    if let Some(p) = &persistence {
+        p.queue.set_keep_lines(history);
+    }
     let persistence = persistence.map(|p| PersistState {
         queue: p.queue,
         interval: p.interval,
@@ -228,6 +246,7 @@ pub fn start(
         last_drain: Instant::now(),
         last_output: Instant::now(),
         persistence,
+        told_clamped: false,
     };
     let idle_timeout = config.idle_timeout;
     tokio::spawn(async move {
@@ -252,6 +271,8 @@ async fn run(
         mut reader,
         mut writer,
         mut child,
+        // Held to the end: dropping it kills whatever the program left.
+        cgroup: _cgroup,
     } = spawned;
     let mut buf = vec![0u8; 64 * 1024];
     let mut flood = FloodClock::default();
@@ -458,6 +479,29 @@ fn foreground_command(shell: u32) -> Option<String> {
     (!words.is_empty()).then(|| words.join(" "))
 }
 
+/// `text` as dim lines in the style of the restore notice, wrapped at the
+/// terminal's width so the client shows all of it.
+fn notice_lines(text: &str, cols: u16) -> Vec<Line> {
+    let chars: Vec<char> = format!("── thinline: {text} ──").chars().collect();
+    let pieces: Vec<&[char]> = chars.chunks(usize::from(cols.max(1))).collect();
+    let last = pieces.len().saturating_sub(1);
+    pieces
+        .iter()
+        .enumerate()
+        .map(|(i, piece)| Line {
+            runs: vec![Run {
+                style: Style {
+                    flags: StyleFlags(StyleFlags::DIM),
+                    ..Style::default()
+                },
+                layout: CellLayout::Narrow,
+                text: piece.iter().collect(),
+            }],
+            wrapped: i < last,
+        })
+        .collect()
+}
+
 async fn sleep_until_opt(deadline: Option<Instant>) {
     match deadline {
         Some(at) => tokio::time::sleep_until(at.into()).await,
@@ -487,7 +531,7 @@ impl State {
     /// the attached client's queue.
     ///
     /// A large backlog (a flood) is drained at most every
-    /// `FLOOD_DRAIN_EVERY`: the emulator keeps the newest `SCROLLBACK_LINES`
+    /// `FLOOD_DRAIN_EVERY`: the emulator keeps the newest `history_limit`
     /// lines by itself, and most lines converted at every frame would be
     /// pushed out of the scrollback by the output that follows anyway.
     /// `force` drains regardless.
@@ -510,7 +554,10 @@ impl State {
         self.scrollback.push(&scrolled);
         if self.client.is_some() {
             self.pending_scrolled.extend(scrolled);
-            let excess = self.pending_scrolled.len().saturating_sub(SCROLLBACK_LINES);
+            let excess = self
+                .pending_scrolled
+                .len()
+                .saturating_sub(self.scrollback.limit());
             self.pending_scrolled.drain(..excess);
         }
     }
@@ -546,11 +593,15 @@ impl State {
             .collect();
         p.blocks_queued = self.scrollback.next_seq();
         let current = store::SessionUpdate {
-            cwd: p.child_pid.and_then(proc_cwd),
+            cwd: p.child_pid.and_then(program_pid).and_then(proc_cwd),
             cols: Some(size.cols),
             rows: Some(size.rows),
             title: Some(title),
-            foreground: Some(p.child_pid.and_then(foreground_command)),
+            foreground: Some(
+                p.child_pid
+                    .and_then(program_pid)
+                    .and_then(foreground_command),
+            ),
             state: None,
         };
         let update = changed_fields(&p.last, &current);
@@ -623,11 +674,13 @@ impl State {
                 self.pending_input.push_back((seq, data));
             }
             ClientToServerMsg::Resize(size) => {
-                let size = size.clamped();
-                if size != self.emulator.size() {
-                    self.emulator.resize(size);
-                    self.resize_to = Some(size);
+                let before = self.emulator.size();
+                let fit = self.apply_size(size);
+                let told = self.tell_clamped(&fit);
+                if fit.granted != before {
                     self.persist_soon();
+                }
+                if fit.granted != before || told {
                     self.send_frame();
                 }
             }
@@ -660,15 +713,54 @@ impl State {
         self.send(ServerToClientMsg::InputAck { seq });
     }
 
+    /// Resizes the emulator to what a request for `asked` gets within its
+    /// budget. The scrollback and the store keep as many lines as the
+    /// emulator can hold at the new size, so a wider terminal keeps fewer.
+    fn apply_size(&mut self, asked: Size) -> GridFit {
+        let fit = self.emulator.fit(asked);
+        if fit.granted == self.emulator.size() {
+            return fit;
+        }
+        // The emulator may keep fewer lines at the new size: the waiting
+        // ones move to the scrollback first.
+        self.drain_scrolled(true);
+        self.emulator.resize(fit.granted);
+        let history = self.emulator.history_limit();
+        self.scrollback.set_limit(history);
+        if let Some(p) = &self.persistence {
+            p.queue.set_keep_lines(history);
+        }
+        self.resize_to = Some(fit.granted);
+        fit
+    }
+
+    /// Tells the attached client that its size request was clamped; once
+    /// per run of clamped requests, so a window dragged past the limit gets
+    /// one notice rather than one per step. Returns whether it queued one.
+    ///
+    /// The protocol has no message for notices, so this one travels as dim
+    /// lines entering the client's scrollback, right above the screen; the
+    /// session's own scrollback never holds them.
+    fn tell_clamped(&mut self, fit: &GridFit) -> bool {
+        let Some(text) = fit.notice() else {
+            self.told_clamped = false;
+            return false;
+        };
+        if self.told_clamped || self.client.is_none() {
+            return false;
+        }
+        self.told_clamped = true;
+        tracing::info!(session = %self.id, asked = %fit.asked, granted = %fit.granted, "clamped the terminal size");
+        self.pending_scrolled
+            .extend(notice_lines(&text, fit.granted.cols));
+        true
+    }
+
     fn attach(&mut self, conn: u64, created: bool, size: Size, tx: mpsc::Sender<Outgoing>) {
         if let Some(old) = self.client.take() {
             let _ = old.tx.try_send(Outgoing::Close(CloseCode::Replaced));
         }
-        let size = size.clamped();
-        if size != self.emulator.size() {
-            self.emulator.resize(size);
-            self.resize_to = Some(size);
-        }
+        let fit = self.apply_size(size);
         // Everything that scrolled while no one watched joins the scrollback
         // before it is sent.
         self.drain_scrolled(true);
@@ -689,6 +781,8 @@ impl State {
         for block in self.scrollback.blocks() {
             self.send(ServerToClientMsg::History(block));
         }
+        self.told_clamped = false;
+        self.tell_clamped(&fit);
         self.emulator.mark_full();
         self.send_frame();
         tracing::info!(session = %self.id, history = self.scrollback.len(), "client attached");
@@ -737,5 +831,161 @@ impl State {
         }
         let frame: Frame = self.emulator.frame(seq, scrolled);
         self.send(ServerToClientMsg::Frame(frame));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::emulator::SCROLLBACK_LINES;
+
+    fn state(budget: CellBudget) -> State {
+        let emulator = Emulator::with_budget(Size::default(), budget);
+        State {
+            id: SessionId([7; 16]),
+            host: "h1".into(),
+            scrollback: Scrollback::new(emulator.history_limit()),
+            emulator,
+            client: None,
+            applied_input: 0,
+            pending_input: VecDeque::new(),
+            pending_bytes: 0,
+            resize_to: None,
+            metrics: Arc::new(Metrics::default()),
+            detached_at: Some(Instant::now()),
+            epoch: 1,
+            pending_scrolled: Vec::new(),
+            flooding: false,
+            last_drain: Instant::now(),
+            last_output: Instant::now(),
+            persistence: None,
+            told_clamped: false,
+        }
+    }
+
+    /// The frames sent so far, acknowledged as a client would.
+    fn frames(state: &mut State, rx: &mut mpsc::Receiver<Outgoing>) -> Vec<Frame> {
+        let mut frames = Vec::new();
+        while let Ok(out) = rx.try_recv() {
+            if let Outgoing::Msg(ServerToClientMsg::Frame(frame)) = out {
+                frames.push(frame);
+            }
+        }
+        for frame in &frames {
+            state.on_client_msg(ClientToServerMsg::Ack { frame: frame.seq });
+        }
+        frames
+    }
+
+    /// The text of the lines the frames added to the client's scrollback.
+    fn scrolled_text(frames: &[Frame]) -> String {
+        frames
+            .iter()
+            .flat_map(|frame| &frame.scrolled)
+            .flat_map(|line| &line.runs)
+            .map(|run| run.text.as_str())
+            .collect()
+    }
+
+    #[test]
+    fn a_size_beyond_the_budget_is_clamped_and_the_client_told_once() {
+        let budget = CellBudget::new(300_000);
+        let mut state = state(budget);
+        let (tx, mut rx) = outgoing_channel();
+        let asked = Size {
+            cols: 600,
+            rows: 200,
+        };
+        let granted = budget.fit(asked).granted;
+        assert!(granted.cols < asked.cols && granted.rows < asked.rows);
+        state.attach(1, true, asked, tx);
+        let sent = frames(&mut state, &mut rx);
+        assert_eq!(sent.last().map(|frame| frame.size), Some(granted));
+        assert_eq!(state.resize_to, Some(granted), "the program gets it too");
+        let told = scrolled_text(&sent);
+        assert!(
+            told.contains("limited to 300000 cells on this host")
+                && told.contains(&format!("the window's {asked} was clamped to {granted}")),
+            "{told}"
+        );
+        assert!(
+            state.scrollback.is_empty(),
+            "the notice is the client's alone"
+        );
+
+        // Dragging the window further is not told again...
+        state.on_client_msg(ClientToServerMsg::Resize(Size {
+            cols: 660,
+            rows: 220,
+        }));
+        assert_eq!(scrolled_text(&frames(&mut state, &mut rx)), "");
+        // ...until a size that fits comes between.
+        state.on_client_msg(ClientToServerMsg::Resize(Size::default()));
+        let sent = frames(&mut state, &mut rx);
+        assert_eq!(sent.last().map(|frame| frame.size), Some(Size::default()));
+        assert_eq!(scrolled_text(&sent), "");
+        state.on_client_msg(ClientToServerMsg::Resize(asked));
+        assert!(scrolled_text(&frames(&mut state, &mut rx)).contains("was clamped"));
+    }
+
+    #[test]
+    fn the_history_kept_follows_what_the_emulator_holds() {
+        let mut state = state(CellBudget::default());
+        let queue = Arc::new(PersistQueue::default());
+        state.persistence = Some(PersistState {
+            queue: queue.clone(),
+            interval: Duration::from_secs(1),
+            due: None,
+            changed_at: None,
+            blocks_queued: 0,
+            child_pid: None,
+            last: store::SessionUpdate::default(),
+        });
+        let lines: Vec<Line> = (0..SCROLLBACK_LINES)
+            .map(|i| Line {
+                runs: vec![Run {
+                    text: i.to_string(),
+                    ..Run::default()
+                }],
+                wrapped: false,
+            })
+            .collect();
+        state.scrollback.push(&lines);
+        assert_eq!(state.scrollback.len(), SCROLLBACK_LINES);
+
+        state.apply_size(Size {
+            cols: 1000,
+            rows: 500,
+        });
+        let wide = state.emulator.history_limit();
+        assert!(wide < SCROLLBACK_LINES);
+        assert_eq!(state.scrollback.limit(), wide);
+        assert!(state.scrollback.len() < wide + crate::scrollback::BLOCK_LINES);
+        assert_eq!(queue.keep_lines(), wide);
+
+        state.apply_size(Size::default());
+        assert_eq!(state.scrollback.limit(), SCROLLBACK_LINES);
+        assert_eq!(queue.keep_lines(), SCROLLBACK_LINES);
+    }
+
+    #[test]
+    fn notices_wrap_at_the_terminal_width() {
+        let text = "the terminal is limited to 1000×500 cells on this host";
+        let lines = notice_lines(text, 20);
+        assert!(lines.len() > 1);
+        assert!(lines.iter().all(|line| line.columns() <= 20));
+        let last = lines.len() - 1;
+        assert!(
+            lines
+                .iter()
+                .enumerate()
+                .all(|(i, line)| line.wrapped == (i < last))
+        );
+        let joined: String = lines
+            .iter()
+            .flat_map(|line| &line.runs)
+            .map(|run| run.text.as_str())
+            .collect();
+        assert_eq!(joined, format!("── thinline: {text} ──"));
     }
 }

@@ -17,6 +17,9 @@ pub struct Size {
 impl Size {
     /// The smallest and largest sizes a host accepts; anything outside is
     /// clamped so a hostile client cannot make the host allocate a huge grid.
+    /// A host may clamp further, to what its memory budget for one session
+    /// allows (the host's `CellBudget`, which by default admits `MAX`); the
+    /// size it grants is the one its frames carry.
     pub const MIN: Size = Size { cols: 2, rows: 1 };
     pub const MAX: Size = Size {
         cols: 1000,
@@ -28,6 +31,18 @@ impl Size {
             cols: self.cols.clamp(Self::MIN.cols, Self::MAX.cols),
             rows: self.rows.clamp(Self::MIN.rows, Self::MAX.rows),
         }
+    }
+
+    /// Cells of the grid.
+    pub const fn cells(self) -> usize {
+        self.cols as usize * self.rows as usize
+    }
+}
+
+/// `80×24`, columns first, as terminals name their size.
+impl core::fmt::Display for Size {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{}×{}", self.cols, self.rows)
     }
 }
 

@@ -267,6 +267,23 @@ fn history_blocks_round_trip_and_reject_lies() {
 }
 
 #[test]
+fn sizes_clamp_to_the_protocol_limits_and_print_columns_first() {
+    let hostile = Size {
+        cols: u16::MAX,
+        rows: 0,
+    };
+    assert_eq!(
+        hostile.clamped(),
+        Size {
+            cols: Size::MAX.cols,
+            rows: Size::MIN.rows
+        }
+    );
+    assert_eq!(Size::MAX.cells(), 1000 * 500);
+    assert_eq!(Size { cols: 80, rows: 24 }.to_string(), "80×24");
+}
+
+#[test]
 fn line_geometry_counts_wide_and_clusters() {
     let line = &rich_frame().rows[0].line;
     assert_eq!(line.columns(), 3 + 4 + 1);

@@ -10,6 +10,7 @@ mod control_plane;
 mod failover;
 mod host_cli;
 mod hot_desk;
+mod isolation;
 mod outage;
 mod protocol_e2e;
 mod restore;

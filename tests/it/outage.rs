@@ -326,6 +326,14 @@ async fn a_new_session_starts_while_the_store_is_down() -> Result<()> {
     let store = PgStore::connect(&database.url()).await?;
     // The sign-in the tickets carry, made while the store answers.
     host.login().await;
+    // A user this host has served before: it knows their Unix identity
+    // (the store hands each account one uid, once, for every host; a
+    // first-ever session needs the store to get it).
+    let mut earlier = Client::attach(&host, None, crate::SIZE).await?;
+    earlier
+        .wait_for(PATIENCE, "an earlier session's prompt", |s| s.at_prompt())
+        .await?;
+    drop(earlier);
 
     proxy.fail_refusing();
     let mut client = Client::attach(&host, None, crate::SIZE).await?;

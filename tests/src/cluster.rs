@@ -481,6 +481,7 @@ impl Cluster {
                 "--arg=--norc",
             ])
             .args(["--store", store_spec])
+            .arg("--session-env=PS1=$ ")
             .arg("--home-root")
             .arg(self.home_root())
             .args(["--directory", &self.directory_urls.join(",")]);
@@ -496,7 +497,6 @@ impl Cluster {
         command
             .env("THINLINE_TICKET_PUBLIC_KEY", tickets::public_key())
             .env("THINLINE_HOST_TOKEN", HOST_TOKEN)
-            .env("PS1", "$ ")
             .env("HOME", self.home_root())
             .env_remove("PROMPT_COMMAND")
             .env_remove("THINLINE_STORE")

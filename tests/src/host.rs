@@ -173,6 +173,7 @@ impl HostProcess {
             .arg(format!("127.0.0.1:{}", options.port))
             .args(["--host-id", &options.host_id, "--program", &options.program])
             .args(["--allow-origin", TEST_ORIGIN])
+            .arg("--session-env=PS1=$ ")
             .args(&options.flags);
         for arg in &options.args {
             command.args(["--arg", arg]);
@@ -184,7 +185,6 @@ impl HostProcess {
             .env("THINLINE_TICKET_PUBLIC_KEY", tickets::public_key())
             .env_remove("THINLINE_HOST_TOKEN")
             .env("HOME", home.path())
-            .env("PS1", "$ ")
             .env_remove("PROMPT_COMMAND")
             .envs(options.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())

@@ -68,9 +68,16 @@ pub fn demo(rest: &[String]) -> Result<()> {
         }
     }
     build::build_all()?;
+    crate::tools::ensure_sandbox_tools(false)?;
     let root = cmd::workspace_root();
     let state = root.join(".thinline");
     std::fs::create_dir_all(state.join("homes")).context("creating .thinline/")?;
+    // Users pass through to their homes (each 0700, their own uid) but
+    // cannot list the state directory; the store and keys are 0600.
+    for dir in [state.clone(), state.join("homes")] {
+        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o711))
+            .with_context(|| format!("securing {}", dir.display()))?;
+    }
     let store = format!("sqlite:{}", state.join("demo.sqlite").display());
     let directory_url = format!("http://127.0.0.1:{port}");
     // Operators' calls to the directory and the directory's calls to hosts
@@ -78,6 +85,13 @@ pub fn demo(rest: &[String]) -> Result<()> {
     let host_token = random_token()?;
     let (ticket_key, ticket_public_key) = ticket_keys(&state)?;
     let password = demo_account(&state, &store)?;
+    for file in ["demo.sqlite", "demo.sqlite-wal", "demo.sqlite-shm"] {
+        let path = state.join(file);
+        if path.exists() {
+            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                .with_context(|| format!("securing {}", path.display()))?;
+        }
+    }
 
     let mut directory = Command::new(build::directory_binary());
     directory

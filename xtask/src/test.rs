@@ -16,6 +16,7 @@ pub fn test_all() -> Result<()> {
 
     start_services()?;
     tools::ensure_chromium()?;
+    tools::ensure_sandbox_tools(true)?;
     build::build_all()?;
 
     cmd::step("linting");

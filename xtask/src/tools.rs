@@ -212,6 +212,35 @@ pub fn ensure_chromium() -> Result<()> {
     Ok(())
 }
 
+pub const BWRAP: &str = "/usr/bin/bwrap";
+
+/// Hosts run every session under bubblewrap; the isolation tests also
+/// check that vim, less and tmux work inside the sandbox.
+pub fn ensure_sandbox_tools(for_tests: bool) -> Result<()> {
+    let mut wanted = vec![("bubblewrap", BWRAP)];
+    if for_tests {
+        wanted.extend([
+            ("vim", "/usr/bin/vim"),
+            ("less", "/usr/bin/less"),
+            ("tmux", "/usr/bin/tmux"),
+        ]);
+    }
+    let missing: Vec<&str> = wanted
+        .iter()
+        .filter(|(_, path)| !Path::new(path).exists())
+        .map(|(package, _)| *package)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    cmd::step(&format!("installing {}", missing.join(", ")));
+    apt_install(&missing)?;
+    if !Path::new(BWRAP).exists() {
+        bail!("{BWRAP} still missing after apt-get install bubblewrap");
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::locked_version;

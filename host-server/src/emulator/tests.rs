@@ -262,6 +262,289 @@ fn resize_reflows_and_forces_a_full_frame() {
     assert_eq!(row_line(&frame, 0).text(), "0123456789abc");
 }
 
+/// `count` numbered lines, each followed by CR LF.
+fn numbered_lines(count: usize) -> Vec<u8> {
+    (0..count)
+        .flat_map(|i| format!("{i}\r\n").into_bytes())
+        .collect()
+}
+
+/// Cells alacritty's grids hold: the primary grid's screen and history (its
+/// `Dimensions`), plus the alternate screen of the same size.
+fn grid_cells(emu: &Emulator) -> usize {
+    let grid = emu.term.grid();
+    (grid.total_lines() + grid.screen_lines()) * grid.columns()
+}
+
+#[test]
+fn a_wide_flood_stays_within_the_cell_budget() {
+    let size = Size {
+        cols: 1000,
+        rows: 500,
+    };
+    let mut emu = emulator(size.cols, size.rows, &numbered_lines(12_000));
+    assert_eq!(emu.size(), size, "the protocol's largest grid is admitted");
+    let grid = emu.term.grid();
+    assert!(
+        grid.total_lines() * grid.columns() <= CELL_BUDGET,
+        "{} lines of {} cells",
+        grid.total_lines(),
+        grid.columns()
+    );
+    assert!(grid_cells(&emu) <= CELL_BUDGET, "{}", grid_cells(&emu));
+    // What the emulator keeps is the newest history, contiguous.
+    let scrolled = emu.drain_scrolled();
+    assert_eq!(scrolled.len(), emu.history_limit());
+    assert!(emu.history_limit() > 0 && emu.history_limit() < SCROLLBACK_LINES);
+    assert_eq!(
+        scrolled.last().map(Line::text),
+        Some((12_000 - usize::from(size.rows)).to_string())
+    );
+}
+
+#[test]
+fn common_terminals_keep_the_full_history() {
+    for (cols, rows) in [(80, 24), (200, 50)] {
+        let mut emu = emulator(cols, rows, &numbered_lines(SCROLLBACK_LINES + 5000));
+        assert_eq!(emu.history_limit(), SCROLLBACK_LINES);
+        let scrolled = emu.drain_scrolled();
+        assert_eq!(scrolled.len(), SCROLLBACK_LINES, "{cols}x{rows}");
+        assert_eq!(
+            scrolled[0].text(),
+            (5000 - usize::from(rows) + 1).to_string()
+        );
+    }
+}
+
+#[test]
+fn wider_terminals_keep_fewer_lines_of_history() {
+    let mut emu = emulator(80, 24, &numbered_lines(100));
+    assert_eq!(emu.drain_scrolled().len(), 100 - 23);
+    let fit = emu.resize(Size {
+        cols: 1000,
+        rows: 500,
+    });
+    assert!(!fit.is_clamped());
+    assert!(emu.history_limit() < SCROLLBACK_LINES);
+    emu.feed(&numbered_lines(12_000));
+    assert!(grid_cells(&emu) <= CELL_BUDGET, "{}", grid_cells(&emu));
+    assert_eq!(emu.drain_scrolled().len(), emu.history_limit());
+    // Back at 80 columns the full history is allowed again.
+    emu.resize(Size { cols: 80, rows: 24 });
+    assert_eq!(emu.history_limit(), SCROLLBACK_LINES);
+    emu.feed(&numbered_lines(SCROLLBACK_LINES + 100));
+    assert_eq!(emu.drain_scrolled().len(), SCROLLBACK_LINES);
+}
+
+#[test]
+fn a_grid_beyond_the_budget_is_clamped_to_the_largest_of_its_shape() {
+    let budget = CellBudget::new(300_000);
+    let mut emu = Emulator::with_budget(Size::default(), budget);
+    let asked = Size {
+        cols: 600,
+        rows: 200,
+    };
+    assert!(!budget.admits(asked));
+    let fit = emu.resize(asked);
+    let granted = fit.granted;
+    assert_eq!(emu.size(), granted);
+    assert!(fit.is_clamped());
+    assert!(budget.admits(granted), "{granted}");
+    // The shape asked for (3:1), as near as whole cells allow.
+    let ratio = f64::from(granted.cols) / f64::from(granted.rows);
+    assert!((ratio - 3.0).abs() < 0.1, "{granted}");
+    // And the largest of that shape: one row more does not fit.
+    let bigger = Size {
+        cols: granted.cols + 3,
+        rows: granted.rows + 1,
+    };
+    assert!(!budget.admits(bigger), "{bigger}");
+    let notice = fit.notice().unwrap_or_default();
+    assert!(
+        notice.contains("limited to 300000 cells on this host")
+            && notice.contains("600×200")
+            && notice.contains(&format!("clamped to {granted}")),
+        "{notice}"
+    );
+    // Whatever the program prints, the grid stays within the budget.
+    emu.feed(&numbered_lines(5000));
+    assert!(grid_cells(&emu) <= budget.cells(), "{}", grid_cells(&emu));
+    assert_eq!(emu.drain_scrolled().len(), emu.history_limit());
+}
+
+#[test]
+fn the_protocol_limit_clamps_each_side_and_says_so() {
+    let mut emu = emulator(80, 24, b"");
+    let fit = emu.resize(Size {
+        cols: 4000,
+        rows: 100,
+    });
+    assert_eq!(
+        fit.granted,
+        Size {
+            cols: Size::MAX.cols,
+            rows: 100
+        }
+    );
+    let notice = fit.notice().unwrap_or_default();
+    assert!(
+        notice.contains(&format!("limited to {} cells", Size::MAX)) && notice.contains("4000×100"),
+        "{notice}"
+    );
+    // A size that fits, or one below the minimum, needs no notice.
+    assert_eq!(emu.resize(Size { cols: 80, rows: 24 }).notice(), None);
+    assert_eq!(emu.resize(Size { cols: 1, rows: 0 }).notice(), None);
+}
+
+#[test]
+fn a_tiny_budget_still_fits_the_default_terminal() {
+    let budget = CellBudget::new(0);
+    assert_eq!(budget, CellBudget::MIN);
+    assert!(budget.admits(Size::default()));
+    // Even one row of an extreme shape gets a usable width.
+    let fit = budget.fit(Size {
+        cols: 1000,
+        rows: 1,
+    });
+    assert!(budget.admits(fit.granted), "{}", fit.granted);
+    assert!(fit.granted.cols >= 80, "{}", fit.granted);
+}
+
+/// The heap alacritty really allocates, as jemalloc counts it for the
+/// calling thread, so tests running in parallel do not disturb it.
+mod heap {
+    use alacritty_terminal::term::cell::Cell;
+    use protocol::Size;
+    use tikv_jemalloc_ctl::thread;
+
+    use crate::emulator::Emulator;
+
+    // The host runs on jemalloc (see main.rs); so do these tests.
+    #[global_allocator]
+    static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+    /// Bytes this thread allocated and has not freed.
+    pub fn live() -> i64 {
+        let allocated = thread::allocatedp::read().expect("jemalloc's thread.allocatedp");
+        let freed = thread::deallocatedp::read().expect("jemalloc's thread.deallocatedp");
+        allocated.get() as i64 - freed.get() as i64
+    }
+
+    /// The most heap a terminal `cols` wide holding `cells` may take: each
+    /// row of cells as jemalloc rounds it up to its size class, plus what
+    /// the grid's list of rows takes per row (a `Row` header, with room to
+    /// grow), plus what every terminal costs whatever its size (mostly the
+    /// parser's 2 MiB buffer for synchronized updates).
+    pub fn allowed(cols: u16, cells: usize) -> i64 {
+        let before = live();
+        let row = vec![Cell::default(); usize::from(cols)];
+        let row_bytes = live() - before;
+        drop(row);
+        let before = live();
+        let smallest = Emulator::new(Size::MIN);
+        let fixed = live() - before;
+        drop(smallest);
+        let rows = (cells / usize::from(cols)) as i64;
+        fixed + rows * (row_bytes + 64)
+    }
+}
+
+#[test]
+fn a_wide_session_allocates_no_more_than_its_budget() {
+    let wide = Size {
+        cols: 1000,
+        rows: 500,
+    };
+    let limit = heap::allowed(wide.cols, CELL_BUDGET);
+    let flood = numbered_lines(12_000);
+    // How a session can reach the widest grid: started at it, grown into
+    // it from the default, by rows alone (alacritty allocates rows ahead),
+    // or by one column (a row's cells double when it grows).
+    let paths: [(&str, Size, Option<Size>); 4] = [
+        ("started wide", wide, None),
+        ("grown from 80x24", Size::default(), Some(wide)),
+        (
+            "grown by rows",
+            Size {
+                cols: 1000,
+                rows: 400,
+            },
+            Some(wide),
+        ),
+        (
+            "grown by a column",
+            Size {
+                cols: 999,
+                rows: 500,
+            },
+            Some(wide),
+        ),
+    ];
+    for (path, start, then) in paths {
+        let before = heap::live();
+        let mut emu = Emulator::new(start);
+        if let Some(size) = then {
+            emu.resize(size);
+        }
+        let mut most = 0;
+        for chunk in flood.chunks(flood.len() / 12) {
+            emu.feed(chunk);
+            most = most.max(heap::live() - before);
+        }
+        assert!(
+            most <= limit,
+            "{path}: {:.1} MiB held, budget {:.1} MiB",
+            most as f64 / 1048576.0,
+            limit as f64 / 1048576.0
+        );
+        drop(emu);
+    }
+}
+
+#[test]
+fn a_narrowed_session_gives_back_its_wide_rows() {
+    let flood = numbered_lines(12_000);
+    let narrow = Size {
+        cols: 200,
+        rows: 500,
+    };
+    let before = heap::live();
+    let mut emu = emulator(1000, 500, &flood);
+    emu.drain_scrolled();
+    emu.resize(narrow);
+    emu.feed(&flood);
+    let held = heap::live() - before;
+    let limit = heap::allowed(narrow.cols, cells_held(narrow, emu.history_limit()));
+    // Rows keep their capacity when the grid narrows; without giving it
+    // back the narrow grid would still hold the wide grid's cells.
+    assert!(
+        held <= limit,
+        "{:.1} MiB held, {:.1} MiB allowed",
+        held as f64 / 1048576.0,
+        limit as f64 / 1048576.0
+    );
+}
+
+#[test]
+fn resizing_keeps_both_screens_and_the_saved_cursor() {
+    // Resizes release memory in both grids, reaching the hidden one by
+    // switching to it and back; none of that may show.
+    let mut emu = emulator(20, 4, b"primary\x1b[2;3H\x1b7\x1b[4;1H");
+    emu.resize(Size { cols: 30, rows: 4 });
+    emu.resize(Size { cols: 30, rows: 6 });
+    assert_eq!(emu.screen_text()[0], "primary");
+    assert!(!emu.modes().has(Modes::ALT_SCREEN));
+    emu.feed(b"\x1b8");
+    assert_eq!((emu.cursor().row, emu.cursor().col), (1, 2));
+    emu.feed(b"\x1b[?1049h\x1b[Halt");
+    emu.resize(Size { cols: 25, rows: 8 });
+    emu.resize(Size { cols: 25, rows: 5 });
+    assert_eq!(emu.screen_text()[0], "alt");
+    assert!(emu.modes().has(Modes::ALT_SCREEN));
+    emu.feed(b"\x1b[?1049l");
+    assert_eq!(emu.screen_text()[0], "primary");
+}
+
 #[test]
 fn hostile_sizes_are_clamped() {
     let emu = Emulator::new(Size {

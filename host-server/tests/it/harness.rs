@@ -9,10 +9,12 @@ use auth::login::LoginToken;
 use auth::ticket::{Claims, TicketSigner, TicketVerifier, now_ms};
 use futures_util::{SinkExt, StreamExt};
 use host_server::address_limit::AddressLimiter;
+use host_server::cgroup::Limits;
 use host_server::host_token::HostToken;
 use host_server::metrics::Metrics;
 use host_server::pty::ProgramSpec;
 use host_server::registry::{Registry, StoreConfig, new_session_id};
+use host_server::sandbox::{Isolation, Sandbox, SandboxOptions, SessionNetwork};
 use host_server::session::SessionConfig;
 use host_server::{AppState, run};
 use protocol::{
@@ -125,6 +127,21 @@ pub async fn start_host_with(name: &str, store: Option<StoreConfig>) -> Host {
     start(options).await
 }
 
+/// The sandbox every test host runs its sessions in, as a real host does
+/// (`--isolation auto`: per-user when the tests run as root).
+pub fn test_sandbox(host: &str) -> Sandbox {
+    let options = SandboxOptions {
+        isolation: Isolation::parse("auto").unwrap(),
+        bwrap: "/usr/bin/bwrap".into(),
+        system_root: "/".into(),
+        network: SessionNetwork::Host,
+        limits: Limits::default(),
+        uid_range: "200000-299999".parse().unwrap(),
+        runtime_dir: std::env::temp_dir().join("thinline-tests"),
+    };
+    Sandbox::new(options, host).expect("the test sandbox")
+}
+
 pub async fn start(options: HostOptions) -> Host {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -138,8 +155,10 @@ pub async fn start(options: HostOptions) -> Host {
                 args: vec!["--noprofile".into(), "--norc".into()],
                 login: false,
                 cwd: Some(std::env::temp_dir()),
+                home: None,
                 env: vec![("PS1".into(), "$ ".into())],
             },
+            sandbox: Arc::new(test_sandbox(&options.name)),
             idle_timeout: options.idle_timeout,
             persist_interval: Duration::from_millis(100),
         },

@@ -102,8 +102,8 @@ async fn scrollback_reaches_a_reattaching_client() {
 async fn a_restored_session_shows_its_screen_and_fences_the_old_host() {
     let dir = tempfile::tempdir().unwrap();
     let store = sqlite(dir.path()).await;
-    let work = dir.path().join("work dir");
-    std::fs::create_dir(&work).unwrap();
+    // Inside alice's home: nothing else of the host is in her sandbox.
+    let work = dir.path().join("home/alice/work dir");
     let config = |adopt| StoreConfig {
         store: store.clone(),
         home_root: Some(dir.path().join("home")),
@@ -114,7 +114,7 @@ async fn a_restored_session_shows_its_screen_and_fences_the_old_host() {
     old.wait_screen("the prompt", |rows| contains(rows, "$"))
         .await;
     old.type_text(&format!(
-        "cd '{}' && echo restore-$((40+2))\r",
+        "mkdir -p '{0}' && cd '{0}' && echo restore-$((40+2))\r",
         work.display()
     ))
     .await;

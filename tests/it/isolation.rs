@@ -1,0 +1,366 @@
+//! Every account in a sandbox of its own: real hosts, real uids, real
+//! cgroups. alice tries what a hostile user would; bob must not notice.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use protocol::Size;
+use tests::client::Client;
+use tests::cluster::{Cluster, ClusterOptions, Loss, RoamingClient};
+use tests::host::{HostOptions, HostProcess};
+use tests::tickets;
+
+use crate::PATIENCE;
+
+/// Tall enough that each probe's output fits on one screen.
+const TALL: Size = Size {
+    cols: 100,
+    rows: 40,
+};
+
+/// Clears the screen, runs `command` and returns what it printed (the
+/// screen up to the end marker).
+async fn sh(client: &mut Client, command: &str) -> Result<String> {
+    let marker = tests::unique_marker("done");
+    client
+        .type_str(&format!("clear; {command}; echo {marker}\r"))
+        .await?;
+    client
+        .wait_for(PATIENCE, &format!("`{command}` to finish"), |s| {
+            s.has_line(&marker)
+        })
+        .await?;
+    Ok(client.screen.text())
+}
+
+/// Whether `token` (say `U=200000`) was printed as a word of its own.
+fn has_token(text: &str, token: &str) -> bool {
+    text.lines()
+        .filter(|l| !l.contains("; echo "))
+        .any(|l| l.split_whitespace().any(|w| w == token))
+}
+
+async fn cluster(test: &str, hosts: usize, host_args: &[&str]) -> Result<Option<Cluster>> {
+    if !tests::browser::e2e_enabled() {
+        eprintln!("{test}: skipped (cargo xtask test runs it)");
+        return Ok(None);
+    }
+    let cluster = Cluster::start(ClusterOptions {
+        hosts,
+        host_args: host_args.iter().map(|a| a.to_string()).collect(),
+        ..ClusterOptions::default()
+    })
+    .await?;
+    for user in ["alice", "bob"] {
+        tickets::ensure_account(cluster.store.as_ref(), user, tickets::TEST_PASSWORD).await?;
+    }
+    Ok(Some(cluster))
+}
+
+async fn place(cluster: &Cluster, user: &str) -> Result<RoamingClient> {
+    let cookie = cluster.sign_in(user, tickets::TEST_PASSWORD).await?;
+    let mut placed = RoamingClient::place_as(cluster, &cookie, TALL).await?;
+    placed
+        .client
+        .wait_for(PATIENCE, &format!("{user}'s prompt"), |s| s.at_prompt())
+        .await?;
+    Ok(placed)
+}
+
+async fn uid_of(cluster: &Cluster, user: &str) -> Result<u32> {
+    let identities = cluster.store.list_unix_identities().await?;
+    identities
+        .into_iter()
+        .find(|(name, _)| name == user)
+        .map(|(_, identity)| identity.uid)
+        .with_context(|| format!("the store gave {user} no Unix identity"))
+}
+
+/// Host pids of processes whose command line contains `needle`.
+fn host_processes(needle: &str) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| {
+                    String::from_utf8_lossy(&c)
+                        .replace('\0', " ")
+                        .contains(needle)
+                })
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+/// alice and bob on one host, then alice after a failover: her own uid
+/// everywhere, her files keep their owner, and nothing of bob, the host,
+/// the store or the keys is within her reach.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounts_cannot_reach_each_other_or_the_host() -> Result<()> {
+    let Some(mut cluster) = cluster("accounts_cannot_reach_each_other_or_the_host", 1, &[]).await?
+    else {
+        return Ok(());
+    };
+    let mut bob = place(&cluster, "bob").await?;
+    let mut alice = place(&cluster, "alice").await?;
+    ensure!(alice.host == bob.host, "one host, both users");
+    let alice_uid = uid_of(&cluster, "alice").await?;
+    let bob_uid = uid_of(&cluster, "bob").await?;
+    ensure!(alice_uid != bob_uid && alice_uid != 0 && bob_uid != 0);
+
+    // bob leaves a process and a file for alice to go after.
+    let bob_says = sh(
+        &mut bob.client,
+        "echo secret > ~/diary; sleep 4242 & echo U=$(id -u)",
+    )
+    .await?;
+    ensure!(has_token(&bob_says, &format!("U={bob_uid}")), "{bob_says}");
+    let bob_sleep = *host_processes("sleep 4242")
+        .first()
+        .context("bob's sleep is not running on the host")?;
+
+    let said = sh(
+        &mut alice.client,
+        "echo hers > ~/mine; echo U=$(id -u) O=$(stat -c %u ~/mine) N=$(id -un) T=$(tty)",
+    )
+    .await?;
+    ensure!(has_token(&said, &format!("U={alice_uid}")), "{said}");
+    ensure!(
+        has_token(&said, &format!("O={alice_uid}")),
+        "her file is hers: {said}"
+    );
+    ensure!(has_token(&said, "N=alice"), "her name resolves: {said}");
+    ensure!(
+        has_token(&said, "T=/dev/console"),
+        "tty names her terminal: {said}"
+    );
+
+    let home_root = cluster.home_root();
+    let host_pid = cluster
+        .host(&alice.host)
+        .context("alice's host")?
+        .server
+        .pid();
+    let store_file = home_root
+        .parent()
+        .context("the cluster's root")?
+        .join("store.sqlite");
+    let targets = [
+        home_root.join("bob"),
+        home_root.join("bob/diary"),
+        store_file,
+        format!("/proc/{host_pid}/environ").into(),
+        format!("/proc/{bob_sleep}/environ").into(),
+    ];
+    let probe: Vec<String> = targets
+        .iter()
+        .map(|t| format!("'{}'", t.display()))
+        .collect();
+    let said = sh(
+        &mut alice.client,
+        &format!(
+            "for p in {}; do if cat \"$p\" >/dev/null 2>&1 || ls \"$p\" >/dev/null 2>&1; then echo \"LEAK $p\"; fi; done",
+            probe.join(" ")
+        ),
+    )
+    .await?;
+    ensure!(
+        !said.lines().any(|l| l.starts_with("LEAK ")),
+        "alice reached: {said}"
+    );
+    // Of the shared home root she sees her own home, nothing else.
+    let said = sh(
+        &mut alice.client,
+        &format!("echo HOMES=$(ls -A '{}' | tr '\\n' ,)", home_root.display()),
+    )
+    .await?;
+    ensure!(has_token(&said, "HOMES=alice,"), "{said}");
+
+    // No other terminal, process or signal target is in her world.
+    let said = sh(
+        &mut alice.client,
+        &format!(
+            "echo PTS=$(ls /dev/pts | grep -vc ptmx) SLEEPS=$(ps -eo args | grep -c 'sleep 424[2]') HOSTS=$(ps -eo args | grep -c 'host-serve[r]') PIDS=$(ps -e --no-headers | wc -l); kill -9 {bob_sleep} 2>/dev/null; echo KILL=$?"
+        ),
+    )
+    .await?;
+    for token in ["PTS=0", "SLEEPS=0", "HOSTS=0", "KILL=1"] {
+        ensure!(has_token(&said, token), "expected {token}: {said}");
+    }
+    ensure!(
+        Path::new(&format!("/proc/{bob_sleep}")).exists(),
+        "bob's sleep survived alice"
+    );
+
+    // The terminal still behaves as one: job control, vim, less, tmux.
+    let said = sh(
+        &mut alice.client,
+        "sleep 300 & jobs; kill %1; wait; vim -es -c 'q'; echo VIM=$?; echo x | less -F; echo LESS=$?; tmux -L t new-session -d 'sleep 5' && tmux -L t ls >/dev/null; echo TMUX=$?; tmux -L t kill-server",
+    )
+    .await?;
+    for token in ["VIM=0", "LESS=0", "TMUX=0"] {
+        ensure!(has_token(&said, token), "expected {token}: {said}");
+    }
+    ensure!(said.contains("sleep 300"), "jobs lists the job: {said}");
+
+    // alice's host dies; on the next one she is still alice, and so are
+    // her files.
+    cluster.start_host(None)?;
+    cluster.wait_hosts_live().await?;
+    let lost = alice.host.clone();
+    cluster.host_mut(&lost)?.server.kill9()?;
+    alice
+        .recover(Loss::Dropped, Duration::from_secs(60))
+        .await?;
+    ensure!(alice.host != lost, "alice moved to another host");
+    let said = sh(
+        &mut alice.client,
+        "echo U=$(id -u) O=$(stat -c %u ~/mine) C=$(cat ~/mine)",
+    )
+    .await?;
+    for token in [
+        format!("U={alice_uid}"),
+        format!("O={alice_uid}"),
+        "C=hers".into(),
+    ] {
+        ensure!(
+            has_token(&said, &token),
+            "after the move, expected {token}: {said}"
+        );
+    }
+    let meta = std::fs::metadata(home_root.join("alice/mine"))?;
+    ensure!(std::os::unix::fs::MetadataExt::uid(&meta) == alice_uid);
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(home_root.join("bob"))?.permissions(),
+    );
+    ensure!(mode & 0o777 == 0o700, "bob's home is {mode:o}");
+    Ok(())
+}
+
+/// A fork loop stops at alice's pids limit and a memory hog dies at her
+/// memory limit, while bob's session keeps answering; when her session
+/// ends, what she `setsid`-ed away ends with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_hold_and_nothing_outlives_its_session() -> Result<()> {
+    let Some(cluster) = cluster(
+        "limits_hold_and_nothing_outlives_its_session",
+        1,
+        &["--session-pids=40", "--session-memory=64M"],
+    )
+    .await?
+    else {
+        return Ok(());
+    };
+    let mut bob = place(&cluster, "bob").await?;
+    let mut alice = place(&cluster, "alice").await?;
+
+    // 100 sleeps at once cannot all start under a limit of 40.
+    alice
+        .client
+        .type_str("clear; sh -c 'for i in $(seq 100); do sleep 2 & done; wait' 2>/dev/null; echo FORKED\r")
+        .await?;
+    let said = sh(&mut bob.client, "echo bob-answers").await?;
+    ensure!(said.lines().any(|l| l.trim() == "bob-answers"));
+    alice
+        .client
+        .wait_for(PATIENCE, "the fork loop to end", |s| s.has_line("FORKED"))
+        .await?;
+    let said = sh(
+        &mut alice.client,
+        "head -c 300M /dev/zero | tail > /dev/null; echo HOG=$?",
+    )
+    .await?;
+    ensure!(
+        has_token(&said, "HOG=137"),
+        "the hog was not killed: {said}"
+    );
+    let said = sh(&mut bob.client, "echo bob-still-answers").await?;
+    ensure!(said.lines().any(|l| l.trim() == "bob-still-answers"));
+
+    // The limits were hit (read from the host's side of alice's cgroups).
+    let events = cgroup_files(&alice.session.to_string(), "pids.events");
+    ensure!(
+        events
+            .iter()
+            .any(|text| text.lines().any(|l| l.starts_with("max ") && l != "max 0")),
+        "alice's pids limit was never reached: {events:?}"
+    );
+
+    sh(
+        &mut alice.client,
+        "setsid nohup sleep 4343 >/dev/null 2>&1 < /dev/null & disown",
+    )
+    .await?;
+    let deadline = Instant::now() + PATIENCE;
+    while host_processes("sleep 4343").is_empty() {
+        ensure!(Instant::now() < deadline, "the escapee never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    alice.client.type_str("exit\r").await?;
+    let deadline = Instant::now() + PATIENCE;
+    while !host_processes("sleep 4343").is_empty() {
+        if Instant::now() > deadline {
+            bail!("`setsid nohup sleep` outlived alice's session");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let said = sh(&mut bob.client, "echo bob-after").await?;
+    ensure!(said.lines().any(|l| l.trim() == "bob-after"));
+    Ok(())
+}
+
+/// The contents of `file` in every cgroup named after `session`.
+fn cgroup_files(session: &str, file: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![std::path::PathBuf::from("/sys/fs/cgroup/pids")];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if !path.is_dir() {
+                continue;
+            }
+            if entry.file_name().to_string_lossy() == session {
+                if let Ok(text) = std::fs::read_to_string(path.join(file)) {
+                    found.push(text);
+                }
+            } else if entry.file_name().to_string_lossy().starts_with("thinline-")
+                || dir.ends_with("pids")
+            {
+                stack.push(path);
+            }
+        }
+    }
+    found
+}
+
+/// Nothing of the host's environment reaches a session: a canary set
+/// for the host is absent from the shell's environment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hosts_environment_stays_off_the_user_plane() -> Result<()> {
+    if !tests::browser::e2e_enabled() {
+        return Ok(());
+    }
+    let mut options = HostOptions::bash();
+    options
+        .env
+        .push(("CANARY_SECRET".into(), "canary-3f1c".into()));
+    let host = HostProcess::start(options)?;
+    let mut client = Client::attach(&host, None, TALL).await?;
+    client
+        .wait_for(PATIENCE, "the prompt", |s| s.at_prompt())
+        .await?;
+    let said = sh(&mut client, "env | grep -c canary-3f1c; echo HOME=$HOME").await?;
+    ensure!(
+        has_token(&said, "0"),
+        "the canary reached the session: {said}"
+    );
+    Ok(())
+}
