@@ -364,3 +364,121 @@ async fn the_hosts_environment_stays_off_the_user_plane() -> Result<()> {
     );
     Ok(())
 }
+
+/// The uid an unprivileged host runs as in
+/// [`an_unprivileged_host_still_isolates`]: no account on the machine has it.
+const UNPRIVILEGED_UID: u32 = 64_123;
+
+/// A host not started as root (a laptop, a rootless container) falls back
+/// to `shared-uid`: every account runs as the host's uid outside its
+/// sandbox, and says so, yet alice still cannot see the host's store, its
+/// processes, bob's home or the host's environment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unprivileged_host_still_isolates() -> Result<()> {
+    if !tests::browser::e2e_enabled() {
+        eprintln!("an_unprivileged_host_still_isolates: skipped (cargo xtask test runs it)");
+        return Ok(());
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let state = tempfile::Builder::new()
+        .prefix("thinline-unprivileged-")
+        .tempdir()?;
+    std::os::unix::fs::chown(state.path(), Some(UNPRIVILEGED_UID), Some(UNPRIVILEGED_UID))?;
+    std::fs::set_permissions(state.path(), std::fs::Permissions::from_mode(0o700))?;
+    let db = state.path().join("store.sqlite");
+    let homes = state.path().join("homes");
+    let mut options = HostOptions::bash();
+    options.host_id = "unprivileged".into();
+    options.run_as = Some(UNPRIVILEGED_UID);
+    options.env.extend([
+        (
+            "THINLINE_STORE".to_string(),
+            format!("sqlite:{}", db.display()),
+        ),
+        (
+            "THINLINE_HOME_ROOT".to_string(),
+            homes.display().to_string(),
+        ),
+        ("CANARY_SECRET".to_string(), "canary-77d2".to_string()),
+    ]);
+    options.flags.extend([
+        "--runtime-dir".to_string(),
+        state.path().join("run").display().to_string(),
+    ]);
+    let host = HostProcess::start(options)?;
+
+    let health: serde_json::Value =
+        serde_json::from_str(&tests::http::get(host.port, "/healthz").await?.body)?;
+    ensure!(
+        health["isolation"] == "shared-uid",
+        "an unprivileged host should run shared-uid: {health}"
+    );
+    ensure!(
+        host.log_text()
+            .contains("every account runs as this host's uid"),
+        "the host did not warn that accounts share its uid:\n{}",
+        host.log_text()
+    );
+
+    // The host made the store; the harness opens it only now, so every
+    // file of it stays the host's.
+    let store = store::SqliteStore::open(&db).await?;
+    let mut bob = {
+        let session = tickets::new_session_id();
+        let grant = tickets::Grant {
+            user: "bob".into(),
+            session,
+            host: host.host_id.clone(),
+            epoch: 1,
+            login: tickets::sign_in(&store, "bob").await?,
+        };
+        let mut client = Client::connect(&host).await?;
+        client.handshake(&grant.ticket(), session, TALL).await?;
+        client
+            .wait_for(PATIENCE, "bob's prompt", |s| s.at_prompt())
+            .await?;
+        client
+    };
+    sh(&mut bob, "echo secret > ~/diary; sleep 4545 & true").await?;
+    let mut alice = Client::attach(&host, None, TALL).await?;
+    alice
+        .wait_for(PATIENCE, "alice's prompt", |s| s.at_prompt())
+        .await?;
+
+    let targets = [
+        db.display().to_string(),
+        homes.join("bob/diary").display().to_string(),
+        format!("/proc/{}/environ", host.pid()),
+    ];
+    let probe: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
+    let said = sh(
+        &mut alice,
+        &format!(
+            "for p in {}; do if cat \"$p\" >/dev/null 2>&1 || ls \"$p\" >/dev/null 2>&1; then echo \"LEAK $p\"; fi; done; echo U=$(id -u)",
+            probe.join(" ")
+        ),
+    )
+    .await?;
+    ensure!(
+        !said.lines().any(|l| l.starts_with("LEAK ")),
+        "alice reached: {said}"
+    );
+    ensure!(
+        has_token(&said, &format!("U={UNPRIVILEGED_UID}")),
+        "shared-uid runs alice as the host's uid: {said}"
+    );
+    let said = sh(
+        &mut alice,
+        &format!(
+            "echo HOMES=$(ls -A '{}' | tr '\\n' ,) SLEEPS=$(ps -eo args | grep -c 'sleep 454[5]') HOSTS=$(ps -eo args | grep -c 'host-serve[r]') CANARY=$(env | grep -c canary-77d2)",
+            homes.display()
+        ),
+    )
+    .await?;
+    for token in ["HOMES=alice,", "SLEEPS=0", "HOSTS=0", "CANARY=0"] {
+        ensure!(has_token(&said, token), "expected {token}: {said}");
+    }
+    let bob_says = sh(&mut bob, "cat ~/diary").await?;
+    ensure!(bob_says.lines().any(|l| l.trim() == "secret"), "{bob_says}");
+    Ok(())
+}

@@ -45,6 +45,10 @@ pub struct HostOptions {
     pub flags: Vec<String>,
     /// Extra environment for the host (and so for the programs it starts).
     pub env: Vec<(String, String)>,
+    /// Starts the host as this uid (and gid) instead of the tests' own,
+    /// as a laptop or a rootless container would; its temporary `HOME` is
+    /// handed to that uid.
+    pub run_as: Option<u32>,
 }
 
 impl HostOptions {
@@ -70,6 +74,7 @@ impl HostOptions {
             user: tickets::TEST_USER.into(),
             flags: Vec::new(),
             env: Vec::new(),
+            run_as: None,
         }
     }
 }
@@ -168,6 +173,11 @@ impl HostProcess {
             .tempdir()
             .context("creating a temporary HOME")?;
         let mut command = Command::new(&binary);
+        if let Some(uid) = options.run_as {
+            std::os::unix::fs::chown(home.path(), Some(uid), Some(uid))
+                .context("handing the temporary HOME to the host's uid")?;
+            command.uid(uid).gid(uid);
+        }
         command
             .args(["serve", "--listen"])
             .arg(format!("127.0.0.1:{}", options.port))

@@ -23,7 +23,7 @@ verbs:
   demo [--port N]               build, then run a directory (page on port N, default 8080)
                                 and three hosts on the ports after it, over one SQLite store
   test                          everything CI checks: fmt, clippy, protocol purity, unit, e2e and browser tests
-  bench [latency|throughput|size|persist|failover|capacity|auth|soak|all]
+  bench [latency|start|throughput|size|persist|failover|capacity|auth|soak|all]
                                 build, then measure against the targets of DESIGN.md (default all;
                                 failover, capacity and soak, which take minutes, only when named;
                                 soak loads for THINLINE_SOAK_MINUTES, default 30)
@@ -77,8 +77,9 @@ fn no_extra_args(rest: &[String]) -> Result<()> {
 
 /// What `cargo xtask bench` measures; `failover`, `capacity` and `soak` run only
 /// when named.
-const BENCH_VERBS: [&str; 9] = [
+const BENCH_VERBS: [&str; 10] = [
     "latency",
+    "start",
     "throughput",
     "size",
     "persist",
@@ -95,7 +96,7 @@ fn bench(rest: &[String]) -> Result<()> {
         [one] if BENCH_VERBS.contains(&one.as_str()) => one.as_str(),
         _ => {
             bail!(
-                "bench takes one of: latency, throughput, size, persist, failover, capacity, auth, soak, all"
+                "bench takes one of: latency, start, throughput, size, persist, failover, capacity, auth, soak, all"
             )
         }
     };

@@ -41,8 +41,9 @@ const PAGE_WEIGHT_TARGET: u64 = 150 * 1000;
 
 /// What can be measured; `failover`, `capacity` and `soak` are left out of
 /// `all` (they take minutes and start hundreds of processes).
-const VERBS: [&str; 9] = [
+const VERBS: [&str; 10] = [
     "latency",
+    "start",
     "throughput",
     "size",
     "persist",
@@ -121,7 +122,9 @@ async fn soak(figures: &mut Vec<Figure>) -> Result<()> {
 fn main() -> ExitCode {
     let which = std::env::args().nth(1).unwrap_or_else(|| "all".into());
     if !VERBS.contains(&which.as_str()) {
-        eprintln!("usage: bench [latency|throughput|size|persist|failover|capacity|auth|soak|all]");
+        eprintln!(
+            "usage: bench [latency|start|throughput|size|persist|failover|capacity|auth|soak|all]"
+        );
         return ExitCode::FAILURE;
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -145,6 +148,13 @@ fn main() -> ExitCode {
             &mut failed,
             runtime.block_on(latency(&mut figures)),
             "latency",
+        );
+    }
+    if all || which == "start" {
+        report(
+            &mut failed,
+            runtime.block_on(session_start(&mut figures)),
+            "session start",
         );
     }
     if all || which == "throughput" {
@@ -223,7 +233,14 @@ fn ms(d: Duration) -> f64 {
 }
 
 fn start_host() -> Result<HostProcess> {
-    let host = HostProcess::start(HostOptions::bash().for_benchmarks())?;
+    start_host_with(&[])
+}
+
+/// A benchmark host with extra `serve` flags (`--isolation none` and the like).
+fn start_host_with(flags: &[&str]) -> Result<HostProcess> {
+    let mut options = HostOptions::bash().for_benchmarks();
+    options.flags.extend(flags.iter().map(|f| f.to_string()));
+    let host = HostProcess::start(options)?;
     progress(&format!(
         "host-server (pid {}) on port {}",
         host.pid(),
@@ -232,17 +249,32 @@ fn start_host() -> Result<HostProcess> {
     Ok(host)
 }
 
+/// How the host isolates sessions, as its `/healthz` says: `per-user,
+/// cgroup1 (pids, memory, cpu)` and the like. Every figure names it, so a
+/// figure measured without the sandbox is never mistaken for one with it.
+async fn isolation_of(host: &HostProcess) -> Result<String> {
+    let health = http::get(host.port, "/healthz").await?;
+    let health: serde_json::Value =
+        serde_json::from_str(&health.body).context("/healthz is not JSON")?;
+    let field = |name: &str| health[name].as_str().unwrap_or("unknown").to_string();
+    Ok(format!("{}, {}", field("isolation"), field("limits")))
+}
+
 // ---- keystroke-to-echo latency --------------------------------------------
 
 async fn latency(figures: &mut Vec<Figure>) -> Result<()> {
     let host = start_host()?;
+    let mode = isolation_of(&host).await?;
 
     progress(&format!(
-        "latency: 1 session, {ONE_SESSION_KEYS} keystrokes"
+        "latency: 1 session, {ONE_SESSION_KEYS} keystrokes ({mode})"
     ));
     let mut one = typing_session(&host, ONE_SESSION_KEYS).await?;
     one.sort();
-    figures.push(latency_figure("keystroke echo, 1 session", &one));
+    figures.push(latency_figure(
+        &format!("keystroke echo, 1 session ({mode})"),
+        &one,
+    ));
 
     progress(&format!(
         "latency: starting {MANY_SESSIONS} sessions, each typing {MANY_SESSIONS_KEYS} keys every {} ms",
@@ -281,7 +313,10 @@ async fn latency(figures: &mut Vec<Figure>) -> Result<()> {
         }
     }
     all.sort();
-    let mut figure = latency_figure(&format!("keystroke echo, {MANY_SESSIONS} sessions"), &all);
+    let mut figure = latency_figure(
+        &format!("keystroke echo, {MANY_SESSIONS} sessions ({mode})"),
+        &all,
+    );
     if failures > 0 {
         figure
             .measured
@@ -376,6 +411,71 @@ async fn type_keys(client: &mut Client, keys: usize, phase: Duration) -> Result<
     Ok(samples)
 }
 
+// ---- session start -----------------------------------------------------------
+
+/// Sessions started one after another on each host, after the warm-up.
+const START_SAMPLES: usize = 60;
+/// Starts discarded first (page cache, the first cgroup, the first home).
+const START_WARMUP: usize = 3;
+
+/// The time from a ticket's WebSocket opening to the first prompt on the
+/// screen, for sessions started one at a time: on a sandboxed host (the
+/// default, `auto`) and on one with `--isolation none`, so the figure shows
+/// what the sandbox costs a user.
+async fn session_start(figures: &mut Vec<Figure>) -> Result<()> {
+    let mut medians = Vec::new();
+    for flags in [&[][..], &["--isolation", "none"][..]] {
+        let host = start_host_with(flags)?;
+        let mode = isolation_of(&host).await?;
+        progress(&format!(
+            "start: {START_SAMPLES} sessions one after another ({mode})"
+        ));
+        let mut samples = Vec::with_capacity(START_SAMPLES);
+        for i in 0..START_SAMPLES + START_WARMUP {
+            let session = new_session_id();
+            let ticket = host.ticket(session, 1).await;
+            let started = Instant::now();
+            let mut client = Client::connect_with_origin(&host.ws_url(), &host.origin()).await?;
+            client
+                .handshake(&ticket, session, Size { cols: 80, rows: 24 })
+                .await?;
+            client
+                .wait_for(ECHO_TIMEOUT, "the prompt", |s| s.at_prompt())
+                .await?;
+            if i >= START_WARMUP {
+                samples.push(started.elapsed());
+            }
+            // End it before the next one starts, so every start sees the
+            // same host.
+            client.type_str("exit\r").await?;
+            client.expect_close(ECHO_TIMEOUT).await?;
+        }
+        samples.sort();
+        let p50 = percentile(&samples, 50.0);
+        medians.push(p50);
+        figures.push(Figure {
+            what: format!("session start to first prompt ({mode})"),
+            measured: format!(
+                "p50 {:.1} ms, p99 {:.1} ms (n={})",
+                ms(p50),
+                ms(percentile(&samples, 99.0)),
+                samples.len()
+            ),
+            target: "none (compare the two)",
+            met: None,
+        });
+    }
+    if let [sandboxed, plain] = medians[..] {
+        figures.push(Figure {
+            what: "what the sandbox adds to a session start (p50)".into(),
+            measured: format!("{:+.1} ms", ms(sandboxed) - ms(plain)),
+            target: "none",
+            met: None,
+        });
+    }
+    Ok(())
+}
+
 // ---- sessions per host -------------------------------------------------------
 
 /// Sessions held open (each a real bash) while one more types.
@@ -396,14 +496,79 @@ fn resident_bytes(pid: u32) -> Result<u64> {
     Ok(kib * 1024)
 }
 
+/// What the kernel charges a host's descendants (proportional set size,
+/// so a page shared by a thousand shells counts a thousandth each), split
+/// into the sandbox's own processes (`bwrap`) and the programs they run.
+#[derive(Debug, Default)]
+struct Descendants {
+    sandbox_kib: u64,
+    sandbox_processes: usize,
+    program_kib: u64,
+    programs: usize,
+}
+
+fn descendants(root: u32) -> Result<Descendants> {
+    let mut children: std::collections::HashMap<u32, Vec<(u32, String)>> = Default::default();
+    for entry in std::fs::read_dir("/proc").context("reading /proc")? {
+        let Some(pid) = entry
+            .ok()
+            .and_then(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
+        else {
+            continue;
+        };
+        // A process may end between the listing and the read.
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let comm = stat[open + 1..close].to_string();
+        let Some(ppid) = stat[close + 1..]
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        children.entry(ppid).or_default().push((pid, comm));
+    }
+    let mut found = Descendants::default();
+    let mut queue = vec![root];
+    while let Some(parent) = queue.pop() {
+        for (pid, comm) in children.remove(&parent).unwrap_or_default() {
+            queue.push(pid);
+            let Some(pss) = pss_kib(pid) else { continue };
+            if comm == "bwrap" {
+                found.sandbox_kib += pss;
+                found.sandbox_processes += 1;
+            } else {
+                found.program_kib += pss;
+                found.programs += 1;
+            }
+        }
+    }
+    Ok(found)
+}
+
+fn pss_kib(pid: u32) -> Option<u64> {
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+    rollup
+        .lines()
+        .find_map(|line| line.strip_prefix("Pss:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+}
+
 /// Fills one host with `CAPACITY_SESSIONS` idle shells, then measures the
 /// host's memory per session (attached and detached) and the echo latency
 /// of one more session typing among them.
 async fn capacity(figures: &mut Vec<Figure>) -> Result<()> {
     let host = start_host()?;
+    let mode = isolation_of(&host).await?;
     let before = resident_bytes(host.pid())?;
     progress(&format!(
-        "capacity: opening {CAPACITY_SESSIONS} sessions, {CAPACITY_BATCH} at a time"
+        "capacity: opening {CAPACITY_SESSIONS} sessions, {CAPACITY_BATCH} at a time ({mode})"
     ));
     let mut clients = Vec::with_capacity(CAPACITY_SESSIONS);
     let started = Instant::now();
@@ -434,6 +599,8 @@ async fn capacity(figures: &mut Vec<Figure>) -> Result<()> {
     }
     let opened = started.elapsed();
     let attached = resident_bytes(host.pid())?;
+    let processes = descendants(host.pid())?;
+    progress(&format!("capacity: the host's descendants: {processes:?}"));
     let mut samples = typing_session(&host, ONE_SESSION_KEYS).await?;
     samples.sort();
     drop(clients);
@@ -449,8 +616,38 @@ async fn capacity(figures: &mut Vec<Figure>) -> Result<()> {
         detached = now;
     }
     let per = |total: u64| total.saturating_sub(before) / CAPACITY_SESSIONS as u64;
+    let sessions = CAPACITY_SESSIONS as u64;
     figures.push(Figure {
-        what: "sessions on one host (real bash each)".into(),
+        what: format!("sandbox processes per idle session ({mode})"),
+        measured: format!(
+            "{} KB PSS in {:.1} bwrap processes",
+            processes.sandbox_kib / sessions,
+            processes.sandbox_processes as f64 / CAPACITY_SESSIONS as f64
+        ),
+        target: "none (reported)",
+        met: None,
+    });
+    figures.push(Figure {
+        what: "shell per idle session (bash, PSS)".into(),
+        measured: format!(
+            "{} KB in {:.1} processes",
+            processes.program_kib / sessions,
+            processes.programs as f64 / CAPACITY_SESSIONS as f64
+        ),
+        target: "none (reported)",
+        met: None,
+    });
+    figures.push(Figure {
+        what: "everything per idle session (host RSS + sandbox + shell)".into(),
+        measured: format!(
+            "{} KB",
+            (per(attached) / 1024) + (processes.sandbox_kib + processes.program_kib) / sessions
+        ),
+        target: "none (reported)",
+        met: None,
+    });
+    figures.push(Figure {
+        what: format!("sessions on one host (real bash each, {mode})"),
         measured: format!(
             "{} + 1 typing, opened in {:.1} s",
             CAPACITY_SESSIONS,
