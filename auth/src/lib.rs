@@ -4,7 +4,8 @@
 //! browser a short-lived signed `ticket` naming the user, the session, the
 //! host and the session's epoch. A host checks that ticket with the public
 //! key alone, so it needs no user table and no round trip to admit a client.
-//! `tls` lets both servers speak HTTPS and WSS without a proxy in front.
+//! `tls` lets both servers speak HTTPS and WSS without a proxy in front, and
+//! `serve` serves them with deadlines on every connection (no slowloris).
 //!
 //! Everything here is library code with no global state; only `tls` needs a
 //! tokio runtime.
@@ -13,6 +14,7 @@ pub mod limit;
 pub mod login;
 pub mod password;
 pub mod password_pool;
+pub mod serve;
 pub mod ticket;
 pub mod tls;
 

@@ -19,7 +19,7 @@
 //! [`failover`]; `sessions.rs` and `hosts.rs` are the thin HTTP shell
 //! around it and the store.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -241,7 +241,11 @@ pub fn app(state: AppState) -> Router {
         Some(dir) => router.fallback_service(web::static_files(dir, state.clone())),
         None => router.fallback(web::not_found),
     };
-    edge::security_headers(router, state.config.tls).with_state(state)
+    edge::security_headers(
+        router.layer(auth::serve::request_deadline()),
+        state.config.tls,
+    )
+    .with_state(state)
 }
 
 /// The page a peer replica served may call this one (the client learns
@@ -272,27 +276,19 @@ pub async fn run(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
+    // Connections get the edge's deadlines (auth::serve): a client that
+    // trickles its headers or says nothing is cut, not kept forever.
+    let app = app(state);
     match tls {
         Some(config) => {
-            // The no-op tap is what gives axum's `ConnectInfo` a way to read a
-            // custom listener's peer address.
-            let listener = axum::serve::ListenerExt::tap_io(
-                auth::tls::TlsListener::new(listener, config),
-                |_| {},
-            );
-            axum::serve(listener, service)
-                .with_graceful_shutdown(shutdown)
-                .await
+            auth::serve::serve(auth::tls::TlsListener::new(listener, config), app, shutdown).await
         }
         None => {
             // Answers are small and a failover waits on them: no Nagle delay.
             let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
                 let _ = tcp.set_nodelay(true);
             });
-            axum::serve(listener, service)
-                .with_graceful_shutdown(shutdown)
-                .await
+            auth::serve::serve(listener, app, shutdown).await
         }
     }
 }

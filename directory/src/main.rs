@@ -59,13 +59,14 @@ enum UserAction {
         store: StoreArg,
     },
     /// Set a new password (read from standard input, one line); the user
-    /// is signed out everywhere.
+    /// is signed out everywhere and their open terminals close.
     Reset {
         name: String,
         #[command(flatten)]
         store: StoreArg,
     },
-    /// Stop a user from signing in; they are signed out everywhere.
+    /// Stop a user from signing in; they are signed out everywhere and
+    /// their open terminals close within seconds.
     Disable {
         name: String,
         #[command(flatten)]

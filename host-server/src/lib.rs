@@ -12,6 +12,7 @@ pub mod cgroup;
 pub mod emulator;
 pub mod host_token;
 pub mod lease;
+pub mod logins;
 pub mod metrics;
 pub mod pacer;
 pub mod persist;
@@ -25,7 +26,6 @@ pub mod standing;
 mod ws;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use auth::ticket::TicketVerifier;
@@ -39,6 +39,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::address_limit::AddressLimiter;
 use crate::host_token::HostToken;
+use crate::logins::LoginWatch;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 pub use crate::renewal::LeaseConfig;
@@ -67,6 +68,9 @@ pub struct AppState {
     /// Lease and drains: whether new sessions may start and clients may
     /// attach (see `standing`).
     pub standing: Arc<Standing>,
+    /// Every open socket by the sign-in that admitted it, so a sign-out
+    /// closes it (see `logins`).
+    pub logins: Arc<LoginWatch>,
 }
 
 impl AppState {
@@ -87,6 +91,7 @@ impl AppState {
             connections: AddressLimiter::new(DEFAULT_MAX_CONNECTIONS_PER_ADDRESS),
             host_token: None,
             standing: Arc::new(Standing::standalone()),
+            logins: LoginWatch::new(),
         }
     }
 
@@ -101,13 +106,15 @@ impl AppState {
 
 /// The host's routes. The WebSocket route reads the peer address, so the
 /// router must be served with `into_make_service_with_connect_info::<SocketAddr>()`
-/// (as `run` does) or given a `MockConnectInfo` in tests.
+/// (as `run` does, through `auth::serve`) or given a `MockConnectInfo` in
+/// tests.
 pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/ws", get(ws::upgrade))
         .route("/healthz", get(health))
         .route("/metrics", get(metrics))
         .route("/v1/sessions/{id}/end", post(end_session))
+        .layer(auth::serve::request_deadline())
         .layer(SetResponseHeaderLayer::overriding(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(CONTENT_SECURITY_POLICY),
@@ -229,21 +236,23 @@ pub async fn run(
     let keeper = lease
         .clone()
         .map(|(store, config)| tokio::spawn(renewal::keep_lease(state.clone(), store, config)));
+    // Without a store there is no sign-in to check: the ticket was all.
+    let sign_ins = state
+        .registry
+        .store()
+        .map(|store| tokio::spawn(logins::keep_checking(state.logins.clone(), store.clone())));
     let drain_state = state.clone();
     let shutdown = async move {
         shutdown.await;
         drain(&drain_state, lease.as_ref()).await;
     };
-    let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
+    // Connections get the edge's deadlines (auth::serve): a client that
+    // trickles its headers or says nothing is cut, not kept forever.
+    let app = app(state);
     let served = match tls {
         Some(config) => {
-            // The TLS listener sets TCP_NODELAY itself. axum reads the peer
-            // address of a foreign listener only through a `TapIo`, hence
-            // the tap that does nothing.
-            let listener = auth::tls::TlsListener::new(listener, config).tap_io(|_| {});
-            axum::serve(listener, service)
-                .with_graceful_shutdown(shutdown)
-                .await
+            // The TLS listener sets TCP_NODELAY itself.
+            auth::serve::serve(auth::tls::TlsListener::new(listener, config), app, shutdown).await
         }
         None => {
             // Keystroke echoes are tiny frames: without TCP_NODELAY each
@@ -251,13 +260,11 @@ pub async fn run(
             let listener = listener.tap_io(|tcp| {
                 let _ = tcp.set_nodelay(true);
             });
-            axum::serve(listener, service)
-                .with_graceful_shutdown(shutdown)
-                .await
+            auth::serve::serve(listener, app, shutdown).await
         }
     };
-    if let Some(keeper) = keeper {
-        keeper.abort();
+    for task in keeper.into_iter().chain(sign_ins) {
+        task.abort();
     }
     served
 }

@@ -179,6 +179,10 @@ async fn serve(mut socket: WebSocket, state: AppState) {
         Err(refusal) => return refuse_admission(socket, &state, &hello, &refusal).await,
     }
     let conn = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
+    // Watched from before the attach, so a sign-out during it still counts.
+    let mut sign_in = state
+        .logins
+        .watch(auth::login::LoginId(claims.login).to_string(), conn);
     let (out_tx, out_rx) = outgoing_channel();
     let session = match attach(&state, &claims, &hello, conn, out_tx.clone()).await {
         Ok(session) => session,
@@ -216,7 +220,14 @@ async fn serve(mut socket: WebSocket, state: AppState) {
     state.metrics.connection_admitted();
     let (sink, stream) = socket.split();
     let writer = tokio::spawn(write_loop(sink, out_rx, state.clone()));
-    let outcome = read_loop(stream, &session, conn, &out_tx).await;
+    let outcome = tokio::select! {
+        outcome = read_loop(stream, &session, conn, &out_tx) => outcome,
+        () = sign_in.ended() => {
+            tracing::info!(session = %hello.session, user = %claims.user, "closing a terminal whose sign-in ended");
+            Some(CloseCode::SignedOut)
+        }
+    };
+    drop(sign_in);
     let _ = session.tx.send(SessionCmd::Detach { conn }).await;
     if let Some(code) = outcome {
         let _ = out_tx.send(Outgoing::Close(code)).await;

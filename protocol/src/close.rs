@@ -36,10 +36,14 @@ pub enum CloseCode {
     SpawnFailed,
     /// The client's address already holds the most connections allowed.
     TooManyConnections,
+    /// The sign-in behind the connection ended while it was open: the user
+    /// signed out, or an operator reset the password or disabled the
+    /// account.
+    SignedOut,
 }
 
 impl CloseCode {
-    const TABLE: [(CloseCode, u16); 14] = [
+    const TABLE: [(CloseCode, u16); 15] = [
         (CloseCode::Normal, 1000),
         (CloseCode::GoingAway, 1001),
         (CloseCode::TooBig, 1009),
@@ -54,6 +58,7 @@ impl CloseCode {
         (CloseCode::SessionLost, 4008),
         (CloseCode::SpawnFailed, 4009),
         (CloseCode::TooManyConnections, 4010),
+        (CloseCode::SignedOut, 4011),
     ];
 
     pub fn code(self) -> u16 {
@@ -106,6 +111,9 @@ impl CloseCode {
             }
             CloseCode::TooManyConnections => {
                 "too many terminals are open from your address; close some and reload"
+            }
+            CloseCode::SignedOut => {
+                "you signed out, or your sign-in was ended; reload the page to sign in again"
             }
         }
     }

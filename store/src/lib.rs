@@ -282,6 +282,10 @@ pub const MAX_LOGIN_TTL_MS: u64 = 90 * 24 * 3600 * 1000;
 /// The longest user name [`valid_user_name`] accepts, in characters.
 pub const MAX_USER_NAME_LEN: usize = 64;
 
+/// How many login ids one [`Store::live_logins`] query binds: well under
+/// SQLite's 32,766 and PostgreSQL's 65,535 parameters.
+pub const LIVE_LOGINS_CHUNK: usize = 1000;
+
 /// Whether `name` may name an account: 1 to [`MAX_USER_NAME_LEN`]
 /// characters of `a-z`, `0-9`, `.`, `_` and `-`, starting with a letter or
 /// a digit (so it is never `.`, `..` or an option like `-x`, and is safe in
@@ -603,6 +607,12 @@ pub trait Store: Send + Sync + 'static {
     /// account exists and is not disabled. `None` otherwise, whichever the
     /// reason, so a caller cannot tell an expired login from a forged id.
     async fn get_login(&self, id: &str) -> Result<Option<Login>>;
+
+    /// Of `ids`, the ones [`Store::get_login`] would answer for, in no
+    /// particular order and each once: one query per
+    /// [`LIVE_LOGINS_CHUNK`] ids, so a host can recheck every sign-in
+    /// behind its open terminals in one round trip.
+    async fn live_logins(&self, ids: &[String]) -> Result<Vec<String>>;
 
     /// Deletes a login (sign-out); a missing one is not an error.
     async fn end_login(&self, id: &str) -> Result<()>;

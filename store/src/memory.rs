@@ -81,6 +81,16 @@ impl Tables {
         }
     }
 
+    /// As the SQL backends' `get_login` decides it: not expired by `now`,
+    /// and its account exists and is enabled.
+    fn login_is_live(&self, login: &Login, now: Millis) -> bool {
+        login.expires_at > now
+            && self
+                .accounts
+                .get(&login.user)
+                .is_some_and(|account| !account.disabled)
+    }
+
     /// Deletes every login of `user` (what the SQL backends' cascade and
     /// `DELETE FROM logins WHERE user_name` do).
     fn end_logins_of(&mut self, user: &str) {
@@ -359,14 +369,29 @@ impl Store for MemoryStore {
     async fn get_login(&self, id: &str) -> Result<Option<Login>> {
         let now = system_now();
         let tables = self.tables();
-        let live = tables.logins.get(id).filter(|login| {
-            login.expires_at > now
-                && tables
-                    .accounts
-                    .get(&login.user)
-                    .is_some_and(|account| !account.disabled)
-        });
+        let live = tables
+            .logins
+            .get(id)
+            .filter(|login| tables.login_is_live(login, now));
         Ok(live.cloned())
+    }
+
+    async fn live_logins(&self, ids: &[String]) -> Result<Vec<String>> {
+        let now = system_now();
+        let tables = self.tables();
+        let mut live: Vec<String> = ids
+            .iter()
+            .filter(|id| {
+                tables
+                    .logins
+                    .get(id.as_str())
+                    .is_some_and(|login| tables.login_is_live(login, now))
+            })
+            .cloned()
+            .collect();
+        live.sort_unstable();
+        live.dedup();
+        Ok(live)
     }
 
     async fn end_login(&self, id: &str) -> Result<()> {

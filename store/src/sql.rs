@@ -977,6 +977,32 @@ macro_rules! impl_store {
                     Ok(row.map(Login::from))
                 }
 
+                async fn live_logins(&self, ids: &[String]) -> Result<Vec<String>> {
+                    let mut live = Vec::new();
+                    for chunk in ids.chunks($crate::LIVE_LOGINS_CHUNK) {
+                        let mut query = sqlx::QueryBuilder::new(
+                            "SELECT logins.id FROM logins \
+                             JOIN accounts ON accounts.name = logins.user_name \
+                             WHERE accounts.disabled = FALSE AND logins.expires_at > ",
+                        );
+                        query.push($now).push(" AND logins.id IN (");
+                        let mut list = query.separated(", ");
+                        for id in chunk {
+                            list.push_bind(id.as_str());
+                        }
+                        query.push(")");
+                        let found: Vec<String> = query
+                            .build_query_scalar()
+                            .fetch_all(&self.pool)
+                            .await
+                            .map_err(from_sqlx)?;
+                        live.extend(found);
+                    }
+                    live.sort_unstable();
+                    live.dedup();
+                    Ok(live)
+                }
+
                 async fn end_login(&self, id: &str) -> Result<()> {
                     sqlx::query("DELETE FROM logins WHERE id = $1")
                         .bind(id)

@@ -7,6 +7,7 @@ mod accounts;
 mod bad_input;
 mod browser;
 mod control_plane;
+mod edge;
 mod failover;
 mod host_cli;
 mod hot_desk;

@@ -527,11 +527,27 @@ impl Cluster {
     /// `directory ARGS --store STORE`, as an operator runs it; its standard
     /// output, or an error with what it printed.
     pub fn directory_cli(&self, args: &[&str]) -> Result<String> {
-        let output = Command::new(directory_binary()?)
+        self.directory_cli_with_input(args, "")
+    }
+
+    /// [`Cluster::directory_cli`] with `input` on its standard input, as
+    /// an operator types a new password.
+    pub fn directory_cli_with_input(&self, args: &[&str], input: &str) -> Result<String> {
+        use std::io::Write;
+        let mut child = Command::new(directory_binary()?)
             .args(args)
             .args(["--store", &self.store_spec])
             .env_remove("THINLINE_STORE")
-            .output()
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("running directory {args:?}"))?;
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin.write_all(input.as_bytes())?;
+        }
+        let output = child
+            .wait_with_output()
             .with_context(|| format!("running directory {args:?}"))?;
         ensure!(
             output.status.success(),
@@ -1161,6 +1177,15 @@ impl RoamingClient {
         if self.ticket_at.elapsed() > TICKET_REUSE {
             self.refresh_ticket().await?;
         }
+        let url = self.url.clone();
+        self.connect(&url).await
+    }
+
+    /// Signs this client in again with `cookie` (a fresh sign-in of the
+    /// same user) and reconnects to its session where it is.
+    pub async fn resume_signed_in(&mut self, cookie: &str) -> Result<()> {
+        self.cookie = cookie.to_owned();
+        self.refresh_ticket().await?;
         let url = self.url.clone();
         self.connect(&url).await
     }

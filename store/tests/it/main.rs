@@ -79,6 +79,7 @@ conformance! {
         ending_a_login_is_idempotent,
         a_new_password_ends_the_users_logins,
         disabling_ends_the_users_logins,
+        live_logins_answers_as_get_login_does,
         ending_a_session_fences_its_host,
         unix_identities_are_given_once_lowest_first,
         an_identity_outlives_a_change_of_range,

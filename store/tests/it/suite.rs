@@ -980,6 +980,57 @@ pub async fn disabling_ends_the_users_logins(store: Arc<dyn Store>) {
     assert!(live(&*store, &login_id(4)).await.is_some());
 }
 
+pub async fn live_logins_answers_as_get_login_does(store: Arc<dyn Store>) {
+    assert_eq!(store.live_logins(&[]).await.unwrap(), Vec::<String>::new());
+    store.create_account("ada", HASH_1).await.unwrap();
+    store.create_account("bob", HASH_1).await.unwrap();
+    // More than one query's worth, so the chunks are joined.
+    let many = store::LIVE_LOGINS_CHUNK as u64 + 2;
+    for n in 1..=many {
+        store
+            .create_login(&login_id(n), "ada", HOUR_MS)
+            .await
+            .unwrap();
+    }
+    store
+        .create_login(&login_id(10_000), "bob", HOUR_MS)
+        .await
+        .unwrap();
+    let short = store
+        .create_login(&login_id(10_001), "bob", 200)
+        .await
+        .unwrap();
+    store.end_login(&login_id(2)).await.unwrap();
+    wait_for_clock_after(&*store, short.expires_at - 1, "the login never expired").await;
+
+    let mut asked: Vec<String> = (1..=many).map(login_id).collect();
+    asked.extend([login_id(10_000), login_id(10_001), login_id(99_999)]);
+    asked.push(login_id(1)); // asked twice, answered once
+    asked.push("not an id".to_owned());
+    let mut expected: Vec<String> = (1..=many).filter(|n| *n != 2).map(login_id).collect();
+    expected.push(login_id(10_000));
+    expected.sort();
+    let mut found = store.live_logins(&asked).await.unwrap();
+    found.sort();
+    assert_eq!(found, expected);
+    for id in &asked {
+        let one = store.get_login(id).await.unwrap().is_some();
+        assert_eq!(
+            one,
+            found.contains(id),
+            "get_login and live_logins disagree on {id}"
+        );
+    }
+
+    // Disabling bob and a new password for ada end theirs at once.
+    store.set_disabled("bob", true).await.unwrap();
+    store.set_password("ada", HASH_2).await.unwrap();
+    assert_eq!(
+        store.live_logins(&asked).await.unwrap(),
+        Vec::<String>::new()
+    );
+}
+
 pub async fn ending_a_session_fences_its_host(store: Arc<dyn Store>) {
     store.create_session(&record(ID_A, "ada")).await.unwrap();
     assert_eq!(store.take_over(ID_A, 0, "host-2").await.unwrap(), 1);

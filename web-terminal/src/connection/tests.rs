@@ -485,6 +485,7 @@ fn refusals_stay_closed_until_the_user_acts() {
         CloseCode::VersionMismatch,
         CloseCode::Overloaded,
         CloseCode::TooManyConnections,
+        CloseCode::SignedOut,
     ] {
         let mut c = live(0);
         c.handle_close(code.code(), 1);

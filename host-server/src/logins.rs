@@ -1,0 +1,279 @@
+//! Open terminals end when their sign-in does.
+//!
+//! A ticket admits a socket once; the sign-in behind it can end while the
+//! socket is open (the user signs out, an operator resets the password or
+//! disables the account). Every open socket is registered here under its
+//! login id, and one task per host asks the store every
+//! [`RECHECK_INTERVAL`] which of those sign-ins are still live, in one
+//! query for all of them ([`store::Store::live_logins`]). A socket whose
+//! sign-in is gone is closed with `CloseCode::SignedOut`; its session runs
+//! on, detached, for the user's next sign-in to pick up.
+//!
+//! A store that cannot answer ends nothing: hosts ride out store outages,
+//! and a sign-out is enforced from the store's return on, as admission
+//! does (`ws::check_login`).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+
+use crate::registry::STORE_READ_TIMEOUT;
+
+/// How often the sign-ins behind open sockets are checked again: the
+/// longest a terminal outlives its sign-out, plus one store round trip.
+pub const RECHECK_INTERVAL: Duration = Duration::from_secs(2);
+
+/// The open sockets by the login id that admitted them.
+#[derive(Debug, Default)]
+pub struct LoginWatch {
+    sockets: Mutex<HashMap<String, HashMap<u64, oneshot::Sender<()>>>>,
+}
+
+/// One socket's place in the watch; dropping it (the socket closed)
+/// removes it.
+#[derive(Debug)]
+pub struct Watched {
+    watch: Arc<LoginWatch>,
+    login: String,
+    conn: u64,
+    ended: oneshot::Receiver<()>,
+}
+
+impl Watched {
+    /// Completes when the sign-in has ended; never, while it lives.
+    pub async fn ended(&mut self) {
+        if (&mut self.ended).await.is_err() {
+            // The watch let go without a verdict (only if it is dropped
+            // itself): that is no sign-out.
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        let mut sockets = self.watch.sockets();
+        if let Some(conns) = sockets.get_mut(&self.login) {
+            conns.remove(&self.conn);
+            if conns.is_empty() {
+                sockets.remove(&self.login);
+            }
+        }
+    }
+}
+
+impl LoginWatch {
+    pub fn new() -> Arc<LoginWatch> {
+        Arc::new(LoginWatch::default())
+    }
+
+    fn sockets(&self) -> MutexGuard<'_, HashMap<String, HashMap<u64, oneshot::Sender<()>>>> {
+        // Nothing under the lock can panic halfway through a change.
+        self.sockets.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Registers socket `conn`, admitted by sign-in `login` (the hex login
+    /// id the store knows).
+    pub fn watch(self: &Arc<Self>, login: String, conn: u64) -> Watched {
+        let (tx, rx) = oneshot::channel();
+        self.sockets()
+            .entry(login.clone())
+            .or_default()
+            .insert(conn, tx);
+        Watched {
+            watch: Arc::clone(self),
+            login,
+            conn,
+            ended: rx,
+        }
+    }
+
+    /// The login ids behind open sockets, each once.
+    pub fn logins(&self) -> Vec<String> {
+        self.sockets().keys().cloned().collect()
+    }
+
+    /// How many sockets are watched.
+    pub fn len(&self) -> usize {
+        self.sockets().values().map(HashMap::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sockets().is_empty()
+    }
+
+    /// The store said that of `asked`, only `live` are live: every socket
+    /// of the others is told to close. A login registered after the
+    /// question was asked is left for the next one. Returns how many
+    /// sockets were told.
+    pub fn end_all_but(&self, asked: &[String], live: &[String]) -> usize {
+        let live: std::collections::HashSet<&str> = live.iter().map(String::as_str).collect();
+        let mut sockets = self.sockets();
+        let mut told = 0;
+        for login in asked.iter().filter(|login| !live.contains(login.as_str())) {
+            for (_, tx) in sockets.remove(login).into_iter().flatten() {
+                // A socket already closing has dropped its receiver.
+                told += usize::from(tx.send(()).is_ok());
+            }
+        }
+        told
+    }
+
+    /// Asks the store about every watched sign-in once and closes the
+    /// sockets of those that ended; a store that does not answer in
+    /// `STORE_READ_TIMEOUT` ends nothing.
+    pub async fn recheck(&self, store: &dyn store::Store) -> Result<usize, RecheckError> {
+        let asked = self.logins();
+        if asked.is_empty() {
+            return Ok(0);
+        }
+        let live = tokio::time::timeout(STORE_READ_TIMEOUT, store.live_logins(&asked))
+            .await
+            .map_err(|_| RecheckError::Timeout)?
+            .map_err(RecheckError::Store)?;
+        Ok(self.end_all_but(&asked, &live))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RecheckError {
+    #[error("the store did not answer within {}s", STORE_READ_TIMEOUT.as_secs())]
+    Timeout,
+    #[error(transparent)]
+    Store(store::StoreError),
+}
+
+/// Rechecks every [`RECHECK_INTERVAL`] for as long as the host runs.
+pub async fn keep_checking(watch: Arc<LoginWatch>, store: Arc<dyn store::Store>) {
+    let mut ticks = tokio::time::interval(RECHECK_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Reported once per outage, not every tick.
+    let mut failing = false;
+    loop {
+        ticks.tick().await;
+        match watch.recheck(store.as_ref()).await {
+            Ok(closed) => {
+                if failing {
+                    tracing::info!("sign-ins of open terminals are checked again");
+                    failing = false;
+                }
+                if closed > 0 {
+                    tracing::info!(closed, "closed terminals whose sign-in ended");
+                }
+            }
+            Err(error) => {
+                if !failing {
+                    tracing::warn!(%error, "could not check the sign-ins of open terminals; they stay open until the store answers");
+                    failing = true;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::future::Future;
+    use std::pin::pin;
+    use std::task::{Context, Poll, Waker};
+    use store::Store;
+
+    fn login(n: u8) -> String {
+        format!("{n:064x}")
+    }
+
+    /// Whether the socket has been told its sign-in ended, without waiting.
+    fn told(watched: &mut Watched) -> bool {
+        let mut cx = Context::from_waker(Waker::noop());
+        let ended = pin!(watched.ended());
+        matches!(ended.poll(&mut cx), Poll::Ready(()))
+    }
+
+    #[test]
+    fn only_sockets_of_ended_sign_ins_are_told() {
+        let watch = LoginWatch::new();
+        let mut a1 = watch.watch(login(1), 1);
+        let mut a2 = watch.watch(login(1), 2);
+        let mut b = watch.watch(login(2), 3);
+        assert_eq!(watch.len(), 3);
+        let mut asked = watch.logins();
+        asked.sort();
+        assert_eq!(asked, [login(1), login(2)]);
+
+        assert_eq!(watch.end_all_but(&asked, &[login(2)]), 2);
+        assert!(told(&mut a1) && told(&mut a2));
+        assert!(!told(&mut b));
+        assert_eq!(watch.logins(), [login(2)]);
+        // Told once: the next answer has nothing more to end.
+        assert_eq!(watch.end_all_but(&asked, &[login(2)]), 0);
+    }
+
+    #[test]
+    fn a_socket_registered_after_the_question_waits_for_the_next() {
+        let watch = LoginWatch::new();
+        let _a = watch.watch(login(1), 1);
+        let asked = watch.logins();
+        let mut late = watch.watch(login(3), 2);
+        assert_eq!(watch.end_all_but(&asked, &[]), 1);
+        assert!(!told(&mut late));
+        assert_eq!(watch.logins(), [login(3)]);
+    }
+
+    #[test]
+    fn a_closed_socket_leaves_the_watch() {
+        let watch = LoginWatch::new();
+        let a = watch.watch(login(1), 1);
+        let b = watch.watch(login(1), 2);
+        drop(a);
+        assert_eq!((watch.len(), watch.logins()), (1, vec![login(1)]));
+        drop(b);
+        assert!(watch.is_empty());
+        // A socket that closed as its sign-in ended is not counted as told.
+        let c = watch.watch(login(4), 3);
+        let asked = watch.logins();
+        let (tx, rx) = oneshot::channel();
+        drop(rx);
+        if let Some(conns) = watch.sockets().get_mut(&login(4)) {
+            conns.insert(3, tx);
+        }
+        assert_eq!(watch.end_all_but(&asked, &[]), 0);
+        drop(c);
+        assert!(watch.is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_store_decides_which_sign_ins_ended() {
+        let store = store::MemoryStore::new();
+        store.create_account("ada", "hash").await.unwrap();
+        store.create_login(&login(1), "ada", 60_000).await.unwrap();
+        store.create_login(&login(2), "ada", 60_000).await.unwrap();
+        let watch = LoginWatch::new();
+        let mut kept = watch.watch(login(1), 1);
+        let mut out = watch.watch(login(2), 2);
+        let mut forged = watch.watch(login(9), 3);
+
+        assert_eq!(watch.recheck(&store).await.unwrap(), 1);
+        assert!(told(&mut forged));
+        assert!(!told(&mut kept) && !told(&mut out));
+
+        store.end_login(&login(2)).await.unwrap();
+        assert_eq!(watch.recheck(&store).await.unwrap(), 1);
+        assert!(told(&mut out) && !told(&mut kept));
+
+        store.set_disabled("ada", true).await.unwrap();
+        assert_eq!(watch.recheck(&store).await.unwrap(), 1);
+        assert!(told(&mut kept));
+        assert!(watch.is_empty());
+    }
+
+    #[test]
+    fn a_dropped_watch_is_no_sign_out() {
+        let watch = LoginWatch::new();
+        let mut a = watch.watch(login(1), 1);
+        watch.sockets().clear();
+        assert!(!told(&mut a));
+    }
+}

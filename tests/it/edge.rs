@@ -1,0 +1,247 @@
+//! The edge against a careful attacker: no client can hold a server's
+//! connections for free, and a sign-in that ends takes its terminals with
+//! it. Real directory and host processes, real timeouts.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use tests::cluster::{Cluster, ClusterOptions, RoamingClient};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::{PATIENCE, SIZE};
+
+/// `auth::serve::HEADER_READ_TIMEOUT`, as both servers run it.
+const HEADER_DEADLINE: Duration = Duration::from_secs(10);
+
+/// How a connection misbehaves.
+#[derive(Clone, Copy, Debug)]
+enum Slow {
+    /// Sends a request line and one header byte every second, forever.
+    Trickle,
+    /// Opens the connection and says nothing.
+    Silent,
+    /// Asks one thing with keep-alive, then says nothing.
+    IdleAfterAnswer,
+}
+
+/// How long the server at `port` took to close a connection that behaves
+/// as `slow`; fails if it was still open well past the deadline.
+async fn cut_after(port: u16, slow: Slow) -> Result<Duration> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).await?;
+    let opened = Instant::now();
+    match slow {
+        Slow::Trickle => {
+            stream
+                .write_all(b"GET /healthz HTTP/1.1\r\nHost: a\r\n")
+                .await?
+        }
+        Slow::Silent => {}
+        Slow::IdleAfterAnswer => {
+            stream
+                .write_all(b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n")
+                .await?
+        }
+    }
+    let give_up = opened + HEADER_DEADLINE * 3;
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let tick = tokio::time::sleep(Duration::from_secs(1));
+        tokio::select! {
+            read = stream.read(&mut buf) => match read {
+                Ok(0) | Err(_) => break,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+            },
+            () = tick => {
+                ensure!(Instant::now() < give_up, "{slow:?}: still open after {:?}", opened.elapsed());
+                if let Slow::Trickle = slow {
+                    // The write fails once the server has hung up.
+                    let _ = stream.write_all(b"X").await;
+                }
+            }
+        }
+    }
+    let after = opened.elapsed();
+    if let Slow::IdleAfterAnswer = slow {
+        let answer = String::from_utf8_lossy(&answer);
+        ensure!(
+            answer.starts_with("HTTP/1.1 200"),
+            "{slow:?}: the question was not answered: {answer}"
+        );
+    }
+    Ok(after)
+}
+
+/// Slowloris: a request whose headers never end, a connection that never
+/// speaks, and one left idle after its answer are each cut at the header
+/// deadline by the directory and by a host, while a live terminal on that
+/// host carries on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_and_idle_connections_are_cut_at_the_deadline() -> Result<()> {
+    if !tests::browser::e2e_enabled() {
+        eprintln!(
+            "slow_and_idle_connections_are_cut_at_the_deadline: skipped (cargo xtask test runs it)"
+        );
+        return Ok(());
+    }
+    let cluster = Cluster::start(ClusterOptions {
+        hosts: 1,
+        ..ClusterOptions::default()
+    })
+    .await?;
+    let mut user = RoamingClient::place_as(&cluster, &cluster.cookie, SIZE).await?;
+    user.client
+        .wait_for(PATIENCE, "the prompt", |s| s.at_prompt())
+        .await?;
+    let host_port = cluster.hosts[0].server.port;
+    let directory_port = cluster.directories[0].port;
+    let mut probes = Vec::new();
+    for (server, port) in [("directory", directory_port), ("host", host_port)] {
+        for slow in [Slow::Trickle, Slow::Silent, Slow::IdleAfterAnswer] {
+            probes.push(tokio::spawn(async move {
+                (server, slow, cut_after(port, slow).await)
+            }));
+        }
+    }
+    for probe in probes {
+        let (server, slow, after) = probe.await.context("a probe panicked")?;
+        let after = after.with_context(|| format!("the {server}"))?;
+        // Cut by the header deadline, not by something sooner.
+        if after < HEADER_DEADLINE - Duration::from_secs(1) {
+            bail!("the {server} cut {slow:?} after {after:?}, before the deadline");
+        }
+    }
+    // The terminal on that host never noticed.
+    user.client
+        .run_expecting("echo still-$((40+2))", "still-42", PATIENCE)
+        .await?;
+    Ok(())
+}
+
+/// How a sign-in ends while its terminal is open.
+#[derive(Clone, Copy, Debug)]
+enum Ending {
+    /// The user presses "sign out" (`POST /logout` with the cookie).
+    SignOut,
+    /// An operator sets a new password (`directory user reset`).
+    PasswordReset,
+    /// An operator disables the account (`directory user disable`).
+    Disabled,
+}
+
+/// `host_server::logins::RECHECK_INTERVAL`: how often hosts ask.
+const RECHECK: Duration = Duration::from_secs(2);
+
+/// Signing out, a password reset and a disabled account each close the
+/// terminals of the sign-ins they end with 4011 within a couple of
+/// rechecks; the old ticket is refused from then on, other users'
+/// terminals carry on, and a user who signs in again finds the session
+/// still running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_in_that_ends_closes_its_terminals() -> Result<()> {
+    if !tests::browser::e2e_enabled() {
+        eprintln!("a_sign_in_that_ends_closes_its_terminals: skipped (cargo xtask test runs it)");
+        return Ok(());
+    }
+    let cluster = Cluster::start(ClusterOptions {
+        hosts: 1,
+        ..ClusterOptions::default()
+    })
+    .await?;
+    let mut bystander = RoamingClient::place_as(&cluster, &cluster.cookie, SIZE).await?;
+    bystander
+        .client
+        .wait_for(PATIENCE, "the prompt", |s| s.at_prompt())
+        .await?;
+    let password = tests::tickets::TEST_PASSWORD;
+    for (name, ending) in [
+        ("leaver", Ending::SignOut),
+        ("forgetful", Ending::PasswordReset),
+        ("banned", Ending::Disabled),
+    ] {
+        tests::tickets::ensure_account(cluster.store.as_ref(), name, password).await?;
+        let cookie = cluster.sign_in(name, password).await?;
+        let mut user = RoamingClient::place_as(&cluster, &cookie, SIZE).await?;
+        user.client
+            .run_expecting("echo before-$((20+1))", "before-21", PATIENCE)
+            .await
+            .with_context(|| format!("{name}: the terminal before {ending:?}"))?;
+
+        let ended = Instant::now();
+        match ending {
+            Ending::SignOut => {
+                let origin = cluster.page_origin();
+                let answer = tests::http::request_with(
+                    cluster.directories[0].port,
+                    "POST",
+                    "/logout",
+                    &[("Cookie", cookie.as_str()), ("Origin", origin.as_str())],
+                    None,
+                )
+                .await?;
+                ensure!(
+                    answer.status == 303,
+                    "{name}: /logout answered {}",
+                    answer.status
+                );
+            }
+            Ending::PasswordReset => {
+                cluster.directory_cli_with_input(
+                    &["user", "reset", name],
+                    "a brand new passphrase\n",
+                )?;
+            }
+            Ending::Disabled => {
+                cluster.directory_cli(&["user", "disable", name])?;
+            }
+        }
+        let (code, reason) = user
+            .client
+            .expect_close(RECHECK * 4)
+            .await
+            .with_context(|| format!("{name}: the terminal after {ending:?}"))?;
+        let after = ended.elapsed();
+        ensure!(
+            code == protocol::CloseCode::SignedOut.code(),
+            "{name}: closed with {code} {reason} after {ending:?}"
+        );
+        eprintln!("{name}: {ending:?} closed the terminal after {after:?}");
+
+        // The old ticket, still within its lifetime, opens nothing now.
+        let again = user.reconnect_same_host().await;
+        let refused = again
+            .as_ref()
+            .err()
+            .map(|error| format!("{error:#}"))
+            .unwrap_or_default();
+        ensure!(
+            refused.contains("4001"),
+            "{name}: the old ticket after {ending:?}: {again:?}"
+        );
+
+        if let Ending::SignOut = ending {
+            // Signing out ends the sign-in, not the work: signed in again,
+            // the same shell is there with what it printed.
+            let cookie = cluster.sign_in(name, password).await?;
+            user.resume_signed_in(&cookie).await?;
+            user.client
+                .wait_for(PATIENCE, "the earlier output", |s| s.has_line("before-21"))
+                .await?;
+            user.client
+                .run_expecting("echo back-$((30+3))", "back-33", PATIENCE)
+                .await?;
+        }
+    }
+    // Nobody else's terminal noticed.
+    bystander
+        .client
+        .run_expecting("echo still-$((40+2))", "still-42", PATIENCE)
+        .await?;
+    let logs = cluster.logs();
+    ensure!(
+        logs.contains("closing a terminal whose sign-in ended"),
+        "the host never said why it closed the terminals"
+    );
+    Ok(())
+}
