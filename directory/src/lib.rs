@@ -97,7 +97,9 @@ pub struct DirectoryConfig {
     pub proxy_user_header: Option<HeaderName>,
     /// Running sessions one user may have; a new one beyond it is refused.
     pub max_sessions_per_user: usize,
-    /// Sign-in attempts allowed per user name and per client address.
+    /// Sign-in attempts allowed per client address, per user name at an
+    /// address, per user name for browsers without its device cookie, and
+    /// per device cookie (`auth::limit`).
     pub login_limits: LoginLimits,
     /// TLS trust for probing and calling `https://` hosts (`--host-ca`).
     /// `None`: https hosts cannot be probed (no evidence either way) and

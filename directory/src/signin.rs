@@ -294,9 +294,10 @@ pub async fn login(
     // An impossible name shares one bucket, so junk names cannot grow the
     // limiter's table.
     let key = if known_shape { name } else { "" };
-    if let Err(wait) = state.limiter.check(key, address) {
+    if let Err(refusal) = state.limiter.check(key, address, None) {
+        let wait = refusal.wait;
         let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-        tracing::warn!(user = %key, %address, seconds, "sign-in rate limited");
+        tracing::warn!(user = %key, %address, limit = %refusal.limit, seconds, "sign-in rate limited");
         let mut response = pages::html(
             StatusCode::TOO_MANY_REQUESTS,
             pages::login(Some(&format!(

@@ -109,10 +109,11 @@ pub async fn wrong_passwords_and_unknown_users_answer_alike(db: &Db) {
 
 pub async fn too_many_attempts_are_refused_before_hashing(db: &Db) {
     let per_user = LoginLimits {
-        per_user_burst: 2,
-        per_user_per_minute: 1,
+        per_user_at_address_burst: 2,
+        per_user_at_address_per_minute: 1,
         per_address_burst: 100,
         per_address_per_minute: 100,
+        ..LoginLimits::default()
     };
     let dir = directory_with(
         db,
@@ -128,7 +129,8 @@ pub async fn too_many_attempts_are_refused_before_hashing(db: &Db) {
             StatusCode::UNAUTHORIZED
         );
     }
-    // Even the right password is refused once the user's budget is spent.
+    // Even the right password is refused once the user's budget at this
+    // address is spent.
     let limited = dir.login("ada", PASSWORD).await;
     assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
     assert!(
@@ -150,10 +152,11 @@ pub async fn too_many_attempts_are_refused_before_hashing(db: &Db) {
 
     // Per address: every name counts against the one client.
     let per_address = LoginLimits {
-        per_user_burst: 100,
-        per_user_per_minute: 100,
+        per_user_at_address_burst: 100,
+        per_user_at_address_per_minute: 100,
         per_address_burst: 2,
         per_address_per_minute: 1,
+        ..LoginLimits::default()
     };
     let dir = Directory::start(
         db.open().await,
@@ -317,10 +320,9 @@ pub async fn a_trusted_proxy_names_the_user_and_no_one_else_can(db: &Db) {
         trusted_proxies: vec!["127.0.0.1".parse().unwrap()],
         proxy_user_header: Some(hyper::header::HeaderName::from_static("x-remote-user")),
         login_limits: LoginLimits {
-            per_user_burst: 100,
-            per_user_per_minute: 100,
             per_address_burst: 1,
             per_address_per_minute: 1,
+            ..LoginLimits::default()
         },
         ..DirectoryConfig::default()
     };
