@@ -24,6 +24,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use auth::device::DeviceKey;
 use auth::limit::{LoginLimiter, LoginLimits};
 use auth::password_pool::PasswordPool;
 use auth::ticket::TicketSigner;
@@ -173,6 +174,9 @@ pub struct AppState {
     pub config: Arc<DirectoryConfig>,
     /// Counts sign-in attempts in this process.
     pub limiter: Arc<LoginLimiter>,
+    /// Signs and checks device cookies; derived from the ticket key, so
+    /// every replica accepts the ones any replica set.
+    pub devices: Arc<DeviceKey>,
     /// [`DirectoryConfig::origin_allowlist`], computed once.
     pub allowed_origins: Arc<Vec<String>>,
     /// The few threads that check passwords (see `auth::password_pool`).
@@ -193,6 +197,7 @@ impl AppState {
         Ok(AppState {
             store,
             limiter: Arc::new(LoginLimiter::new(config.login_limits)),
+            devices: Arc::new(DeviceKey::from_ticket_signer(&config.ticket_signer)),
             allowed_origins: Arc::new(config.origin_allowlist()),
             config: Arc::new(config),
             passwords: Arc::new(PasswordPool::new(PASSWORD_THREADS, PASSWORD_QUEUE)?),
