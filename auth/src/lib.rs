@@ -4,12 +4,15 @@
 //! browser a short-lived signed `ticket` naming the user, the session, the
 //! host and the session's epoch. A host checks that ticket with the public
 //! key alone, so it needs no user table and no round trip to admit a client.
+//! A sign-in also leaves a `device` cookie, so the browsers a user has
+//! signed in from keep a budget of attempts strangers cannot spend.
 //! `tls` lets both servers speak HTTPS and WSS without a proxy in front, and
 //! `serve` serves them with deadlines on every connection (no slowloris).
 //!
 //! Everything here is library code with no global state; only `tls` needs a
 //! tokio runtime.
 
+pub mod device;
 pub mod limit;
 pub mod login;
 pub mod password;

@@ -125,6 +125,12 @@ impl TicketSigner {
         URL_SAFE_NO_PAD.encode(self.key.to_bytes())
     }
 
+    /// The secret seed, for deriving the device cookie key
+    /// (`device::DeviceKey`) from the one secret every replica already holds.
+    pub(crate) fn seed(&self) -> [u8; 32] {
+        self.key.to_bytes()
+    }
+
     pub fn public_key(&self) -> TicketPublicKey {
         TicketPublicKey(self.key.verifying_key())
     }

@@ -24,6 +24,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use auth::device::DeviceKey;
 use auth::limit::{LoginLimiter, LoginLimits};
 use auth::password_pool::PasswordPool;
 use auth::ticket::TicketSigner;
@@ -97,7 +98,9 @@ pub struct DirectoryConfig {
     pub proxy_user_header: Option<HeaderName>,
     /// Running sessions one user may have; a new one beyond it is refused.
     pub max_sessions_per_user: usize,
-    /// Sign-in attempts allowed per user name and per client address.
+    /// Sign-in attempts allowed per client address, per user name at an
+    /// address, per user name for browsers without its device cookie, and
+    /// per device cookie (`auth::limit`).
     pub login_limits: LoginLimits,
     /// TLS trust for probing and calling `https://` hosts (`--host-ca`).
     /// `None`: https hosts cannot be probed (no evidence either way) and
@@ -171,6 +174,9 @@ pub struct AppState {
     pub config: Arc<DirectoryConfig>,
     /// Counts sign-in attempts in this process.
     pub limiter: Arc<LoginLimiter>,
+    /// Signs and checks device cookies; derived from the ticket key, so
+    /// every replica accepts the ones any replica set.
+    pub devices: Arc<DeviceKey>,
     /// [`DirectoryConfig::origin_allowlist`], computed once.
     pub allowed_origins: Arc<Vec<String>>,
     /// The few threads that check passwords (see `auth::password_pool`).
@@ -191,6 +197,7 @@ impl AppState {
         Ok(AppState {
             store,
             limiter: Arc::new(LoginLimiter::new(config.login_limits)),
+            devices: Arc::new(DeviceKey::from_ticket_signer(&config.ticket_signer)),
             allowed_origins: Arc::new(config.origin_allowlist()),
             config: Arc::new(config),
             passwords: Arc::new(PasswordPool::new(PASSWORD_THREADS, PASSWORD_QUEUE)?),

@@ -9,12 +9,24 @@
 //! so signing out, an expired login, a changed password or a disabled
 //! account take effect everywhere at once.
 //!
-//! Guessing is slowed three ways: attempts are counted per user name and
-//! per client address before any hashing ([`LoginLimiter`]); an unknown
-//! user costs the same hashing as a known one (`verify_dummy`), and every
-//! failure (unknown user, wrong password, disabled account) answers the
-//! same "wrong user or password". Hashing runs on the blocking pool so a
-//! burst of sign-ins never stalls placement and failover answers.
+//! Guessing is slowed three ways: attempts are counted before any hashing
+//! ([`LoginLimiter`]); an unknown user costs the same hashing as a known
+//! one (`verify_dummy`), and every failure (unknown user, wrong password,
+//! disabled account) answers the same "wrong user or password". Hashing
+//! runs on the blocking pool so a burst of sign-ins never stalls placement
+//! and failover answers.
+//!
+//! Counting must not let a stranger lock the owner out, so a successful
+//! sign-in also sets `thinline_device=<signed user and device id>;
+//! Path=/login; HttpOnly; SameSite=Strict; Max-Age=31536000` (plus
+//! `Secure` over TLS; see `auth::device`). An attempt that presents one
+//! made for the name it tries is counted per address and per device; any
+//! other attempt per address, per name at that address and per name for
+//! all such attempts together. Guessers without the owner's cookie spend
+//! only the lanes the owner's browser skips, so it still gets in from any
+//! address but the guessers' own. Path `/login` keeps the cookie off every
+//! other request, and signing out leaves it: it says which browser this
+//! is, not who is signed in.
 //!
 //! # Behind an authenticating reverse proxy
 //!
@@ -32,6 +44,8 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
+use auth::device::{self, DeviceCookie, DeviceId};
+use auth::limit::Limit;
 use auth::login::{COOKIE_NAME, LoginId, LoginToken};
 use auth::password_pool::PoolError;
 use axum::Json;
@@ -210,19 +224,54 @@ pub fn client_address(state: &AppState, headers: &HeaderMap, peer: Option<IpAddr
         .unwrap_or(peer)
 }
 
-/// The well-formed login tokens among the request's cookies (a browser may
-/// send several of the same name; at most a few are looked at).
-fn cookie_tokens(headers: &HeaderMap) -> Vec<LoginToken> {
+/// The values of the request's cookies called `name` (a browser may send
+/// several of one name, for different paths or domains).
+fn cookie_values<'a>(headers: &'a HeaderMap, name: &'a str) -> impl Iterator<Item = &'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .filter(|(name, _)| *name == COOKIE_NAME)
-        .filter_map(|(_, value)| LoginToken::parse(value.trim()))
+        .filter(move |(found, _)| *found == name)
+        .map(|(_, value)| value.trim())
+}
+
+/// The well-formed login tokens among the request's cookies; at most a few
+/// are looked at.
+fn cookie_tokens(headers: &HeaderMap) -> Vec<LoginToken> {
+    cookie_values(headers, COOKIE_NAME)
+        .filter_map(LoginToken::parse)
         .take(4)
         .collect()
+}
+
+/// The device id of the first device cookie this directory made for
+/// `user` that is still valid; at most a few are checked. A cookie that
+/// does not check out is simply not a device: the attempt is a stranger's.
+fn known_device(
+    state: &AppState,
+    headers: &HeaderMap,
+    user: &str,
+    now_ms: u64,
+) -> Option<DeviceId> {
+    cookie_values(headers, device::COOKIE_NAME)
+        .take(4)
+        .find_map(|value| state.devices.verify(value, user, now_ms).ok())
+}
+
+/// The `Set-Cookie` value that makes this browser a known device.
+pub fn device_cookie(cookie: &DeviceCookie, tls: bool) -> HeaderValue {
+    let secure = if tls { "; Secure" } else { "" };
+    let max_age = device::LIFETIME_MS / 1000;
+    let cookie = format!(
+        "{}={}; Path=/login; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}",
+        device::COOKIE_NAME,
+        cookie.as_str()
+    );
+    // The value is base64url, so this is always a valid header.
+    HeaderValue::from_str(&cookie)
+        .unwrap_or_else(|_| HeaderValue::from_static("thinline_device=; Path=/login; Max-Age=0"))
 }
 
 /// The `Set-Cookie` value for a new login.
@@ -294,20 +343,14 @@ pub async fn login(
     // An impossible name shares one bucket, so junk names cannot grow the
     // limiter's table.
     let key = if known_shape { name } else { "" };
-    if let Err(wait) = state.limiter.check(key, address) {
-        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-        tracing::warn!(user = %key, %address, seconds, "sign-in rate limited");
-        let mut response = pages::html(
-            StatusCode::TOO_MANY_REQUESTS,
-            pages::login(Some(&format!(
-                "too many sign-in attempts; try again in {} seconds",
-                seconds.max(1)
-            ))),
-        );
-        if let Ok(value) = HeaderValue::from_str(&seconds.max(1).to_string()) {
-            response.headers_mut().insert(header::RETRY_AFTER, value);
-        }
-        return response;
+    let now_ms = auth::ticket::now_ms();
+    let device = if known_shape {
+        known_device(&state, &headers, name, now_ms)
+    } else {
+        None
+    };
+    if let Err(refusal) = state.limiter.check(key, address, device.as_ref()) {
+        return rate_limited(refusal, key, address);
     }
     let account = if known_shape {
         match state.store.get_account(name).await {
@@ -362,16 +405,46 @@ pub async fn login(
     if let Err(error) = create_login(&state, &token, name).await {
         return pages::error(error);
     }
-    tracing::info!(user = %name, %address, "signed in");
+    tracing::info!(user = %name, %address, known_device = device.is_some(), "signed in");
     let mut response = Redirect::to("/").into_response();
+    let headers = response.headers_mut();
+    headers.append(header::SET_COOKIE, login_cookie(&token, state.config.tls));
+    // A known device keeps its id (and so its budget); its cookie is
+    // renewed for another year.
+    let id = device.unwrap_or_else(DeviceId::generate);
+    match state.devices.issue(name, id, now_ms) {
+        Ok(cookie) => {
+            headers.append(header::SET_COOKIE, device_cookie(&cookie, state.config.tls));
+        }
+        // Only for a name longer than any valid one; signing in still works.
+        Err(error) => tracing::warn!(user = %name, %error, "no device cookie"),
+    }
     response
-        .headers_mut()
-        .append(header::SET_COOKIE, login_cookie(&token, state.config.tls));
+}
+
+/// The 429 answer for a refused attempt. The log names the lane and the
+/// address (never a cookie or the password), so an operator can tell one
+/// noisy address from a spread-out guess at one account.
+fn rate_limited(refusal: auth::limit::Refusal, user: &str, address: IpAddr) -> Response {
+    let wait = refusal.wait;
+    let seconds = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
+    tracing::warn!(user = %user, %address, limit = %refusal.limit, seconds, "sign-in rate limited");
+    let mut notice = format!("too many sign-in attempts; try again in {seconds} seconds");
+    if refusal.limit == Limit::UserUntrusted {
+        // Others are guessing this account from many places; its owner
+        // need not wait on a browser they have signed in from before.
+        notice.push_str(", or from a browser you have signed in from before");
+    }
+    let mut response = pages::html(StatusCode::TOO_MANY_REQUESTS, pages::login(Some(&notice)));
+    if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
     response
 }
 
 /// `POST /logout`: ends the login in the store (every replica and host
-/// sees it at once), clears the cookie, 303 to `/login`.
+/// sees it at once), clears the cookie, 303 to `/login`. The device cookie
+/// stays: the browser is still one its user has signed in from.
 pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
     if let Err(why) = edge::check_origin(&state, &headers) {
         tracing::warn!(%why, "refused a sign-out form");
@@ -418,6 +491,26 @@ mod tests {
         assert_eq!(
             cleared_cookie(false).to_str().unwrap(),
             "thinline_login=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"
+        );
+    }
+
+    #[test]
+    fn device_cookies_are_for_the_login_form_only_and_last_a_year() {
+        let key =
+            auth::device::DeviceKey::from_ticket_signer(&auth::ticket::TicketSigner::generate());
+        let cookie = key.issue("ada", DeviceId::generate(), 0).unwrap();
+        assert_eq!(
+            device_cookie(&cookie, false).to_str().unwrap(),
+            format!(
+                "thinline_device={}; Path=/login; HttpOnly; SameSite=Strict; Max-Age=31536000",
+                cookie.as_str()
+            )
+        );
+        assert!(
+            device_cookie(&cookie, true)
+                .to_str()
+                .unwrap()
+                .ends_with("; Max-Age=31536000; Secure")
         );
     }
 

@@ -2,7 +2,7 @@
 //! listeners over a real store, SQLite always and PostgreSQL (a fresh
 //! schema per test) whenever `DATABASE_URL` is set. Each test in `api`
 //! (hosts, placement, failover, the page), `signin` (accounts, cookies,
-//! limits, origins, the trusted proxy) and `owners` (ownership, tickets,
+//! limits and device cookies, origins, the trusted proxy) and `owners` (ownership, tickets,
 //! hot desking, the cap, ending sessions) is written once over a
 //! [`harness::Db`] and generated per backend here.
 
@@ -62,6 +62,8 @@ on_backends![
     signin::signing_in_sets_a_strict_cookie,
     signin::wrong_passwords_and_unknown_users_answer_alike,
     signin::too_many_attempts_are_refused_before_hashing,
+    signin::a_stranger_cannot_lock_the_owners_browser_out,
+    signin::a_forged_or_foreign_device_cookie_is_no_exemption,
     signin::disabled_users_are_refused_and_signed_out,
     signin::signing_out_ends_the_login,
     signin::foreign_and_null_origins_are_refused,

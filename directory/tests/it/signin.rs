@@ -1,6 +1,8 @@
-//! Signing in and out, the cookie, rate limits, disabled accounts, the
-//! Origin check and the trusted proxy, each over one database.
+//! Signing in and out, the cookie, rate limits and device cookies,
+//! disabled accounts, the Origin check and the trusted proxy, each over one
+//! database.
 
+use auth::device::DeviceKey;
 use auth::limit::LoginLimits;
 use directory::DirectoryConfig;
 use directory::accounts;
@@ -38,6 +40,55 @@ async fn me(user: &User) -> Answer {
     user.get("/v1/me").await
 }
 
+/// The whole `Set-Cookie` line for cookie `name`, if the answer sets it.
+fn set_cookie_line<'a>(answer: &'a Answer, name: &str) -> Option<&'a str> {
+    answer
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .find(|line| line.starts_with(&format!("{name}=")))
+}
+
+/// The `thinline_device=...` pair a sign-in answer set.
+fn device_cookie(answer: &Answer) -> String {
+    let line = set_cookie_line(answer, "thinline_device")
+        .unwrap_or_else(|| panic!("no device cookie: {:?}", answer.headers));
+    line.split(';').next().unwrap().to_owned()
+}
+
+/// The value of a `name=value` pair.
+fn value(pair: &str) -> &str {
+    pair.split_once('=').unwrap().1
+}
+
+/// A config whose sign-in attempts count against the client address in
+/// `X-Forwarded-For`: every test connection is from 127.0.0.1, which this
+/// makes a trusted proxy (with no user header, it names no one).
+fn behind_proxy(login_limits: LoginLimits) -> DirectoryConfig {
+    DirectoryConfig {
+        trusted_proxies: vec!["127.0.0.1".parse().unwrap()],
+        login_limits,
+        ..DirectoryConfig::default()
+    }
+}
+
+/// `POST /login` as ada from `client`, with `cookie` (a `Cookie` header) if
+/// given.
+async fn login_from(dir: &Directory, client: &str, password: &str, cookie: Option<&str>) -> Answer {
+    let mut headers = vec![("origin", dir.base.as_str()), ("x-forwarded-for", client)];
+    if let Some(cookie) = cookie {
+        headers.push(("cookie", cookie));
+    }
+    dir.send(
+        Method::POST,
+        "/login",
+        Body::Form(format!("user=ada&password={password}")),
+        &headers,
+    )
+    .await
+}
+
 pub async fn signing_in_sets_a_strict_cookie(db: &Db) {
     let dir = directory_with(db, DirectoryConfig::default()).await;
     let form = dir.get("/login").await;
@@ -55,6 +106,18 @@ pub async fn signing_in_sets_a_strict_cookie(db: &Db) {
         flags,
         ["Path=/", "HttpOnly", "SameSite=Strict", "Max-Age=43200"],
         "no Secure without TLS: {set_cookie}"
+    );
+    let device = set_cookie_line(&answer, "thinline_device").expect("a device cookie");
+    let flags: Vec<&str> = device.split("; ").skip(1).collect();
+    assert_eq!(
+        flags,
+        [
+            "Path=/login",
+            "HttpOnly",
+            "SameSite=Strict",
+            "Max-Age=31536000"
+        ],
+        "{device}"
     );
     let ada = signed_in(&dir, "ada", &answer);
     let who = me(&ada).await;
@@ -109,10 +172,11 @@ pub async fn wrong_passwords_and_unknown_users_answer_alike(db: &Db) {
 
 pub async fn too_many_attempts_are_refused_before_hashing(db: &Db) {
     let per_user = LoginLimits {
-        per_user_burst: 2,
-        per_user_per_minute: 1,
+        per_user_at_address_burst: 2,
+        per_user_at_address_per_minute: 1,
         per_address_burst: 100,
         per_address_per_minute: 100,
+        ..LoginLimits::default()
     };
     let dir = directory_with(
         db,
@@ -128,7 +192,8 @@ pub async fn too_many_attempts_are_refused_before_hashing(db: &Db) {
             StatusCode::UNAUTHORIZED
         );
     }
-    // Even the right password is refused once the user's budget is spent.
+    // Even the right password is refused once the user's budget at this
+    // address is spent.
     let limited = dir.login("ada", PASSWORD).await;
     assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
     assert!(
@@ -150,10 +215,11 @@ pub async fn too_many_attempts_are_refused_before_hashing(db: &Db) {
 
     // Per address: every name counts against the one client.
     let per_address = LoginLimits {
-        per_user_burst: 100,
-        per_user_per_minute: 100,
+        per_user_at_address_burst: 100,
+        per_user_at_address_per_minute: 100,
         per_address_burst: 2,
         per_address_per_minute: 1,
+        ..LoginLimits::default()
     };
     let dir = Directory::start(
         db.open().await,
@@ -226,6 +292,8 @@ pub async fn signing_out_ends_the_login(db: &Db) {
         out.header("set-cookie"),
         "thinline_login=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"
     );
+    // The browser stays a known device: only the login cookie is touched.
+    assert_eq!(out.headers.get_all("set-cookie").iter().count(), 1);
     // The old cookie is dead everywhere, not just forgotten by the browser.
     assert_eq!(me(&ada).await.status, StatusCode::UNAUTHORIZED);
     let placed = ada.post("/v1/placement", json!({ "new": true })).await;
@@ -317,10 +385,9 @@ pub async fn a_trusted_proxy_names_the_user_and_no_one_else_can(db: &Db) {
         trusted_proxies: vec!["127.0.0.1".parse().unwrap()],
         proxy_user_header: Some(hyper::header::HeaderName::from_static("x-remote-user")),
         login_limits: LoginLimits {
-            per_user_burst: 100,
-            per_user_per_minute: 100,
             per_address_burst: 1,
             per_address_per_minute: 1,
+            ..LoginLimits::default()
         },
         ..DirectoryConfig::default()
     };
@@ -408,4 +475,179 @@ pub async fn a_trusted_proxy_names_the_user_and_no_one_else_can(db: &Db) {
     };
     assert_eq!(login("10.0.0.1").await, StatusCode::UNAUTHORIZED);
     assert_eq!(login("10.0.0.2").await, StatusCode::TOO_MANY_REQUESTS);
+}
+
+pub async fn a_stranger_cannot_lock_the_owners_browser_out(db: &Db) {
+    let config = behind_proxy(LoginLimits::default());
+    let devices = DeviceKey::from_ticket_signer(&config.ticket_signer);
+    let dir = directory_with(db, config).await;
+    let (home, attacker, elsewhere) = ("192.0.2.10", "203.0.113.66", "198.51.100.20");
+
+    // Ada signs in once at home; her browser is now a known device.
+    let first = login_from(&dir, home, PASSWORD, None).await;
+    signed_in(&dir, "ada", &first);
+    let device = device_cookie(&first);
+    let id = devices
+        .verify(value(&device), "ada", auth::ticket::now_ms())
+        .unwrap();
+
+    // One address guessing gets five tries, then waits.
+    let mut statuses = Vec::new();
+    for _ in 0..30 {
+        let answer = login_from(&dir, attacker, "guess", None).await;
+        assert!(set_cookie_line(&answer, "thinline_device").is_none());
+        statuses.push(answer.status);
+    }
+    assert_eq!(statuses[..5], [StatusCode::UNAUTHORIZED; 5], "{statuses:?}");
+    assert!(
+        statuses[5..]
+            .iter()
+            .all(|status| *status == StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
+    // That spent only its own budget for ada: from another address even a
+    // browser she never used signs in (one address cannot spend the budget
+    // all strangers share).
+    signed_in(
+        &dir,
+        "ada",
+        &login_from(&dir, elsewhere, PASSWORD, None).await,
+    );
+
+    // Many addresses guessing together do spend it: then browsers without
+    // ada's device cookie wait, whoever they are.
+    let mut refused = None;
+    for n in 1..=40 {
+        let answer = login_from(&dir, &format!("203.0.113.{n}"), "guess", None).await;
+        if answer.status == StatusCode::TOO_MANY_REQUESTS {
+            refused = Some((n, answer));
+            break;
+        }
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "address {n}");
+    }
+    let (n, refused) = refused.expect("forty addresses guessing were never limited");
+    assert!(n > 10, "limited after only {n} addresses");
+    assert!(
+        refused
+            .text()
+            .contains("or from a browser you have signed in from before"),
+        "{}",
+        refused.text()
+    );
+
+    // Her browser gets in all the same, at home and anywhere else, and
+    // keeps its device id under a renewed cookie.
+    let cookie = device.as_str();
+    for client in [home, "198.51.100.99", attacker.replace("66", "67").as_str()] {
+        let answer = login_from(&dir, client, PASSWORD, Some(cookie)).await;
+        signed_in(&dir, "ada", &answer);
+        let renewed = device_cookie(&answer);
+        assert_eq!(
+            devices.verify(value(&renewed), "ada", auth::ticket::now_ms()),
+            Ok(id)
+        );
+    }
+
+    // Whoever holds the cookie still guesses slowly: the device has a
+    // budget of its own, and then even the right password waits.
+    let mut statuses = Vec::new();
+    for _ in 0..7 {
+        statuses.push(login_from(&dir, home, "guess", Some(cookie)).await.status);
+    }
+    assert!(
+        statuses.contains(&StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
+    let limited = login_from(&dir, "198.51.100.100", PASSWORD, Some(cookie)).await;
+    assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(
+        !limited.text().contains("signed in from before"),
+        "{}",
+        limited.text()
+    );
+}
+
+pub async fn a_forged_or_foreign_device_cookie_is_no_exemption(db: &Db) {
+    let config = behind_proxy(LoginLimits {
+        per_user_untrusted_burst: 2,
+        per_user_untrusted_per_minute: 1,
+        ..LoginLimits::default()
+    });
+    let signer = config.ticket_signer.clone();
+    let dir = directory_with(db, config).await;
+    accounts::add(&*dir.store, "bob", PASSWORD).await.unwrap();
+    let ada_device = device_cookie(&login_from(&dir, "192.0.2.10", PASSWORD, None).await);
+    let bob_device = {
+        let answer = dir
+            .send(
+                Method::POST,
+                "/login",
+                Body::Form(format!("user=bob&password={PASSWORD}")),
+                &[("origin", &dir.base), ("x-forwarded-for", "192.0.2.11")],
+            )
+            .await;
+        device_cookie(&answer)
+    };
+    // Strangers spend the rest of ada's shared budget.
+    assert_eq!(
+        login_from(&dir, "203.0.113.1", "guess", None).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        login_from(&dir, "203.0.113.2", PASSWORD, None).await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+
+    let ada_value = value(&ada_device);
+    let mut tampered = ada_value.as_bytes().to_vec();
+    tampered[10] = if tampered[10] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    let other_key = DeviceKey::from_ticket_signer(&auth::ticket::TicketSigner::generate())
+        .issue(
+            "ada",
+            auth::device::DeviceId::generate(),
+            auth::ticket::now_ms(),
+        )
+        .unwrap();
+    let now = auth::ticket::now_ms();
+    // A ticket is signed with this directory's key too, and for ada.
+    let ticket = signer
+        .sign(&auth::ticket::Claims {
+            user: "ada".to_owned(),
+            session: [1; 16],
+            host: "h1".to_owned(),
+            epoch: 1,
+            login: [2; 32],
+            issued_at_ms: now,
+            expires_at_ms: now + 60_000,
+        })
+        .unwrap();
+    let huge = "A".repeat(10_000);
+    let no_exemption = [
+        bob_device.clone(),
+        format!("thinline_device={tampered}"),
+        format!("thinline_device={}", other_key.as_str()),
+        format!("thinline_device={huge}"),
+        "thinline_device=".to_owned(),
+        format!("thinline_device={ticket}"),
+        // The right value under another name is not a device cookie.
+        format!("thinline_login={ada_value}"),
+    ];
+    for (n, cookie) in no_exemption.iter().enumerate() {
+        let answer = login_from(&dir, &format!("198.51.100.{n}"), PASSWORD, Some(cookie)).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::TOO_MANY_REQUESTS,
+            "{cookie:.80}: {}",
+            answer.text()
+        );
+        assert!(answer.headers.get("set-cookie").is_none());
+    }
+    // Bob's cookie is no use as ada, but ada's own works, even among junk.
+    let among_junk = format!("thinline_device=junk; {bob_device}; {ada_device}");
+    signed_in(
+        &dir,
+        "ada",
+        &login_from(&dir, "198.51.100.50", PASSWORD, Some(&among_junk)).await,
+    );
 }
