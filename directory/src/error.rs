@@ -21,7 +21,8 @@ pub enum AppError {
     NotFound(String),
     /// The caller must prove it is a host (the hosts' shared token).
     #[error(
-        "this call is for hosts: send the hosts' token as `Authorization: Bearer ...` (THINLINE_HOST_TOKEN)"
+        "this call is for operators: send the operators' token as `Authorization: Bearer ...` \
+         (THINLINE_OPERATOR_TOKEN), or use `directory host drain|undrain ID --store ...`"
     )]
     Unauthorized,
     /// The request is valid but the state forbids it (an ended session).
@@ -66,7 +67,7 @@ impl AppError {
             AppError::BadRequest(message) => (StatusCode::BAD_REQUEST, message.clone(), false),
             AppError::NotFound(message) => (StatusCode::NOT_FOUND, message.clone(), false),
             AppError::Unauthorized => {
-                tracing::warn!("refused a host call without the hosts' token");
+                tracing::warn!("refused an operator's call without the operators' token");
                 (StatusCode::UNAUTHORIZED, self.to_string(), false)
             }
             AppError::Conflict(message) => (StatusCode::CONFLICT, message.clone(), false),

@@ -93,7 +93,7 @@ async fn set_drain(
     headers: &HeaderMap,
     requested: bool,
 ) -> Result<Json<DrainAnswer>, AppError> {
-    check_host_token(state, headers)?;
+    check_operator_token(state, headers)?;
     check_host_id(id)?;
     match state.store.set_drain_requested(id, requested).await {
         Ok(()) => {
@@ -114,11 +114,16 @@ async fn set_drain(
     }
 }
 
-/// Draining hosts decides where users' sessions go, so it needs the hosts'
-/// token when one is configured.
-fn check_host_token(state: &AppState, headers: &HeaderMap) -> Result<(), AppError> {
-    let Some(token) = &state.config.host_token else {
-        return Ok(());
+/// Draining hosts decides where users' sessions go, so it takes the
+/// operators' token, which no host holds; without one configured the HTTP
+/// drain API is off.
+fn check_operator_token(state: &AppState, headers: &HeaderMap) -> Result<(), AppError> {
+    let Some(token) = &state.config.operator_token else {
+        return Err(AppError::Forbidden(
+            "the HTTP drain API is off on this directory: set THINLINE_OPERATOR_TOKEN, \
+             or use `directory host drain|undrain ID --store ...`"
+                .into(),
+        ));
     };
     let given = headers
         .get(axum::http::header::AUTHORIZATION)
@@ -189,6 +194,61 @@ pub mod admin {
                 )
             })
             .collect())
+    }
+
+    /// One line per enrolled host, by id: id, url, enrolled (UTC).
+    pub async fn list_enrolled(store: &dyn Store) -> anyhow::Result<Vec<String>> {
+        let enrolled = store
+            .list_host_enrolments()
+            .await
+            .context("listing the enrolled hosts")?;
+        Ok(enrolled
+            .iter()
+            .map(|host| {
+                format!(
+                    "{}\t{}\t{}",
+                    host.id,
+                    host.url,
+                    crate::pages::utc_minute(host.enrolled_at)
+                )
+            })
+            .collect())
+    }
+
+    /// Enrols `id` at `url` with a new random secret, which is returned:
+    /// the only copy, for the host's `THINLINE_HOST_SECRET`. Enrolling a
+    /// host again revokes its old secret.
+    pub async fn enrol(store: &dyn Store, id: &str, url: &str) -> anyhow::Result<String> {
+        if super::check_host_id(id).is_err() {
+            bail!("invalid host id {id:?}: use letters, digits, '-', '_' or '.'");
+        }
+        let plain = url
+            .strip_prefix("https://")
+            .or_else(|| url.strip_prefix("http://"));
+        if plain.is_none_or(|rest| rest.is_empty() || rest.contains(char::is_whitespace)) {
+            bail!("invalid url {url:?}: give the host's public url, e.g. https://h1.example.com");
+        }
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).context("drawing a random secret")?;
+        // Hex: survives env files, YAML and shells unquoted.
+        let secret: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
+        store
+            .enrol_host(id, url, &secret)
+            .await
+            .context("recording the enrolment in the store")?;
+        Ok(secret)
+    }
+
+    /// Revokes `id`'s enrolment: its secret stops working and its lease
+    /// ends now.
+    pub async fn remove(store: &dyn Store, id: &str) -> anyhow::Result<()> {
+        match store.remove_host_enrolment(id).await {
+            Ok(()) => Ok(()),
+            Err(StoreError::NotFound(_)) => {
+                bail!("no host {id} is enrolled; `directory host enrolled` lists them")
+            }
+            Err(error) => Err(error).context("removing the enrolment from the store"),
+        }
     }
 
     /// Sets or lifts an operator's drain of `id`.

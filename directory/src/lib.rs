@@ -73,10 +73,14 @@ pub struct DirectoryConfig {
     /// The page's `connect-src` sources; empty means every live host's
     /// origins, computed per request.
     pub connect_src: Vec<String>,
-    /// The secret hosts present to register, renew and be drained, and
-    /// that this directory presents to a host to end a session. `None`
-    /// leaves host registration open to anyone who can reach the directory.
+    /// The secret this directory presents to a host to end a session
+    /// there (`THINLINE_HOST_TOKEN`; hosts check it).
     pub host_token: Option<HostToken>,
+    /// The secret an operator presents to drain or undrain a host over
+    /// HTTP (`THINLINE_OPERATOR_TOKEN`). Hosts never hold it, so no host
+    /// can drain another. `None` turns the HTTP drain API off; `directory
+    /// host drain --store` works either way.
+    pub operator_token: Option<HostToken>,
     /// Signs the tickets hosts admit browsers with. Every replica must use
     /// the same key (hosts know its public half); the default is a fresh
     /// key, fine for tests only, so the binary always sets one.
@@ -140,6 +144,7 @@ impl Default for DirectoryConfig {
             static_dir: None,
             connect_src: Vec::new(),
             host_token: None,
+            operator_token: None,
             ticket_signer: Arc::new(TicketSigner::generate()),
             tls: false,
             allowed_origins: Vec::new(),

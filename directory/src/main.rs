@@ -121,6 +121,31 @@ enum HostAction {
         #[command(flatten)]
         store: StoreArg,
     },
+    /// Enrol a host (or enrol it again, which revokes its old secret):
+    /// prints the secret its THINLINE_HOST_SECRET must hold. Once any host
+    /// is enrolled, only enrolled hosts, each with its own secret and at
+    /// its enrolled url, may hold a lease.
+    Add {
+        id: String,
+        /// The url clients and directories reach the host at (its
+        /// --public-url); the host cannot announce another.
+        #[arg(long)]
+        url: String,
+        #[command(flatten)]
+        store: StoreArg,
+    },
+    /// Revoke a host's enrolment: its secret stops working and its lease
+    /// ends now, so directories move its sessions.
+    Remove {
+        id: String,
+        #[command(flatten)]
+        store: StoreArg,
+    },
+    /// List the enrolled hosts: id, url, enrolled (UTC).
+    Enrolled {
+        #[command(flatten)]
+        store: StoreArg,
+    },
     /// Drain a host: it moves its sessions elsewhere and takes none, across
     /// its restarts, until `undrain`.
     Drain {
@@ -319,6 +344,28 @@ async fn host(action: HostAction) -> anyhow::Result<()> {
                 println!("{line}");
             }
         }
+        HostAction::Add { id, url, store } => {
+            let store = open_store(&store.store).await?;
+            let secret = admin::enrol(&*store, &id, &url).await?;
+            println!("THINLINE_HOST_SECRET={secret}");
+            eprintln!(
+                "enrolled {id} at {url}: give it the line above in its environment (a Secret, \
+                 never a flag), and only to it; enrolling it again revokes this secret"
+            );
+        }
+        HostAction::Remove { id, store } => {
+            let store = open_store(&store.store).await?;
+            admin::remove(&*store, &id).await?;
+            eprintln!(
+                "removed {id}: its secret no longer renews a lease; its sessions move elsewhere"
+            );
+        }
+        HostAction::Enrolled { store } => {
+            let store = open_store(&store.store).await?;
+            for line in admin::list_enrolled(&*store).await? {
+                println!("{line}");
+            }
+        }
         HostAction::Drain { id, store } => {
             let store = open_store(&store.store).await?;
             admin::set_drain(&*store, &id, true).await?;
@@ -435,6 +482,18 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tracing::warn!(dir = %dir.display(), "no index.html in the static folder; run `cargo xtask build` first");
     }
     let store = open_store(&args.store).await?;
+    match store.list_host_enrolments().await {
+        Ok(enrolled) if enrolled.is_empty() => tracing::warn!(
+            "no host is enrolled: any process that can write the store may register as a host \
+             with a loopback url; enrol every host with `directory host add ID --url URL` \
+             (each gets a secret of its own) before serving anything but one machine"
+        ),
+        Ok(enrolled) => tracing::info!(
+            hosts = enrolled.len(),
+            "only enrolled hosts may hold a lease"
+        ),
+        Err(error) => tracing::warn!(%error, "could not read the host enrolments"),
+    }
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| {
@@ -469,6 +528,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .ok()
             .filter(|t| !t.is_empty())
             .map(directory::HostToken),
+        operator_token: std::env::var("THINLINE_OPERATOR_TOKEN")
+            .ok()
+            .filter(|t| !t.is_empty())
+            .map(directory::HostToken),
         ticket_signer: Arc::new(signer),
         tls: browsers_use_tls,
         allowed_origins: args
@@ -484,7 +547,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     if config.host_token.is_none() {
         tracing::warn!(
-            "THINLINE_HOST_TOKEN is not set: anyone who can reach this directory can drain hosts"
+            "THINLINE_HOST_TOKEN is not set: hosts will refuse this directory's calls to end a session \
+             (the store still fences them)"
+        );
+    }
+    if config.operator_token.is_none() {
+        tracing::info!(
+            "THINLINE_OPERATOR_TOKEN is not set: the HTTP drain API is off; \
+             use `directory host drain ID --store ...`"
         );
     }
     let kind = store.kind();

@@ -81,9 +81,10 @@ pub fn spec() -> Value {
                     "summary": "An operator's drain of a host",
                     "description": "The host learns it from its next lease renewal (hosts renew in the store, never here), moves every session elsewhere and takes none until the drain is lifted; the drain outlives the host's restarts.",
                     "parameters": [host_id],
-                    "security": [{ "hostToken": [] }],
+                    "security": [{ "operatorToken": [] }],
                     "responses": {
-                        "401": error_response("the hosts' token is missing or wrong"),
+                        "401": error_response("the operators' token is missing or wrong"),
+                        "403": error_response("the HTTP drain API is off (no THINLINE_OPERATOR_TOKEN)"),
                         "200": ok(json!({ "$ref": "#/components/schemas/DrainAnswer" })),
                         "404": error_response("no such host"),
                         "503": error_response("the store is unavailable")
@@ -93,9 +94,10 @@ pub fn spec() -> Value {
                     "summary": "Lift an operator's drain",
                     "description": "The host serves again from its next renewal. A host stopping on SIGTERM drains on its own; that drain ends with its process and needs no lifting.",
                     "parameters": [host_id],
-                    "security": [{ "hostToken": [] }],
+                    "security": [{ "operatorToken": [] }],
                     "responses": {
-                        "401": error_response("the hosts' token is missing or wrong"),
+                        "401": error_response("the operators' token is missing or wrong"),
+                        "403": error_response("the HTTP drain API is off (no THINLINE_OPERATOR_TOKEN)"),
                         "200": ok(json!({ "$ref": "#/components/schemas/DrainAnswer" })),
                         "404": error_response("no such host"),
                         "503": error_response("the store is unavailable")
@@ -295,10 +297,10 @@ pub fn spec() -> Value {
                     "name": "thinline_login",
                     "description": "Set by POST /login (or by a trusted reverse proxy's user header); lasts 12 hours or until sign-out"
                 },
-                "hostToken": {
+                "operatorToken": {
                     "type": "http",
                     "scheme": "bearer",
-                    "description": "The hosts' shared secret (THINLINE_HOST_TOKEN), required when the directory has one"
+                    "description": "The operators' secret (THINLINE_OPERATOR_TOKEN), which no host holds; without one the drain API is off"
                 }
             },
             "schemas": {

@@ -1,5 +1,6 @@
 //! The secret a directory shows a host to end a session there
-//! (`THINLINE_HOST_TOKEN`, `POST /v1/sessions/{id}/end`).
+//! (`THINLINE_HOST_TOKEN`, `POST /v1/sessions/{id}/end`), and the host's
+//! own enrolment secret, which it shows the store.
 
 /// The hosts' shared secret; its `Debug` never shows it.
 #[derive(Clone)]
@@ -20,6 +21,18 @@ impl std::fmt::Debug for HostToken {
     }
 }
 
+/// This host's own enrolment secret (`THINLINE_HOST_SECRET`, from
+/// `directory host add`), which the store asks for at every renewal of the
+/// lease; its `Debug` never shows it.
+#[derive(Clone)]
+pub struct HostSecret(pub String);
+
+impl std::fmt::Debug for HostSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HostSecret(..)")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -32,5 +45,7 @@ mod tests {
         assert!(!token.matches("s3cret-token "));
         assert!(!token.matches(""));
         assert_eq!(format!("{token:?}"), "HostToken(..)");
+        let secret = HostSecret("s3cret-secret".into());
+        assert_eq!(format!("{secret:?}"), "HostSecret(..)");
     }
 }

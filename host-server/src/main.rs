@@ -16,7 +16,7 @@ use auth::ticket::{TicketPublicKey, TicketVerifier};
 use clap::{Parser, Subcommand};
 use host_server::address_limit::AddressLimiter;
 use host_server::cgroup::{Limits, parse_bytes};
-use host_server::host_token::HostToken;
+use host_server::host_token::{HostSecret, HostToken};
 use host_server::metrics::Metrics;
 use host_server::pty::ProgramSpec;
 use host_server::registry::{Registry, StoreConfig};
@@ -292,8 +292,27 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .ok()
         .filter(|t| !t.is_empty())
         .map(HostToken);
+    // Likewise: this host's enrolment secret, for the store.
+    let secret = host_secret()?;
+    if args.store.is_some() && secret.is_none() {
+        if store::is_loopback_url(&public_url) {
+            tracing::warn!(
+                url = %public_url,
+                "THINLINE_HOST_SECRET is not set: this host registers without enrolment, \
+                 which the store allows only while no host is enrolled and only for loopback urls; \
+                 enrol hosts with `directory host add` for anything but one machine"
+            );
+        } else {
+            tracing::error!(
+                url = %public_url,
+                "THINLINE_HOST_SECRET is not set: the store will refuse this host's lease \
+                 (a host that is not on loopback must be enrolled with `directory host add`)"
+            );
+        }
+    }
     let lease = args.store.is_some().then(|| LeaseConfig {
         public_url: public_url.clone(),
+        secret,
         ttl: Duration::from_millis(args.lease_ttl_ms),
         renew_every: Duration::from_millis(args.renew_interval_ms),
     });
@@ -447,6 +466,37 @@ async fn shutdown_signal() {
         _ = term.recv() => {}
         _ = int.recv() => {}
     }
+}
+
+/// This host's enrolment secret: `THINLINE_HOST_SECRET`, or the file named
+/// by `THINLINE_HOST_SECRET_FILE` (a mounted Secret: on Kubernetes,
+/// `/run/secrets/thinline-hosts/$(POD_NAME)` gives each pod its own).
+fn host_secret() -> anyhow::Result<Option<HostSecret>> {
+    if let Some(secret) = std::env::var("THINLINE_HOST_SECRET")
+        .ok()
+        .filter(|t| !t.is_empty())
+    {
+        return Ok(Some(HostSecret(secret)));
+    }
+    let Some(path) = std::env::var_os("THINLINE_HOST_SECRET_FILE").filter(|p| !p.is_empty()) else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "cannot read THINLINE_HOST_SECRET_FILE {}: mount the secret `directory host add` printed for this host",
+            std::path::Path::new(&path).display()
+        )
+    })?;
+    let secret = text.trim();
+    let secret = secret
+        .strip_prefix("THINLINE_HOST_SECRET=")
+        .unwrap_or(secret);
+    anyhow::ensure!(
+        !secret.is_empty(),
+        "THINLINE_HOST_SECRET_FILE {} is empty",
+        std::path::Path::new(&path).display()
+    );
+    Ok(Some(HostSecret(secret.to_owned())))
 }
 
 #[cfg(test)]

@@ -36,6 +36,9 @@ pub struct LeaseConfig {
     /// Where clients and directories reach this host; stored with the
     /// lease so placement can send clients here.
     pub public_url: String,
+    /// The secret this host was enrolled with (`directory host add`);
+    /// `None` where no host is enrolled, which only loopback urls may do.
+    pub secret: Option<crate::host_token::HostSecret>,
     pub ttl: Duration,
     pub renew_every: Duration,
 }
@@ -93,6 +96,15 @@ pub async fn keep_lease(state: AppState, store: Arc<dyn Store>, config: LeaseCon
                         }
                         follow_operator(&state, renewal.host.drain_requested);
                     }
+                    Err(error @ store::StoreError::NotEnrolled { .. }) => {
+                        // Not an outage: the operator must act. Said at
+                        // the first refusal and every 60th after, since
+                        // nothing will change until they do.
+                        if keeper.failures().is_multiple_of(60) {
+                            tracing::error!(%error, "the store refused this host's lease; it takes no new sessions");
+                        }
+                        keeper.on_failed(Instant::now());
+                    }
                     Err(error) => {
                         if keeper.failures() == 0 {
                             tracing::warn!(%error, "lease renewal failed; retrying");
@@ -121,6 +133,7 @@ async fn renew(
     store
         .renew_lease(
             state.registry.host(),
+            config.secret.as_ref().map(|secret| secret.0.as_str()),
             &config.public_url,
             u64::try_from(config.ttl.as_millis()).unwrap_or(u64::MAX),
             load,

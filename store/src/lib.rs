@@ -67,11 +67,13 @@
 
 use async_trait::async_trait;
 
+mod enrolment;
 mod memory;
 mod postgres;
 mod sql;
 mod sqlite;
 
+pub use enrolment::{HostEnrolment, hash_host_secret, is_loopback_url};
 pub use memory::MemoryStore;
 pub use postgres::{PgStore, PgStoreBuilder};
 pub use sqlite::SqliteStore;
@@ -504,6 +506,10 @@ pub enum StoreError {
     /// Every uid of the range is someone's identity already.
     #[error("every uid in {range} is taken: widen --uid-range to give new users an identity")]
     UidRangeExhausted { range: UidRange },
+    /// A host's renewal was refused by the operator's enrolments (see
+    /// [`Store::enrol_host`]): `why` says what to do.
+    #[error("host {host} may not hold a lease: {why}")]
+    NotEnrolled { host: String, why: String },
 }
 
 impl StoreError {
@@ -559,14 +565,32 @@ pub trait Store: Send + Sync + 'static {
     /// `load` and `shutting_down` are replaced; an operator's
     /// `drain_requested` is kept (a new host starts without one). Says
     /// whether the previous lease had lapsed.
+    ///
+    /// Only an enrolled host with its own secret and url renews; with no
+    /// host enrolled at all, any host with a loopback url may. Otherwise
+    /// `NotEnrolled`, and nothing is written.
     async fn renew_lease(
         &self,
         id: &str,
+        secret: Option<&str>,
         url: &str,
         ttl_ms: u64,
         load: u32,
         shutting_down: bool,
     ) -> Result<LeaseRenewal>;
+
+    /// Enrols host `id` at `url` with `secret` (its sha256 is stored), or
+    /// enrols it again with a new url or secret, which revokes the old
+    /// ones. Either way the host's current lease ends now, so the next
+    /// lease is taken with this enrolment.
+    async fn enrol_host(&self, id: &str, url: &str, secret: &str) -> Result<()>;
+
+    /// Removes a host's enrolment (its secret stops working) and ends its
+    /// lease now. `NotFound` if it was not enrolled.
+    async fn remove_host_enrolment(&self, id: &str) -> Result<()>;
+
+    /// Every enrolled host, ordered by id.
+    async fn list_host_enrolments(&self) -> Result<Vec<HostEnrolment>>;
 
     /// Every host ever registered, live or not, ordered by id.
     async fn list_hosts(&self) -> Result<Vec<HostRecord>>;

@@ -9,10 +9,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 
+use crate::enrolment::{Enrolled, check_renewal};
 use crate::{
-    Account, HostRecord, LeaseRenewal, Login, MAX_LEASE_TTL_MS, MAX_LOGIN_TTL_MS, Millis, Result,
-    ScreenWrite, ScrollbackBlock, SessionRecord, SessionState, SessionUpdate, Store, StoreError,
-    StoredScreen, UidRange, UnixIdentity, User, check_unix_ids, check_user_name,
+    Account, HostEnrolment, HostRecord, LeaseRenewal, Login, MAX_LEASE_TTL_MS, MAX_LOGIN_TTL_MS,
+    Millis, Result, ScreenWrite, ScrollbackBlock, SessionRecord, SessionState, SessionUpdate,
+    Store, StoreError, StoredScreen, UidRange, UnixIdentity, User, check_unix_ids, check_user_name,
+    hash_host_secret,
 };
 
 /// A session store in memory.
@@ -33,6 +35,8 @@ struct Tables {
     logins: HashMap<String, Login>,
     /// Keyed and therefore listed by name, bytewise like the SQL backends.
     identities: BTreeMap<String, UnixIdentity>,
+    /// By id: the enrolment and the secret's hash.
+    enrolments: BTreeMap<String, (HostEnrolment, String)>,
 }
 
 /// A session's screen and its blocks, kept together so that, like the SQL
@@ -89,6 +93,13 @@ impl Tables {
                 .accounts
                 .get(&login.user)
                 .is_some_and(|account| !account.disabled)
+    }
+
+    /// Ends a host's lease at `now`, if it has one running.
+    fn end_lease(&mut self, id: &str, now: Millis) {
+        if let Some(host) = self.hosts.get_mut(id) {
+            host.lease_expires_at = host.lease_expires_at.min(now);
+        }
     }
 
     /// Deletes every login of `user` (what the SQL backends' cascade and
@@ -244,6 +255,7 @@ impl Store for MemoryStore {
     async fn renew_lease(
         &self,
         id: &str,
+        secret: Option<&str>,
         url: &str,
         ttl_ms: u64,
         load: u32,
@@ -252,6 +264,15 @@ impl Store for MemoryStore {
         let now = system_now();
         let ttl = Millis::try_from(ttl_ms.min(MAX_LEASE_TTL_MS)).unwrap_or(Millis::MAX);
         let mut tables = self.tables();
+        let own = tables
+            .enrolments
+            .get(id)
+            .map(|(enrolment, hash)| (enrolment.url.as_str(), hash.as_str()));
+        let enrolled = Enrolled {
+            own,
+            any: !tables.enrolments.is_empty(),
+        };
+        check_renewal(id, url, secret, enrolled)?;
         let lapsed = tables
             .hosts
             .get(id)
@@ -276,6 +297,40 @@ impl Store for MemoryStore {
             host: host.clone(),
             lapsed,
         })
+    }
+
+    async fn enrol_host(&self, id: &str, url: &str, secret: &str) -> Result<()> {
+        let now = system_now();
+        let mut tables = self.tables();
+        let enrolment = HostEnrolment {
+            id: id.to_owned(),
+            url: url.to_owned(),
+            enrolled_at: now,
+        };
+        tables
+            .enrolments
+            .insert(id.to_owned(), (enrolment, hash_host_secret(secret)));
+        tables.end_lease(id, now);
+        Ok(())
+    }
+
+    async fn remove_host_enrolment(&self, id: &str) -> Result<()> {
+        let now = system_now();
+        let mut tables = self.tables();
+        if tables.enrolments.remove(id).is_none() {
+            return Err(StoreError::NotFound(id.to_owned()));
+        }
+        tables.end_lease(id, now);
+        Ok(())
+    }
+
+    async fn list_host_enrolments(&self) -> Result<Vec<HostEnrolment>> {
+        let tables = self.tables();
+        Ok(tables
+            .enrolments
+            .values()
+            .map(|(enrolment, _)| enrolment.clone())
+            .collect())
     }
 
     async fn list_hosts(&self) -> Result<Vec<HostRecord>> {

@@ -454,6 +454,7 @@ macro_rules! impl_store {
             };
 
             impl $store {
+
                 /// Whether the session exists, for telling `Fenced` from
                 /// `NotFound` after a write matched no row.
                 async fn exists(&self, id: &str) -> Result<bool> {
@@ -738,6 +739,7 @@ macro_rules! impl_store {
                 async fn renew_lease(
                     &self,
                     id: &str,
+                    secret: Option<&str>,
                     url: &str,
                     ttl_ms: u64,
                     load: u32,
@@ -751,6 +753,32 @@ macro_rules! impl_store {
                     // connection, so it never queues behind the host's
                     // screen writes.
                     let mut tx = self.lease_pool.begin_with($begin_write).await.map_err(from_sqlx)?;
+                    // The enrolment is read in the transaction that writes
+                    // the lease, so a revocation and a renewal cannot
+                    // interleave.
+                    let own: Option<(String, String)> = sqlx::query_as(
+                        "SELECT url, secret_hash FROM host_enrolments WHERE id = $1",
+                    )
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(from_sqlx)?;
+                    let any = match own {
+                        Some(_) => true,
+                        None => sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM host_enrolments")
+                            .fetch_one(&mut *tx)
+                            .await
+                            .map_err(from_sqlx)?
+                            > 0,
+                    };
+                    let enrolled = $crate::enrolment::Enrolled {
+                        own: own.as_ref().map(|(url, hash)| (url.as_str(), hash.as_str())),
+                        any,
+                    };
+                    if let Err(refused) = $crate::enrolment::check_renewal(id, url, secret, enrolled) {
+                        tx.rollback().await.map_err(from_sqlx)?;
+                        return Err(refused);
+                    }
                     let lapsed: Option<bool> = sqlx::query_scalar(concat!(
                         "SELECT lease_expires_at <= ",
                         $now,
@@ -810,6 +838,74 @@ macro_rules! impl_store {
                     .await
                     .map_err(from_sqlx)?;
                     row.map(HostRow::into_record).transpose()
+                }
+
+                async fn enrol_host(&self, id: &str, url: &str, secret: &str) -> Result<()> {
+                    let mut tx = self.pool.begin_with($begin_write).await.map_err(from_sqlx)?;
+                    sqlx::query(concat!(
+                        "INSERT INTO host_enrolments (id, url, secret_hash, enrolled_at) VALUES ($1, $2, $3, ",
+                        $now,
+                        ") ON CONFLICT (id) DO UPDATE SET url = excluded.url, \
+                         secret_hash = excluded.secret_hash, enrolled_at = excluded.enrolled_at"
+                    ))
+                    .bind(id)
+                    .bind(url)
+                    .bind($crate::hash_host_secret(secret))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(from_sqlx)?;
+                    // The lease taken under the old enrolment ends now.
+                    sqlx::query(concat!(
+                        "UPDATE hosts SET lease_expires_at = ",
+                        $now,
+                        " WHERE id = $1 AND lease_expires_at > ",
+                        $now
+                    ))
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(from_sqlx)?;
+                    tx.commit().await.map_err(from_sqlx)?;
+                    Ok(())
+                }
+
+                async fn remove_host_enrolment(&self, id: &str) -> Result<()> {
+                    let mut tx = self.pool.begin_with($begin_write).await.map_err(from_sqlx)?;
+                    let removed = sqlx::query("DELETE FROM host_enrolments WHERE id = $1")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(from_sqlx)?;
+                    if removed.rows_affected() == 0 {
+                        tx.rollback().await.map_err(from_sqlx)?;
+                        return Err(StoreError::NotFound(id.to_owned()));
+                    }
+                    // The lease taken under the old enrolment ends now.
+                    sqlx::query(concat!(
+                        "UPDATE hosts SET lease_expires_at = ",
+                        $now,
+                        " WHERE id = $1 AND lease_expires_at > ",
+                        $now
+                    ))
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(from_sqlx)?;
+                    tx.commit().await.map_err(from_sqlx)?;
+                    Ok(())
+                }
+
+                async fn list_host_enrolments(&self) -> Result<Vec<$crate::HostEnrolment>> {
+                    let rows: Vec<(String, String, i64)> = sqlx::query_as(
+                        "SELECT id, url, enrolled_at FROM host_enrolments ORDER BY id",
+                    )
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(from_sqlx)?;
+                    Ok(rows
+                        .into_iter()
+                        .map(|(id, url, enrolled_at)| $crate::HostEnrolment { id, url, enrolled_at })
+                        .collect())
                 }
 
                 async fn set_drain_requested(&self, id: &str, requested: bool) -> Result<()> {

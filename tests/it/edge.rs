@@ -245,3 +245,116 @@ async fn a_sign_in_that_ends_closes_its_terminals() -> Result<()> {
     );
     Ok(())
 }
+
+/// Hosts earn their trust: with hosts enrolled, a process holding one
+/// host's secret cannot take that host's id at another url nor register
+/// an id of its own; a removed host loses its lease (and only it) past
+/// every timeout while its live terminal carries on, and comes back only
+/// with the secret of a new enrolment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_an_enrolled_host_with_its_own_secret_holds_a_lease() -> Result<()> {
+    if !tests::browser::e2e_enabled() {
+        eprintln!(
+            "only_an_enrolled_host_with_its_own_secret_holds_a_lease: skipped (cargo xtask test runs it)"
+        );
+        return Ok(());
+    }
+    let mut cluster = Cluster::start(ClusterOptions {
+        hosts: 2,
+        ..ClusterOptions::default()
+    })
+    .await?;
+    let h1_url = cluster.host("h1").context("no h1")?.public_url.clone();
+    let h1_secret = cluster.host_secret("h1").context("h1 was not enrolled")?;
+    let mut user = RoamingClient::place_as(&cluster, &cluster.cookie, SIZE).await?;
+    user.client
+        .wait_for(PATIENCE, "the prompt", |s| s.at_prompt())
+        .await?;
+
+    // Impostors with h1's secret: as h1 at their own url, and as h9.
+    let mut as_h1 = cluster.spawn_host_as("h1", Some(&h1_secret))?;
+    let mut as_h9 = cluster.spawn_host_as("h9", Some(&h1_secret))?;
+    let mut bare = cluster.spawn_host_as("h8", None)?;
+    // Past several renewals and a whole lease.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let h1 = cluster.store.get_host("h1").await?.context("h1 vanished")?;
+    ensure!(h1.url == h1_url, "an impostor moved h1 to {}", h1.url);
+    ensure!(
+        h1.is_live(cluster.store.now().await?),
+        "h1 lost its lease to an impostor"
+    );
+    for id in ["h9", "h8"] {
+        ensure!(
+            cluster.store.get_host(id).await?.is_none(),
+            "{id} registered without an enrolment"
+        );
+    }
+    for (impostor, what) in [
+        (&as_h1, "another url"),
+        (&as_h9, "another id"),
+        (&bare, "no secret"),
+    ] {
+        ensure!(
+            impostor
+                .log_text()
+                .contains("the store refused this host's lease"),
+            "the impostor with {what} was not told it was refused:\n{}",
+            impostor.log_text()
+        );
+    }
+    for impostor in [&mut as_h1, &mut as_h9, &mut bare] {
+        impostor.terminate()?;
+    }
+
+    // Revoking h1 ends its lease, and only its; its terminal carries on.
+    let serving = user.host.clone();
+    cluster.directory_cli(&["host", "remove", &serving])?;
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let now = cluster.store.now().await?;
+    let revoked = cluster
+        .store
+        .get_host(&serving)
+        .await?
+        .context("host vanished")?;
+    ensure!(
+        !revoked.is_live(now),
+        "{serving} still holds a lease after its removal"
+    );
+    let other = if serving == "h1" { "h2" } else { "h1" };
+    let kept = cluster
+        .store
+        .get_host(other)
+        .await?
+        .context("other host vanished")?;
+    ensure!(
+        kept.is_live(now),
+        "removing {serving} cost {other} its lease"
+    );
+    user.client
+        .run_expecting("echo still-$((40+2))", "still-42", PATIENCE)
+        .await?;
+
+    // Enrolled again: the running process's old secret stays refused; a
+    // restart with the new one takes the lease back.
+    cluster.enrol_again(&serving)?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let now = cluster.store.now().await?;
+    ensure!(
+        !cluster
+            .store
+            .get_host(&serving)
+            .await?
+            .context("host vanished")?
+            .is_live(now),
+        "the revoked secret renewed a lease"
+    );
+    cluster.host_mut(&serving)?.server.terminate()?;
+    cluster
+        .host_mut(&serving)?
+        .server
+        .wait_exit(Duration::from_secs(20))
+        .await?;
+    cluster.restart_host(&serving).await?;
+    cluster.wait_hosts_live().await?;
+    Ok(())
+}

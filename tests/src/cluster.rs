@@ -69,6 +69,10 @@ pub struct ClusterOptions {
     pub rust_log: Option<String>,
     /// More arguments for every host's `serve`.
     pub host_args: Vec<String>,
+    /// Enrol every host (`directory host add`) before it starts and give
+    /// it its own secret, as production does; `false` leaves registration
+    /// open, which the store allows for loopback urls only.
+    pub enrol_hosts: bool,
 }
 
 impl Default for ClusterOptions {
@@ -80,6 +84,7 @@ impl Default for ClusterOptions {
             lease: None,
             rust_log: None,
             host_args: Vec::new(),
+            enrol_hosts: true,
         }
     }
 }
@@ -285,6 +290,8 @@ pub struct ClusterHost {
     /// the same way.
     public_url_arg: Option<String>,
     store_spec: String,
+    /// Its enrolment secret, if the cluster enrolled it.
+    secret: Option<String>,
 }
 
 /// A directory (or two), hosts and a store, as real processes.
@@ -423,7 +430,20 @@ impl Cluster {
         let id = format!("h{}", self.next_host);
         self.next_host += 1;
         let store_spec = store_spec.unwrap_or_else(|| self.store_spec.clone());
-        let command = self.host_command(&id, 0, public_url.as_deref(), &store_spec)?;
+        // An enrolled host's url is fixed before it starts, so its port is.
+        let (port, secret) = if self.options.enrol_hosts {
+            let port = free_port()?;
+            let url = public_url
+                .clone()
+                .unwrap_or_else(|| format!("http://127.0.0.1:{port}"));
+            (port, Some(self.enrol(&id, &url)?))
+        } else {
+            (0, None)
+        };
+        let mut command = self.host_command(&id, port, public_url.as_deref(), &store_spec)?;
+        if let Some(secret) = &secret {
+            command.env("THINLINE_HOST_SECRET", secret);
+        }
         let server = Server::spawn(command, &id, host::parse_ready_line)?;
         let registered = public_url.clone().unwrap_or_else(|| server.url());
         self.hosts.push(ClusterHost {
@@ -432,14 +452,56 @@ impl Cluster {
             public_url: registered,
             public_url_arg: public_url,
             store_spec,
+            secret,
         });
         Ok(id)
+    }
+
+    /// `directory host add ID --url URL`, as an operator enrols a host;
+    /// returns its secret.
+    pub fn enrol(&self, id: &str, url: &str) -> Result<String> {
+        let printed = self.directory_cli(&["host", "add", id, "--url", url])?;
+        printed
+            .lines()
+            .find_map(|line| line.strip_prefix("THINLINE_HOST_SECRET="))
+            .map(str::to_owned)
+            .with_context(|| format!("`directory host add {id}` printed no secret: {printed}"))
+    }
+
+    /// Starts a host process outside the cluster's books: id `id`, its
+    /// own port, the cluster's store, and `secret` if given. For impostor
+    /// tests; the caller keeps the process alive.
+    pub fn spawn_host_as(&self, id: &str, secret: Option<&str>) -> Result<Server> {
+        let mut command = self.host_command(id, 0, None, &self.store_spec)?;
+        if let Some(secret) = secret {
+            command.env("THINLINE_HOST_SECRET", secret);
+        }
+        Server::spawn(command, id, host::parse_ready_line)
+    }
+
+    /// Enrols host `id` again at its url, as an operator revokes a leaked
+    /// secret; the running process keeps the old one, and a restart takes
+    /// the new.
+    pub fn enrol_again(&mut self, id: &str) -> Result<()> {
+        let url = self
+            .host(id)
+            .with_context(|| format!("no host {id}"))?
+            .public_url
+            .clone();
+        let secret = self.enrol(id, &url)?;
+        self.host_mut(id)?.secret = Some(secret);
+        Ok(())
+    }
+
+    /// The enrolment secret the cluster gave host `id`.
+    pub fn host_secret(&self, id: &str) -> Option<String> {
+        self.host(id).and_then(|host| host.secret.clone())
     }
 
     /// Starts host `id` again after it exited, as a StatefulSet does: the
     /// same command, id, port and store. Returns once it listens.
     pub async fn restart_host(&mut self, id: &str) -> Result<()> {
-        let (port, public_url, store_spec) = {
+        let (port, public_url, store_spec, secret) = {
             let host = self.host_mut(id)?;
             ensure!(
                 !host.server.is_running(),
@@ -449,9 +511,13 @@ impl Cluster {
                 host.server.port,
                 host.public_url_arg.clone(),
                 host.store_spec.clone(),
+                host.secret.clone(),
             )
         };
-        let command = self.host_command(id, port, public_url.as_deref(), &store_spec)?;
+        let mut command = self.host_command(id, port, public_url.as_deref(), &store_spec)?;
+        if let Some(secret) = &secret {
+            command.env("THINLINE_HOST_SECRET", secret);
+        }
         let server = Server::spawn(command, id, host::parse_ready_line)?;
         self.host_mut(id)?.server = server;
         Ok(())
@@ -500,6 +566,7 @@ impl Cluster {
             .env("HOME", self.home_root())
             .env_remove("PROMPT_COMMAND")
             .env_remove("THINLINE_STORE")
+            .env_remove("THINLINE_HOST_SECRET")
             .env_remove("THINLINE_DIRECTORY");
         if let Some(filter) = &self.options.rust_log {
             command.env("RUST_LOG", filter);

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use tokio::sync::Barrier;
 
 use crate::harness::{
-    Db, Directory, FakeHost, User, call_authorized, create_session, dead_url, wait_until,
+    Answer, Db, Directory, FakeHost, User, call_authorized, create_session, dead_url, wait_until,
 };
 use hyper::Method;
 
@@ -19,8 +19,22 @@ const OTHER_SESSION: &str = "fedcba9876543210fedcba9876543210";
 const LONG_TTL: u64 = 60_000;
 const SHORT_TTL: u64 = 1_000;
 
+/// The operators' token of [`directory`]'s directories.
+const OPERATOR_TOKEN: &str = "operator s3cret";
+
 async fn directory(db: &Db) -> Directory {
-    Directory::start(db.open().await, DirectoryConfig::default()).await
+    let config = DirectoryConfig {
+        operator_token: Some(directory::HostToken(OPERATOR_TOKEN.into())),
+        ..DirectoryConfig::default()
+    };
+    Directory::start(db.open().await, config).await
+}
+
+/// An operator's drain (`POST`) or its lifting (`DELETE`) of host `id`.
+async fn operator_drain(dir: &Directory, method: Method, id: &str) -> Answer {
+    let url = format!("{}/v1/hosts/{id}/drain", dir.base);
+    let bearer = format!("Bearer {OPERATOR_TOKEN}");
+    call_authorized(method, &url, Some(json!({})), Some(&bearer)).await
 }
 
 async fn epoch_of(directory: &Directory, id: &str) -> (String, u64) {
@@ -155,7 +169,7 @@ pub async fn drained_hosts_get_no_new_sessions(db: &Db) {
     dir.lease("h1", "http://127.0.0.1:8081", LONG_TTL, 0).await;
     dir.lease("h2", "http://127.0.0.1:8082", LONG_TTL, 9).await;
 
-    let drained = dir.post("/v1/hosts/h1/drain", json!({})).await;
+    let drained = operator_drain(&dir, Method::POST, "h1").await;
     assert_eq!(drained.status, StatusCode::OK);
     assert_eq!(
         drained.json(),
@@ -173,7 +187,7 @@ pub async fn drained_hosts_get_no_new_sessions(db: &Db) {
     assert_eq!(hosts[0]["drain"], "operator");
 
     // Lifted, the host takes sessions again.
-    let lifted = dir.delete("/v1/hosts/h1/drain").await;
+    let lifted = operator_drain(&dir, Method::DELETE, "h1").await;
     assert_eq!(lifted.status, StatusCode::OK);
     assert_eq!(
         lifted.json(),
@@ -189,16 +203,23 @@ pub async fn drained_hosts_get_no_new_sessions(db: &Db) {
 
     // A host shutting down drains too, on its own word, and the list says so.
     dir.store
-        .renew_lease("h2", "http://127.0.0.1:8082", LONG_TTL, 9, true)
+        .renew_lease(
+            "h2",
+            Some("secret of h2"),
+            "http://127.0.0.1:8082",
+            LONG_TTL,
+            9,
+            true,
+        )
         .await
         .unwrap();
     let hosts = dir.get("/v1/hosts").await.json();
     assert_eq!(hosts[1]["drain"], "shutdown");
 
-    let unknown = dir.post("/v1/hosts/h9/drain", json!({})).await;
+    let unknown = operator_drain(&dir, Method::POST, "h9").await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
     assert!(unknown.error().contains("h9"));
-    let unknown = dir.delete("/v1/hosts/h9/drain").await;
+    let unknown = operator_drain(&dir, Method::DELETE, "h9").await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
 }
 
@@ -213,7 +234,7 @@ pub async fn no_healthy_host_is_a_503_with_advice(db: &Db) {
     );
 
     dir.lease("h1", "http://127.0.0.1:8081", LONG_TTL, 0).await;
-    dir.post("/v1/hosts/h1/drain", json!({})).await;
+    operator_drain(&dir, Method::POST, "h1").await;
     let drained = ada.post("/v1/placement", json!({ "session": null })).await;
     assert_eq!(drained.status, StatusCode::SERVICE_UNAVAILABLE);
 
@@ -628,9 +649,34 @@ pub async fn the_page_is_served_with_a_policy_naming_live_hosts(db: &Db) {
     );
 }
 
-pub async fn host_calls_need_the_host_token_when_one_is_set(db: &Db) {
+pub async fn draining_needs_the_operators_token(db: &Db) {
+    // Without one configured the HTTP drain API is off, whatever is sent;
+    // the hosts' own token is no operator's either.
+    let off = Directory::start(
+        db.open().await,
+        DirectoryConfig {
+            host_token: Some(directory::HostToken("s3cret".into())),
+            ..DirectoryConfig::default()
+        },
+    )
+    .await;
+    off.lease("h1", "http://127.0.0.1:8081", LONG_TTL, 0).await;
+    let drain = format!("{}/v1/hosts/h1/drain", off.base);
+    for authorization in [None, Some("Bearer s3cret")] {
+        let refused = call_authorized(Method::POST, &drain, Some(json!({})), authorization).await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{authorization:?}");
+        assert!(
+            refused.error().contains("directory host drain"),
+            "{}",
+            refused.error()
+        );
+    }
+    assert_eq!(off.get("/v1/hosts").await.json()[0]["draining"], false);
+    drop(off);
+
     let config = DirectoryConfig {
-        host_token: Some(directory::HostToken("s3cret".into())),
+        host_token: Some(directory::HostToken("host s3cret".into())),
+        operator_token: Some(directory::HostToken("s3cret".into())),
         ..DirectoryConfig::default()
     };
     let dir = Directory::start(db.open().await, config).await;
@@ -641,6 +687,7 @@ pub async fn host_calls_need_the_host_token_when_one_is_set(db: &Db) {
         Some("Bearer wrong"),
         Some("s3cret"),
         Some("Bearer s3cre"),
+        Some("Bearer host s3cret"),
     ] {
         for method in [Method::POST, Method::DELETE] {
             let refused =
@@ -651,7 +698,7 @@ pub async fn host_calls_need_the_host_token_when_one_is_set(db: &Db) {
                 "{method} {authorization:?}"
             );
             assert!(
-                refused.error().contains("THINLINE_HOST_TOKEN"),
+                refused.error().contains("THINLINE_OPERATOR_TOKEN"),
                 "{}",
                 refused.error()
             );

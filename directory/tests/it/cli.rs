@@ -230,3 +230,68 @@ fn keygen_prints_a_matching_pair_and_serve_needs_one() {
     assert!(!bad_key.status.success());
     assert!(text(&bad_key.stderr).contains("no usable ticket key"));
 }
+
+#[test]
+fn hosts_are_enrolled_listed_re_enrolled_and_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("sqlite:{}", dir.path().join("store.db").display());
+    let store = store.as_str();
+    let add =
+        |id: &str, url: &str| directory(&["host", "add", id, "--url", url, "--store", store], "");
+    let secret_of = |output: &Output| {
+        let printed = text(&output.stdout);
+        let secret = printed
+            .trim()
+            .strip_prefix("THINLINE_HOST_SECRET=")
+            .unwrap_or_else(|| panic!("no secret printed: {printed}"))
+            .to_owned();
+        assert_eq!(secret.len(), 64, "{secret}");
+        assert!(secret.bytes().all(|b| b.is_ascii_hexdigit()), "{secret}");
+        secret
+    };
+
+    for (id, url) in [
+        ("h 1", "https://h1.example"),
+        ("h1", "h1.example"),
+        ("h1", "https://"),
+    ] {
+        let refused = add(id, url);
+        assert!(!refused.status.success(), "{id} {url}");
+        assert!(
+            text(&refused.stderr).contains("invalid"),
+            "{}",
+            text(&refused.stderr)
+        );
+    }
+    let first = add("h1", "https://h1.example");
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    assert!(
+        text(&first.stderr).contains("never a flag"),
+        "{}",
+        text(&first.stderr)
+    );
+    let old = secret_of(&first);
+    let again = add("h1", "https://h1.example");
+    let new = secret_of(&again);
+    assert_ne!(old, new, "every enrolment draws a new secret");
+    assert!(add("h2", "https://h2.example").status.success());
+
+    let listed = text(&directory(&["host", "enrolled", "--store", store], "").stdout);
+    let lines: Vec<&str> = listed.lines().collect();
+    assert_eq!(lines.len(), 2, "{listed}");
+    assert!(lines[0].starts_with("h1\thttps://h1.example\t"), "{listed}");
+    assert!(lines[1].starts_with("h2\thttps://h2.example\t"), "{listed}");
+    // The list never shows a secret.
+    assert!(!listed.contains(&new) && !listed.contains(&old));
+
+    let removed = directory(&["host", "remove", "h1", "--store", store], "");
+    assert!(removed.status.success(), "{}", text(&removed.stderr));
+    let missing = directory(&["host", "remove", "h1", "--store", store], "");
+    assert!(!missing.status.success());
+    assert!(text(&missing.stderr).contains("no host h1 is enrolled"));
+    let listed = text(&directory(&["host", "enrolled", "--store", store], "").stdout);
+    assert!(
+        listed.starts_with("h2\t") && listed.lines().count() == 1,
+        "{listed}"
+    );
+}

@@ -116,23 +116,8 @@ impl Directory {
         call(Method::GET, &format!("{}{path}", self.base), None).await
     }
 
-    /// A POST without a cookie, from this directory's own origin.
-    pub async fn post(&self, path: &str, body: Value) -> Answer {
-        self.send(
-            Method::POST,
-            path,
-            Body::Json(body),
-            &[("origin", &self.base)],
-        )
-        .await
-    }
-
     pub async fn put(&self, path: &str, body: Value) -> Answer {
         call(Method::PUT, &format!("{}{path}", self.base), Some(body)).await
-    }
-
-    pub async fn delete(&self, path: &str) -> Answer {
-        call(Method::DELETE, &format!("{}{path}", self.base), None).await
     }
 
     pub async fn send(
@@ -197,10 +182,16 @@ impl Directory {
     }
 
     /// Registers or renews a host in the store, as hosts do themselves
-    /// (no directory is involved in a lease).
+    /// (no directory is involved in a lease), enrolled first at `url` as
+    /// an operator would, if it is not yet.
     pub async fn lease(&self, id: &str, url: &str, ttl_ms: u64, load: u32) -> store::HostRecord {
+        let secret = format!("secret of {id}");
+        let enrolled = self.store.list_host_enrolments().await.unwrap();
+        if !enrolled.iter().any(|e| e.id == id && e.url == url) {
+            self.store.enrol_host(id, url, &secret).await.unwrap();
+        }
         self.store
-            .renew_lease(id, url, ttl_ms, load, false)
+            .renew_lease(id, Some(&secret), url, ttl_ms, load, false)
             .await
             .unwrap()
             .host

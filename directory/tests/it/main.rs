@@ -58,7 +58,7 @@ on_backends![
     api::sessions_are_listed,
     api::config_health_and_openapi,
     api::the_page_is_served_with_a_policy_naming_live_hosts,
-    api::host_calls_need_the_host_token_when_one_is_set,
+    api::draining_needs_the_operators_token,
     signin::signing_in_sets_a_strict_cookie,
     signin::wrong_passwords_and_unknown_users_answer_alike,
     signin::too_many_attempts_are_refused_before_hashing,

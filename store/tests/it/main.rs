@@ -72,6 +72,7 @@ conformance! {
         a_shutdown_drain_ends_with_the_next_renewal,
         draining_an_unknown_host_is_not_found,
         hosts_are_listed_by_id,
+        only_enrolled_hosts_hold_leases_with_their_own_secret,
         accounts_round_trip,
         changing_an_unknown_account_is_not_found,
         a_login_is_live_until_it_expires,

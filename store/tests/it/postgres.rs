@@ -61,7 +61,7 @@ async fn connecting_twice_and_concurrently_migrates_once() {
     .fetch_all(&mut conn)
     .await
     .unwrap();
-    assert_eq!(applied, [1, 2, 3, 4, 5]);
+    assert_eq!(applied, [1, 2, 3, 4, 5, 6]);
     again.close().await;
     drop_schema(&url, &schema).await;
 }
@@ -150,7 +150,7 @@ async fn migration_0004_lifts_the_drains_stored_before_it() {
     let schema = fresh_schema();
     let store = PgStore::connect_in_schema(&url, &schema).await.unwrap();
     store
-        .renew_lease("h1", "http://127.0.0.1:8081", 5_000, 0, false)
+        .renew_lease("h1", None, "http://127.0.0.1:8081", 5_000, 0, false)
         .await
         .unwrap();
     store.close().await;

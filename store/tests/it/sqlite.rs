@@ -19,7 +19,7 @@ async fn opening_twice_migrates_once() {
         .fetch_all(&mut conn)
         .await
         .unwrap();
-    assert_eq!(applied, [1, 2, 3, 4, 5]);
+    assert_eq!(applied, [1, 2, 3, 4, 5, 6]);
     let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
         .fetch_one(&mut conn)
         .await
@@ -91,7 +91,7 @@ async fn migration_0004_lifts_the_drains_stored_before_it() {
     let db = SqliteDb::create().await.unwrap();
     let store = SqliteStore::open(&db.path).await.unwrap();
     store
-        .renew_lease("h1", "http://127.0.0.1:8081", 5_000, 0, false)
+        .renew_lease("h1", None, "http://127.0.0.1:8081", 5_000, 0, false)
         .await
         .unwrap();
     store.close().await;

@@ -568,7 +568,7 @@ pub async fn no_hosts_in_a_fresh_database(store: Arc<dyn Store>) {
 pub async fn renewing_a_lease_registers_then_extends_it(store: Arc<dyn Store>) {
     let before = store.now().await.unwrap();
     let registered = store
-        .renew_lease("h1", "http://127.0.0.1:8081", 5_000, 3, false)
+        .renew_lease("h1", None, "http://127.0.0.1:8081", 5_000, 3, false)
         .await
         .unwrap();
     let after = store.now().await.unwrap();
@@ -593,7 +593,7 @@ pub async fn renewing_a_lease_registers_then_extends_it(store: Arc<dyn Store>) {
 
     wait_for_clock_after(&*store, first.registered_at, "the backend clock is stuck").await;
     let renewed = store
-        .renew_lease("h1", "http://127.0.0.1:9091", 8_000, 0, false)
+        .renew_lease("h1", None, "http://127.0.0.1:9091", 8_000, 0, false)
         .await
         .unwrap();
     assert!(!renewed.lapsed, "renewed inside its lease");
@@ -609,7 +609,7 @@ pub async fn renewing_a_lease_registers_then_extends_it(store: Arc<dyn Store>) {
 
 pub async fn a_lease_expires_by_the_backend_clock(store: Arc<dyn Store>) {
     let host = store
-        .renew_lease("h1", "http://127.0.0.1:8081", 1, 0, false)
+        .renew_lease("h1", None, "http://127.0.0.1:8081", 1, 0, false)
         .await
         .unwrap()
         .host;
@@ -620,14 +620,14 @@ pub async fn a_lease_expires_by_the_backend_clock(store: Arc<dyn Store>) {
     // Renewing brings it back, and says it had lapsed: the host must check
     // its sessions are still its own.
     let back = store
-        .renew_lease("h1", "http://127.0.0.1:8081", 5_000, 0, false)
+        .renew_lease("h1", None, "http://127.0.0.1:8081", 5_000, 0, false)
         .await
         .unwrap();
     assert!(back.lapsed);
     assert!(back.host.is_live(store.now().await.unwrap()));
     assert_eq!(back.host.registered_at, host.registered_at);
     let again = store
-        .renew_lease("h1", "http://127.0.0.1:8081", 5_000, 0, false)
+        .renew_lease("h1", None, "http://127.0.0.1:8081", 5_000, 0, false)
         .await
         .unwrap();
     assert!(!again.lapsed, "only the first renewal after the gap lapsed");
@@ -635,7 +635,7 @@ pub async fn a_lease_expires_by_the_backend_clock(store: Arc<dyn Store>) {
 
 pub async fn an_absurd_ttl_is_capped_not_overflowed(store: Arc<dyn Store>) {
     let host = store
-        .renew_lease("h1", "http://127.0.0.1:8081", u64::MAX, 0, false)
+        .renew_lease("h1", None, "http://127.0.0.1:8081", u64::MAX, 0, false)
         .await
         .unwrap()
         .host;
@@ -647,7 +647,7 @@ pub async fn an_absurd_ttl_is_capped_not_overflowed(store: Arc<dyn Store>) {
 
 pub async fn an_operators_drain_outlives_renewals_and_restarts(store: Arc<dyn Store>) {
     store
-        .renew_lease("h1", "http://127.0.0.1:8081", 5_000, 1, false)
+        .renew_lease("h1", None, "http://127.0.0.1:8081", 5_000, 1, false)
         .await
         .unwrap();
     store.set_drain_requested("h1", true).await.unwrap();
@@ -659,7 +659,7 @@ pub async fn an_operators_drain_outlives_renewals_and_restarts(store: Arc<dyn St
     // the operator lifts it.
     for shutting_down in [false, true, false] {
         let kept = store
-            .renew_lease("h1", "http://127.0.0.1:8081", 5_000, 1, shutting_down)
+            .renew_lease("h1", None, "http://127.0.0.1:8081", 5_000, 1, shutting_down)
             .await
             .unwrap()
             .host;
@@ -677,7 +677,7 @@ pub async fn an_operators_drain_outlives_renewals_and_restarts(store: Arc<dyn St
 pub async fn a_shutdown_drain_ends_with_the_next_renewal(store: Arc<dyn Store>) {
     // SIGTERM: the host says it is shutting down...
     let stopping = store
-        .renew_lease("h1", "http://127.0.0.1:8081", 5_000, 2, true)
+        .renew_lease("h1", None, "http://127.0.0.1:8081", 5_000, 2, true)
         .await
         .unwrap()
         .host;
@@ -685,7 +685,7 @@ pub async fn a_shutdown_drain_ends_with_the_next_renewal(store: Arc<dyn Store>) 
     // ...and the same id started again serves again: its first renewal
     // replaces the flag (the bug was that the store kept it forever).
     let restarted = store
-        .renew_lease("h1", "http://127.0.0.1:8081", 5_000, 0, false)
+        .renew_lease("h1", None, "http://127.0.0.1:8081", 5_000, 0, false)
         .await
         .unwrap()
         .host;
@@ -701,8 +701,13 @@ pub async fn draining_an_unknown_host_is_not_found(store: Arc<dyn Store>) {
 
 pub async fn hosts_are_listed_by_id(store: Arc<dyn Store>) {
     for (id, load) in [("h3", 7), ("h1", 2), ("h2", 0)] {
+        let url = format!("http://{id}.example:80");
         store
-            .renew_lease(id, &format!("http://{id}.example:80"), 5_000, load, false)
+            .enrol_host(id, &url, &format!("secret-{id}"))
+            .await
+            .unwrap();
+        store
+            .renew_lease(id, Some(&format!("secret-{id}")), &url, 5_000, load, false)
             .await
             .unwrap();
     }
@@ -710,6 +715,121 @@ pub async fn hosts_are_listed_by_id(store: Arc<dyn Store>) {
     let seen: Vec<(&str, u32)> = hosts.iter().map(|h| (h.id.as_str(), h.load)).collect();
     assert_eq!(seen, [("h1", 2), ("h2", 0), ("h3", 7)]);
     assert_eq!(hosts[2].url, "http://h3.example:80");
+}
+
+fn assert_not_enrolled(result: Result<store::LeaseRenewal, StoreError>, what: &str) {
+    match result {
+        Err(StoreError::NotEnrolled { .. }) => {}
+        other => panic!("{what}: expected a refusal, got {other:?}"),
+    }
+}
+
+pub async fn only_enrolled_hosts_hold_leases_with_their_own_secret(store: Arc<dyn Store>) {
+    const H1: &str = "https://h1.example";
+    const H2: &str = "https://h2.example";
+    // Nothing enrolled: loopback hosts register as before, others do not.
+    store
+        .renew_lease("local", None, "http://127.0.0.1:8081", 5_000, 0, false)
+        .await
+        .unwrap();
+    assert_not_enrolled(
+        store.renew_lease("h1", None, H1, 5_000, 0, false).await,
+        "open registration of a public url",
+    );
+    assert!(store.get_host("h1").await.unwrap().is_none());
+
+    store.enrol_host("h1", H1, "one").await.unwrap();
+    store.enrol_host("h2", H2, "two").await.unwrap();
+    store
+        .renew_lease("h1", Some("one"), H1, 5_000, 3, false)
+        .await
+        .unwrap();
+    store
+        .renew_lease("h2", Some("two"), H2, 5_000, 0, false)
+        .await
+        .unwrap();
+    let now = store.now().await.unwrap();
+
+    // h2's secret renews neither h1 nor an id of its own making, and h1
+    // cannot move its url; nothing of those attempts is written.
+    assert_not_enrolled(
+        store
+            .renew_lease("h1", Some("two"), H1, 60_000, 0, true)
+            .await,
+        "h2's secret for h1",
+    );
+    assert_not_enrolled(
+        store.renew_lease("h1", None, H1, 60_000, 0, true).await,
+        "h1 without a secret",
+    );
+    assert_not_enrolled(
+        store
+            .renew_lease("h3", Some("two"), H2, 60_000, 0, false)
+            .await,
+        "an id nobody enrolled",
+    );
+    assert_not_enrolled(
+        store
+            .renew_lease("h1", Some("one"), "https://evil.example", 60_000, 0, false)
+            .await,
+        "h1 at another url",
+    );
+    // Now that hosts are enrolled, loopback is no exception either.
+    assert_not_enrolled(
+        store
+            .renew_lease("local", None, "http://127.0.0.1:8081", 5_000, 0, false)
+            .await,
+        "an unenrolled loopback host",
+    );
+    let h1 = store.get_host("h1").await.unwrap().unwrap();
+    assert_eq!((h1.url.as_str(), h1.load, h1.shutting_down), (H1, 3, false));
+    assert!(h1.lease_expires_at <= now + 5_000, "{h1:?}");
+    assert!(store.get_host("h3").await.unwrap().is_none());
+
+    // Enrolling h1 again (a leaked secret) ends its lease now; the old
+    // secret is refused and the new one renews. h2 is untouched.
+    store.enrol_host("h1", H1, "one-again").await.unwrap();
+    let now = store.now().await.unwrap();
+    assert!(!store.get_host("h1").await.unwrap().unwrap().is_live(now));
+    assert_not_enrolled(
+        store
+            .renew_lease("h1", Some("one"), H1, 5_000, 0, false)
+            .await,
+        "a revoked secret",
+    );
+    let renewed = store
+        .renew_lease("h1", Some("one-again"), H1, 5_000, 0, false)
+        .await
+        .unwrap();
+    assert!(
+        renewed.lapsed,
+        "a renewal after a revocation must check its sessions"
+    );
+    assert!(store.get_host("h2").await.unwrap().unwrap().is_live(now));
+    store
+        .renew_lease("h2", Some("two"), H2, 5_000, 0, false)
+        .await
+        .unwrap();
+
+    // Removing h2 ends its lease and its secret; h1 carries on.
+    store.remove_host_enrolment("h2").await.unwrap();
+    let now = store.now().await.unwrap();
+    assert!(!store.get_host("h2").await.unwrap().unwrap().is_live(now));
+    assert_not_enrolled(
+        store
+            .renew_lease("h2", Some("two"), H2, 5_000, 0, false)
+            .await,
+        "a removed host",
+    );
+    assert_not_found(store.remove_host_enrolment("h2").await, "h2");
+    let listed: Vec<(String, String)> = store
+        .list_host_enrolments()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.id, e.url))
+        .collect();
+    assert_eq!(listed, [("h1".to_owned(), H1.to_owned())]);
 }
 
 pub async fn concurrent_renewals_of_one_host_all_succeed(
@@ -728,7 +848,7 @@ pub async fn concurrent_renewals_of_one_host_all_succeed(
             tokio::spawn(async move {
                 barrier.wait().await;
                 store
-                    .renew_lease("h1", "http://127.0.0.1:8081", 5_000, n, false)
+                    .renew_lease("h1", None, "http://127.0.0.1:8081", 5_000, n, false)
                     .await
             })
         })
