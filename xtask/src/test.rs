@@ -13,6 +13,7 @@ pub fn test_all() -> Result<()> {
 
     check_protocol_is_pure()?;
     check_hosts_call_no_directory()?;
+    check_deployment_manifests()?;
 
     start_services()?;
     tools::ensure_chromium()?;
@@ -46,6 +47,21 @@ pub fn test_all() -> Result<()> {
     )?;
     cmd::step("all checks passed");
     Ok(())
+}
+
+/// The Kubernetes manifests keep their hardening (ARCHITECTURE invariant:
+/// least privilege in deployment): `infra/k8s/check.py`, and its own
+/// self-test that it still catches what it claims to.
+fn check_deployment_manifests() -> Result<()> {
+    cmd::step("checking the Kubernetes manifests: infra/k8s/check.py");
+    tools::ensure_python_yaml()?;
+    let check = cmd::workspace_root().join("infra/k8s/check.py");
+    cmd::run(std::process::Command::new("python3").arg(&check))?;
+    cmd::run(
+        std::process::Command::new("python3")
+            .arg(&check)
+            .arg("--self-test"),
+    )
 }
 
 /// The protocol crate must build for the browser and pull in no IO runtime

@@ -212,6 +212,21 @@ pub fn ensure_chromium() -> Result<()> {
     Ok(())
 }
 
+/// `infra/k8s/check.py` reads the manifests with PyYAML.
+pub fn ensure_python_yaml() -> Result<()> {
+    let found = Command::new("python3")
+        .args(["-c", "import yaml"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    if found {
+        return Ok(());
+    }
+    cmd::step("installing python3-yaml");
+    apt_install(&["python3", "python3-yaml"])
+}
+
 pub const BWRAP: &str = "/usr/bin/bwrap";
 
 /// Hosts run every session under bubblewrap; the isolation tests also
