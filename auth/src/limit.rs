@@ -239,7 +239,7 @@ impl<C: Clock + Clone> std::fmt::Debug for LoginLimiter<C> {
 /// The key an address is limited under. An IPv6 client normally holds a
 /// whole /64, so counting each of its addresses apart would let it try
 /// 2^64 times; IPv4 addresses written as IPv6 count as the IPv4 address.
-fn address_key(addr: IpAddr) -> IpAddr {
+pub(crate) fn address_key(addr: IpAddr) -> IpAddr {
     match addr.to_canonical() {
         IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from_bits(v6.to_bits() & !u128::from(u64::MAX))),
         v4 => v4,

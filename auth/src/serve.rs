@@ -17,7 +17,8 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -50,6 +51,85 @@ pub fn request_deadline() -> tower_http::timeout::TimeoutLayer {
     )
 }
 
+/// Default of `--max-http-connections`.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 16_384;
+
+/// Default of `--max-http-connections-per-address`: far above what
+/// browsers open (six per origin, plus one socket per terminal), far below
+/// what would let one address hold a server's descriptors.
+pub const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS: usize = 256;
+
+/// The edge's limits on connections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServeOptions {
+    /// How long a client may take to send a request's headers (also the
+    /// idle keep-alive timeout).
+    pub header_read_timeout: Duration,
+    /// Open connections at most, WebSockets included; past it a new
+    /// connection is closed at once.
+    pub max_connections: usize,
+    /// Open connections from one client address at most (an IPv6 /64
+    /// counts as one); 0 for no such cap, behind a proxy that is every
+    /// client's address.
+    pub max_connections_per_address: usize,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            header_read_timeout: HEADER_READ_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_address: DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
+        }
+    }
+}
+
+/// Open connections, in total and per address; a [`Slot`] is one of them.
+#[derive(Debug, Default)]
+struct Census {
+    open: std::sync::Mutex<(usize, std::collections::HashMap<IpAddr, usize>)>,
+}
+
+/// One admitted connection, given back when dropped.
+struct Slot {
+    census: Arc<Census>,
+    key: IpAddr,
+}
+
+impl Census {
+    fn admit(self: &Arc<Self>, peer: IpAddr, options: &ServeOptions) -> Option<Slot> {
+        let key = crate::limit::address_key(peer);
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let (total, by_address) = &mut *open;
+        let here = by_address.get(&key).copied().unwrap_or(0);
+        let per_address_full =
+            options.max_connections_per_address > 0 && here >= options.max_connections_per_address;
+        if *total >= options.max_connections || per_address_full {
+            return None;
+        }
+        *total += 1;
+        by_address.insert(key, here + 1);
+        Some(Slot {
+            census: Arc::clone(self),
+            key,
+        })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut open = self.census.open.lock().unwrap_or_else(|e| e.into_inner());
+        let (total, by_address) = &mut *open;
+        *total = total.saturating_sub(1);
+        if let Some(here) = by_address.get_mut(&self.key) {
+            *here = here.saturating_sub(1);
+            if *here == 0 {
+                by_address.remove(&self.key);
+            }
+        }
+    }
+}
+
 /// Serves `app` on `listener` until `shutdown` completes, then waits up to
 /// [`SHUTDOWN_GRACE`] for the connections in flight. Handlers see each
 /// peer's address as `ConnectInfo<SocketAddr>`, as with
@@ -62,25 +142,29 @@ pub async fn serve<L>(
 where
     L: Listener<Addr = SocketAddr>,
 {
-    serve_with(listener, app, HEADER_READ_TIMEOUT, shutdown).await
+    serve_with(listener, app, ServeOptions::default(), shutdown).await
 }
 
-/// [`serve`] with another header deadline (tests use a short one).
+/// [`serve`] with other limits.
 pub async fn serve_with<L>(
     mut listener: L,
     app: Router,
-    header_read_timeout: Duration,
+    options: ServeOptions,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()>
 where
     L: Listener<Addr = SocketAddr>,
 {
+    let census = Arc::new(Census::default());
+    // Refusals are logged once per second at most: a flood must not
+    // become a flood of log lines.
+    let mut last_refusal_logged: Option<std::time::Instant> = None;
     // HTTP/1.1 only, as the TLS listener's ALPN says: WebSocket upgrades
     // need it, and the answers are small.
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(header_read_timeout);
+        .header_read_timeout(options.header_read_timeout);
     // Every connection's task holds a receiver: `true` asks it to finish
     // its request in flight and close, and once every receiver is gone
     // (`closed`), every connection is.
@@ -90,6 +174,20 @@ where
         let (io, peer) = tokio::select! {
             accepted = listener.accept() => accepted,
             () = &mut shutdown => break,
+        };
+        let Some(slot) = census.admit(peer.ip(), &options) else {
+            // Closed unanswered: an answer would cost what the cap saves.
+            if last_refusal_logged.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
+                last_refusal_logged = Some(std::time::Instant::now());
+                tracing::warn!(
+                    %peer,
+                    max = options.max_connections,
+                    max_per_address = options.max_connections_per_address,
+                    "refused a connection: too many open, in total or from this address"
+                );
+            }
+            drop(io);
+            continue;
         };
         let app = app.clone();
         let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
@@ -108,6 +206,7 @@ where
             .with_upgrades();
         let mut stopping = stopping.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let mut connection = std::pin::pin!(connection);
             let ended = tokio::select! {
                 ended = connection.as_mut() => ended,
@@ -151,7 +250,18 @@ mod tests {
     /// Far longer than SHORT: a connection still open by then was not cut.
     const PATIENCE: Duration = Duration::from_secs(5);
 
+    fn short() -> ServeOptions {
+        ServeOptions {
+            header_read_timeout: SHORT,
+            ..ServeOptions::default()
+        }
+    }
+
     async fn server() -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+        server_with(short()).await
+    }
+
+    async fn server_with(options: ServeOptions) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let app = Router::new().route(
@@ -159,7 +269,7 @@ mod tests {
             get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move { peer.ip().to_string() }),
         );
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(serve_with(listener, app, SHORT, async {
+        tokio::spawn(serve_with(listener, app, options, async {
             let _ = stopped.await;
         }));
         (addr, stop)
@@ -178,6 +288,71 @@ mod tests {
             )),
             Err(_) => None,
         }
+    }
+
+    /// Whether a fresh connection to `addr` is served: `GET /` answered.
+    async fn served(addr: SocketAddr) -> bool {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        let _ = stream
+            .write_all(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+            .await;
+        until_closed(&mut stream)
+            .await
+            .is_some_and(|(answer, _)| answer.starts_with("HTTP/1.1 200"))
+    }
+
+    /// Opens `n` connections that say nothing (held open by a long header
+    /// deadline).
+    async fn hold(addr: SocketAddr, n: usize) -> Vec<TcpStream> {
+        let mut held = Vec::new();
+        for _ in 0..n {
+            held.push(TcpStream::connect(addr).await.unwrap());
+        }
+        // Accepted and counted before the next connection arrives.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        held
+    }
+
+    #[tokio::test]
+    async fn one_address_holds_at_most_its_share_of_connections() {
+        let (addr, _stop) = server_with(ServeOptions {
+            header_read_timeout: PATIENCE * 4,
+            max_connections: 100,
+            max_connections_per_address: 2,
+        })
+        .await;
+        let mut held = hold(addr, 2).await;
+        // The third from the same address is closed at once, unanswered.
+        let mut third = TcpStream::connect(addr).await.unwrap();
+        let (answer, after) = until_closed(&mut third)
+            .await
+            .expect("the third stayed open");
+        assert_eq!(answer, "");
+        assert!(after < PATIENCE, "{after:?}");
+        // One closed gives its place back.
+        held.pop();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(served(addr).await, "a freed place was not given back");
+    }
+
+    #[tokio::test]
+    async fn the_server_holds_at_most_its_total_of_connections() {
+        let (addr, _stop) = server_with(ServeOptions {
+            header_read_timeout: PATIENCE * 4,
+            max_connections: 2,
+            // No cap per address: a proxy in front is every client.
+            max_connections_per_address: 0,
+        })
+        .await;
+        let mut held = hold(addr, 2).await;
+        assert!(
+            !served(addr).await,
+            "a third connection was served past the total"
+        );
+        held.clear();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(served(addr).await);
+        assert!(served(addr).await);
     }
 
     #[tokio::test]
@@ -220,7 +395,7 @@ mod tests {
     async fn shutdown_ends_the_server() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(serve_with(listener, Router::new(), SHORT, async {
+        let server = tokio::spawn(serve_with(listener, Router::new(), short(), async {
             let _ = stopped.await;
         }));
         stop.send(()).unwrap();

@@ -29,7 +29,7 @@ pub const MAX_TICKET_LEN: usize = 1024;
 
 /// The first byte of every ticket, covered by the signature, so that a later
 /// format can never be confused with this one.
-const TICKET_VERSION: u8 = 1;
+const TICKET_VERSION: u8 = 2;
 
 const SIGNATURE_LEN: usize = ed25519_dalek::SIGNATURE_LENGTH;
 
@@ -47,6 +47,11 @@ pub struct Claims {
     /// The sign-in it came from: `LoginId` bytes (sha256 of the cookie
     /// secret), so a host can check the login was not ended since.
     pub login: [u8; 32],
+    /// The most running sessions the user may have: a host starting a new
+    /// session (epoch 1) claims it in the store within this cap, atomically
+    /// (`Store::claim_session`), so the cap the directory is configured
+    /// with holds exactly, however many tickets were taken.
+    pub max_sessions: u32,
     /// Unix milliseconds by the signer's clock.
     pub issued_at_ms: u64,
     /// Unix milliseconds; at most `MAX_LIFETIME_MS` after `issued_at_ms`.

@@ -102,6 +102,8 @@ pub struct DirectoryConfig {
     pub proxy_user_header: Option<HeaderName>,
     /// Running sessions one user may have; a new one beyond it is refused.
     pub max_sessions_per_user: usize,
+    /// The HTTP edge's connection limits and deadlines (`auth::serve`).
+    pub http: auth::serve::ServeOptions,
     /// Sign-in attempts allowed per client address, per user name at an
     /// address, per user name for browsers without its device cookie, and
     /// per device cookie (`auth::limit`).
@@ -151,6 +153,7 @@ impl Default for DirectoryConfig {
             trusted_proxies: Vec::new(),
             proxy_user_header: None,
             max_sessions_per_user: 10,
+            http: auth::serve::ServeOptions::default(),
             login_limits: LoginLimits::default(),
             host_tls: None,
         }
@@ -290,17 +293,19 @@ pub async fn run(
 ) -> std::io::Result<()> {
     // Connections get the edge's deadlines (auth::serve): a client that
     // trickles its headers or says nothing is cut, not kept forever.
+    let options = state.config.http;
     let app = app(state);
     match tls {
         Some(config) => {
-            auth::serve::serve(auth::tls::TlsListener::new(listener, config), app, shutdown).await
+            let listener = auth::tls::TlsListener::new(listener, config);
+            auth::serve::serve_with(listener, app, options, shutdown).await
         }
         None => {
             // Answers are small and a failover waits on them: no Nagle delay.
             let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
                 let _ = tcp.set_nodelay(true);
             });
-            auth::serve::serve(listener, app, shutdown).await
+            auth::serve::serve_with(listener, app, options, shutdown).await
         }
     }
 }

@@ -206,9 +206,10 @@ async fn new_session(state: &AppState, signed_in: &SignedIn) -> Result<Placement
         .iter()
         .filter(|s| s.state == SessionState::Running)
         .count();
-    // Best effort: two requests at once may both pass, and a session whose
-    // browser never attached does not count. The cap is against one user
-    // filling the hosts, not an exact quota.
+    // A fast answer for the common case. Two requests at once may both
+    // pass here, and tickets not yet used count for nothing; the cap is
+    // exact where it matters, in the store: the host claims every new
+    // session within the cap the ticket carries (`Store::claim_session`).
     if running >= state.config.max_sessions_per_user {
         return Err(AppError::TooMany(format!(
             "you already run {running} sessions, the most allowed; end one on /sessions"
@@ -375,6 +376,11 @@ fn issue_ticket(
         host: host.to_owned(),
         epoch,
         login: signed_in.login.0,
+        max_sessions: state
+            .config
+            .max_sessions_per_user
+            .try_into()
+            .unwrap_or(u32::MAX),
         issued_at_ms,
         expires_at_ms: issued_at_ms + TICKET_LIFETIME_MS,
     };

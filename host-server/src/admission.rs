@@ -96,15 +96,22 @@ pub enum Refusal {
     LoginEnded,
     #[error("the sign-in belongs to {login}, but the ticket names {ticket}")]
     LoginOfAnotherUser { login: String, ticket: String },
+    #[error("{user} already runs {running} sessions, the most allowed ({max})")]
+    TooManySessions {
+        user: String,
+        running: u64,
+        max: u32,
+    },
 }
 
 impl Refusal {
     /// The close code the client gets: 4001 for anything about the ticket
     /// (the client fetches a fresh one once, then tells the user), 4004 for
-    /// a session that is over.
+    /// a session that is over, 4012 for one past the user's cap.
     pub fn close_code(&self) -> CloseCode {
         match self {
             Refusal::Ended => CloseCode::SessionEnded,
+            Refusal::TooManySessions { .. } => CloseCode::TooManySessions,
             _ => CloseCode::Unauthorized,
         }
     }
@@ -254,6 +261,7 @@ mod tests {
             host: HOST.into(),
             epoch: 1,
             login: [3; 32],
+            max_sessions: 10,
             issued_at_ms: now,
             expires_at_ms: now + 60_000,
         }

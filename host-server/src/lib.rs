@@ -71,6 +71,8 @@ pub struct AppState {
     /// Every open socket by the sign-in that admitted it, so a sign-out
     /// closes it (see `logins`).
     pub logins: Arc<LoginWatch>,
+    /// The HTTP edge's connection limits and deadlines (`auth::serve`).
+    pub http: auth::serve::ServeOptions,
 }
 
 impl AppState {
@@ -92,6 +94,7 @@ impl AppState {
             host_token: None,
             standing: Arc::new(Standing::standalone()),
             logins: LoginWatch::new(),
+            http: auth::serve::ServeOptions::default(),
         }
     }
 
@@ -248,11 +251,13 @@ pub async fn run(
     };
     // Connections get the edge's deadlines (auth::serve): a client that
     // trickles its headers or says nothing is cut, not kept forever.
+    let options = state.http;
     let app = app(state);
     let served = match tls {
         Some(config) => {
             // The TLS listener sets TCP_NODELAY itself.
-            auth::serve::serve(auth::tls::TlsListener::new(listener, config), app, shutdown).await
+            let listener = auth::tls::TlsListener::new(listener, config);
+            auth::serve::serve_with(listener, app, options, shutdown).await
         }
         None => {
             // Keystroke echoes are tiny frames: without TCP_NODELAY each
@@ -260,7 +265,7 @@ pub async fn run(
             let listener = listener.tap_io(|tcp| {
                 let _ = tcp.set_nodelay(true);
             });
-            auth::serve::serve(listener, app, shutdown).await
+            auth::serve::serve_with(listener, app, options, shutdown).await
         }
     };
     for task in keeper.into_iter().chain(sign_ins) {

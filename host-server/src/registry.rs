@@ -311,6 +311,9 @@ impl Registry {
         id: SessionId,
         size: Size,
     ) -> Result<Opened, StartError> {
+        // Whether the store answered: only then is a new session claimed
+        // within the user's cap (a host cut off from it starts one anyway).
+        let mut store_answered = self.store.is_some();
         let record = match &self.store {
             Some(config) => match bounded(config.store.get_session(&id.to_string())).await {
                 Ok(record) => record,
@@ -320,7 +323,8 @@ impl Registry {
                 // writes one when the store is back (promise 4: typing,
                 // and starting a terminal, do not wait for the store).
                 Err(error) if error.is_transient() && claims.epoch == 1 => {
-                    tracing::warn!(session = %id, %error, "the store is unavailable: starting a new session without looking for a record");
+                    tracing::warn!(session = %id, %error, "the store is unavailable: starting a new session without looking for a record or claiming it within the user's cap");
+                    store_answered = false;
                     None
                 }
                 Err(error) => return Err(error.into()),
@@ -340,8 +344,9 @@ impl Registry {
             }
             (Admit::Start, None) => {
                 let identity = self.identity(&claims.user).await?;
+                let cap = store_answered.then_some(claims.max_sessions);
                 Ok(Opened {
-                    handle: self.start(id, identity, size)?,
+                    handle: self.start(id, identity, size, cap).await?,
                     created: true,
                 })
             }
@@ -356,42 +361,70 @@ impl Registry {
         }
     }
 
-    /// Starts a new session `id` of `identity`'s user, at epoch 1.
-    fn start(
+    /// Starts a new session `id` of `identity`'s user, at epoch 1. With
+    /// `cap`, its record is first claimed in the store within the user's
+    /// cap of running sessions (`Store::claim_session`), so no number of
+    /// tickets can start more.
+    async fn start(
         self: &Arc<Self>,
         id: SessionId,
         identity: Identity,
         size: Size,
+        cap: Option<u32>,
     ) -> Result<SessionHandle, StartError> {
         self.check_room()?;
         let program = self.program_for(&identity)?;
         let owner = identity.user.as_str();
+        let record = SessionRecord {
+            id: id.to_string(),
+            owner: owner.into(),
+            program: program.program.display().to_string(),
+            args: program.args.clone(),
+            cwd: program
+                .cwd
+                .as_ref()
+                .map(|c| c.display().to_string())
+                .unwrap_or_default(),
+            env: program.env.clone(),
+            cols: size.cols,
+            rows: size.rows,
+            title: None,
+            foreground: None,
+            state: SessionState::Running,
+            owner_host: self.config.host.clone(),
+            epoch: 1,
+            created_at: 0,
+            last_active: 0,
+        };
+        let claimed = match (&self.store, cap) {
+            (Some(store), Some(cap)) => {
+                match bounded(store.store.claim_session(&record, cap)).await {
+                    Ok(()) => true,
+                    Err(StoreError::TooManySessions {
+                        owner,
+                        running,
+                        max,
+                    }) => {
+                        return Err(StartError::Refused(Refusal::TooManySessions {
+                            user: owner,
+                            running,
+                            max,
+                        }));
+                    }
+                    Err(error) => return Err(error.into()),
+                }
+            }
+            _ => false,
+        };
         let persistence = self.store.as_ref().map(|store| {
             let queue = Arc::new(PersistQueue::default());
-            queue.create(SessionRecord {
-                id: id.to_string(),
-                owner: owner.into(),
-                program: program.program.display().to_string(),
-                args: program.args.clone(),
-                cwd: program
-                    .cwd
-                    .as_ref()
-                    .map(|c| c.display().to_string())
-                    .unwrap_or_default(),
-                env: program.env.clone(),
-                cols: size.cols,
-                rows: size.rows,
-                title: None,
-                foreground: None,
-                state: SessionState::Running,
-                owner_host: self.config.host.clone(),
-                epoch: 1,
-                created_at: 0,
-                last_active: 0,
-            });
+            if !claimed {
+                // Written when the store is back.
+                queue.create(record.clone());
+            }
             self.persister(store.store.clone(), id, 1, queue)
         });
-        self.launch(SessionStart {
+        let launched = self.launch(SessionStart {
             id,
             owner: owner.into(),
             identity: identity.clone(),
@@ -400,7 +433,18 @@ impl Registry {
             epoch: 1,
             persistence,
             restored: None,
-        })
+        });
+        if let (Err(_), true, Some(store)) = (&launched, claimed, &self.store) {
+            // The claimed place is given back: the program never ran.
+            let store = store.store.clone();
+            let session = id.to_string();
+            tokio::spawn(async move {
+                if let Err(error) = bounded(store.end_session(&session)).await {
+                    tracing::warn!(%session, %error, "could not end the record of a session that failed to start");
+                }
+            });
+        }
+        launched
     }
 
     fn persister(

@@ -40,10 +40,12 @@ pub enum CloseCode {
     /// signed out, or an operator reset the password or disabled the
     /// account.
     SignedOut,
+    /// The user already runs the most sessions allowed.
+    TooManySessions,
 }
 
 impl CloseCode {
-    const TABLE: [(CloseCode, u16); 15] = [
+    const TABLE: [(CloseCode, u16); 16] = [
         (CloseCode::Normal, 1000),
         (CloseCode::GoingAway, 1001),
         (CloseCode::TooBig, 1009),
@@ -59,6 +61,7 @@ impl CloseCode {
         (CloseCode::SpawnFailed, 4009),
         (CloseCode::TooManyConnections, 4010),
         (CloseCode::SignedOut, 4011),
+        (CloseCode::TooManySessions, 4012),
     ];
 
     pub fn code(self) -> u16 {
@@ -114,6 +117,9 @@ impl CloseCode {
             }
             CloseCode::SignedOut => {
                 "you signed out, or your sign-in was ended; reload the page to sign in again"
+            }
+            CloseCode::TooManySessions => {
+                "you already run the most sessions allowed; end one on /sessions, then press Enter"
             }
         }
     }

@@ -506,6 +506,14 @@ pub enum StoreError {
     /// Every uid of the range is someone's identity already.
     #[error("every uid in {range} is taken: widen --uid-range to give new users an identity")]
     UidRangeExhausted { range: UidRange },
+    /// The owner already runs the most sessions allowed
+    /// ([`Store::claim_session`]).
+    #[error("{owner} already runs {running} sessions, the most allowed ({max}); end one first")]
+    TooManySessions {
+        owner: String,
+        running: u64,
+        max: u32,
+    },
     /// A host's renewal was refused by the operator's enrolments (see
     /// [`Store::enrol_host`]): `why` says what to do.
     #[error("host {host} may not hold a lease: {why}")]
@@ -535,6 +543,14 @@ pub trait Store: Send + Sync + 'static {
     /// Inserts a new session; its `created_at`/`last_active` are set to the
     /// backend's now, the given values are ignored.
     async fn create_session(&self, record: &SessionRecord) -> Result<()>;
+
+    /// Creates a new session as [`Store::create_session`] does (and its
+    /// owner's `users` row), only while the owner runs fewer than
+    /// `max_running` sessions (state `Running`), in one transaction that
+    /// orders it against every other claim for that owner: however many
+    /// hosts start sessions at once, at most `max_running` succeed.
+    /// `TooManySessions` otherwise, and nothing is written.
+    async fn claim_session(&self, record: &SessionRecord, max_running: u32) -> Result<()>;
     async fn get_session(&self, id: &str) -> Result<Option<SessionRecord>>;
     /// Sessions of one owner, or all with `None`, newest first.
     async fn list_sessions(&self, owner: Option<&str>) -> Result<Vec<SessionRecord>>;

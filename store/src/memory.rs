@@ -143,10 +143,35 @@ impl Store for MemoryStore {
     }
 
     async fn create_session(&self, record: &SessionRecord) -> Result<()> {
+        self.claim_session(record, u32::MAX).await
+    }
+
+    async fn claim_session(&self, record: &SessionRecord, max_running: u32) -> Result<()> {
         let mut tables = self.tables();
+        let running = tables
+            .sessions
+            .values()
+            .filter(|s| {
+                s.owner == record.owner && s.state == SessionState::Running && s.id != record.id
+            })
+            .count();
+        if running >= usize::try_from(max_running).unwrap_or(usize::MAX) {
+            return Err(StoreError::TooManySessions {
+                owner: record.owner.clone(),
+                running: u64::try_from(running).unwrap_or(u64::MAX),
+                max: max_running,
+            });
+        }
         if tables.sessions.contains_key(&record.id) {
             return Err(StoreError::Duplicate(record.id.clone()));
         }
+        tables.users.insert(
+            record.owner.clone(),
+            User {
+                id: record.owner.clone(),
+                name: record.owner.clone(),
+            },
+        );
         let now = system_now();
         let record = SessionRecord {
             created_at: now,

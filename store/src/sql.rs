@@ -519,7 +519,42 @@ macro_rules! impl_store {
                 }
 
                 async fn create_session(&self, record: &SessionRecord) -> Result<()> {
+                    self.claim_session(record, u32::MAX).await
+                }
+
+                async fn claim_session(&self, record: &SessionRecord, max_running: u32) -> Result<()> {
                     let params = SessionParams::new(record)?;
+                    let mut tx = self.pool.begin_with($begin_write).await.map_err(from_sqlx)?;
+                    // The owner's row, upserted first: on PostgreSQL the
+                    // update locks it until commit, so claims for one owner
+                    // queue here and each counts what the previous one
+                    // wrote; on SQLite the write transaction already holds
+                    // the one lock.
+                    sqlx::query(
+                        "INSERT INTO users (id, name) VALUES ($1, $1) \
+                         ON CONFLICT (id) DO UPDATE SET name = excluded.name",
+                    )
+                    .bind(&record.owner)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(from_sqlx)?;
+                    let running: i64 = sqlx::query_scalar(
+                        "SELECT COUNT(*) FROM sessions WHERE owner = $1 AND state = $2 AND id <> $3",
+                    )
+                    .bind(&record.owner)
+                    .bind(sql::state_text(SessionState::Running))
+                    .bind(&record.id)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(from_sqlx)?;
+                    if running >= i64::from(max_running) {
+                        tx.rollback().await.map_err(from_sqlx)?;
+                        return Err(StoreError::TooManySessions {
+                            owner: record.owner.clone(),
+                            running: u64::try_from(running).unwrap_or(0),
+                            max: max_running,
+                        });
+                    }
                     let inserted = sqlx::query(concat!(
                         "INSERT INTO sessions (id, owner, program, args, cwd, env, cols, \"rows\", title, \
                          foreground, state, owner_host, epoch, created_at, last_active) \
@@ -542,12 +577,14 @@ macro_rules! impl_store {
                     .bind(params.state)
                     .bind(&record.owner_host)
                     .bind(params.epoch)
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await
                     .map_err(from_sqlx)?;
                     if inserted.rows_affected() == 0 {
+                        tx.rollback().await.map_err(from_sqlx)?;
                         return Err(StoreError::Duplicate(record.id.clone()));
                     }
+                    tx.commit().await.map_err(from_sqlx)?;
                     Ok(())
                 }
 

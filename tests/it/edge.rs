@@ -358,3 +358,120 @@ async fn only_an_enrolled_host_with_its_own_secret_holds_a_lease() -> Result<()>
     cluster.wait_hosts_live().await?;
     Ok(())
 }
+
+/// The session cap is exact: six tickets for new sessions, taken before
+/// any is used and then used all at once, start exactly the three the
+/// directory's cap allows; the others are refused with 4012, and the
+/// store holds three running sessions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_session_cap_holds_however_many_tickets_are_taken() -> Result<()> {
+    if !tests::browser::e2e_enabled() {
+        eprintln!(
+            "the_session_cap_holds_however_many_tickets_are_taken: skipped (cargo xtask test runs it)"
+        );
+        return Ok(());
+    }
+    const CAP: usize = 3;
+    let cluster = Cluster::start(ClusterOptions {
+        hosts: 2,
+        directory_args: vec!["--max-sessions-per-user".into(), CAP.to_string()],
+        ..ClusterOptions::default()
+    })
+    .await?;
+    let mut tickets = Vec::new();
+    for _ in 0..2 * CAP {
+        let (status, answer) = cluster
+            .ask_directory(
+                "POST",
+                "/v1/placement",
+                Some(&serde_json::json!({ "new": true })),
+            )
+            .await?;
+        ensure!(status == 200, "placement answered {status}: {answer}");
+        tickets.push(answer);
+    }
+    let cluster = &cluster;
+    let attempts = tickets
+        .iter()
+        .map(|answer| async move { RoamingClient::place_existing(cluster, answer, SIZE).await });
+    let results = futures_util::future::join_all(attempts).await;
+    let mut started = Vec::new();
+    let mut refused = 0;
+    for result in results {
+        match result {
+            Ok(client) => started.push(client),
+            Err(error) => {
+                let text = format!("{error:#}");
+                ensure!(
+                    text.contains("4012"),
+                    "a refusal other than the cap: {text}"
+                );
+                refused += 1;
+            }
+        }
+    }
+    ensure!(
+        started.len() == CAP && refused == CAP,
+        "{} started and {refused} refused under a cap of {CAP}",
+        started.len()
+    );
+    let running = cluster
+        .store
+        .list_sessions(Some(tests::tickets::TEST_USER))
+        .await?
+        .into_iter()
+        .filter(|s| s.state == store::SessionState::Running)
+        .count();
+    ensure!(running == CAP, "the store holds {running} running sessions");
+    for client in &mut started {
+        client
+            .client
+            .run_expecting("echo ok-$((6*7))", "ok-42", PATIENCE)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Sign-in cannot be used to burn the directory: wrong passwords from a
+/// thousand addresses at once get 401 while the two password threads keep
+/// up and 503 with Retry-After past their queue, never another 5xx, and
+/// the directory's memory stays within a few hashes' worth.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_wrong_passwords_is_turned_away_not_queued() -> Result<()> {
+    if !tests::browser::e2e_enabled() {
+        eprintln!(
+            "a_flood_of_wrong_passwords_is_turned_away_not_queued: skipped (cargo xtask test runs it)"
+        );
+        return Ok(());
+    }
+    let cluster = Cluster::start(ClusterOptions {
+        hosts: 1,
+        directory_args: vec!["--trusted-proxy".into(), "127.0.0.1".into()],
+        ..ClusterOptions::default()
+    })
+    .await?;
+    let flood = tests::flood::wrong_passwords(&cluster, 400, 64).await?;
+    eprintln!("{flood:?}");
+    ensure!(
+        flood.broken.is_empty(),
+        "answers outside 401/429/503: {:?}",
+        flood.broken
+    );
+    ensure!(flood.refused > 0, "no password was checked: {flood:?}");
+    ensure!(
+        flood.busy > 0,
+        "64 at once never filled the password queue: {flood:?}"
+    );
+    // Two argon2 hashes at 19 MiB each, and slack for 64 connections.
+    let grew_kib = flood.rss_peak_kib.saturating_sub(flood.rss_before_kib);
+    ensure!(
+        grew_kib < 80 * 1024,
+        "the directory grew by {} MiB under the flood",
+        grew_kib / 1024
+    );
+    // And it still signs the right user in.
+    cluster
+        .sign_in(tests::tickets::TEST_USER, tests::tickets::TEST_PASSWORD)
+        .await?;
+    Ok(())
+}

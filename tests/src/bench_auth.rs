@@ -11,6 +11,11 @@
 //!   lookup in the store); the table shows those checks timed alone next to
 //!   the whole reconnect, and a reconnect that first fetches a new ticket
 //!   from the directory (what a client does once its ticket is old).
+//! - A flood of 1,000 wrong passwords from as many addresses: password
+//!   checks per second with the bounded pool saturated, how many were
+//!   turned away with 503, and the directory's peak RSS.
+//! - Sign-out to close: how long a live terminal outlives its sign-out
+//!   (hosts recheck every 2 s).
 
 use std::time::{Duration, Instant};
 
@@ -86,6 +91,8 @@ pub async fn auth(progress: &dyn Fn(&str), figures: &mut Vec<Figure>) -> Result<
     progress("auth: a cluster for reconnects");
     let cluster = Cluster::start(ClusterOptions {
         hosts: 1,
+        // The flood below comes from many addresses, through "a proxy".
+        directory_args: vec!["--trusted-proxy".into(), "127.0.0.1".into()],
         ..ClusterOptions::default()
     })
     .await?;
@@ -155,5 +162,85 @@ pub async fn auth(progress: &dyn Fn(&str), figures: &mut Vec<Figure>) -> Result<
         target: "p99 ≤ 300 ms",
         met: Some(percentile(&refreshed, 99.0) <= Duration::from_millis(300)),
     });
+
+    progress("auth: 1,000 wrong passwords from 1,000 addresses, 64 at a time");
+    let flood = crate::flood::wrong_passwords(&cluster, FLOOD, 64).await?;
+    ensure!(
+        flood.broken.is_empty(),
+        "the flood got answers outside 401/429/503: {:?}",
+        flood.broken
+    );
+    figures.push(Figure {
+        what: "Sign-ins checked per second, pool saturated (2 threads)".into(),
+        measured: format!(
+            "{:.1}/s; of {FLOOD}: {} checked, {} turned away (503), {} limited",
+            flood.checks_per_second(),
+            flood.refused,
+            flood.busy,
+            flood.limited
+        ),
+        target: "503 with Retry-After past the queue, never more memory",
+        met: None,
+    });
+    let grew = flood.rss_peak_kib.saturating_sub(flood.rss_before_kib);
+    figures.push(Figure {
+        what: "Directory RSS under the flood".into(),
+        measured: format!(
+            "{:.1} → peak {:.1} MB (+{:.1} MB)",
+            flood.rss_before_kib as f64 / 1024.0,
+            flood.rss_peak_kib as f64 / 1024.0,
+            grew as f64 / 1024.0
+        ),
+        target: "flat: at most two hashes (2 × 19 MiB)",
+        met: Some(grew <= 2 * 19 * 1024 + 16 * 1024),
+    });
+
+    progress("auth: sign-out to the terminal's close");
+    let mut closes = Vec::with_capacity(SIGN_OUTS);
+    for n in 0..SIGN_OUTS {
+        let user = format!("leaver{n}");
+        tickets::ensure_account(cluster.store.as_ref(), &user, tickets::TEST_PASSWORD).await?;
+        let cookie = cluster.sign_in(&user, tickets::TEST_PASSWORD).await?;
+        let mut client = RoamingClient::place_as(&cluster, &cookie, SIZE).await?;
+        client
+            .client
+            .wait_for(Duration::from_secs(20), "the first prompt", |s| {
+                s.at_prompt()
+            })
+            .await?;
+        let origin = cluster.page_origin();
+        let started = Instant::now();
+        let answer = crate::http::request_with(
+            cluster.directories[0].port,
+            "POST",
+            "/logout",
+            &[("Cookie", cookie.as_str()), ("Origin", origin.as_str())],
+            None,
+        )
+        .await?;
+        ensure!(answer.status == 303, "/logout answered {}", answer.status);
+        let (code, _) = client.client.expect_close(Duration::from_secs(20)).await?;
+        closes.push(started.elapsed());
+        ensure!(
+            code == protocol::CloseCode::SignedOut.code(),
+            "closed with {code}, not 4011"
+        );
+    }
+    closes.sort();
+    figures.push(Figure {
+        what: "Sign-out to the open terminal's close (4011)".into(),
+        measured: format!(
+            "p50 {:.0} ms, p99 {:.0} ms (n={SIGN_OUTS})",
+            ms(percentile(&closes, 50.0)),
+            ms(percentile(&closes, 99.0))
+        ),
+        target: "within a few seconds (recheck every 2 s)",
+        met: Some(percentile(&closes, 99.0) <= Duration::from_secs(5)),
+    });
     Ok(())
 }
+
+/// Wrong passwords in the flood.
+const FLOOD: usize = 1000;
+/// Sign-outs timed.
+const SIGN_OUTS: usize = 20;

@@ -69,6 +69,8 @@ pub struct ClusterOptions {
     pub rust_log: Option<String>,
     /// More arguments for every host's `serve`.
     pub host_args: Vec<String>,
+    /// More arguments for every directory's `serve`.
+    pub directory_args: Vec<String>,
     /// Enrol every host (`directory host add`) before it starts and give
     /// it its own secret, as production does; `false` leaves registration
     /// open, which the store allows for loopback urls only.
@@ -84,6 +86,7 @@ impl Default for ClusterOptions {
             lease: None,
             rust_log: None,
             host_args: Vec::new(),
+            directory_args: Vec::new(),
             enrol_hosts: true,
         }
     }
@@ -823,6 +826,7 @@ fn directory_command(
             command.args(["--peer", &format!("http://127.0.0.1:{peer}")]);
         }
     }
+    command.args(&options.directory_args);
     command
         .env("THINLINE_HOST_TOKEN", HOST_TOKEN)
         .env("THINLINE_TICKET_KEY", tickets::secret_key())

@@ -16,6 +16,7 @@ pub mod browser;
 pub mod client;
 pub mod cluster;
 pub mod database;
+pub mod flood;
 pub mod host;
 pub mod http;
 pub mod paths;

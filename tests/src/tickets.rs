@@ -55,6 +55,7 @@ impl Grant {
             host: self.host.clone(),
             epoch: self.epoch,
             login: self.login,
+            max_sessions: 10,
             issued_at_ms: now,
             expires_at_ms: now + MAX_LIFETIME_MS,
         }

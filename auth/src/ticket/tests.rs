@@ -10,6 +10,7 @@ fn claims() -> Claims {
         host: "h1".to_owned(),
         epoch: 3,
         login: [0x5c; 32],
+        max_sessions: 10,
         issued_at_ms: NOW,
         expires_at_ms: NOW + MAX_LIFETIME_MS,
     }
@@ -53,6 +54,7 @@ fn the_text_form_is_pinned() {
     expected.extend_from_slice(&[0xab; 16]);
     expected.extend_from_slice(&[2, b'h', b'1', 3]);
     expected.extend_from_slice(&[0x5c; 32]);
+    expected.push(10); // max_sessions
     // 1_750_000_000_000 and + 60_000 as postcard varints.
     expected.extend_from_slice(&[0x80, 0xb8, 0x83, 0xa1, 0xf7, 0x32]);
     expected.extend_from_slice(&[0xe0, 0x8c, 0x87, 0xa1, 0xf7, 0x32]);
@@ -279,7 +281,9 @@ fn garbage_of_every_kind_is_refused() {
     let cases: Vec<(String, TicketError)> = vec![
         (String::new(), TicketError::Malformed),
         ("A".to_owned(), TicketError::Malformed),
-        ("AQ".to_owned(), TicketError::Malformed),
+        ("Ag".to_owned(), TicketError::Malformed),
+        // A version-1 ticket, from before tickets carried the session cap.
+        ("AQ".to_owned(), TicketError::UnknownVersion),
         (encode(&[TICKET_VERSION; 64]), TicketError::Malformed),
         (encode(&[TICKET_VERSION; 65]), TicketError::Malformed),
         (encode(&[TICKET_VERSION; 66]), TicketError::BadSignature),

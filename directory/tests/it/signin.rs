@@ -618,6 +618,7 @@ pub async fn a_forged_or_foreign_device_cookie_is_no_exemption(db: &Db) {
             host: "h1".to_owned(),
             epoch: 1,
             login: [2; 32],
+            max_sessions: 10,
             issued_at_ms: now,
             expires_at_ms: now + 60_000,
         })

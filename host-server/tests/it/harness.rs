@@ -87,6 +87,7 @@ impl Pass {
             host: host.into(),
             epoch,
             login: self.login,
+            max_sessions: 10,
             issued_at_ms: now,
             expires_at_ms: now + 60_000,
         }

@@ -81,6 +81,7 @@ conformance! {
         a_new_password_ends_the_users_logins,
         disabling_ends_the_users_logins,
         live_logins_answers_as_get_login_does,
+        claiming_a_session_keeps_the_owners_cap,
         ending_a_session_fences_its_host,
         unix_identities_are_given_once_lowest_first,
         an_identity_outlives_a_change_of_range,
@@ -91,6 +92,7 @@ conformance! {
     two: [
         two_instances_see_each_others_writes,
         concurrent_take_overs_have_one_winner,
+        concurrent_claims_never_pass_the_cap,
         concurrent_writers_only_current_epoch_succeeds,
         concurrent_renewals_of_one_host_all_succeed,
         logins_are_shared_between_instances,

@@ -449,6 +449,94 @@ pub async fn two_instances_see_each_others_writes(first: Arc<dyn Store>, second:
     );
 }
 
+fn session_id(n: u64) -> String {
+    format!("{n:032x}")
+}
+
+pub async fn claiming_a_session_keeps_the_owners_cap(store: Arc<dyn Store>) {
+    for n in 1..=3 {
+        store
+            .claim_session(&record(&session_id(n), "ada"), 3)
+            .await
+            .unwrap();
+    }
+    match store.claim_session(&record(&session_id(4), "ada"), 3).await {
+        Err(StoreError::TooManySessions {
+            owner,
+            running,
+            max,
+        }) => {
+            assert_eq!((owner.as_str(), running, max), ("ada", 3, 3));
+        }
+        other => panic!("a fourth session within a cap of 3: {other:?}"),
+    }
+    // Nothing of the refused claim was written.
+    assert_eq!(store.get_session(&session_id(4)).await.unwrap(), None);
+    // Another owner has a cap of their own.
+    store
+        .claim_session(&record(&session_id(5), "bob"), 3)
+        .await
+        .unwrap();
+    // A claimed id is still unique.
+    assert_duplicate(
+        store.claim_session(&record(&session_id(5), "bob"), 3).await,
+        &session_id(5),
+    );
+    // An ended session frees its place.
+    store.end_session(&session_id(1)).await.unwrap();
+    store
+        .claim_session(&record(&session_id(4), "ada"), 3)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_user("ada").await.unwrap().map(|u| u.name),
+        Some("ada".to_owned())
+    );
+}
+
+pub async fn concurrent_claims_never_pass_the_cap(first: Arc<dyn Store>, second: Arc<dyn Store>) {
+    const CAP: u32 = 3;
+    const RACERS: u64 = 10;
+    // Several rounds, so a lucky interleaving cannot hide a race; each
+    // round ends the sessions of the one before.
+    for round in 0..3u64 {
+        let barrier = Arc::new(Barrier::new(usize::try_from(RACERS).unwrap()));
+        let tasks: Vec<_> = (0..RACERS)
+            .map(|racer| {
+                let store = if racer % 2 == 0 { &first } else { &second }.clone();
+                let barrier = barrier.clone();
+                let id = session_id(round * 100 + racer + 1);
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    let claimed = store.claim_session(&record(&id, "ada"), CAP).await;
+                    (id, claimed)
+                })
+            })
+            .collect();
+        let mut won = Vec::new();
+        for task in tasks {
+            match task.await.unwrap() {
+                (id, Ok(())) => won.push(id),
+                (_, Err(StoreError::TooManySessions { max: CAP, .. })) => {}
+                (id, Err(other)) => panic!("round {round}: {id}: {other:?}"),
+            }
+        }
+        assert_eq!(won.len(), CAP as usize, "round {round}: {won:?}");
+        let running: Vec<String> = first
+            .list_sessions(Some("ada"))
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|s| s.state == SessionState::Running)
+            .map(|s| s.id)
+            .collect();
+        assert_eq!(running.len(), CAP as usize, "round {round}: {running:?}");
+        for id in won {
+            first.end_session(&id).await.unwrap();
+        }
+    }
+}
+
 pub async fn concurrent_take_overs_have_one_winner(first: Arc<dyn Store>, second: Arc<dyn Store>) {
     const RACERS: usize = 8;
     first.create_session(&record(ID_A, "ada")).await.unwrap();

@@ -486,6 +486,7 @@ fn refusals_stay_closed_until_the_user_acts() {
         CloseCode::Overloaded,
         CloseCode::TooManyConnections,
         CloseCode::SignedOut,
+        CloseCode::TooManySessions,
     ] {
         let mut c = live(0);
         c.handle_close(code.code(), 1);
