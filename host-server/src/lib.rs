@@ -41,7 +41,7 @@ use crate::address_limit::AddressLimiter;
 use crate::host_token::HostToken;
 use crate::logins::LoginWatch;
 use crate::metrics::Metrics;
-use crate::registry::Registry;
+use crate::registry::{EndOutcome, Registry};
 pub use crate::renewal::LeaseConfig;
 use crate::standing::{LeaseState, Standing};
 
@@ -148,7 +148,9 @@ fn json_error(status: StatusCode, error: &str) -> Response {
 
 /// `POST /v1/sessions/{id}/end`: the directory ends a session its user
 /// ended, so the host hangs up at once instead of at its next fenced
-/// write. Only with the hosts' shared secret; an unknown id is 404.
+/// write. Only with the hosts' shared secret, and only if the store agrees
+/// the session is over (409 if it says it is live here): the secret is
+/// one every host holds, and no host may end another's live session.
 async fn end_session(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -170,15 +172,33 @@ async fn end_session(
             "missing or wrong host token; send Authorization: Bearer THINLINE_HOST_TOKEN",
         );
     }
-    let ended = match id.parse::<protocol::SessionId>() {
-        Ok(id) => state.registry.end(&id).await,
-        Err(_) => false,
+    let outcome = match id.parse::<protocol::SessionId>() {
+        Ok(id) => state.registry.end_if_over(&id).await,
+        Err(_) => Ok(EndOutcome::NotHere),
     };
-    if ended {
-        tracing::info!(session = %id, "ended on the directory's request");
-        StatusCode::NO_CONTENT.into_response()
-    } else {
-        json_error(StatusCode::NOT_FOUND, "no such session runs on this host")
+    match outcome {
+        Ok(EndOutcome::Ended) => {
+            tracing::info!(session = %id, "ended on the directory's request");
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Ok(EndOutcome::NotHere) => {
+            json_error(StatusCode::NOT_FOUND, "no such session runs on this host")
+        }
+        Ok(EndOutcome::StillLive) => {
+            tracing::warn!(session = %id, "refused to end a session the store says is live here");
+            json_error(
+                StatusCode::CONFLICT,
+                "the store says this session is live on this host: end it through the directory, \
+                 which ends it in the store first",
+            )
+        }
+        Err(error) => {
+            tracing::warn!(session = %id, %error, "could not confirm a session's end with the store");
+            json_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "could not confirm the session's end with the store; it ends at its next write",
+            )
+        }
     }
 }
 

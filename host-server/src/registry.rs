@@ -64,6 +64,16 @@ pub struct StoreConfig {
     pub adopt: bool,
 }
 
+/// What [`Registry::end_if_over`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EndOutcome {
+    Ended,
+    /// No such session runs here.
+    NotHere,
+    /// The store says the session is live here: nothing was ended.
+    StillLive,
+}
+
 pub struct Registry {
     sessions: Mutex<HashMap<SessionId, SessionHandle>>,
     config: SessionConfig,
@@ -593,16 +603,37 @@ impl Registry {
     /// directory: the program is hung up, the session is recorded as ended
     /// (when the directory has not done so already) and its client is
     /// closed with `SessionEnded`. False if it does not run here.
-    pub async fn end(&self, id: &SessionId) -> bool {
+    /// Ends session `id` on a directory's word, but only if the store
+    /// agrees it is over here (ended, or moved to another epoch or owner):
+    /// the request is a hint to act now rather than at the session's next
+    /// write, and whoever holds the token that sends it, another host
+    /// included, cannot end a session the store says is live. Without a
+    /// store there is nothing to ask, and the token is all.
+    pub async fn end_if_over(&self, id: &SessionId) -> Result<EndOutcome, StoreError> {
         let Some(handle) = self.get(id) else {
-            return false;
+            return Ok(EndOutcome::NotHere);
         };
+        if let Some(config) = &self.store {
+            let record = bounded(config.store.get_session(&id.to_string())).await?;
+            let over = record.is_some_and(|record| {
+                record.state == SessionState::Ended
+                    || record.epoch != handle.epoch
+                    || record.owner_host != self.config.host
+            });
+            if !over {
+                return Ok(EndOutcome::StillLive);
+            }
+        }
         let close = protocol::CloseCode::SessionEnded;
-        handle
+        let sent = handle
             .tx
             .send(session::SessionCmd::Terminate { close })
-            .await
-            .is_ok()
+            .await;
+        Ok(if sent.is_ok() {
+            EndOutcome::Ended
+        } else {
+            EndOutcome::NotHere
+        })
     }
 
     /// Ends every session here whose store record has moved on: another

@@ -10,7 +10,8 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::harness::{
-    Client, Host, HostOptions, SIZE, Socket, close_code, contains, eventually, start, start_host,
+    Client, Host, HostOptions, SIZE, Socket, close_code, contains, eventually, sqlite, start,
+    start_host,
 };
 
 #[tokio::test]
@@ -165,6 +166,34 @@ async fn the_directory_ends_a_session_with_the_host_token() {
         host.registry.get(&session).is_none().then_some(())
     })
     .await;
+}
+
+/// Every host holds the hosts' token, so the token alone must not end a
+/// session: the host ends one only once the store says it is over.
+#[tokio::test]
+async fn the_token_alone_ends_no_session_the_store_says_is_live() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite(dir.path()).await;
+    let mut options = HostOptions::new("h-end-store").store(host_server::registry::StoreConfig {
+        store: store.clone(),
+        home_root: None,
+        adopt: false,
+    });
+    options.host_token = Some(HOST_TOKEN.into());
+    let host = start(options).await;
+    let mut client = Client::connect(&host, None).await;
+    client
+        .wait_screen("the prompt", |rows| contains(rows, "$"))
+        .await;
+    let id = client.welcome.session.to_string();
+
+    // Another host (or anyone with the token) asking: refused, still live.
+    assert_eq!(end(&host, Some(HOST_TOKEN), &id).await, Err(409));
+    assert!(host.registry.get(&client.welcome.session).is_some());
+    // The directory ends it in the store first; then the request ends it.
+    store.end_session(&id).await.unwrap();
+    assert_eq!(end(&host, Some(HOST_TOKEN), &id).await, Ok(()));
+    assert_eq!(close_code(&mut client.socket).await, 4004, "SessionEnded");
 }
 
 #[tokio::test]
