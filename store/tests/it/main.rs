@@ -14,6 +14,7 @@ mod identities;
 mod names;
 mod postgres;
 mod sqlite;
+mod tls;
 mod suite;
 
 /// Generates one test per backend for each suite function. `one` takes a
