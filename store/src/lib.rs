@@ -81,7 +81,8 @@ pub use sqlite::SqliteStore;
 /// Opens the store a `--store` setting names: `postgres://...` (or
 /// `postgresql://...`) for PostgreSQL, otherwise `sqlite:PATH` or a bare
 /// path for an SQLite file, whose folder is created if missing. Migrations
-/// are applied either way.
+/// are applied either way (on PostgreSQL, when the schema is behind and
+/// the role may migrate it; see [`PgStore::connect`]).
 pub async fn open(spec: &str) -> Result<std::sync::Arc<dyn Store>> {
     if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
         return Ok(std::sync::Arc::new(PgStore::connect(spec).await?));
