@@ -507,6 +507,15 @@ pub enum StoreError {
     /// Every uid of the range is someone's identity already.
     #[error("every uid in {range} is taken: widen --uid-range to give new users an identity")]
     UidRangeExhausted { range: UidRange },
+    /// The database refused this role the statement: PostgreSQL's SQLSTATE
+    /// 42501 (`insufficient_privilege`), as when a host's role
+    /// (`store/roles/postgres.sql`) tries to write a sign-in. Not
+    /// transient: only a change of the role's grants changes the answer.
+    #[error(
+        "the store's database refused this role: {0} (SQLSTATE 42501; \
+         the roles' grants are in store/roles/postgres.sql)"
+    )]
+    Denied(String),
     /// A host's renewal was refused by the operator's enrolments (see
     /// [`Store::enrol_host`]): `why` says what to do.
     #[error("host {host} may not hold a lease: {why}")]

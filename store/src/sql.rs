@@ -330,7 +330,8 @@ pub(crate) fn refusal(id: &str, epoch: u64, exists: bool) -> StoreError {
 /// Maps a driver error: anything that could not be read back as the types
 /// we stored is corruption; everything else (IO, TLS, pool timeouts, a
 /// crashed SQLite worker, an error reported by the database) is treated as
-/// the backend being unavailable, so callers retry instead of giving up.
+/// the backend being unavailable, so callers retry instead of giving up,
+/// except a refusal for want of privilege, which is [`StoreError::Denied`].
 pub(crate) fn from_sqlx(error: sqlx::Error) -> StoreError {
     use sqlx::Error as E;
     match error {
@@ -341,6 +342,11 @@ pub(crate) fn from_sqlx(error: sqlx::Error) -> StoreError {
         | E::TypeNotFound { .. }
         | E::RowNotFound => StoreError::Corrupt(error.to_string()),
         E::Migrate(error) => from_migrate(*error),
+        // PostgreSQL's `insufficient_privilege`: this role's grants do not
+        // allow the statement, and retrying will not change that.
+        E::Database(db) if db.code().as_deref() == Some("42501") => {
+            StoreError::Denied(db.message().to_owned())
+        }
         other => StoreError::Unavailable(other.to_string()),
     }
 }
