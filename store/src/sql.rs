@@ -795,8 +795,11 @@ macro_rules! impl_store {
                     .await
                     .map_err(from_sqlx)?;
                     let row: HostRow = sqlx::query_as(concat!(
-                        "INSERT INTO hosts (id, url, load, draining, shutting_down, lease_expires_at, registered_at) \
-                         VALUES ($1, $2, $3, FALSE, $4, ",
+                        // `draining` is left to its default (not drained),
+                        // so a host's role needs no right to that column:
+                        // only a directory sets it.
+                        "INSERT INTO hosts (id, url, load, shutting_down, lease_expires_at, registered_at) \
+                         VALUES ($1, $2, $3, $4, ",
                         $now,
                         " + $5, ",
                         $now,
@@ -848,11 +851,14 @@ macro_rules! impl_store {
 
                 async fn enrol_host(&self, id: &str, url: &str, secret: &str) -> Result<()> {
                     let mut tx = self.pool.begin_with($begin_write).await.map_err(from_sqlx)?;
+                    // The update names the parameters, not `excluded`,
+                    // so a directory's role writes secret hashes without
+                    // the right to read them back.
                     sqlx::query(concat!(
                         "INSERT INTO host_enrolments (id, url, secret_hash, enrolled_at) VALUES ($1, $2, $3, ",
                         $now,
-                        ") ON CONFLICT (id) DO UPDATE SET url = excluded.url, \
-                         secret_hash = excluded.secret_hash, enrolled_at = excluded.enrolled_at"
+                        ") ON CONFLICT (id) DO UPDATE SET url = $2, secret_hash = $3, enrolled_at = ",
+                        $now
                     ))
                     .bind(id)
                     .bind(url)
