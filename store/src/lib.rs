@@ -21,6 +21,12 @@
 //! database and no `DATABASE_URL`. Schema migrations are embedded in the
 //! binary with `sqlx::migrate!` and applied, versioned, whenever a store is
 //! opened, so a fresh file or an empty schema is ready with no extra step.
+//! On PostgreSQL a store whose schema is up to date only reads the
+//! migrations table, so servers whose roles may not change the schema open
+//! it; a role that may not migrate a schema that is behind gets an error
+//! saying so. `store/roles/postgres.sql` makes those roles: an owner that
+//! migrates, and directories and hosts granted only the rows and columns
+//! their statements touch.
 //!
 //! # Host leases
 //!
