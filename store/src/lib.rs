@@ -21,6 +21,12 @@
 //! database and no `DATABASE_URL`. Schema migrations are embedded in the
 //! binary with `sqlx::migrate!` and applied, versioned, whenever a store is
 //! opened, so a fresh file or an empty schema is ready with no extra step.
+//! On PostgreSQL a store whose schema is up to date only reads the
+//! migrations table, so servers whose roles may not change the schema open
+//! it; a role that may not migrate a schema that is behind gets an error
+//! saying so. `store/roles/postgres.sql` makes those roles: an owner that
+//! migrates, and directories and hosts granted only the rows and columns
+//! their statements touch.
 //!
 //! # Host leases
 //!
@@ -81,7 +87,8 @@ pub use sqlite::SqliteStore;
 /// Opens the store a `--store` setting names: `postgres://...` (or
 /// `postgresql://...`) for PostgreSQL, otherwise `sqlite:PATH` or a bare
 /// path for an SQLite file, whose folder is created if missing. Migrations
-/// are applied either way.
+/// are applied either way (on PostgreSQL, when the schema is behind and
+/// the role may migrate it; see [`PgStore::connect`]).
 pub async fn open(spec: &str) -> Result<std::sync::Arc<dyn Store>> {
     if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
         return Ok(std::sync::Arc::new(PgStore::connect(spec).await?));
@@ -514,6 +521,15 @@ pub enum StoreError {
         running: u64,
         max: u32,
     },
+    /// The database refused this role the statement: PostgreSQL's SQLSTATE
+    /// 42501 (`insufficient_privilege`), as when a host's role
+    /// (`store/roles/postgres.sql`) tries to write a sign-in. Not
+    /// transient: only a change of the role's grants changes the answer.
+    #[error(
+        "the store's database refused this role: {0} (SQLSTATE 42501; \
+         the roles' grants are in store/roles/postgres.sql)"
+    )]
+    Denied(String),
     /// A host's renewal was refused by the operator's enrolments (see
     /// [`Store::enrol_host`]): `why` says what to do.
     #[error("host {host} may not hold a lease: {why}")]

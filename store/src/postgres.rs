@@ -36,13 +36,17 @@ pub struct PgStoreBuilder {
 }
 
 impl PgStore {
-    /// Connects with a small pool and brings the schema up to date.
+    /// Connects with a small pool and brings the schema up to date: when it
+    /// is, only reads `_sqlx_migrations`, so a role without DDL rights
+    /// opens it; when it is not and the role may not create tables there,
+    /// fails saying so (see `store/roles/postgres.sql`).
     pub async fn connect(url: &str) -> Result<PgStore> {
         Self::builder(url).connect().await
     }
 
     /// Connects with every pooled connection's `search_path` set to
-    /// `schema`, which is created if missing. Lets several deployments (or
+    /// `schema`, which is created if missing (a role that may not create
+    /// schemas needs it made already). Lets several deployments (or
     /// tests) share one database without seeing each other's tables.
     pub async fn connect_in_schema(url: &str, schema: &str) -> Result<PgStore> {
         Self::builder(url).schema(schema).connect().await
@@ -113,11 +117,39 @@ impl PgStoreBuilder {
             .connect_with(options.clone())
             .await
             .map_err(from_sqlx)?;
-        if let Some(quoted) = &schema {
+        if let Err(error) = prepare(&pool, self.schema.as_deref(), schema.as_deref()).await {
+            // Closed at once rather than when the last handle drops, so
+            // no connection of a failed open lingers on the server.
+            pool.close().await;
+            return Err(error);
+        }
+        // Connected lazily, so a host whose store is down at a renewal
+        // still starts; the renewal reports the store unavailable.
+        let lease_pool = pool_options.max_connections(1).connect_lazy_with(options);
+        Ok(PgStore { pool, lease_pool })
+    }
+}
+
+/// Makes the schema ready: creates it if missing, then applies the
+/// migrations this build has that it lacks. Both steps change nothing when
+/// there is nothing to do, and then need no right beyond reading
+/// `_sqlx_migrations`: a directory or host whose role may not create
+/// tables (`store/roles/postgres.sql`) opens a schema its owner migrated,
+/// and one that finds the schema behind says so instead of failing on the
+/// first `CREATE`.
+async fn prepare(pool: &PgPool, schema: Option<&str>, quoted: Option<&str>) -> Result<()> {
+    if let (Some(schema), Some(quoted)) = (schema, quoted) {
+        let exists: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT FROM pg_namespace WHERE nspname = $1)")
+                .bind(schema)
+                .fetch_one(pool)
+                .await
+                .map_err(from_sqlx)?;
+        if !exists {
             let created = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "CREATE SCHEMA IF NOT EXISTS {quoted}"
             )))
-            .execute(&pool)
+            .execute(pool)
             .await;
             match created {
                 Ok(_) => {}
@@ -127,17 +159,94 @@ impl PgStoreBuilder {
                 Err(error) => return Err(from_sqlx(error)),
             }
         }
-        let mut migrator = sqlx::migrate!("migrations/postgres");
-        // A host from before a rolling upgrade must still connect to a
-        // database that a newer host has migrated; migrations only ever add.
-        // Concurrent migrators serialize on sqlx's advisory lock.
-        migrator.set_ignore_missing(true);
-        migrator.run(&pool).await.map_err(sql::from_migrate)?;
-        // Connected lazily, so a host whose store is down at a renewal
-        // still starts; the renewal reports the store unavailable.
-        let lease_pool = pool_options.max_connections(1).connect_lazy_with(options);
-        Ok(PgStore { pool, lease_pool })
     }
+    let mut migrator = sqlx::migrate!("migrations/postgres");
+    // A host from before a rolling upgrade must still connect to a
+    // database that a newer host has migrated; migrations only ever add.
+    migrator.set_ignore_missing(true);
+    let applied = applied_migrations(pool).await?;
+    if missing_migrations(&applied, &migrator)?.is_empty() {
+        return Ok(());
+    }
+    let (role, at, may_migrate): (String, Option<String>, Option<bool>) = sqlx::query_as(
+        "SELECT current_user::text, current_schema()::text, \
+         has_schema_privilege(current_schema(), 'CREATE')",
+    )
+    .fetch_one(pool)
+    .await
+    .map_err(from_sqlx)?;
+    if may_migrate != Some(true) {
+        let version = applied
+            .iter()
+            .map(|applied| applied.version)
+            .max()
+            .map_or_else(|| "empty".to_owned(), |v| format!("at version {v}"));
+        let needs = migrator.iter().map(|m| m.version).max().unwrap_or(0);
+        let at = at.map_or_else(
+            || "(none this role may use)".to_owned(),
+            |s| format!("{s:?}"),
+        );
+        return Err(StoreError::Unavailable(format!(
+            "the store's schema {at} is {version}, this build needs version {needs}, and role \
+             {role:?} may not migrate it (no CREATE on the schema): migrate it as the schema's \
+             owner first, e.g. with any `directory` command given the owner's --store \
+             (store/roles/postgres.sql), then start this server again"
+        )));
+    }
+    // Concurrent migrators serialize on sqlx's advisory lock.
+    migrator.run(pool).await.map_err(sql::from_migrate)
+}
+
+/// A row of `_sqlx_migrations`, as far as the check reads it.
+#[derive(sqlx::FromRow)]
+struct AppliedMigration {
+    version: i64,
+    success: bool,
+    checksum: Vec<u8>,
+}
+
+/// What `_sqlx_migrations` records (nothing when the table does not exist).
+async fn applied_migrations(pool: &PgPool) -> Result<Vec<AppliedMigration>> {
+    let table: Option<String> = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations')::text")
+        .fetch_one(pool)
+        .await
+        .map_err(from_sqlx)?;
+    if table.is_none() {
+        return Ok(Vec::new());
+    }
+    sqlx::query_as("SELECT version, success, checksum FROM _sqlx_migrations ORDER BY version")
+        .fetch_all(pool)
+        .await
+        .map_err(from_sqlx)
+}
+
+/// The versions of this build's migrations that `applied` lacks, in
+/// order. Refuses, as sqlx would, a schema where a migration failed half
+/// way or where one that was applied differs from this build's.
+fn missing_migrations(
+    applied: &[AppliedMigration],
+    migrator: &sqlx::migrate::Migrator,
+) -> Result<Vec<i64>> {
+    use sqlx::migrate::MigrateError;
+    if let Some(dirty) = applied.iter().find(|applied| !applied.success) {
+        return Err(sql::from_migrate(MigrateError::Dirty(dirty.version)));
+    }
+    let mut missing = Vec::new();
+    for migration in migrator.iter() {
+        if migration.migration_type.is_down_migration() {
+            continue;
+        }
+        match applied.iter().find(|a| a.version == migration.version) {
+            Some(applied) if *applied.checksum != *migration.checksum => {
+                return Err(sql::from_migrate(MigrateError::VersionMismatch(
+                    migration.version,
+                )));
+            }
+            Some(_) => {}
+            None => missing.push(migration.version),
+        }
+    }
+    Ok(missing)
 }
 
 /// The schema name as a quoted identifier. Only plain names are accepted,

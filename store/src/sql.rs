@@ -330,7 +330,8 @@ pub(crate) fn refusal(id: &str, epoch: u64, exists: bool) -> StoreError {
 /// Maps a driver error: anything that could not be read back as the types
 /// we stored is corruption; everything else (IO, TLS, pool timeouts, a
 /// crashed SQLite worker, an error reported by the database) is treated as
-/// the backend being unavailable, so callers retry instead of giving up.
+/// the backend being unavailable, so callers retry instead of giving up,
+/// except a refusal for want of privilege, which is [`StoreError::Denied`].
 pub(crate) fn from_sqlx(error: sqlx::Error) -> StoreError {
     use sqlx::Error as E;
     match error {
@@ -341,6 +342,11 @@ pub(crate) fn from_sqlx(error: sqlx::Error) -> StoreError {
         | E::TypeNotFound { .. }
         | E::RowNotFound => StoreError::Corrupt(error.to_string()),
         E::Migrate(error) => from_migrate(*error),
+        // PostgreSQL's `insufficient_privilege`: this role's grants do not
+        // allow the statement, and retrying will not change that.
+        E::Database(db) if db.code().as_deref() == Some("42501") => {
+            StoreError::Denied(db.message().to_owned())
+        }
         other => StoreError::Unavailable(other.to_string()),
     }
 }
@@ -826,8 +832,11 @@ macro_rules! impl_store {
                     .await
                     .map_err(from_sqlx)?;
                     let row: HostRow = sqlx::query_as(concat!(
-                        "INSERT INTO hosts (id, url, load, draining, shutting_down, lease_expires_at, registered_at) \
-                         VALUES ($1, $2, $3, FALSE, $4, ",
+                        // `draining` is left to its default (not drained),
+                        // so a host's role needs no right to that column:
+                        // only a directory sets it.
+                        "INSERT INTO hosts (id, url, load, shutting_down, lease_expires_at, registered_at) \
+                         VALUES ($1, $2, $3, $4, ",
                         $now,
                         " + $5, ",
                         $now,
@@ -879,11 +888,14 @@ macro_rules! impl_store {
 
                 async fn enrol_host(&self, id: &str, url: &str, secret: &str) -> Result<()> {
                     let mut tx = self.pool.begin_with($begin_write).await.map_err(from_sqlx)?;
+                    // The update names the parameters, not `excluded`,
+                    // so a directory's role writes secret hashes without
+                    // the right to read them back.
                     sqlx::query(concat!(
                         "INSERT INTO host_enrolments (id, url, secret_hash, enrolled_at) VALUES ($1, $2, $3, ",
                         $now,
-                        ") ON CONFLICT (id) DO UPDATE SET url = excluded.url, \
-                         secret_hash = excluded.secret_hash, enrolled_at = excluded.enrolled_at"
+                        ") ON CONFLICT (id) DO UPDATE SET url = $2, secret_hash = $3, enrolled_at = ",
+                        $now
                     ))
                     .bind(id)
                     .bind(url)

@@ -14,8 +14,8 @@ mod identities;
 mod names;
 mod postgres;
 mod sqlite;
-mod tls;
 mod suite;
+mod tls;
 
 /// Generates one test per backend for each suite function. `one` takes a
 /// store; `two` takes two separately opened stores over the same database
