@@ -6,14 +6,16 @@
 //! login id, and one task per host asks the store every
 //! [`RECHECK_INTERVAL`] which of those sign-ins are still live, in one
 //! query for all of them ([`store::Store::live_logins`]). A socket whose
-//! sign-in is gone is closed with `CloseCode::SignedOut`; its session runs
-//! on, detached, for the user's next sign-in to pick up.
+//! sign-in is gone is closed with `CloseCode::AccountDisabled` if its
+//! account is now disabled, else `CloseCode::SignedOut` (a sign-out or a
+//! new password); its session runs on, detached, for the user's next
+//! sign-in to pick up.
 //!
 //! A store that cannot answer ends nothing: hosts ride out store outages,
 //! and a sign-out is enforced from the store's return on, as admission
 //! does (`ws::check_login`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -25,10 +27,35 @@ use crate::registry::STORE_READ_TIMEOUT;
 /// longest a terminal outlives its sign-out, plus one store round trip.
 pub const RECHECK_INTERVAL: Duration = Duration::from_secs(2);
 
+/// Why a sign-in ended, as far as the host can tell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ending {
+    /// Signed out, or the password was changed.
+    SignedOut,
+    /// The account is disabled (or gone).
+    Disabled,
+}
+
+impl Ending {
+    pub fn close_code(self) -> protocol::CloseCode {
+        match self {
+            Ending::SignedOut => protocol::CloseCode::SignedOut,
+            Ending::Disabled => protocol::CloseCode::AccountDisabled,
+        }
+    }
+}
+
+/// The sockets of one sign-in: its user, and each socket's channel.
+#[derive(Debug, Default)]
+struct Sockets {
+    user: String,
+    conns: HashMap<u64, oneshot::Sender<Ending>>,
+}
+
 /// The open sockets by the login id that admitted them.
 #[derive(Debug, Default)]
 pub struct LoginWatch {
-    sockets: Mutex<HashMap<String, HashMap<u64, oneshot::Sender<()>>>>,
+    sockets: Mutex<HashMap<String, Sockets>>,
 }
 
 /// One socket's place in the watch; dropping it (the socket closed)
@@ -38,16 +65,18 @@ pub struct Watched {
     watch: Arc<LoginWatch>,
     login: String,
     conn: u64,
-    ended: oneshot::Receiver<()>,
+    ended: oneshot::Receiver<Ending>,
 }
 
 impl Watched {
-    /// Completes when the sign-in has ended; never, while it lives.
-    pub async fn ended(&mut self) {
-        if (&mut self.ended).await.is_err() {
+    /// Completes when the sign-in has ended, saying why; never, while it
+    /// lives.
+    pub async fn ended(&mut self) -> Ending {
+        match (&mut self.ended).await {
+            Ok(ending) => ending,
             // The watch let go without a verdict (only if it is dropped
             // itself): that is no sign-out.
-            std::future::pending::<()>().await;
+            Err(_) => std::future::pending().await,
         }
     }
 }
@@ -55,9 +84,9 @@ impl Watched {
 impl Drop for Watched {
     fn drop(&mut self) {
         let mut sockets = self.watch.sockets();
-        if let Some(conns) = sockets.get_mut(&self.login) {
-            conns.remove(&self.conn);
-            if conns.is_empty() {
+        if let Some(of_login) = sockets.get_mut(&self.login) {
+            of_login.conns.remove(&self.conn);
+            if of_login.conns.is_empty() {
                 sockets.remove(&self.login);
             }
         }
@@ -69,19 +98,20 @@ impl LoginWatch {
         Arc::new(LoginWatch::default())
     }
 
-    fn sockets(&self) -> MutexGuard<'_, HashMap<String, HashMap<u64, oneshot::Sender<()>>>> {
+    fn sockets(&self) -> MutexGuard<'_, HashMap<String, Sockets>> {
         // Nothing under the lock can panic halfway through a change.
         self.sockets.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Registers socket `conn`, admitted by sign-in `login` (the hex login
-    /// id the store knows).
-    pub fn watch(self: &Arc<Self>, login: String, conn: u64) -> Watched {
+    /// Registers socket `conn` of `user`, admitted by sign-in `login` (the
+    /// hex login id the store knows).
+    pub fn watch(self: &Arc<Self>, login: String, user: &str, conn: u64) -> Watched {
         let (tx, rx) = oneshot::channel();
-        self.sockets()
-            .entry(login.clone())
-            .or_default()
-            .insert(conn, tx);
+        let mut sockets = self.sockets();
+        let of_login = sockets.entry(login.clone()).or_default();
+        of_login.user = user.to_owned();
+        of_login.conns.insert(conn, tx);
+        drop(sockets);
         Watched {
             watch: Arc::clone(self),
             login,
@@ -97,44 +127,84 @@ impl LoginWatch {
 
     /// How many sockets are watched.
     pub fn len(&self) -> usize {
-        self.sockets().values().map(HashMap::len).sum()
+        self.sockets()
+            .values()
+            .map(|of_login| of_login.conns.len())
+            .sum()
     }
 
     pub fn is_empty(&self) -> bool {
         self.sockets().is_empty()
     }
 
+    /// The store said that of `asked`, only `live` are live: the users of
+    /// the others, each once.
+    fn users_of_ended(&self, asked: &[String], live: &[String]) -> Vec<String> {
+        let live: HashSet<&str> = live.iter().map(String::as_str).collect();
+        let sockets = self.sockets();
+        let mut users: Vec<String> = asked
+            .iter()
+            .filter(|login| !live.contains(login.as_str()))
+            .filter_map(|login| sockets.get(login).map(|of_login| of_login.user.clone()))
+            .collect();
+        users.sort_unstable();
+        users.dedup();
+        users
+    }
+
     /// The store said that of `asked`, only `live` are live: every socket
-    /// of the others is told to close. A login registered after the
-    /// question was asked is left for the next one. Returns how many
-    /// sockets were told.
-    pub fn end_all_but(&self, asked: &[String], live: &[String]) -> usize {
-        let live: std::collections::HashSet<&str> = live.iter().map(String::as_str).collect();
+    /// of the others is told to close, as `disabled` users' or as signed
+    /// out. A login registered after the question was asked is left for
+    /// the next one. Returns how many sockets were told.
+    pub fn end_all_but(&self, asked: &[String], live: &[String], disabled: &[String]) -> usize {
+        let live: HashSet<&str> = live.iter().map(String::as_str).collect();
         let mut sockets = self.sockets();
         let mut told = 0;
         for login in asked.iter().filter(|login| !live.contains(login.as_str())) {
-            for (_, tx) in sockets.remove(login).into_iter().flatten() {
+            let Some(of_login) = sockets.remove(login) else {
+                continue;
+            };
+            let ending = if disabled.contains(&of_login.user) {
+                Ending::Disabled
+            } else {
+                Ending::SignedOut
+            };
+            for (_, tx) in of_login.conns {
                 // A socket already closing has dropped its receiver.
-                told += usize::from(tx.send(()).is_ok());
+                told += usize::from(tx.send(ending).is_ok());
             }
         }
         told
     }
 
     /// Asks the store about every watched sign-in once and closes the
-    /// sockets of those that ended; a store that does not answer in
-    /// `STORE_READ_TIMEOUT` ends nothing.
+    /// sockets of those that ended, saying whether the account was
+    /// disabled; a store that does not answer in `STORE_READ_TIMEOUT` ends
+    /// nothing.
     pub async fn recheck(&self, store: &dyn store::Store) -> Result<usize, RecheckError> {
         let asked = self.logins();
         if asked.is_empty() {
             return Ok(0);
         }
-        let live = tokio::time::timeout(STORE_READ_TIMEOUT, store.live_logins(&asked))
-            .await
-            .map_err(|_| RecheckError::Timeout)?
-            .map_err(RecheckError::Store)?;
-        Ok(self.end_all_but(&asked, &live))
+        let live = bounded(store.live_logins(&asked)).await?;
+        let mut disabled = Vec::new();
+        for user in self.users_of_ended(&asked, &live) {
+            // A user whose account is gone counts as disabled.
+            if bounded(store.account_disabled(&user)).await? != Some(false) {
+                disabled.push(user);
+            }
+        }
+        Ok(self.end_all_but(&asked, &live, &disabled))
     }
+}
+
+async fn bounded<T>(
+    call: impl std::future::Future<Output = store::Result<T>>,
+) -> Result<T, RecheckError> {
+    tokio::time::timeout(STORE_READ_TIMEOUT, call)
+        .await
+        .map_err(|_| RecheckError::Timeout)?
+        .map_err(RecheckError::Store)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -185,39 +255,47 @@ mod tests {
         format!("{n:064x}")
     }
 
-    /// Whether the socket has been told its sign-in ended, without waiting.
-    fn told(watched: &mut Watched) -> bool {
+    /// Why the socket was told its sign-in ended, if it was, without
+    /// waiting.
+    fn told_why(watched: &mut Watched) -> Option<Ending> {
         let mut cx = Context::from_waker(Waker::noop());
         let ended = pin!(watched.ended());
-        matches!(ended.poll(&mut cx), Poll::Ready(()))
+        match ended.poll(&mut cx) {
+            Poll::Ready(ending) => Some(ending),
+            Poll::Pending => None,
+        }
+    }
+
+    fn told(watched: &mut Watched) -> bool {
+        told_why(watched).is_some()
     }
 
     #[test]
     fn only_sockets_of_ended_sign_ins_are_told() {
         let watch = LoginWatch::new();
-        let mut a1 = watch.watch(login(1), 1);
-        let mut a2 = watch.watch(login(1), 2);
-        let mut b = watch.watch(login(2), 3);
+        let mut a1 = watch.watch(login(1), "ada", 1);
+        let mut a2 = watch.watch(login(1), "ada", 2);
+        let mut b = watch.watch(login(2), "ada", 3);
         assert_eq!(watch.len(), 3);
         let mut asked = watch.logins();
         asked.sort();
         assert_eq!(asked, [login(1), login(2)]);
 
-        assert_eq!(watch.end_all_but(&asked, &[login(2)]), 2);
+        assert_eq!(watch.end_all_but(&asked, &[login(2)], &[]), 2);
         assert!(told(&mut a1) && told(&mut a2));
         assert!(!told(&mut b));
         assert_eq!(watch.logins(), [login(2)]);
         // Told once: the next answer has nothing more to end.
-        assert_eq!(watch.end_all_but(&asked, &[login(2)]), 0);
+        assert_eq!(watch.end_all_but(&asked, &[login(2)], &[]), 0);
     }
 
     #[test]
     fn a_socket_registered_after_the_question_waits_for_the_next() {
         let watch = LoginWatch::new();
-        let _a = watch.watch(login(1), 1);
+        let _a = watch.watch(login(1), "ada", 1);
         let asked = watch.logins();
-        let mut late = watch.watch(login(3), 2);
-        assert_eq!(watch.end_all_but(&asked, &[]), 1);
+        let mut late = watch.watch(login(3), "ada", 2);
+        assert_eq!(watch.end_all_but(&asked, &[], &[]), 1);
         assert!(!told(&mut late));
         assert_eq!(watch.logins(), [login(3)]);
     }
@@ -225,21 +303,21 @@ mod tests {
     #[test]
     fn a_closed_socket_leaves_the_watch() {
         let watch = LoginWatch::new();
-        let a = watch.watch(login(1), 1);
-        let b = watch.watch(login(1), 2);
+        let a = watch.watch(login(1), "ada", 1);
+        let b = watch.watch(login(1), "ada", 2);
         drop(a);
         assert_eq!((watch.len(), watch.logins()), (1, vec![login(1)]));
         drop(b);
         assert!(watch.is_empty());
         // A socket that closed as its sign-in ended is not counted as told.
-        let c = watch.watch(login(4), 3);
+        let c = watch.watch(login(4), "ada", 3);
         let asked = watch.logins();
         let (tx, rx) = oneshot::channel();
         drop(rx);
-        if let Some(conns) = watch.sockets().get_mut(&login(4)) {
-            conns.insert(3, tx);
+        if let Some(of_login) = watch.sockets().get_mut(&login(4)) {
+            of_login.conns.insert(3, tx);
         }
-        assert_eq!(watch.end_all_but(&asked, &[]), 0);
+        assert_eq!(watch.end_all_but(&asked, &[], &[]), 0);
         drop(c);
         assert!(watch.is_empty());
     }
@@ -251,9 +329,9 @@ mod tests {
         store.create_login(&login(1), "ada", 60_000).await.unwrap();
         store.create_login(&login(2), "ada", 60_000).await.unwrap();
         let watch = LoginWatch::new();
-        let mut kept = watch.watch(login(1), 1);
-        let mut out = watch.watch(login(2), 2);
-        let mut forged = watch.watch(login(9), 3);
+        let mut kept = watch.watch(login(1), "ada", 1);
+        let mut out = watch.watch(login(2), "ada", 2);
+        let mut forged = watch.watch(login(9), "ada", 3);
 
         assert_eq!(watch.recheck(&store).await.unwrap(), 1);
         assert!(told(&mut forged));
@@ -261,18 +339,19 @@ mod tests {
 
         store.end_login(&login(2)).await.unwrap();
         assert_eq!(watch.recheck(&store).await.unwrap(), 1);
-        assert!(told(&mut out) && !told(&mut kept));
+        assert_eq!(told_why(&mut out), Some(Ending::SignedOut));
+        assert!(!told(&mut kept));
 
         store.set_disabled("ada", true).await.unwrap();
         assert_eq!(watch.recheck(&store).await.unwrap(), 1);
-        assert!(told(&mut kept));
+        assert_eq!(told_why(&mut kept), Some(Ending::Disabled));
         assert!(watch.is_empty());
     }
 
     #[test]
     fn a_dropped_watch_is_no_sign_out() {
         let watch = LoginWatch::new();
-        let mut a = watch.watch(login(1), 1);
+        let mut a = watch.watch(login(1), "ada", 1);
         watch.sockets().clear();
         assert!(!told(&mut a));
     }

@@ -180,9 +180,11 @@ async fn serve(mut socket: WebSocket, state: AppState) {
     }
     let conn = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
     // Watched from before the attach, so a sign-out during it still counts.
-    let mut sign_in = state
-        .logins
-        .watch(auth::login::LoginId(claims.login).to_string(), conn);
+    let mut sign_in = state.logins.watch(
+        auth::login::LoginId(claims.login).to_string(),
+        &claims.user,
+        conn,
+    );
     let (out_tx, out_rx) = outgoing_channel();
     let session = match attach(&state, &claims, &hello, conn, out_tx.clone()).await {
         Ok(session) => session,
@@ -222,9 +224,9 @@ async fn serve(mut socket: WebSocket, state: AppState) {
     let writer = tokio::spawn(write_loop(sink, out_rx, state.clone()));
     let outcome = tokio::select! {
         outcome = read_loop(stream, &session, conn, &out_tx) => outcome,
-        () = sign_in.ended() => {
-            tracing::info!(session = %hello.session, user = %claims.user, "closing a terminal whose sign-in ended");
-            Some(CloseCode::SignedOut)
+        ending = sign_in.ended() => {
+            tracing::info!(session = %hello.session, user = %claims.user, ?ending, "closing a terminal whose sign-in ended");
+            Some(ending.close_code())
         }
     };
     drop(sign_in);

@@ -42,10 +42,12 @@ pub enum CloseCode {
     SignedOut,
     /// The user already runs the most sessions allowed.
     TooManySessions,
+    /// The account was disabled while the connection was open.
+    AccountDisabled,
 }
 
 impl CloseCode {
-    const TABLE: [(CloseCode, u16); 16] = [
+    const TABLE: [(CloseCode, u16); 17] = [
         (CloseCode::Normal, 1000),
         (CloseCode::GoingAway, 1001),
         (CloseCode::TooBig, 1009),
@@ -62,6 +64,7 @@ impl CloseCode {
         (CloseCode::TooManyConnections, 4010),
         (CloseCode::SignedOut, 4011),
         (CloseCode::TooManySessions, 4012),
+        (CloseCode::AccountDisabled, 4013),
     ];
 
     pub fn code(self) -> u16 {
@@ -116,7 +119,10 @@ impl CloseCode {
                 "too many terminals are open from your address; close some and reload"
             }
             CloseCode::SignedOut => {
-                "you signed out, or your sign-in was ended; reload the page to sign in again"
+                "you signed out, or your password was changed; reload the page to sign in again"
+            }
+            CloseCode::AccountDisabled => {
+                "your account was disabled; ask the operator to enable it again"
             }
             CloseCode::TooManySessions => {
                 "you already run the most sessions allowed; end one on /sessions, then press Enter"

@@ -670,6 +670,11 @@ pub trait Store: Send + Sync + 'static {
     /// behind its open terminals in one round trip.
     async fn live_logins(&self, ids: &[String]) -> Result<Vec<String>>;
 
+    /// Whether account `name` is disabled; `None` if there is no such
+    /// account. Reads nothing but that flag (a host's role may read no
+    /// more of an account).
+    async fn account_disabled(&self, name: &str) -> Result<Option<bool>>;
+
     /// Deletes a login (sign-out); a missing one is not an error.
     async fn end_login(&self, id: &str) -> Result<()>;
 

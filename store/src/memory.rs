@@ -474,6 +474,14 @@ impl Store for MemoryStore {
         Ok(live)
     }
 
+    async fn account_disabled(&self, name: &str) -> Result<Option<bool>> {
+        Ok(self
+            .tables()
+            .accounts
+            .get(name)
+            .map(|account| account.disabled))
+    }
+
     async fn end_login(&self, id: &str) -> Result<()> {
         self.tables().logins.remove(id);
         Ok(())

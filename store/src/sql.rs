@@ -1148,6 +1148,14 @@ macro_rules! impl_store {
                     Ok(live)
                 }
 
+                async fn account_disabled(&self, name: &str) -> Result<Option<bool>> {
+                    sqlx::query_scalar("SELECT disabled FROM accounts WHERE name = $1")
+                        .bind(name)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(from_sqlx)
+                }
+
                 async fn end_login(&self, id: &str) -> Result<()> {
                     sqlx::query("DELETE FROM logins WHERE id = $1")
                         .bind(id)

@@ -133,8 +133,8 @@ enum Ending {
 /// `host_server::logins::RECHECK_INTERVAL`: how often hosts ask.
 const RECHECK: Duration = Duration::from_secs(2);
 
-/// Signing out, a password reset and a disabled account each close the
-/// terminals of the sign-ins they end with 4011 within a couple of
+/// Signing out and a password reset close the terminals of the sign-ins
+/// they end with 4011, a disabled account with 4013, within a couple of
 /// rechecks; the old ticket is refused from then on, other users'
 /// terminals carry on, and a user who signs in again finds the session
 /// still running.
@@ -202,9 +202,14 @@ async fn a_sign_in_that_ends_closes_its_terminals() -> Result<()> {
             .await
             .with_context(|| format!("{name}: the terminal after {ending:?}"))?;
         let after = ended.elapsed();
+        let expected = match ending {
+            Ending::Disabled => protocol::CloseCode::AccountDisabled,
+            Ending::SignOut | Ending::PasswordReset => protocol::CloseCode::SignedOut,
+        };
         ensure!(
-            code == protocol::CloseCode::SignedOut.code(),
-            "{name}: closed with {code} {reason} after {ending:?}"
+            code == expected.code(),
+            "{name}: closed with {code} {reason} after {ending:?}, not {}",
+            expected.code()
         );
         eprintln!("{name}: {ending:?} closed the terminal after {after:?}");
 

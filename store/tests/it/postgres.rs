@@ -584,8 +584,11 @@ async fn a_hosts_role_does_all_a_host_does() {
             .unwrap(),
         [login.as_str()]
     );
+    assert_eq!(host.account_disabled("ada").await.unwrap(), Some(false));
     directory.set_disabled("ada", true).await.unwrap();
     assert!(host.get_login(&login).await.unwrap().is_none());
+    // Why a terminal closed: the flag, and nothing else of the account.
+    assert_eq!(host.account_disabled("ada").await.unwrap(), Some(true));
 
     host.close().await;
     directory.close().await;

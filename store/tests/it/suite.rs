@@ -1230,8 +1230,12 @@ pub async fn live_logins_answers_as_get_login_does(store: Arc<dyn Store>) {
         );
     }
 
-    // Disabling bob and a new password for ada end theirs at once.
+    // Disabling bob and a new password for ada end theirs at once, and
+    // the flag alone says which was which.
+    assert_eq!(store.account_disabled("bob").await.unwrap(), Some(false));
     store.set_disabled("bob", true).await.unwrap();
+    assert_eq!(store.account_disabled("bob").await.unwrap(), Some(true));
+    assert_eq!(store.account_disabled("ghost").await.unwrap(), None);
     store.set_password("ada", HASH_2).await.unwrap();
     assert_eq!(
         store.live_logins(&asked).await.unwrap(),

@@ -487,6 +487,7 @@ fn refusals_stay_closed_until_the_user_acts() {
         CloseCode::TooManyConnections,
         CloseCode::SignedOut,
         CloseCode::TooManySessions,
+        CloseCode::AccountDisabled,
     ] {
         let mut c = live(0);
         c.handle_close(code.code(), 1);
