@@ -9,6 +9,7 @@ use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
 use store::StoreError;
 
 /// Why a request failed.
@@ -56,6 +57,21 @@ impl AppError {
     pub fn from_json(rejection: JsonRejection) -> AppError {
         AppError::BadRequest(format!("invalid request body: {}", rejection.body_text()))
     }
+}
+
+/// A JSON request body before it is read into the request it should be.
+pub type JsonObject = serde_json::Map<String, serde_json::Value>;
+
+/// A request body that must be a JSON object, read into `T`. serde's
+/// derived structs also take an array of their fields in order (`[]` was
+/// a placement with every default), which the OpenAPI document does not
+/// allow and no client means; only an object gets as far as `T`.
+pub fn object_body<T: DeserializeOwned>(
+    body: Result<Json<JsonObject>, JsonRejection>,
+) -> Result<T, AppError> {
+    let Json(object) = body.map_err(AppError::from_json)?;
+    serde_json::from_value(serde_json::Value::Object(object))
+        .map_err(|error| AppError::BadRequest(format!("invalid request body: {error}")))
 }
 
 impl AppError {

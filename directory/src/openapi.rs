@@ -7,7 +7,10 @@
 //! dependency for little. The server-rendered pages (sign-in, sessions) are
 //! listed too, with their form fields and redirects, since scripts and
 //! proxies in front of the directory deal with them. The integration tests
-//! check that every route is listed.
+//! check that every route is listed; `tests/fuzz/run.py` (in CI) fuzzes
+//! every operation from this document and fails on any answer it does not
+//! describe, so each refusal a handler makes and each check it applies to
+//! an id or a body is written here.
 
 use axum::Json;
 use serde_json::{Value, json};
@@ -43,6 +46,18 @@ fn page(description: &str) -> Value {
     json!({ "description": description, "content": { "text/html": { "schema": { "type": "string" } } } })
 }
 
+/// A page route's 503: the sign-in check in front of it answers JSON, the
+/// page's own store calls answer a page.
+fn page_unavailable() -> Value {
+    json!({
+        "description": "the store is unavailable",
+        "content": {
+            "text/html": { "schema": { "type": "string" } },
+            "application/json": { "schema": { "$ref": "#/components/schemas/Error" } }
+        }
+    })
+}
+
 /// A 303 answer.
 fn see_other(description: &str) -> Value {
     json!({
@@ -51,14 +66,24 @@ fn see_other(description: &str) -> Value {
     })
 }
 
-fn path_param(name: &str, description: &str) -> Value {
-    json!({ "name": name, "in": "path", "required": true, "description": description, "schema": { "type": "string" } })
+/// A path parameter; `schema` is what the handler accepts (anything else
+/// is a 400).
+fn path_param(name: &str, description: &str, schema: Value) -> Value {
+    json!({ "name": name, "in": "path", "required": true, "description": description, "schema": schema })
 }
 
 /// The whole document.
 pub fn spec() -> Value {
-    let host_id = path_param("id", "the host's id (letters, digits, '-', '_', '.')");
-    let session_id = path_param("id", "the session's id, 32 hex digits");
+    let host_id = path_param(
+        "id",
+        "the host's id: 1 to 64 letters, digits, '-', '_' or '.'",
+        json!({ "type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$" }),
+    );
+    let session_id = path_param(
+        "id",
+        "the session's id, 32 hex digits",
+        json!({ "type": "string", "pattern": "^[0-9a-fA-F]{32}$" }),
+    );
     json!({
         "openapi": "3.0.3",
         "info": {
@@ -83,6 +108,7 @@ pub fn spec() -> Value {
                     "parameters": [host_id],
                     "security": [{ "operatorToken": [] }],
                     "responses": {
+                        "400": error_response("malformed host id"),
                         "401": error_response("the operators' token is missing or wrong"),
                         "403": error_response("the HTTP drain API is off (no THINLINE_OPERATOR_TOKEN)"),
                         "200": ok(json!({ "$ref": "#/components/schemas/DrainAnswer" })),
@@ -96,6 +122,7 @@ pub fn spec() -> Value {
                     "parameters": [host_id],
                     "security": [{ "operatorToken": [] }],
                     "responses": {
+                        "400": error_response("malformed host id"),
                         "401": error_response("the operators' token is missing or wrong"),
                         "403": error_response("the HTTP drain API is off (no THINLINE_OPERATOR_TOKEN)"),
                         "200": ok(json!({ "$ref": "#/components/schemas/DrainAnswer" })),
@@ -114,7 +141,8 @@ pub fn spec() -> Value {
                             "required": ["user"],
                             "properties": { "user": { "type": "string" } }
                         })),
-                        "401": error_response("not signed in; open /login")
+                        "401": error_response("not signed in; open /login"),
+                        "503": error_response("the store is unavailable")
                     }
                 }
             },
@@ -202,7 +230,8 @@ pub fn spec() -> Value {
                         "400": page("the form is incomplete"),
                         "401": page("wrong user or password"),
                         "403": page("the Origin is missing or not allowed"),
-                        "429": page("too many sign-in attempts; Retry-After says when to try again")
+                        "429": page("too many sign-in attempts; Retry-After says when to try again"),
+                        "503": page("every password check thread is busy (Retry-After: 1), or the store is unavailable")
                     }
                 }
             },
@@ -211,7 +240,8 @@ pub fn spec() -> Value {
                     "summary": "Sign out: ends the login everywhere and clears the cookie",
                     "responses": {
                         "303": see_other("to /login"),
-                        "403": page("the Origin is missing or not allowed")
+                        "403": page("the Origin is missing or not allowed"),
+                        "503": page_unavailable()
                     }
                 }
             },
@@ -221,7 +251,9 @@ pub fn spec() -> Value {
                     "security": [{ "loginCookie": [] }],
                     "responses": {
                         "200": page("the page"),
-                        "303": see_other("not signed in: to /login")
+                        "303": see_other("not signed in: to /login"),
+                        "404": error_response("this directory serves no page (started without --static-dir)"),
+                        "503": error_response("the store is unavailable")
                     }
                 }
             },
@@ -231,7 +263,8 @@ pub fn spec() -> Value {
                     "security": [{ "loginCookie": [] }],
                     "responses": {
                         "200": page("the sessions page"),
-                        "303": see_other("not signed in: to /login")
+                        "303": see_other("not signed in: to /login"),
+                        "503": page_unavailable()
                     }
                 }
             },
@@ -242,8 +275,10 @@ pub fn spec() -> Value {
                     "parameters": [session_id],
                     "responses": {
                         "303": see_other("ended: back to /sessions; not signed in: to /login"),
+                        "400": page("malformed session id"),
                         "403": page("the Origin is missing or not allowed"),
-                        "404": page("the caller has no such session")
+                        "404": page("the caller has no such session"),
+                        "503": page_unavailable()
                     }
                 }
             },
@@ -332,9 +367,15 @@ pub fn spec() -> Value {
                 },
                 "PlacementRequest": {
                     "type": "object",
+                    "additionalProperties": false,
                     "properties": {
                         "session": { "type": "string", "nullable": true, "pattern": "^[0-9a-fA-F]{32}$" },
                         "new": { "type": "boolean", "default": false, "description": "start a new session" }
+                    },
+                    "not": {
+                        "description": "a session and new: true together are refused (400)",
+                        "required": ["session", "new"],
+                        "properties": { "session": { "type": "string" }, "new": { "enum": [true] } }
                     }
                 },
                 "Placement": {
@@ -360,10 +401,11 @@ pub fn spec() -> Value {
                 },
                 "UnreachableRequest": {
                     "type": "object",
+                    "additionalProperties": false,
                     "required": ["host", "epoch"],
                     "properties": {
-                        "host": { "type": "string", "description": "the host the client cannot reach" },
-                        "epoch": { "type": "integer", "minimum": 0, "description": "the highest epoch the client has seen" }
+                        "host": { "type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$", "description": "the host the client cannot reach" },
+                        "epoch": { "type": "integer", "minimum": 0, "maximum": u64::MAX, "description": "the highest epoch the client has seen" }
                     }
                 },
                 "UnreachableAnswer": {

@@ -28,7 +28,7 @@ use store::{Millis, SessionRecord, SessionState, StoreError};
 
 use crate::AppState;
 use crate::edge::AllowedOrigin;
-use crate::error::AppError;
+use crate::error::{AppError, JsonObject, object_body};
 use crate::failover::{
     Decision, FailoverPlan, ProbeOutcome, Target, UnreachableReport, least_loaded,
 };
@@ -145,9 +145,9 @@ pub async fn placement(
     State(state): State<AppState>,
     _origin: AllowedOrigin,
     signed_in: SignedIn,
-    body: Result<Json<PlacementRequest>, JsonRejection>,
+    body: Result<Json<JsonObject>, JsonRejection>,
 ) -> Result<Json<PlacementAnswer>, AppError> {
-    let Json(request) = body.map_err(AppError::from_json)?;
+    let request: PlacementRequest = object_body(body)?;
     let record = match (&request.session, request.new) {
         (Some(_), true) => {
             return Err(AppError::BadRequest(
@@ -237,9 +237,9 @@ pub async fn unreachable(
     _origin: AllowedOrigin,
     signed_in: SignedIn,
     Path(id): Path<String>,
-    body: Result<Json<UnreachableRequest>, JsonRejection>,
+    body: Result<Json<JsonObject>, JsonRejection>,
 ) -> Result<Json<UnreachableAnswer>, AppError> {
-    let Json(request) = body.map_err(AppError::from_json)?;
+    let request: UnreachableRequest = object_body(body)?;
     let id = check_session_id(&id)?;
     check_host_id(&request.host)?;
     let record = own_session(&state, &signed_in.user, &id).await?;

@@ -22,7 +22,10 @@ verbs:
   build                         build the wasm client into static/pkg and the release host-server
   demo [--port N]               build, then run a directory (page on port N, default 8080)
                                 and three hosts on the ports after it, over one SQLite store
-  test                          everything CI checks: fmt, clippy, protocol purity, unit, e2e and browser tests
+  test                          everything CI checks: fmt, clippy, protocol purity, the API fuzz,
+                                unit, e2e and browser tests
+  fuzz                          build the debug directory and host, then fuzz the directory's API
+                                from its OpenAPI document as `test` does (tests/fuzz/run.py)
   bench [latency|start|throughput|size|persist|failover|capacity|auth|soak|all]
                                 build, then measure against the targets of DESIGN.md (default all;
                                 failover, capacity and soak, which take minutes, only when named;
@@ -55,6 +58,19 @@ fn run() -> Result<()> {
         "test" => {
             no_extra_args(&rest)?;
             test::test_all()
+        }
+        "fuzz" => {
+            no_extra_args(&rest)?;
+            cmd::step("building the debug directory and host-server");
+            cmd::run(cmd::cargo().args([
+                "build",
+                "--package",
+                "directory",
+                "--package",
+                "host-server",
+            ]))?;
+            let debug = cmd::target_dir().join("debug");
+            test::fuzz_directory_api(&debug.join("directory"), &debug.join("host-server"))
         }
         "bench" => bench(&rest),
         "help" | "-h" | "--help" => {

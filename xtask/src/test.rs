@@ -3,7 +3,9 @@
 //! This is the project's one definition of "green": `.ci/run` calls it and
 //! nothing else, so any check added here is enforced everywhere at once.
 
-use anyhow::{Result, bail};
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
 
 use crate::{build, cmd, tools};
 
@@ -30,6 +32,8 @@ pub fn test_all() -> Result<()> {
         "warnings",
     ]))?;
 
+    fuzz_directory_api(&build::directory_binary(), &build::host_binary())?;
+
     cmd::step("running every test, browser end-to-end tests included");
     let root = cmd::workspace_root();
     cmd::run(
@@ -47,6 +51,30 @@ pub fn test_all() -> Result<()> {
     )?;
     cmd::step("all checks passed");
     Ok(())
+}
+
+/// The directory's whole API, fuzzed from its own OpenAPI document by
+/// schemathesis (tests/fuzz/run.py) against these directory and host
+/// binaries: no 5xx, and every answer as the document describes it.
+/// Bounded and deterministic: the same cases every run, in well under a
+/// minute.
+pub fn fuzz_directory_api(directory: &Path, host: &Path) -> Result<()> {
+    let (python, schemathesis) = tools::ensure_schemathesis()?;
+    cmd::step("fuzzing the directory's API from its OpenAPI document: tests/fuzz/run.py");
+    cmd::run(
+        std::process::Command::new(python)
+            .arg(tools::fuzz_driver())
+            .arg("--directory")
+            .arg(directory)
+            .arg("--host")
+            .arg(host)
+            .arg("--schemathesis")
+            .arg(schemathesis),
+    )
+    .context(
+        "the directory's API broke its OpenAPI document (or answered 5xx): each failure above \
+         names the operation, the check and a curl command that reproduces it",
+    )
 }
 
 /// The Kubernetes manifests keep their hardening (ARCHITECTURE invariant:

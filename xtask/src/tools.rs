@@ -227,6 +227,91 @@ pub fn ensure_python_yaml() -> Result<()> {
     apt_install(&["python3", "python3-yaml"])
 }
 
+/// The API fuzz driver, which names the schemathesis version its flags
+/// are for (`SCHEMATHESIS_VERSION = "..."`): the one place it is pinned.
+pub fn fuzz_driver() -> PathBuf {
+    cmd::workspace_root()
+        .join("tests")
+        .join("fuzz")
+        .join("run.py")
+}
+
+fn pinned_schemathesis(driver_source: &str) -> Option<String> {
+    driver_source.lines().find_map(|line| {
+        let version = line.strip_prefix("SCHEMATHESIS_VERSION = \"")?;
+        Some(version.strip_suffix('"')?.to_string())
+    })
+}
+
+/// The schemathesis CLI of the version the fuzz driver pins, in a venv
+/// under the target directory (`target/tools/schemathesis`), made and
+/// pip-installed on first use and reused while it reports that version.
+/// Returns the venv's python and its schemathesis.
+pub fn ensure_schemathesis() -> Result<(PathBuf, PathBuf)> {
+    let driver = fuzz_driver();
+    let source = std::fs::read_to_string(&driver)
+        .with_context(|| format!("reading {}", driver.display()))?;
+    let version = pinned_schemathesis(&source).with_context(|| {
+        format!(
+            "{} names no SCHEMATHESIS_VERSION = \"X.Y.Z\"",
+            driver.display()
+        )
+    })?;
+    let venv = cmd::target_dir().join("tools").join("schemathesis");
+    let python = venv.join("bin").join("python3");
+    let schemathesis = venv.join("bin").join("schemathesis");
+    let installed = || {
+        Command::new(&schemathesis)
+            .arg("--version")
+            .output()
+            .ok()
+            .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    };
+    // "schemathesis, version 4.32.5"
+    if installed().is_some_and(|text| text.ends_with(&format!(" {version}"))) {
+        return Ok((python, schemathesis));
+    }
+    let venv_works = Command::new("python3")
+        .args(["-c", "import ensurepip, venv"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    if !venv_works {
+        cmd::step("python3 cannot make a venv: installing python3-venv");
+        apt_install(&["python3", "python3-venv"])?;
+    }
+    cmd::step(&format!(
+        "installing schemathesis {version} into {}",
+        venv.display()
+    ));
+    // --clear: a venv left by another python (or a half-done install) is
+    // made afresh rather than patched.
+    cmd::run(
+        Command::new("python3")
+            .args(["-m", "venv", "--clear"])
+            .arg(&venv),
+    )?;
+    cmd::run(
+        Command::new(&python)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+            ])
+            .arg(format!("schemathesis=={version}")),
+    )?;
+    match installed() {
+        Some(text) if text.ends_with(&format!(" {version}")) => Ok((python, schemathesis)),
+        found => bail!(
+            "installed schemathesis {version} into {} but it reports {found:?}",
+            venv.display()
+        ),
+    }
+}
+
 pub const BWRAP: &str = "/usr/bin/bwrap";
 
 /// Hosts run every session under bubblewrap; the isolation tests also
@@ -258,7 +343,17 @@ pub fn ensure_sandbox_tools(for_tests: bool) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::locked_version;
+    use super::{locked_version, pinned_schemathesis};
+
+    #[test]
+    fn finds_the_schemathesis_version_the_fuzz_driver_pins() {
+        let driver =
+            "import os\n# The version ...\nSCHEMATHESIS_VERSION = \"4.32.5\"\nCHECKS = \"all\"\n";
+        assert_eq!(pinned_schemathesis(driver).as_deref(), Some("4.32.5"));
+        assert_eq!(pinned_schemathesis("VERSION = \"1\"\n"), None);
+        let real = std::fs::read_to_string(super::fuzz_driver()).unwrap();
+        assert!(pinned_schemathesis(&real).is_some());
+    }
 
     #[test]
     fn finds_the_locked_version_of_a_package() {

@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 use tokio::sync::Barrier;
 
 use crate::harness::{
-    Answer, Db, Directory, FakeHost, User, call_authorized, create_session, dead_url, wait_until,
+    Answer, Body, Db, Directory, FakeHost, User, call_authorized, create_session, dead_url,
+    wait_until,
 };
 use hyper::Method;
 
@@ -571,6 +572,130 @@ pub async fn config_health_and_openapi(db: &Db) {
             document["components"]["schemas"][&name].is_object(),
             "undefined schema {name}"
         );
+    }
+}
+
+/// What schemathesis found (tests/fuzz/run.py): requests the directory
+/// refuses with an answer its OpenAPI document did not list, or accepted
+/// though the document forbids them. Each is now refused, and the refusal
+/// is in the document.
+pub async fn malformed_requests_get_the_refusals_the_document_lists(db: &Db) {
+    let dir = directory(db).await;
+    dir.lease("h1", "http://127.0.0.1:8081", LONG_TTL, 0).await;
+    create_session(dir.store.as_ref(), SESSION, "h1", 1).await;
+    let ada = dir.sign_in_as("ada").await;
+    let document = dir.get("/v1/openapi.json").await.json();
+    let bearer = format!("Bearer {OPERATOR_TOKEN}");
+    let headers = [
+        ("cookie", ada.cookie.as_str()),
+        ("origin", dir.base.as_str()),
+        ("authorization", bearer.as_str()),
+    ];
+    let unreachable = format!("/v1/sessions/{SESSION}/unreachable");
+    let cases = [
+        // Host and session ids outside their alphabet.
+        (
+            Method::POST,
+            "/v1/hosts/{id}/drain",
+            "/v1/hosts/h%201/drain".to_owned(),
+            None,
+        ),
+        (
+            Method::DELETE,
+            "/v1/hosts/{id}/drain",
+            "/v1/hosts/h%201/drain".to_owned(),
+            None,
+        ),
+        (
+            Method::POST,
+            "/sessions/{id}/end",
+            "/sessions/0/end".to_owned(),
+            None,
+        ),
+        // serde takes a struct's fields as an array too: `[]` was placed
+        // as a new session, `["h1", 1]` read as a report.
+        (
+            Method::POST,
+            "/v1/placement",
+            "/v1/placement".to_owned(),
+            Some(json!([])),
+        ),
+        (
+            Method::POST,
+            "/v1/sessions/{id}/unreachable",
+            unreachable.clone(),
+            Some(json!(["h1", 1])),
+        ),
+        // Unknown fields, and a session with new, are refused: the
+        // document says so now.
+        (
+            Method::POST,
+            "/v1/placement",
+            "/v1/placement".to_owned(),
+            Some(json!({ "x": 1 })),
+        ),
+        (
+            Method::POST,
+            "/v1/placement",
+            "/v1/placement".to_owned(),
+            Some(json!({ "session": SESSION, "new": true })),
+        ),
+        (
+            Method::POST,
+            "/v1/sessions/{id}/unreachable",
+            unreachable.clone(),
+            Some(json!({ "host": "h1", "epoch": 1, "x": 1 })),
+        ),
+        // An epoch past u64 (the document's maximum now).
+        (
+            Method::POST,
+            "/v1/sessions/{id}/unreachable",
+            unreachable,
+            Some(json!({ "host": "h1", "epoch": 445_117_822_012_160_868_352_f64 })),
+        ),
+    ];
+    for (method, template, path, body) in cases {
+        let body = body.map_or(Body::None, Body::Json);
+        let answer = dir.send(method.clone(), &path, body, &headers).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::BAD_REQUEST,
+            "{method} {path}: {}",
+            answer.text()
+        );
+        let operation = method.as_str().to_ascii_lowercase();
+        assert!(
+            document["paths"][template][&operation]["responses"]["400"].is_object(),
+            "{method} {template} answers 400 but its document does not say so"
+        );
+    }
+    // Without a static folder the page is a 404, which the document lists.
+    let page = dir.send(Method::GET, "/", Body::None, &headers).await;
+    assert_eq!(page.status, StatusCode::NOT_FOUND);
+    assert!(document["paths"]["/"]["get"]["responses"]["404"].is_object());
+
+    // The document says what the handlers check, so generated requests it
+    // calls valid are.
+    let schemas = &document["components"]["schemas"];
+    for name in ["PlacementRequest", "UnreachableRequest"] {
+        assert_eq!(schemas[name]["additionalProperties"], false, "{name}");
+    }
+    assert_eq!(
+        schemas["PlacementRequest"]["not"]["required"],
+        json!(["session", "new"])
+    );
+    let unreachable = &schemas["UnreachableRequest"]["properties"];
+    assert_eq!(unreachable["epoch"]["maximum"], u64::MAX);
+    assert_eq!(unreachable["host"]["pattern"], "^[A-Za-z0-9._-]{1,64}$");
+    let host_id = &document["paths"]["/v1/hosts/{id}/drain"]["post"]["parameters"][0]["schema"];
+    assert_eq!(host_id["pattern"], "^[A-Za-z0-9._-]{1,64}$");
+    for path in [
+        "/v1/sessions/{id}/end",
+        "/v1/sessions/{id}/unreachable",
+        "/sessions/{id}/end",
+    ] {
+        let session_id = &document["paths"][path]["post"]["parameters"][0]["schema"];
+        assert_eq!(session_id["pattern"], "^[0-9a-fA-F]{32}$", "{path}");
     }
 }
 

@@ -57,6 +57,7 @@ on_backends![
     api::unknown_and_ended_sessions_are_refused,
     api::sessions_are_listed,
     api::config_health_and_openapi,
+    api::malformed_requests_get_the_refusals_the_document_lists,
     api::the_page_is_served_with_a_policy_naming_live_hosts,
     api::draining_needs_the_operators_token,
     signin::signing_in_sets_a_strict_cookie,
