@@ -9,8 +9,8 @@
 //! - **Headers within [`HEADER_READ_TIMEOUT`].** hyper starts the clock when
 //!   the connection opens and again whenever it falls idle after a
 //!   response, so the same deadline is the keep-alive idle timeout.
-//! - **A whole request within [`REQUEST_TIMEOUT`]** (see
-//!   [`request_deadline`]): a body trickled in a byte at a time is cut too.
+//! - **A whole request within [`REQUEST_TIMEOUT`]**, answered 408: a body
+//!   trickled in a byte at a time is cut too; and bodies are capped.
 //!
 //! A WebSocket leaves both behind once upgraded: from then on the session's
 //! own heartbeat decides when a silent client is gone.
@@ -41,14 +41,54 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a graceful shutdown waits for requests in flight.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-/// The layer that answers 408 to a request not done within
-/// [`REQUEST_TIMEOUT`]. WebSocket upgrades answer at once, so the
-/// terminal behind one is not under it.
-pub fn request_deadline() -> tower_http::timeout::TimeoutLayer {
-    tower_http::timeout::TimeoutLayer::with_status_code(
-        axum::http::StatusCode::REQUEST_TIMEOUT,
-        REQUEST_TIMEOUT,
-    )
+/// The edge's flags, the same on both servers (`#[command(flatten)]`).
+#[derive(Clone, Debug, clap::Args)]
+pub struct HttpArgs {
+    /// Seconds a client may take to send a request's headers; also how
+    /// long an idle keep-alive connection is kept.
+    #[arg(long, env = "THINLINE_HTTP_HEADER_TIMEOUT_SECS", default_value_t = HEADER_READ_TIMEOUT.as_secs())]
+    pub http_header_timeout_secs: u64,
+    /// Seconds one request may take from its headers to its answer (408
+    /// after); WebSockets, once upgraded, are not under it.
+    #[arg(long, env = "THINLINE_HTTP_REQUEST_TIMEOUT_SECS", default_value_t = REQUEST_TIMEOUT.as_secs())]
+    pub http_request_timeout_secs: u64,
+    /// The largest request body taken, in bytes (413 above).
+    #[arg(long, env = "THINLINE_HTTP_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
+    pub http_max_body_bytes: usize,
+    /// Open HTTP connections at most, WebSockets included; past it new
+    /// connections are closed unanswered.
+    #[arg(long, env = "THINLINE_MAX_HTTP_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
+    pub max_http_connections: usize,
+    /// Open HTTP connections from one client address (IPv6: one /64) at
+    /// most; 0 for none, e.g. behind a reverse proxy.
+    #[arg(long, env = "THINLINE_MAX_HTTP_CONNECTIONS_PER_ADDRESS", default_value_t = DEFAULT_MAX_CONNECTIONS_PER_ADDRESS)]
+    pub max_http_connections_per_address: usize,
+}
+
+impl HttpArgs {
+    /// The options these flags ask for; a zero deadline is taken as one
+    /// second, since none at all would cut every client.
+    pub fn options(&self) -> ServeOptions {
+        let secs = |n: u64| Duration::from_secs(n.max(1));
+        ServeOptions {
+            header_read_timeout: secs(self.http_header_timeout_secs),
+            request_timeout: secs(self.http_request_timeout_secs),
+            max_body_bytes: self.http_max_body_bytes,
+            max_connections: self.max_http_connections,
+            max_connections_per_address: self.max_http_connections_per_address,
+        }
+    }
+}
+
+/// The layers every request passes: 408 when not done within the
+/// request deadline, and a cap on the body. WebSocket upgrades answer at
+/// once, so the terminal behind one is under neither.
+fn request_limits(app: Router, options: &ServeOptions) -> Router {
+    app.layer(axum::extract::DefaultBodyLimit::max(options.max_body_bytes))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            options.request_timeout,
+        ))
 }
 
 /// Default of `--max-http-connections`.
@@ -59,12 +99,20 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 16_384;
 /// what would let one address hold a server's descriptors.
 pub const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS: usize = 256;
 
-/// The edge's limits on connections.
+/// Default of `--http-max-body-bytes`: every body either server takes is
+/// a small form or JSON object.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// The edge's limits on connections and requests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ServeOptions {
     /// How long a client may take to send a request's headers (also the
     /// idle keep-alive timeout).
     pub header_read_timeout: Duration,
+    /// How long one request may take from its headers to its answer.
+    pub request_timeout: Duration,
+    /// The largest request body taken; a larger one gets 413.
+    pub max_body_bytes: usize,
     /// Open connections at most, WebSockets included; past it a new
     /// connection is closed at once.
     pub max_connections: usize,
@@ -78,6 +126,8 @@ impl Default for ServeOptions {
     fn default() -> Self {
         ServeOptions {
             header_read_timeout: HEADER_READ_TIMEOUT,
+            request_timeout: REQUEST_TIMEOUT,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_connections_per_address: DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
         }
@@ -155,6 +205,7 @@ pub async fn serve_with<L>(
 where
     L: Listener<Addr = SocketAddr>,
 {
+    let app = request_limits(app, &options);
     let census = Arc::new(Census::default());
     // Refusals are logged once per second at most: a flood must not
     // become a flood of log lines.
@@ -264,10 +315,25 @@ mod tests {
     async fn server_with(options: ServeOptions) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let app = Router::new().route(
-            "/",
-            get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move { peer.ip().to_string() }),
-        );
+        let app =
+            Router::new()
+                .route(
+                    "/",
+                    get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move {
+                        peer.ip().to_string()
+                    }),
+                )
+                .route(
+                    "/echo",
+                    axum::routing::post(|body: String| async move { body.len().to_string() }),
+                )
+                .route(
+                    "/slow",
+                    get(|| async {
+                        tokio::time::sleep(PATIENCE).await;
+                        "too late"
+                    }),
+                );
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(serve_with(listener, app, options, async {
             let _ = stopped.await;
@@ -313,12 +379,60 @@ mod tests {
         held
     }
 
+    /// One request on a fresh connection; the whole answer.
+    async fn ask(addr: SocketAddr, request: String) -> String {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
+        until_closed(&mut stream)
+            .await
+            .map(|(answer, _)| answer)
+            .unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn a_body_past_the_cap_is_refused_and_one_within_it_taken() {
+        let (addr, _stop) = server_with(ServeOptions {
+            max_body_bytes: 1000,
+            ..short()
+        })
+        .await;
+        let post = |len: usize| {
+            format!(
+                "POST /echo HTTP/1.1\r\nHost: a\r\nConnection: close\r\nContent-Length: {len}\r\n\r\n{}",
+                "x".repeat(len)
+            )
+        };
+        let within = ask(addr, post(1000)).await;
+        assert!(
+            within.starts_with("HTTP/1.1 200") && within.ends_with("1000"),
+            "{within}"
+        );
+        let past = ask(addr, post(1001)).await;
+        assert!(past.starts_with("HTTP/1.1 413"), "{past}");
+    }
+
+    #[tokio::test]
+    async fn a_request_not_answered_in_time_gets_408() {
+        let (addr, _stop) = server_with(ServeOptions {
+            request_timeout: SHORT,
+            ..short()
+        })
+        .await;
+        let answer = ask(
+            addr,
+            "GET /slow HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n".to_owned(),
+        )
+        .await;
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    }
+
     #[tokio::test]
     async fn one_address_holds_at_most_its_share_of_connections() {
         let (addr, _stop) = server_with(ServeOptions {
             header_read_timeout: PATIENCE * 4,
             max_connections: 100,
             max_connections_per_address: 2,
+            ..ServeOptions::default()
         })
         .await;
         let mut held = hold(addr, 2).await;
@@ -342,6 +456,7 @@ mod tests {
             max_connections: 2,
             // No cap per address: a proxy in front is every client.
             max_connections_per_address: 0,
+            ..ServeOptions::default()
         })
         .await;
         let mut held = hold(addr, 2).await;

@@ -256,11 +256,7 @@ pub fn app(state: AppState) -> Router {
         Some(dir) => router.fallback_service(web::static_files(dir, state.clone())),
         None => router.fallback(web::not_found),
     };
-    edge::security_headers(
-        router.layer(auth::serve::request_deadline()),
-        state.config.tls,
-    )
-    .with_state(state)
+    edge::security_headers(router, state.config.tls).with_state(state)
 }
 
 /// The page a peer replica served may call this one (the client learns

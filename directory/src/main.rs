@@ -234,14 +234,8 @@ struct ServeArgs {
     /// Running sessions one user may have at once.
     #[arg(long, default_value_t = 10)]
     max_sessions_per_user: usize,
-    /// Open HTTP connections at most; past it new connections are closed
-    /// unanswered.
-    #[arg(long, env = "THINLINE_MAX_HTTP_CONNECTIONS", default_value_t = auth::serve::DEFAULT_MAX_CONNECTIONS)]
-    max_http_connections: usize,
-    /// Open HTTP connections from one client address (IPv6: one /64) at
-    /// most; 0 for none, e.g. behind a reverse proxy.
-    #[arg(long, env = "THINLINE_MAX_HTTP_CONNECTIONS_PER_ADDRESS", default_value_t = auth::serve::DEFAULT_MAX_CONNECTIONS_PER_ADDRESS)]
-    max_http_connections_per_address: usize,
+    #[command(flatten)]
+    http: auth::serve::HttpArgs,
 }
 
 async fn open_store(spec: &str) -> anyhow::Result<Arc<dyn store::Store>> {
@@ -550,11 +544,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         trusted_proxies: args.trusted_proxies,
         proxy_user_header,
         max_sessions_per_user: args.max_sessions_per_user,
-        http: auth::serve::ServeOptions {
-            max_connections: args.max_http_connections,
-            max_connections_per_address: args.max_http_connections_per_address,
-            ..auth::serve::ServeOptions::default()
-        },
+        http: args.http.options(),
         login_limits: auth::limit::LoginLimits::default(),
         host_tls,
     };

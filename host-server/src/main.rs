@@ -87,14 +87,8 @@ struct ServeArgs {
     /// address: raise this there.
     #[arg(long, default_value_t = DEFAULT_MAX_CONNECTIONS_PER_ADDRESS)]
     max_connections_per_address: usize,
-    /// Open HTTP connections at most, WebSockets included; past it new
-    /// connections are closed unanswered.
-    #[arg(long, env = "THINLINE_MAX_HTTP_CONNECTIONS", default_value_t = auth::serve::DEFAULT_MAX_CONNECTIONS)]
-    max_http_connections: usize,
-    /// Open HTTP connections from one client address (IPv6: one /64) at
-    /// most; 0 for none, e.g. behind a reverse proxy.
-    #[arg(long, env = "THINLINE_MAX_HTTP_CONNECTIONS_PER_ADDRESS", default_value_t = auth::serve::DEFAULT_MAX_CONNECTIONS_PER_ADDRESS)]
-    max_http_connections_per_address: usize,
+    #[command(flatten)]
+    http: auth::serve::HttpArgs,
     /// End a session after this many seconds without a client.
     #[arg(long, default_value_t = 24 * 3600)]
     idle_timeout_secs: u64,
@@ -412,11 +406,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     registry.load_identities().await;
     let mut state = AppState::standalone(registry, metrics, tickets, allowed_origins);
     state.connections = AddressLimiter::new(args.max_connections_per_address);
-    state.http = auth::serve::ServeOptions {
-        max_connections: args.max_http_connections,
-        max_connections_per_address: args.max_http_connections_per_address,
-        ..auth::serve::ServeOptions::default()
-    };
+    state.http = args.http.options();
     state.host_token = host_token;
     if lease.is_some() {
         state.standing = Arc::new(Standing::leased());
