@@ -252,9 +252,23 @@ impl Sandbox {
                 }
             }
             Err(error) if error.kind() == io::ErrorKind::NotFound => {
-                fs::DirBuilder::new().mode(0o700).create(home)?;
-                if self.options.isolation == Isolation::PerUser {
-                    std::os::unix::fs::lchown(home, Some(identity.uid), Some(identity.gid))?;
+                match fs::DirBuilder::new().mode(0o700).create(home) {
+                    Ok(()) => {
+                        if self.options.isolation == Isolation::PerUser {
+                            std::os::unix::fs::lchown(
+                                home,
+                                Some(identity.uid),
+                                Some(identity.gid),
+                            )?;
+                        }
+                    }
+                    // Another start of this user's first sessions, here or
+                    // on another host sharing the root, made it first:
+                    // take it as found.
+                    Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
+                        return self.prepare_home(home, identity);
+                    }
+                    Err(error) => return Err(error),
                 }
             }
             Err(error) => return Err(error),

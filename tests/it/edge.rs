@@ -409,7 +409,8 @@ async fn the_session_cap_holds_however_many_tickets_are_taken() -> Result<()> {
                 let text = format!("{error:#}");
                 ensure!(
                     text.contains("4012"),
-                    "a refusal other than the cap: {text}"
+                    "a refusal other than the cap: {text}\n{}",
+                    cluster.logs()
                 );
                 refused += 1;
             }
