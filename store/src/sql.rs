@@ -459,6 +459,14 @@ macro_rules! impl_store {
                 SessionUpdate, Store, StoreError, StoredScreen, UidRange, UnixIdentity, User,
             };
 
+            /// Ends a host's lease now, if it runs longer (`$1` = the id).
+            const END_LEASE_NOW: &str = concat!(
+                "UPDATE hosts SET lease_expires_at = ",
+                $now,
+                " WHERE id = $1 AND lease_expires_at > ",
+                $now
+            );
+
             impl $store {
 
                 /// Whether the session exists, for telling `Fenced` from
@@ -904,16 +912,11 @@ macro_rules! impl_store {
                     .await
                     .map_err(from_sqlx)?;
                     // The lease taken under the old enrolment ends now.
-                    sqlx::query(concat!(
-                        "UPDATE hosts SET lease_expires_at = ",
-                        $now,
-                        " WHERE id = $1 AND lease_expires_at > ",
-                        $now
-                    ))
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(from_sqlx)?;
+                    sqlx::query(END_LEASE_NOW)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(from_sqlx)?;
                     tx.commit().await.map_err(from_sqlx)?;
                     Ok(())
                 }
@@ -930,16 +933,11 @@ macro_rules! impl_store {
                         return Err(StoreError::NotFound(id.to_owned()));
                     }
                     // The lease taken under the old enrolment ends now.
-                    sqlx::query(concat!(
-                        "UPDATE hosts SET lease_expires_at = ",
-                        $now,
-                        " WHERE id = $1 AND lease_expires_at > ",
-                        $now
-                    ))
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(from_sqlx)?;
+                    sqlx::query(END_LEASE_NOW)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(from_sqlx)?;
                     tx.commit().await.map_err(from_sqlx)?;
                     Ok(())
                 }

@@ -130,6 +130,10 @@ enum Ending {
     Disabled,
 }
 
+/// The hosts' default `--lease-ttl-ms` and `--renew-interval-ms`.
+const LEASE_TTL: Duration = Duration::from_secs(5);
+const RENEW_EVERY: Duration = Duration::from_secs(1);
+
 /// `host_server::logins::RECHECK_INTERVAL`: how often hosts ask.
 const RECHECK: Duration = Duration::from_secs(2);
 
@@ -170,22 +174,10 @@ async fn a_sign_in_that_ends_closes_its_terminals() -> Result<()> {
 
         let ended = Instant::now();
         match ending {
-            Ending::SignOut => {
-                let origin = cluster.page_origin();
-                let answer = tests::http::request_with(
-                    cluster.directories[0].port,
-                    "POST",
-                    "/logout",
-                    &[("Cookie", cookie.as_str()), ("Origin", origin.as_str())],
-                    None,
-                )
-                .await?;
-                ensure!(
-                    answer.status == 303,
-                    "{name}: /logout answered {}",
-                    answer.status
-                );
-            }
+            Ending::SignOut => cluster
+                .sign_out(&cookie)
+                .await
+                .with_context(|| format!("{name}: signing out"))?,
             Ending::PasswordReset => {
                 cluster.directory_cli_with_input(
                     &["user", "reset", name],
@@ -280,8 +272,9 @@ async fn only_an_enrolled_host_with_its_own_secret_holds_a_lease() -> Result<()>
     let mut as_h1 = cluster.spawn_host_as("h1", Some(&h1_secret))?;
     let mut as_h9 = cluster.spawn_host_as("h9", Some(&h1_secret))?;
     let mut bare = cluster.spawn_host_as("h8", None)?;
-    // Past several renewals and a whole lease.
-    tokio::time::sleep(Duration::from_secs(7)).await;
+    // What must not happen can only be shown by outlasting it: several
+    // refused renewals and a whole lease of h1's.
+    tokio::time::sleep(LEASE_TTL + RENEW_EVERY * 2).await;
     let h1 = cluster.store.get_host("h1").await?.context("h1 vanished")?;
     ensure!(h1.url == h1_url, "an impostor moved h1 to {}", h1.url);
     ensure!(
@@ -314,7 +307,8 @@ async fn only_an_enrolled_host_with_its_own_secret_holds_a_lease() -> Result<()>
     // Revoking h1 ends its lease, and only its; its terminal carries on.
     let serving = user.host.clone();
     cluster.directory_cli(&["host", "remove", &serving])?;
-    tokio::time::sleep(Duration::from_secs(12)).await;
+    // Past two whole leases: the removed host's renewals keep being refused.
+    tokio::time::sleep(LEASE_TTL * 2 + RENEW_EVERY * 2).await;
     let now = cluster.store.now().await?;
     let revoked = cluster
         .store
@@ -342,7 +336,8 @@ async fn only_an_enrolled_host_with_its_own_secret_holds_a_lease() -> Result<()>
     // Enrolled again: the running process's old secret stays refused; a
     // restart with the new one takes the lease back.
     cluster.enrol_again(&serving)?;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Several renewals with the old secret, all refused.
+    tokio::time::sleep(RENEW_EVERY * 3).await;
     let now = cluster.store.now().await?;
     ensure!(
         !cluster

@@ -208,17 +208,8 @@ pub async fn auth(progress: &dyn Fn(&str), figures: &mut Vec<Figure>) -> Result<
                 s.at_prompt()
             })
             .await?;
-        let origin = cluster.page_origin();
         let started = Instant::now();
-        let answer = crate::http::request_with(
-            cluster.directories[0].port,
-            "POST",
-            "/logout",
-            &[("Cookie", cookie.as_str()), ("Origin", origin.as_str())],
-            None,
-        )
-        .await?;
-        ensure!(answer.status == 303, "/logout answered {}", answer.status);
+        cluster.sign_out(&cookie).await?;
         let (code, _) = client.client.expect_close(Duration::from_secs(20)).await?;
         closes.push(started.elapsed());
         ensure!(

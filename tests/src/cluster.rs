@@ -383,6 +383,27 @@ impl Cluster {
             .context("signing in set no cookie")
     }
 
+    /// Signs out at the first directory's `/logout`, as the page's button
+    /// does, with the `thinline_login=...` cookie pair `sign_in` returned.
+    pub async fn sign_out(&self, cookie: &str) -> Result<()> {
+        let origin = self.page_origin();
+        let answer = request_with(
+            self.directories[0].port,
+            "POST",
+            "/logout",
+            &[("Cookie", cookie), ("Origin", origin.as_str())],
+            None,
+        )
+        .await?;
+        ensure!(
+            answer.status == 303,
+            "/logout answered {}: {}",
+            answer.status,
+            answer.body
+        );
+        Ok(())
+    }
+
     /// `POST /login` with the page's Origin; the raw answer.
     pub async fn post_login(&self, user: &str, password: &str) -> Result<crate::http::Response> {
         let form = format!(
