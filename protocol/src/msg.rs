@@ -35,7 +35,8 @@ impl FromStr for SessionId {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let bytes = s.as_bytes();
-        if bytes.len() != 32 {
+        // `from_str_radix` alone would also take a sign: "+a" is 10.
+        if bytes.len() != 32 || !bytes.iter().all(u8::is_ascii_hexdigit) {
             return Err("a session id is 32 hex digits");
         }
         let mut out = [0u8; 16];

@@ -173,6 +173,8 @@ fn session_ids_print_and_parse() {
     assert!("abc".parse::<SessionId>().is_err());
     assert!("zz".repeat(16).parse::<SessionId>().is_err());
     assert!("é".repeat(16).parse::<SessionId>().is_err());
+    assert!("+a".repeat(16).parse::<SessionId>().is_err());
+    assert_eq!("AB".repeat(16).parse::<SessionId>(), Ok(id));
 }
 
 #[test]
