@@ -21,6 +21,17 @@ pub mod serve;
 pub mod ticket;
 pub mod tls;
 
+/// Whether a secret someone presented is the one we hold, in time that does
+/// not depend on where the two differ: a comparison that stops at the first
+/// wrong byte would let a caller find a token byte by byte from how long
+/// refusals take. Only the length can be learned, and every token we
+/// compare has a length that is no secret. Both the directory (operators'
+/// token) and hosts (the hosts' token) compare through this one function.
+pub fn constant_time_eq(presented: &[u8], expected: &[u8]) -> bool {
+    use subtle::ConstantTimeEq as _;
+    presented.ct_eq(expected).into()
+}
+
 /// Decodes base64 in either alphabet, padded or not, ignoring surrounding
 /// whitespace: keys are pasted by people into env files and flags, and
 /// refusing `+/` or a trailing `=` there would only cause support requests.
@@ -39,4 +50,18 @@ fn decode_base64_lenient(text: &str) -> Option<Vec<u8>> {
     base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(normalized)
         .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::constant_time_eq;
+
+    #[test]
+    fn secrets_match_only_themselves() {
+        assert!(constant_time_eq(b"s3cret-token", b"s3cret-token"));
+        assert!(!constant_time_eq(b"s3cret-tokeN", b"s3cret-token"));
+        assert!(!constant_time_eq(b"s3cret-token ", b"s3cret-token"));
+        assert!(!constant_time_eq(b"", b"s3cret-token"));
+        assert!(constant_time_eq(b"", b""));
+    }
 }

@@ -10,8 +10,7 @@ impl HostToken {
     /// Whether `presented` is this secret, in time independent of where
     /// the two differ (only the length can be learned by timing).
     pub fn matches(&self, presented: &str) -> bool {
-        let (a, b) = (self.0.as_bytes(), presented.as_bytes());
-        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+        auth::constant_time_eq(presented.as_bytes(), self.0.as_bytes())
     }
 }
 
