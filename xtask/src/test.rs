@@ -13,7 +13,7 @@ pub fn test_all() -> Result<()> {
     cmd::step("checking formatting");
     cmd::run(cmd::cargo().args(["fmt", "--all", "--check"]))?;
 
-    check_protocol_is_pure()?;
+    check_wire_contracts_are_pure()?;
     check_hosts_call_no_directory()?;
     check_deployment_manifests()?;
 
@@ -92,32 +92,39 @@ fn check_deployment_manifests() -> Result<()> {
     )
 }
 
-/// The protocol crate must build for the browser and pull in no IO runtime
-/// (ARCHITECTURE invariant: "the protocol crate does no IO").
-fn check_protocol_is_pure() -> Result<()> {
-    cmd::step("proving the protocol crate does no IO: `cargo tree -p protocol -i tokio`");
-    let out =
-        cmd::output(cmd::cargo().args(["tree", "--package", "protocol", "--invert", "tokio"]))?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if out.status.success() {
-        if !stdout.trim().is_empty() {
-            bail!("the protocol crate depends on tokio:\n{stdout}");
-        }
-    } else if !stderr.contains("did not match any packages") {
-        // Tokio absent from the whole lockfile is also fine; anything else
-        // (a broken manifest, say) is a real failure.
-        bail!("`cargo tree -p protocol -i tokio` failed:\n{stderr}");
-    }
-    cmd::step("  no tokio in the protocol crate's tree");
+/// The crates that define a wire (the WebSocket protocol, the directory's
+/// HTTP API) must build for the browser and pull in no IO runtime
+/// (ARCHITECTURE invariants: "the protocol crate does no IO", "the
+/// directory's API types do no IO").
+fn check_wire_contracts_are_pure() -> Result<()> {
     tools::ensure_wasm_target()?;
-    cmd::run(cmd::cargo().args([
-        "build",
-        "--package",
-        "protocol",
-        "--target",
-        tools::WASM_TARGET,
-    ]))
+    for package in ["protocol", "directory-api"] {
+        cmd::step(&format!(
+            "proving the {package} crate does no IO: `cargo tree -p {package} -i tokio`"
+        ));
+        let out =
+            cmd::output(cmd::cargo().args(["tree", "--package", package, "--invert", "tokio"]))?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if out.status.success() {
+            if !stdout.trim().is_empty() {
+                bail!("the {package} crate depends on tokio:\n{stdout}");
+            }
+        } else if !stderr.contains("did not match any packages") {
+            // Tokio absent from the whole lockfile is also fine; anything
+            // else (a broken manifest, say) is a real failure.
+            bail!("`cargo tree -p {package} -i tokio` failed:\n{stderr}");
+        }
+        cmd::step(&format!("  no tokio in the {package} crate's tree"));
+        cmd::run(cmd::cargo().args([
+            "build",
+            "--package",
+            package,
+            "--target",
+            tools::WASM_TARGET,
+        ]))?;
+    }
+    Ok(())
 }
 
 /// ARCHITECTURE invariant: hosts keep their leases in the store and never

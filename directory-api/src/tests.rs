@@ -1,0 +1,247 @@
+//! The exact JSON of every type, as the directory has always written it
+//! (the wire must not change), and the round trip back.
+
+use protocol::SessionId;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use super::*;
+
+const ID: SessionId = SessionId([0xab; 16]);
+const ID_TEXT: &str = "abababababababababababababababab";
+
+/// `value` serialises to exactly `expected` and reads back as itself.
+fn pins<T: Serialize + DeserializeOwned + PartialEq + core::fmt::Debug>(value: T, expected: Value) {
+    assert_eq!(serde_json::to_value(&value).unwrap(), expected);
+    assert_eq!(serde_json::from_value::<T>(expected).unwrap(), value);
+}
+
+#[test]
+fn placements_are_written_as_they_always_were() {
+    pins(PlacementRequest::default(), json!({}));
+    pins(
+        PlacementRequest {
+            session: None,
+            new: true,
+        },
+        json!({ "new": true }),
+    );
+    pins(
+        PlacementRequest {
+            session: Some(ID),
+            new: false,
+        },
+        json!({ "session": ID_TEXT }),
+    );
+    pins(
+        Placement {
+            session: ID,
+            host: "h1".into(),
+            url: "http://127.0.0.1:8081".into(),
+            epoch: 1,
+            ticket: "AQID".into(),
+            ticket_expires_in_ms: 60_000,
+        },
+        json!({
+            "session": ID_TEXT, "host": "h1", "url": "http://127.0.0.1:8081",
+            "epoch": 1, "ticket": "AQID", "ticket_expires_in_ms": 60000
+        }),
+    );
+}
+
+#[test]
+fn placement_requests_take_what_clients_send_and_nothing_else() {
+    let read = |body: Value| serde_json::from_value::<PlacementRequest>(body);
+    assert_eq!(
+        read(json!({ "session": null, "new": false })).unwrap(),
+        PlacementRequest::default()
+    );
+    // Either case is accepted; the id is the same.
+    assert_eq!(
+        read(json!({ "session": ID_TEXT.to_ascii_uppercase() }))
+            .unwrap()
+            .session,
+        Some(ID)
+    );
+    for bad in [
+        json!({ "x": 1 }),
+        json!({ "session": "abc" }),
+        json!({ "session": "+b".repeat(16) }),
+        json!({ "session": 7 }),
+        json!({ "new": "yes" }),
+    ] {
+        assert!(read(bad.clone()).is_err(), "{bad}");
+    }
+    let error = read(json!({ "session": "zz" })).unwrap_err().to_string();
+    assert!(
+        error.contains("invalid session id \"zz\": expected 32 hex digits"),
+        "{error}"
+    );
+}
+
+#[test]
+fn unreachable_reports_and_decisions_are_written_as_they_always_were() {
+    pins(
+        UnreachableRequest {
+            host: "h1".into(),
+            epoch: 3,
+        },
+        json!({ "host": "h1", "epoch": 3 }),
+    );
+    assert!(
+        serde_json::from_value::<UnreachableRequest>(json!({ "host": "h1", "epoch": 3, "x": 1 }))
+            .is_err()
+    );
+    pins(
+        UnreachableAnswer::RetryOwner {
+            host: "h1".into(),
+            url: "http://h1".into(),
+            epoch: 3,
+            retry_after_ms: 250,
+            ticket: "T".into(),
+            ticket_expires_in_ms: 60_000,
+        },
+        json!({
+            "decision": "retry_owner", "host": "h1", "url": "http://h1", "epoch": 3,
+            "retry_after_ms": 250, "ticket": "T", "ticket_expires_in_ms": 60000
+        }),
+    );
+    pins(
+        UnreachableAnswer::Moved {
+            host: "h2".into(),
+            url: "http://h2".into(),
+            epoch: 4,
+            ticket: "T".into(),
+            ticket_expires_in_ms: 60_000,
+        },
+        json!({
+            "decision": "moved", "host": "h2", "url": "http://h2", "epoch": 4,
+            "ticket": "T", "ticket_expires_in_ms": 60000
+        }),
+    );
+}
+
+#[test]
+fn sessions_and_their_end_are_written_as_they_always_were() {
+    pins(
+        Session {
+            id: ID,
+            owner: "ada".into(),
+            owner_host: "h1".into(),
+            epoch: 2,
+            state: SessionState::Running,
+            title: None,
+            foreground: Some("vim".into()),
+            cwd: "/home/ada".into(),
+            created_at: 5,
+            last_active: 6,
+        },
+        json!({
+            "id": ID_TEXT, "owner": "ada", "owner_host": "h1", "epoch": 2, "state": "running",
+            "title": null, "foreground": "vim", "cwd": "/home/ada",
+            "created_at": 5, "last_active": 6
+        }),
+    );
+    pins(
+        EndAnswer {
+            session: ID,
+            state: EndedState::Ended,
+            epoch: 3,
+        },
+        json!({ "session": ID_TEXT, "state": "ended", "epoch": 3 }),
+    );
+}
+
+#[test]
+fn hosts_and_drains_are_written_as_they_always_were() {
+    pins(
+        Host {
+            id: "h1".into(),
+            url: "http://h1".into(),
+            load: 2,
+            draining: true,
+            drain: Some(DrainOwner::Operator),
+            lease_expires_at: 9,
+            live: true,
+        },
+        json!({
+            "id": "h1", "url": "http://h1", "load": 2, "draining": true, "drain": "operator",
+            "lease_expires_at": 9, "live": true
+        }),
+    );
+    assert_eq!(
+        serde_json::to_value(DrainOwner::Shutdown).unwrap(),
+        "shutdown"
+    );
+    pins(
+        DrainAnswer {
+            id: "h1".into(),
+            drain_requested: false,
+        },
+        json!({ "id": "h1", "drain_requested": false }),
+    );
+}
+
+#[test]
+fn the_rest_is_written_as_it_always_was() {
+    pins(ErrorAnswer { error: "no".into() }, json!({ "error": "no" }));
+    pins(Me { user: "ada".into() }, json!({ "user": "ada" }));
+    pins(
+        ClientConfig {
+            directories: vec!["http://a".into()],
+        },
+        json!({ "directories": ["http://a"] }),
+    );
+    pins(
+        Healthy {
+            status: HealthyStatus::Ok,
+            store: StoreKind::Sqlite,
+        },
+        json!({ "status": "ok", "store": "sqlite" }),
+    );
+    pins(
+        Degraded {
+            status: DegradedStatus::Degraded,
+            store: StoreKind::Postgres,
+            error: "down".into(),
+        },
+        json!({ "status": "degraded", "store": "postgres", "error": "down" }),
+    );
+    // A host's whole health answer reads as the part the directory needs.
+    let health: HostHealth =
+        serde_json::from_value(json!({ "status": "ok", "host": "h1", "sessions": 2 })).unwrap();
+    assert_eq!(health.host, "h1");
+}
+
+#[test]
+fn store_kinds_are_read_from_the_names_stores_give_themselves() {
+    assert_eq!(StoreKind::from_name("sqlite"), Some(StoreKind::Sqlite));
+    assert_eq!(StoreKind::from_name("postgres"), Some(StoreKind::Postgres));
+    assert_eq!(StoreKind::from_name("memory"), Some(StoreKind::Memory));
+    assert_eq!(StoreKind::from_name("oracle"), None);
+}
+
+#[test]
+fn the_login_form_names_its_fields_as_it_reads_them_and_hides_the_password() {
+    let form = LoginForm {
+        user: "ada".into(),
+        password: "s3cret-pass".into(),
+    };
+    let value = serde_json::to_value(&form).unwrap();
+    assert_eq!(value[LoginForm::USER], "ada");
+    assert_eq!(value[LoginForm::PASSWORD], "s3cret-pass");
+    assert_eq!(value.as_object().unwrap().len(), 2);
+    assert!(!format!("{form:?}").contains("s3cret"));
+}
+
+#[test]
+fn host_ids_are_plain() {
+    for good in ["h1", "host-2.eu_west", "a", &"x".repeat(64)] {
+        assert!(valid_host_id(good), "{good}");
+    }
+    let long = "x".repeat(65);
+    for bad in ["", "h 1", "h/1", "h;1", "hé", long.as_str()] {
+        assert!(!valid_host_id(bad), "{bad}");
+    }
+}
