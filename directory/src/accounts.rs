@@ -15,7 +15,7 @@ use anyhow::{Context, bail};
 use auth::password::MIN_LEN;
 use store::{Store, StoreError};
 
-use crate::pages::utc_minute;
+use crate::views::utc_minute;
 
 /// The longest password line read, in bytes; the hasher refuses more.
 const MAX_PASSWORD_BYTES: usize = 1024;

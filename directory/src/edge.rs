@@ -15,9 +15,11 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, header};
 use tower_http::set_header::SetResponseHeaderLayer;
 
-use crate::AppState;
 use crate::error::AppError;
-use crate::web::API_CONTENT_SECURITY_POLICY;
+use crate::state::AppState;
+
+/// The policy of every answer that is not a page: JSON needs nothing.
+pub const API_CONTENT_SECURITY_POLICY: &str = "default-src 'none'; frame-ancestors 'none'";
 
 /// The policy of the sign-in and sessions pages: no script at all, the
 /// stylesheet from here, forms posting only here.
@@ -111,7 +113,7 @@ impl FromRequestParts<AppState> for AllowedOrigin {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::DirectoryConfig;
+    use crate::state::DirectoryConfig;
 
     fn state(config: DirectoryConfig) -> AppState {
         AppState::new(std::sync::Arc::new(store::MemoryStore::new()), config).unwrap()

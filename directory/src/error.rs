@@ -1,14 +1,16 @@
 //! The one error type at the HTTP edge.
 //!
-//! Clients (hosts, the browser, operators with curl) get a status and a
-//! `{"error": "..."}` body saying what to do; internals such as driver
+//! Clients (hosts, the browser, operators with curl) get a status and an
+//! `ErrorAnswer` body saying what to do; internals such as driver
 //! messages go to the log, never to the client. The HTML pages render their
-//! own errors (`pages.rs`), with the same rule.
+//! own errors (`views.rs`), with the same rule. The bottom of the
+//! directory's layers: it knows no other module.
 
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use directory_api::ErrorAnswer;
 use serde::de::DeserializeOwned;
 use store::StoreError;
 
@@ -129,7 +131,7 @@ impl AppError {
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let (status, message, retry) = self.status_and_message();
-        let mut response = (status, Json(serde_json::json!({ "error": message }))).into_response();
+        let mut response = (status, Json(ErrorAnswer { error: message })).into_response();
         if retry {
             response
                 .headers_mut()

@@ -14,62 +14,65 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use serde::Serialize;
+use directory_api::openapi::HostPath;
+use directory_api::{DrainAnswer, DrainOwner, ErrorAnswer, Host, MAX_HOST_ID_LEN, valid_host_id};
 use store::{HostRecord, Millis, StoreError};
 
-use crate::AppState;
 use crate::error::AppError;
+use crate::state::AppState;
 
-const MAX_HOST_ID_LEN: usize = 64;
-
-#[derive(Debug, Serialize)]
-pub struct HostView {
-    pub id: String,
-    pub url: String,
-    pub load: u32,
-    /// The host takes no sessions and is moving its own elsewhere.
-    pub draining: bool,
-    /// Who wants it drained: `operator` (lasts until lifted) or `shutdown`
-    /// (its process is stopping; its next start serves again).
-    pub drain: Option<&'static str>,
-    pub lease_expires_at: Millis,
-    pub live: bool,
-}
-
-impl HostView {
-    pub fn new(host: HostRecord, now: Millis) -> HostView {
-        HostView {
-            live: host.is_live(now),
-            draining: host.is_draining(),
-            drain: host.drain().map(store::Drain::as_str),
-            id: host.id,
-            url: host.url,
-            load: host.load,
-            lease_expires_at: host.lease_expires_at,
-        }
+/// How the API shows a host record at the store's time `now`.
+pub fn host_view(host: HostRecord, now: Millis) -> Host {
+    Host {
+        live: host.is_live(now),
+        draining: host.is_draining(),
+        drain: host.drain().map(|drain| match drain {
+            store::Drain::Operator => DrainOwner::Operator,
+            store::Drain::Shutdown => DrainOwner::Shutdown,
+        }),
+        id: host.id,
+        url: host.url,
+        load: host.load,
+        lease_expires_at: host.lease_expires_at,
     }
 }
 
-#[derive(Debug, Serialize)]
-pub struct DrainAnswer {
-    pub id: String,
-    /// Whether an operator's drain now stands.
-    pub drain_requested: bool,
-}
-
-/// `GET /v1/hosts`
-pub async fn list_hosts(State(state): State<AppState>) -> Result<Json<Vec<HostView>>, AppError> {
+/// Every registered host, live or not, by id
+#[utoipa::path(
+    get,
+    path = "/hosts",
+    responses(
+        (status = 200, description = "OK", body = Vec<Host>),
+        (status = 503, description = "the store is unavailable", body = ErrorAnswer),
+    )
+)]
+pub async fn list_hosts(State(state): State<AppState>) -> Result<Json<Vec<Host>>, AppError> {
     let hosts = state.store.list_hosts().await?;
     let now = state.store.now().await?;
     Ok(Json(
-        hosts
-            .into_iter()
-            .map(|host| HostView::new(host, now))
-            .collect(),
+        hosts.into_iter().map(|host| host_view(host, now)).collect(),
     ))
 }
 
-/// `POST /v1/hosts/{id}/drain`: an operator's drain, kept until lifted.
+/// An operator's drain of a host
+///
+/// The host learns it from its next lease renewal (hosts renew in the
+/// store, never here), moves every session elsewhere and takes none until
+/// the drain is lifted; the drain outlives the host's restarts.
+#[utoipa::path(
+    post,
+    path = "/hosts/{id}/drain",
+    params(HostPath),
+    security(("operatorToken" = [])),
+    responses(
+        (status = 200, description = "OK", body = DrainAnswer),
+        (status = 400, description = "malformed host id", body = ErrorAnswer),
+        (status = 401, description = "the operators' token is missing or wrong", body = ErrorAnswer),
+        (status = 403, description = "the HTTP drain API is off (no THINLINE_OPERATOR_TOKEN)", body = ErrorAnswer),
+        (status = 404, description = "no such host", body = ErrorAnswer),
+        (status = 503, description = "the store is unavailable", body = ErrorAnswer),
+    )
+)]
 pub async fn drain(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -78,7 +81,25 @@ pub async fn drain(
     set_drain(&state, &id, &headers, true).await
 }
 
-/// `DELETE /v1/hosts/{id}/drain`: lifts an operator's drain.
+/// Lift an operator's drain
+///
+/// The host serves again from its next renewal. A host stopping on SIGTERM
+/// drains on its own; that drain ends with its process and needs no
+/// lifting.
+#[utoipa::path(
+    delete,
+    path = "/hosts/{id}/drain",
+    params(HostPath),
+    security(("operatorToken" = [])),
+    responses(
+        (status = 200, description = "OK", body = DrainAnswer),
+        (status = 400, description = "malformed host id", body = ErrorAnswer),
+        (status = 401, description = "the operators' token is missing or wrong", body = ErrorAnswer),
+        (status = 403, description = "the HTTP drain API is off (no THINLINE_OPERATOR_TOKEN)", body = ErrorAnswer),
+        (status = 404, description = "no such host", body = ErrorAnswer),
+        (status = 503, description = "the store is unavailable", body = ErrorAnswer),
+    )
+)]
 pub async fn undrain(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -136,35 +157,15 @@ fn check_operator_token(state: &AppState, headers: &HeaderMap) -> Result<(), App
 }
 
 /// Host ids appear in URLs, logs and every answer about sessions; keep
-/// them to a plain alphabet.
+/// them to a plain alphabet (`directory_api::valid_host_id`, the same
+/// check the OpenAPI document publishes as a pattern).
 pub fn check_host_id(id: &str) -> Result<(), AppError> {
-    let plain = !id.is_empty()
-        && id.len() <= MAX_HOST_ID_LEN
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-    if plain {
+    if valid_host_id(id) {
         Ok(())
     } else {
         Err(AppError::BadRequest(format!(
             "invalid host id {id:?}: use 1 to {MAX_HOST_ID_LEN} letters, digits, '-', '_' or '.'"
         )))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn host_ids_are_plain() {
-        for good in ["h1", "host-2.eu_west", "a"] {
-            assert!(check_host_id(good).is_ok(), "{good}");
-        }
-        let long = "x".repeat(65);
-        for bad in ["", "h 1", "h/1", "h;1", "hé", long.as_str()] {
-            assert!(check_host_id(bad).is_err(), "{bad}");
-        }
     }
 }
 
@@ -209,7 +210,7 @@ pub mod admin {
                     "{}\t{}\t{}",
                     host.id,
                     host.url,
-                    crate::pages::utc_minute(host.enrolled_at)
+                    crate::views::utc_minute(host.enrolled_at)
                 )
             })
             .collect())
@@ -219,7 +220,7 @@ pub mod admin {
     /// the only copy, for the host's `THINLINE_HOST_SECRET`. Enrolling a
     /// host again revokes its old secret.
     pub async fn enrol(store: &dyn Store, id: &str, url: &str) -> anyhow::Result<String> {
-        if super::check_host_id(id).is_err() {
+        if !directory_api::valid_host_id(id) {
             bail!("invalid host id {id:?}: use letters, digits, '-', '_' or '.'");
         }
         let plain = url
@@ -253,7 +254,7 @@ pub mod admin {
 
     /// Sets or lifts an operator's drain of `id`.
     pub async fn set_drain(store: &dyn Store, id: &str, requested: bool) -> anyhow::Result<()> {
-        if super::check_host_id(id).is_err() {
+        if !directory_api::valid_host_id(id) {
             bail!("invalid host id {id:?}: use letters, digits, '-', '_' or '.'");
         }
         match store.set_drain_requested(id, requested).await {
@@ -262,6 +263,22 @@ pub mod admin {
                 bail!("no host {id} is registered; `directory host list` shows the known hosts")
             }
             Err(error) => Err(error).context("recording the drain in the store"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_ids_are_plain() {
+        for good in ["h1", "host-2.eu_west", "a"] {
+            assert!(check_host_id(good).is_ok(), "{good}");
+        }
+        let long = "x".repeat(65);
+        for bad in ["", "h 1", "h/1", "h;1", "hé", long.as_str()] {
+            assert!(check_host_id(bad).is_err(), "{bad}");
         }
     }
 }

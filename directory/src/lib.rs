@@ -18,22 +18,21 @@
 //! key ([`sessions`]). The failover decision itself is sans IO in
 //! [`failover`]; `sessions.rs` and `hosts.rs` are the thin HTTP shell
 //! around it and the store.
+//!
+//! Every JSON shape is a type of the `directory_api` crate, which the
+//! browser client and the tests share; `/v1/openapi.json` is generated
+//! from those types and from the routes below ([`openapi`]). The modules
+//! are layers, each naming only those below it (`layering.rs` checks);
+//! this file assembles the router on top of them.
 
-use std::net::IpAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
-use auth::device::DeviceKey;
-use auth::limit::{LoginLimiter, LoginLimits};
-use auth::password_pool::PasswordPool;
-use auth::ticket::TicketSigner;
-use axum::Router;
-use axum::http::{HeaderName, HeaderValue, Method, header};
-use axum::middleware;
-use axum::routing::{get, post};
-use store::Store;
+use axum::http::{HeaderValue, Method, header};
+use axum::{Extension, Router, middleware};
 use tower_http::cors::{AllowOrigin, CorsLayer};
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub mod accounts;
 pub mod edge;
@@ -42,221 +41,73 @@ pub mod failover;
 pub mod hosts;
 pub mod identities;
 pub mod openapi;
+pub mod origins;
 pub mod pages;
 pub mod probe;
 pub mod sessions;
 pub mod signin;
+pub mod state;
+pub mod views;
 pub mod web;
+
+#[cfg(test)]
+mod layering;
 
 pub use error::AppError;
 pub use signin::SignedIn;
-
-/// How long a sign-in lasts: a working day, then the password again.
-pub const LOGIN_LIFETIME: Duration = Duration::from_secs(12 * 3600);
-
-/// How the directory behaves; everything else it reads from the store.
-#[derive(Clone, Debug)]
-pub struct DirectoryConfig {
-    /// This replica's url as browsers reach it, listed first by
-    /// `/v1/config`. `None`: the url the client used (its Host header).
-    pub public_url: Option<String>,
-    /// The other directory replicas' urls.
-    pub peers: Vec<String>,
-    /// How long probing an owner's `/healthz` may take. A probe that times
-    /// out is no evidence, so this bounds how long a report waits, not
-    /// whether a session moves.
-    pub probe_timeout: Duration,
-    /// What `retry_owner` answers tell clients to wait before retrying.
-    pub retry_after: Duration,
-    /// Folder served at `/`, if any.
-    pub static_dir: Option<PathBuf>,
-    /// The page's `connect-src` sources; empty means every live host's
-    /// origins, computed per request.
-    pub connect_src: Vec<String>,
-    /// The secret this directory presents to a host to end a session
-    /// there (`THINLINE_HOST_TOKEN`; hosts check it).
-    pub host_token: Option<HostToken>,
-    /// The secret an operator presents to drain or undrain a host over
-    /// HTTP (`THINLINE_OPERATOR_TOKEN`). Hosts never hold it, so no host
-    /// can drain another. `None` turns the HTTP drain API off; `directory
-    /// host drain --store` works either way.
-    pub operator_token: Option<HostToken>,
-    /// Signs the tickets hosts admit browsers with. Every replica must use
-    /// the same key (hosts know its public half); the default is a fresh
-    /// key, fine for tests only, so the binary always sets one.
-    pub ticket_signer: Arc<TicketSigner>,
-    /// Whether browsers reach this replica over TLS (its own, or a proxy's
-    /// in front of an `https://` public url): cookies get `Secure` and
-    /// answers `Strict-Transport-Security`.
-    pub tls: bool,
-    /// Origins allowed to POST (forms and `/v1`) and to call the API across
-    /// origins, exactly (`scheme://host[:port]`). Empty: the origins of
-    /// `public_url` and `peers`.
-    pub allowed_origins: Vec<String>,
-    /// Peer addresses of reverse proxies that authenticate users
-    /// themselves. Only requests from these addresses may name a user in
-    /// `proxy_user_header`, and only for them is `X-Forwarded-For` read.
-    pub trusted_proxies: Vec<IpAddr>,
-    /// The header a trusted proxy names the signed-in user in (e.g.
-    /// `X-Remote-User`). `None` turns proxy sign-in off.
-    pub proxy_user_header: Option<HeaderName>,
-    /// Running sessions one user may have; a new one beyond it is refused.
-    pub max_sessions_per_user: usize,
-    /// The HTTP edge's connection limits and deadlines (`auth::serve`).
-    pub http: auth::serve::ServeOptions,
-    /// Sign-in attempts allowed per client address, per user name at an
-    /// address, per user name for browsers without its device cookie, and
-    /// per device cookie (`auth::limit`).
-    pub login_limits: LoginLimits,
-    /// TLS trust for probing and calling `https://` hosts (`--host-ca`).
-    /// `None`: https hosts cannot be probed (no evidence either way) and
-    /// are not told when a session ends.
-    pub host_tls: Option<Arc<rustls::ClientConfig>>,
-}
-
-/// The hosts' shared secret; its `Debug` never shows it.
-#[derive(Clone)]
-pub struct HostToken(pub String);
-
-impl std::fmt::Debug for HostToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("HostToken(..)")
-    }
-}
-
-impl HostToken {
-    /// Whether an `Authorization` header carries this token as a bearer
-    /// credential; compared in time independent of where they differ.
-    pub fn admits(&self, authorization: Option<&str>) -> bool {
-        let Some(given) = authorization.and_then(|v| v.strip_prefix("Bearer ")) else {
-            return false;
-        };
-        let (a, b) = (given.as_bytes(), self.0.as_bytes());
-        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-    }
-}
-
-impl Default for DirectoryConfig {
-    fn default() -> Self {
-        DirectoryConfig {
-            public_url: None,
-            peers: Vec::new(),
-            probe_timeout: Duration::from_millis(300),
-            retry_after: Duration::from_millis(250),
-            static_dir: None,
-            connect_src: Vec::new(),
-            host_token: None,
-            operator_token: None,
-            ticket_signer: Arc::new(TicketSigner::generate()),
-            tls: false,
-            allowed_origins: Vec::new(),
-            trusted_proxies: Vec::new(),
-            proxy_user_header: None,
-            max_sessions_per_user: 10,
-            http: auth::serve::ServeOptions::default(),
-            login_limits: LoginLimits::default(),
-            host_tls: None,
-        }
-    }
-}
-
-impl DirectoryConfig {
-    /// The exact origins allowed to POST: the configured list, or this
-    /// replica's and its peers' origins.
-    pub fn origin_allowlist(&self) -> Vec<String> {
-        let urls: Vec<&String> = if self.allowed_origins.is_empty() {
-            self.public_url.iter().chain(&self.peers).collect()
-        } else {
-            self.allowed_origins.iter().collect()
-        };
-        let mut origins: Vec<String> = urls.into_iter().filter_map(|u| web::origin(u)).collect();
-        origins.dedup();
-        origins
-    }
-}
-
-/// What every handler shares.
-#[derive(Clone)]
-pub struct AppState {
-    pub store: Arc<dyn Store>,
-    pub config: Arc<DirectoryConfig>,
-    /// Counts sign-in attempts in this process.
-    pub limiter: Arc<LoginLimiter>,
-    /// Signs and checks device cookies; derived from the ticket key, so
-    /// every replica accepts the ones any replica set.
-    pub devices: Arc<DeviceKey>,
-    /// [`DirectoryConfig::origin_allowlist`], computed once.
-    pub allowed_origins: Arc<Vec<String>>,
-    /// The few threads that check passwords (see `auth::password_pool`).
-    pub passwords: Arc<PasswordPool>,
-}
-
-/// Threads checking passwords at once: each argon2id check holds 19 MiB,
-/// so this bounds what sign-ins can take, whatever arrives.
-pub const PASSWORD_THREADS: usize = 2;
-/// Checks that may wait for a thread; beyond that a sign-in is told to try
-/// again in a second. At ~20 ms a check this is under half a second of
-/// waiting.
-pub const PASSWORD_QUEUE: usize = 32;
-
-impl AppState {
-    /// Fails only if the password threads cannot be started.
-    pub fn new(store: Arc<dyn Store>, config: DirectoryConfig) -> std::io::Result<AppState> {
-        Ok(AppState {
-            store,
-            limiter: Arc::new(LoginLimiter::new(config.login_limits)),
-            devices: Arc::new(DeviceKey::from_ticket_signer(&config.ticket_signer)),
-            allowed_origins: Arc::new(config.origin_allowlist()),
-            config: Arc::new(config),
-            passwords: Arc::new(PasswordPool::new(PASSWORD_THREADS, PASSWORD_QUEUE)?),
-        })
-    }
-}
+pub use state::{
+    AppState, DirectoryConfig, HostToken, LOGIN_LIFETIME, PASSWORD_QUEUE, PASSWORD_THREADS,
+};
 
 /// The whole HTTP API and the pages, ready to serve or to call in tests.
 pub fn app(state: AppState) -> Router {
-    // What a signed-in user calls; `signin::identify` finds who that is.
-    let user_api = Router::new()
-        .route("/me", get(signin::me))
-        .route("/placement", post(sessions::placement))
-        .route("/sessions", get(sessions::list_sessions))
-        .route("/sessions/{id}/unreachable", post(sessions::unreachable))
-        .route("/sessions/{id}/end", post(sessions::end_json))
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            signin::identify,
-        ));
-    let api = Router::new()
-        .route("/hosts", get(hosts::list_hosts))
-        .route(
-            "/hosts/{id}/drain",
-            post(hosts::drain).delete(hosts::undrain),
-        )
-        .route("/config", get(web::config))
-        .route("/openapi.json", get(openapi::document))
-        .merge(user_api)
-        .fallback(web::api_not_found)
-        .layer(cors(&state));
-    let user_pages = Router::new()
-        .route("/", get(web::page))
-        .route("/index.html", get(web::page))
-        .route("/sessions", get(pages::sessions_page))
-        .route("/sessions/{id}/end", post(pages::end_form))
-        .route("/logout", post(signin::logout))
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            signin::identify,
-        ));
-    let router = Router::new()
-        .nest("/v1", api)
-        .route("/healthz", get(web::health))
-        .route("/login", get(signin::login_page).post(signin::login))
-        .merge(user_pages);
+    let (router, document) = routes(&state).split_for_parts();
     let router = match &state.config.static_dir {
         Some(dir) => router.fallback_service(web::static_files(dir, state.clone())),
         None => router.fallback(web::not_found),
     };
+    let router = router.layer(Extension(openapi::ApiDocument::new(document)));
     edge::security_headers(router, state.config.tls).with_state(state)
+}
+
+/// Every route, each registered with its OpenAPI description (`routes!`
+/// reads the handler's `#[utoipa::path]`): nothing is routed that the
+/// document does not list. Plain `.route` calls have no place here.
+fn routes(state: &AppState) -> OpenApiRouter<AppState> {
+    // What a signed-in user calls; `signin::identify` finds who that is.
+    let user_api = OpenApiRouter::new()
+        .routes(routes!(signin::me))
+        .routes(routes!(sessions::placement))
+        .routes(routes!(sessions::list_sessions))
+        .routes(routes!(sessions::unreachable))
+        .routes(routes!(sessions::end_json))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            signin::identify,
+        ));
+    let api = OpenApiRouter::new()
+        .routes(routes!(hosts::list_hosts))
+        .routes(routes!(hosts::drain, hosts::undrain))
+        .routes(routes!(web::config))
+        .routes(routes!(openapi::document))
+        .merge(user_api)
+        .fallback(web::api_not_found)
+        .layer(cors(state));
+    let user_pages = OpenApiRouter::new()
+        .routes(routes!(web::page))
+        .routes(routes!(web::index_html))
+        .routes(routes!(pages::sessions_page))
+        .routes(routes!(pages::end_form))
+        .routes(routes!(signin::logout))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            signin::identify,
+        ));
+    OpenApiRouter::with_openapi(openapi::ApiFrame::openapi())
+        .nest("/v1", api)
+        .routes(routes!(web::health))
+        .routes(routes!(signin::login_page, signin::login))
+        .merge(user_pages)
 }
 
 /// The page a peer replica served may call this one (the client learns

@@ -438,13 +438,13 @@ fn ticket_signer(file: Option<&Path>) -> anyhow::Result<TicketSigner> {
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     for source in &args.connect_src {
         anyhow::ensure!(
-            directory::web::plain_source(source),
+            directory::origins::plain_source(source),
             "--connect-src {source:?} is not a plain CSP source (no quotes, ';' or ',')"
         );
     }
     for origin in &args.allow_origins {
         anyhow::ensure!(
-            directory::web::origin(origin).as_deref() == Some(origin.trim_end_matches('/')),
+            directory::origins::origin(origin).as_deref() == Some(origin.trim_end_matches('/')),
             "--allow-origin {origin:?} is not an origin: use scheme://host[:port], e.g. https://term.example.com"
         );
     }

@@ -26,8 +26,11 @@ use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::HostToken;
+use directory_api::HostHealth;
+use protocol::SessionId;
+
 use crate::failover::ProbeOutcome;
+use crate::state::HostToken;
 
 /// A health answer is a few dozen bytes; anything much larger is not one.
 const MAX_ANSWER_BYTES: usize = 16 * 1024;
@@ -71,7 +74,7 @@ pub async fn probe_owner(
 /// not if the host did not confirm within [`END_TIMEOUT`].
 pub async fn end_on_host(
     url: &str,
-    id: &str,
+    id: SessionId,
     token: Option<&HostToken>,
     tls: Option<&Arc<rustls::ClientConfig>>,
 ) -> Result<(), String> {
@@ -92,13 +95,11 @@ enum Exchange {
     Answer(StatusCode, Bytes),
 }
 
+/// Which host a `/healthz` answer says it is.
 fn host_named(body: &[u8]) -> Result<String, String> {
-    let answer: serde_json::Value =
-        serde_json::from_slice(body).map_err(|e| format!("not json: {e}"))?;
-    match answer.get("host").and_then(|host| host.as_str()) {
-        Some(host) => Ok(host.to_owned()),
-        None => Err("answer without a host field".to_owned()),
-    }
+    serde_json::from_slice::<HostHealth>(body)
+        .map(|health| health.host)
+        .map_err(|e| format!("not a host's health answer: {e}"))
 }
 
 /// One request to `{url}{path}` on a fresh connection.

@@ -23,10 +23,14 @@ use auth::ticket::{Claims, MAX_LIFETIME_MS};
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
-use serde::{Deserialize, Serialize};
-use store::{Millis, SessionRecord, SessionState, StoreError};
+use directory_api::openapi::SessionPath;
+use directory_api::{
+    EndAnswer, EndedState, ErrorAnswer, Placement, PlacementRequest, Session, UnreachableAnswer,
+    UnreachableRequest,
+};
+use protocol::SessionId;
+use store::{SessionRecord, SessionState, StoreError};
 
-use crate::AppState;
 use crate::edge::AllowedOrigin;
 use crate::error::{AppError, JsonObject, object_body};
 use crate::failover::{
@@ -35,6 +39,7 @@ use crate::failover::{
 use crate::hosts::check_host_id;
 use crate::probe::{end_on_host, probe_owner};
 use crate::signin::SignedIn;
+use crate::state::AppState;
 
 /// How many times one request re-reads after losing a takeover race. Each
 /// loss means the session moved, so the next read normally answers; more
@@ -45,120 +50,80 @@ const MOVE_ATTEMPTS: usize = 4;
 /// refreshes it before a reconnect when less than 10 s are left.
 pub const TICKET_LIFETIME_MS: u64 = MAX_LIFETIME_MS;
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PlacementRequest {
-    /// The session to open; `None` with `new` unset picks the user's most
-    /// recently active running session (hot desking).
-    #[serde(default)]
-    pub session: Option<String>,
-    /// Start a new session even if the user has running ones.
-    #[serde(default)]
-    pub new: bool,
+/// How the API shows a session record. The store keeps ids as the text
+/// `SessionId` writes; one that does not read back is a broken record.
+fn session_view(record: SessionRecord) -> Result<Session, AppError> {
+    Ok(Session {
+        id: stored_id(&record)?,
+        owner: record.owner,
+        owner_host: record.owner_host,
+        epoch: record.epoch,
+        state: match record.state {
+            SessionState::Running => directory_api::SessionState::Running,
+            SessionState::Ended => directory_api::SessionState::Ended,
+        },
+        title: record.title,
+        foreground: record.foreground,
+        cwd: record.cwd,
+        created_at: record.created_at,
+        last_active: record.last_active,
+    })
 }
 
-#[derive(Debug, Serialize)]
-pub struct PlacementAnswer {
-    pub session: String,
-    pub host: String,
-    pub url: String,
-    /// The session's epoch at `host`; 1 for a new session.
-    pub epoch: u64,
-    pub ticket: String,
-    pub ticket_expires_in_ms: u64,
+/// The id of a record read from the store.
+fn stored_id(record: &SessionRecord) -> Result<SessionId, AppError> {
+    record.id.parse().map_err(|_| {
+        AppError::Internal(format!(
+            "the store holds a session with the unusable id {:?}",
+            record.id
+        ))
+    })
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UnreachableRequest {
-    pub host: String,
-    pub epoch: u64,
-}
-
-#[derive(Debug, Serialize)]
-#[serde(tag = "decision", rename_all = "snake_case")]
-pub enum UnreachableAnswer {
-    /// The owner's lease is live and nothing shows it is gone: retry it
-    /// after `retry_after_ms`, and report again if it still fails.
-    RetryOwner {
-        host: String,
-        url: String,
-        epoch: u64,
-        retry_after_ms: u64,
-        ticket: String,
-        ticket_expires_in_ms: u64,
-    },
-    /// The session is (now) served by `host` at `epoch`.
-    Moved {
-        host: String,
-        url: String,
-        epoch: u64,
-        ticket: String,
-        ticket_expires_in_ms: u64,
-    },
-}
-
-#[derive(Debug, Serialize)]
-pub struct EndAnswer {
-    pub session: String,
-    pub state: &'static str,
-    /// The epoch after ending, which fences the host that served it.
-    pub epoch: u64,
-}
-
-#[derive(Debug, Serialize)]
-pub struct SessionView {
-    pub id: String,
-    pub owner: String,
-    pub owner_host: String,
-    pub epoch: u64,
-    pub state: &'static str,
-    pub title: Option<String>,
-    pub foreground: Option<String>,
-    pub cwd: String,
-    pub created_at: Millis,
-    pub last_active: Millis,
-}
-
-impl From<SessionRecord> for SessionView {
-    fn from(record: SessionRecord) -> SessionView {
-        SessionView {
-            id: record.id,
-            owner: record.owner,
-            owner_host: record.owner_host,
-            epoch: record.epoch,
-            state: match record.state {
-                SessionState::Running => "running",
-                SessionState::Ended => "ended",
-            },
-            title: record.title,
-            foreground: record.foreground,
-            cwd: record.cwd,
-            created_at: record.created_at,
-            last_active: record.last_active,
-        }
-    }
-}
-
-/// `POST /v1/placement`
+/// Where to open a session, with a ticket for it
+///
+/// session named: that session of the caller's; a live owner keeps it, one
+/// whose lease expired is moved first. No session and new unset: the
+/// caller's most recently active running session (hot desking), else a new
+/// one. new: a new session, with an id minted here and epoch 1, on the
+/// least-loaded live host that is not draining, unless the caller already
+/// runs --max-sessions-per-user sessions. The ticket (Ed25519, valid
+/// ticket_expires_in_ms, bound to user, session, host, epoch and login)
+/// goes in the WebSocket hello; refresh it by asking again with the
+/// session. Needs an allowed Origin.
+#[utoipa::path(
+    post,
+    path = "/placement",
+    security(("loginCookie" = [])),
+    request_body = PlacementRequest,
+    responses(
+        (status = 200, description = "OK", body = Placement),
+        (status = 400, description = "malformed session id or body, or both session and new", body = ErrorAnswer),
+        (status = 401, description = "not signed in; open /login", body = ErrorAnswer),
+        (status = 403, description = "the Origin is missing or not allowed", body = ErrorAnswer),
+        (status = 404, description = "the caller has no such session (another user's answers the same; a new session exists once its host started it)", body = ErrorAnswer),
+        (status = 409, description = "the session has ended", body = ErrorAnswer),
+        (status = 429, description = "the caller runs the most sessions allowed", body = ErrorAnswer),
+        (status = 503, description = "no healthy host, or the store is unavailable", body = ErrorAnswer),
+    )
+)]
 pub async fn placement(
     State(state): State<AppState>,
     _origin: AllowedOrigin,
     signed_in: SignedIn,
     body: Result<Json<JsonObject>, JsonRejection>,
-) -> Result<Json<PlacementAnswer>, AppError> {
+) -> Result<Json<Placement>, AppError> {
     let request: PlacementRequest = object_body(body)?;
-    let record = match (&request.session, request.new) {
+    let record = match (request.session, request.new) {
         (Some(_), true) => {
             return Err(AppError::BadRequest(
                 "name a session or ask for a new one, not both".to_owned(),
             ));
         }
         (Some(id), false) => {
-            let id = check_session_id(id)?;
-            let record = own_session(&state, &signed_in.user, &id).await?;
+            let record = own_session(&state, &signed_in.user, id).await?;
             if record.state == SessionState::Ended {
-                return Err(ended(&id));
+                return Err(ended(id));
             }
             Some(record)
         }
@@ -168,11 +133,10 @@ pub async fn placement(
     let Some(record) = record else {
         return new_session(&state, &signed_in).await.map(Json);
     };
-    let id = record.id.clone();
+    let id = stored_id(&record)?;
     let (target, epoch) = resolve(&state, record, None).await?.into_target();
-    let (ticket, ticket_expires_in_ms) =
-        issue_ticket(&state, &signed_in, &id, &target.host, epoch)?;
-    Ok(Json(PlacementAnswer {
+    let (ticket, ticket_expires_in_ms) = issue_ticket(&state, &signed_in, id, &target.host, epoch)?;
+    Ok(Json(Placement {
         session: id,
         host: target.host,
         url: target.url,
@@ -197,7 +161,7 @@ async fn most_recent_running(
 }
 
 /// A new session on the least-loaded live host, within the user's cap.
-async fn new_session(state: &AppState, signed_in: &SignedIn) -> Result<PlacementAnswer, AppError> {
+async fn new_session(state: &AppState, signed_in: &SignedIn) -> Result<Placement, AppError> {
     let user = &signed_in.user;
     let running = state
         .store
@@ -219,9 +183,9 @@ async fn new_session(state: &AppState, signed_in: &SignedIn) -> Result<Placement
     let now = state.store.now().await?;
     let host = least_loaded(&hosts, now, None).ok_or(AppError::NoHealthyHost)?;
     let id = mint_session_id()?;
-    let (ticket, ticket_expires_in_ms) = issue_ticket(state, signed_in, &id, &host.id, 1)?;
+    let (ticket, ticket_expires_in_ms) = issue_ticket(state, signed_in, id, &host.id, 1)?;
     tracing::info!(session = %id, %user, host = %host.id, "placed a new session");
-    Ok(PlacementAnswer {
+    Ok(Placement {
         session: id,
         host: host.id.clone(),
         url: host.url.clone(),
@@ -231,7 +195,31 @@ async fn new_session(state: &AppState, signed_in: &SignedIn) -> Result<Placement
     })
 }
 
-/// `POST /v1/sessions/{id}/unreachable`
+/// Report that the client cannot reach the session's host
+///
+/// retry_owner while the owner's lease is live and there is no evidence
+/// its process is gone (a probe of its /healthz is refused or answered by
+/// another host); moved once the lease expired or the owner is proven
+/// gone, or when the session had already moved. Concurrent reports get the
+/// same answer; the epoch rises by exactly one per move. Both answers
+/// carry a fresh ticket for the host they name. Only the caller's own
+/// sessions; needs an allowed Origin.
+#[utoipa::path(
+    post,
+    path = "/sessions/{id}/unreachable",
+    params(SessionPath),
+    security(("loginCookie" = [])),
+    request_body = UnreachableRequest,
+    responses(
+        (status = 200, description = "OK", body = UnreachableAnswer),
+        (status = 400, description = "malformed session id, host or body", body = ErrorAnswer),
+        (status = 401, description = "not signed in; open /login", body = ErrorAnswer),
+        (status = 403, description = "the Origin is missing or not allowed", body = ErrorAnswer),
+        (status = 404, description = "the caller has no such session", body = ErrorAnswer),
+        (status = 409, description = "the session has ended", body = ErrorAnswer),
+        (status = 503, description = "no healthy host, or the store is unavailable", body = ErrorAnswer),
+    )
+)]
 pub async fn unreachable(
     State(state): State<AppState>,
     _origin: AllowedOrigin,
@@ -240,9 +228,9 @@ pub async fn unreachable(
     body: Result<Json<JsonObject>, JsonRejection>,
 ) -> Result<Json<UnreachableAnswer>, AppError> {
     let request: UnreachableRequest = object_body(body)?;
-    let id = check_session_id(&id)?;
+    let id = parse_session_id(&id)?;
     check_host_id(&request.host)?;
-    let record = own_session(&state, &signed_in.user, &id).await?;
+    let record = own_session(&state, &signed_in.user, id).await?;
     let report = UnreachableReport {
         host: request.host,
         epoch: request.epoch,
@@ -250,7 +238,7 @@ pub async fn unreachable(
     let answer = match resolve(&state, record, Some(&report)).await? {
         Resolved::Retry(target, epoch) => {
             let (ticket, ticket_expires_in_ms) =
-                issue_ticket(&state, &signed_in, &id, &target.host, epoch)?;
+                issue_ticket(&state, &signed_in, id, &target.host, epoch)?;
             UnreachableAnswer::RetryOwner {
                 host: target.host,
                 url: target.url,
@@ -263,7 +251,7 @@ pub async fn unreachable(
         }
         Resolved::Current(target, epoch) | Resolved::Moved(target, epoch) => {
             let (ticket, ticket_expires_in_ms) =
-                issue_ticket(&state, &signed_in, &id, &target.host, epoch)?;
+                issue_ticket(&state, &signed_in, id, &target.host, epoch)?;
             UnreachableAnswer::Moved {
                 host: target.host,
                 url: target.url,
@@ -276,22 +264,49 @@ pub async fn unreachable(
     Ok(Json(answer))
 }
 
-/// `GET /v1/sessions`: the caller's own sessions, newest first.
+/// The caller's sessions, newest first
+#[utoipa::path(
+    get,
+    path = "/sessions",
+    security(("loginCookie" = [])),
+    responses(
+        (status = 200, description = "OK", body = Vec<Session>),
+        (status = 401, description = "not signed in; open /login", body = ErrorAnswer),
+        (status = 503, description = "the store is unavailable", body = ErrorAnswer),
+    )
+)]
 pub async fn list_sessions(
     State(state): State<AppState>,
     signed_in: SignedIn,
-) -> Result<Json<Vec<SessionView>>, AppError> {
+) -> Result<Json<Vec<Session>>, AppError> {
     let sessions = state.store.list_sessions(Some(&signed_in.user)).await?;
-    Ok(Json(
-        sessions
-            .into_iter()
-            .filter(|s| s.owner == signed_in.user)
-            .map(SessionView::from)
-            .collect(),
-    ))
+    let own = sessions
+        .into_iter()
+        .filter(|s| s.owner == signed_in.user)
+        .map(session_view)
+        .collect::<Result<_, _>>()?;
+    Ok(Json(own))
 }
 
-/// `POST /v1/sessions/{id}/end`
+/// End one of the caller's sessions
+///
+/// Marks the session ended and raises its epoch (fencing its host), then
+/// asks the host to hang up at once (best effort). Ending an ended session
+/// changes nothing. Needs an allowed Origin.
+#[utoipa::path(
+    post,
+    path = "/sessions/{id}/end",
+    params(SessionPath),
+    security(("loginCookie" = [])),
+    responses(
+        (status = 200, description = "OK", body = EndAnswer),
+        (status = 400, description = "malformed session id", body = ErrorAnswer),
+        (status = 401, description = "not signed in; open /login", body = ErrorAnswer),
+        (status = 403, description = "the Origin is missing or not allowed", body = ErrorAnswer),
+        (status = 404, description = "the caller has no such session", body = ErrorAnswer),
+        (status = 503, description = "the store is unavailable", body = ErrorAnswer),
+    )
+)]
 pub async fn end_json(
     State(state): State<AppState>,
     _origin: AllowedOrigin,
@@ -301,7 +316,7 @@ pub async fn end_json(
     let (session, epoch) = end_own_session(&state, &signed_in.user, &id).await?;
     Ok(Json(EndAnswer {
         session,
-        state: "ended",
+        state: EndedState::Ended,
         epoch,
     }))
 }
@@ -314,15 +329,15 @@ pub async fn end_own_session(
     state: &AppState,
     user: &str,
     id: &str,
-) -> Result<(String, u64), AppError> {
-    let id = check_session_id(id)?;
-    let record = own_session(state, user, &id).await?;
+) -> Result<(SessionId, u64), AppError> {
+    let id = parse_session_id(id)?;
+    let record = own_session(state, user, id).await?;
     if record.state == SessionState::Ended {
         return Ok((id, record.epoch));
     }
-    let epoch = match state.store.end_session(&id).await {
+    let epoch = match state.store.end_session(&id.to_string()).await {
         Ok(epoch) => epoch,
-        Err(StoreError::NotFound(_)) => return Err(unknown_session(&id)),
+        Err(StoreError::NotFound(_)) => return Err(unknown_session(id)),
         Err(error) => return Err(error.into()),
     };
     tracing::info!(session = %id, %user, host = %record.owner_host, epoch, "ended by its user");
@@ -330,7 +345,7 @@ pub async fn end_own_session(
         Ok(Some(host)) => {
             let outcome = end_on_host(
                 &host.url,
-                &id,
+                id,
                 state.config.host_token.as_ref(),
                 state.config.host_tls.as_ref(),
             )
@@ -349,10 +364,14 @@ pub async fn end_own_session(
 
 /// The session `id` if `user` owns it; any other session answers exactly
 /// as an unknown one.
-async fn own_session(state: &AppState, user: &str, id: &str) -> Result<SessionRecord, AppError> {
+async fn own_session(
+    state: &AppState,
+    user: &str,
+    id: SessionId,
+) -> Result<SessionRecord, AppError> {
     state
         .store
-        .get_session(id)
+        .get_session(&id.to_string())
         .await?
         .filter(|record| record.owner == user)
         .ok_or_else(|| unknown_session(id))
@@ -363,16 +382,14 @@ async fn own_session(state: &AppState, user: &str, id: &str) -> Result<SessionRe
 fn issue_ticket(
     state: &AppState,
     signed_in: &SignedIn,
-    session: &str,
+    session: SessionId,
     host: &str,
     epoch: u64,
 ) -> Result<(String, u64), AppError> {
-    let session_bytes = session_bytes(session)
-        .ok_or_else(|| AppError::Internal(format!("unusable session id {session:?}")))?;
     let issued_at_ms = auth::ticket::now_ms();
     let claims = Claims {
         user: signed_in.user.clone(),
-        session: session_bytes,
+        session: session.0,
         host: host.to_owned(),
         epoch,
         login: signed_in.login.0,
@@ -392,27 +409,15 @@ fn issue_ticket(
     Ok((ticket, TICKET_LIFETIME_MS))
 }
 
-/// 16 random bytes as 32 lowercase hex digits.
-fn mint_session_id() -> Result<String, AppError> {
+/// 16 random bytes: a new session's id.
+fn mint_session_id() -> Result<SessionId, AppError> {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes)
         .map_err(|error| AppError::Internal(format!("no randomness for a session id: {error}")))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(SessionId(bytes))
 }
 
-/// The 16 bytes of a checked session id.
-fn session_bytes(id: &str) -> Option<[u8; 16]> {
-    let mut bytes = [0u8; 16];
-    if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    for (i, byte) in bytes.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(id.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(bytes)
-}
-
-fn ended(id: &str) -> AppError {
+fn ended(id: SessionId) -> AppError {
     AppError::Conflict(format!(
         "session {id} has ended and cannot be restored; start a new one with POST /v1/placement {{\"new\": true}}"
     ))
@@ -483,10 +488,10 @@ async fn resolve(
                 Err(StoreError::Fenced { .. }) => {
                     tracing::debug!(session = %record.id, "another request moved it first");
                 }
-                Err(StoreError::NotFound(_)) => return Err(unknown_session(&record.id)),
+                Err(StoreError::NotFound(_)) => return Err(unknown_session(stored_id(&record)?)),
                 Err(error) => return Err(error.into()),
             },
-            Decision::Ended => return Err(ended(&record.id)),
+            Decision::Ended => return Err(ended(stored_id(&record)?)),
             Decision::NoHealthyHost => return Err(AppError::NoHealthyHost),
             Decision::Probe { .. } => {
                 // `decide` never asks again once given an outcome.
@@ -495,11 +500,12 @@ async fn resolve(
                 ));
             }
         }
+        let id = stored_id(&record)?;
         record = state
             .store
             .get_session(&record.id)
             .await?
-            .ok_or_else(|| unknown_session(&record.id))?;
+            .ok_or_else(|| unknown_session(id))?;
     }
     Err(AppError::Busy(format!(
         "session {} keeps changing hands; retry shortly",
@@ -508,21 +514,19 @@ async fn resolve(
 }
 
 /// The answer for a session that is missing or not the caller's.
-fn unknown_session(id: &str) -> AppError {
+fn unknown_session(id: SessionId) -> AppError {
     AppError::NotFound(format!(
         "you have no session {id}; GET /v1/sessions lists yours, POST /v1/placement starts a new one"
     ))
 }
 
-/// Session ids are 32 hex digits; stored in lowercase.
-pub fn check_session_id(id: &str) -> Result<String, AppError> {
-    if id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
-        Ok(id.to_ascii_lowercase())
-    } else {
-        Err(AppError::BadRequest(format!(
-            "invalid session id {id:?}: expected 32 hex digits"
-        )))
-    }
+/// A session id from a path: 32 hex digits of either case
+/// (`SessionId::from_str`, the pattern the document publishes); it is
+/// written back in lowercase, as the store keeps it.
+pub fn parse_session_id(id: &str) -> Result<SessionId, AppError> {
+    id.parse().map_err(|_| {
+        AppError::BadRequest(format!("invalid session id {id:?}: expected 32 hex digits"))
+    })
 }
 
 #[cfg(test)]
@@ -530,14 +534,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn minted_ids_are_checked_ids_and_their_bytes_round_trip() {
+    fn minted_ids_are_checked_ids_and_their_text_round_trips() {
         let id = mint_session_id().unwrap();
-        assert_eq!(check_session_id(&id).unwrap(), id);
-        let bytes = session_bytes(&id).unwrap();
-        let back: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        assert_eq!(back, id);
+        assert_eq!(parse_session_id(&id.to_string()).unwrap(), id);
         assert_ne!(mint_session_id().unwrap(), id);
-        assert_eq!(session_bytes("0g23456789abcdef0123456789abcdef"), None);
-        assert_eq!(session_bytes("0123"), None);
+        let text = "0123456789ABCDEF0123456789abcdef";
+        assert_eq!(
+            parse_session_id(text).unwrap().to_string(),
+            text.to_ascii_lowercase()
+        );
+        assert!(parse_session_id("0g23456789abcdef0123456789abcdef").is_err());
+        assert!(parse_session_id("0123").is_err());
+        assert!(parse_session_id(&"+a".repeat(16)).is_err());
     }
 }

@@ -55,10 +55,12 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
-use serde::Deserialize;
+use directory_api::{ErrorAnswer, LoginForm, Me};
 
+use crate::edge;
 use crate::error::AppError;
-use crate::{AppState, LOGIN_LIFETIME, edge, pages};
+use crate::state::{AppState, LOGIN_LIFETIME};
+use crate::views;
 
 /// The only thing a failed sign-in says.
 pub const WRONG_USER_OR_PASSWORD: &str = "wrong user or password";
@@ -308,19 +310,35 @@ async fn create_login(
     Ok(id)
 }
 
-#[derive(Deserialize)]
-pub struct LoginForm {
-    pub user: String,
-    pub password: String,
-}
-
-/// `GET /login`
+/// The sign-in page
+#[utoipa::path(
+    get,
+    path = "/login",
+    responses((status = 200, description = "a form posting user and password to /login", content_type = "text/html", body = String))
+)]
 pub async fn login_page() -> Response {
-    pages::html(StatusCode::OK, pages::login(None))
+    views::page(StatusCode::OK, views::login(None))
 }
 
-/// `POST /login` (urlencoded `user`, `password`): 303 to `/` with the
-/// cookie, or the form again with why not.
+/// Sign in
+///
+/// Success sets the cookie thinline_login (Path=/; HttpOnly; SameSite=Strict; Max-Age=43200; Secure over TLS). Every failure, unknown user and disabled account included, says exactly "wrong user or password". Attempts are limited per user name and per client address. Needs an allowed Origin.
+///
+/// The answer is 303 to `/` with the cookie, or the form again with why
+/// not.
+#[utoipa::path(
+    post,
+    path = "/login",
+    request_body(content = LoginForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 303, description = "signed in: to /", headers(("Location" = String))),
+        (status = 400, description = "the form is incomplete", content_type = "text/html", body = String),
+        (status = 401, description = "wrong user or password", content_type = "text/html", body = String),
+        (status = 403, description = "the Origin is missing or not allowed", content_type = "text/html", body = String),
+        (status = 429, description = "too many sign-in attempts; Retry-After says when to try again", content_type = "text/html", body = String),
+        (status = 503, description = "every password check thread is busy (Retry-After: 1), or the store is unavailable", content_type = "text/html", body = String),
+    )
+)]
 pub async fn login(
     State(state): State<AppState>,
     peer: PeerAddr,
@@ -329,12 +347,12 @@ pub async fn login(
 ) -> Response {
     if let Err(why) = edge::check_origin(&state, &headers) {
         tracing::warn!(%why, "refused a sign-in form");
-        return pages::html(StatusCode::FORBIDDEN, pages::message("Refused", &why));
+        return views::page(StatusCode::FORBIDDEN, views::message("Refused", &why));
     }
     let Ok(axum::Form(form)) = form else {
-        return pages::html(
+        return views::page(
             StatusCode::BAD_REQUEST,
-            pages::login(Some("fill in both the user and the password")),
+            views::login(Some("fill in both the user and the password")),
         );
     };
     let address = client_address(&state, &headers, peer.0);
@@ -355,7 +373,7 @@ pub async fn login(
     let account = if known_shape {
         match state.store.get_account(name).await {
             Ok(account) => account,
-            Err(error) => return pages::error(AppError::from(error)),
+            Err(error) => return views::error(AppError::from(error)),
         }
     } else {
         None
@@ -379,16 +397,16 @@ pub async fn login(
         Ok(true) => {}
         Ok(false) => {
             tracing::warn!(user = %key, %address, "failed sign-in");
-            return pages::html(
+            return views::page(
                 StatusCode::UNAUTHORIZED,
-                pages::login(Some(WRONG_USER_OR_PASSWORD)),
+                views::login(Some(WRONG_USER_OR_PASSWORD)),
             );
         }
         Err(PoolError::Busy) => {
             tracing::warn!(%address, "sign-in refused: every password thread is busy");
-            let mut response = pages::html(
+            let mut response = views::page(
                 StatusCode::SERVICE_UNAVAILABLE,
-                pages::login(Some(
+                views::login(Some(
                     "the server is busy checking other sign-ins; try again in a second",
                 )),
             );
@@ -398,12 +416,12 @@ pub async fn login(
             return response;
         }
         Err(error) => {
-            return pages::error(AppError::Internal(format!("password check: {error}")));
+            return views::error(AppError::Internal(format!("password check: {error}")));
         }
     }
     let token = LoginToken::generate();
     if let Err(error) = create_login(&state, &token, name).await {
-        return pages::error(error);
+        return views::error(error);
     }
     tracing::info!(user = %name, %address, known_device = device.is_some(), "signed in");
     let mut response = Redirect::to("/").into_response();
@@ -435,24 +453,38 @@ fn rate_limited(refusal: auth::limit::Refusal, user: &str, address: IpAddr) -> R
         // need not wait on a browser they have signed in from before.
         notice.push_str(", or from a browser you have signed in from before");
     }
-    let mut response = pages::html(StatusCode::TOO_MANY_REQUESTS, pages::login(Some(&notice)));
+    let mut response = views::page(StatusCode::TOO_MANY_REQUESTS, views::login(Some(&notice)));
     if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
         response.headers_mut().insert(header::RETRY_AFTER, value);
     }
     response
 }
 
-/// `POST /logout`: ends the login in the store (every replica and host
-/// sees it at once), clears the cookie, 303 to `/login`. The device cookie
-/// stays: the browser is still one its user has signed in from.
+/// Sign out: ends the login everywhere and clears the cookie
+///
+/// The login ends in the store, so every replica and host sees it at once.
+/// The device cookie stays: the browser is still one its user has signed
+/// in from.
+#[utoipa::path(
+    post,
+    path = "/logout",
+    responses(
+        (status = 303, description = "to /login", headers(("Location" = String))),
+        (status = 403, description = "the Origin is missing or not allowed", content_type = "text/html", body = String),
+        (status = 503, description = "the store is unavailable", content(
+            (String = "text/html"),
+            (ErrorAnswer = "application/json"),
+        )),
+    )
+)]
 pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
     if let Err(why) = edge::check_origin(&state, &headers) {
         tracing::warn!(%why, "refused a sign-out form");
-        return pages::html(StatusCode::FORBIDDEN, pages::message("Refused", &why));
+        return views::page(StatusCode::FORBIDDEN, views::message("Refused", &why));
     }
     for token in cookie_tokens(&headers) {
         if let Err(error) = state.store.end_login(&token.id().to_string()).await {
-            return pages::error(error.into());
+            return views::error(error.into());
         }
     }
     let mut response = Redirect::to("/login").into_response();
@@ -462,9 +494,21 @@ pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Respon
     response
 }
 
-/// `GET /v1/me`
-pub async fn me(signed_in: SignedIn) -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "user": signed_in.user }))
+/// Who is signed in
+#[utoipa::path(
+    get,
+    path = "/me",
+    security(("loginCookie" = [])),
+    responses(
+        (status = 200, description = "OK", body = Me),
+        (status = 401, description = "not signed in; open /login", body = ErrorAnswer),
+        (status = 503, description = "the store is unavailable", body = ErrorAnswer),
+    )
+)]
+pub async fn me(signed_in: SignedIn) -> Json<Me> {
+    Json(Me {
+        user: signed_in.user,
+    })
 }
 
 #[cfg(test)]

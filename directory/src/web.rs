@@ -21,45 +21,58 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::Router;
-use serde::Serialize;
+use directory_api::{
+    ClientConfig, Degraded, DegradedStatus, ErrorAnswer, Healthy, HealthyStatus, StoreKind,
+};
 use tower::ServiceExt as _;
 use tower_http::services::{ServeDir, ServeFile};
 use tower_http::set_header::SetResponseHeaderLayer;
 
-use crate::AppState;
 use crate::error::AppError;
+use crate::origins::{host_sources, origin, plain_authority, plain_source};
 use crate::signin::SignedIn;
+use crate::state::AppState;
 
-/// The policy of every answer that is not the page: JSON needs nothing.
-pub const API_CONTENT_SECURITY_POLICY: &str = "default-src 'none'; frame-ancestors 'none'";
-
-#[derive(Debug, Serialize)]
-pub struct ClientConfig {
-    /// This replica first, then its peers.
-    pub directories: Vec<String>,
-}
-
-/// `GET /healthz`: ok when the store answers.
-pub async fn health(State(state): State<AppState>) -> Response {
-    let kind = state.store.kind();
-    match state.store.now().await {
-        Ok(_) => Json(serde_json::json!({ "status": "ok", "store": kind })).into_response(),
+/// Liveness and the store's kind
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    responses(
+        (status = 200, description = "OK", body = Healthy),
+        (status = 503, description = "the store is unavailable", body = Degraded),
+    )
+)]
+pub async fn health(State(state): State<AppState>) -> Result<Response, AppError> {
+    let name = state.store.kind();
+    let store = StoreKind::from_name(name)
+        .ok_or_else(|| AppError::Internal(format!("a store of unknown kind {name:?}")))?;
+    Ok(match state.store.now().await {
+        Ok(_) => Json(Healthy {
+            status: HealthyStatus::Ok,
+            store,
+        })
+        .into_response(),
         Err(error) => {
             tracing::warn!(%error, "health check: the store is unavailable");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
-                Json(serde_json::json!({
-                    "status": "degraded",
-                    "store": kind,
-                    "error": "the session store is unavailable",
-                })),
+                Json(Degraded {
+                    status: DegradedStatus::Degraded,
+                    store,
+                    error: "the session store is unavailable".to_owned(),
+                }),
             )
                 .into_response()
         }
-    }
+    })
 }
 
-/// `GET /v1/config`
+/// What the browser client needs: every directory replica
+#[utoipa::path(
+    get,
+    path = "/config",
+    responses((status = 200, description = "OK", body = ClientConfig))
+)]
 pub async fn config(State(state): State<AppState>, headers: HeaderMap) -> Json<ClientConfig> {
     let this = state.config.public_url.clone().or_else(|| {
         // Without a configured url, the replica is wherever the client
@@ -87,8 +100,48 @@ pub async fn not_found() -> AppError {
     )
 }
 
-/// `GET /` and `/index.html`: the terminal page, for a signed-in user.
+/// The terminal page; ?session=ID or ?new=1 choose the session
+#[utoipa::path(
+    get,
+    path = "/",
+    security(("loginCookie" = [])),
+    responses(
+        (status = 200, description = "the page", content_type = "text/html", body = String),
+        (status = 303, description = "not signed in: to /login", headers(("Location" = String))),
+        (status = 404, description = "this directory serves no page (started without --static-dir)", body = ErrorAnswer),
+        (status = 503, description = "the store is unavailable", body = ErrorAnswer),
+    )
+)]
 pub async fn page(
+    state: State<AppState>,
+    signed_in: Option<SignedIn>,
+    request: Request,
+) -> Response {
+    terminal_page(state, signed_in, request).await
+}
+
+/// The terminal page under its file's name, as `/`
+#[utoipa::path(
+    get,
+    path = "/index.html",
+    security(("loginCookie" = [])),
+    responses(
+        (status = 200, description = "the page", content_type = "text/html", body = String),
+        (status = 303, description = "not signed in: to /login", headers(("Location" = String))),
+        (status = 404, description = "this directory serves no page (started without --static-dir)", body = ErrorAnswer),
+        (status = 503, description = "the store is unavailable", body = ErrorAnswer),
+    )
+)]
+pub async fn index_html(
+    state: State<AppState>,
+    signed_in: Option<SignedIn>,
+    request: Request,
+) -> Response {
+    terminal_page(state, signed_in, request).await
+}
+
+/// The terminal page, for a signed-in user; anyone else goes to `/login`.
+async fn terminal_page(
     State(state): State<AppState>,
     signed_in: Option<SignedIn>,
     request: Request,
@@ -213,81 +266,9 @@ pub fn content_security_policy(connect: &[String]) -> String {
     )
 }
 
-/// `scheme://authority` of an http(s) url, or `None` if it is anything
-/// else or its authority is not plain.
-pub fn origin(url: &str) -> Option<String> {
-    let uri: hyper::Uri = url.parse().ok()?;
-    let scheme = uri
-        .scheme_str()
-        .filter(|s| matches!(*s, "http" | "https"))?;
-    let authority = uri.authority()?.as_str();
-    plain_authority(authority).then(|| format!("{scheme}://{authority}"))
-}
-
-/// A host's origin and its WebSocket form (`ws://` for `http://`, `wss://`
-/// for `https://`).
-pub fn host_sources(url: &str) -> Vec<String> {
-    let Some(origin) = origin(url) else {
-        return Vec::new();
-    };
-    let socket = match origin.strip_prefix("https://") {
-        Some(rest) => format!("wss://{rest}"),
-        None => format!("ws://{}", origin.trim_start_matches("http://")),
-    };
-    vec![origin, socket]
-}
-
-/// Letters, digits, dots, dashes, colons and brackets: enough for names,
-/// IPv4, `[IPv6]` and ports; nothing that could end a CSP directive.
-fn plain_authority(authority: &str) -> bool {
-    !authority.is_empty()
-        && authority
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
-}
-
-/// An operator's `--connect-src` entry must not break the header.
-pub fn plain_source(source: &str) -> bool {
-    !source.is_empty()
-        && source
-            .bytes()
-            .all(|b| b.is_ascii_graphic() && !matches!(b, b';' | b',' | b'\'' | b'"'))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn hosts_become_http_and_ws_origins() {
-        assert_eq!(
-            host_sources("http://127.0.0.1:8081/"),
-            ["http://127.0.0.1:8081", "ws://127.0.0.1:8081"]
-        );
-        assert_eq!(
-            host_sources("https://h1.example.com/terminal"),
-            ["https://h1.example.com", "wss://h1.example.com"]
-        );
-        assert_eq!(
-            host_sources("http://[::1]:9000"),
-            ["http://[::1]:9000", "ws://[::1]:9000"]
-        );
-    }
-
-    #[test]
-    fn urls_that_could_inject_into_the_policy_are_dropped() {
-        for bad in [
-            "http://h1;script-src",
-            "javascript:alert(1)",
-            "http://a b",
-            "",
-        ] {
-            assert!(host_sources(bad).is_empty(), "{bad}");
-        }
-        assert!(plain_source("https://*.example.com"));
-        assert!(!plain_source("'unsafe-inline'"));
-        assert!(!plain_source("a; script-src *"));
-    }
 
     #[test]
     fn the_policy_keeps_the_security_floor() {

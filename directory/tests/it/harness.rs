@@ -173,7 +173,7 @@ impl Directory {
             .verify(ticket, auth::ticket::now_ms())
             .unwrap();
         assert_eq!(claims.user, user.name);
-        assert_eq!(hex(&claims.session), session);
+        assert_eq!(protocol::SessionId(claims.session).to_string(), session);
         assert_eq!(claims.host, answer["host"].as_str().unwrap());
         assert_eq!(claims.epoch, answer["epoch"].as_u64().unwrap());
         assert_eq!(claims.login, user.login.0);
@@ -246,11 +246,6 @@ impl User {
         )
         .await
     }
-}
-
-/// 32 lowercase hex digits of a session id's bytes.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// One HTTP answer.

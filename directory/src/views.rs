@@ -1,0 +1,289 @@
+//! The server-rendered pages' HTML: the sign-in form, the user's sessions,
+//! and errors.
+//!
+//! They are plain HTML with no script and no inline style (their policy,
+//! [`FORM_PAGE_POLICY`], allows neither), styled by the static
+//! `style.css`. They are written with maud, which escapes every value it
+//! splices in unless told otherwise (`PreEscaped`, which nothing here
+//! uses): a session's title is whatever its program printed, so it is
+//! attacker-controlled, and a page that had to remember an `escape` call
+//! at each value would one day forget one.
+//!
+//! Views only draw: they know no route and read no store, so the handlers
+//! that answer with them (`signin`, `pages`) sit above them.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use directory_api::LoginForm;
+use maud::{DOCTYPE, Markup, html};
+use store::{Millis, SessionRecord, SessionState};
+
+use crate::edge::FORM_PAGE_POLICY;
+use crate::error::AppError;
+
+/// An HTML answer with the form pages' policy; never cached, since it is
+/// about one signed-in person.
+pub fn page(status: StatusCode, body: Markup) -> Response {
+    let mut response = (status, body.into_string()).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(FORM_PAGE_POLICY),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// An error as a page, with the same status and words as the JSON answer.
+pub fn error(error: AppError) -> Response {
+    let (status, text, _) = error.status_and_message();
+    page(status, message("Thinline", &text))
+}
+
+/// Milliseconds since the Unix epoch as UTC `YYYY-MM-DD HH:MM`.
+pub fn utc_minute(ms: Millis) -> String {
+    let minutes = ms.div_euclid(60_000);
+    let (days, minute_of_day) = (minutes.div_euclid(1440), minutes.rem_euclid(1440));
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}",
+        minute_of_day / 60,
+        minute_of_day % 60
+    )
+}
+
+fn document(title: &str, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) }
+                link rel="stylesheet" href="/style.css";
+            }
+            body class="page" {
+                main { (body) }
+            }
+        }
+    }
+}
+
+/// The sign-in form, with a notice above it if there is one. Its fields
+/// are named as `LoginForm` reads them.
+pub fn login(notice: Option<&str>) -> Markup {
+    document(
+        "Sign in · Thinline",
+        html! {
+            h1 { "Thinline" }
+            @if let Some(notice) = notice {
+                p class="notice" role="alert" { (notice) }
+            }
+            form method="post" action="/login" {
+                label {
+                    "User "
+                    input name=(LoginForm::USER) autocomplete="username" autocapitalize="none"
+                        spellcheck="false" required autofocus;
+                }
+                label {
+                    "Password "
+                    input name=(LoginForm::PASSWORD) type="password"
+                        autocomplete="current-password" required;
+                }
+                button type="submit" { "Sign in" }
+            }
+        },
+    )
+}
+
+/// A page that only says something, with a way back.
+pub fn message(title: &str, text: &str) -> Markup {
+    document(
+        title,
+        html! {
+            h1 { (title) }
+            p class="notice" { (text) }
+            p {
+                a href="/sessions" { "Your sessions" }
+                " · "
+                a href="/login" { "Sign in" }
+            }
+        },
+    )
+}
+
+/// What a session is busy with: the foreground command, else the title,
+/// else the session's own program (a shell waiting at its prompt has no
+/// other foreground).
+fn running(session: &SessionRecord) -> &str {
+    let program = session.program.rsplit('/').next().unwrap_or_default();
+    session
+        .foreground
+        .as_deref()
+        .or(session.title.as_deref())
+        .unwrap_or(program)
+}
+
+/// The sessions page for `user`.
+pub fn sessions_list(user: &str, sessions: &[SessionRecord]) -> Markup {
+    let table = html! {
+        @if sessions.is_empty() {
+            p { "You have no sessions yet." }
+        } @else {
+            table {
+                thead {
+                    tr {
+                        th { "Host" } th { "Started (UTC)" } th { "Last active (UTC)" }
+                        th { "Running" } th { "State" } th {}
+                    }
+                }
+                tbody {
+                    @for session in sessions {
+                        tr {
+                            td { (session.owner_host) }
+                            td { (utc_minute(session.created_at)) }
+                            td { (utc_minute(session.last_active)) }
+                            td { (running(session)) }
+                            @match session.state {
+                                SessionState::Running => {
+                                    td { "running" }
+                                    td {
+                                        a href={ "/?session=" (session.id) } { "Open" }
+                                        " "
+                                        form method="post" action={ "/sessions/" (session.id) "/end" } {
+                                            button type="submit" { "End" }
+                                        }
+                                    }
+                                }
+                                SessionState::Ended => {
+                                    td { "ended" }
+                                    td {}
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    document(
+        "Sessions · Thinline",
+        html! {
+            header {
+                h1 { "Sessions of " (user) }
+                nav {
+                    a href="/" { "Terminal" }
+                    " "
+                    form method="post" action="/logout" {
+                        button type="submit" { "Sign out" }
+                    }
+                }
+            }
+            (table)
+            p { a href="/?new=1" { "Start a new session" } }
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(title: Option<&str>, owner_host: &str) -> SessionRecord {
+        SessionRecord {
+            id: "0123456789abcdef0123456789abcdef".to_owned(),
+            owner: "ada".to_owned(),
+            program: "/usr/bin/bash".to_owned(),
+            args: Vec::new(),
+            cwd: "/".to_owned(),
+            env: Vec::new(),
+            cols: 80,
+            rows: 24,
+            title: title.map(str::to_owned),
+            foreground: None,
+            state: SessionState::Running,
+            owner_host: owner_host.to_owned(),
+            epoch: 1,
+            created_at: 0,
+            last_active: 60_000,
+        }
+    }
+
+    #[test]
+    fn markup_is_escaped() {
+        // What the removed `escape` helper was tested with, now through a
+        // page: every character that could open markup or end an
+        // attribute value comes out as an entity. maud leaves `'` as it
+        // is: it quotes every attribute with `"`, so `'` ends nothing.
+        let page = message("t", r#"<img src=x onerror="a('&')">"#).into_string();
+        assert!(
+            page.contains("&lt;img src=x onerror=&quot;a('&amp;')&quot;&gt;"),
+            "{page}"
+        );
+        assert!(!page.contains("<img"));
+        let page = message("t", "plain ünïcode").into_string();
+        assert!(page.contains("plain ünïcode"));
+    }
+
+    #[test]
+    fn times_are_utc_minutes() {
+        assert_eq!(utc_minute(0), "1970-01-01 00:00");
+        assert_eq!(utc_minute(59_999), "1970-01-01 00:00");
+        // 2024-02-29T23:59:30Z, a leap day.
+        assert_eq!(utc_minute(1_709_251_170_000), "2024-02-29 23:59");
+        // 2000-03-01T12:34:00Z.
+        assert_eq!(utc_minute(951_914_040_000), "2000-03-01 12:34");
+        assert_eq!(utc_minute(-60_000), "1969-12-31 23:59");
+    }
+
+    #[test]
+    fn a_hostile_title_stays_text() {
+        let record = record(Some("<script>alert(1)</script>"), "h<1>");
+        let page = sessions_list("ada<", &[record]).into_string();
+        assert!(!page.contains("<script>"), "{page}");
+        assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+        assert!(page.contains("h&lt;1&gt;"));
+        assert!(page.contains("Sessions of ada&lt;"));
+        assert!(page.contains("1970-01-01 00:01"));
+        assert!(page.contains("href=\"/?session=0123456789abcdef0123456789abcdef\""));
+        assert!(page.contains("action=\"/sessions/0123456789abcdef0123456789abcdef/end\""));
+        assert!(page.contains("href=\"/?new=1\""));
+        assert!(page.contains("action=\"/logout\""));
+    }
+
+    #[test]
+    fn running_falls_back_from_foreground_to_title_to_program() {
+        let mut record = record(None, "h1");
+        let list = |record: &SessionRecord| {
+            sessions_list("ada", std::slice::from_ref(record)).into_string()
+        };
+        assert!(list(&record).contains("<td>bash</td>"));
+        record.title = Some("notes".to_owned());
+        assert!(list(&record).contains("<td>notes</td>"));
+        record.foreground = Some("vim notes.txt".to_owned());
+        assert!(list(&record).contains("<td>vim notes.txt</td>"));
+    }
+
+    #[test]
+    fn the_login_form_posts_the_fields_the_handler_reads() {
+        let form = login(Some("wrong <user>")).into_string();
+        assert!(form.contains("action=\"/login\""));
+        assert!(form.contains("name=\"user\""));
+        assert!(form.contains("name=\"password\" type=\"password\""));
+        assert!(form.contains("wrong &lt;user&gt;"));
+        assert!(form.starts_with("<!DOCTYPE html>"));
+    }
+}
