@@ -561,4 +561,6 @@ fn placement(j: &Json) -> Option<Placement> {
 }
 
 #[cfg(test)]
+mod contract;
+#[cfg(test)]
 mod tests;
