@@ -7,6 +7,7 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::limits::{DecodeError, MAX_CLIENT_MESSAGE, MAX_SERVER_MESSAGE};
 use crate::msg::{ClientToServerMsg, Hello, ServerToClientMsg};
 
 /// Bumped on every incompatible change of any message in this crate.
@@ -14,37 +15,6 @@ pub const PROTOCOL_VERSION: u16 = 2;
 
 /// The first two bytes of a hello: "TL".
 pub const MAGIC: [u8; 2] = *b"TL";
-
-/// Largest message a host accepts from a client. Clients split pastes into
-/// `MAX_INPUT_CHUNK` pieces, so honest clients stay far below it.
-pub const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
-
-/// Largest input payload a client puts in one `Input` message.
-pub const MAX_INPUT_CHUNK: usize = 16 * 1024;
-
-/// Largest message a client accepts from a host.
-pub const MAX_SERVER_MESSAGE: usize = 4 * 1024 * 1024;
-
-/// Largest decompressed history block.
-pub const MAX_HISTORY_RAW: usize = 8 * 1024 * 1024;
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DecodeError {
-    #[error("empty message")]
-    Empty,
-    #[error("message of {len} bytes exceeds the limit of {max} bytes")]
-    TooLarge { len: usize, max: usize },
-    #[error("not a thinline hello (bad magic bytes)")]
-    BadMagic,
-    #[error(
-        "protocol version mismatch: the client speaks v{client}, this host speaks v{host}; reload the page to get the matching client"
-    )]
-    VersionMismatch { client: u16, host: u16 },
-    #[error("malformed message: {0}")]
-    Malformed(String),
-    #[error("{0} unexpected bytes after the message")]
-    TrailingBytes(usize),
-}
 
 fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     // Serialising an in-memory value into a growable Vec cannot fail: postcard

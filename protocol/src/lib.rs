@@ -9,15 +9,18 @@
 
 mod close;
 mod codec;
+mod limits;
 mod lines;
 mod msg;
 mod screen;
 
 pub use close::CloseCode;
 pub use codec::{
-    DecodeError, MAGIC, MAX_CLIENT_MESSAGE, MAX_HISTORY_RAW, MAX_INPUT_CHUNK, MAX_SERVER_MESSAGE,
-    PROTOCOL_VERSION, decode_client, decode_hello, decode_server, encode_client, encode_hello,
-    encode_hello_with_version, encode_server,
+    MAGIC, PROTOCOL_VERSION, decode_client, decode_hello, decode_server, encode_client,
+    encode_hello, encode_hello_with_version, encode_server,
+};
+pub use limits::{
+    DecodeError, MAX_CLIENT_MESSAGE, MAX_HISTORY_RAW, MAX_INPUT_CHUNK, MAX_SERVER_MESSAGE,
 };
 pub use lines::{CompressedLines, compress_lines, decompress_lines};
 pub use msg::{ClientToServerMsg, Hello, ServerToClientMsg, SessionId, Welcome};

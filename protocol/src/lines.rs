@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::codec::{DecodeError, MAX_HISTORY_RAW};
+use crate::limits::{DecodeError, MAX_HISTORY_RAW};
 use crate::screen::Line;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
