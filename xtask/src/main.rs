@@ -8,6 +8,7 @@
 mod build;
 mod cmd;
 mod demo;
+mod rings;
 mod test;
 mod tools;
 

@@ -15,6 +15,7 @@ pub fn test_all() -> Result<()> {
 
     check_wire_contracts_are_pure()?;
     check_hosts_call_no_directory()?;
+    check_no_module_rings()?;
     check_deployment_manifests()?;
 
     start_services()?;
@@ -158,6 +159,33 @@ fn check_hosts_call_no_directory() -> Result<()> {
             offenders.join("\n")
         );
     }
+    Ok(())
+}
+
+/// ARCHITECTURE invariant: within every crate the modules form layers; no
+/// set of them names each other in a ring (`rings.rs` says what counts).
+fn check_no_module_rings() -> Result<()> {
+    cmd::step("proving no crate's modules import each other in a ring");
+    let root = cmd::workspace_root();
+    let mut crates: Vec<_> = std::fs::read_dir(&root)?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|dir| dir.join("Cargo.toml").is_file() && dir.join("src").is_dir())
+        .collect();
+    crates.sort();
+    let mut found = Vec::new();
+    for dir in &crates {
+        for ring in crate::rings::rings_in_crate(&dir.join("src"))? {
+            let name = dir.file_name().unwrap_or_default().to_string_lossy();
+            found.push(format!("{name}: {ring}"));
+        }
+    }
+    if !found.is_empty() {
+        bail!(
+            "modules that import each other in a ring (move what they share into a module below them):\n{}",
+            found.join("\n")
+        );
+    }
+    cmd::step(&format!("  {} crates, no ring", crates.len()));
     Ok(())
 }
 
