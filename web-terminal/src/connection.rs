@@ -24,6 +24,7 @@ use protocol::{
 };
 
 use crate::directory::{DirectoryClient, HttpRequest};
+use crate::screen::Screen;
 
 mod hot_desk;
 mod recovery;
@@ -129,6 +130,28 @@ pub enum Delivery {
     /// understanding that the caller applies it before sending actions.
     Frame(Frame),
     Exited(Option<i32>),
+}
+
+impl Delivery {
+    /// Shows this on `screen`, as every glue must: a welcome starts a new
+    /// attach (the history that follows replaces the scrollback, and a
+    /// different session's is dropped at once), history and frames are
+    /// applied. Returns what to tell the user, if anything (the program
+    /// exited).
+    pub fn show(self, screen: &mut Screen) -> Option<String> {
+        match self {
+            Delivery::Welcome { same_session, .. } => screen.begin_attach(same_session),
+            Delivery::History(lines) => screen.apply_history(lines),
+            Delivery::Frame(frame) => screen.apply_frame(frame),
+            Delivery::Exited(status) => {
+                return Some(match status {
+                    Some(code) => format!("the program exited with status {code}"),
+                    None => "the program exited".to_owned(),
+                });
+            }
+        }
+        None
+    }
 }
 
 #[derive(Debug)]
