@@ -19,6 +19,7 @@ use rustix::process::{Pid, Signal, kill_process};
 use store::{SqliteStore, Store};
 use tests::client::Client;
 use tests::host::{HostOptions, HostProcess};
+use tests::screen_text::ScreenText;
 use tests::{unique_marker, wait_until};
 
 use crate::{PATIENCE, SIZE};
@@ -226,7 +227,7 @@ async fn a_killed_hosts_session_is_restored_by_the_next_host() -> Result<()> {
     client.type_str("history\r").await?;
     client
         .wait_for(PATIENCE, "`history` to list the earlier echo", |s| {
-            s.rows.iter().any(|row| script.in_history(row)) && s.at_prompt()
+            s.rows().iter().any(|row| script.in_history(row)) && s.at_prompt()
         })
         .await?;
     let record = store

@@ -23,8 +23,9 @@ use protocol::Size;
 use serde_json::json;
 use tokio::sync::Mutex;
 
-use crate::cluster::{Backend, Cluster, ClusterOptions, RoamingClient, form_encode};
-use crate::http::{Body, request_with};
+use crate::cluster::{Backend, Cluster, ClusterOptions};
+use crate::http::{Request, form_encode};
+use crate::page::NativePage;
 use crate::{tickets, wait_until};
 
 /// What one soak does.
@@ -308,8 +309,9 @@ async fn soak(cluster: &mut Cluster, options: &SoakOptions) -> Result<SoakReport
     }
     // Warm up every path once, so the baseline is a process that has served
     // (pools open, code paged in), not one that has never been asked.
-    let warm = RoamingClient::place(cluster, SIZE).await?;
-    end_session(warm).await?;
+    let warm = cluster.open_page(SIZE);
+    warm.wait_prompt(PATIENCE).await?;
+    end_session(&warm).await?;
     wait_sessions_gone(cluster).await?;
     let processes = cluster_pids(cluster);
     let before = read_all(&processes)?;
@@ -457,23 +459,17 @@ async fn sample_peaks(processes: Vec<(String, u32)>, peak: Arc<Mutex<Vec<u64>>>)
     }
 }
 
-/// A new session where the directory places it. A host that refuses it
-/// with 1001 (draining, or without a lease for a moment) sends the page
-/// back to the directory, which places it again; so does this, a few
-/// times, counting each.
-async fn place(cluster: &Cluster, cookie: &str, retried: &AtomicU64) -> Result<RoamingClient> {
-    let mut attempt = 0;
-    loop {
-        match RoamingClient::place_as(cluster, cookie, SIZE).await {
-            Ok(client) => return Ok(client),
-            Err(error) if attempt < 5 && format!("{error:#}").contains("1001") => {
-                attempt += 1;
-                retried.fetch_add(1, Ordering::Relaxed);
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-            Err(error) => return Err(error),
-        }
-    }
+/// A new session where the directory places it, in a page of the
+/// shipping client, once it is live. A host that refuses it with 1001
+/// (draining, or without a lease for a moment) sends the page back to the
+/// directory, which places it again: each extra socket the page opened to
+/// get there is counted.
+async fn place(cluster: &Cluster, cookie: &str, retried: &AtomicU64) -> Result<NativePage> {
+    let page = cluster.open_page_as(cookie, SIZE);
+    page.wait_live(PATIENCE).await?;
+    let extra = page.with_page(|p| p.sockets_opened().saturating_sub(1));
+    retried.fetch_add(extra, Ordering::Relaxed);
+    Ok(page)
 }
 
 /// Each user signs in once, like a browser.
@@ -499,14 +495,11 @@ async fn mistype_passwords(
     while Instant::now() < deadline {
         let user = &users[n % users.len()];
         let form = format!("user={}&password=not-the-password-{n}", form_encode(user));
-        let answer = request_with(
-            port,
-            "POST",
-            "/login",
-            &[("Origin", origin.as_str())],
-            Some(Body::Form(&form)),
-        )
-        .await?;
+        let answer = Request::local("POST", port, "/login")
+            .header("Origin", &origin)
+            .form(&form)
+            .send()
+            .await?;
         ensure!(
             matches!(answer.status, 401 | 429),
             "a wrong password answered {}: {}",
@@ -522,16 +515,13 @@ async fn mistype_passwords(
 /// One user at one terminal: a command about every second, a flood of
 /// about 100 KB every ten, until `deadline`; then `exit`.
 async fn type_and_flood(
-    mut session: RoamingClient,
+    page: NativePage,
     n: usize,
     deadline: Instant,
     commands: &AtomicU64,
     floods: &AtomicU64,
 ) -> Result<()> {
-    let client = &mut session.client;
-    client
-        .wait_for(PATIENCE, "the first prompt", |s| s.at_prompt())
-        .await?;
+    page.wait_prompt(PATIENCE).await?;
     // Spread the sessions over the second, so they do not type in lockstep.
     tokio::time::sleep(Duration::from_millis((n as u64 * 37) % 1000)).await;
     let mut round = 0u64;
@@ -540,41 +530,35 @@ async fn type_and_flood(
         if round.is_multiple_of(10) {
             // The shell computes the last line, so the echoed command line
             // cannot match it.
-            client
-                .run_expecting(
-                    &format!("seq 1 20000; echo flood-{n}-{round}-$((6*7))"),
-                    &format!("flood-{n}-{round}-42"),
-                    PATIENCE,
-                )
-                .await?;
+            page.run_expecting(
+                &format!("seq 1 20000; echo flood-{n}-{round}-$((6*7))"),
+                &format!("flood-{n}-{round}-42"),
+                PATIENCE,
+            )
+            .await?;
             floods.fetch_add(1, Ordering::Relaxed);
         } else {
             let expected = format!("tick-{n}-{round}-{}", round * 2);
-            client
-                .run_expecting(
-                    &format!("echo tick-{n}-{round}-$(({round}*2))"),
-                    &expected,
-                    PATIENCE,
-                )
-                .await?;
+            page.run_expecting(
+                &format!("echo tick-{n}-{round}-$(({round}*2))"),
+                &expected,
+                PATIENCE,
+            )
+            .await?;
             commands.fetch_add(1, Ordering::Relaxed);
         }
-        // What a person's terminal keeps is bounded; so is this one's.
-        client.screen.scrollback.clear();
         tokio::time::sleep(Duration::from_millis(700)).await;
     }
-    end_session(session).await
+    end_session(&page).await
 }
 
 /// Types `exit` and waits for the host to close: the session is over.
-async fn end_session(mut session: RoamingClient) -> Result<()> {
-    session.client.type_str("exit\r").await?;
-    // The host closes right after the last frame: an acknowledgement of it
-    // may meet a closed socket.
-    session.client.auto_ack = false;
-    let (code, reason) = session.client.expect_close(PATIENCE).await?;
+async fn end_session(page: &NativePage) -> Result<()> {
+    let typed = tokio::time::Instant::now();
+    page.type_str("exit\r")?;
+    let code = page.wait_close_since(typed, PATIENCE).await?;
     if code != 4004 && code != 1000 {
-        bail!("ending a session closed it with {code} {reason}");
+        bail!("ending a session closed it with {code}");
     }
     Ok(())
 }
