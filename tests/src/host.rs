@@ -228,6 +228,12 @@ impl HostProcess {
         self.process.is_running()
     }
 
+    /// `kill -9` to the host's own, checked pid (never a group, never
+    /// pid 1), then reaps it.
+    pub fn kill9(&mut self) -> Result<()> {
+        self.process.kill9()
+    }
+
     /// Asks the host to stop with SIGTERM and waits for it, killing it if it
     /// has not exited within `grace`. Returns its exit status if it stopped
     /// by itself in time, `None` if it had to be killed.
