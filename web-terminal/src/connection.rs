@@ -54,6 +54,10 @@ pub const BACKOFF_MAX_MS: u64 = 5_000;
 /// rather than growing memory without bound while the host is away.
 pub const MAX_PENDING_INPUT: usize = 1024 * 1024;
 
+/// What the page tells the user when `send_input` refuses typing because
+/// too much is already waiting for the host.
+pub const TYPING_REFUSED: &str = "too much input is waiting for the host; typing was refused";
+
 /// Close code the client uses when it gives up on a socket itself.
 const CLIENT_GIVES_UP: u16 = 4100;
 
@@ -669,6 +673,28 @@ impl Connection {
             return;
         }
         self.reconnect(now);
+    }
+
+    /// Enter was pressed. On a "closed" notice that Enter answers (the
+    /// program exited, a refusal, a refused ticket, the session cap) it
+    /// tries again with `restart` and returns true: the key is the page's,
+    /// not the program's. Anywhere else it returns false and the key goes
+    /// to the program; a replaced session is taken back only with
+    /// `take_back`, and a signed-out page is leaving.
+    pub fn enter_on_notice(&mut self, now: u64) -> bool {
+        let answers_enter = matches!(
+            self.phase,
+            Phase::Closed(
+                ClosedBecause::SessionEnded
+                    | ClosedBecause::Refused(_)
+                    | ClosedBecause::Unauthorized
+                    | ClosedBecause::TooManySessions
+            )
+        );
+        if answers_enter {
+            self.restart(now);
+        }
+        answers_enter
     }
 
     fn reconnect(&mut self, now: u64) {

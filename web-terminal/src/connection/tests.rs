@@ -602,3 +602,28 @@ fn deliveries_are_shown_on_the_screen_as_every_glue_shows_them() {
         Some("the program exited with status 3")
     );
 }
+
+#[test]
+fn enter_answers_only_a_notice_that_asks_for_it() {
+    // Live: the key is the program's.
+    let mut c = live(0);
+    assert!(!c.enter_on_notice(1));
+    assert!(actions(&mut c).is_empty());
+    // A refusal: Enter asks the directory again.
+    c.handle_close(CloseCode::SignedOut.code(), 2);
+    assert!(c.enter_on_notice(3));
+    assert!(one_fetch(&actions(&mut c)).url.ends_with("/v1/placement"));
+    // Replaced: only "Take it back" answers.
+    let mut c = live(0);
+    c.handle_close(CloseCode::Replaced.code(), 1);
+    actions(&mut c);
+    assert!(!c.enter_on_notice(2));
+    assert!(actions(&mut c).is_empty());
+    assert_eq!(c.phase(), Phase::Closed(ClosedBecause::Replaced));
+    // Reconnecting after a drop: the key waits for the program.
+    let mut c = live(0);
+    c.handle_close(1006, 1);
+    actions(&mut c);
+    assert!(!c.enter_on_notice(2));
+    assert_eq!(c.phase(), Phase::Backoff);
+}
