@@ -33,7 +33,9 @@ use testkit::process::Process;
 
 pub use directory::request_as;
 pub use records::SavedView;
-pub use servers::{HOST_TOKEN, directory_binary, parse_directory_ready_line};
+pub use servers::{HOST_TOKEN, parse_directory_ready_line};
+
+pub use crate::paths::directory_binary;
 
 use crate::tickets::{self, TEST_PASSWORD, TEST_USER};
 

@@ -46,7 +46,9 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use web_terminal::connection::{Action, ClosedBecause, Connection, Delivery, Phase, SessionChoice};
+use web_terminal::connection::{
+    Action, Connection, Delivery, Phase, SessionChoice, TYPING_REFUSED,
+};
 use web_terminal::directory::{HttpOutcome, HttpRequest};
 use web_terminal::keys;
 use web_terminal::screen::Screen;
@@ -272,8 +274,7 @@ impl Page {
         self.screen.scroll_to_bottom();
         let accepted = self.conn.send_input(bytes);
         if !accepted && !matches!(self.conn.phase(), Phase::Closed(_)) {
-            self.notices
-                .push("too much input is waiting for the host; typing was refused".to_owned());
+            self.notices.push(TYPING_REFUSED.to_owned());
         }
         accepted
     }
@@ -691,22 +692,13 @@ impl NativePage {
     }
 
     /// Enter on the "closed" notice: try again (a new session after the
-    /// program exited), as the page's keyboard handler does.
-    pub fn press_enter_to_reconnect(&self) {
+    /// program exited), as the page's keyboard handler does; returns
+    /// whether the notice took the key.
+    pub fn press_enter_to_reconnect(&self) -> bool {
         self.act(|p| {
-            if matches!(
-                p.conn.phase(),
-                Phase::Closed(
-                    ClosedBecause::SessionEnded
-                        | ClosedBecause::Refused(_)
-                        | ClosedBecause::Unauthorized
-                        | ClosedBecause::TooManySessions
-                )
-            ) {
-                let now = p.now();
-                p.conn.restart(now);
-            }
-        });
+            let now = p.now();
+            p.conn.enter_on_notice(now)
+        })
     }
 
     /// The "Take it back" button of a replaced page.

@@ -61,11 +61,7 @@ impl ScreenText for Screen {
     }
 
     fn has_line_anywhere(&self, line: &str) -> bool {
-        let (first, end) = self.line_range();
-        (first..end).any(|n| {
-            self.line(n)
-                .is_some_and(|row| row.text() == line.trim_end())
-        })
+        self.has_line(line) || self.history().any(|kept| kept.text() == line.trim_end())
     }
 
     fn shows(&self, needle: &str) -> bool {

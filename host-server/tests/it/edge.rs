@@ -151,14 +151,7 @@ async fn the_directory_ends_a_session_with_the_host_token() {
     assert_eq!(end(&host, Some(HOST_TOKEN), &id).await, Ok(()));
     assert_eq!(close_code(&mut client.socket).await, 4004, "SessionEnded");
     let session = client.welcome.session;
-    wait_until(PATIENCE, "the session to end", || async {
-        Ok(match host.registry.get(&session) {
-            None => Ok(()),
-            Some(_) => Err("still running".to_owned()),
-        })
-    })
-    .await
-    .unwrap();
+    host.wait_session_gone(session, "the session to end").await;
 }
 
 /// Every host holds the hosts' token, so the token alone must not end a

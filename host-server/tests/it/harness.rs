@@ -219,6 +219,18 @@ impl Host {
         1
     }
 
+    /// Waits until `session` no longer runs here.
+    pub async fn wait_session_gone(&self, session: SessionId, what: &str) {
+        testkit::wait_until(PATIENCE, what, || async {
+            Ok(match self.registry.get(&session) {
+                None => Ok(()),
+                Some(_) => Err(format!("{session} still runs")),
+            })
+        })
+        .await
+        .unwrap();
+    }
+
     /// A WebSocket to this host with an allowed Origin, before any hello.
     pub async fn socket(&self) -> Socket {
         let mut request = format!("ws://127.0.0.1:{}/ws", self.port)
@@ -302,10 +314,7 @@ impl Client {
 
     /// Every line that scrolled off the screen, oldest first.
     pub fn history(&self) -> Vec<String> {
-        let (first, _) = self.screen.line_range();
-        (first..first + self.screen.scrollback_len() as u64)
-            .filter_map(|n| self.screen.line(n).map(|row| row.text()))
-            .collect()
+        self.screen.history().map(|line| line.text()).collect()
     }
 
     /// Applies messages until `done` holds for the screen, acking frames.

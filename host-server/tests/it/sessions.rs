@@ -252,13 +252,7 @@ async fn a_detached_session_runs_until_its_idle_timeout() {
     let again = Client::connect(&host, Some(session)).await;
     assert!(!again.welcome.created);
     drop(again);
-    wait_until(PATIENCE, "the idle session to end", || async {
-        Ok(match host.registry.get(&session) {
-            None => Ok(()),
-            Some(_) => Err("still running".to_owned()),
-        })
-    })
-    .await
-    .unwrap();
+    host.wait_session_gone(session, "the idle session to end")
+        .await;
     assert!(detached.elapsed() >= idle, "ended before its idle timeout");
 }

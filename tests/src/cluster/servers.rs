@@ -1,14 +1,14 @@
 //! The cluster's processes: how a directory and a host are started, where
 //! the directory binary is, and the operator's `directory` command line.
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, ensure};
 use testkit::process::{Process, port_of_http_url};
 
 use super::{Cluster, ClusterOptions};
-use crate::{host, paths, tickets};
+use crate::paths::{self, directory_binary};
+use crate::{host, tickets};
 
 /// The secret hosts present to the directory (THINLINE_HOST_TOKEN); the
 /// cluster runs with host registration closed, as production should.
@@ -17,56 +17,6 @@ pub const HOST_TOKEN: &str = "cluster-host-token";
 /// Reads the port out of `thinline: directory listening on http://127.0.0.1:PORT/`.
 pub fn parse_directory_ready_line(line: &str) -> Option<u16> {
     port_of_http_url(line.strip_prefix("thinline: directory listening on ")?)
-}
-
-/// The directory binary: `THINLINE_DIRECTORY_BIN`, or the one next to the
-/// host binary, built there if missing (as `paths::host_binary` does for
-/// the host).
-pub fn directory_binary() -> Result<PathBuf> {
-    if let Some(path) = std::env::var_os("THINLINE_DIRECTORY_BIN").filter(|p| !p.is_empty()) {
-        let path = PathBuf::from(path);
-        ensure!(
-            path.is_file(),
-            "THINLINE_DIRECTORY_BIN points at {}, which does not exist",
-            path.display()
-        );
-        return Ok(path);
-    }
-    let host = paths::host_binary()?;
-    let profile_dir = host.parent().context("the host binary has no folder")?;
-    let binary = profile_dir.join("directory");
-    if binary.is_file() && std::env::var_os("THINLINE_HOST_BIN").is_some() {
-        return Ok(binary);
-    }
-    static BUILT: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
-    BUILT
-        .get_or_init(|| build_directory(profile_dir).map_err(|e| format!("{e:#}")))
-        .clone()
-        .map_err(anyhow::Error::msg)?;
-    ensure!(binary.is_file(), "{} is missing", binary.display());
-    Ok(binary)
-}
-
-fn build_directory(profile_dir: &Path) -> Result<()> {
-    let target = profile_dir.parent().context("no target folder")?;
-    let profile = profile_dir
-        .file_name()
-        .and_then(|n| n.to_str())
-        .context("unnamed profile folder")?;
-    let profile = if profile == "debug" { "dev" } else { profile };
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    eprintln!("harness: building directory ({profile} profile) for the tests");
-    let status = Command::new(cargo)
-        .current_dir(paths::workspace_root())
-        .args(["build", "--package", "directory", "--profile", profile])
-        .env("CARGO_TARGET_DIR", target)
-        .status()
-        .context("running cargo build -p directory")?;
-    ensure!(
-        status.success(),
-        "cargo build -p directory failed ({status})"
-    );
-    Ok(())
 }
 
 /// A free loopback port, for the directories, which must know each
@@ -125,17 +75,17 @@ pub(super) fn directory_command(
 }
 
 impl Cluster {
-    /// Host `id`'s command: its port (0: its choice), the url it registers
-    /// (a proxy's, say) and its store, with the cluster's key, home root
-    /// and directories.
-    pub(super) fn host_command(
+    /// Starts host `id`: its port (0: its choice), the url it registers
+    /// (a proxy's, say), its store and its enrolment secret, with the
+    /// cluster's key, home root and directories; returns once it listens.
+    pub(super) fn spawn_host(
         &self,
         id: &str,
         port: u16,
         public_url: Option<&str>,
         store_spec: &str,
         secret: Option<&str>,
-    ) -> Result<Command> {
+    ) -> Result<Process> {
         let mut command = Command::new(paths::host_binary()?);
         command
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
@@ -175,20 +125,6 @@ impl Cluster {
         if let Some(filter) = &self.options.rust_log {
             command.env("RUST_LOG", filter);
         }
-        Ok(command)
-    }
-
-    /// Starts host `id` with [`Cluster::host_command`]; returns once it
-    /// listens.
-    pub(super) fn spawn_host(
-        &self,
-        id: &str,
-        port: u16,
-        public_url: Option<&str>,
-        store_spec: &str,
-        secret: Option<&str>,
-    ) -> Result<Process> {
-        let command = self.host_command(id, port, public_url, store_spec, secret)?;
         Process::spawn(command, id, Some(host::parse_ready_line))
     }
 
