@@ -75,6 +75,8 @@ impl HostOptions {
     }
 }
 
+/// One `host-server` process with its own temporary `HOME`; dropped, it
+/// gets SIGTERM and a few seconds to drain before SIGKILL.
 pub struct HostProcess {
     process: Process,
     pub port: u16,
