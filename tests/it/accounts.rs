@@ -11,9 +11,11 @@ use anyhow::{Context, Result, ensure};
 use protocol::{CloseCode, SessionId};
 use serde_json::{Value, json};
 use tests::client::{Client, upgrade_status};
-use tests::cluster::{Cluster, ClusterOptions, directory_binary, request_as, ws_url};
-use tests::http::{self, Body};
+use tests::cluster::{Cluster, ClusterOptions, directory_binary, request_as};
+use tests::http::{self, Request};
+use tests::screen_text::ScreenText;
 use tests::tickets::{self, TEST_PASSWORD, TEST_USER};
+use web_terminal::directory::websocket_url;
 
 use crate::{SIZE, assert_echoes};
 
@@ -101,7 +103,8 @@ async fn place_new(
 
 /// Opens a socket to `url` with the page's Origin and sends a hello.
 async fn hello(cluster: &Cluster, url: &str, ticket: &str, session: SessionId) -> Result<Client> {
-    let mut client = Client::connect_with_origin(&ws_url(url), &cluster.page_origin()).await?;
+    let ws = websocket_url(url).with_context(|| format!("{url} is not a host's url"))?;
+    let mut client = Client::connect_with_origin(&ws, &cluster.page_origin()).await?;
     client.send_hello(ticket, session, SIZE).await?;
     Ok(client)
 }
@@ -278,14 +281,11 @@ async fn logout_ends_the_sign_in_and_its_tickets() -> Result<()> {
     client.close().await;
 
     let origin = cluster.page_origin();
-    let out = http::request_with(
-        cluster.directories[0].port,
-        "POST",
-        "/logout",
-        &[("Cookie", cookie.as_str()), ("Origin", origin.as_str())],
-        Some(Body::Form("")),
-    )
-    .await?;
+    let out = Request::local("POST", cluster.directories[0].port, "/logout")
+        .headers(&[("Cookie", cookie.as_str()), ("Origin", origin.as_str())])
+        .form("")
+        .send()
+        .await?;
     ensure!(
         out.status == 303,
         "logout answered {}: {}",
@@ -405,7 +405,7 @@ async fn tickets_bind_user_session_host_and_epoch() -> Result<()> {
 async fn cross_origin_sockets_and_forms_are_refused() -> Result<()> {
     let cluster = cluster(1).await?;
     let host = &cluster.hosts[0];
-    let url = ws_url(&host.public_url);
+    let url = websocket_url(&host.public_url).context("the host's url")?;
     for origin in ["http://evil.example", "null", "https://127.0.0.1", ""] {
         let status = upgrade_status(&url, origin).await.unwrap_or(0);
         ensure!(status == 403, "a socket from {origin:?} got {status}");
@@ -418,17 +418,14 @@ async fn cross_origin_sockets_and_forms_are_refused() -> Result<()> {
     // A sign-in form posted from another site is refused before any check.
     let form = format!(
         "user={TEST_USER}&password={}",
-        tests::cluster::form_encode(TEST_PASSWORD)
+        http::form_encode(TEST_PASSWORD)
     );
     for origin in ["http://evil.example", "null"] {
-        let answer = http::request_with(
-            cluster.directories[0].port,
-            "POST",
-            "/login",
-            &[("Origin", origin)],
-            Some(Body::Form(&form)),
-        )
-        .await?;
+        let answer = Request::local("POST", cluster.directories[0].port, "/login")
+            .header("Origin", origin)
+            .form(&form)
+            .send()
+            .await?;
         ensure!(
             answer.status == 403,
             "a sign-in from {origin}: {}",
@@ -478,14 +475,10 @@ async fn the_sessions_page_lists_and_ends_a_users_sessions() -> Result<()> {
         crate::PATIENCE,
         "the sessions page to show `sleep 300`",
         || async {
-            let page = http::request_with(
-                cluster.directories[0].port,
-                "GET",
-                "/sessions",
-                &[("Cookie", cookie.as_str())],
-                None,
-            )
-            .await?;
+            let page = Request::local("GET", cluster.directories[0].port, "/sessions")
+                .header("Cookie", &cookie)
+                .send()
+                .await?;
             Ok(if page.status == 200 && page.body.contains("sleep 300") {
                 Ok(page)
             } else {
@@ -515,13 +508,14 @@ async fn the_sessions_page_lists_and_ends_a_users_sessions() -> Result<()> {
 
     // End it with the page's form: the program is hung up at once.
     let origin = cluster.page_origin();
-    let ended = http::request_with(
-        cluster.directories[0].port,
+    let ended = Request::local(
         "POST",
+        cluster.directories[0].port,
         &format!("/sessions/{id}/end"),
-        &[("Cookie", cookie.as_str()), ("Origin", origin.as_str())],
-        Some(Body::Form("")),
     )
+    .headers(&[("Cookie", cookie.as_str()), ("Origin", origin.as_str())])
+    .form("")
+    .send()
     .await?;
     ensure!(
         ended.status == 303,

@@ -12,6 +12,7 @@ use protocol::{
 };
 use tests::client::{Client, upgrade_status};
 use tests::host::HostProcess;
+use tests::screen_text::ScreenText;
 use tests::tickets;
 
 use crate::{PATIENCE, SIZE, assert_echoes, attach_at_prompt, start_bash_host};

@@ -14,10 +14,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail, ensure};
 use serde_json::{Value, json};
 use tests::browser::Browser;
-use tests::cluster::{Backend, Cluster, ClusterOptions, Loss, RoamingClient};
+use tests::client::Client;
+use tests::cluster::{Backend, Cluster, ClusterOptions};
+use tests::page::NativePage;
 use tests::proxy::{FaultProxy, NewConnections};
 use tests::tickets::{self, TEST_PASSWORD, TEST_USER};
 use tests::{http, unique_marker, wait_until};
+use web_terminal::directory::websocket_url;
 
 use crate::browser::ONE_BROWSER_AT_A_TIME;
 use crate::{PATIENCE, SIZE, assert_echoes};
@@ -243,7 +246,7 @@ async fn directories_down(test: &str, cluster: &mut Cluster, browser: &Browser) 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_host_cut_off_serves_on_and_is_fenced_when_it_returns() -> Result<()> {
     let test = "a_host_cut_off_serves_on_and_is_fenced_when_it_returns";
-    if tests::database::database_url().is_none() {
+    if tests::pg::database_url().is_none() {
         eprintln!("{test}: skipped, DATABASE_URL is not set (cargo xtask test sets it)");
         return Ok(());
     }
@@ -279,23 +282,18 @@ async fn partition(test: &str, cluster: &mut Cluster) -> Result<()> {
 
     // Two sessions on the host to be cut off: one that will keep typing,
     // one left idle.
-    let mut busy = RoamingClient::attach(cluster, &cut_url, SIZE).await?;
-    let mut idle = RoamingClient::attach(cluster, &cut_url, SIZE).await?;
-    for (client, name) in [(&mut busy, "busy"), (&mut idle, "idle")] {
-        client
-            .client
-            .wait_for(PATIENCE, "the first prompt", |s| s.at_prompt())
-            .await?;
+    let busy = cluster.open_page_on(&cut_url, SIZE).await?;
+    let idle = cluster.open_page_on(&cut_url, SIZE).await?;
+    for (page, name) in [(&busy, "busy"), (&idle, "idle")] {
+        page.wait_prompt(PATIENCE).await?;
         let line = format!("{name}-before-{}", 6 * 7);
-        client
-            .client
-            .run_expecting(&format!("echo {name}-before-$((6*7))"), &line, PATIENCE)
+        page.run_expecting(&format!("echo {name}-before-$((6*7))"), &line, PATIENCE)
             .await?;
         cluster
-            .wait_persisted(&client.session.to_string(), &line)
+            .wait_persisted(&page.session_id()?.to_string(), &line)
             .await?;
     }
-    let epoch = busy.epoch;
+    let epoch = busy.epoch().context("no epoch")?;
 
     // Silent partition: open connections hang, new ones are black-holed.
     proxy.stall();
@@ -336,23 +334,24 @@ async fn partition(test: &str, cluster: &mut Cluster) -> Result<()> {
         epoch: 1,
         login: cluster.login_id()?,
     };
-    let refused =
-        RoamingClient::connect_with_ticket(cluster, &cut_url, grant.session, &grant.ticket(), SIZE)
-            .await;
+    let ws = websocket_url(&cut_url).context("the cut host's url")?;
+    let mut stranger = Client::connect_with_origin(&ws, &cluster.page_origin()).await?;
+    let refused = stranger
+        .handshake(&grant.ticket(), grant.session, SIZE)
+        .await;
     ensure!(
         refused
             .as_ref()
             .err()
             .is_some_and(|e| format!("{e:#}").contains("1001")),
         "a leaseless host took a new session: {:?}",
-        refused.map(|c| c.host)
+        refused.map(|w| w.host)
     );
-    // ...but the attached client types on, through the whole partition.
+    // ...but the attached page types on, through the whole partition.
     let mut typed_while_cut = Vec::new();
     while cut_at.elapsed() < PARTITION {
         let line = unique_marker("cut-off");
-        busy.client
-            .run_expecting(&format!("echo {line}"), &line, PATIENCE)
+        busy.run_expecting(&format!("echo {line}"), &line, PATIENCE)
             .await
             .context("typing on the cut-off host")?;
         typed_while_cut.push(line);
@@ -363,61 +362,60 @@ async fn partition(test: &str, cluster: &mut Cluster) -> Result<()> {
     // the lapsed lease and moves them (epoch + 1) to h1, restored from the
     // store, so two hosts run each session for a while.
     let mut moved = Vec::new();
-    for client in [&busy, &idle] {
+    for page in [&busy, &idle] {
+        let session = page.session_id()?;
         let (status, answer) = cluster
             .ask_directory(
                 "POST",
                 "/v1/placement",
-                Some(&json!({ "session": client.session.to_string() })),
+                Some(&json!({ "session": session.to_string() })),
             )
             .await?;
         ensure!(status == 200, "placement answered {status}: {answer}");
         ensure!(
-            answer["host"] == "h1" && answer["epoch"].as_u64() == Some(client.epoch + 1),
+            answer["host"] == "h1" && answer["epoch"].as_u64() == page.epoch().map(|e| e + 1),
             "the session was not moved off the lapsed host: {answer}"
         );
-        let mut other = RoamingClient::place_existing(cluster, &answer, SIZE).await?;
-        other
-            .client
-            .wait_for(PATIENCE, "a prompt on the new host", |s| s.at_prompt())
-            .await?;
+        // The user's other browser, opening the session by name.
+        let other = NativePage::open(cluster.page_options(&cluster.cookie, SIZE).session(session));
+        other.wait_prompt(PATIENCE).await?;
+        ensure!(
+            other.host().as_deref() == Some("h1"),
+            "the other page went to {:?}",
+            other.host()
+        );
         let line = unique_marker("new-owner");
         other
-            .client
             .run_expecting(&format!("echo {line}"), &line, PATIENCE)
             .await?;
-        cluster
-            .wait_persisted(&other.session.to_string(), &line)
-            .await?;
-        moved.push((other, line));
+        cluster.wait_persisted(&session.to_string(), &line).await?;
+        moved.push((session, other, line));
     }
-    // The busy client's last command, unsaved on the cut-off host.
+    // The busy page's last command, unsaved on the cut-off host.
     let last = unique_marker("cut-off-last");
-    busy.client
-        .run_expecting(&format!("echo {last}"), &last, PATIENCE)
+    busy.run_expecting(&format!("echo {last}"), &last, PATIENCE)
         .await?;
     typed_while_cut.push(last);
 
     // The path comes back: the cut-off host's writes are refused and it
-    // ends both copies; its clients are sent to the directory.
+    // ends both copies; its pages are sent to the directory.
+    let restored_at = tokio::time::Instant::now();
     proxy.restore();
-    for (client, name) in [(&mut busy, "busy"), (&mut idle, "idle")] {
-        let loss = client
-            .wait_lost(PATIENCE)
+    for (page, name) in [(&busy, "busy"), (&idle, "idle")] {
+        let code = page
+            .wait_close_since(restored_at, PATIENCE)
             .await
             .with_context(|| format!("the {name} session's old copy was never ended"))?;
         ensure!(
-            loss == Loss::SentAway,
-            "the {name} copy ended with {loss:?}"
+            code == 1001 || code == 4008,
+            "the {name} copy ended with {code}"
         );
-        client.recover(loss, PATIENCE).await?;
-        ensure!(
-            client.host == "h1" && client.epoch == epoch + 1,
-            "the {name} client came back on {} at {}",
-            client.host,
-            client.epoch
-        );
-        assert_echoes(&mut client.client).await?;
+        page.wait_for(PATIENCE, "the page to come back on h1", |p| {
+            p.is_live() && p.host() == Some("h1") && p.epoch() == Some(epoch + 1)
+        })
+        .await
+        .with_context(|| format!("the {name} page"))?;
+        assert_echoes(&mut &*page).await?;
     }
     wait_until(PATIENCE, "the returned host to serve again", || async {
         let body = health(cut_port).await?;
@@ -431,8 +429,8 @@ async fn partition(test: &str, cluster: &mut Cluster) -> Result<()> {
 
     // One writer per session: the store's last screen is the new owner's,
     // at the current epoch, and holds nothing typed on the cut-off copy.
-    for (other, line) in &moved {
-        let id = other.session.to_string();
+    for (session, _other, line) in &moved {
+        let id = session.to_string();
         let record = cluster.session(&id).await?;
         let stored = cluster.store.load_screen(&id).await?.context("no screen")?;
         ensure!(
@@ -606,26 +604,27 @@ async fn an_operators_drain_survives_a_restart_until_lifted() -> Result<()> {
 
 async fn operator_drain(cluster: &mut Cluster) -> Result<()> {
     let url = cluster.host("h1").context("h1")?.public_url.clone();
-    let mut client = RoamingClient::attach(cluster, &url, SIZE).await?;
-    client
-        .client
-        .wait_for(PATIENCE, "the first prompt", |s| s.at_prompt())
-        .await?;
+    let page = cluster.open_page_on(&url, SIZE).await?;
+    page.wait_prompt(PATIENCE).await?;
     let line = format!("drained-{}", 6 * 7);
-    client
-        .client
-        .run_expecting("echo drained-$((6*7))", &line, PATIENCE)
+    page.run_expecting("echo drained-$((6*7))", &line, PATIENCE)
         .await?;
     cluster
-        .wait_persisted(&client.session.to_string(), &line)
+        .wait_persisted(&page.session_id()?.to_string(), &line)
         .await?;
 
+    let drained_at = tokio::time::Instant::now();
     cluster.directory_cli(&["host", "drain", "h1"])?;
-    let loss = client.wait_lost(PATIENCE).await?;
-    ensure!(loss == Loss::SentAway, "h1 did not send the client away");
-    client.recover(loss, PATIENCE).await?;
-    ensure!(client.host == "h2", "the session went to {}", client.host);
-    assert_echoes(&mut client.client).await?;
+    let code = page.wait_close_since(drained_at, PATIENCE).await?;
+    ensure!(
+        code == 1001 || code == 4008,
+        "h1 did not send the page away: it closed with {code}"
+    );
+    page.wait_for(PATIENCE, "the page to move to h2", |p| {
+        p.is_live() && p.host() == Some("h2")
+    })
+    .await?;
+    assert_echoes(&mut &page).await?;
     let listed = cluster.directory_cli(&["host", "list"])?;
     ensure!(
         listed
@@ -665,8 +664,12 @@ async fn operator_drain(cluster: &mut Cluster) -> Result<()> {
         "h1 forgot the operator's drain on restart: {body}"
     );
     for _ in 0..3 {
-        let placed = RoamingClient::place(cluster, SIZE).await?;
-        ensure!(placed.host == "h2", "a new session went to drained h1");
+        let placed = cluster.open_page(SIZE);
+        placed.wait_live(PATIENCE).await?;
+        ensure!(
+            placed.host().as_deref() == Some("h2"),
+            "a new session went to drained h1"
+        );
     }
 
     cluster.directory_cli(&["host", "undrain", "h1"])?;
@@ -680,11 +683,12 @@ async fn operator_drain(cluster: &mut Cluster) -> Result<()> {
     })
     .await?;
     // h2 runs four sessions now, h1 none: the next goes to h1.
-    let placed = RoamingClient::place(cluster, SIZE).await?;
+    let placed = cluster.open_page(SIZE);
+    placed.wait_live(PATIENCE).await?;
     ensure!(
-        placed.host == "h1",
-        "after undrain a new session went to {}",
-        placed.host
+        placed.host().as_deref() == Some("h1"),
+        "after undrain a new session went to {:?}",
+        placed.host()
     );
     let listed = cluster.directory_cli(&["host", "list"])?;
     if !listed.lines().any(|l| l.starts_with("h1\tlive\tserving")) {

@@ -5,7 +5,10 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
-use tests::cluster::{Cluster, ClusterOptions, RoamingClient};
+use tests::client::Client;
+use tests::cluster::{Cluster, ClusterOptions};
+use tests::page::NativePage;
+use tests::screen_text::ScreenText;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -90,10 +93,8 @@ async fn slow_and_idle_connections_are_cut_at_the_deadline() -> Result<()> {
         ..ClusterOptions::default()
     })
     .await?;
-    let mut user = RoamingClient::place_as(&cluster, &cluster.cookie, SIZE).await?;
-    user.client
-        .wait_for(PATIENCE, "the prompt", |s| s.at_prompt())
-        .await?;
+    let user = cluster.open_page(SIZE);
+    user.wait_prompt(PATIENCE).await?;
     let host_port = cluster.hosts[0].server.port;
     let directory_port = cluster.directories[0].port;
     let mut probes = Vec::new();
@@ -113,8 +114,7 @@ async fn slow_and_idle_connections_are_cut_at_the_deadline() -> Result<()> {
         }
     }
     // The terminal on that host never noticed.
-    user.client
-        .run_expecting("echo still-$((40+2))", "still-42", PATIENCE)
+    user.run_expecting("echo still-$((40+2))", "still-42", PATIENCE)
         .await?;
     Ok(())
 }
@@ -153,11 +153,8 @@ async fn a_sign_in_that_ends_closes_its_terminals() -> Result<()> {
         ..ClusterOptions::default()
     })
     .await?;
-    let mut bystander = RoamingClient::place_as(&cluster, &cluster.cookie, SIZE).await?;
-    bystander
-        .client
-        .wait_for(PATIENCE, "the prompt", |s| s.at_prompt())
-        .await?;
+    let bystander = cluster.open_page(SIZE);
+    bystander.wait_prompt(PATIENCE).await?;
     let password = tests::tickets::TEST_PASSWORD;
     for (name, ending) in [
         ("leaver", Ending::SignOut),
@@ -166,13 +163,14 @@ async fn a_sign_in_that_ends_closes_its_terminals() -> Result<()> {
     ] {
         tests::tickets::ensure_account(cluster.store.as_ref(), name, password).await?;
         let cookie = cluster.sign_in(name, password).await?;
-        let mut user = RoamingClient::place_as(&cluster, &cookie, SIZE).await?;
-        user.client
-            .run_expecting("echo before-$((20+1))", "before-21", PATIENCE)
+        let user = cluster.open_page_as(&cookie, SIZE);
+        user.wait_prompt(PATIENCE).await?;
+        user.run_expecting("echo before-$((20+1))", "before-21", PATIENCE)
             .await
             .with_context(|| format!("{name}: the terminal before {ending:?}"))?;
 
         let ended = Instant::now();
+        let ended_at = tokio::time::Instant::now();
         match ending {
             Ending::SignOut => cluster
                 .sign_out(&cookie)
@@ -188,9 +186,8 @@ async fn a_sign_in_that_ends_closes_its_terminals() -> Result<()> {
                 cluster.directory_cli(&["user", "disable", name])?;
             }
         }
-        let (code, reason) = user
-            .client
-            .expect_close(RECHECK * 4)
+        let code = user
+            .wait_close_since(ended_at, RECHECK * 4)
             .await
             .with_context(|| format!("{name}: the terminal after {ending:?}"))?;
         let after = ended.elapsed();
@@ -200,13 +197,14 @@ async fn a_sign_in_that_ends_closes_its_terminals() -> Result<()> {
         };
         ensure!(
             code == expected.code(),
-            "{name}: closed with {code} {reason} after {ending:?}, not {}",
-            expected.code()
+            "{name}: closed with {code} after {ending:?}, not {}: {}",
+            expected.code(),
+            user.with_page(|p| p.describe())
         );
         eprintln!("{name}: {ending:?} closed the terminal after {after:?}");
 
         // The old ticket, still within its lifetime, opens nothing now.
-        let again = user.reconnect_same_host().await;
+        let again = replay_last_hello(&cluster, &user).await;
         let refused = again
             .as_ref()
             .err()
@@ -214,25 +212,25 @@ async fn a_sign_in_that_ends_closes_its_terminals() -> Result<()> {
             .unwrap_or_default();
         ensure!(
             refused.contains("4001"),
-            "{name}: the old ticket after {ending:?}: {again:?}"
+            "{name}: the old ticket after {ending:?}: {:?}",
+            again.map(|w| w.host)
         );
 
         if let Ending::SignOut = ending {
             // Signing out ends the sign-in, not the work: signed in again,
             // the same shell is there with what it printed.
             let cookie = cluster.sign_in(name, password).await?;
-            user.resume_signed_in(&cookie).await?;
-            user.client
-                .wait_for(PATIENCE, "the earlier output", |s| s.has_line("before-21"))
+            user.set_cookie(&cookie);
+            user.press_enter_to_reconnect();
+            user.wait_screen(PATIENCE, "the earlier output", |s| s.has_line("before-21"))
                 .await?;
-            user.client
-                .run_expecting("echo back-$((30+3))", "back-33", PATIENCE)
+            user.wait_prompt(PATIENCE).await?;
+            user.run_expecting("echo back-$((30+3))", "back-33", PATIENCE)
                 .await?;
         }
     }
     // Nobody else's terminal noticed.
     bystander
-        .client
         .run_expecting("echo still-$((40+2))", "still-42", PATIENCE)
         .await?;
     let logs = cluster.logs();
@@ -241,6 +239,22 @@ async fn a_sign_in_that_ends_closes_its_terminals() -> Result<()> {
         "the host never said why it closed the terminals"
     );
     Ok(())
+}
+
+/// Presents the hello `page` last sent (its ticket, still within its
+/// lifetime) again, on a raw socket to the host it went to: the welcome,
+/// or the host's refusal.
+async fn replay_last_hello(cluster: &Cluster, page: &NativePage) -> Result<protocol::Welcome> {
+    let (hello, url) = page.with_page(|p| {
+        (
+            p.last_hello().cloned(),
+            p.last_socket_url().map(str::to_owned),
+        )
+    });
+    let hello = hello.context("the page never sent a hello")?;
+    let url = url.context("the page never opened a socket")?;
+    let mut client = Client::connect_with_origin(&url, &cluster.page_origin()).await?;
+    client.handshake(&hello.ticket, hello.session, SIZE).await
 }
 
 /// Hosts earn their trust: with hosts enrolled, a process holding one
@@ -263,10 +277,8 @@ async fn only_an_enrolled_host_with_its_own_secret_holds_a_lease() -> Result<()>
     .await?;
     let h1_url = cluster.host("h1").context("no h1")?.public_url.clone();
     let h1_secret = cluster.host_secret("h1").context("h1 was not enrolled")?;
-    let mut user = RoamingClient::place_as(&cluster, &cluster.cookie, SIZE).await?;
-    user.client
-        .wait_for(PATIENCE, "the prompt", |s| s.at_prompt())
-        .await?;
+    let user = cluster.open_page(SIZE);
+    user.wait_prompt(PATIENCE).await?;
 
     // Impostors with h1's secret: as h1 at their own url, and as h9.
     let mut as_h1 = cluster.spawn_host_as("h1", Some(&h1_secret))?;
@@ -305,7 +317,7 @@ async fn only_an_enrolled_host_with_its_own_secret_holds_a_lease() -> Result<()>
     }
 
     // Revoking h1 ends its lease, and only its; its terminal carries on.
-    let serving = user.host.clone();
+    let serving = user.host().context("the page has no host")?;
     cluster.directory_cli(&["host", "remove", &serving])?;
     // Past two whole leases: the removed host's renewals keep being refused.
     tokio::time::sleep(LEASE_TTL * 2 + RENEW_EVERY * 2).await;
@@ -329,8 +341,7 @@ async fn only_an_enrolled_host_with_its_own_secret_holds_a_lease() -> Result<()>
         kept.is_live(now),
         "removing {serving} cost {other} its lease"
     );
-    user.client
-        .run_expecting("echo still-$((40+2))", "still-42", PATIENCE)
+    user.run_expecting("echo still-$((40+2))", "still-42", PATIENCE)
         .await?;
 
     // Enrolled again: the running process's old secret stays refused; a
@@ -393,7 +404,7 @@ async fn the_session_cap_holds_however_many_tickets_are_taken() -> Result<()> {
     let cluster = &cluster;
     let attempts = tickets
         .iter()
-        .map(|answer| async move { RoamingClient::place_existing(cluster, answer, SIZE).await });
+        .map(|answer| async move { cluster.attach_with_answer(answer, SIZE).await });
     let results = futures_util::future::join_all(attempts).await;
     let mut started = Vec::new();
     let mut refused = 0;
@@ -426,7 +437,6 @@ async fn the_session_cap_holds_however_many_tickets_are_taken() -> Result<()> {
     ensure!(running == CAP, "the store holds {running} running sessions");
     for client in &mut started {
         client
-            .client
             .run_expecting("echo ok-$((6*7))", "ok-42", PATIENCE)
             .await?;
     }

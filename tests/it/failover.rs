@@ -1,11 +1,12 @@
 //! Failover end to end: a directory (or two), several hosts and one store as
-//! real processes, and the real page in headless Chromium or a native
-//! client following the directory, while hosts are killed, stopped,
+//! real processes, and the real page in headless Chromium or the shipping
+//! client's core in a native page, while hosts are killed, stopped,
 //! drained and cut off (DESIGN.md promises 1, 2, 3 and 5).
 //!
 //! What each test checks is read from the store the processes share (who
 //! owns the session, at which epoch, who saved its screen) and from the
-//! page's `thinline.state()` and `#mirror`, not from the processes' words.
+//! page's `thinline.state()` and `#mirror` (or a native page's state),
+//! not from the processes' words.
 //! The browser tests run only with `THINLINE_E2E=1` and take turns with
 //! the other browser tests; the drain test needs no browser and always
 //! runs.
@@ -21,7 +22,9 @@ use anyhow::{Context, Result, bail, ensure};
 use fantoccini::key::Key;
 use serde_json::{Value, json};
 use tests::browser::{Browser, e2e_enabled};
-use tests::cluster::{Backend, Cluster, ClusterOptions, CutProxy, Loss, RoamingClient};
+use tests::cluster::{Backend, Cluster, ClusterOptions};
+use tests::proxy::FaultProxy;
+use tests::screen_text::ScreenText;
 use tests::tickets::{TEST_PASSWORD, TEST_USER};
 use tests::{http, paths, unique_marker, wait_until};
 use tokio::sync::MutexGuard;
@@ -453,65 +456,58 @@ async fn drain_moves_every_session_and_exits_cleanly() -> Result<()> {
 async fn drain_two_sessions(cluster: &mut Cluster) -> Result<()> {
     let drained = "h1";
     let url = cluster.host(drained).context("h1")?.public_url.clone();
-    let mut clients = Vec::new();
+    let mut pages = Vec::new();
     for name in ["one", "two"] {
-        let mut client = RoamingClient::attach(cluster, &url, SIZE).await?;
-        client
-            .client
-            .wait_for(PATIENCE, "the first prompt", |s| s.at_prompt())
-            .await?;
+        let page = cluster.open_page_on(&url, SIZE).await?;
+        page.wait_prompt(PATIENCE).await?;
         let marker = unique_marker(&format!("drain-{name}-"));
         let line = format!("{marker}-42");
-        client
-            .client
-            .run_expecting(&format!("echo {marker}-$((6*7))"), &line, PATIENCE)
+        page.run_expecting(&format!("echo {marker}-$((6*7))"), &line, PATIENCE)
             .await?;
-        ensure!(client.host == drained, "attached to {}", client.host);
-        clients.push((client, line));
+        ensure!(
+            page.host().as_deref() == Some(drained),
+            "attached to {:?}",
+            page.host()
+        );
+        let epoch = page.epoch().context("no epoch")?;
+        pages.push((page, line, epoch));
     }
 
+    let drain_started = tokio::time::Instant::now();
     cluster.host_mut(drained)?.server.terminate()?;
-    for (client, line) in &mut clients {
-        let loss = client.wait_lost(PATIENCE).await?;
+    for (page, line, epoch) in &pages {
+        // The draining host sends the page to the directory (1001, or 4008
+        // once the session has moved), which places it elsewhere.
+        let code = page.wait_close_since(drain_started, PATIENCE).await?;
         ensure!(
-            loss == Loss::SentAway,
-            "the draining host did not send the client away: {:?}",
-            client.client.closed
+            code == 1001 || code == 4008,
+            "the draining host did not send the page away: it closed with {code}"
         );
-        let epoch = client.epoch;
-        client.recover(loss, PATIENCE).await?;
-        ensure!(
-            client.host != drained && client.epoch > epoch,
-            "session {} is on {} at epoch {} after the drain",
-            client.session,
-            client.host,
-            client.epoch
-        );
+        page.wait_for(PATIENCE, "the page to move off the drained host", |p| {
+            p.is_live() && p.host() != Some(drained) && p.epoch() > Some(*epoch)
+        })
+        .await?;
         let wanted = line.clone();
-        client
-            .client
-            .wait_for(PATIENCE, "the screen from before the drain", |s| {
-                s.has_line_anywhere(&wanted)
-            })
-            .await?;
+        page.wait_screen(PATIENCE, "the screen from before the drain", |s| {
+            s.has_line_anywhere(&wanted)
+        })
+        .await?;
         let notice = format!("restored from host {drained}");
-        client
-            .client
-            .wait_for(PATIENCE, "the restore notice", |s| {
-                s.rows.iter().any(|r| r.contains(&notice))
-            })
+        page.wait_screen(PATIENCE, "the restore notice", |s| s.shows(&notice))
             .await?;
-        client
-            .client
-            .wait_for(PATIENCE, "a prompt on the new host", |s| s.at_prompt())
-            .await?;
-        assert_echoes(&mut client.client).await?;
-        let (owner, epoch) = cluster.owner(&client.session.to_string()).await?;
+        page.wait_prompt(PATIENCE).await?;
+        assert_echoes(&mut &*page).await?;
+        let session = page.session_id()?.to_string();
+        let (owner, epoch) = cluster.owner(&session).await?;
         ensure!(
-            owner == client.host && epoch == client.epoch,
-            "the store says {owner} at {epoch}, the client is on {} at {}",
-            client.host,
-            client.epoch
+            Some(owner.as_str()) == page.host().as_deref() && Some(epoch) == page.epoch(),
+            "the store says {owner} at {epoch}, the page is on {:?} at {:?}",
+            page.host(),
+            page.epoch()
+        );
+        ensure!(
+            page.undelivered() == 0,
+            "input was reported lost though none was pending"
         );
     }
     let status = cluster
@@ -539,16 +535,16 @@ async fn cut_sockets_lose_and_double_no_keystroke() -> Result<()> {
     .await?;
     // The host registers the proxy as its url, so the directory sends the
     // page through it.
-    let proxy = Arc::new(CutProxy::start().await?);
+    let proxy = Arc::new(FaultProxy::start_without_target().await?);
     let id = cluster.start_host(Some(proxy.url()))?;
-    proxy.set_upstream(cluster.host(&id).context("the host")?.server.port);
+    proxy.retarget_port(cluster.host(&id).context("the host")?.server.port)?;
     cluster.wait_hosts_live().await?;
     let page = open_page_on(cluster, turn).await?;
     let outcome = type_through_cuts(test, &page, &proxy).await;
     finish(page, outcome).await
 }
 
-async fn type_through_cuts(test: &str, page: &ClusterPage, proxy: &Arc<CutProxy>) -> Result<()> {
+async fn type_through_cuts(test: &str, page: &ClusterPage, proxy: &Arc<FaultProxy>) -> Result<()> {
     let before = served(page.browser.state().await?)?;
     let cols = before.state["cols"].as_u64().unwrap_or(0);
     let length = 90.min(cols.saturating_sub(8) as usize);
@@ -558,7 +554,7 @@ async fn type_through_cuts(test: &str, page: &ClusterPage, proxy: &Arc<CutProxy>
         .map(|i| alphabet[(i * 7 + i / 5) % alphabet.len()])
         .collect();
 
-    let accepted_before = proxy.accepted();
+    let accepted_before = proxy.accepted_total();
     page.browser.type_keys("echo ").await?;
     let mut cuts = 0;
     for (n, piece) in typed.as_bytes().chunks(10).enumerate() {
@@ -598,7 +594,7 @@ async fn type_through_cuts(test: &str, page: &ClusterPage, proxy: &Arc<CutProxy>
         after.state
     );
     ensure!(cuts >= 3, "only {cuts} cuts found an open connection");
-    let reconnects = proxy.accepted() - accepted_before;
+    let reconnects = proxy.accepted_total() - accepted_before;
     ensure!(
         reconnects >= 3,
         "only {reconnects} connections through the proxy after {cuts} cuts"

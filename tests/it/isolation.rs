@@ -7,8 +7,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail, ensure};
 use protocol::Size;
 use tests::client::Client;
-use tests::cluster::{Cluster, ClusterOptions, Loss, RoamingClient};
+use tests::cluster::{Cluster, ClusterOptions};
 use tests::host::{HostOptions, HostProcess};
+use tests::page::NativePage;
+use tests::screen_text::{ScreenText, Terminal};
 use tests::tickets;
 
 use crate::PATIENCE;
@@ -21,17 +23,17 @@ const TALL: Size = Size {
 
 /// Clears the screen, runs `command` and returns what it printed (the
 /// screen up to the end marker).
-async fn sh(client: &mut Client, command: &str) -> Result<String> {
+async fn sh(terminal: &mut impl Terminal, command: &str) -> Result<String> {
     let marker = tests::unique_marker("done");
-    client
-        .type_str(&format!("clear; {command}; echo {marker}\r"))
+    terminal
+        .keys(&format!("clear; {command}; echo {marker}\r"))
         .await?;
-    client
-        .wait_for(PATIENCE, &format!("`{command}` to finish"), |s| {
+    terminal
+        .screen_until(PATIENCE, &format!("`{command}` to finish"), |s| {
             s.has_line(&marker)
         })
         .await?;
-    Ok(client.screen.text())
+    Ok(terminal.screen_text())
 }
 
 /// Whether `token` (say `U=200000`) was printed as a word of its own.
@@ -58,13 +60,13 @@ async fn cluster(test: &str, hosts: usize, host_args: &[&str]) -> Result<Option<
     Ok(Some(cluster))
 }
 
-async fn place(cluster: &Cluster, user: &str) -> Result<RoamingClient> {
+async fn place(cluster: &Cluster, user: &str) -> Result<NativePage> {
     let cookie = cluster.sign_in(user, tickets::TEST_PASSWORD).await?;
-    let mut placed = RoamingClient::place_as(cluster, &cookie, TALL).await?;
+    let placed = cluster.open_page_as(&cookie, TALL);
     placed
-        .client
-        .wait_for(PATIENCE, &format!("{user}'s prompt"), |s| s.at_prompt())
-        .await?;
+        .wait_prompt(PATIENCE)
+        .await
+        .with_context(|| format!("{user}'s prompt"))?;
     Ok(placed)
 }
 
@@ -106,16 +108,16 @@ async fn accounts_cannot_reach_each_other_or_the_host() -> Result<()> {
     else {
         return Ok(());
     };
-    let mut bob = place(&cluster, "bob").await?;
-    let mut alice = place(&cluster, "alice").await?;
-    ensure!(alice.host == bob.host, "one host, both users");
+    let bob = place(&cluster, "bob").await?;
+    let alice = place(&cluster, "alice").await?;
+    ensure!(alice.host() == bob.host(), "one host, both users");
     let alice_uid = uid_of(&cluster, "alice").await?;
     let bob_uid = uid_of(&cluster, "bob").await?;
     ensure!(alice_uid != bob_uid && alice_uid != 0 && bob_uid != 0);
 
     // bob leaves a process and a file for alice to go after.
     let bob_says = sh(
-        &mut bob.client,
+        &mut &bob,
         "echo secret > ~/diary; sleep 4242 & echo U=$(id -u)",
     )
     .await?;
@@ -125,7 +127,7 @@ async fn accounts_cannot_reach_each_other_or_the_host() -> Result<()> {
         .context("bob's sleep is not running on the host")?;
 
     let said = sh(
-        &mut alice.client,
+        &mut &alice,
         "echo hers > ~/mine; echo U=$(id -u) O=$(stat -c %u ~/mine) N=$(id -un) T=$(tty)",
     )
     .await?;
@@ -142,7 +144,7 @@ async fn accounts_cannot_reach_each_other_or_the_host() -> Result<()> {
 
     let home_root = cluster.home_root();
     let host_pid = cluster
-        .host(&alice.host)
+        .host(&alice.host().context("alice's page has no host")?)
         .context("alice's host")?
         .server
         .pid();
@@ -162,7 +164,7 @@ async fn accounts_cannot_reach_each_other_or_the_host() -> Result<()> {
         .map(|t| format!("'{}'", t.display()))
         .collect();
     let said = sh(
-        &mut alice.client,
+        &mut &alice,
         &format!(
             "for p in {}; do if cat \"$p\" >/dev/null 2>&1 || ls \"$p\" >/dev/null 2>&1; then echo \"LEAK $p\"; fi; done",
             probe.join(" ")
@@ -175,7 +177,7 @@ async fn accounts_cannot_reach_each_other_or_the_host() -> Result<()> {
     );
     // Of the shared home root she sees her own home, nothing else.
     let said = sh(
-        &mut alice.client,
+        &mut &alice,
         &format!("echo HOMES=$(ls -A '{}' | tr '\\n' ,)", home_root.display()),
     )
     .await?;
@@ -183,7 +185,7 @@ async fn accounts_cannot_reach_each_other_or_the_host() -> Result<()> {
 
     // No other terminal, process or signal target is in her world.
     let said = sh(
-        &mut alice.client,
+        &mut &alice,
         &format!(
             "echo PTS=$(ls /dev/pts | grep -vc ptmx) SLEEPS=$(ps -eo args | grep -c 'sleep 424[2]') HOSTS=$(ps -eo args | grep -c 'host-serve[r]') PIDS=$(ps -e --no-headers | wc -l); kill -9 {bob_sleep} 2>/dev/null; echo KILL=$?"
         ),
@@ -199,7 +201,7 @@ async fn accounts_cannot_reach_each_other_or_the_host() -> Result<()> {
 
     // The terminal still behaves as one: job control, vim, less, tmux.
     let said = sh(
-        &mut alice.client,
+        &mut &alice,
         "sleep 300 & jobs; kill %1; wait; vim -es -c 'q'; echo VIM=$?; echo x | less -F; echo LESS=$?; tmux -L t new-session -d 'sleep 5' && tmux -L t ls >/dev/null; echo TMUX=$?; tmux -L t kill-server",
     )
     .await?;
@@ -212,14 +214,22 @@ async fn accounts_cannot_reach_each_other_or_the_host() -> Result<()> {
     // her files.
     cluster.start_host(None)?;
     cluster.wait_hosts_live().await?;
-    let lost = alice.host.clone();
+    let lost = alice.host().context("alice's page has no host")?;
     cluster.host_mut(&lost)?.server.kill9()?;
     alice
-        .recover(Loss::Dropped, Duration::from_secs(60))
+        .wait_for(
+            Duration::from_secs(60),
+            "alice's page on another host",
+            |p| p.is_live() && p.host() != Some(lost.as_str()),
+        )
         .await?;
-    ensure!(alice.host != lost, "alice moved to another host");
+    alice.wait_prompt(PATIENCE).await?;
+    ensure!(
+        alice.host().as_deref() != Some(lost.as_str()),
+        "alice moved to another host"
+    );
     let said = sh(
-        &mut alice.client,
+        &mut &alice,
         "echo U=$(id -u) O=$(stat -c %u ~/mine) C=$(cat ~/mine)",
     )
     .await?;
@@ -256,22 +266,20 @@ async fn limits_hold_and_nothing_outlives_its_session() -> Result<()> {
     else {
         return Ok(());
     };
-    let mut bob = place(&cluster, "bob").await?;
-    let mut alice = place(&cluster, "alice").await?;
+    let bob = place(&cluster, "bob").await?;
+    let alice = place(&cluster, "alice").await?;
 
     // 100 sleeps at once cannot all start under a limit of 40.
-    alice
-        .client
-        .type_str("clear; sh -c 'for i in $(seq 100); do sleep 2 & done; wait' 2>/dev/null; echo FORKED\r")
-        .await?;
-    let said = sh(&mut bob.client, "echo bob-answers").await?;
+    alice.type_str(
+        "clear; sh -c 'for i in $(seq 100); do sleep 2 & done; wait' 2>/dev/null; echo FORKED\r",
+    )?;
+    let said = sh(&mut &bob, "echo bob-answers").await?;
     ensure!(said.lines().any(|l| l.trim() == "bob-answers"));
     alice
-        .client
-        .wait_for(PATIENCE, "the fork loop to end", |s| s.has_line("FORKED"))
+        .wait_screen(PATIENCE, "the fork loop to end", |s| s.has_line("FORKED"))
         .await?;
     let said = sh(
-        &mut alice.client,
+        &mut &alice,
         "head -c 300M /dev/zero | tail > /dev/null; echo HOG=$?",
     )
     .await?;
@@ -279,11 +287,11 @@ async fn limits_hold_and_nothing_outlives_its_session() -> Result<()> {
         has_token(&said, "HOG=137"),
         "the hog was not killed: {said}"
     );
-    let said = sh(&mut bob.client, "echo bob-still-answers").await?;
+    let said = sh(&mut &bob, "echo bob-still-answers").await?;
     ensure!(said.lines().any(|l| l.trim() == "bob-still-answers"));
 
     // The limits were hit (read from the host's side of alice's cgroups).
-    let events = cgroup_files(&alice.session.to_string(), "pids.events");
+    let events = cgroup_files(&alice.session_id()?.to_string(), "pids.events");
     ensure!(
         events
             .iter()
@@ -292,7 +300,7 @@ async fn limits_hold_and_nothing_outlives_its_session() -> Result<()> {
     );
 
     sh(
-        &mut alice.client,
+        &mut &alice,
         "setsid nohup sleep 4343 >/dev/null 2>&1 < /dev/null & disown",
     )
     .await?;
@@ -301,7 +309,7 @@ async fn limits_hold_and_nothing_outlives_its_session() -> Result<()> {
         ensure!(Instant::now() < deadline, "the escapee never started");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    alice.client.type_str("exit\r").await?;
+    alice.type_str("exit\r")?;
     let deadline = Instant::now() + PATIENCE;
     while !host_processes("sleep 4343").is_empty() {
         if Instant::now() > deadline {
@@ -309,7 +317,7 @@ async fn limits_hold_and_nothing_outlives_its_session() -> Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let said = sh(&mut bob.client, "echo bob-after").await?;
+    let said = sh(&mut &bob, "echo bob-after").await?;
     ensure!(said.lines().any(|l| l.trim() == "bob-after"));
     Ok(())
 }

@@ -23,6 +23,7 @@ use anyhow::{Context, Result};
 use protocol::Size;
 use tests::client::Client;
 use tests::host::{HostOptions, HostProcess};
+use tests::screen_text::{ScreenText, Terminal};
 use tests::unique_marker;
 
 /// Generous, because two cores may be building and testing at once; a
@@ -46,14 +47,16 @@ pub async fn attach_at_prompt(host: &HostProcess) -> Result<Client> {
 
 /// Proves a session still works: a fresh marker computed by the shell
 /// (so the echoed command line cannot satisfy the check) comes back.
-pub async fn assert_echoes(client: &mut Client) -> Result<()> {
+pub async fn assert_echoes(terminal: &mut impl Terminal) -> Result<()> {
     let marker = unique_marker("alive");
-    client
-        .run_expecting(
-            &format!("echo {marker}-$((20+22))"),
-            &format!("{marker}-42"),
-            PATIENCE,
-        )
+    let expected = format!("{marker}-42");
+    terminal
+        .keys(&format!("echo {marker}-$((20+22))\r"))
+        .await?;
+    terminal
+        .screen_until(PATIENCE, &format!("{expected:?} and a prompt"), |s| {
+            s.has_line(&expected) && s.at_prompt()
+        })
         .await
         .context("the session no longer echoes input")
 }

@@ -19,10 +19,11 @@ use sqlx::Connection;
 use sqlx::postgres::PgConnection;
 use store::{PgStore, Store};
 use tests::client::Client;
-use tests::database::{FreshDatabase, database_url};
 use tests::host::{HostOptions, HostProcess};
 use tests::http;
+use tests::pg::{FreshDatabase, database_url};
 use tests::proxy::{FaultProxy, NewConnections};
+use tests::screen_text::ScreenText;
 use tests::{unique_marker, wait_until};
 
 use crate::{PATIENCE, attach_at_prompt};

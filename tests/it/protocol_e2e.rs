@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail, ensure};
 use protocol::{ClientToServerMsg, Size};
 use tests::client::{Client, Event};
+use tests::screen_text::ScreenText;
 
 use crate::{PATIENCE, SIZE, assert_echoes, attach_at_prompt, start_bash_host};
 
@@ -39,9 +40,9 @@ async fn hello_gets_a_welcome_then_frames_and_input_echoes() -> Result<()> {
         .wait_for(PATIENCE, "the first prompt", |s| s.at_prompt())
         .await?;
     ensure!(
-        client.screen.size == SIZE,
+        client.screen.size() == SIZE,
         "frame size {:?}",
-        client.screen.size
+        client.screen.size()
     );
     assert_echoes(&mut client).await?;
     ensure!(client.input_acked == client.input_seq, "input acknowledged");
@@ -55,7 +56,7 @@ async fn resize_reaches_the_program() -> Result<()> {
     let size = Size { cols: 97, rows: 31 };
     client.send(&ClientToServerMsg::Resize(size)).await?;
     client
-        .wait_for(PATIENCE, "a frame of the new size", |s| s.size == size)
+        .wait_for(PATIENCE, "a frame of the new size", |s| s.size() == size)
         .await?;
     client.run_expecting("stty size", "31 97", PATIENCE).await
 }
@@ -123,10 +124,10 @@ async fn reattach_finds_the_same_session_and_screen() -> Result<()> {
     first.type_str("echo pid-$$\r").await?;
     first
         .wait_for(PATIENCE, "the shell's pid", |s| {
-            pid_line(&s.rows).is_some() && s.at_prompt()
+            pid_line(&s.rows()).is_some() && s.at_prompt()
         })
         .await?;
-    let pid = pid_line(&first.screen.rows).context("pid line")?;
+    let pid = pid_line(&first.screen.rows()).context("pid line")?;
     let session = first.session().context("session id")?;
     let applied = first.input_seq;
     first.wait_input_acked(applied, PATIENCE).await?;
@@ -155,7 +156,7 @@ async fn reattach_finds_the_same_session_and_screen() -> Result<()> {
     second.type_str("echo pid-$$\r").await?;
     second
         .wait_for(PATIENCE, "the pid again", |s| {
-            s.rows.iter().filter(|r| r.trim_end() == pid).count() >= 2 && s.at_prompt()
+            s.rows().iter().filter(|r| r.trim_end() == pid).count() >= 2 && s.at_prompt()
         })
         .await
         .context("the reattached session runs another shell")?;

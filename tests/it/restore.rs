@@ -11,14 +11,13 @@
 //! with the same history, and a higher epoch.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use protocol::SessionId;
-use rustix::process::{Pid, Signal, kill_process};
 use store::{SqliteStore, Store};
 use tests::client::Client;
 use tests::host::{HostOptions, HostProcess};
+use tests::screen_text::ScreenText;
 use tests::{unique_marker, wait_until};
 
 use crate::{PATIENCE, SIZE};
@@ -71,25 +70,6 @@ impl SharedBackend {
             .await
             .context("opening the hosts' SQLite store from the test")
     }
-}
-
-/// SIGKILL to the host's own, checked pid (never a group, never `kill(1)`),
-/// then waits until the process is gone.
-async fn kill_9(host: &mut HostProcess) -> Result<()> {
-    let pid = i32::try_from(host.pid())
-        .ok()
-        .filter(|pid| *pid > 0)
-        .and_then(Pid::from_raw)
-        .context("the host has no usable pid")?;
-    kill_process(pid, Signal::KILL).context("sending SIGKILL to the host")?;
-    let deadline = Instant::now() + PATIENCE;
-    while host.is_running() {
-        if Instant::now() >= deadline {
-            bail!("the host survived SIGKILL for {PATIENCE:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    Ok(())
 }
 
 /// What the store must hold before the host may be killed.
@@ -198,7 +178,7 @@ async fn a_killed_hosts_session_is_restored_by_the_next_host() -> Result<()> {
     .await
     .with_context(|| first.log_text())?;
 
-    kill_9(&mut first).await?;
+    first.kill9()?;
     let second = HostProcess::start(backend.host("h2", 0))?;
     // The ticket names the epoch the store holds; adopting moves the
     // session here and raises it, which the welcome shows.
@@ -226,7 +206,7 @@ async fn a_killed_hosts_session_is_restored_by_the_next_host() -> Result<()> {
     client.type_str("history\r").await?;
     client
         .wait_for(PATIENCE, "`history` to list the earlier echo", |s| {
-            s.rows.iter().any(|row| script.in_history(row)) && s.at_prompt()
+            s.rows().iter().any(|row| script.in_history(row)) && s.at_prompt()
         })
         .await?;
     let record = store

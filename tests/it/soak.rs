@@ -21,7 +21,7 @@ async fn a_soak_on_sqlite_gives_everything_back() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_soak_on_postgres_gives_everything_back() -> Result<()> {
-    if tests::database::database_url().is_none() {
+    if tests::pg::database_url().is_none() {
         eprintln!("a_soak_on_postgres_gives_everything_back: skipped, DATABASE_URL is not set");
         return Ok(());
     }

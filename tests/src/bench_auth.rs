@@ -6,11 +6,13 @@
 //! - Ticket verifications per second on one core: what every WebSocket
 //!   admission pays on a host.
 //! - The latency authentication adds to a reconnect: a real cluster, a
-//!   client cutting and reopening its socket to the same host. Reconnects
-//!   with a cached ticket pay the host's checks (signature and the sign-in
-//!   lookup in the store); the table shows those checks timed alone next to
-//!   the whole reconnect, and a reconnect that first fetches a new ticket
-//!   from the directory (what a client does once its ticket is old).
+//!   socket reopened to the same host with the ticket the shipping client
+//!   was given. Reconnects with a cached ticket pay the host's checks
+//!   (signature and the sign-in lookup in the store); the table shows those
+//!   checks timed alone next to the whole reconnect, and a reconnect that
+//!   first fetches a new ticket from the directory (what the page does
+//!   once its ticket is old). The page itself adds its backoff before a
+//!   reconnect; `bench failover` measures that whole path.
 //! - A flood of 1,000 wrong passwords from as many addresses: password
 //!   checks per second with the bounded pool saturated, how many were
 //!   turned away with 503, and the directory's peak RSS.
@@ -24,7 +26,8 @@ use auth::ticket::{TicketVerifier, now_ms};
 use protocol::Size;
 
 use crate::bench_failover::FailoverFigure as Figure;
-use crate::cluster::{Cluster, ClusterOptions, RoamingClient};
+use crate::client::Client;
+use crate::cluster::{Cluster, ClusterOptions};
 use crate::percentile;
 use crate::tickets::{self, Grant, TEST_USER};
 
@@ -107,27 +110,45 @@ pub async fn auth(progress: &dyn Fn(&str), figures: &mut Vec<Figure>) -> Result<
     }
     lookups.sort();
 
-    let mut client = RoamingClient::place(&cluster, SIZE).await?;
-    client
-        .client
-        .wait_for(Duration::from_secs(20), "the first prompt", |s| {
-            s.at_prompt()
-        })
-        .await?;
+    // The page places a session and presents its ticket; its socket url
+    // and hello are what a reconnect of its would send again.
+    let page = cluster.open_page(SIZE);
+    page.wait_prompt(Duration::from_secs(20)).await?;
+    let (hello, url) = page.with_page(|p| {
+        (
+            p.last_hello().cloned(),
+            p.last_socket_url().map(str::to_owned),
+        )
+    });
+    drop(page);
+    let hello = hello.context("the page sent no hello")?;
+    let url = url.context("the page opened no socket")?;
+    let origin = cluster.page_origin();
     let mut cached = Vec::with_capacity(RECONNECTS);
+    // Each new socket replaces the last, as a reconnect does.
+    let mut previous: Option<Client> = None;
     for _ in 0..RECONNECTS {
         let started = Instant::now();
-        client.reconnect_same_host().await?;
+        let mut client = Client::connect_with_origin(&url, &origin).await?;
+        client.handshake(&hello.ticket, hello.session, SIZE).await?;
         cached.push(started.elapsed());
+        drop(previous.replace(client));
     }
     cached.sort();
     let mut refreshed = Vec::with_capacity(RECONNECTS / 4);
+    let session = serde_json::json!({ "session": hello.session.to_string() });
     for _ in 0..RECONNECTS / 4 {
         let started = Instant::now();
-        client.refresh_ticket().await?;
-        client.reconnect_same_host().await?;
+        let (status, answer) = cluster
+            .ask_directory("POST", "/v1/placement", Some(&session))
+            .await?;
+        ensure!(status == 200, "placement answered {status}: {answer}");
+        let client = cluster.attach_with_answer(&answer, SIZE).await?;
         refreshed.push(started.elapsed());
+        drop(previous.replace(client));
     }
+    // The last socket closes here, before the flood.
+    drop(previous);
     refreshed.sort();
     let check = Duration::from_secs_f64(1.0 / verifications) + percentile(&lookups, 50.0);
     figures.push(Figure {
@@ -201,17 +222,19 @@ pub async fn auth(progress: &dyn Fn(&str), figures: &mut Vec<Figure>) -> Result<
         let user = format!("leaver{n}");
         tickets::ensure_account(cluster.store.as_ref(), &user, tickets::TEST_PASSWORD).await?;
         let cookie = cluster.sign_in(&user, tickets::TEST_PASSWORD).await?;
-        let mut client = RoamingClient::place_as(&cluster, &cookie, SIZE).await?;
-        client
-            .client
-            .wait_for(Duration::from_secs(20), "the first prompt", |s| {
-                s.at_prompt()
-            })
-            .await?;
-        let started = Instant::now();
+        let page = cluster.open_page_as(&cookie, SIZE);
+        page.wait_prompt(Duration::from_secs(20)).await?;
+        let started = tokio::time::Instant::now();
         cluster.sign_out(&cookie).await?;
-        let (code, _) = client.client.expect_close(Duration::from_secs(20)).await?;
-        closes.push(started.elapsed());
+        let code = page
+            .wait_close_since(started, Duration::from_secs(20))
+            .await?;
+        let closed_at = page.with_page(|p| {
+            p.events_since(started)
+                .find(|(_, e)| matches!(e, crate::page::PageEvent::Closed(_)))
+                .map(|(at, _)| *at)
+        });
+        closes.push(closed_at.context("the close vanished")? - started);
         ensure!(
             code == protocol::CloseCode::SignedOut.code(),
             "closed with {code}, not 4011"

@@ -19,9 +19,10 @@ use anyhow::{Context, Result, bail};
 use protocol::Size;
 
 use crate::client::Client;
-use crate::database::{FreshDatabase, database_url};
 use crate::host::{HostOptions, HostProcess};
 use crate::http;
+use crate::pg::{FreshDatabase, database_url};
+use crate::screen_text::ScreenText;
 
 /// Sessions producing output at once.
 pub const SESSIONS: usize = 100;

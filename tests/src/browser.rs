@@ -9,13 +9,13 @@
 
 use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use fantoccini::{Client, ClientBuilder, Locator};
-use rustix::process::{Pid, Signal, kill_process_group};
 use serde_json::{Value, json};
+use testkit::process::{OnDrop, Process};
 
 use crate::wait_until;
 
@@ -40,8 +40,9 @@ fn free_port() -> Result<u16> {
 
 pub struct Browser {
     pub client: Client,
-    /// `None` once killed, so the group is signalled only once.
-    driver: Option<Child>,
+    /// chromedriver, whose process group (its Chromium too) is killed
+    /// when the browser is dropped.
+    _driver: Process,
     _profile: tempfile::TempDir,
 }
 
@@ -64,16 +65,12 @@ impl Browser {
             .tempdir()
             .context("creating a Chromium profile directory")?;
         let port = free_port()?;
-        use std::os::unix::process::CommandExt;
-        let driver = Command::new(&chromedriver)
+        let mut command = Command::new(&chromedriver);
+        command
             .arg(format!("--port={port}"))
-            .arg("--allowed-ips=127.0.0.1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .with_context(|| format!("starting {}", chromedriver.display()))?;
+            .arg("--allowed-ips=127.0.0.1");
+        // Killed with its group if startup fails half-way, or at the end.
+        let driver = Process::spawn(command, "chromedriver", None)?.on_drop(OnDrop::KillGroup);
         let mut browser_args = vec![
             "--headless".to_string(),
             "--no-sandbox".into(),
@@ -98,7 +95,6 @@ impl Browser {
             bail!("capabilities are not an object");
         };
         let webdriver = format!("http://127.0.0.1:{port}");
-        let mut driver = DriverGuard(Some(driver));
         let client = wait_until(
             Duration::from_secs(30),
             "chromedriver to start a session",
@@ -121,7 +117,7 @@ impl Browser {
         .await?;
         Ok(Browser {
             client,
-            driver: driver.take(),
+            _driver: driver,
             _profile: profile,
         })
     }
@@ -323,47 +319,7 @@ impl Browser {
     }
 
     /// Ends the WebDriver session (closing Chromium) and the driver.
-    pub async fn close(mut self) {
+    pub async fn close(self) {
         let _ = self.client.clone().close().await;
-        if let Some(mut driver) = self.driver.take() {
-            kill_group(&mut driver);
-        }
-    }
-}
-
-/// Kills chromedriver and every Chromium process in its group.
-fn kill_group(child: &mut Child) {
-    // The driver was spawned with `process_group(0)`, so its pid is the
-    // group id; a pid that does not fit or is 0 is never signalled.
-    let group = i32::try_from(child.id()).ok().and_then(Pid::from_raw);
-    if let Some(group) = group {
-        let _ = kill_process_group(group, Signal::KILL);
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-}
-
-/// Kills chromedriver's process group if startup fails half-way.
-struct DriverGuard(Option<Child>);
-
-impl DriverGuard {
-    fn take(&mut self) -> Option<Child> {
-        self.0.take()
-    }
-}
-
-impl Drop for DriverGuard {
-    fn drop(&mut self) {
-        if let Some(child) = self.0.as_mut() {
-            kill_group(child);
-        }
-    }
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        if let Some(mut driver) = self.driver.take() {
-            kill_group(&mut driver);
-        }
     }
 }

@@ -1,18 +1,22 @@
-//! A native client of the Thinline wire protocol, for tests and benchmarks.
+//! A raw client of the Thinline wire protocol, for tests and benchmarks of
+//! a host on its own.
 //!
 //! It speaks exactly what `protocol/PROTOCOL.md` describes, through the
-//! `protocol` crate's own codec, and keeps a plain-text model of the screen
-//! by applying frames, so tests can wait for "the prompt came back" without
-//! a browser. It can also misbehave on purpose (raw bytes, no acks) because
-//! the host must survive clients that do.
+//! `protocol` crate's own codec, and applies frames to the client's own
+//! screen model (`web_terminal::screen::Screen`), so tests can wait for
+//! "the prompt came back" without a browser. Unlike the shipping client
+//! ([`crate::page::NativePage`]) it follows no policy: it does what the
+//! test says, and can misbehave on purpose (raw bytes, no acks, an old
+//! ticket) because the host must survive clients that do. It also needs no
+//! directory, so it serves lone hosts whose tickets the harness signs.
 
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use futures_util::{SinkExt, StreamExt};
 use protocol::{
-    ClientToServerMsg, Frame, Hello, Line, ServerToClientMsg, SessionId, Size, Welcome,
-    decode_server, decompress_lines, encode_client, encode_hello,
+    ClientToServerMsg, Hello, ServerToClientMsg, SessionId, Size, Welcome, decode_server,
+    decompress_lines, encode_client, encode_hello,
 };
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -20,87 +24,13 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use web_terminal::screen::Screen;
 
 use crate::host::HostProcess;
+use crate::screen_text::{ScreenText, Terminal};
 use crate::tickets;
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-/// Scrollback lines the model keeps; enough for every test, bounded so a
-/// flood cannot grow it without limit.
-const SCROLLBACK_KEPT: usize = 10_000;
-
-/// The screen as the frames so far describe it, as text.
-#[derive(Clone, Debug, Default)]
-pub struct Screen {
-    pub size: Size,
-    pub rows: Vec<String>,
-    pub cursor_row: u16,
-    pub cursor_col: u16,
-    /// Lines scrolled into history (the most recent `SCROLLBACK_KEPT`).
-    pub scrollback: Vec<String>,
-    /// Total lines ever scrolled off, including those no longer kept.
-    pub scrolled_total: u64,
-}
-
-impl Screen {
-    /// Applies one frame; returns whether it changed any visible row.
-    pub fn apply(&mut self, frame: &Frame) -> bool {
-        if frame.size != self.size || self.rows.len() != usize::from(frame.size.rows) {
-            self.size = frame.size;
-            self.rows
-                .resize(usize::from(frame.size.rows), String::new());
-        }
-        if frame.full {
-            self.rows.iter_mut().for_each(String::clear);
-        }
-        self.push_history(&frame.scrolled);
-        for update in &frame.rows {
-            if let Some(row) = self.rows.get_mut(usize::from(update.row)) {
-                *row = update.line.text();
-            }
-        }
-        self.cursor_row = frame.cursor.row;
-        self.cursor_col = frame.cursor.col;
-        frame.full || !frame.rows.is_empty()
-    }
-
-    fn push_history(&mut self, lines: &[Line]) {
-        self.scrolled_total += lines.len() as u64;
-        self.scrollback.extend(lines.iter().map(Line::text));
-        if self.scrollback.len() > SCROLLBACK_KEPT {
-            let excess = self.scrollback.len() - SCROLLBACK_KEPT;
-            self.scrollback.drain(..excess);
-        }
-    }
-
-    /// The visible rows joined by newlines.
-    pub fn text(&self) -> String {
-        self.rows.join("\n")
-    }
-
-    /// The row under the cursor.
-    pub fn cursor_line(&self) -> &str {
-        self.rows
-            .get(usize::from(self.cursor_row))
-            .map_or("", String::as_str)
-    }
-
-    /// Whether some visible row is exactly `line` (ignoring trailing blanks).
-    pub fn has_line(&self, line: &str) -> bool {
-        self.rows.iter().any(|row| row.trim_end() == line)
-    }
-
-    /// Whether some visible row or kept history line is exactly `line`.
-    pub fn has_line_anywhere(&self, line: &str) -> bool {
-        self.has_line(line) || self.scrollback.iter().any(|row| row.trim_end() == line)
-    }
-
-    /// The shell is waiting at an empty `$ ` prompt.
-    pub fn at_prompt(&self) -> bool {
-        self.cursor_line().trim_end() == "$"
-    }
-}
 
 /// One thing the host did.
 #[derive(Debug)]
@@ -128,7 +58,8 @@ pub async fn upgrade_status(url: &str, origin: &str) -> Result<u16> {
     }
 }
 
-async fn open_socket(url: &str, origin: &str) -> Result<Socket> {
+/// Opens a WebSocket to `url` with the `Origin` a page there would send.
+pub(crate) async fn open_socket(url: &str, origin: &str) -> Result<Socket> {
     let mut request = url.into_client_request()?;
     request
         .headers_mut()
@@ -172,7 +103,8 @@ impl Client {
     pub async fn connect_with_origin(url: &str, origin: &str) -> Result<Client> {
         Ok(Client {
             socket: open_socket(url, origin).await?,
-            screen: Screen::default(),
+            // Resized by the first frame.
+            screen: Screen::new(Size { cols: 80, rows: 24 }),
             welcome: None,
             auto_ack: true,
             input_seq: 0,
@@ -342,13 +274,18 @@ impl Client {
 
     async fn absorb(&mut self, msg: &ServerToClientMsg, len: usize) -> Result<()> {
         match msg {
-            ServerToClientMsg::Welcome(welcome) => self.welcome = Some(welcome.clone()),
+            ServerToClientMsg::Welcome(welcome) => {
+                // One connection, one attach: its history starts the
+                // scrollback.
+                self.screen.begin_attach(false);
+                self.welcome = Some(welcome.clone());
+            }
             ServerToClientMsg::History(block) => {
                 let lines = decompress_lines(block).context("history block")?;
-                self.screen.push_history(&lines);
+                self.screen.apply_history(lines);
             }
             ServerToClientMsg::Frame(frame) => {
-                self.screen.apply(frame);
+                self.screen.apply_frame(frame.clone());
                 self.last_frame = frame.seq;
                 self.frames += 1;
                 self.frame_bytes += len as u64;
@@ -442,63 +379,21 @@ impl Client {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use protocol::{Cursor, RowUpdate, Run};
-
-    use super::*;
-
-    fn line(text: &str) -> Line {
-        Line {
-            runs: vec![Run {
-                text: text.into(),
-                ..Run::default()
-            }],
-            wrapped: false,
-        }
+impl Terminal for Client {
+    async fn keys(&mut self, text: &str) -> Result<()> {
+        self.type_str(text).await.map(|_| ())
     }
 
-    #[test]
-    fn frames_update_rows_history_and_cursor() {
-        let mut screen = Screen::default();
-        let size = Size { cols: 10, rows: 3 };
-        screen.apply(&Frame {
-            seq: 1,
-            size,
-            full: true,
-            rows: vec![RowUpdate {
-                row: 0,
-                line: line("$ "),
-            }],
-            cursor: Cursor {
-                row: 0,
-                col: 2,
-                ..Cursor::default()
-            },
-            ..Frame::default()
-        });
-        assert_eq!(screen.rows, vec!["$", "", ""]);
-        assert!(screen.at_prompt());
+    async fn screen_until(
+        &mut self,
+        timeout: Duration,
+        what: &str,
+        ready: impl FnMut(&Screen) -> bool,
+    ) -> Result<()> {
+        self.wait_for(timeout, what, ready).await
+    }
 
-        screen.apply(&Frame {
-            seq: 2,
-            size,
-            scrolled: vec![line("old")],
-            rows: vec![RowUpdate {
-                row: 1,
-                line: line("hi"),
-            }],
-            cursor: Cursor {
-                row: 1,
-                col: 2,
-                ..Cursor::default()
-            },
-            ..Frame::default()
-        });
-        assert_eq!(screen.scrollback, vec!["old"]);
-        assert!(screen.has_line("hi"));
-        assert!(screen.has_line_anywhere("old"));
-        assert!(!screen.at_prompt());
-        assert_eq!(screen.cursor_line(), "hi");
+    fn screen_text(&self) -> String {
+        self.screen.text()
     }
 }

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use futures_util::StreamExt;
 
-use crate::cluster::{Cluster, form_encode};
-use crate::http::{Body, request_with};
+use crate::cluster::Cluster;
+use crate::http::{Request, form_encode};
 
 /// What a flood got back, and what it cost the directory.
 #[derive(Clone, Debug, Default)]
@@ -79,17 +79,12 @@ pub async fn wrong_passwords(
                     form_encode(&format!("nobody{n}")),
                     form_encode("not the password")
                 );
-                let answer = request_with(
-                    port,
-                    "POST",
-                    "/login",
-                    &[
-                        ("Origin", origin.as_str()),
-                        ("X-Forwarded-For", address.as_str()),
-                    ],
-                    Some(Body::Form(&form)),
-                )
-                .await?;
+                let answer = Request::local("POST", port, "/login")
+                    .header("Origin", &origin)
+                    .header("X-Forwarded-For", &address)
+                    .form(&form)
+                    .send()
+                    .await?;
                 Ok((answer.status, answer.header("retry-after").is_some()))
             }
         })

@@ -5,18 +5,14 @@
 //! The port is chosen by the host (`--listen 127.0.0.1:0`) and read from the
 //! ready line on stdout, which avoids races over "free" ports.
 
-use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::{Command, ExitStatus};
+use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
-use rustix::process::{Pid, Signal, kill_process};
-
+use anyhow::{Context, Result};
 use protocol::SessionId;
+use testkit::process::{OnDrop, Process, port_of_http_url};
 
 use crate::{paths, tickets};
 
@@ -24,8 +20,8 @@ use crate::{paths, tickets};
 /// clients send it as a browser on that page would.
 pub const TEST_ORIGIN: &str = "http://page.thinline.test";
 
-/// How long a host gets to print its ready line.
-const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a dropped host gets to drain before it is killed.
+const DRAIN_ON_DROP: Duration = Duration::from_secs(5);
 
 /// How a test host is started.
 #[derive(Clone, Debug)]
@@ -79,11 +75,10 @@ impl HostOptions {
     }
 }
 
-/// Lines the host printed, kept to explain a failing test.
-pub(crate) type Log = Arc<Mutex<Vec<String>>>;
-
+/// One `host-server` process with its own temporary `HOME`; dropped, it
+/// gets SIGTERM and a few seconds to drain before SIGKILL.
 pub struct HostProcess {
-    child: Child,
+    process: Process,
     pub port: u16,
     pub host_id: String,
     pub user: String,
@@ -91,78 +86,13 @@ pub struct HostProcess {
     store_spec: Option<String>,
     login: tokio::sync::OnceCell<[u8; 32]>,
     home: tempfile::TempDir,
-    log: Log,
-}
-
-/// Copies a child's output lines into `log` (tagged) and to the returned
-/// channel, for as long as the child writes.
-pub(crate) fn keep_lines(
-    stream: impl Read + Send + 'static,
-    tag: impl Into<String>,
-    log: Log,
-) -> mpsc::Receiver<String> {
-    let tag = tag.into();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stream).lines() {
-            let Ok(line) = line else { break };
-            if let Ok(mut log) = log.lock() {
-                log.push(format!("{tag}: {line}"));
-            }
-            // The receiver goes away once the ready line is found; the
-            // thread keeps draining so the child never blocks on a full pipe.
-            let _ = tx.send(line);
-        }
-    });
-    rx
-}
-
-/// Everything a child printed so far, one line each.
-pub(crate) fn log_text(log: &Log) -> String {
-    log.lock().map(|lines| lines.join("\n")).unwrap_or_default()
-}
-
-/// Waits for the line on `lines` from which `ready` reads a port, and
-/// returns that port; fails with what the child said if it exits first or
-/// stays silent for `READY_TIMEOUT`.
-pub(crate) fn wait_ready(
-    name: &str,
-    lines: &mpsc::Receiver<String>,
-    ready: fn(&str) -> Option<u16>,
-    child: &mut Child,
-    log: &Log,
-) -> Result<u16> {
-    let deadline = Instant::now() + READY_TIMEOUT;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match lines.recv_timeout(left) {
-            Ok(line) => {
-                if let Some(port) = ready(&line) {
-                    return Ok(port);
-                }
-            }
-            Err(mpsc::RecvTimeoutError::Timeout) => bail!(
-                "{name} printed no ready line within {READY_TIMEOUT:?}; it said:\n{}",
-                log_text(log)
-            ),
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                let status = child.wait().ok();
-                bail!(
-                    "{name} exited ({status:?}) before it was ready; it said:\n{}",
-                    log_text(log)
-                )
-            }
-        }
-    }
 }
 
 /// Reads the port out of `thinline: host NAME listening on http://127.0.0.1:PORT/`.
 pub fn parse_ready_line(line: &str) -> Option<u16> {
     let rest = line.strip_prefix("thinline: host ")?;
     let (_, url) = rest.split_once(" listening on ")?;
-    let authority = url.trim().strip_prefix("http://")?.trim_end_matches('/');
-    let (_, port) = authority.rsplit_once(':')?;
-    port.parse().ok()
+    port_of_http_url(url)
 }
 
 impl HostProcess {
@@ -196,40 +126,24 @@ impl HostProcess {
             .env_remove("THINLINE_HOST_TOKEN")
             .env("HOME", home.path())
             .env_remove("PROMPT_COMMAND")
-            .envs(options.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            // Its own process group: a terminal's Ctrl-C aimed at the tests
-            // must not reach the host, and whatever the host signals in its
-            // own group cannot reach the tests.
-            .process_group(0);
-        let mut child = command
-            .spawn()
-            .with_context(|| format!("starting {}", binary.display()))?;
-        let log: Log = Arc::default();
-        let stdout = child.stdout.take().context("host stdout")?;
-        let stderr = child.stderr.take().context("host stderr")?;
-        let lines = keep_lines(stdout, "stdout", log.clone());
-        let _ = keep_lines(stderr, "stderr", log.clone());
-
+            .envs(options.env.iter().map(|(k, v)| (k, v)));
+        let process = Process::spawn(command, &options.host_id, Some(parse_ready_line))
+            .with_context(|| format!("starting {}", binary.display()))?
+            .on_drop(OnDrop::Terminate(DRAIN_ON_DROP));
         let store_spec = options
             .env
             .iter()
             .find(|(k, _)| k == "THINLINE_STORE")
             .map(|(_, v)| v.clone());
-        let mut host = HostProcess {
-            child,
-            port: 0,
+        Ok(HostProcess {
+            port: process.port,
+            process,
             host_id: options.host_id,
             user: options.user,
             store_spec,
             login: tokio::sync::OnceCell::new(),
             home,
-            log,
-        };
-        host.port = wait_ready("host", &lines, parse_ready_line, &mut host.child, &host.log)?;
-        Ok(host)
+        })
     }
 
     pub fn ws_url(&self) -> String {
@@ -303,53 +217,30 @@ impl HostProcess {
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.process.pid()
     }
 
     /// Everything the host printed so far, one line each.
     pub fn log_text(&self) -> String {
-        log_text(&self.log)
+        self.process.log_text()
     }
 
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
+        self.process.is_running()
+    }
+
+    /// `kill -9` to the host's own, checked pid (never a group, never
+    /// pid 1), then reaps it.
+    pub fn kill9(&mut self) -> Result<()> {
+        self.process.kill9()
     }
 
     /// Asks the host to stop with SIGTERM and waits for it, killing it if it
     /// has not exited within `grace`. Returns its exit status if it stopped
     /// by itself in time, `None` if it had to be killed.
     pub fn terminate(&mut self, grace: Duration) -> Option<ExitStatus> {
-        if let Ok(Some(status)) = self.child.try_wait() {
-            return Some(status);
-        }
-        if let Some(pid) = i32::try_from(self.child.id()).ok().and_then(Pid::from_raw) {
-            let _ = kill_process(pid, Signal::TERM);
-        }
-        let deadline = Instant::now() + grace;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        None
-    }
-}
-
-impl Drop for HostProcess {
-    fn drop(&mut self) {
-        self.terminate(Duration::from_secs(5));
-        if std::thread::panicking() {
-            eprintln!(
-                "---- host {} (port {}) output ----\n{}\n----",
-                self.host_id,
-                self.port,
-                self.log_text()
-            );
-        }
+        self.process.terminate_within(grace)
     }
 }
 

@@ -1,16 +1,17 @@
 //! Where the binaries and the page under test are.
 //!
 //! Cargo gives an integration test `CARGO_BIN_EXE_*` only for binaries of
-//! its own package, and host-server is another package. So the harness
-//! finds the host this way:
+//! its own package, and host-server and directory are other packages. So
+//! the harness finds each this way:
 //!
-//! 1. `THINLINE_HOST_BIN` if set (`cargo xtask test` and `bench` point it at
-//!    the release binary they just built);
-//! 2. otherwise it runs `cargo build -p host-server` once per process, into
-//!    the target directory and profile the running test binary came from,
-//!    and uses `<target>/<profile>/host-server`. The build is a no-op when
-//!    the binary is fresh, and it guarantees a plain `cargo test` never runs
-//!    a stale host.
+//! 1. `THINLINE_HOST_BIN` / `THINLINE_DIRECTORY_BIN` if set (`cargo xtask
+//!    test` and `bench` point them at the release binaries they just
+//!    built); a directory beside a given host binary will do too;
+//! 2. otherwise it runs `cargo build -p PACKAGE` once per process, into the
+//!    target directory and profile the running test binary came from, and
+//!    uses `<target>/<profile>/PACKAGE`. The build is a no-op when the
+//!    binary is fresh, and it guarantees a plain `cargo test` never runs a
+//!    stale server.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -49,24 +50,43 @@ fn own_profile_dir() -> Result<PathBuf> {
 
 /// The host-server binary to test (see the module comment for the rules).
 pub fn host_binary() -> Result<PathBuf> {
-    if let Some(path) = std::env::var_os("THINLINE_HOST_BIN").filter(|p| !p.is_empty()) {
+    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    binary("THINLINE_HOST_BIN", "host-server", &BUILT)
+}
+
+/// The directory binary to test (see the module comment for the rules).
+pub fn directory_binary() -> Result<PathBuf> {
+    let named = |var: &str| std::env::var_os(var).is_some_and(|p| !p.is_empty());
+    if !named("THINLINE_DIRECTORY_BIN") && named("THINLINE_HOST_BIN") {
+        let beside = host_binary()?.with_file_name("directory");
+        if beside.is_file() {
+            return Ok(beside);
+        }
+    }
+    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    binary("THINLINE_DIRECTORY_BIN", "directory", &BUILT)
+}
+
+/// `var`'s binary, or `package`'s built once per process (`built`).
+fn binary(
+    var: &str,
+    package: &str,
+    built: &'static OnceLock<Result<PathBuf, String>>,
+) -> Result<PathBuf> {
+    if let Some(path) = std::env::var_os(var).filter(|p| !p.is_empty()) {
         let path = PathBuf::from(path);
         if !path.is_file() {
-            bail!(
-                "THINLINE_HOST_BIN points at {}, which does not exist",
-                path.display()
-            );
+            bail!("{var} points at {}, which does not exist", path.display());
         }
         return Ok(path);
     }
-    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    BUILT
-        .get_or_init(|| build_host().map_err(|err| format!("{err:#}")))
+    built
+        .get_or_init(|| build(package).map_err(|err| format!("{err:#}")))
         .clone()
         .map_err(anyhow::Error::msg)
 }
 
-fn build_host() -> Result<PathBuf> {
+fn build(package: &str) -> Result<PathBuf> {
     let profile_dir = own_profile_dir()?;
     let target_dir = profile_dir
         .parent()
@@ -79,22 +99,19 @@ fn build_host() -> Result<PathBuf> {
     // directory bears its name.
     let profile = if profile == "debug" { "dev" } else { profile };
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    eprintln!("harness: building host-server ({profile} profile) for the tests");
+    eprintln!("harness: building {package} ({profile} profile) for the tests");
     let status = Command::new(cargo)
         .current_dir(workspace_root())
-        .args(["build", "--package", "host-server", "--profile", profile])
+        .args(["build", "--package", package, "--profile", profile])
         .env("CARGO_TARGET_DIR", target_dir)
         .status()
-        .context("running cargo build -p host-server")?;
+        .with_context(|| format!("running cargo build -p {package}"))?;
     if !status.success() {
-        bail!("cargo build -p host-server failed ({status})");
+        bail!("cargo build -p {package} failed ({status})");
     }
-    let binary = profile_dir.join("host-server");
+    let binary = profile_dir.join(package);
     if !binary.is_file() {
-        bail!(
-            "cargo built host-server but {} is missing",
-            binary.display()
-        );
+        bail!("cargo built {package} but {} is missing", binary.display());
     }
     Ok(binary)
 }

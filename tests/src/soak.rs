@@ -23,8 +23,10 @@ use protocol::Size;
 use serde_json::json;
 use tokio::sync::Mutex;
 
-use crate::cluster::{Backend, Cluster, ClusterOptions, RoamingClient, form_encode};
-use crate::http::{Body, request_with};
+use crate::cluster::{Backend, Cluster, ClusterOptions};
+use crate::http::{Request, form_encode};
+use crate::page::NativePage;
+use crate::screen_text::ScreenText;
 use crate::{tickets, wait_until};
 
 /// What one soak does.
@@ -166,6 +168,11 @@ pub struct SoakReport {
     /// New sessions a host sent back to the directory (1001: it had just
     /// lost its lease on a busy store), placed again as the page would.
     pub placements_retried: u64,
+    /// Commands the page reported not delivered, typed again: a session
+    /// the directory moved off a host whose lease had lapsed on a busy
+    /// store (the page renews its ticket through a placement, which moves
+    /// a session whose owner's lease has run out).
+    pub commands_retyped: u64,
     /// How long after the load ended the memory figures were read.
     pub settled_after: Duration,
 }
@@ -235,11 +242,12 @@ impl SoakReport {
     /// The table `cargo xtask bench soak` prints.
     pub fn table(&self) -> String {
         let mut out = format!(
-            "soak on {:?}: {} commands and {} floods; {} placements retried; read {:.1} s after the load\n",
+            "soak on {:?}: {} commands and {} floods; {} placements retried; {} commands retyped; read {:.1} s after the load\n",
             self.backend,
             self.commands,
             self.floods,
             self.placements_retried,
+            self.commands_retyped,
             self.settled_after.as_secs_f64()
         );
         out.push_str(
@@ -308,16 +316,16 @@ async fn soak(cluster: &mut Cluster, options: &SoakOptions) -> Result<SoakReport
     }
     // Warm up every path once, so the baseline is a process that has served
     // (pools open, code paged in), not one that has never been asked.
-    let warm = RoamingClient::place(cluster, SIZE).await?;
-    end_session(warm).await?;
+    let warm = cluster.open_page(SIZE);
+    warm.wait_prompt(PATIENCE).await?;
+    end_session(&warm).await?;
     wait_sessions_gone(cluster).await?;
     let processes = cluster_pids(cluster);
     let before = read_all(&processes)?;
     let heap_before = live_heaps(cluster).await;
     let cookies = sign_in_all(cluster, &users).await?;
     let retried = AtomicU64::new(0);
-    let commands = Arc::new(AtomicU64::new(0));
-    let floods = Arc::new(AtomicU64::new(0));
+    let tally = Arc::new(Tally::default());
     let peak = Arc::new(Mutex::new(
         before.iter().map(|r| r.rss_kib).collect::<Vec<_>>(),
     ));
@@ -335,12 +343,12 @@ async fn soak(cluster: &mut Cluster, options: &SoakOptions) -> Result<SoakReport
         let client = place(cluster, &cookie, &retried)
             .await
             .with_context(|| format!("starting session {n}"))?;
-        let (commands, floods) = (commands.clone(), floods.clone());
+        let tally = tally.clone();
         // People arrive over seconds, not all in one: placement learns a
         // host's load from its renewals, once a second.
         tokio::time::sleep(ARRIVAL_GAP).await;
         sessions.push(tokio::spawn(async move {
-            type_and_flood(client, n, deadline, &commands, &floods).await
+            type_and_flood(client, n, deadline, &tally).await
         }));
     }
     for (n, session) in sessions.into_iter().enumerate() {
@@ -374,6 +382,7 @@ async fn soak(cluster: &mut Cluster, options: &SoakOptions) -> Result<SoakReport
         commands: 0,
         floods: 0,
         placements_retried: 0,
+        commands_retyped: 0,
         settled_after: Duration::ZERO,
     };
     // Idle, as a server is between bursts: jemalloc purges freed pages
@@ -402,9 +411,10 @@ async fn soak(cluster: &mut Cluster, options: &SoakOptions) -> Result<SoakReport
     let report = SoakReport {
         processes: report_at(&after, &heap_after).processes,
         backend: options.backend,
-        commands: commands.load(Ordering::Relaxed),
-        floods: floods.load(Ordering::Relaxed),
+        commands: tally.commands.load(Ordering::Relaxed),
+        floods: tally.floods.load(Ordering::Relaxed),
         placements_retried: retried.load(Ordering::Relaxed),
+        commands_retyped: tally.retyped.load(Ordering::Relaxed),
         settled_after: load_ended.elapsed(),
     };
     Ok(report)
@@ -457,23 +467,17 @@ async fn sample_peaks(processes: Vec<(String, u32)>, peak: Arc<Mutex<Vec<u64>>>)
     }
 }
 
-/// A new session where the directory places it. A host that refuses it
-/// with 1001 (draining, or without a lease for a moment) sends the page
-/// back to the directory, which places it again; so does this, a few
-/// times, counting each.
-async fn place(cluster: &Cluster, cookie: &str, retried: &AtomicU64) -> Result<RoamingClient> {
-    let mut attempt = 0;
-    loop {
-        match RoamingClient::place_as(cluster, cookie, SIZE).await {
-            Ok(client) => return Ok(client),
-            Err(error) if attempt < 5 && format!("{error:#}").contains("1001") => {
-                attempt += 1;
-                retried.fetch_add(1, Ordering::Relaxed);
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-            Err(error) => return Err(error),
-        }
-    }
+/// A new session where the directory places it, in a page of the
+/// shipping client, once it is live. A host that refuses it with 1001
+/// (draining, or without a lease for a moment) sends the page back to the
+/// directory, which places it again: each extra socket the page opened to
+/// get there is counted.
+async fn place(cluster: &Cluster, cookie: &str, retried: &AtomicU64) -> Result<NativePage> {
+    let page = cluster.open_page_as(cookie, SIZE);
+    page.wait_live(PATIENCE).await?;
+    let extra = page.with_page(|p| p.sockets_opened().saturating_sub(1));
+    retried.fetch_add(extra, Ordering::Relaxed);
+    Ok(page)
 }
 
 /// Each user signs in once, like a browser.
@@ -499,14 +503,11 @@ async fn mistype_passwords(
     while Instant::now() < deadline {
         let user = &users[n % users.len()];
         let form = format!("user={}&password=not-the-password-{n}", form_encode(user));
-        let answer = request_with(
-            port,
-            "POST",
-            "/login",
-            &[("Origin", origin.as_str())],
-            Some(Body::Form(&form)),
-        )
-        .await?;
+        let answer = Request::local("POST", port, "/login")
+            .header("Origin", &origin)
+            .form(&form)
+            .send()
+            .await?;
         ensure!(
             matches!(answer.status, 401 | 429),
             "a wrong password answered {}: {}",
@@ -519,62 +520,87 @@ async fn mistype_passwords(
     Ok(())
 }
 
+/// What the typing sessions did, counted across them.
+#[derive(Default)]
+struct Tally {
+    commands: AtomicU64,
+    floods: AtomicU64,
+    retyped: AtomicU64,
+}
+
 /// One user at one terminal: a command about every second, a flood of
 /// about 100 KB every ten, until `deadline`; then `exit`.
 async fn type_and_flood(
-    mut session: RoamingClient,
+    page: NativePage,
     n: usize,
     deadline: Instant,
-    commands: &AtomicU64,
-    floods: &AtomicU64,
+    tally: &Tally,
 ) -> Result<()> {
-    let client = &mut session.client;
-    client
-        .wait_for(PATIENCE, "the first prompt", |s| s.at_prompt())
-        .await?;
+    page.wait_prompt(PATIENCE).await?;
     // Spread the sessions over the second, so they do not type in lockstep.
     tokio::time::sleep(Duration::from_millis((n as u64 * 37) % 1000)).await;
     let mut round = 0u64;
     while Instant::now() < deadline {
         round += 1;
-        if round.is_multiple_of(10) {
-            // The shell computes the last line, so the echoed command line
-            // cannot match it.
-            client
-                .run_expecting(
-                    &format!("seq 1 20000; echo flood-{n}-{round}-$((6*7))"),
-                    &format!("flood-{n}-{round}-42"),
-                    PATIENCE,
-                )
-                .await?;
-            floods.fetch_add(1, Ordering::Relaxed);
+        // The shell computes the last line, so the echoed command line
+        // cannot match it.
+        let (command, expected, count) = if round.is_multiple_of(10) {
+            (
+                format!("seq 1 20000; echo flood-{n}-{round}-$((6*7))"),
+                format!("flood-{n}-{round}-42"),
+                &tally.floods,
+            )
         } else {
-            let expected = format!("tick-{n}-{round}-{}", round * 2);
-            client
-                .run_expecting(
-                    &format!("echo tick-{n}-{round}-$(({round}*2))"),
-                    &expected,
-                    PATIENCE,
-                )
-                .await?;
-            commands.fetch_add(1, Ordering::Relaxed);
-        }
-        // What a person's terminal keeps is bounded; so is this one's.
-        client.screen.scrollback.clear();
+            (
+                format!("echo tick-{n}-{round}-$(({round}*2))"),
+                format!("tick-{n}-{round}-{}", round * 2),
+                &tally.commands,
+            )
+        };
+        let retyped = run_as_a_person(&page, &command, &expected).await?;
+        tally.retyped.fetch_add(retyped, Ordering::Relaxed);
+        count.fetch_add(1, Ordering::Relaxed);
         tokio::time::sleep(Duration::from_millis(700)).await;
     }
-    end_session(session).await
+    end_session(&page).await
+}
+
+/// Runs `command` until it prints `expected` at a prompt, typing it again,
+/// as a person would, when the session moved on meanwhile (the page says
+/// the command was not delivered, or it ran in the shell that was left
+/// behind); returns how many times it was retyped.
+async fn run_as_a_person(page: &NativePage, command: &str, expected: &str) -> Result<u64> {
+    let mut retyped = 0;
+    loop {
+        let (undelivered, epoch) = page.with_page(|p| (p.undelivered(), p.epoch()));
+        page.type_str(&format!("{command}\r"))?;
+        let what = format!("`{command}` to print {expected:?}");
+        page.wait_for(PATIENCE, &what, |p| {
+            let screen = p.screen();
+            let moved = p.undelivered() > undelivered || (p.is_live() && p.epoch() != epoch);
+            (screen.has_line(expected) && screen.at_prompt()) || moved
+        })
+        .await?;
+        let done = page.with_page(|p| p.screen().has_line(expected) && p.screen().at_prompt());
+        if done {
+            return Ok(retyped);
+        }
+        retyped += 1;
+        ensure!(
+            retyped <= 3,
+            "`{command}` was not delivered {retyped} times"
+        );
+        page.wait_prompt(PATIENCE).await?;
+    }
 }
 
 /// Types `exit` and waits for the host to close: the session is over.
-async fn end_session(mut session: RoamingClient) -> Result<()> {
-    session.client.type_str("exit\r").await?;
-    // The host closes right after the last frame: an acknowledgement of it
-    // may meet a closed socket.
-    session.client.auto_ack = false;
-    let (code, reason) = session.client.expect_close(PATIENCE).await?;
+async fn end_session(page: &NativePage) -> Result<()> {
+    let typed = tokio::time::Instant::now();
+    page.type_str("exit\r")?;
+    let code = page.wait_close_since(typed, PATIENCE).await?;
     if code != 4004 && code != 1000 {
-        bail!("ending a session closed it with {code} {reason}");
+        bail!("ending a session closed it with {code}");
     }
     Ok(())
 }

@@ -24,6 +24,7 @@ use protocol::{
 };
 
 use crate::directory::{DirectoryClient, HttpRequest};
+use crate::screen::Screen;
 
 mod hot_desk;
 mod recovery;
@@ -52,6 +53,10 @@ pub const BACKOFF_MAX_MS: u64 = 5_000;
 /// Input the client holds for the host at most; beyond it typing is refused
 /// rather than growing memory without bound while the host is away.
 pub const MAX_PENDING_INPUT: usize = 1024 * 1024;
+
+/// What the page tells the user when `send_input` refuses typing because
+/// too much is already waiting for the host.
+pub const TYPING_REFUSED: &str = "too much input is waiting for the host; typing was refused";
 
 /// Close code the client uses when it gives up on a socket itself.
 const CLIENT_GIVES_UP: u16 = 4100;
@@ -129,6 +134,28 @@ pub enum Delivery {
     /// understanding that the caller applies it before sending actions.
     Frame(Frame),
     Exited(Option<i32>),
+}
+
+impl Delivery {
+    /// Shows this on `screen`, as every glue must: a welcome starts a new
+    /// attach (the history that follows replaces the scrollback, and a
+    /// different session's is dropped at once), history and frames are
+    /// applied. Returns what to tell the user, if anything (the program
+    /// exited).
+    pub fn show(self, screen: &mut Screen) -> Option<String> {
+        match self {
+            Delivery::Welcome { same_session, .. } => screen.begin_attach(same_session),
+            Delivery::History(lines) => screen.apply_history(lines),
+            Delivery::Frame(frame) => screen.apply_frame(frame),
+            Delivery::Exited(status) => {
+                return Some(match status {
+                    Some(code) => format!("the program exited with status {code}"),
+                    None => "the program exited".to_owned(),
+                });
+            }
+        }
+        None
+    }
 }
 
 #[derive(Debug)]
@@ -646,6 +673,28 @@ impl Connection {
             return;
         }
         self.reconnect(now);
+    }
+
+    /// Enter was pressed. On a "closed" notice that Enter answers (the
+    /// program exited, a refusal, a refused ticket, the session cap) it
+    /// tries again with `restart` and returns true: the key is the page's,
+    /// not the program's. Anywhere else it returns false and the key goes
+    /// to the program; a replaced session is taken back only with
+    /// `take_back`, and a signed-out page is leaving.
+    pub fn enter_on_notice(&mut self, now: u64) -> bool {
+        let answers_enter = matches!(
+            self.phase,
+            Phase::Closed(
+                ClosedBecause::SessionEnded
+                    | ClosedBecause::Refused(_)
+                    | ClosedBecause::Unauthorized
+                    | ClosedBecause::TooManySessions
+            )
+        );
+        if answers_enter {
+            self.restart(now);
+        }
+        answers_enter
     }
 
     fn reconnect(&mut self, now: u64) {

@@ -62,6 +62,24 @@ pub enum HttpOutcome {
     Failed,
 }
 
+/// Directory answers are a few hundred bytes; a body far larger is not
+/// one, and is not kept.
+pub const MAX_ANSWER: usize = 64 * 1024;
+
+impl HttpOutcome {
+    /// A response with this status and body, as every glue reports it: a
+    /// body over `MAX_ANSWER` is dropped, so the client reads it as no
+    /// answer rather than holding it.
+    pub fn answered(status: u16, body: String) -> HttpOutcome {
+        let body = if body.len() > MAX_ANSWER {
+            String::new()
+        } else {
+            body
+        };
+        HttpOutcome::Response { status, body }
+    }
+}
+
 /// A question for the directory.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Query {

@@ -216,6 +216,11 @@ impl Screen {
         self.scrollback.len()
     }
 
+    /// The lines scrolled into history that are kept, oldest first.
+    pub fn history(&self) -> impl Iterator<Item = &Line> {
+        self.scrollback.iter()
+    }
+
     pub fn view_offset(&self) -> usize {
         self.view_offset
     }

@@ -566,23 +566,19 @@ impl App {
 
     fn on_message(&mut self, bytes: &[u8]) {
         let t = self.now();
-        match self.conn.handle_message(bytes, t) {
-            Some(Delivery::Welcome {
-                welcome,
-                same_session,
-            }) => {
-                self.screen.begin_attach(same_session);
-                if welcome.created && !same_session {
-                    self.selection = None;
-                }
-            }
-            Some(Delivery::History(lines)) => self.screen.apply_history(lines),
-            Some(Delivery::Frame(frame)) => self.screen.apply_frame(frame),
-            Some(Delivery::Exited(status)) => self.notice(match status {
-                Some(code) => format!("the program exited with status {code}"),
-                None => "the program exited".to_owned(),
-            }),
-            None => {}
+        let Some(delivery) = self.conn.handle_message(bytes, t) else {
+            return;
+        };
+        if let Delivery::Welcome {
+            welcome,
+            same_session: false,
+        } = &delivery
+            && welcome.created
+        {
+            self.selection = None;
+        }
+        if let Some(notice) = delivery.show(&mut self.screen) {
+            self.notice(notice);
         }
     }
 

@@ -6,6 +6,7 @@ use axum::extract::ConnectInfo;
 use axum::routing::get;
 use axum::serve::ListenerExt as _;
 use rustls_pki_types::ServerName;
+use testkit::cert::SelfSigned;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio_rustls::TlsConnector;
 
@@ -13,24 +14,9 @@ use tokio_rustls::TlsConnector;
 /// something is broken.
 const DEADLINE: Duration = Duration::from_secs(10);
 
-struct Pki {
-    _dir: tempfile::TempDir,
-    cert: std::path::PathBuf,
-    key: std::path::PathBuf,
-}
-
-fn self_signed() -> Pki {
-    let dir = tempfile::tempdir().unwrap();
-    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
-    let cert = dir.path().join("cert.pem");
-    let key = dir.path().join("key.pem");
-    std::fs::write(&cert, certified.cert.pem()).unwrap();
-    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
-    Pki {
-        _dir: dir,
-        cert,
-        key,
-    }
+/// A certificate for `localhost`, as servers of these tests present it.
+fn self_signed() -> SelfSigned {
+    SelfSigned::for_names(&["localhost"]).unwrap()
 }
 
 async fn serve(listener: TlsListener) -> SocketAddr {
@@ -54,7 +40,7 @@ async fn serve(listener: TlsListener) -> SocketAddr {
     addr
 }
 
-async fn serve_https(pki: &Pki) -> SocketAddr {
+async fn serve_https(pki: &SelfSigned) -> SocketAddr {
     let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
     serve(TlsListener::new(
         tcp,
@@ -162,7 +148,7 @@ async fn a_client_trusting_another_certificate_is_refused_and_the_server_carries
 #[test]
 fn certificate_and_key_may_share_one_file() {
     let pki = self_signed();
-    let both = pki._dir.path().join("both.pem");
+    let both = pki.dir().join("both.pem");
     let text =
         std::fs::read_to_string(&pki.key).unwrap() + &std::fs::read_to_string(&pki.cert).unwrap();
     std::fs::write(&both, text).unwrap();
@@ -174,7 +160,7 @@ fn certificate_and_key_may_share_one_file() {
 fn unusable_files_are_named_in_the_error() {
     let pki = self_signed();
     let other = self_signed();
-    let dir = pki._dir.path();
+    let dir = pki.dir();
     let missing = dir.join("missing.pem");
     let empty = dir.join("empty.pem");
     std::fs::write(&empty, "").unwrap();

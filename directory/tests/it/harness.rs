@@ -1,9 +1,9 @@
 //! What the directory tests stand on: a database per test (SQLite file or
-//! PostgreSQL schema), directories served on real loopback listeners, a
-//! tiny HTTP client, signed-in users, and fake hosts that answer `/healthz`
-//! and record the sessions they are told to end.
+//! a fresh PostgreSQL database), directories served on real loopback
+//! listeners, answers read through the workspace's one HTTP test client
+//! (`testkit::http`), signed-in users, and fake hosts that answer
+//! `/healthz` and record the sessions they are told to end.
 
-use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -11,12 +11,12 @@ use auth::login::{LoginId, LoginToken};
 use auth::ticket::{Claims, TicketPublicKey, TicketVerifier};
 use axum::body::Bytes;
 use directory::{AppState, DirectoryConfig};
-use http_body_util::{BodyExt, Full};
-use hyper::header::HeaderMap;
-use hyper::{Method, Request, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper::header::{HeaderMap, HeaderName, HeaderValue};
+use hyper::{Method, StatusCode};
 use serde_json::Value;
 use store::{PgStore, SessionRecord, SessionState, SqliteStore, Store};
+use testkit::http::Request;
+use testkit::pg::FreshDatabase;
 
 /// One test's database.
 pub enum Db {
@@ -25,10 +25,8 @@ pub enum Db {
         _dir: tempfile::TempDir,
         path: std::path::PathBuf,
     },
-    Postgres {
-        url: String,
-        schema: String,
-    },
+    /// Dropped (with everything in it) when the value is.
+    Postgres(FreshDatabase),
 }
 
 impl Db {
@@ -38,18 +36,12 @@ impl Db {
         Db::Sqlite { _dir: dir, path }
     }
 
-    /// A fresh schema, or `None` without `DATABASE_URL`.
+    /// A fresh database, or `None` without `DATABASE_URL`.
     pub async fn postgres() -> Option<Db> {
-        match std::env::var("DATABASE_URL") {
-            Ok(url) if !url.is_empty() => Some(Db::Postgres {
-                url,
-                schema: format!("directory_it_{:016x}", rand::random::<u64>()),
-            }),
-            _ => {
-                eprintln!("DATABASE_URL is not set: skipping the PostgreSQL backend");
-                None
-            }
-        }
+        FreshDatabase::from_env("directory_it")
+            .await
+            .unwrap()
+            .map(Db::Postgres)
     }
 
     /// A new store over this database; each call is a separate pool, as a
@@ -57,25 +49,14 @@ impl Db {
     pub async fn open(&self) -> Arc<dyn Store> {
         match self {
             Db::Sqlite { path, .. } => Arc::new(SqliteStore::open(path).await.unwrap()),
-            Db::Postgres { url, schema } => {
-                Arc::new(PgStore::connect_in_schema(url, schema).await.unwrap())
-            }
+            Db::Postgres(db) => Arc::new(PgStore::connect(&db.url()).await.unwrap()),
         }
     }
 
-    /// Cleans up after a test that passed.
-    pub async fn finish(self) {
-        if let Db::Postgres { url, schema } = self {
-            use sqlx::Connection as _;
-            let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"
-            )))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        }
-    }
+    /// Ends the test's use of the database: a PostgreSQL one is dropped
+    /// with this value (after a failed test too), a SQLite file with its
+    /// folder.
+    pub async fn finish(self) {}
 }
 
 /// A directory served on a loopback port until dropped. Its public url
@@ -317,47 +298,24 @@ pub async fn call_authorized(
 
 /// One request on a fresh connection, with these headers.
 pub async fn call_with(method: Method, url: &str, body: Body, headers: &[(&str, &str)]) -> Answer {
-    let uri: hyper::Uri = url.parse().unwrap();
-    let authority = uri.authority().unwrap().clone();
-    let stream = tokio::net::TcpStream::connect(authority.as_str())
-        .await
-        .unwrap();
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    let mut request = Request::builder()
-        .method(method)
-        .uri(uri.path_and_query().unwrap().as_str())
-        .header(hyper::header::HOST, authority.as_str());
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let body = match body {
-        Body::Json(body) => {
-            request = request.header(hyper::header::CONTENT_TYPE, "application/json");
-            Full::new(Bytes::from(body.to_string()))
-        }
-        Body::Form(form) => {
-            request = request.header(
-                hyper::header::CONTENT_TYPE,
-                "application/x-www-form-urlencoded",
-            );
-            Full::new(Bytes::from(form))
-        }
-        Body::None => Full::new(Bytes::new()),
+    let mut request = Request::new(method.as_str(), url).unwrap().headers(headers);
+    request = match body {
+        Body::Json(body) => request.json(&body),
+        Body::Form(form) => request.form(&form),
+        Body::None => request,
     };
-    let response = sender
-        .send_request(request.body(body).unwrap())
-        .await
-        .unwrap();
-    let status = response.status();
-    let headers = response.headers().clone();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let answer = request.send().await.unwrap();
+    let mut headers = HeaderMap::new();
+    for (name, value) in &answer.headers {
+        headers.append(
+            HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            HeaderValue::from_str(value).unwrap(),
+        );
+    }
     Answer {
-        status,
+        status: StatusCode::from_u16(answer.status).unwrap(),
         headers,
-        body,
+        body: Bytes::from(answer.bytes),
     }
 }
 
@@ -454,18 +412,23 @@ pub async fn create_session_of(store: &dyn Store, owner: &str, id: &str, host: &
         .unwrap();
 }
 
-/// Waits until `check` holds, failing the test after `within`.
+/// Waits until `check` holds, failing the test after `within`: the
+/// workspace's one `testkit::wait_until`, for checks that only hold or not.
 pub async fn wait_until<F, Fut>(within: Duration, what: &str, mut check: F)
 where
     F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
+    Fut: std::future::Future<Output = bool>,
 {
-    let deadline = tokio::time::Instant::now() + within;
-    while !check().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    testkit::wait_until(within, what, || {
+        let holds = check();
+        async move {
+            Ok(if holds.await {
+                Ok(())
+            } else {
+                Err("not yet".to_owned())
+            })
+        }
+    })
+    .await
+    .unwrap();
 }

@@ -1,65 +1,29 @@
 //! The directory over HTTPS, and probing hosts that serve HTTPS, with a
-//! throwaway certificate authority made by rcgen.
+//! throwaway self-signed certificate (`testkit::cert`).
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Bytes;
 use directory::failover::ProbeOutcome;
 use directory::{AppState, DirectoryConfig, accounts};
-use http_body_util::{BodyExt, Full};
-use hyper::{Request, StatusCode};
-use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
+use testkit::cert::SelfSigned;
+use testkit::http::{Request, Response};
 
-/// A self-signed certificate for `localhost` and `127.0.0.1`, in PEM files.
-struct Pki {
-    _dir: tempfile::TempDir,
-    cert: PathBuf,
-    key: PathBuf,
-}
-
-fn pki() -> Pki {
-    let dir = tempfile::tempdir().unwrap();
-    let certified =
-        rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-            .unwrap();
-    let cert = dir.path().join("cert.pem");
-    let key = dir.path().join("key.pem");
-    std::fs::write(&cert, certified.cert.pem()).unwrap();
-    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
-    Pki {
-        _dir: dir,
-        cert,
-        key,
-    }
+fn pki() -> SelfSigned {
+    SelfSigned::localhost().unwrap()
 }
 
 /// One HTTPS request trusting `pki`; returns status, headers, body.
-async fn https(
-    pki: &Pki,
-    addr: SocketAddr,
-    request: Request<Full<Bytes>>,
-) -> (StatusCode, hyper::HeaderMap, Bytes) {
+async fn https(pki: &SelfSigned, addr: SocketAddr, request: Request) -> Response {
     let config = auth::tls::client_config(&pki.cert).unwrap();
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
     let tls = tokio_rustls::TlsConnector::from(config)
         .connect(ServerName::try_from("localhost").unwrap(), tcp)
         .await
         .unwrap();
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    let response = sender.send_request(request).await.unwrap();
-    let (parts, body) = response.into_parts();
-    (
-        parts.status,
-        parts.headers,
-        body.collect().await.unwrap().to_bytes(),
-    )
+    request.send_over(tls).await.unwrap()
 }
 
 #[tokio::test]
@@ -97,28 +61,29 @@ async fn over_tls_the_cookie_is_secure_and_transport_security_is_strict() {
         },
     ));
 
-    let login = Request::post("/login")
-        .header("host", format!("localhost:{}", addr.port()))
+    let login = Request::new("POST", &format!("{origin}/login"))
+        .unwrap()
         .header("origin", &origin)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(Full::new(Bytes::from("user=ada&password=correct-horse")))
-        .unwrap();
-    let (status, headers, _) = https(&pki, addr, login).await;
-    assert_eq!(status, StatusCode::SEE_OTHER);
-    let cookie = headers["set-cookie"].to_str().unwrap();
+        .form("user=ada&password=correct-horse");
+    let answer = https(&pki, addr, login).await;
+    assert_eq!(answer.status, 303);
+    let cookie = answer.header("set-cookie").unwrap();
     assert!(
         cookie.ends_with("; Path=/; HttpOnly; SameSite=Strict; Max-Age=43200; Secure"),
         "{cookie}"
     );
-    assert_eq!(headers["strict-transport-security"], "max-age=31536000");
+    assert_eq!(
+        answer.header("strict-transport-security"),
+        Some("max-age=31536000")
+    );
 
-    let health = Request::get("/healthz")
-        .header("host", "localhost")
-        .body(Full::new(Bytes::new()))
-        .unwrap();
-    let (status, headers, _) = https(&pki, addr, health).await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(headers["strict-transport-security"], "max-age=31536000");
+    let health = Request::new("GET", "https://localhost/healthz").unwrap();
+    let answer = https(&pki, addr, health).await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(
+        answer.header("strict-transport-security"),
+        Some("max-age=31536000")
+    );
 }
 
 #[tokio::test]

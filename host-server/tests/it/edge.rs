@@ -5,12 +5,14 @@ use std::sync::Arc;
 
 use futures_util::SinkExt;
 use protocol::{Hello, ServerToClientMsg, encode_hello};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use testkit::cert::SelfSigned;
+use testkit::http::Request;
+use testkit::wait_until;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::harness::{
-    Client, Host, HostOptions, SIZE, Socket, close_code, contains, eventually, sqlite, start,
+    Client, Host, HostOptions, PATIENCE, SIZE, Socket, close_code, contains, sqlite, start,
     start_host,
 };
 
@@ -67,77 +69,64 @@ async fn connections_over_the_cap_are_closed_with_4010_and_counted_out_when_gone
     // Closing one makes room again (the slot is given back however the
     // connection ends: here the client goes away).
     drop(first);
-    let third = eventually("the closed connection to be counted out", || async {
-        match try_terminal(&host).await {
-            Ok(socket) => Some(socket),
-            Err(4010) => None,
-            Err(code) => panic!("refused with {code}"),
-        }
-    })
-    .await;
+    let third = wait_until(
+        PATIENCE,
+        "the closed connection to be counted out",
+        || async {
+            match try_terminal(&host).await {
+                Ok(socket) => Ok(Ok(socket)),
+                Err(4010) => Ok(Err("refused with 4010".to_owned())),
+                Err(code) => panic!("refused with {code}"),
+            }
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!(try_terminal(&host).await.err(), Some(4010));
 
     // A connection the host refuses (a bad hello) is counted out too.
     let _ = second.close(None).await;
     drop(second);
-    eventually("room for a connection after the close", || async {
-        let mut socket = host.socket().await;
-        socket
-            .send(Message::Text("not a hello".into()))
+    wait_until(
+        PATIENCE,
+        "room for a connection after the close",
+        || async {
+            let mut socket = host.socket().await;
+            socket
+                .send(Message::Text("not a hello".into()))
+                .await
+                .unwrap();
+            let code = close_code(&mut socket).await;
+            if code == 4010 {
+                return Ok(Err("refused with 4010".to_owned()));
+            }
+            assert_eq!(code, 4000, "BadHello");
+            Ok(Ok(()))
+        },
+    )
+    .await
+    .unwrap();
+    wait_until(PATIENCE, "the refused hello to be counted out", || async {
+        Ok(try_terminal(&host)
             .await
-            .unwrap();
-        let code = close_code(&mut socket).await;
-        if code == 4010 {
-            return None;
-        }
-        assert_eq!(code, 4000, "BadHello");
-        Some(())
+            .map_err(|code| format!("refused with {code}")))
     })
-    .await;
-    eventually("the refused hello to be counted out", || async {
-        try_terminal(&host).await.ok()
-    })
-    .await;
+    .await
+    .unwrap();
     drop(third);
 }
 
 const HOST_TOKEN: &str = "test-host-token";
 
-/// One HTTP/1.1 exchange on `stream` (`Connection: close`): the status and
-/// the body.
-async fn exchange(mut stream: impl AsyncRead + AsyncWrite + Unpin, request: &str) -> (u16, String) {
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = Vec::new();
-    // A TLS peer may end without close_notify; what arrived is enough.
-    let _ = stream.read_to_end(&mut response).await;
-    let response = String::from_utf8_lossy(&response).into_owned();
-    let status = response
-        .split(' ')
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or_else(|| panic!("no status line in {response:?}"));
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_owned())
-        .unwrap_or_default();
-    (status, body)
-}
-
 /// `POST /v1/sessions/{id}/end` as the directory calls it.
 async fn end(host: &Host, token: Option<&str>, id: &str) -> Result<(), u16> {
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", host.port))
-        .await
-        .unwrap();
-    let authorization = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    let request = format!(
-        "POST /v1/sessions/{id}/end HTTP/1.1\r\nHost: 127.0.0.1\r\n{authorization}\
-         Content-Length: 0\r\nConnection: close\r\n\r\n"
-    );
-    match exchange(tcp, &request).await {
-        (204, _) => Ok(()),
-        (status, _) => Err(status),
+    let mut request = Request::local("POST", host.port, &format!("/v1/sessions/{id}/end"));
+    if let Some(token) = token {
+        request = request.header("authorization", &format!("Bearer {token}"));
+    }
+    match request.send().await.unwrap().status {
+        204 => Ok(()),
+        status => Err(status),
     }
 }
 
@@ -162,10 +151,7 @@ async fn the_directory_ends_a_session_with_the_host_token() {
     assert_eq!(end(&host, Some(HOST_TOKEN), &id).await, Ok(()));
     assert_eq!(close_code(&mut client.socket).await, 4004, "SessionEnded");
     let session = client.welcome.session;
-    eventually("the session to end", || async {
-        host.registry.get(&session).is_none().then_some(())
-    })
-    .await;
+    host.wait_session_gone(session, "the session to end").await;
 }
 
 /// Every host holds the hosts' token, so the token alone must not end a
@@ -209,56 +195,33 @@ async fn without_a_host_token_nothing_is_ended_on_request() {
 async fn health_and_metrics_carry_the_security_headers_and_no_page_is_served() {
     let host = start_host().await;
     for (path, status) in [
-        ("/healthz", "200"),
-        ("/metrics", "200"),
-        ("/", "404"),
-        ("/index.html", "404"),
+        ("/healthz", 200),
+        ("/metrics", 200),
+        ("/", 404),
+        ("/index.html", 404),
     ] {
-        let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", host.port))
-            .await
-            .unwrap();
-        let request =
-            format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
-        tcp.write_all(request.as_bytes()).await.unwrap();
-        let mut response = String::new();
-        tcp.read_to_string(&mut response).await.unwrap();
-        let lower = response.to_ascii_lowercase();
+        let answer = Request::local("GET", host.port, path).send().await.unwrap();
+        assert_eq!(answer.status, status, "{path}: {answer:?}");
+        let headers: String = answer
+            .headers
+            .iter()
+            .map(|(name, value)| format!("{name}: {}\n", value.to_ascii_lowercase()))
+            .collect();
         assert!(
-            response.starts_with(&format!("HTTP/1.1 {status}")),
-            "{path}: {response}"
+            headers.contains("content-security-policy: default-src 'none'; frame-ancestors 'none'"),
+            "{path}: {headers}"
         );
         assert!(
-            lower.contains("content-security-policy: default-src 'none'; frame-ancestors 'none'"),
-            "{path}: {response}"
+            headers.contains("x-content-type-options: nosniff"),
+            "{path}"
         );
-        assert!(lower.contains("x-content-type-options: nosniff"), "{path}");
-        assert!(lower.contains("x-frame-options: deny"), "{path}");
-    }
-}
-
-struct Pki {
-    _dir: tempfile::TempDir,
-    cert: std::path::PathBuf,
-    key: std::path::PathBuf,
-}
-
-fn self_signed() -> Pki {
-    let dir = tempfile::tempdir().unwrap();
-    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
-    let cert = dir.path().join("cert.pem");
-    let key = dir.path().join("key.pem");
-    std::fs::write(&cert, certified.cert.pem()).unwrap();
-    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
-    Pki {
-        _dir: dir,
-        cert,
-        key,
+        assert!(headers.contains("x-frame-options: deny"), "{path}");
     }
 }
 
 #[tokio::test]
 async fn a_tls_host_serves_wss_and_its_health_to_an_https_client() {
-    let pki = self_signed();
+    let pki = SelfSigned::for_names(&["localhost"]).unwrap();
     let mut options = HostOptions::new("h-tls");
     options.tls = Some(auth::tls::server_config(&pki.cert, &pki.key).unwrap());
     let host = start(options).await;
@@ -273,13 +236,13 @@ async fn a_tls_host_serves_wss_and_its_health_to_an_https_client() {
         .connect(name, tcp)
         .await
         .unwrap();
-    let (status, body) = exchange(
-        tls,
-        "GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    let health: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let answer = Request::new("GET", &format!("https://localhost:{}/healthz", host.port))
+        .unwrap()
+        .send_over(tls)
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let health: serde_json::Value = serde_json::from_str(&answer.body).unwrap();
     assert_eq!(health["host"], "h-tls");
     // A client that does not trust the CA gets no answer.
     let tcp = tokio::net::TcpStream::connect(("127.0.0.1", host.port))

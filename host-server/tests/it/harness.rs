@@ -1,6 +1,7 @@
 //! The host served in-process on a loopback port, tickets signed here the
-//! way the directory signs them, and a native WebSocket client that keeps
-//! the screen as text rows, like a minimal browser.
+//! way the directory signs them, and a native WebSocket client that applies
+//! frames to the browser client's own screen model
+//! (`web_terminal::screen::Screen`) and reads it as text rows.
 
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
@@ -23,6 +24,7 @@ use protocol::{
 };
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use web_terminal::screen::Screen;
 
 pub type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -31,6 +33,13 @@ pub type Socket =
 pub static SIGNER: LazyLock<TicketSigner> = LazyLock::new(TicketSigner::generate);
 
 pub const SIZE: Size = Size { cols: 80, rows: 24 };
+
+/// How long a test waits for anything the host does.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+/// Tests count every line that scrolled by, so the client's screen keeps
+/// all of them (the page keeps `SCROLLBACK_LINES`).
+const KEEP_EVERY_LINE: usize = usize::MAX;
 
 /// How a test host is set up.
 pub struct HostOptions {
@@ -210,6 +219,18 @@ impl Host {
         1
     }
 
+    /// Waits until `session` no longer runs here.
+    pub async fn wait_session_gone(&self, session: SessionId, what: &str) {
+        testkit::wait_until(PATIENCE, what, || async {
+            Ok(match self.registry.get(&session) {
+                None => Ok(()),
+                Some(_) => Err(format!("{session} still runs")),
+            })
+        })
+        .await
+        .unwrap();
+    }
+
     /// A WebSocket to this host with an allowed Origin, before any hello.
     pub async fn socket(&self) -> Socket {
         let mut request = format!("ws://127.0.0.1:{}/ws", self.port)
@@ -227,8 +248,7 @@ impl Host {
 pub struct Client {
     pub socket: Socket,
     pub welcome: Welcome,
-    pub rows: Vec<String>,
-    pub history: Vec<String>,
+    pub screen: Screen,
     pub next_input: u64,
 }
 
@@ -264,8 +284,7 @@ impl Client {
             socket,
             next_input: welcome.input_seq + 1,
             welcome,
-            rows: vec![String::new(); usize::from(SIZE.rows)],
-            history: Vec::new(),
+            screen: Screen::with_capacity(SIZE, KEEP_EVERY_LINE),
         })
     }
 
@@ -286,19 +305,31 @@ impl Client {
         .await;
     }
 
+    /// The visible rows, without trailing blanks.
+    pub fn rows(&self) -> Vec<String> {
+        (0..self.screen.size().rows)
+            .map(|r| self.screen.row_text(r))
+            .collect()
+    }
+
+    /// Every line that scrolled off the screen, oldest first.
+    pub fn history(&self) -> Vec<String> {
+        self.screen.history().map(|line| line.text()).collect()
+    }
+
     /// Applies messages until `done` holds for the screen, acking frames.
     pub async fn wait_screen(&mut self, what: &str, done: impl Fn(&[String]) -> bool) {
-        self.wait_until(what, |client| done(&client.rows)).await;
+        self.wait_until(what, |client| done(&client.rows())).await;
     }
 
     /// Applies messages until `done` holds for the client, acking frames.
     pub async fn wait_until(&mut self, what: &str, done: impl Fn(&Client) -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + PATIENCE;
         while !done(self) {
             assert!(
                 Instant::now() < deadline,
                 "timed out waiting for {what}; screen:\n{}",
-                self.rows.join("\n")
+                self.screen.text()
             );
             if let Ok(msg) =
                 tokio::time::timeout(Duration::from_millis(200), next_msg(&mut self.socket)).await
@@ -310,20 +341,13 @@ impl Client {
 
     async fn apply(&mut self, msg: ServerToClientMsg) {
         match msg {
-            ServerToClientMsg::History(block) => self
-                .history
-                .extend(decompress_lines(&block).unwrap().iter().map(|l| l.text())),
+            ServerToClientMsg::History(block) => {
+                self.screen.apply_history(decompress_lines(&block).unwrap());
+            }
             ServerToClientMsg::Frame(frame) => {
-                self.history.extend(frame.scrolled.iter().map(|l| l.text()));
-                self.rows
-                    .resize(usize::from(frame.size.rows), String::new());
-                if frame.full {
-                    self.rows.iter_mut().for_each(String::clear);
-                }
-                for update in frame.rows {
-                    self.rows[usize::from(update.row)] = update.line.text();
-                }
-                self.send(ClientToServerMsg::Ack { frame: frame.seq }).await;
+                let seq = frame.seq;
+                self.screen.apply_frame(frame);
+                self.send(ClientToServerMsg::Ack { frame: seq }).await;
             }
             _ => {}
         }
@@ -380,21 +404,4 @@ pub async fn sqlite(dir: &std::path::Path) -> Arc<dyn store::Store> {
             .await
             .unwrap(),
     )
-}
-
-/// Polls `check` until it yields `Some`, failing the test with `what` after
-/// 10 s: every wait in these tests is on a condition with a deadline.
-pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }

@@ -4,12 +4,13 @@
 
 use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
 use host_server::registry::StoreConfig;
 use protocol::ClientToServerMsg;
+use testkit::wait_until;
 
 use crate::harness::{
-    Client, HostOptions, close_code, contains, eventually, sqlite, start, start_host,
-    start_host_with,
+    Client, HostOptions, PATIENCE, close_code, contains, sqlite, start, start_host, start_host_with,
 };
 
 #[tokio::test]
@@ -81,7 +82,7 @@ async fn scrollback_reaches_a_reattaching_client() {
         .wait_screen("seq", |rows| rows.iter().any(|r| r == "seq-done"))
         .await;
     client
-        .wait_until("live scrollback", |c| c.history.iter().any(|l| l == "1"))
+        .wait_until("live scrollback", |c| c.history().iter().any(|l| l == "1"))
         .await;
     let session = client.welcome.session;
     drop(client);
@@ -89,8 +90,8 @@ async fn scrollback_reaches_a_reattaching_client() {
     again
         .wait_screen("seq", |rows| rows.iter().any(|r| r == "seq-done"))
         .await;
-    let numbers: Vec<&String> = again
-        .history
+    let history = again.history();
+    let numbers: Vec<&String> = history
         .iter()
         .filter(|l| l.chars().all(|c| c.is_ascii_digit()) && !l.is_empty())
         .collect();
@@ -123,11 +124,16 @@ async fn a_restored_session_shows_its_screen_and_fences_the_old_host() {
     let id = old.welcome.session;
     let key = id.to_string();
     let want = work.display().to_string();
-    eventually("the cwd to be persisted", || async {
-        let record = store.get_session(&key).await.unwrap().unwrap();
-        (record.cwd == want).then_some(())
+    wait_until(PATIENCE, "the cwd to be persisted", || async {
+        let record = store.get_session(&key).await?.context("no record")?;
+        Ok(if record.cwd == want {
+            Ok(())
+        } else {
+            Err(format!("cwd {}", record.cwd))
+        })
     })
-    .await;
+    .await
+    .unwrap();
 
     let new_host = start_host_with("h-new", Some(config(true))).await;
     let mut restored = Client::connect(&new_host, Some(id)).await;
@@ -155,9 +161,9 @@ async fn a_restored_session_shows_its_screen_and_fences_the_old_host() {
 /// Numbers printed by `seq` as the client saw them: history then screen.
 fn seq_numbers(client: &Client) -> Vec<u64> {
     client
-        .history
+        .history()
         .iter()
-        .chain(client.rows.iter())
+        .chain(client.rows().iter())
         .filter_map(|line| line.parse().ok())
         .collect()
 }
@@ -246,9 +252,7 @@ async fn a_detached_session_runs_until_its_idle_timeout() {
     let again = Client::connect(&host, Some(session)).await;
     assert!(!again.welcome.created);
     drop(again);
-    eventually("the idle session to end", || async {
-        host.registry.get(&session).is_none().then_some(())
-    })
-    .await;
+    host.wait_session_gone(session, "the idle session to end")
+        .await;
     assert!(detached.elapsed() >= idle, "ended before its idle timeout");
 }

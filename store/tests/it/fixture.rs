@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use store::{MemoryStore, PgStore, SqliteStore, Store};
+use testkit::pg::FreshDatabase;
 
 #[async_trait]
 pub trait Fixture: Sized {
@@ -13,7 +14,8 @@ pub trait Fixture: Sized {
     async fn create() -> Option<Self>;
     /// A new store over this database; each call is a separate pool.
     async fn open(&self) -> Arc<dyn Store>;
-    /// Cleans up after a test that passed.
+    /// Ends the test's use of the database (each drops its own with it,
+    /// whether the test passed or not).
     async fn finish(self) {}
 }
 
@@ -36,60 +38,34 @@ impl Fixture for SqliteDb {
     }
 }
 
+/// A fresh PostgreSQL database of its own, dropped with the value.
 pub struct PgDb {
-    pub url: String,
-    pub schema: String,
+    db: FreshDatabase,
 }
 
-/// The PostgreSQL server to test against, if any.
-pub fn database_url() -> Option<String> {
-    match std::env::var("DATABASE_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            eprintln!("DATABASE_URL is not set: skipping the PostgreSQL backend");
-            None
-        }
-    }
-}
-
-/// A schema name no other test uses.
-pub fn fresh_schema() -> String {
-    format!("store_it_{:016x}", rand::random::<u64>())
+/// A fresh database on `DATABASE_URL`'s server for a PostgreSQL-only test,
+/// or `None` (with a note) when it is not set.
+pub async fn fresh_database() -> Option<FreshDatabase> {
+    FreshDatabase::from_env("store_it")
+        .await
+        .expect("creating a test database")
 }
 
 #[async_trait]
 impl Fixture for PgDb {
     async fn create() -> Option<Self> {
         Some(PgDb {
-            url: database_url()?,
-            schema: fresh_schema(),
+            db: fresh_database().await?,
         })
     }
 
     async fn open(&self) -> Arc<dyn Store> {
         Arc::new(
-            PgStore::connect_in_schema(&self.url, &self.schema)
+            PgStore::connect(&self.db.url())
                 .await
                 .expect("connect to postgres"),
         )
     }
-
-    async fn finish(self) {
-        drop_schema(&self.url, &self.schema).await;
-    }
-}
-
-pub async fn drop_schema(url: &str, schema: &str) {
-    use sqlx::Connection as _;
-    let mut conn = sqlx::PgConnection::connect(url)
-        .await
-        .expect("connect to drop schema");
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"
-    )))
-    .execute(&mut conn)
-    .await
-    .expect("drop schema");
 }
 
 pub struct MemoryDb {

@@ -6,7 +6,12 @@ use std::time::Duration;
 
 use store::{PgStore, Store, StoreError};
 
-use crate::fixture::{database_url, drop_schema, fresh_schema};
+use testkit::pg::FreshDatabase;
+
+use crate::fixture::fresh_database;
+
+/// The schema the store is opened in, inside each test's own database.
+const SCHEMA: &str = "thinline_it";
 
 /// Runs without `DATABASE_URL`: nothing listens on a port we just freed.
 #[tokio::test]
@@ -37,12 +42,14 @@ async fn a_bad_schema_name_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn connecting_twice_and_concurrently_migrates_once() {
-    let Some(url) = database_url() else { return };
-    let schema = fresh_schema();
+    let Some(db) = fresh_database().await else {
+        return;
+    };
+    let (url, schema) = (db.url(), SCHEMA);
     let connects: Vec<_> = (0..4)
         .map(|_| {
-            let (url, schema) = (url.clone(), schema.clone());
-            tokio::spawn(async move { PgStore::connect_in_schema(&url, &schema).await })
+            let url = url.clone();
+            tokio::spawn(async move { PgStore::connect_in_schema(&url, schema).await })
         })
         .collect();
     for connect in connects {
@@ -50,7 +57,7 @@ async fn connecting_twice_and_concurrently_migrates_once() {
         assert_eq!(store.kind(), "postgres");
         assert!(store.list_sessions(None).await.unwrap().is_empty());
     }
-    let again = PgStore::connect_in_schema(&url, &schema).await.unwrap();
+    let again = PgStore::connect_in_schema(&url, schema).await.unwrap();
     assert!(again.list_sessions(None).await.unwrap().is_empty());
 
     use sqlx::Connection as _;
@@ -63,7 +70,6 @@ async fn connecting_twice_and_concurrently_migrates_once() {
     .unwrap();
     assert_eq!(applied, [1, 2, 3, 4, 5, 6]);
     again.close().await;
-    drop_schema(&url, &schema).await;
 }
 
 /// A sign-in that races a password change waits for it, so it can never
@@ -73,9 +79,11 @@ async fn connecting_twice_and_concurrently_migrates_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_sign_in_waits_for_a_password_change_in_progress() {
     use sqlx::Connection as _;
-    let Some(url) = database_url() else { return };
-    let schema = fresh_schema();
-    let store = Arc::new(PgStore::connect_in_schema(&url, &schema).await.unwrap());
+    let Some(db) = fresh_database().await else {
+        return;
+    };
+    let (url, schema) = (db.url(), SCHEMA);
+    let store = Arc::new(PgStore::connect_in_schema(&url, schema).await.unwrap());
     store.create_account("ada", "old hash").await.unwrap();
 
     // A password change, stopped after it ended the logins but before it
@@ -139,16 +147,17 @@ async fn a_sign_in_waits_for_a_password_change_in_progress() {
     assert_eq!(ada.password_hash, "new hash");
 
     store.close().await;
-    drop_schema(&url, &schema).await;
 }
 
 /// The PostgreSQL twin of the SQLite test: opening a database from before
 /// migration 0004 lifts the drains stored the old way.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migration_0004_lifts_the_drains_stored_before_it() {
-    let Some(url) = database_url() else { return };
-    let schema = fresh_schema();
-    let store = PgStore::connect_in_schema(&url, &schema).await.unwrap();
+    let Some(db) = fresh_database().await else {
+        return;
+    };
+    let (url, schema) = (db.url(), SCHEMA);
+    let store = PgStore::connect_in_schema(&url, schema).await.unwrap();
     store
         .renew_lease("h1", None, "http://127.0.0.1:8081", 5_000, 0, false)
         .await
@@ -172,17 +181,16 @@ async fn migration_0004_lifts_the_drains_stored_before_it() {
     }
     conn.close().await.unwrap();
 
-    let store = PgStore::connect_in_schema(&url, &schema).await.unwrap();
+    let store = PgStore::connect_in_schema(&url, schema).await.unwrap();
     let host = store.get_host("h1").await.unwrap().unwrap();
     assert_eq!(host.drain(), None, "{host:?}");
     store.close().await;
-    drop_schema(&url, &schema).await;
 }
 
 // Least privilege: the roles of `store/roles/postgres.sql`, applied to a
-// schema of their own with role names of their own, so that these tests
-// run in parallel; they drop their roles even when they fail, since roles
-// belong to the whole cluster.
+// schema in a database of their own with role names of their own, so that
+// these tests run in parallel; they drop their roles even when they fail,
+// since roles belong to the whole cluster.
 
 /// The roles script as an operator's psql runs it with `-v schema=...
 /// -v owner=...`: its psql lines (`\set`, `\if`, all of them setting the
@@ -218,7 +226,9 @@ struct RoleNames {
 
 impl RoleNames {
     fn fresh() -> RoleNames {
-        let schema = fresh_schema();
+        // Role names are the whole server's: unique, and short enough for
+        // PostgreSQL's 63 bytes with their suffixes.
+        let schema = testkit::unique_marker("store_it_");
         RoleNames {
             owner: format!("{schema}_owner"),
             directory: format!("{schema}_directory"),
@@ -235,13 +245,16 @@ struct Deployment {
     names: RoleNames,
     /// The LOGIN roles made so far, and the urls that log in as them.
     logins: Vec<(String, String)>,
+    /// Dropped after the roles are (fields drop after `drop` has run).
+    _db: FreshDatabase,
 }
 
 impl Deployment {
     /// The roles and the schema, not migrated; `None` without
     /// `DATABASE_URL`, or when its role may not create roles.
     async fn unmigrated() -> Option<Deployment> {
-        let url = database_url()?;
+        let db = fresh_database().await?;
+        let url = db.url();
         if !may_create_roles(&url).await {
             return None;
         }
@@ -249,6 +262,7 @@ impl Deployment {
             url,
             names: RoleNames::fresh(),
             logins: Vec::new(),
+            _db: db,
         };
         deployment.apply_roles().await.unwrap();
         Some(deployment)
@@ -340,7 +354,8 @@ impl Deployment {
         conn
     }
 
-    /// Drops the schema and every role the deployment made.
+    /// Drops the schema and every role the deployment made (the database
+    /// goes with the value).
     async fn finish(mut self) {
         let (url, cleanup) = (self.url.clone(), self.cleanup());
         self.logins.clear();
@@ -981,7 +996,10 @@ async fn every_table_is_the_owners_and_granted() {
 /// roles work at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_roles_script_takes_over_a_schema_migrated_without_roles() {
-    let Some(url) = database_url() else { return };
+    let Some(db) = fresh_database().await else {
+        return;
+    };
+    let url = db.url();
     if !may_create_roles(&url).await {
         return;
     }
@@ -995,6 +1013,7 @@ async fn the_roles_script_takes_over_a_schema_migrated_without_roles() {
         url,
         names,
         logins: Vec::new(),
+        _db: db,
     };
     deployment.apply_roles().await.unwrap();
     let owned: i64 = sqlx::query_scalar(

@@ -4,7 +4,7 @@
 
 use sqlx::Connection as _;
 
-use crate::fixture::{database_url, drop_schema, fresh_schema};
+use crate::fixture::fresh_database;
 
 /// `url` with `sslmode=require` added to its query.
 fn with_tls(url: &str) -> String {
@@ -14,12 +14,11 @@ fn with_tls(url: &str) -> String {
 
 #[tokio::test]
 async fn a_store_url_that_requires_tls_connects_over_tls() {
-    let Some(url) = database_url() else {
+    let Some(db) = fresh_database().await else {
         return;
     };
-    let tls_url = with_tls(&url);
-    let schema = fresh_schema();
-    let store = store::PgStore::connect_in_schema(&tls_url, &schema)
+    let tls_url = with_tls(&db.url());
+    let store = store::PgStore::connect_in_schema(&tls_url, "thinline_it")
         .await
         .expect("a store over TLS (is the workspace's sqlx built with a TLS feature?)");
     use store::Store as _;
@@ -33,5 +32,4 @@ async fn a_store_url_that_requires_tls_connects_over_tls() {
             .await
             .unwrap();
     assert!(encrypted, "sslmode=require connected without TLS");
-    drop_schema(&url, &schema).await;
 }

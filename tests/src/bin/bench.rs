@@ -15,6 +15,7 @@ use anyhow::{Context, Result, bail};
 use protocol::Size;
 use tests::client::Client;
 use tests::host::{HostOptions, HostProcess};
+use tests::screen_text::ScreenText;
 use tests::tickets::new_session_id;
 use tests::{http, paths, percentile};
 
@@ -366,7 +367,7 @@ async fn type_keys(client: &mut Client, keys: usize, phase: Duration) -> Result<
     client.type_str("cat\r").await?;
     client
         .wait_for(ECHO_TIMEOUT, "cat to start", |s| {
-            s.cursor_col == 0 && s.cursor_line().is_empty() && s.text().contains("$ cat")
+            s.cursor().col == 0 && s.cursor_line().is_empty() && s.text().contains("$ cat")
         })
         .await?;
     let mut samples = Vec::with_capacity(keys);
@@ -377,30 +378,29 @@ async fn type_keys(client: &mut Client, keys: usize, phase: Duration) -> Result<
     for i in 0..keys + WARMUP_KEYS {
         ticker.tick().await;
         // Start a fresh line now and then so the typed line never wraps.
-        if client.screen.cursor_col >= 60 {
+        if client.screen.cursor().col >= 60 {
             // The terminal echoes the newline, then cat prints the line back:
             // wait for both, or the next key lands on a moving target.
-            let typed = client.screen.cursor_line().to_string();
+            let typed = client.screen.cursor_line();
             client.type_str("\r").await?;
             client
                 .wait_for(ECHO_TIMEOUT, "cat to print the line back", |s| {
-                    let row = usize::from(s.cursor_row);
-                    let above = |n: usize| row.checked_sub(n).and_then(|r| s.rows.get(r));
-                    s.cursor_col == 0 && above(1) == Some(&typed) && above(2) == Some(&typed)
+                    let row = s.cursor().row;
+                    let above = |n: u16| row.checked_sub(n).map(|r| s.row_text(r));
+                    s.cursor().col == 0
+                        && above(1).as_ref() == Some(&typed)
+                        && above(2).as_ref() == Some(&typed)
                 })
                 .await?;
         }
         let key = alphabet[i % alphabet.len()] as char;
-        let (row, col) = (client.screen.cursor_row, client.screen.cursor_col);
+        let (row, col) = (client.screen.cursor().row, client.screen.cursor().col);
         let sent = Instant::now();
         client.type_str(&key.to_string()).await?;
         client
             .wait_for(ECHO_TIMEOUT, &format!("the echo of {key:?}"), |s| {
-                s.cursor_col == col + 1
-                    && s.rows
-                        .get(usize::from(row))
-                        .and_then(|line| line.chars().nth(usize::from(col)))
-                        == Some(key)
+                s.cursor().col == col + 1
+                    && s.row_text(row).chars().nth(usize::from(col)) == Some(key)
             })
             .await?;
         if i >= WARMUP_KEYS {

@@ -556,3 +556,74 @@ fn frozen_timers_do_not_count_as_host_silence() {
     c.handle_timeout(heard + HEARTBEAT_TIMEOUT_MS);
     assert_eq!(c.phase(), Phase::Locating);
 }
+
+#[test]
+fn deliveries_are_shown_on_the_screen_as_every_glue_shows_them() {
+    use protocol::{RowUpdate, Size};
+
+    use crate::screen::Screen;
+
+    let size = Size { cols: 10, rows: 2 };
+    let mut screen = Screen::new(size);
+    let mut c = live(0);
+    let history = compress_lines(&[line("old-1"), line("old-2")]);
+    let d = c.handle_message(&msg(ServerToClientMsg::History(history)), 1);
+    assert_eq!(d.and_then(|d| d.show(&mut screen)), None);
+    assert_eq!(screen.scrollback_len(), 2);
+    let frame = Frame {
+        seq: 1,
+        size,
+        rows: vec![RowUpdate {
+            row: 1,
+            line: line("$ ls"),
+        }],
+        ..Frame::default()
+    };
+    let d = c.handle_message(&msg(ServerToClientMsg::Frame(frame)), 2);
+    assert_eq!(d.and_then(|d| d.show(&mut screen)), None);
+    assert_eq!(screen.row_text(1), "$ ls");
+    assert_eq!(screen.frames(), 1);
+
+    // Welcomed again to the same session: the next history replaces the
+    // scrollback rather than doubling it.
+    c.handle_close(1006, 3);
+    c.handle_timeout(1_000);
+    c.handle_open(1_000);
+    let d = c.handle_message(&welcome("h1", S1, 1, 0, false), 1_001);
+    assert_eq!(d.and_then(|d| d.show(&mut screen)), None);
+    let again = compress_lines(&[line("old-1"), line("old-2")]);
+    let d = c.handle_message(&msg(ServerToClientMsg::History(again)), 1_002);
+    d.and_then(|d| d.show(&mut screen));
+    assert_eq!(screen.scrollback_len(), 2);
+
+    let d = c.handle_message(&msg(ServerToClientMsg::Exited { status: Some(3) }), 1_003);
+    assert_eq!(
+        d.and_then(|d| d.show(&mut screen)).as_deref(),
+        Some("the program exited with status 3")
+    );
+}
+
+#[test]
+fn enter_answers_only_a_notice_that_asks_for_it() {
+    // Live: the key is the program's.
+    let mut c = live(0);
+    assert!(!c.enter_on_notice(1));
+    assert!(actions(&mut c).is_empty());
+    // A refusal: Enter asks the directory again.
+    c.handle_close(CloseCode::SignedOut.code(), 2);
+    assert!(c.enter_on_notice(3));
+    assert!(one_fetch(&actions(&mut c)).url.ends_with("/v1/placement"));
+    // Replaced: only "Take it back" answers.
+    let mut c = live(0);
+    c.handle_close(CloseCode::Replaced.code(), 1);
+    actions(&mut c);
+    assert!(!c.enter_on_notice(2));
+    assert!(actions(&mut c).is_empty());
+    assert_eq!(c.phase(), Phase::Closed(ClosedBecause::Replaced));
+    // Reconnecting after a drop: the key waits for the program.
+    let mut c = live(0);
+    c.handle_close(1006, 1);
+    actions(&mut c);
+    assert!(!c.enter_on_notice(2));
+    assert_eq!(c.phase(), Phase::Backoff);
+}

@@ -81,6 +81,14 @@ fn websocket_urls_follow_the_http_url() {
         websocket_url("https://h3.example/app/").as_deref(),
         Some("wss://h3.example/ws")
     );
+    assert_eq!(
+        websocket_url("http://127.0.0.1:81/").as_deref(),
+        Some("ws://127.0.0.1:81/ws")
+    );
+    assert_eq!(
+        websocket_url("https://h.example").as_deref(),
+        Some("wss://h.example/ws")
+    );
     assert_eq!(websocket_url("ftp://x"), None);
     assert_eq!(websocket_url("http://"), None);
     assert_eq!(websocket_url("http://user@evil"), None);
@@ -479,4 +487,26 @@ fn tickets_are_checked_before_they_are_kept() {
     // Never shown by Debug: it is a credential.
     assert!(!format!("{p:?}").contains("AQID"));
     assert!(!format!("{:?}", ticket("secret-ticket")).contains("secret"));
+}
+
+#[test]
+fn an_oversized_answer_is_read_as_no_answer() {
+    let huge = format!("{{\"user\":\"{}\"}}", "a".repeat(MAX_ANSWER));
+    assert_eq!(
+        HttpOutcome::answered(200, huge),
+        HttpOutcome::Response {
+            status: 200,
+            body: String::new()
+        }
+    );
+    let small = r#"{"user":"ada"}"#;
+    assert_eq!(HttpOutcome::answered(200, small.into()), ok(small));
+    // The body dropped, `/v1/me` gets nothing it can read: a failed replica.
+    assert_eq!(
+        answer(
+            Query::Me,
+            HttpOutcome::answered(200, "x".repeat(MAX_ANSWER + 1))
+        ),
+        Progress::RoundFailed
+    );
 }

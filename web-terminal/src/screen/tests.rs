@@ -278,6 +278,8 @@ fn history_replaces_on_reattach_and_appends_within_one() {
     s.begin_attach(true);
     s.apply_history(vec![line("a"), line("b"), line("c"), line("d")]);
     assert_eq!(s.scrollback_len(), 4);
+    let kept: Vec<String> = s.history().map(Line::text).collect();
+    assert_eq!(kept, ["a", "b", "c", "d"]);
     // Same session without history keeps what we had.
     s.begin_attach(true);
     s.apply_frame(frame(1, SMALL, &[]));

@@ -33,10 +33,6 @@ fn then_call(promise: &js_sys::Promise, resolve: impl Into<JsValue>, reject: imp
         .then(&resolve.into(), &reject.into());
 }
 
-/// Directory answers are a few hundred bytes; anything far larger is not
-/// one, and is not kept.
-const MAX_ANSWER: usize = 64 * 1024;
-
 #[derive(Default)]
 pub(super) struct Fetcher {
     /// `(id, response)`: the headers are in.
@@ -71,12 +67,9 @@ impl Fetcher {
                     return;
                 };
                 let status = status.as_f64().unwrap_or(0.0) as u16;
-                let mut body = text.as_string().unwrap_or_default();
-                if body.len() > MAX_ANSWER {
-                    body.clear();
-                }
+                let body = text.as_string().unwrap_or_default();
                 with_app(&app, |a| {
-                    a.finish_fetch(id, HttpOutcome::Response { status, body });
+                    a.finish_fetch(id, HttpOutcome::answered(status, body));
                     a.after_event();
                 });
             },

@@ -4,7 +4,7 @@
 use web_sys::{ClipboardEvent, KeyboardEvent, MouseEvent, WheelEvent};
 
 use super::App;
-use crate::connection::{ClosedBecause, Phase};
+use crate::connection::{Phase, TYPING_REFUSED};
 use crate::keys::{self, KeyAction, KeyPress, MouseButton, MouseKind, MouseReport, WheelAction};
 use crate::selection::{Granularity, Point, Selection};
 
@@ -16,7 +16,7 @@ impl App {
         self.blink_on = true;
         self.screen.mark_cursor_dirty();
         if !self.conn.send_input(bytes) && !matches!(self.conn.phase(), Phase::Closed(_)) {
-            self.notice("too much input is waiting for the host; typing was refused".to_owned());
+            self.notice(TYPING_REFUSED.to_owned());
         }
     }
 
@@ -25,21 +25,12 @@ impl App {
         if ev.is_composing() || matches!(key.as_str(), "Process" | "Dead" | "Unidentified") {
             return;
         }
-        if key == "Enter"
-            && matches!(
-                self.conn.phase(),
-                Phase::Closed(
-                    ClosedBecause::SessionEnded
-                        | ClosedBecause::Refused(_)
-                        | ClosedBecause::Unauthorized
-                        | ClosedBecause::TooManySessions
-                )
-            )
-        {
-            ev.prevent_default();
+        if key == "Enter" {
             let t = self.now();
-            self.conn.restart(t);
-            return;
+            if self.conn.enter_on_notice(t) {
+                ev.prevent_default();
+                return;
+            }
         }
         if ev.get_modifier_state("AltGraph") {
             return; // AltGr composes text: the input event brings it

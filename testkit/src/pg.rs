@@ -1,18 +1,21 @@
-//! A fresh PostgreSQL database per test or benchmark run.
+//! A fresh PostgreSQL database per test.
 //!
-//! Tests that stop a host's PostgreSQL path (through a
-//! [`crate::proxy::FaultProxy`]) or fill it with a hundred sessions must not
-//! see each other's rows, nor leave the shared `test` database dirty. Each
-//! gets its own database, created from `DATABASE_URL`'s server and dropped
-//! (forcibly, best effort) when the value is dropped.
+//! Tests run in parallel against one server (`DATABASE_URL`), fill it with
+//! sessions, cut processes off from it and run the roles script in it, so
+//! none may see another's rows or leave the shared `test` database dirty.
+//! Each gets a database of its own, created on `DATABASE_URL`'s server and
+//! dropped (forcibly, best effort) when the value is dropped; a test that
+//! needs a schema or roles of its own makes them inside it.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use sqlx::Connection;
 use sqlx::postgres::PgConnection;
 
-/// The variable `cargo xtask test` sets to the PostgreSQL the tests use.
+/// The variable naming the PostgreSQL server tests use (`cargo xtask
+/// test` sets it).
 pub const DATABASE_URL_VAR: &str = "DATABASE_URL";
 
 /// How long creating or dropping a database may take.
@@ -88,6 +91,7 @@ impl PgUrl {
 }
 
 /// A database that exists until this value is dropped.
+#[derive(Debug)]
 pub struct FreshDatabase {
     name: String,
     /// The server's URL with the original database, for administration.
@@ -110,6 +114,19 @@ impl FreshDatabase {
         .with_context(|| format!("creating database {name}"))?;
         let _ = conn.close().await;
         Ok(FreshDatabase { name, admin })
+    }
+
+    /// A fresh database on `DATABASE_URL`'s server, or `None` (with a note
+    /// on stderr) when it is not set: the PostgreSQL half of a suite is then
+    /// skipped on a developer machine, and `cargo xtask test` always sets it.
+    pub async fn from_env(prefix: &str) -> Result<Option<FreshDatabase>> {
+        match database_url() {
+            Some(url) => Self::create(&url, prefix).await.map(Some),
+            None => {
+                eprintln!("{DATABASE_URL_VAR} is not set: skipping the PostgreSQL backend");
+                Ok(None)
+            }
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -138,7 +155,7 @@ impl FreshDatabase {
     }
 
     /// The server's address, for a proxy to forward to.
-    pub fn server_addr(&self) -> Result<std::net::SocketAddr> {
+    pub fn server_addr(&self) -> Result<SocketAddr> {
         let host = if self.admin.host == "localhost" {
             "127.0.0.1"
         } else {
@@ -147,7 +164,13 @@ impl FreshDatabase {
         let ip: std::net::IpAddr = host
             .parse()
             .with_context(|| format!("PostgreSQL host {host:?} is not an IP address"))?;
-        Ok(std::net::SocketAddr::new(ip, self.admin.port))
+        Ok(SocketAddr::new(ip, self.admin.port))
+    }
+
+    /// A plain connection to this database, for statements a test runs
+    /// itself.
+    pub async fn connect(&self) -> Result<PgConnection> {
+        admin_connection(&self.url()).await
     }
 }
 
@@ -160,7 +183,7 @@ async fn admin_connection(url: &str) -> Result<PgConnection> {
 
 impl Drop for FreshDatabase {
     fn drop(&mut self) {
-        // Drop runs inside the test's runtime, which cannot be blocked on;
+        // Drop may run inside a test's runtime, which cannot be blocked on;
         // a short-lived thread with its own runtime does the cleanup.
         let admin = self.admin.render();
         let name = self.name.clone();
@@ -190,11 +213,11 @@ impl Drop for FreshDatabase {
 
 #[cfg(test)]
 mod tests {
-    use super::PgUrl;
+    use super::*;
 
     #[test]
-    fn rewrites_database_and_port() {
-        let url = PgUrl::parse("postgres://postgres@127.0.0.1:5432/test").expect("parses");
+    fn rewrites_database_and_port() -> Result<()> {
+        let url = PgUrl::parse("postgres://postgres@127.0.0.1:5432/test")?;
         assert_eq!(url.host, "127.0.0.1");
         assert_eq!(url.port, 5432);
         assert_eq!(url.database, "test");
@@ -205,7 +228,7 @@ mod tests {
         };
         assert_eq!(moved.render(), "postgres://postgres@127.0.0.1:40001/other");
 
-        let bare = PgUrl::parse("postgresql://localhost/db?sslmode=disable").expect("parses");
+        let bare = PgUrl::parse("postgresql://localhost/db?sslmode=disable")?;
         assert_eq!(bare.port, 5432);
         assert_eq!(bare.userinfo, None);
         assert_eq!(
@@ -213,5 +236,29 @@ mod tests {
             "postgresql://localhost:5432/db?sslmode=disable"
         );
         assert!(PgUrl::parse("sqlite:/tmp/x").is_err());
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_fresh_database_is_there_until_dropped() -> Result<()> {
+        let Some(db) = FreshDatabase::from_env("testkit").await? else {
+            return Ok(());
+        };
+        let name = db.name().to_owned();
+        let mut conn = db.connect().await?;
+        let (current,): (String,) = sqlx::query_as("SELECT current_database()")
+            .fetch_one(&mut conn)
+            .await?;
+        assert_eq!(current, name);
+        conn.close().await?;
+        let admin = db.admin.render();
+        drop(db);
+        let mut conn = admin_connection(&admin).await?;
+        let (left,): (i64,) = sqlx::query_as("SELECT count(*) FROM pg_database WHERE datname = $1")
+            .bind(&name)
+            .fetch_one(&mut conn)
+            .await?;
+        assert_eq!(left, 0, "{name} outlived its value");
+        Ok(())
     }
 }

@@ -1,11 +1,13 @@
 //! A fault-injecting TCP proxy on loopback, for outage tests.
 //!
-//! These machines have no `tc netem`, and stopping a shared PostgreSQL
-//! would disturb every other test, so a test puts this proxy between a
-//! process and the service it depends on and breaks the path instead: it
-//! can cut every live connection, refuse new ones (accept and reset at
-//! once), black-hole them (accept and never answer), stall live ones (keep
-//! them open but forward nothing), and restore normal forwarding.
+//! These machines have no `tc netem`, and stopping a shared PostgreSQL or
+//! killing a live host would not show what a broken path does, so a test
+//! puts this proxy between a client and the service it depends on and
+//! breaks the path instead: it can cut every live connection (a Wi-Fi
+//! blip), refuse new ones (accept and reset at once), black-hole them
+//! (accept and never answer), stall live ones (keep them open but forward
+//! nothing), point new connections elsewhere, and go back to plain
+//! forwarding.
 //!
 //! Everything is bounded: it listens and connects on loopback only, holds
 //! at most [`MAX_CONNECTIONS`] connections (more are reset), gives a
@@ -49,6 +51,9 @@ pub enum NewConnections {
 #[derive(Clone, Copy, Debug)]
 struct Faults {
     new: NewConnections,
+    /// Where new connections go; `None` resets them, like a port nobody
+    /// listens on.
+    target: Option<SocketAddr>,
     /// Live connections keep their sockets but forward nothing.
     stalled: bool,
     /// Bumped to close every connection open at that moment.
@@ -67,7 +72,6 @@ struct Counters {
 pub struct FaultProxy {
     /// The loopback port clients connect to.
     pub port: u16,
-    pub target: SocketAddr,
     faults: watch::Sender<Faults>,
     counters: Arc<Counters>,
     accept_task: JoinHandle<()>,
@@ -77,40 +81,65 @@ impl FaultProxy {
     /// Starts forwarding a fresh loopback port to `target`, which must be a
     /// loopback address too.
     pub async fn start(target: SocketAddr) -> Result<FaultProxy> {
-        ensure!(
-            target.ip().is_loopback(),
-            "the fault proxy only forwards to loopback, not {target}"
-        );
+        let proxy = Self::start_without_target().await?;
+        proxy.retarget(target)?;
+        Ok(proxy)
+    }
+
+    /// Starts listening before the target is known (a host whose public url
+    /// must name the proxy before the host starts): connections are reset
+    /// until [`FaultProxy::retarget`].
+    pub async fn start_without_target() -> Result<FaultProxy> {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .await
             .context("binding the fault proxy")?;
         let port = listener.local_addr()?.port();
         let (faults, _) = watch::channel(Faults {
             new: NewConnections::Forward,
+            target: None,
             stalled: false,
             generation: 0,
             holes: 0,
         });
         let counters = Arc::new(Counters::default());
-        let accept_task = tokio::spawn(accept_loop(
-            listener,
-            target,
-            faults.subscribe(),
-            counters.clone(),
-        ));
+        let accept_task = tokio::spawn(accept_loop(listener, faults.subscribe(), counters.clone()));
         Ok(FaultProxy {
             port,
-            target,
             faults,
             counters,
             accept_task,
         })
     }
 
+    /// `http://127.0.0.1:PORT`: what a server behind the proxy registers
+    /// as its url.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Sends connections that arrive from now on to `target` (loopback
+    /// only); open ones stay where they are.
+    pub fn retarget(&self, target: SocketAddr) -> Result<()> {
+        ensure!(
+            target.ip().is_loopback(),
+            "the fault proxy only forwards to loopback, not {target}"
+        );
+        self.faults.send_modify(|f| f.target = Some(target));
+        Ok(())
+    }
+
+    /// [`FaultProxy::retarget`] to a loopback port.
+    pub fn retarget_port(&self, port: u16) -> Result<()> {
+        self.retarget(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
+    }
+
     /// Closes every connection open now (forwarded, stalled or
-    /// black-holed); what arrives later is treated as the mode says.
-    pub fn cut_all(&self) {
+    /// black-holed) and returns how many there were; what arrives later is
+    /// treated as the mode says.
+    pub fn cut_all(&self) -> usize {
+        let open = self.live_connections();
         self.faults.send_modify(|f| f.generation += 1);
+        open
     }
 
     /// Decides what happens to connections that arrive from now on.
@@ -170,7 +199,6 @@ impl Drop for FaultProxy {
 
 async fn accept_loop(
     listener: TcpListener,
-    target: SocketAddr,
     faults: watch::Receiver<Faults>,
     counters: Arc<Counters>,
 ) {
@@ -182,9 +210,11 @@ async fn accept_loop(
         };
         counters.accepted.fetch_add(1, Ordering::Relaxed);
         let now = *faults.borrow();
-        if now.new == NewConnections::Refuse
-            || counters.live.load(Ordering::Relaxed) >= MAX_CONNECTIONS
-        {
+        let target = match (now.new, now.target) {
+            (NewConnections::Refuse, _) | (NewConnections::Forward, None) => None,
+            (_, target) => Some(target),
+        };
+        if target.is_none() || counters.live.load(Ordering::Relaxed) >= MAX_CONNECTIONS {
             reset(client);
             continue;
         }
@@ -192,15 +222,17 @@ async fn accept_loop(
         let counters = counters.clone();
         let mut faults = faults.clone();
         tokio::spawn(async move {
-            match now.new {
-                NewConnections::BlackHole => {
+            match (now.new, now.target) {
+                (NewConnections::Forward, Some(target)) => {
+                    forward(client, target, faults, now.generation).await;
+                }
+                _ => {
                     // Hold the socket, unread, until it is cut or restored.
                     let _ = faults
                         .wait_for(|f| f.generation != now.generation || f.holes != now.holes)
                         .await;
                     reset(client);
                 }
-                _ => forward(client, target, faults, now.generation).await,
             }
             counters.live.fetch_sub(1, Ordering::Relaxed);
         });
@@ -307,6 +339,19 @@ mod tests {
         Ok(TcpStream::connect((Ipv4Addr::LOCALHOST, proxy.port)).await?)
     }
 
+    /// Whether the connection ends (end of file or reset) within `wait`
+    /// instead of answering.
+    async fn ends(stream: &mut TcpStream, wait: Duration) -> Result<bool> {
+        let mut buf = [0u8; 8];
+        let after = tokio::time::timeout(wait, async {
+            let _ = stream.write_all(b"x").await;
+            stream.read(&mut buf).await
+        })
+        .await
+        .context("the connection stayed open")?;
+        Ok(matches!(after, Ok(0) | Err(_)))
+    }
+
     const PATIENCE: Duration = Duration::from_secs(5);
 
     #[tokio::test]
@@ -316,25 +361,36 @@ mod tests {
         assert_eq!(round_trip(&mut live, b"one", PATIENCE).await?, b"one");
 
         proxy.fail_refusing();
-        // The cut connection ends: end of file or a reset, not an echo.
-        let mut buf = [0u8; 8];
-        let after_cut = tokio::time::timeout(PATIENCE, async {
-            let _ = live.write_all(b"x").await;
-            live.read(&mut buf).await
-        })
-        .await
-        .context("the cut connection stayed open")?;
-        assert!(matches!(after_cut, Ok(0) | Err(_)), "{after_cut:?}");
-
+        assert!(
+            ends(&mut live, PATIENCE).await?,
+            "the cut connection answered"
+        );
         let mut refused = connect(&proxy).await?;
-        let answer = tokio::time::timeout(PATIENCE, refused.read(&mut buf))
-            .await
-            .context("a refused connection stayed open")?;
-        assert!(matches!(answer, Ok(0) | Err(_)), "{answer:?}");
+        assert!(
+            ends(&mut refused, PATIENCE).await?,
+            "a refused one answered"
+        );
 
         proxy.restore();
         let mut again = connect(&proxy).await?;
         assert_eq!(round_trip(&mut again, b"two", PATIENCE).await?, b"two");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn cuts_count_the_connections_they_end() -> Result<()> {
+        let proxy = FaultProxy::start(echo_server().await?).await?;
+        let mut first = connect(&proxy).await?;
+        let mut second = connect(&proxy).await?;
+        assert_eq!(round_trip(&mut first, b"a", PATIENCE).await?, b"a");
+        assert_eq!(round_trip(&mut second, b"b", PATIENCE).await?, b"b");
+        assert_eq!(proxy.cut_all(), 2);
+        assert!(ends(&mut first, PATIENCE).await?);
+        assert!(ends(&mut second, PATIENCE).await?);
+        // New connections are forwarded as before.
+        let mut third = connect(&proxy).await?;
+        assert_eq!(round_trip(&mut third, b"c", PATIENCE).await?, b"c");
+        assert_eq!(proxy.accepted_total(), 3);
         Ok(())
     }
 
@@ -373,6 +429,35 @@ mod tests {
         assert_eq!(&got, b"b");
         let dropped = tokio::time::timeout(PATIENCE, hole.read(&mut buf)).await?;
         assert!(matches!(dropped, Ok(0) | Err(_)), "{dropped:?}");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn resets_until_given_a_target_then_follows_retargets() -> Result<()> {
+        let proxy = FaultProxy::start_without_target().await?;
+        let mut early = connect(&proxy).await?;
+        assert!(ends(&mut early, PATIENCE).await?, "forwarded to nowhere");
+
+        let first = echo_server().await?;
+        proxy.retarget(first)?;
+        let mut to_first = connect(&proxy).await?;
+        assert_eq!(round_trip(&mut to_first, b"1", PATIENCE).await?, b"1");
+
+        // A server that says who it is, to tell where connections went.
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+        let second = listener.local_addr()?;
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let _ = stream.write_all(b"2").await;
+            }
+        });
+        proxy.retarget_port(second.port())?;
+        let mut to_second = connect(&proxy).await?;
+        let mut got = [0u8; 1];
+        tokio::time::timeout(PATIENCE, to_second.read_exact(&mut got)).await??;
+        assert_eq!(&got, b"2");
+        // The connection opened before the retarget still reaches the first.
+        assert_eq!(round_trip(&mut to_first, b"3", PATIENCE).await?, b"3");
         Ok(())
     }
 
