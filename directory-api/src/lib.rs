@@ -33,8 +33,8 @@ pub use service::{
     LoginForm, Me, StoreKind,
 };
 pub use sessions::{
-    EndAnswer, EndedState, Placement, PlacementRequest, Session, SessionState, UnreachableAnswer,
-    UnreachableRequest,
+    EndAnswer, EndedState, Placement, PlacementRequest, RenewalRequest, Session, SessionState,
+    UnreachableAnswer, UnreachableRequest,
 };
 
 #[cfg(test)]

@@ -73,6 +73,29 @@ pub struct UnreachableRequest {
     pub epoch: u64,
 }
 
+/// `POST /v1/sessions/{id}/ticket`: a fresh ticket for the host the client
+/// is attached to right now, at the epoch it was welcomed at.
+///
+/// A live page renews its ticket this way, so that a reconnect after a
+/// drop needs no directory. Unlike a placement, a renewal never moves the
+/// session off the host the page is attached to: a working connection is
+/// better evidence that the host lives than any lease, whose renewal a busy
+/// store may only have delayed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RenewalRequest {
+    /// The host the client is attached to.
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::host_id))]
+    pub host: String,
+    /// The epoch that host welcomed the client at.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(minimum = 0, maximum = 18_446_744_073_709_551_615_u64)
+    )]
+    pub epoch: u64,
+}
+
 /// The directory's decision on an unreachable owner, with a fresh ticket
 /// for the host it names. `decision` tells the two apart on the wire.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

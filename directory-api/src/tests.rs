@@ -81,6 +81,22 @@ fn placement_requests_take_what_clients_send_and_nothing_else() {
 }
 
 #[test]
+fn a_renewal_names_the_host_and_epoch_the_client_is_attached_at() {
+    pins(
+        RenewalRequest {
+            host: "h1".into(),
+            epoch: 3,
+        },
+        json!({ "host": "h1", "epoch": 3 }),
+    );
+    assert!(
+        serde_json::from_value::<RenewalRequest>(json!({ "host": "h1", "epoch": 3, "new": true }))
+            .is_err(),
+        "a renewal is not a placement"
+    );
+}
+
+#[test]
 fn unreachable_reports_and_decisions_are_written_as_they_always_were() {
     pins(
         UnreachableRequest {

@@ -15,7 +15,9 @@
 //! or stopped host looks silent, so the directory waits for its lease to
 //! expire. A draining owner has let go of its sessions and counts as gone.
 //! When a session moves it goes to the least-loaded live host that is not
-//! draining and is not the owner being left.
+//! draining and is not the owner being left. A live client renewing its
+//! ticket while attached to the owner at the current epoch is never moved:
+//! its connection proves the owner alive, whatever the lease says.
 
 use store::{HostRecord, Millis, SessionRecord, SessionState};
 
@@ -23,6 +25,14 @@ use store::{HostRecord, Millis, SessionRecord, SessionState};
 /// the session at `epoch`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UnreachableReport {
+    pub host: String,
+    pub epoch: u64,
+}
+
+/// A live client's word that it is attached to `host`, welcomed at
+/// `epoch`: what a ticket renewal says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attachment {
     pub host: String,
     pub epoch: u64,
 }
@@ -120,6 +130,7 @@ pub struct FailoverPlan<'a> {
     /// and never by this process's clock.
     now: Millis,
     report: Option<&'a UnreachableReport>,
+    attachment: Option<&'a Attachment>,
 }
 
 impl<'a> FailoverPlan<'a> {
@@ -131,12 +142,21 @@ impl<'a> FailoverPlan<'a> {
             hosts,
             now,
             report: None,
+            attachment: None,
         }
     }
 
     /// A plan answering a client that cannot reach an owner.
     pub fn with_report(mut self, report: &'a UnreachableReport) -> Self {
         self.report = Some(report);
+        self
+    }
+
+    /// A plan renewing the ticket of a client attached to a host: the
+    /// owner it is attached to at the current epoch keeps the session,
+    /// whatever its lease says (see `decide`).
+    pub fn with_attachment(mut self, attachment: &'a Attachment) -> Self {
+        self.attachment = Some(attachment);
         self
     }
 
@@ -155,6 +175,22 @@ impl<'a> FailoverPlan<'a> {
             .iter()
             .find(|host| host.id == session.owner_host)
             .filter(|host| host.is_live(self.now) && !host.is_draining());
+        // A client attached to the owner at the current epoch has a
+        // working connection to it: better evidence that the owner lives
+        // than its lease, which a store too busy to take the renewal in
+        // time may have let lapse. Moving the session would restart its
+        // programs for nothing, so the renewal keeps it where it is. A
+        // draining owner has let go of the session, attached or not.
+        if let Some(attached) = self.attachment
+            && attached.host == session.owner_host
+            && attached.epoch == session.epoch
+            && let Some(owner) = self
+                .hosts
+                .iter()
+                .find(|host| host.id == session.owner_host && !host.is_draining())
+        {
+            return self.current(owner);
+        }
         let Some(report) = self.report else {
             return match live_owner {
                 Some(owner) => self.current(owner),

@@ -80,6 +80,7 @@ fn routes(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(sessions::placement))
         .routes(routes!(sessions::list_sessions))
         .routes(routes!(sessions::unreachable))
+        .routes(routes!(sessions::renew_ticket))
         .routes(routes!(sessions::end_json))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),

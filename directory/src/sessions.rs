@@ -1,5 +1,6 @@
-//! Sessions over HTTP: placement, unreachable-owner reports, the list and
-//! ending one, each for the signed-in user's own sessions only.
+//! Sessions over HTTP: placement, unreachable-owner reports, ticket
+//! renewals, the list and ending one, each for the signed-in user's own
+//! sessions only.
 //!
 //! This is the IO shell around [`FailoverPlan`]: it reads the session, the
 //! hosts and the backend's clock, probes the owner when the plan asks, and
@@ -25,8 +26,8 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use directory_api::openapi::SessionPath;
 use directory_api::{
-    EndAnswer, EndedState, ErrorAnswer, Placement, PlacementRequest, Session, UnreachableAnswer,
-    UnreachableRequest,
+    EndAnswer, EndedState, ErrorAnswer, Placement, PlacementRequest, RenewalRequest, Session,
+    UnreachableAnswer, UnreachableRequest,
 };
 use protocol::SessionId;
 use store::{SessionRecord, SessionState, StoreError};
@@ -34,7 +35,7 @@ use store::{SessionRecord, SessionState, StoreError};
 use crate::edge::AllowedOrigin;
 use crate::error::{AppError, JsonObject, object_body};
 use crate::failover::{
-    Decision, FailoverPlan, ProbeOutcome, Target, UnreachableReport, least_loaded,
+    Attachment, Decision, FailoverPlan, ProbeOutcome, Target, UnreachableReport, least_loaded,
 };
 use crate::hosts::check_host_id;
 use crate::probe::{end_on_host, probe_owner};
@@ -134,7 +135,9 @@ pub async fn placement(
         return new_session(&state, &signed_in).await.map(Json);
     };
     let id = stored_id(&record)?;
-    let (target, epoch) = resolve(&state, record, None).await?.into_target();
+    let (target, epoch) = resolve(&state, record, Asked::Placement)
+        .await?
+        .into_target();
     let (ticket, ticket_expires_in_ms) = issue_ticket(&state, &signed_in, id, &target.host, epoch)?;
     Ok(Json(Placement {
         session: id,
@@ -235,7 +238,7 @@ pub async fn unreachable(
         host: request.host,
         epoch: request.epoch,
     };
-    let answer = match resolve(&state, record, Some(&report)).await? {
+    let answer = match resolve(&state, record, Asked::Unreachable(&report)).await? {
         Resolved::Retry(target, epoch) => {
             let (ticket, ticket_expires_in_ms) =
                 issue_ticket(&state, &signed_in, id, &target.host, epoch)?;
@@ -262,6 +265,60 @@ pub async fn unreachable(
         }
     };
     Ok(Json(answer))
+}
+
+/// A fresh ticket for the host the client is attached to
+///
+/// For a live page, which renews its ticket in the background so that a
+/// reconnect after a drop needs no directory. When host and epoch are the
+/// session's current owner and epoch, the answer names that owner whatever
+/// its lease says: a working connection is better evidence that it lives,
+/// and moving the session would restart its programs. Otherwise (the
+/// session moved on, or its owner drains) the answer is a placement's.
+/// Only the caller's own sessions; needs an allowed Origin.
+#[utoipa::path(
+    post,
+    path = "/sessions/{id}/ticket",
+    params(SessionPath),
+    security(("loginCookie" = [])),
+    request_body = RenewalRequest,
+    responses(
+        (status = 200, description = "OK", body = Placement),
+        (status = 400, description = "malformed session id, host or body", body = ErrorAnswer),
+        (status = 401, description = "not signed in; open /login", body = ErrorAnswer),
+        (status = 403, description = "the Origin is missing or not allowed", body = ErrorAnswer),
+        (status = 404, description = "the caller has no such session", body = ErrorAnswer),
+        (status = 409, description = "the session has ended", body = ErrorAnswer),
+        (status = 503, description = "no healthy host, or the store is unavailable", body = ErrorAnswer),
+    )
+)]
+pub async fn renew_ticket(
+    State(state): State<AppState>,
+    _origin: AllowedOrigin,
+    signed_in: SignedIn,
+    Path(id): Path<String>,
+    body: Result<Json<JsonObject>, JsonRejection>,
+) -> Result<Json<Placement>, AppError> {
+    let request: RenewalRequest = object_body(body)?;
+    let id = parse_session_id(&id)?;
+    check_host_id(&request.host)?;
+    let record = own_session(&state, &signed_in.user, id).await?;
+    let attachment = Attachment {
+        host: request.host,
+        epoch: request.epoch,
+    };
+    let (target, epoch) = resolve(&state, record, Asked::Renewal(&attachment))
+        .await?
+        .into_target();
+    let (ticket, ticket_expires_in_ms) = issue_ticket(&state, &signed_in, id, &target.host, epoch)?;
+    Ok(Json(Placement {
+        session: id,
+        host: target.host,
+        url: target.url,
+        epoch,
+        ticket,
+        ticket_expires_in_ms,
+    }))
 }
 
 /// The caller's sessions, newest first
@@ -443,19 +500,32 @@ impl Resolved {
     }
 }
 
+/// Which question about a session the directory is answering.
+#[derive(Clone, Copy, Debug)]
+enum Asked<'a> {
+    /// Where is it? (`/v1/placement`)
+    Placement,
+    /// Its owner does not answer the client.
+    Unreachable(&'a UnreachableReport),
+    /// A fresh ticket for the host the client is attached to.
+    Renewal(&'a Attachment),
+}
+
 /// Decides where a running session is served, moving it if the plan says
 /// so. `record` is the first read; later rounds read again.
 async fn resolve(
     state: &AppState,
     mut record: SessionRecord,
-    report: Option<&UnreachableReport>,
+    asked: Asked<'_>,
 ) -> Result<Resolved, AppError> {
     for _ in 0..MOVE_ATTEMPTS {
         let hosts = state.store.list_hosts().await?;
         let now = state.store.now().await?;
         let mut plan = FailoverPlan::new(&record, &hosts, now);
-        if let Some(report) = report {
-            plan = plan.with_report(report);
+        match asked {
+            Asked::Placement => {}
+            Asked::Unreachable(report) => plan = plan.with_report(report),
+            Asked::Renewal(attachment) => plan = plan.with_attachment(attachment),
         }
         let mut decision = plan.decide(&ProbeOutcome::NotProbed);
         if let Decision::Probe { host, url } = &decision {

@@ -95,6 +95,14 @@ pub enum Query {
         session: Option<SessionId>,
         new: bool,
     },
+    /// `POST /v1/sessions/{id}/ticket`: a fresh ticket for the host this
+    /// live page is attached to, welcomed at `epoch`. Unlike a placement it
+    /// never moves the session off that host, whatever its lease says.
+    Renewal {
+        session: SessionId,
+        host: String,
+        epoch: u64,
+    },
     /// `POST /v1/sessions/{id}/unreachable`: the owner does not answer.
     Unreachable {
         session: SessionId,
@@ -309,6 +317,18 @@ impl DirectoryClient {
                     (None, false) => "{}".to_owned(),
                 }),
             ),
+            Query::Renewal {
+                session,
+                host,
+                epoch,
+            } => (
+                "POST",
+                format!("/v1/sessions/{session}/ticket"),
+                Some(format!(
+                    "{{\"host\":{},\"epoch\":{epoch}}}",
+                    json_string(host)
+                )),
+            ),
             Query::Unreachable {
                 session,
                 host,
@@ -496,7 +516,7 @@ fn interpret(query: &Query, outcome: &HttpOutcome, login: String) -> Result<Answ
                 Answer::Directories(bases)
             })
         }
-        (Query::Placement { .. }, 200) => json
+        (Query::Placement { .. } | Query::Renewal { .. }, 200) => json
             .as_ref()
             .and_then(placement)
             .filter(|p| p.session.is_some())
@@ -529,6 +549,7 @@ fn interpret(query: &Query, outcome: &HttpOutcome, login: String) -> Result<Answ
             Query::Placement {
                 session: Some(_), ..
             }
+            | Query::Renewal { .. }
             | Query::Unreachable { .. },
             404,
         ) => Ok(Answer::UnknownSession),
@@ -536,6 +557,7 @@ fn interpret(query: &Query, outcome: &HttpOutcome, login: String) -> Result<Answ
             Query::Placement {
                 session: Some(_), ..
             }
+            | Query::Renewal { .. }
             | Query::Unreachable { .. },
             409,
         ) => Ok(Answer::SessionEnded),

@@ -293,3 +293,98 @@ fn only_refusal_and_another_host_prove_death() {
     assert!(!ProbeOutcome::Inconclusive.proves_dead());
     assert!(!ProbeOutcome::NotProbed.proves_dead());
 }
+
+#[test]
+fn a_client_attached_to_its_owner_keeps_the_session_though_the_lease_lapsed() {
+    // The owner's lease lapsed (a busy store took its renewal late), but
+    // the client renewing its ticket is attached to it right now.
+    let hosts = [host("h1", 0, false), host("h2", 0, true)];
+    let record = session("h1", 3);
+    let attached = Attachment {
+        host: "h1".into(),
+        epoch: 3,
+    };
+    let plan = FailoverPlan::new(&record, &hosts, NOW).with_attachment(&attached);
+    assert_eq!(
+        plan.decide(&ProbeOutcome::NotProbed),
+        Decision::Current {
+            owner: target("h1"),
+            epoch: 3
+        }
+    );
+    // A placement without that word moves it, as before.
+    assert_eq!(
+        FailoverPlan::new(&record, &hosts, NOW).decide(&ProbeOutcome::NotProbed),
+        moves(3, "h1", "h2")
+    );
+}
+
+#[test]
+fn an_attachment_the_record_has_moved_past_is_a_placement() {
+    let hosts = [
+        host("h1", 0, false),
+        host("h2", 0, true),
+        host("h3", 5, true),
+    ];
+    // Already moved to h2 at epoch 4: the client's attachment at epoch 3
+    // is to a fenced copy, and it is sent to the current owner.
+    let record = session("h2", 4);
+    let stale = Attachment {
+        host: "h1".into(),
+        epoch: 3,
+    };
+    let plan = FailoverPlan::new(&record, &hosts, NOW).with_attachment(&stale);
+    assert_eq!(
+        plan.decide(&ProbeOutcome::NotProbed),
+        Decision::Current {
+            owner: target("h2"),
+            epoch: 4
+        }
+    );
+    // A claim of an epoch the record never reached, or of another host,
+    // proves nothing either: the lapsed owner's session moves.
+    let record = session("h1", 3);
+    for claim in [
+        Attachment {
+            host: "h1".into(),
+            epoch: 4,
+        },
+        Attachment {
+            host: "h3".into(),
+            epoch: 3,
+        },
+    ] {
+        let plan = FailoverPlan::new(&record, &hosts, NOW).with_attachment(&claim);
+        assert_eq!(plan.decide(&ProbeOutcome::NotProbed), moves(3, "h1", "h2"));
+    }
+}
+
+#[test]
+fn an_attachment_to_a_draining_or_unknown_owner_moves_the_session() {
+    let record = session("h1", 3);
+    let attached = Attachment {
+        host: "h1".into(),
+        epoch: 3,
+    };
+    for hosts in [
+        vec![draining(host("h1", 0, true)), host("h2", 0, true)],
+        vec![operator_drained(host("h1", 0, false)), host("h2", 0, true)],
+        vec![host("h2", 0, true)],
+    ] {
+        let plan = FailoverPlan::new(&record, &hosts, NOW).with_attachment(&attached);
+        assert_eq!(plan.decide(&ProbeOutcome::NotProbed), moves(3, "h1", "h2"));
+    }
+}
+
+#[test]
+fn an_attachment_never_revives_an_ended_session() {
+    let hosts = [host("h1", 0, true)];
+    let mut record = session("h1", 3);
+    record.state = SessionState::Ended;
+    let attached = Attachment {
+        host: "h1".into(),
+        epoch: 3,
+    };
+    let plan = FailoverPlan::new(&record, &hosts, NOW).with_attachment(&attached);
+    assert_eq!(plan.decide(&ProbeOutcome::NotProbed), Decision::Ended);
+}

@@ -177,6 +177,7 @@ fn answers() -> Vec<(&'static str, &'static str, u16, Value)> {
         ("delete", "/v1/hosts/{id}/drain", 200, to_json(&drained)),
         ("get", "/v1/me", 200, to_json(Me { user: "ada".into() })),
         ("post", "/v1/placement", 200, to_json(&placement)),
+        ("post", "/v1/sessions/{id}/ticket", 200, to_json(&placement)),
         (
             "post",
             "/v1/sessions/{id}/unreachable",
@@ -364,6 +365,25 @@ async fn requests_the_types_make_are_allowed_and_refused_ones_are_not() {
         assert!(!unreachable.is_valid(&bad), "{bad}");
     }
 
+    let renewal = request_schema(
+        &document,
+        "post",
+        "/v1/sessions/{id}/ticket",
+        "application/json",
+    );
+    let attached = to_json(RenewalRequest {
+        host: "h-1.eu_west".into(),
+        epoch: u64::MAX,
+    });
+    assert_valid(&renewal, &attached, "a renewal");
+    let mut bad_host = attached.clone();
+    bad_host["host"] = json!("h 1");
+    let mut placement_too = attached.clone();
+    placement_too["new"] = json!(true);
+    for bad in [bad_host, placement_too, json!({ "host": "h1" }), json!([])] {
+        assert!(!renewal.is_valid(&bad), "{bad}");
+    }
+
     let login = request_schema(
         &document,
         "post",
@@ -401,6 +421,7 @@ async fn published_id_patterns_accept_exactly_what_the_handlers_accept() {
     for path in [
         "/v1/sessions/{id}/end",
         "/v1/sessions/{id}/unreachable",
+        "/v1/sessions/{id}/ticket",
         "/sessions/{id}/end",
     ] {
         let schema = param(path, "post");
@@ -467,7 +488,7 @@ async fn every_documented_operation_is_routed() {
             operations += 1;
         }
     }
-    assert_eq!(operations, 18);
+    assert_eq!(operations, 19);
     // And the fallbacks themselves are what an unknown path gets.
     let (status, body) = call(Method::GET, "/v1/nothing").await;
     assert_eq!(status, StatusCode::NOT_FOUND);

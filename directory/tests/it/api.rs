@@ -361,6 +361,94 @@ pub async fn placement_moves_a_session_whose_owner_expired(db: &Db) {
     assert_eq!(epoch_of(&dir, SESSION).await, ("h2".to_owned(), 6));
 }
 
+/// A live page renews its ticket naming the host it is attached to. The
+/// owner's lease has lapsed (a busy store took its renewal late), but the
+/// page's working connection outweighs it: the renewal names the same host
+/// at the same epoch and moves nothing, where a placement would move the
+/// session and restart its programs.
+pub async fn a_renewal_keeps_the_session_on_the_host_it_is_attached_to(db: &Db) {
+    let dir = directory(db).await;
+    let ada = dir.sign_in_as("ada").await;
+    dir.lease("h1", "http://127.0.0.1:8081", SHORT_TTL, 0).await;
+    dir.lease("h2", "http://127.0.0.1:8082", LONG_TTL, 8).await;
+    create_session(&*dir.store, SESSION, "h1", 5).await;
+    wait_until(Duration::from_secs(5), "h1's lease to expire", || async {
+        !dir.is_live("h1").await
+    })
+    .await;
+    let renew = |host: &'static str, epoch: u64| {
+        let ada = &ada;
+        async move {
+            ada.post(
+                &format!("/v1/sessions/{SESSION}/ticket"),
+                json!({ "host": host, "epoch": epoch }),
+            )
+            .await
+        }
+    };
+
+    for _ in 0..2 {
+        let renewed = renew("h1", 5).await;
+        assert_eq!(
+            verified(&dir, &renewed, &ada, SESSION),
+            json!({ "session": SESSION, "host": "h1", "url": "http://127.0.0.1:8081", "epoch": 5 })
+        );
+        assert_eq!(epoch_of(&dir, SESSION).await, ("h1".to_owned(), 5));
+    }
+
+    // A claim the record does not bear out is a placement: the session
+    // moves off the lapsed owner, once, and later renewals naming the old
+    // attachment are sent to the new owner.
+    let moved = renew("h1", 4).await;
+    assert_eq!(
+        verified(&dir, &moved, &ada, SESSION),
+        json!({ "session": SESSION, "host": "h2", "url": "http://127.0.0.1:8082", "epoch": 6 })
+    );
+    let stale = renew("h1", 5).await;
+    assert_eq!(
+        verified(&dir, &stale, &ada, SESSION),
+        json!({ "session": SESSION, "host": "h2", "url": "http://127.0.0.1:8082", "epoch": 6 })
+    );
+    assert_eq!(epoch_of(&dir, SESSION).await, ("h2".to_owned(), 6));
+
+    // Refusals like the other session routes: others' and unknown
+    // sessions alike, ended ones, and bodies that are not a renewal.
+    let bob = dir.sign_in_as("bob").await;
+    let hers = bob
+        .post(
+            &format!("/v1/sessions/{SESSION}/ticket"),
+            json!({ "host": "h2", "epoch": 6 }),
+        )
+        .await;
+    assert_eq!(hers.status, StatusCode::NOT_FOUND, "{}", hers.text());
+    for body in [
+        json!({ "host": "h2" }),
+        json!({ "host": "h 2", "epoch": 6 }),
+        json!({ "host": "h2", "epoch": 6, "new": true }),
+    ] {
+        let bad = ada
+            .post(&format!("/v1/sessions/{SESSION}/ticket"), body.clone())
+            .await;
+        assert_eq!(
+            bad.status,
+            StatusCode::BAD_REQUEST,
+            "{body}: {}",
+            bad.text()
+        );
+    }
+    let ended = ada
+        .post(&format!("/v1/sessions/{SESSION}/end"), json!({}))
+        .await;
+    assert_eq!(ended.status, StatusCode::OK, "{}", ended.text());
+    let after = ada
+        .post(
+            &format!("/v1/sessions/{SESSION}/ticket"),
+            json!({ "host": "h2", "epoch": 7 }),
+        )
+        .await;
+    assert_eq!(after.status, StatusCode::CONFLICT, "{}", after.text());
+}
+
 pub async fn concurrent_reports_on_two_replicas_agree(db: &Db) {
     const CLIENTS: usize = 8;
     // Two replicas, each with its own pool over the same database, and the
@@ -543,6 +631,7 @@ pub async fn config_health_and_openapi(db: &Db) {
         ("/v1/me", "get"),
         ("/v1/placement", "post"),
         ("/v1/sessions/{id}/unreachable", "post"),
+        ("/v1/sessions/{id}/ticket", "post"),
         ("/v1/sessions/{id}/end", "post"),
         ("/v1/sessions", "get"),
         ("/v1/config", "get"),

@@ -53,6 +53,7 @@ on_backends![
     api::an_owner_proven_dead_is_replaced_at_once,
     api::another_host_answering_proves_the_owner_gone,
     api::placement_moves_a_session_whose_owner_expired,
+    api::a_renewal_keeps_the_session_on_the_host_it_is_attached_to,
     api::concurrent_reports_on_two_replicas_agree,
     api::unknown_and_ended_sessions_are_refused,
     api::sessions_are_listed,

@@ -158,7 +158,7 @@ fn a_dead_host_is_reported_and_the_session_moves_without_replaying_input() {
             (t + 50 - 1_000) as f64 / 1000.0
         )
     );
-    c.handle_http(report.id, ok(&decision("moved", "h2", 8082, 2, "")), t + 60);
+    c.handle_http(report.id, ok(&moved("h2", 8082, 2)), t + 60);
     assert_eq!(opens(&actions(&mut c)), vec![H2_WS.to_owned()]);
     assert_eq!(
         c.stage(1_600),
@@ -246,7 +246,7 @@ fn a_failing_directory_hands_over_to_the_next_and_all_down_keeps_retrying() {
         c.handle_timeout(now);
         let a = actions(&mut c);
         if let Some(f) = fetches(&a).first() {
-            c.handle_http(f.id, ok(&decision("moved", "h2", 8082, 2, "")), now);
+            c.handle_http(f.id, ok(&moved("h2", 8082, 2)), now);
             break;
         }
         if c.phase() == Phase::Connecting {
@@ -303,17 +303,7 @@ fn a_live_lease_means_waiting_for_the_owner() {
     c.handle_close(1006, 1_000);
     let t = fail_attempts(&mut c, QUICK_RETRIES, 1_000);
     let report = one_fetch(&actions(&mut c));
-    c.handle_http(
-        report.id,
-        ok(&decision(
-            "retry_owner",
-            "h1",
-            8081,
-            1,
-            r#","retry_after_ms":700"#,
-        )),
-        t + 10,
-    );
+    c.handle_http(report.id, ok(&retry_owner("h1", 8081, 1, 700)), t + 10);
     assert!(actions(&mut c).is_empty());
     assert_eq!(c.phase_name(), "backoff");
     assert_eq!(c.retry_at(), Some(t + 710));
@@ -327,17 +317,7 @@ fn a_live_lease_means_waiting_for_the_owner() {
     c.handle_close(1006, t + 711);
     let again = one_fetch(&actions(&mut c));
     assert!(again.url.ends_with("/unreachable"));
-    c.handle_http(
-        again.id,
-        ok(&decision(
-            "retry_owner",
-            "h1",
-            8081,
-            1,
-            r#","retry_after_ms":500"#,
-        )),
-        t + 720,
-    );
+    c.handle_http(again.id, ok(&retry_owner("h1", 8081, 1, 500)), t + 720);
     // Back: same epoch, so the input is resent, not lost.
     c.handle_timeout(t + 1_220);
     assert_eq!(opens(&actions(&mut c)), vec![H1_WS.to_owned()]);
@@ -565,8 +545,10 @@ fn a_live_session_touches_the_directory_only_to_renew_its_ticket() {
         c.handle_timeout(now);
         let a = actions(&mut c);
         for f in fetches(&a) {
-            assert_eq!(f.url, format!("{D1}/v1/placement"));
-            assert_eq!(f.body, Some(format!("{{\"session\":\"{S1}\"}}")));
+            // A renewal naming the host and epoch it is attached at, so a
+            // lapsed lease does not move the session under the page.
+            assert_eq!(f.url, format!("{D1}/v1/sessions/{S1}/ticket"));
+            assert_eq!(f.body.as_deref(), Some(r#"{"host":"h1","epoch":1}"#));
             renewals.push(now);
             let ticket = format!("tk-{now}");
             c.handle_http(f.id, ok(&placed(S1, "h1", 8081, 1, &ticket)), now + 5);
@@ -596,10 +578,10 @@ fn each_request_is_answered_once() {
     c.handle_close(1006, 1_000);
     let t = fail_attempts(&mut c, QUICK_RETRIES, 1_000);
     let report = one_fetch(&actions(&mut c));
-    c.handle_http(report.id, ok(&decision("moved", "h2", 8082, 2, "")), t + 5);
+    c.handle_http(report.id, ok(&moved("h2", 8082, 2)), t + 5);
     assert_eq!(opens(&actions(&mut c)), vec![H2_WS.to_owned()]);
     // A duplicate (or forged late) answer to the same id is ignored.
-    c.handle_http(report.id, ok(&decision("moved", "h3", 8083, 3, "")), t + 6);
+    c.handle_http(report.id, ok(&moved("h3", 8083, 3)), t + 6);
     assert!(actions(&mut c).is_empty());
     assert_eq!(c.phase(), Phase::Connecting);
 }
@@ -620,7 +602,7 @@ fn a_host_that_is_down_at_page_load_is_reported_too() {
         c.stage(t)
             .starts_with("h1 is not answering — asking the directory (")
     );
-    c.handle_http(report.id, ok(&decision("moved", "h2", 8082, 2, "")), t);
+    c.handle_http(report.id, ok(&moved("h2", 8082, 2)), t);
     assert_eq!(opens(&actions(&mut c)), vec![H2_WS.to_owned()]);
     assert!(c.stage(t).starts_with("connecting to h2 ("));
 }

@@ -87,18 +87,45 @@ pub fn status(status: u16, body: &str) -> HttpOutcome {
     }
 }
 
-/// A placement answer with ticket `ticket`, valid for `LIFETIME`.
+/// A placement answer with ticket `ticket`, valid for `LIFETIME`, as the
+/// directory writes it (from its own types).
 pub fn placed(session: SessionId, host: &str, port: u16, epoch: u64, ticket: &str) -> String {
-    format!(
-        r#"{{"session":"{session}","host":"{host}","url":"http://127.0.0.1:{port}","epoch":{epoch},"ticket":"{ticket}","ticket_expires_in_ms":{LIFETIME}}}"#
-    )
+    directory_json(&directory_api::Placement {
+        session,
+        host: host.into(),
+        url: format!("http://127.0.0.1:{port}"),
+        epoch,
+        ticket: ticket.into(),
+        ticket_expires_in_ms: LIFETIME,
+    })
 }
 
-/// An unreachable-owner decision; `extra` is spliced in as more members.
-pub fn decision(kind: &str, host: &str, port: u16, epoch: u64, extra: &str) -> String {
-    format!(
-        r#"{{"decision":"{kind}","host":"{host}","url":"http://127.0.0.1:{port}","epoch":{epoch},"ticket":"t-{host}-{epoch}","ticket_expires_in_ms":{LIFETIME}{extra}}}"#
-    )
+/// The directory's decision that the session now lives on `host`.
+pub fn moved(host: &str, port: u16, epoch: u64) -> String {
+    directory_json(&directory_api::UnreachableAnswer::Moved {
+        host: host.into(),
+        url: format!("http://127.0.0.1:{port}"),
+        epoch,
+        ticket: format!("t-{host}-{epoch}"),
+        ticket_expires_in_ms: LIFETIME,
+    })
+}
+
+/// The directory's decision that the owner `host` is to be tried again
+/// after `retry_after_ms`.
+pub fn retry_owner(host: &str, port: u16, epoch: u64, retry_after_ms: u64) -> String {
+    directory_json(&directory_api::UnreachableAnswer::RetryOwner {
+        host: host.into(),
+        url: format!("http://127.0.0.1:{port}"),
+        epoch,
+        retry_after_ms,
+        ticket: format!("t-{host}-{epoch}"),
+        ticket_expires_in_ms: LIFETIME,
+    })
+}
+
+fn directory_json(answer: &impl serde::Serialize) -> String {
+    serde_json::to_string(answer).expect("the directory's types serialise")
 }
 
 pub fn welcome(

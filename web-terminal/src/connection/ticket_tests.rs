@@ -213,7 +213,7 @@ fn a_401_anywhere_sends_the_page_to_sign_in() {
     assert!(renew.same_origin);
     c.handle_http(renew.id, HttpOutcome::Failed, TICKET_REFRESH_MS + 1);
     let peer = one_fetch(&actions(&mut c));
-    assert_eq!(peer.url, format!("{D2}/v1/placement"));
+    assert_eq!(peer.url, format!("{D2}/v1/sessions/{S1}/ticket"));
     assert!(
         !peer.same_origin,
         "a peer is asked with credentials: include"

@@ -104,14 +104,21 @@ impl Connection {
         if self.refresh_due().is_some_and(|at| now >= at) {
             // Asked again later if this answer brings no usable ticket.
             self.refresh_at = now + TICKET_REFRESH_MS;
-            let session = self.session;
-            self.ask(
-                Query::Placement {
+            // A renewal, not a placement: this page's working connection
+            // tells the directory the host lives, so a lease that a busy
+            // store let lapse does not move the session under it.
+            let query = match (self.session, &self.host, self.epoch) {
+                (Some(session), Some(host), Some(epoch)) => Query::Renewal {
+                    session,
+                    host: host.clone(),
+                    epoch,
+                },
+                (session, _, _) => Query::Placement {
                     session,
                     new: false,
                 },
-                now,
-            );
+            };
+            self.ask(query, now);
         }
     }
 

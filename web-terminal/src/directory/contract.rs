@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 
 use directory_api::{
     ClientConfig, EndAnswer, EndedState, ErrorAnswer, Me, Placement as PlacementAnswer,
-    PlacementRequest, UnreachableAnswer, UnreachableRequest,
+    PlacementRequest, RenewalRequest, UnreachableAnswer, UnreachableRequest,
 };
 use protocol::SessionId;
 
@@ -129,6 +129,46 @@ fn a_placement_is_read_with_its_session_host_epoch_and_ticket() {
     );
 }
 
+/// A renewal is answered with a placement's shape, and read as one.
+#[test]
+fn a_renewal_is_read_as_a_placement() {
+    let query = Query::Renewal {
+        session: ID,
+        host: "h2".into(),
+        epoch: 5,
+    };
+    assert_eq!(
+        answered(query.clone(), 200, wire!(placement_answer())),
+        Answer::Placed(Placement {
+            session: Some(ID),
+            host: "h2".into(),
+            ws_url: "wss://h2.example.com:8443/ws".into(),
+            epoch: Some(5),
+            ticket: ticket(),
+        })
+    );
+    assert_eq!(
+        answered(
+            query.clone(),
+            404,
+            wire!(ErrorAnswer {
+                error: "you have no session".into()
+            })
+        ),
+        Answer::UnknownSession
+    );
+    assert_eq!(
+        answered(
+            query,
+            409,
+            wire!(ErrorAnswer {
+                error: "session has ended".into()
+            })
+        ),
+        Answer::SessionEnded
+    );
+}
+
 #[test]
 fn both_unreachable_decisions_are_read() {
     let owner = Placement {
@@ -229,6 +269,24 @@ fn what_the_client_sends_is_what_the_directory_reads() {
         }),
     );
     assert_eq!(request.url, format!("{D1}/v1/sessions/{ID}/unreachable"));
+    let (renewal, ..) = ask(
+        Query::Renewal {
+            session: ID,
+            host: "h-2.eu".into(),
+            epoch: u64::MAX,
+        },
+        200,
+        wire!(placement_answer()),
+    );
+    assert_eq!(renewal.url, format!("{D1}/v1/sessions/{ID}/ticket"));
+    let read: RenewalRequest = serde_json::from_str(&renewal.body.unwrap()).unwrap();
+    assert_eq!(
+        read,
+        RenewalRequest {
+            host: "h-2.eu".into(),
+            epoch: u64::MAX
+        }
+    );
     let read: UnreachableRequest = serde_json::from_str(&request.body.unwrap()).unwrap();
     assert_eq!(
         read,
