@@ -8,10 +8,13 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
+use directory_api::{Me, Placement, PlacementRequest, UnreachableRequest};
 use protocol::{CloseCode, SessionId};
 use serde_json::{Value, json};
 use tests::client::{Client, upgrade_status};
-use tests::cluster::{Cluster, ClusterOptions, directory_binary, request_as};
+use tests::cluster::{
+    Cluster, ClusterOptions, directory_binary, read_answer, request_as, request_body,
+};
 use tests::http::{self, Request};
 use tests::screen_text::ScreenText;
 use tests::tickets::{self, TEST_PASSWORD, TEST_USER};
@@ -79,25 +82,25 @@ async fn place_new(
     cluster: &Cluster,
     cookie: &str,
 ) -> Result<(SessionId, String, String, u64, String)> {
+    let new = PlacementRequest {
+        new: true,
+        ..PlacementRequest::default()
+    };
     let (status, answer) = call(
         cluster,
         "POST",
         "/v1/placement",
-        Some(&json!({ "new": true })),
+        Some(&request_body(&new)?),
         cookie,
     )
     .await?;
-    ensure!(status == 200, "placement answered {status}: {answer}");
-    let session = answer["session"]
-        .as_str()
-        .and_then(|s| s.parse().ok())
-        .context("no session")?;
+    let placed: Placement = read_answer(status, &answer)?;
     Ok((
-        session,
-        answer["host"].as_str().context("no host")?.to_owned(),
-        answer["url"].as_str().context("no url")?.to_owned(),
-        answer["epoch"].as_u64().context("no epoch")?,
-        answer["ticket"].as_str().context("no ticket")?.to_owned(),
+        placed.session,
+        placed.host,
+        placed.url,
+        placed.epoch,
+        placed.ticket,
     ))
 }
 
@@ -162,10 +165,8 @@ async fn sign_in_wrong_password_disabled_user_and_the_cli() -> Result<()> {
         .cookie("thinline_login")
         .context("bob got no cookie")?;
     let (status, me) = call(&cluster, "GET", "/v1/me", None, &bob).await?;
-    ensure!(
-        status == 200 && me["user"] == "bob",
-        "/v1/me: {status} {me}"
-    );
+    let me: Me = read_answer(status, &me)?;
+    ensure!(me.user == "bob", "/v1/me says {me:?}");
 
     // The cookie's flags.
     let set_cookie = answer
@@ -320,16 +321,20 @@ async fn tickets_bind_user_session_host_and_epoch() -> Result<()> {
 
     // Bob knows the id but the directory will not place him there...
     let id = session.to_string();
+    let hers = PlacementRequest {
+        session: Some(session),
+        new: false,
+    };
+    let report = UnreachableRequest {
+        host: host.clone(),
+        epoch,
+    };
     for (method, path, body) in [
-        (
-            "POST",
-            "/v1/placement".to_string(),
-            json!({ "session": id }),
-        ),
+        ("POST", "/v1/placement".to_string(), request_body(&hers)?),
         (
             "POST",
             format!("/v1/sessions/{id}/unreachable"),
-            json!({ "host": host, "epoch": epoch }),
+            request_body(&report)?,
         ),
         ("POST", format!("/v1/sessions/{id}/end"), json!({})),
     ] {
@@ -393,7 +398,7 @@ async fn tickets_bind_user_session_host_and_epoch() -> Result<()> {
         &cluster,
         "POST",
         "/v1/placement",
-        Some(&json!({ "session": id })),
+        Some(&request_body(&hers)?),
         &alice,
     )
     .await?;
@@ -543,11 +548,15 @@ async fn sessions_per_user_are_capped() -> Result<()> {
     let mut clients = Vec::new();
     let mut refused = None;
     for n in 0..12 {
+        let new = PlacementRequest {
+            new: true,
+            ..PlacementRequest::default()
+        };
         let (status, answer) = call(
             &cluster,
             "POST",
             "/v1/placement",
-            Some(&json!({ "new": true })),
+            Some(&request_body(&new)?),
             &cookie,
         )
         .await?;
@@ -555,18 +564,10 @@ async fn sessions_per_user_are_capped() -> Result<()> {
             refused = Some((n, answer));
             break;
         }
-        ensure!(status == 200, "placement {n}: {status} {answer}");
-        let session: SessionId = answer["session"]
-            .as_str()
-            .and_then(|s| s.parse().ok())
-            .context("id")?;
-        let client = attach(
-            &cluster,
-            answer["url"].as_str().context("url")?,
-            answer["ticket"].as_str().context("ticket")?,
-            session,
-        )
-        .await?;
+        let placed: Placement =
+            read_answer(status, &answer).with_context(|| format!("placement {n}"))?;
+        let session = placed.session;
+        let client = attach(&cluster, &placed.url, &placed.ticket, session).await?;
         // The directory counts the sessions in the store; wait for this one.
         let id = session.to_string();
         tests::wait_until(crate::PATIENCE, "the session's record", || async {

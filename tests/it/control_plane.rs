@@ -12,10 +12,11 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
-use serde_json::{Value, json};
+use directory_api::{Placement, PlacementRequest};
+use serde_json::Value;
 use tests::browser::Browser;
 use tests::client::Client;
-use tests::cluster::{Backend, Cluster, ClusterOptions};
+use tests::cluster::{Backend, Cluster, ClusterOptions, read_answer, request_body};
 use tests::page::NativePage;
 use tests::proxy::{FaultProxy, NewConnections};
 use tests::tickets::{self, TEST_PASSWORD, TEST_USER};
@@ -197,16 +198,21 @@ async fn directories_down(test: &str, cluster: &mut Cluster, browser: &Browser) 
     for i in 0..cluster.directories.len() {
         cluster.restart_directory(i).await?;
     }
-    let (status, placed) = cluster
-        .ask_directory(
-            "POST",
-            "/v1/placement",
-            Some(&json!({ "session": session })),
-        )
+    let again = PlacementRequest {
+        session: Some(
+            session
+                .parse()
+                .map_err(|e| anyhow::anyhow!("the page's session id {session}: {e}"))?,
+        ),
+        new: false,
+    };
+    let (status, answer) = cluster
+        .ask_directory("POST", "/v1/placement", Some(&request_body(&again)?))
         .await?;
+    let placed: Placement = read_answer(status, &answer)?;
     ensure!(
-        status == 200 && placed["host"] == host.as_str(),
-        "placement after the outage answered {status}: {placed}"
+        placed.host == host,
+        "placement after the outage moved the session: {answer}"
     );
     let old_line = browser.echo_marker("before-kill", PATIENCE).await?;
     cluster.wait_persisted(&session, &old_line).await?;
@@ -364,16 +370,16 @@ async fn partition(test: &str, cluster: &mut Cluster) -> Result<()> {
     let mut moved = Vec::new();
     for page in [&busy, &idle] {
         let session = page.session_id()?;
+        let open = PlacementRequest {
+            session: Some(session),
+            new: false,
+        };
         let (status, answer) = cluster
-            .ask_directory(
-                "POST",
-                "/v1/placement",
-                Some(&json!({ "session": session.to_string() })),
-            )
+            .ask_directory("POST", "/v1/placement", Some(&request_body(&open)?))
             .await?;
-        ensure!(status == 200, "placement answered {status}: {answer}");
+        let placed: Placement = read_answer(status, &answer)?;
         ensure!(
-            answer["host"] == "h1" && answer["epoch"].as_u64() == page.epoch().map(|e| e + 1),
+            placed.host == "h1" && Some(placed.epoch) == page.epoch().map(|e| e + 1),
             "the session was not moved off the lapsed host: {answer}"
         );
         // The user's other browser, opening the session by name.

@@ -5,8 +5,9 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
+use directory_api::{Placement, PlacementRequest};
 use tests::client::Client;
-use tests::cluster::{Cluster, ClusterOptions};
+use tests::cluster::{Cluster, ClusterOptions, read_answer, request_body};
 use tests::page::NativePage;
 use tests::screen_text::ScreenText;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -391,15 +392,14 @@ async fn the_session_cap_holds_however_many_tickets_are_taken() -> Result<()> {
     .await?;
     let mut tickets = Vec::new();
     for _ in 0..2 * CAP {
+        let new = PlacementRequest {
+            new: true,
+            ..PlacementRequest::default()
+        };
         let (status, answer) = cluster
-            .ask_directory(
-                "POST",
-                "/v1/placement",
-                Some(&serde_json::json!({ "new": true })),
-            )
+            .ask_directory("POST", "/v1/placement", Some(&request_body(&new)?))
             .await?;
-        ensure!(status == 200, "placement answered {status}: {answer}");
-        tickets.push(answer);
+        tickets.push(read_answer::<Placement>(status, &answer)?);
     }
     let cluster = &cluster;
     let attempts = tickets

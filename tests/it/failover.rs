@@ -19,10 +19,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
+use directory_api::{UnreachableAnswer, UnreachableRequest};
 use fantoccini::key::Key;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tests::browser::{Browser, e2e_enabled};
-use tests::cluster::{Backend, Cluster, ClusterOptions};
+use tests::cluster::{Backend, Cluster, ClusterOptions, read_answer, request_body};
 use tests::proxy::FaultProxy;
 use tests::screen_text::ScreenText;
 use tests::tickets::{TEST_PASSWORD, TEST_USER};
@@ -284,17 +285,21 @@ async fn stop_wait_and_fence(test: &str, page: &mut ClusterPage) -> Result<()> {
     // Reported unreachable while its lease is live, the stopped owner is
     // not given up on: its probe is inconclusive, so retry_owner.
     let store_before = page.cluster.store.now().await?;
+    let report = UnreachableRequest {
+        host: before.host.clone(),
+        epoch: before.epoch,
+    };
     let (status, answer) = page
         .cluster
         .ask_directory(
             "POST",
             &format!("/v1/sessions/{session}/unreachable"),
-            Some(&json!({ "host": before.host, "epoch": before.epoch })),
+            Some(&request_body(&report)?),
         )
         .await?;
     let store_after = page.cluster.store.now().await?;
-    ensure!(status == 200, "unreachable answered {status}: {answer}");
-    if answer["decision"] == "moved" {
+    let decision: UnreachableAnswer = read_answer(status, &answer)?;
+    if matches!(decision, UnreachableAnswer::Moved { .. }) {
         ensure!(
             store_after >= lease_expires_at,
             "the directory moved the session at store time {store_after} though the stopped owner's lease ran until {lease_expires_at}: {answer}"
@@ -302,7 +307,7 @@ async fn stop_wait_and_fence(test: &str, page: &mut ClusterPage) -> Result<()> {
     }
     if store_before + 500 < lease_expires_at {
         ensure!(
-            answer["decision"] == "retry_owner",
+            matches!(decision, UnreachableAnswer::RetryOwner { .. }),
             "with {} ms of lease left the directory answered {answer}",
             lease_expires_at - store_before
         );

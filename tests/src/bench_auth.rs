@@ -136,14 +136,17 @@ pub async fn auth(progress: &dyn Fn(&str), figures: &mut Vec<Figure>) -> Result<
     }
     cached.sort();
     let mut refreshed = Vec::with_capacity(RECONNECTS / 4);
-    let session = serde_json::json!({ "session": hello.session.to_string() });
+    let again = crate::cluster::request_body(&directory_api::PlacementRequest {
+        session: Some(hello.session),
+        new: false,
+    })?;
     for _ in 0..RECONNECTS / 4 {
         let started = Instant::now();
         let (status, answer) = cluster
-            .ask_directory("POST", "/v1/placement", Some(&session))
+            .ask_directory("POST", "/v1/placement", Some(&again))
             .await?;
-        ensure!(status == 200, "placement answered {status}: {answer}");
-        let client = cluster.attach_with_answer(&answer, SIZE).await?;
+        let placed = crate::cluster::read_answer(status, &answer)?;
+        let client = cluster.attach_with_answer(&placed, SIZE).await?;
         refreshed.push(started.elapsed());
         drop(previous.replace(client));
     }

@@ -31,7 +31,7 @@ use store::Store;
 use testkit::pg::FreshDatabase;
 use testkit::process::Process;
 
-pub use directory::request_as;
+pub use directory::{read_answer, request_as, request_body};
 pub use records::SavedView;
 pub use servers::{HOST_TOKEN, parse_directory_ready_line};
 

@@ -3,14 +3,18 @@
 //! and opening [`NativePage`]s on the first directory's page.
 //!
 //! Where a test must read the directory's JSON itself (a decision it
-//! checks), it goes through [`Cluster::ask_directory`] here, so the field
-//! names a test depends on stay in few places; the page reads every answer
+//! checks), it builds requests from `directory_api`'s types with
+//! [`request_body`] and reads answers into them with [`read_answer`], so no
+//! test spells a field name of the directory's; the page reads every answer
 //! with the shipping client's own reader.
 
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
+use directory_api::Placement;
 use protocol::Size;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use testkit::http::{Request, Response, form_encode};
 use testkit::wait_until;
@@ -187,24 +191,38 @@ impl Cluster {
 }
 
 impl Cluster {
-    /// A raw client presenting the ticket of a placement `answer` to the
-    /// host it names, welcomed with a first frame; fails with the host's
-    /// close code if it refuses. For tests of tickets themselves (taken
-    /// now, used later, used all at once), where the page would not do.
-    pub async fn attach_with_answer(&self, answer: &Value, size: Size) -> Result<Client> {
-        let url = answer["url"].as_str().context("an answer without a url")?;
-        let ticket = answer["ticket"]
-            .as_str()
-            .context("an answer without a ticket")?;
-        let session = answer["session"]
-            .as_str()
-            .and_then(|s| s.parse().ok())
-            .context("an answer without a session id")?;
+    /// A raw client presenting the ticket of a placement to the host it
+    /// names, welcomed with a first frame; fails with the host's close code
+    /// if it refuses. For tests of tickets themselves (taken now, used
+    /// later, used all at once), where the page would not do.
+    pub async fn attach_with_answer(&self, placed: &Placement, size: Size) -> Result<Client> {
+        let url = &placed.url;
         let ws = websocket_url(url).with_context(|| format!("{url} is not a host's url"))?;
         let mut client = Client::connect_with_origin(&ws, &self.page_origin()).await?;
-        client.handshake(ticket, session, size).await?;
+        client
+            .handshake(&placed.ticket, placed.session, size)
+            .await?;
         Ok(client)
     }
+}
+
+/// The JSON body of a request to the directory, from its `directory_api`
+/// type.
+pub fn request_body(request: &impl Serialize) -> Result<Value> {
+    serde_json::to_value(request).context("a directory request that is not JSON")
+}
+
+/// A directory's answer read as its `directory_api` type. Only a 200 is an
+/// answer; any other status, or a body of another shape, is an error that
+/// quotes what the directory said.
+pub fn read_answer<T: DeserializeOwned>(status: u16, body: &Value) -> Result<T> {
+    ensure!(status == 200, "the directory answered {status}: {body}");
+    T::deserialize(body).with_context(|| {
+        format!(
+            "the directory's answer is not a {}: {body}",
+            std::any::type_name::<T>()
+        )
+    })
 }
 
 /// One JSON exchange as a signed-in browser page would make it: with the
