@@ -26,7 +26,6 @@ use tokio::sync::Mutex;
 use crate::cluster::{Backend, Cluster, ClusterOptions};
 use crate::http::{Request, form_encode};
 use crate::page::NativePage;
-use crate::screen_text::ScreenText;
 use crate::{tickets, wait_until};
 
 /// What one soak does.
@@ -168,11 +167,6 @@ pub struct SoakReport {
     /// New sessions a host sent back to the directory (1001: it had just
     /// lost its lease on a busy store), placed again as the page would.
     pub placements_retried: u64,
-    /// Commands the page reported not delivered, typed again: a session
-    /// the directory moved off a host whose lease had lapsed on a busy
-    /// store (the page renews its ticket through a placement, which moves
-    /// a session whose owner's lease has run out).
-    pub commands_retyped: u64,
     /// How long after the load ended the memory figures were read.
     pub settled_after: Duration,
 }
@@ -242,12 +236,11 @@ impl SoakReport {
     /// The table `cargo xtask bench soak` prints.
     pub fn table(&self) -> String {
         let mut out = format!(
-            "soak on {:?}: {} commands and {} floods; {} placements retried; {} commands retyped; read {:.1} s after the load\n",
+            "soak on {:?}: {} commands and {} floods; {} placements retried; read {:.1} s after the load\n",
             self.backend,
             self.commands,
             self.floods,
             self.placements_retried,
-            self.commands_retyped,
             self.settled_after.as_secs_f64()
         );
         out.push_str(
@@ -325,7 +318,8 @@ async fn soak(cluster: &mut Cluster, options: &SoakOptions) -> Result<SoakReport
     let heap_before = live_heaps(cluster).await;
     let cookies = sign_in_all(cluster, &users).await?;
     let retried = AtomicU64::new(0);
-    let tally = Arc::new(Tally::default());
+    let commands = Arc::new(AtomicU64::new(0));
+    let floods = Arc::new(AtomicU64::new(0));
     let peak = Arc::new(Mutex::new(
         before.iter().map(|r| r.rss_kib).collect::<Vec<_>>(),
     ));
@@ -343,12 +337,12 @@ async fn soak(cluster: &mut Cluster, options: &SoakOptions) -> Result<SoakReport
         let client = place(cluster, &cookie, &retried)
             .await
             .with_context(|| format!("starting session {n}"))?;
-        let tally = tally.clone();
+        let (commands, floods) = (commands.clone(), floods.clone());
         // People arrive over seconds, not all in one: placement learns a
         // host's load from its renewals, once a second.
         tokio::time::sleep(ARRIVAL_GAP).await;
         sessions.push(tokio::spawn(async move {
-            type_and_flood(client, n, deadline, &tally).await
+            type_and_flood(client, n, deadline, &commands, &floods).await
         }));
     }
     for (n, session) in sessions.into_iter().enumerate() {
@@ -382,7 +376,6 @@ async fn soak(cluster: &mut Cluster, options: &SoakOptions) -> Result<SoakReport
         commands: 0,
         floods: 0,
         placements_retried: 0,
-        commands_retyped: 0,
         settled_after: Duration::ZERO,
     };
     // Idle, as a server is between bursts: jemalloc purges freed pages
@@ -411,10 +404,9 @@ async fn soak(cluster: &mut Cluster, options: &SoakOptions) -> Result<SoakReport
     let report = SoakReport {
         processes: report_at(&after, &heap_after).processes,
         backend: options.backend,
-        commands: tally.commands.load(Ordering::Relaxed),
-        floods: tally.floods.load(Ordering::Relaxed),
+        commands: commands.load(Ordering::Relaxed),
+        floods: floods.load(Ordering::Relaxed),
         placements_retried: retried.load(Ordering::Relaxed),
-        commands_retyped: tally.retyped.load(Ordering::Relaxed),
         settled_after: load_ended.elapsed(),
     };
     Ok(report)
@@ -520,21 +512,14 @@ async fn mistype_passwords(
     Ok(())
 }
 
-/// What the typing sessions did, counted across them.
-#[derive(Default)]
-struct Tally {
-    commands: AtomicU64,
-    floods: AtomicU64,
-    retyped: AtomicU64,
-}
-
 /// One user at one terminal: a command about every second, a flood of
 /// about 100 KB every ten, until `deadline`; then `exit`.
 async fn type_and_flood(
     page: NativePage,
     n: usize,
     deadline: Instant,
-    tally: &Tally,
+    commands: &AtomicU64,
+    floods: &AtomicU64,
 ) -> Result<()> {
     page.wait_prompt(PATIENCE).await?;
     // Spread the sessions over the second, so they do not type in lockstep.
@@ -542,56 +527,29 @@ async fn type_and_flood(
     let mut round = 0u64;
     while Instant::now() < deadline {
         round += 1;
-        // The shell computes the last line, so the echoed command line
-        // cannot match it.
-        let (command, expected, count) = if round.is_multiple_of(10) {
-            (
-                format!("seq 1 20000; echo flood-{n}-{round}-$((6*7))"),
-                format!("flood-{n}-{round}-42"),
-                &tally.floods,
+        if round.is_multiple_of(10) {
+            // The shell computes the last line, so the echoed command line
+            // cannot match it.
+            page.run_expecting(
+                &format!("seq 1 20000; echo flood-{n}-{round}-$((6*7))"),
+                &format!("flood-{n}-{round}-42"),
+                PATIENCE,
             )
+            .await?;
+            floods.fetch_add(1, Ordering::Relaxed);
         } else {
-            (
-                format!("echo tick-{n}-{round}-$(({round}*2))"),
-                format!("tick-{n}-{round}-{}", round * 2),
-                &tally.commands,
+            let expected = format!("tick-{n}-{round}-{}", round * 2);
+            page.run_expecting(
+                &format!("echo tick-{n}-{round}-$(({round}*2))"),
+                &expected,
+                PATIENCE,
             )
-        };
-        let retyped = run_as_a_person(&page, &command, &expected).await?;
-        tally.retyped.fetch_add(retyped, Ordering::Relaxed);
-        count.fetch_add(1, Ordering::Relaxed);
+            .await?;
+            commands.fetch_add(1, Ordering::Relaxed);
+        }
         tokio::time::sleep(Duration::from_millis(700)).await;
     }
     end_session(&page).await
-}
-
-/// Runs `command` until it prints `expected` at a prompt, typing it again,
-/// as a person would, when the session moved on meanwhile (the page says
-/// the command was not delivered, or it ran in the shell that was left
-/// behind); returns how many times it was retyped.
-async fn run_as_a_person(page: &NativePage, command: &str, expected: &str) -> Result<u64> {
-    let mut retyped = 0;
-    loop {
-        let (undelivered, epoch) = page.with_page(|p| (p.undelivered(), p.epoch()));
-        page.type_str(&format!("{command}\r"))?;
-        let what = format!("`{command}` to print {expected:?}");
-        page.wait_for(PATIENCE, &what, |p| {
-            let screen = p.screen();
-            let moved = p.undelivered() > undelivered || (p.is_live() && p.epoch() != epoch);
-            (screen.has_line(expected) && screen.at_prompt()) || moved
-        })
-        .await?;
-        let done = page.with_page(|p| p.screen().has_line(expected) && p.screen().at_prompt());
-        if done {
-            return Ok(retyped);
-        }
-        retyped += 1;
-        ensure!(
-            retyped <= 3,
-            "`{command}` was not delivered {retyped} times"
-        );
-        page.wait_prompt(PATIENCE).await?;
-    }
 }
 
 /// Types `exit` and waits for the host to close: the session is over.
