@@ -5,34 +5,12 @@
 //! built by hand rather than with serde_json to keep the wasm small, and
 //! tested here natively.
 
-use core::fmt::Write;
-
 use protocol::StyleFlags;
 
 use crate::connection::Connection;
+use crate::json::json_string;
 use crate::render::{Theme, color_spec};
 use crate::screen::{Cell, CellWidth, Screen};
-
-/// A JSON string literal, quotes included.
-pub fn json_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if u32::from(c) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
 
 fn opt_string(s: Option<&str>) -> String {
     s.map_or_else(|| "null".to_owned(), json_string)

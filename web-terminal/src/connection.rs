@@ -23,7 +23,8 @@ use protocol::{
     SessionId, Size, Welcome, decode_server, decompress_lines, encode_client, encode_hello,
 };
 
-use crate::directory::{DirectoryClient, HttpRequest};
+pub use crate::action::Action;
+use crate::directory::DirectoryClient;
 use crate::screen::Screen;
 
 mod hot_desk;
@@ -32,7 +33,7 @@ mod tickets;
 
 pub use hot_desk::SessionChoice;
 pub use recovery::QUICK_RETRIES;
-use recovery::{Cause, Recovery, Target};
+use recovery::{Recovery, Target};
 use tickets::HeldTicket;
 pub use tickets::{TICKET_MIN_LEFT_MS, TICKET_REFRESH_MS};
 
@@ -96,28 +97,21 @@ pub enum ClosedBecause {
     Refused(CloseCode),
 }
 
-/// What the glue must do.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Action {
-    /// Open a new WebSocket to this URL, forgetting any old one.
-    Open(String),
-    /// Send one binary message on the current socket.
-    Send(Vec<u8>),
-    /// Close the current socket with this code and reason.
-    Close { code: u16, reason: &'static str },
-    /// The page now shows this session: remember it for the next page load
-    /// and put it in the address bar (`/?session=ID`); `None`: forget it.
-    StoreSession(Option<SessionId>),
-    /// The sign-in has ended: send the browser to this sign-in page.
-    SignIn(String),
-    /// Typed input that will never reach a program (or may not have): the
-    /// session moved, was restarted or was taken over before the host
-    /// acknowledged it. `notice` says so to the user.
-    InputLost { messages: usize, notice: String },
-    /// Make this HTTP request and report with `Connection::handle_http`.
-    Fetch(HttpRequest),
-    /// The answer to this request is no longer wanted: abort it.
-    CancelFetch(u64),
+/// Why the client is (re)connecting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Cause {
+    /// The page just loaded, or the user asked to reconnect.
+    Starting,
+    /// The socket dropped or went silent.
+    Dropped,
+    /// The host is draining (1001).
+    Draining,
+    /// The host no longer owns the session (4008).
+    Lost,
+    /// A host answered with an epoch older than one already seen.
+    Stale,
+    /// A host refused the ticket (4001): a fresh one is on its way.
+    TicketRefused,
 }
 
 /// A message for the screen, returned by `handle_message`.

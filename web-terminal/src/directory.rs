@@ -19,9 +19,9 @@ use std::collections::VecDeque;
 
 use protocol::SessionId;
 
-use crate::api::json_string;
-use crate::connection::Action;
-use crate::json::Json;
+use crate::action::Action;
+pub use crate::action::{HttpOutcome, HttpRequest};
+use crate::json::{Json, json_string};
 
 /// A replica that has not answered within this long is given up on.
 pub const DIRECTORY_TIMEOUT_MS: u64 = 1_500;
@@ -34,33 +34,6 @@ pub const DIRECTORY_BACKOFF_MAX_MS: u64 = 5_000;
 pub const MAX_TICKET_LIFETIME_MS: u64 = 60_000;
 /// A ticket's text is base64url of at most this many characters.
 pub const MAX_TICKET_LEN: usize = 1024;
-
-/// An HTTP request for the glue to make (with `fetch`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HttpRequest {
-    /// Echoed back in `handle_http`; answers to other ids are stale.
-    pub id: u64,
-    pub method: &'static str,
-    /// Absolute, or relative to the page for `/v1/me` and `/v1/config`.
-    pub url: String,
-    /// A JSON body, sent as `application/json`.
-    pub body: Option<String>,
-    /// The request goes to the page's own origin: its cookie goes along
-    /// with `credentials: "same-origin"`. A peer replica needs
-    /// `credentials: "include"` (and answers CORS with credentials).
-    pub same_origin: bool,
-}
-
-/// How an HTTP request ended.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum HttpOutcome {
-    Response {
-        status: u16,
-        body: String,
-    },
-    /// No response at all: refused, reset, CORS, aborted.
-    Failed,
-}
 
 /// Directory answers are a few hundred bytes; a body far larger is not
 /// one, and is not kept.

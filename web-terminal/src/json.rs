@@ -7,7 +7,10 @@
 //! so that no answer can exhaust the stack. Numbers are checked against the
 //! grammar but only non-negative integers keep their value: the directory
 //! sends nothing else (epochs, delays), and Rust's float parser alone would
-//! add about 8 KB of gzipped wasm.
+//! add about 8 KB of gzipped wasm. The client's few request bodies are
+//! written by hand; `json_string` is the one piece of them that needs care.
+
+use core::fmt::Write;
 
 /// A parsed JSON value. Objects keep their members in order.
 #[derive(Clone, Debug, PartialEq)]
@@ -260,6 +263,27 @@ impl Parser<'_> {
             }
         }
     }
+}
+
+/// A JSON string literal, quotes included.
+pub fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if u32::from(c) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 //! web-terminal`; `web.rs`, compiled only for wasm32, is the thin glue to the
 //! browser's APIs.
 
+pub mod action;
 pub mod api;
 pub mod connection;
 pub mod directory;

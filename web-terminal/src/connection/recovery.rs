@@ -15,7 +15,7 @@
 use protocol::Welcome;
 
 use super::tickets::Readiness;
-use super::{Connection, Phase};
+use super::{Cause, Connection, Phase};
 use crate::directory::{Answer, DirectoryClient, HttpOutcome, Placement, Progress, Query, Trouble};
 
 /// Retries of the same host after a drop before asking the directory. Two
@@ -41,23 +41,6 @@ impl From<Placement> for Target {
             epoch: p.epoch,
         }
     }
-}
-
-/// Why the client is (re)connecting.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Cause {
-    /// The page just loaded, or the user asked to reconnect.
-    Starting,
-    /// The socket dropped or went silent.
-    Dropped,
-    /// The host is draining (1001).
-    Draining,
-    /// The host no longer owns the session (4008).
-    Lost,
-    /// A host answered with an epoch older than one already seen.
-    Stale,
-    /// A host refused the ticket (4001): a fresh one is on its way.
-    TicketRefused,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -14,8 +14,7 @@
 
 use protocol::CloseCode;
 
-use super::recovery::Cause;
-use super::{Action, ClosedBecause, Connection, Phase};
+use super::{Action, Cause, ClosedBecause, Connection, Phase};
 use crate::directory::{Query, Ticket};
 
 /// A socket is opened only with a ticket that has at least this long to
