@@ -16,6 +16,7 @@ pub mod logins;
 pub mod metrics;
 pub mod pacer;
 pub mod persist;
+pub mod procfs;
 pub mod pty;
 pub mod registry;
 pub mod renewal;

@@ -596,22 +596,6 @@ pub async fn probe(sandbox: &Sandbox) -> Result<(), String> {
     ))
 }
 
-/// The session's own program below bwrap's two processes (the monitor
-/// the host started, and the PID namespace's init): what its working
-/// directory and foreground job are read from.
-pub fn program_pid(started: u32) -> Option<u32> {
-    let mut pid = started;
-    for _ in 0..2 {
-        let comm = fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
-        if comm.trim_end() != "bwrap" {
-            break;
-        }
-        let children = fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).ok()?;
-        pid = children.split_whitespace().next()?.parse().ok()?;
-    }
-    Some(pid)
-}
-
 /// Changes the owner of `dir` and everything under it, links themselves
 /// rather than what they point to, and never descends through a link.
 fn chown_tree(dir: &Path, uid: u32, gid: u32) -> io::Result<()> {

@@ -23,8 +23,9 @@ use crate::emulator::{CellBudget, Emulator, GridFit};
 use crate::metrics::Metrics;
 use crate::pacer::{FRAME_WINDOW, FloodClock, FramePacer};
 use crate::persist::{self, PersistQueue, SavedScreen};
+use crate::procfs::ProcessFacts;
 use crate::pty::{self, ProgramSpec, SpawnError};
-use crate::sandbox::{Identity, Sandbox, program_pid};
+use crate::sandbox::{Identity, Sandbox};
 use crate::scrollback::{BLOCK_LINES, Scrollback};
 
 /// Messages from the session task to one connection.
@@ -451,34 +452,6 @@ fn changed_fields(
     }
 }
 
-/// The shell's working directory, from procfs.
-fn proc_cwd(pid: u32) -> Option<String> {
-    std::fs::read_link(format!("/proc/{pid}/cwd"))
-        .ok()
-        .map(|path| path.to_string_lossy().into_owned())
-}
-
-/// The command line of the terminal's foreground process group, if it is
-/// not the shell itself. Field 8 of `/proc/PID/stat` (`tpgid`) names the
-/// foreground group of the process's controlling terminal.
-fn foreground_command(shell: u32) -> Option<String> {
-    let stat = std::fs::read_to_string(format!("/proc/{shell}/stat")).ok()?;
-    // The command name may contain spaces and parentheses; fields resume
-    // after the last ')'.
-    let after = &stat[stat.rfind(')')? + 1..];
-    let tpgid: i64 = after.split_whitespace().nth(5)?.parse().ok()?;
-    if tpgid <= 0 || tpgid == i64::from(shell) {
-        return None;
-    }
-    let cmdline = std::fs::read(format!("/proc/{tpgid}/cmdline")).ok()?;
-    let words: Vec<String> = cmdline
-        .split(|b| *b == 0)
-        .filter(|w| !w.is_empty())
-        .map(|w| String::from_utf8_lossy(w).into_owned())
-        .collect();
-    (!words.is_empty()).then(|| words.join(" "))
-}
-
 /// `text` as dim lines in the style of the restore notice, wrapped at the
 /// terminal's width so the client shows all of it.
 fn notice_lines(text: &str, cols: u16) -> Vec<Line> {
@@ -592,16 +565,13 @@ impl State {
             })
             .collect();
         p.blocks_queued = self.scrollback.next_seq();
+        let facts = p.child_pid.map(ProcessFacts::read).unwrap_or_default();
         let current = store::SessionUpdate {
-            cwd: p.child_pid.and_then(program_pid).and_then(proc_cwd),
+            cwd: facts.cwd,
             cols: Some(size.cols),
             rows: Some(size.rows),
             title: Some(title),
-            foreground: Some(
-                p.child_pid
-                    .and_then(program_pid)
-                    .and_then(foreground_command),
-            ),
+            foreground: Some(facts.foreground),
             state: None,
         };
         let update = changed_fields(&p.last, &current);
