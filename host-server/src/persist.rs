@@ -1,4 +1,4 @@
-//! Keeping a session's state in the shared store, and bringing it back.
+//! Keeping a session's state in the shared store.
 //!
 //! The session task hands snapshots to a `PersistQueue` (latest screen wins,
 //! sealed scrollback blocks accumulate) and a per-session persister task
@@ -292,35 +292,6 @@ impl Persister {
     }
 }
 
-/// The dim line shown above the new program after a restore.
-pub fn restore_notice(
-    from_host: &str,
-    saved_at: store::Millis,
-    foreground: Option<&str>,
-    program: &str,
-    cwd: &str,
-) -> String {
-    let when = format_utc(saved_at);
-    let running = match foreground {
-        Some(command) => format!("`{command}` was running and was not restarted; "),
-        None => String::new(),
-    };
-    format!(
-        "\x1b[0m\r\n\x1b[2m── thinline: restored from host {from_host} (saved {when}); {running}a new {program} started in {cwd} ──\x1b[0m\r\n"
-    )
-}
-
-/// `HH:MM:SS UTC` of a millisecond timestamp, without a date library.
-fn format_utc(millis: store::Millis) -> String {
-    let secs = millis.div_euclid(1000).rem_euclid(86_400);
-    format!(
-        "{:02}:{:02}:{:02} UTC",
-        secs / 3600,
-        (secs / 60) % 60,
-        secs % 60
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -347,20 +318,5 @@ mod tests {
         let kept: Vec<u64> = pending.blocks.iter().map(|b| b.seq).collect();
         let most = 1000 / crate::scrollback::BLOCK_LINES + 2;
         assert_eq!(kept, ((100 - most as u64)..100).collect::<Vec<_>>());
-    }
-
-    #[test]
-    fn the_notice_names_host_time_and_command() {
-        let notice = restore_notice(
-            "h1",
-            3_600_000 + 61_000,
-            Some("vim a.txt"),
-            "bash",
-            "/home/u",
-        );
-        assert!(notice.contains("restored from host h1"));
-        assert!(notice.contains("01:01:01 UTC"));
-        assert!(notice.contains("`vim a.txt` was running"));
-        assert!(notice.contains("/home/u"));
     }
 }

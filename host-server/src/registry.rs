@@ -1,6 +1,10 @@
 //! The host's running sessions by id, and how a ticket reaches one:
 //! attached to it running here, restored from the store after its previous
-//! host was lost, or started fresh with the id and owner the ticket names.
+//! host was lost (`registry::restore`), or started fresh with the id and
+//! owner the ticket names (its program set up by `registry::launch`).
+
+pub(crate) mod launch;
+mod restore;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -8,16 +12,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use auth::ticket::Claims;
-use protocol::{CompressedLines, SessionId, Size};
-use store::{SessionRecord, SessionState, Store, StoreError};
+use protocol::{SessionId, Size};
+use store::{SessionState, Store, StoreError};
 
 use crate::admission::{self, Admit, Known, RecordView, Refusal};
-use crate::emulator::SCROLLBACK_LINES;
 use crate::metrics::Metrics;
 use crate::persist::{self, PersistQueue, Persister};
-use crate::pty::{ProgramSpec, SpawnError};
-use crate::sandbox::{Identity, Isolation};
-use crate::scrollback::Scrollback;
+use crate::pty::SpawnError;
+use crate::sandbox::Identity;
 use crate::session::{self, Persistence, SessionConfig, SessionHandle, SessionStart};
 
 #[derive(Debug, thiserror::Error)]
@@ -135,105 +137,6 @@ impl Registry {
 
     pub fn store_kind(&self) -> Option<&'static str> {
         self.store.as_ref().map(|s| s.store.kind())
-    }
-
-    /// The Unix identity `user`'s sessions run as: allocated once by the
-    /// store (per-user isolation), so the same on every host.
-    async fn identity(&self, user: &str) -> Result<Identity, StartError> {
-        let sandbox = &self.config.sandbox;
-        let store = match (&self.store, sandbox.isolation()) {
-            (Some(config), Isolation::PerUser) => &config.store,
-            _ => {
-                return sandbox.local_identity(user).map_err(|reason| {
-                    SpawnError::Sandbox {
-                        user: user.into(),
-                        source: std::io::Error::other(reason),
-                    }
-                    .into()
-                });
-            }
-        };
-        let cached = self
-            .identities
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(user)
-            .cloned();
-        if let Some(identity) = cached {
-            return Ok(identity);
-        }
-        let given = bounded(store.unix_identity(user, sandbox.uid_range())).await?;
-        let identity = Identity {
-            user: user.into(),
-            uid: given.uid,
-            gid: given.gid,
-        };
-        self.identities
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(user.into(), identity.clone());
-        Ok(identity)
-    }
-
-    /// Learns every identity the store has given, so users this host has
-    /// never served can still start sessions here while the store is down
-    /// (a first-ever account needs the store to get one).
-    pub async fn load_identities(&self) {
-        let Some(config) = &self.store else { return };
-        if self.config.sandbox.isolation() != Isolation::PerUser {
-            return;
-        }
-        match bounded(config.store.list_unix_identities()).await {
-            Ok(known) => {
-                let mut identities = self.identities.lock().unwrap_or_else(|e| e.into_inner());
-                for (user, given) in known {
-                    identities.entry(user.clone()).or_insert(Identity {
-                        user,
-                        uid: given.uid,
-                        gid: given.gid,
-                    });
-                }
-                tracing::info!(
-                    users = identities.len(),
-                    "loaded the users' Unix identities"
-                );
-            }
-            Err(error) => {
-                tracing::warn!(%error, "cannot load the users' Unix identities yet; each is read when its user first starts a session here")
-            }
-        }
-    }
-
-    /// The program for a new session of `identity`, in their home under
-    /// the shared root when there is one.
-    fn program_for(&self, identity: &Identity) -> Result<ProgramSpec, StartError> {
-        let mut program = self.config.program.clone();
-        if let Some(root) = self.store.as_ref().and_then(|s| s.home_root.as_ref()) {
-            let home = root.join(&identity.user);
-            self.config
-                .sandbox
-                .prepare_home(&home, identity)
-                .map_err(|source| SpawnError::Sandbox {
-                    user: identity.user.clone(),
-                    source: std::io::Error::new(
-                        source.kind(),
-                        format!("home {}: {source}", home.display()),
-                    ),
-                })?;
-            program
-                .env
-                .push(("HOME".into(), home.display().to_string()));
-            program.cwd = Some(home.clone());
-            program.home = Some(home);
-        }
-        if program.program.file_name().is_some_and(|n| n == "bash") {
-            // Append each command to the history file as it runs, so a
-            // host that dies does not take the shell's history with it.
-            program
-                .env
-                .push(("PROMPT_COMMAND".into(), "history -a".into()));
-        }
-        Ok(program)
     }
 
     fn check_room(&self) -> Result<(), StartError> {
@@ -385,27 +288,7 @@ impl Registry {
         self.check_room()?;
         let program = self.program_for(&identity)?;
         let owner = identity.user.as_str();
-        let record = SessionRecord {
-            id: id.to_string(),
-            owner: owner.into(),
-            program: program.program.display().to_string(),
-            args: program.args.clone(),
-            cwd: program
-                .cwd
-                .as_ref()
-                .map(|c| c.display().to_string())
-                .unwrap_or_default(),
-            env: program.env.clone(),
-            cols: size.cols,
-            rows: size.rows,
-            title: None,
-            foreground: None,
-            state: SessionState::Running,
-            owner_host: self.config.host.clone(),
-            epoch: 1,
-            created_at: 0,
-            last_active: 0,
-        };
+        let record = launch::new_record(id, owner, &program, size, &self.config.host);
         let claimed = match (&self.store, cap) {
             (Some(store), Some(cap)) => {
                 match bounded(store.store.claim_session(&record, cap)).await {
@@ -514,95 +397,6 @@ impl Registry {
         Ok(handle)
     }
 
-    /// Restores a session this host does not run from its store `record`:
-    /// one the directory moved here (the record names this host), or, with
-    /// `take_over`, one taken over from its previous host. Admission has
-    /// checked the ticket against the record already.
-    async fn restore(
-        self: &Arc<Self>,
-        record: SessionRecord,
-        take_over: bool,
-        size: Size,
-        identity: Identity,
-    ) -> Result<SessionHandle, StartError> {
-        let Some(store_config) = self.store.as_ref() else {
-            return Err(StoreError::NotFound(record.id).into());
-        };
-        let store = store_config.store.clone();
-        let key = record.id.clone();
-        let id: SessionId = key
-            .parse()
-            .map_err(|_| StoreError::Corrupt(format!("session id {key:?} is not 32 hex digits")))?;
-        self.check_room()?;
-        let epoch = if take_over {
-            bounded(store.take_over(&key, record.epoch, &self.config.host)).await?
-        } else {
-            // The directory already moved it here and bumped the epoch.
-            record.epoch
-        };
-        let saved = bounded(store.load_screen(&key)).await?;
-        // The record may already name this host (the directory moved it);
-        // the host that last saved the screen is the one that was lost.
-        let from = saved
-            .as_ref()
-            .map_or(record.owner_host.as_str(), |s| s.saved_by.as_str());
-        tracing::info!(session = %id, %from, epoch, "restoring a session from the store");
-        let (scrollback, mut preface) = match &saved {
-            Some(stored) => restored_view(stored)?,
-            None => (Scrollback::new(SCROLLBACK_LINES), Vec::new()),
-        };
-        let mut program = self.program_for(&identity)?;
-        program.program = record.program.clone().into();
-        program.args = record.args.clone();
-        program.login = self.config.program.login && program.program == self.config.program.program;
-        for (key, value) in &record.env {
-            if !program.env.iter().any(|(k, _)| k == key) {
-                program.env.push((key.clone(), value.clone()));
-            }
-        }
-        if !record.cwd.is_empty() && std::path::Path::new(&record.cwd).is_dir() {
-            program.cwd = Some(record.cwd.clone().into());
-        }
-        let program_name = program
-            .program
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let cwd = program
-            .cwd
-            .as_ref()
-            .map(|c| c.display().to_string())
-            .unwrap_or_default();
-        preface.extend_from_slice(
-            persist::restore_notice(
-                &saved
-                    .as_ref()
-                    .map_or(record.owner_host.clone(), |s| s.saved_by.clone()),
-                saved.as_ref().map_or(record.last_active, |s| s.saved_at),
-                record.foreground.as_deref(),
-                &program_name,
-                &cwd,
-            )
-            .as_bytes(),
-        );
-        let queue = Arc::new(PersistQueue::default());
-        let persistence = self.persister(store, id, epoch, queue);
-        self.launch(SessionStart {
-            id,
-            owner: record.owner.clone(),
-            identity,
-            size,
-            program,
-            epoch,
-            persistence: Some(persistence),
-            restored: Some((scrollback, preface)),
-        })
-    }
-
-    /// Ends session `id` for good, as its user asked through the
-    /// directory: the program is hung up, the session is recorded as ended
-    /// (when the directory has not done so already) and its client is
-    /// closed with `SessionEnded`. False if it does not run here.
     /// Ends session `id` on a directory's word, but only if the store
     /// agrees it is over here (ended, or moved to another epoch or owner):
     /// the request is a hint to act now rather than at the session's next
@@ -704,29 +498,6 @@ async fn bounded<T>(call: impl Future<Output = Result<T, StoreError>>) -> Result
                 "no answer from the store within {STORE_READ_TIMEOUT:?}"
             )))
         })
-}
-
-/// The scrollback and the bytes that redraw the saved screen.
-fn restored_view(stored: &store::StoredScreen) -> Result<(Scrollback, Vec<u8>), StoreError> {
-    let saved = persist::decode_screen(&stored.screen).map_err(StoreError::Corrupt)?;
-    let blocks: Vec<(u64, CompressedLines)> = stored
-        .blocks
-        .iter()
-        .map(|b| persist::decode_block(&b.data).map(|block| (b.seq, block)))
-        .collect::<Result<_, _>>()
-        .map_err(StoreError::Corrupt)?;
-    let scrollback =
-        Scrollback::restore(SCROLLBACK_LINES, blocks, saved.next_block_seq, saved.tail);
-    // Redraw the screen down to the last non-blank row (or the cursor), so
-    // the notice and the new prompt follow the old output directly.
-    let last_used = saved
-        .rows
-        .iter()
-        .rposition(|line| !line.runs.is_empty())
-        .map_or(0, |i| i + 1)
-        .max(usize::from(saved.cursor.row));
-    let preface = persist::render_ansi(&saved.rows[..last_used.min(saved.rows.len())]);
-    Ok((scrollback, preface))
 }
 
 /// A fresh random session id. The directory mints the ids of real
