@@ -11,7 +11,7 @@
 //! to keep any history within the budget is shrunk ([`GridFit`]).
 
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::Duration;
 
 use alacritty_terminal::event::{Event, EventListener, WindowSize};
 use alacritty_terminal::grid::Dimensions;
@@ -19,7 +19,7 @@ use alacritty_terminal::index::{Column, Line as GridLine};
 use alacritty_terminal::term::cell::{Cell, Flags};
 use alacritty_terminal::term::{Config, Term, TermDamage, TermMode};
 use alacritty_terminal::vte::ansi::{
-    Color as AnsiColor, CursorShape as AnsiCursorShape, NamedColor, Processor, Rgb, StdSyncHandler,
+    Color as AnsiColor, CursorShape as AnsiCursorShape, NamedColor, Processor, Rgb, Timeout,
 };
 use protocol::{
     CellLayout, Color, Cursor, CursorShape, Frame, Line, Modes, RowUpdate, Run, Size, Style,
@@ -294,7 +294,7 @@ pub fn xterm_rgb(index: u8) -> Rgb {
 /// A terminal emulator for one session.
 pub struct Emulator {
     term: Term<Listener>,
-    parser: Processor<StdSyncHandler>,
+    parser: Processor<SyncTimer>,
     listener: Listener,
     size: Size,
     /// The title as last sent, so frames carry it only when it changes.
@@ -325,6 +325,47 @@ enum Slack {
     /// Spare rows, and rows whose capacity is another width's: a row keeps
     /// its cells when the grid narrows and doubles them when it widens.
     Capacity,
+}
+
+/// A synchronized update that is buffering output: the `started`th one
+/// this emulator has seen, to be flushed `wait` after it started.
+///
+/// The emulator reads no clock, so it cannot say *when* that is; whoever
+/// fed it the bytes that started the update knows the time they arrived
+/// and keeps the deadline (`SessionCore` does). `started` tells a new
+/// update from the one already timed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SyncTimeout {
+    pub started: u64,
+    pub wait: Duration,
+}
+
+/// The parser's timer for synchronized updates. vte's own
+/// (`StdSyncHandler`) reads the system clock when an update starts; this
+/// one only counts and remembers the wait, which keeps the emulator, and
+/// so the session core, free of clock reads and testable with a fake clock.
+#[derive(Debug, Default)]
+struct SyncTimer {
+    armed: Option<SyncTimeout>,
+    started: u64,
+}
+
+impl Timeout for SyncTimer {
+    fn set_timeout(&mut self, wait: Duration) {
+        self.started += 1;
+        self.armed = Some(SyncTimeout {
+            started: self.started,
+            wait,
+        });
+    }
+
+    fn clear_timeout(&mut self) {
+        self.armed = None;
+    }
+
+    fn pending_timeout(&self) -> bool {
+        self.armed.is_some()
+    }
 }
 
 /// Alacritty wants its size as a `Dimensions`.
@@ -412,10 +453,11 @@ impl Emulator {
         }
     }
 
-    /// When a synchronized update (mode 2026) is buffering output, the time
-    /// by which it must be flushed even if the program never ends it.
-    pub fn sync_deadline(&self) -> Option<Instant> {
-        self.parser.sync_timeout().sync_timeout()
+    /// The synchronized update (mode 2026) buffering output, if one is: it
+    /// must be flushed (`flush_sync`) once its wait has passed, even if the
+    /// program never ends it.
+    pub fn sync_timeout(&self) -> Option<SyncTimeout> {
+        self.parser.sync_timeout().armed
     }
 
     /// Ends an overdue synchronized update.

@@ -1,16 +1,30 @@
-//! Starting a session's program on a pseudo-terminal.
+//! The session's program behind a seam: a terminal to read and write, and
+//! a process to hang up, wait for and ask about.
 //!
-//! `pty-process` gives native tokio reads and writes on the PTY and makes the
-//! child a session leader with the PTY as its controlling terminal, so job
-//! control and Ctrl-C behave as in any terminal.
+//! The session task only ever sees a [`Program`], so its tests can play the
+//! program themselves with the in-memory one in `pty::fake`, as zellij's
+//! tests do behind its `ServerOsApi`. The real one is started by
+//! [`SandboxLauncher`] on a pseudo-terminal from `pty-process` (native
+//! tokio reads and writes, the child a session leader with the PTY as its
+//! controlling terminal, so job control and Ctrl-C behave as in any
+//! terminal), inside the session's sandbox and cgroup.
 
+use std::future::Future;
+use std::io;
 use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
 
 use protocol::Size;
 use rustix::process::{Pid, Signal, kill_process_group};
+use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::cgroup::SessionCgroup;
+use crate::procfs::ProcessFacts;
 use crate::sandbox::{Identity, Prepared, Sandbox};
+
+#[cfg(test)]
+pub mod fake;
 
 /// What to run for a new session.
 #[derive(Clone, Debug)]
@@ -28,12 +42,45 @@ pub struct ProgramSpec {
     pub env: Vec<(String, String)>,
 }
 
-pub struct SpawnedPty {
-    pub reader: pty_process::OwnedReadPty,
-    pub writer: pty_process::OwnedWritePty,
-    pub child: tokio::process::Child,
-    /// The session's cgroups; dropping them kills whatever is left.
-    pub cgroup: Option<SessionCgroup>,
+/// A running program, in three parts so the session task can read its
+/// output, write its input and watch its process at the same time.
+pub struct Program {
+    /// What the program writes to its terminal; a read of 0 bytes (or an
+    /// error, as a PTY gives once no process has it open) means it is gone.
+    pub output: Box<dyn AsyncRead + Send + Unpin>,
+    pub input: Box<dyn TerminalInput>,
+    pub process: Box<dyn ProgramProcess>,
+}
+
+/// The writing side of the program's terminal, which also sets its size.
+pub trait TerminalInput: AsyncWrite + Send + Unpin {
+    fn resize(&self, size: Size) -> io::Result<()>;
+}
+
+/// The program's process, as the session task needs it.
+pub trait ProgramProcess: Send {
+    /// Hangs up the program's whole process group, as a terminal closing
+    /// does.
+    fn hang_up(&mut self);
+    /// Resolves when the program has exited, with its exit code (`None`
+    /// for one killed by a signal).
+    fn wait(&mut self) -> Pin<Box<dyn Future<Output = io::Result<Option<i32>>> + Send + '_>>;
+    /// Kills a program that did not go when it was hung up.
+    fn kill(&mut self);
+    /// Where the program is and what runs in its foreground, for the
+    /// session's record; read when a snapshot is persisted.
+    fn facts(&self) -> ProcessFacts;
+}
+
+/// Starts sessions' programs.
+pub trait Launcher: Send + Sync {
+    fn launch(
+        &self,
+        spec: &ProgramSpec,
+        size: Size,
+        identity: &Identity,
+        session: &str,
+    ) -> Result<Program, SpawnError>;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -52,8 +99,27 @@ pub enum SpawnError {
     },
 }
 
-pub fn pty_size(size: Size) -> pty_process::Size {
-    pty_process::Size::new(size.rows, size.cols)
+/// The real launcher: every program on its own PTY, in the host's sandbox.
+pub struct SandboxLauncher {
+    sandbox: Arc<Sandbox>,
+}
+
+impl SandboxLauncher {
+    pub fn new(sandbox: Arc<Sandbox>) -> SandboxLauncher {
+        SandboxLauncher { sandbox }
+    }
+}
+
+impl Launcher for SandboxLauncher {
+    fn launch(
+        &self,
+        spec: &ProgramSpec,
+        size: Size,
+        identity: &Identity,
+        session: &str,
+    ) -> Result<Program, SpawnError> {
+        spawn(spec, size, &self.sandbox, identity, session)
+    }
 }
 
 /// Starts `spec` for `identity` on a new PTY, in its sandbox.
@@ -63,7 +129,7 @@ pub fn spawn(
     sandbox: &Sandbox,
     identity: &Identity,
     session: &str,
-) -> Result<SpawnedPty, SpawnError> {
+) -> Result<Program, SpawnError> {
     let (pty, pts) = pty_process::open().map_err(SpawnError::Pty)?;
     pty.resize(pty_size(size)).map_err(SpawnError::Pty)?;
     let Prepared {
@@ -86,19 +152,57 @@ pub fn spawn(
         cgroup.started();
     }
     let (reader, writer) = pty.into_split();
-    Ok(SpawnedPty {
-        reader,
-        writer,
-        child,
-        cgroup,
+    Ok(Program {
+        output: Box::new(reader),
+        input: Box::new(writer),
+        process: Box::new(SandboxedProcess {
+            child,
+            _cgroup: cgroup,
+        }),
     })
 }
 
-/// Hangs up the session's whole process group, as a terminal closing does.
-pub fn hang_up(child: &tokio::process::Child) {
-    let Some(pid) = child.id().and_then(|id| Pid::from_raw(id as i32)) else {
-        return;
-    };
-    // The child leads its own process group; ESRCH just means it is gone.
-    let _ = kill_process_group(pid, Signal::HUP);
+fn pty_size(size: Size) -> pty_process::Size {
+    pty_process::Size::new(size.rows, size.cols)
+}
+
+impl TerminalInput for pty_process::OwnedWritePty {
+    fn resize(&self, size: Size) -> io::Result<()> {
+        pty_process::OwnedWritePty::resize(self, pty_size(size))
+            .map_err(|error| io::Error::other(error.to_string()))
+    }
+}
+
+/// A program the host started in its sandbox.
+///
+/// Its pid is always asked of `child`, which forgets it once the program
+/// has been waited for: a pid the kernel may since have given to another
+/// process is never signalled or read.
+struct SandboxedProcess {
+    child: tokio::process::Child,
+    /// The session's cgroups, held for as long as the program may run:
+    /// dropping them kills whatever is left in them.
+    _cgroup: Option<SessionCgroup>,
+}
+
+impl ProgramProcess for SandboxedProcess {
+    fn hang_up(&mut self) {
+        let Some(pid) = self.child.id().and_then(|id| Pid::from_raw(id as i32)) else {
+            return;
+        };
+        // The child leads its own process group; ESRCH just means it is gone.
+        let _ = kill_process_group(pid, Signal::HUP);
+    }
+
+    fn wait(&mut self) -> Pin<Box<dyn Future<Output = io::Result<Option<i32>>> + Send + '_>> {
+        Box::pin(async move { Ok(self.child.wait().await?.code()) })
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.start_kill();
+    }
+
+    fn facts(&self) -> ProcessFacts {
+        self.child.id().map(ProcessFacts::read).unwrap_or_default()
+    }
 }

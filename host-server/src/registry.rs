@@ -18,7 +18,7 @@ use store::{SessionState, Store, StoreError};
 use crate::admission::{self, Admit, Known, RecordView, Refusal};
 use crate::metrics::Metrics;
 use crate::persist::{self, PersistQueue, Persister};
-use crate::pty::SpawnError;
+use crate::pty::{Launcher, SandboxLauncher, SpawnError};
 use crate::sandbox::Identity;
 use crate::session::{self, Persistence, SessionConfig, SessionHandle, SessionStart};
 
@@ -79,6 +79,8 @@ pub enum EndOutcome {
 pub struct Registry {
     sessions: Mutex<HashMap<SessionId, SessionHandle>>,
     config: SessionConfig,
+    /// Starts sessions' programs: in the sandbox of `config`.
+    launcher: Arc<dyn Launcher>,
     store: Option<StoreConfig>,
     max_sessions: usize,
     metrics: Arc<Metrics>,
@@ -102,6 +104,7 @@ impl Registry {
     ) -> Arc<Registry> {
         Arc::new(Registry {
             sessions: Mutex::new(HashMap::new()),
+            launcher: Arc::new(SandboxLauncher::new(config.sandbox.clone())),
             config,
             store,
             max_sessions,
@@ -362,9 +365,9 @@ impl Registry {
             {
                 let _ = handle
                     .tx
-                    .send(session::SessionCmd::Terminate {
+                    .send(session::SessionCmd::Core(session::Command::Terminate {
                         close: protocol::CloseCode::SessionLost,
-                    })
+                    }))
                     .await;
             }
         });
@@ -382,17 +385,24 @@ impl Registry {
         if sessions.get(&id).is_some_and(|h| !h.tx.is_closed()) {
             return Err(StartError::AlreadyRunning(id));
         }
-        let handle = session::start(start, &self.config, self.metrics.clone(), move || {
-            if let Some(registry) = registry.upgrade() {
-                let mut sessions = registry.lock();
-                // Only this session's entry (its task, and so its command
-                // channel, is gone): a new session with the same id may
-                // already have taken its place.
-                if sessions.get(&id).is_some_and(|h| h.tx.is_closed()) {
-                    sessions.remove(&id);
+        let launcher = self.launcher.as_ref();
+        let handle = session::start(
+            start,
+            &self.config,
+            launcher,
+            self.metrics.clone(),
+            move || {
+                if let Some(registry) = registry.upgrade() {
+                    let mut sessions = registry.lock();
+                    // Only this session's entry (its task, and so its command
+                    // channel, is gone): a new session with the same id may
+                    // already have taken its place.
+                    if sessions.get(&id).is_some_and(|h| h.tx.is_closed()) {
+                        sessions.remove(&id);
+                    }
                 }
-            }
-        })?;
+            },
+        )?;
         sessions.insert(id, handle.clone());
         Ok(handle)
     }
@@ -421,7 +431,9 @@ impl Registry {
         let close = protocol::CloseCode::SessionEnded;
         let sent = handle
             .tx
-            .send(session::SessionCmd::Terminate { close })
+            .send(session::SessionCmd::Core(session::Command::Terminate {
+                close,
+            }))
             .await;
         Ok(if sent.is_ok() {
             EndOutcome::Ended
@@ -463,7 +475,9 @@ impl Registry {
                 let close = protocol::CloseCode::SessionLost;
                 let _ = handle
                     .tx
-                    .send(session::SessionCmd::Terminate { close })
+                    .send(session::SessionCmd::Core(session::Command::Terminate {
+                        close,
+                    }))
                     .await;
             }
         }
@@ -477,7 +491,9 @@ impl Registry {
         for handle in handles {
             let _ = handle
                 .tx
-                .send(session::SessionCmd::Terminate { close })
+                .send(session::SessionCmd::Core(session::Command::Terminate {
+                    close,
+                }))
                 .await;
         }
         // Wait (bounded) for the sessions to finish persisting and leave.

@@ -569,12 +569,12 @@ pub async fn probe(sandbox: &Sandbox) -> Result<(), String> {
         env: Vec::new(),
     };
     let size = protocol::Size { cols: 80, rows: 24 };
-    let mut spawned =
+    let mut program =
         crate::pty::spawn(&spec, size, sandbox, &identity, "probe").map_err(|e| e.to_string())?;
     let mut said = Vec::new();
     let read = async {
         let mut buf = [0u8; 4096];
-        while let Ok(n) = spawned.reader.read(&mut buf).await {
+        while let Ok(n) = program.output.read(&mut buf).await {
             if n == 0 || said.len() > 16 * 1024 {
                 break;
             }
@@ -583,17 +583,21 @@ pub async fn probe(sandbox: &Sandbox) -> Result<(), String> {
     };
     // EIO ends the read once the PTY has no process left.
     let _ = tokio::time::timeout(std::time::Duration::from_secs(10), read).await;
-    let status = tokio::time::timeout(std::time::Duration::from_secs(5), spawned.child.wait())
+    let status = tokio::time::timeout(std::time::Duration::from_secs(5), program.process.wait())
         .await
         .map_err(|_| "a sandboxed `sh -c 'exit 0'` did not end within 15 s".to_string())?
         .map_err(|e| e.to_string())?;
-    if status.success() {
-        return Ok(());
+    match status {
+        Some(0) => Ok(()),
+        Some(code) => Err(format!(
+            "a sandboxed `sh -c 'exit 0'` ended with exit status {code}: {}",
+            String::from_utf8_lossy(&said).trim()
+        )),
+        None => Err(format!(
+            "a sandboxed `sh -c 'exit 0'` was killed by a signal: {}",
+            String::from_utf8_lossy(&said).trim()
+        )),
     }
-    Err(format!(
-        "a sandboxed `sh -c 'exit 0'` ended with {status}: {}",
-        String::from_utf8_lossy(&said).trim()
-    ))
 }
 
 /// Changes the owner of `dir` and everything under it, links themselves

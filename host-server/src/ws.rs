@@ -26,7 +26,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::AppState;
 use crate::admission::{self, LoginLookup, LoginVerdict, Refusal};
 use crate::registry::{STORE_READ_TIMEOUT, StartError};
-use crate::session::{Outgoing, SessionCmd, SessionHandle, outgoing_channel};
+use crate::session::{Command, Outgoing, SessionCmd, SessionHandle, outgoing_channel};
 
 /// How long a client may take to send its hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -230,7 +230,10 @@ async fn serve(mut socket: WebSocket, state: AppState) {
         }
     };
     drop(sign_in);
-    let _ = session.tx.send(SessionCmd::Detach { conn }).await;
+    let _ = session
+        .tx
+        .send(SessionCmd::Core(Command::Detach { conn }))
+        .await;
     if let Some(code) = outcome {
         let _ = out_tx.send(Outgoing::Close(code)).await;
     }
@@ -380,7 +383,7 @@ async fn read_loop(
         }
         if session
             .tx
-            .send(SessionCmd::Client { conn, msg })
+            .send(SessionCmd::Core(Command::Client { conn, msg }))
             .await
             .is_err()
         {

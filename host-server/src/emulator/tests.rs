@@ -598,3 +598,23 @@ fn garbage_never_panics() {
         let _ = emu.frame(1, scrolled);
     }
 }
+
+#[test]
+fn a_synchronized_update_is_counted_and_its_wait_kept_without_a_clock() {
+    let mut emu = emulator(20, 2, b"\x1b[?2026h");
+    let first = emu.sync_timeout().expect("an update buffers output");
+    assert_eq!(first.started, 1);
+    assert!(first.wait > Duration::ZERO);
+    emu.feed(b"held");
+    assert_eq!(emu.sync_timeout(), Some(first), "the same update");
+    assert_eq!(emu.screen_text(), ["", ""], "buffered until it ends");
+    emu.feed(b"\x1b[?2026l");
+    assert_eq!(emu.sync_timeout(), None);
+    assert_eq!(emu.screen_text(), ["held", ""]);
+
+    emu.feed(b"\x1b[?2026hlate");
+    assert_eq!(emu.sync_timeout().map(|sync| sync.started), Some(2));
+    emu.flush_sync();
+    assert_eq!(emu.sync_timeout(), None, "flushed when its time was up");
+    assert_eq!(emu.screen_text(), ["heldlate", ""]);
+}

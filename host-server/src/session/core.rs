@@ -1,0 +1,770 @@
+//! The session core: everything a session decides, and no IO.
+//!
+//! `SessionCore` owns the emulator, the scrollback, the input log
+//! (sequence numbers, duplicates, acknowledgements), the attached client
+//! with its `FramePacer`, the flood state and the persist and idle
+//! deadlines. It is a plain struct in the style of `quinn-proto`: it is fed
+//! what happened (`handle_output`, `handle_command`, `handle_written`,
+//! `handle_timeout`, and the facts only IO can learn: a client that stopped
+//! reading, a program that went away, its exit status) together with the
+//! time, and answers what to do next (`poll_timeout`, `poll_effect`,
+//! `input_to_write`). It reads no clock, holds no channel, touches no file
+//! or process, so every interleaving is a unit test with a fake clock
+//! (`core/tests.rs`); `session::task` is the only code that carries its
+//! effects out. `cargo xtask test` checks that this file and every module
+//! it uses name no runtime, clock or OS interface.
+
+mod input;
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use protocol::{
+    CellLayout, ClientToServerMsg, CloseCode, Frame, Line, Run, ServerToClientMsg, SessionId, Size,
+    Style, StyleFlags, Welcome,
+};
+
+use crate::emulator::{CellBudget, Emulator, GridFit};
+use crate::metrics::Metrics;
+use crate::pacer::{FRAME_WINDOW, FloodClock, FramePacer};
+use crate::persist::saved::{SavedScreen, encode_block, encode_screen};
+use crate::scrollback::{BLOCK_LINES, Scrollback};
+
+use self::input::InputLog;
+pub use self::input::MAX_PENDING_INPUT;
+
+/// Longest scrolled lines wait in the emulator during a flood.
+pub const FLOOD_DRAIN_EVERY: Duration = Duration::from_millis(250);
+
+/// Scrolled lines beyond which output counts as a flood.
+pub const FLOOD_BACKLOG: usize = 1000;
+
+/// Silence after which a flood is over.
+pub const FLOOD_QUIET: Duration = Duration::from_millis(50);
+
+/// What a session starts from.
+pub struct CoreSetup {
+    pub id: SessionId,
+    /// This host's id, for the client's welcome.
+    pub host: String,
+    pub epoch: u64,
+    /// The terminal's size; what does not fit `budget` is clamped.
+    pub size: Size,
+    pub budget: CellBudget,
+    /// How long the session runs on with no client attached.
+    pub idle_timeout: Duration,
+    /// Longest a screen change waits before it is persisted; `None` for a
+    /// host without a store.
+    pub persist_interval: Option<Duration>,
+    /// Scrollback and bytes to draw before the program's first output, for
+    /// a session restored from the store.
+    pub restored: Option<(Scrollback, Vec<u8>)>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// What a session is asked, besides attaching a client
+/// (`SessionCore::handle_attach`).
+#[derive(Debug)]
+pub enum Command {
+    /// A message from connection `conn`; ignored unless it is the attached
+    /// one (a replaced connection's last words must not reach the program).
+    Client { conn: u64, msg: ClientToServerMsg },
+    /// Connection `conn` is gone; the session runs on without a client.
+    Detach { conn: u64 },
+    /// Hang up the program; the client is closed with `close`.
+    /// `SessionEnded` (its user ended it) ends the session everywhere;
+    /// `GoingAway` (drain) persists the last state for a restore
+    /// elsewhere; `SessionLost` (fenced or leaseless) writes nothing more.
+    Terminate { close: CloseCode },
+}
+
+/// What the task must do, in the order the core asks.
+#[derive(Debug)]
+pub enum Effect {
+    /// Bytes the terminal owes the program (answers to its queries),
+    /// written whole before the task reads on.
+    Reply(Vec<u8>),
+    /// The program's terminal has a new size.
+    Resize(Size),
+    /// A message for connection `conn`. If its channel has no room the
+    /// task says so with `handle_client_stalled`.
+    Send { conn: u64, msg: ServerToClientMsg },
+    /// Close connection `conn` and forget it.
+    Close { conn: u64, code: CloseCode },
+    /// Hand a snapshot to the persister.
+    Persist(Snapshot),
+    /// The store keeps this many scrollback lines from the next write on.
+    KeepLines(usize),
+    /// Record the session as ended, everywhere.
+    PersistEnded { at: Instant },
+    /// Wait (bounded) until the persister has written everything queued.
+    Flush,
+    /// Hang up the program's process group.
+    HangUp,
+    /// Nothing more will come: the task ends.
+    Ended,
+}
+
+/// A snapshot of the session for the store. The program's working
+/// directory and foreground command are facts of its process, so the
+/// task adds them.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// The encoded `SavedScreen`.
+    pub screen: Vec<u8>,
+    /// Scrollback blocks sealed since the last snapshot.
+    pub blocks: Vec<store::ScrollbackBlock>,
+    pub size: Size,
+    pub title: Option<String>,
+    /// When the oldest change in it happened, for the lag measurement.
+    pub changed_at: Instant,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Running,
+    /// The program was hung up or went away; its last output is still fed
+    /// in until the task reports its exit.
+    Ending {
+        close: CloseCode,
+    },
+    Ended,
+}
+
+struct Attached {
+    conn: u64,
+    pacer: FramePacer,
+}
+
+/// When the next snapshot is due, for a session that persists.
+struct PersistSchedule {
+    interval: Duration,
+    /// `None` while nothing changed since the last snapshot.
+    due: Option<Instant>,
+    changed_at: Option<Instant>,
+    /// Sealed scrollback blocks below this number are already queued.
+    blocks_queued: u64,
+}
+
+/// The flood state: scrolled lines are held back in the emulator during a
+/// flood (see `drain_scrolled`) and caught up when the output pauses.
+struct Flood {
+    clock: FloodClock,
+    flooding: bool,
+    last_drain: Instant,
+    last_output: Instant,
+}
+
+pub struct SessionCore {
+    id: SessionId,
+    host: String,
+    epoch: u64,
+    emulator: Emulator,
+    scrollback: Scrollback,
+    client: Option<Attached>,
+    input: InputLog,
+    /// Lines for the attached client's scrollback not sent yet: drained
+    /// from the emulator, or a notice (bounded by the scrollback length).
+    pending_scrolled: Vec<Line>,
+    flood: Flood,
+    /// The synchronized update being timed: which one (the emulator's
+    /// count) and when it must be flushed.
+    sync_due: Option<(u64, Instant)>,
+    persist: Option<PersistSchedule>,
+    idle_timeout: Duration,
+    /// When the last client went; `None` while one is attached.
+    detached_at: Option<Instant>,
+    /// The attached client was told its size request was clamped, and has
+    /// asked for nothing that fits since (see `tell_clamped`).
+    told_clamped: bool,
+    phase: Phase,
+    metrics: Arc<Metrics>,
+    effects: VecDeque<Effect>,
+}
+
+impl SessionCore {
+    pub fn new(setup: CoreSetup, now: Instant) -> SessionCore {
+        let CoreSetup {
+            id,
+            host,
+            epoch,
+            size,
+            budget,
+            idle_timeout,
+            persist_interval,
+            restored,
+            metrics,
+        } = setup;
+        let mut emulator = Emulator::with_budget(size, budget);
+        let history = emulator.history_limit();
+        let scrollback = match restored {
+            Some((mut scrollback, preface)) => {
+                emulator.feed(&preface);
+                scrollback.set_limit(history);
+                scrollback
+            }
+            None => Scrollback::new(history),
+        };
+        // The first snapshot is due at once, so the store sees the session
+        // (and a restore its notice) without waiting for output.
+        let persist = persist_interval.map(|interval| PersistSchedule {
+            interval,
+            due: Some(now),
+            changed_at: Some(now),
+            // Restored blocks came from the store; only newer ones are
+            // written.
+            blocks_queued: scrollback.next_seq(),
+        });
+        let mut core = SessionCore {
+            id,
+            host,
+            epoch,
+            emulator,
+            scrollback,
+            client: None,
+            input: InputLog::default(),
+            pending_scrolled: Vec::new(),
+            flood: Flood {
+                clock: FloodClock::default(),
+                flooding: false,
+                last_drain: now,
+                last_output: now,
+            },
+            sync_due: None,
+            persist,
+            idle_timeout,
+            detached_at: Some(now),
+            told_clamped: false,
+            phase: Phase::Running,
+            metrics,
+            effects: VecDeque::new(),
+        };
+        core.time_sync(now);
+        if core.persist.is_some() {
+            core.effects.push_back(Effect::KeepLines(history));
+        }
+        core
+    }
+
+    pub fn id(&self) -> SessionId {
+        self.id
+    }
+
+    /// Whether the session still takes commands, input and output; once
+    /// false the task only feeds the program's last output and reports
+    /// its exit.
+    pub fn is_running(&self) -> bool {
+        self.phase == Phase::Running
+    }
+
+    /// Whether the core has said `Ended`.
+    pub fn has_ended(&self) -> bool {
+        self.phase == Phase::Ended
+    }
+
+    /// Whether the task may take the next command: not while the program
+    /// has `MAX_PENDING_INPUT` bytes of input waiting, which pushes back on
+    /// the connections.
+    pub fn takes_commands(&self) -> bool {
+        self.is_running() && self.input.has_room()
+    }
+
+    /// The input to write to the program next, if any.
+    pub fn input_to_write(&self) -> Option<&[u8]> {
+        if !self.is_running() {
+            return None;
+        }
+        self.input.to_write()
+    }
+
+    /// The next thing to do.
+    pub fn poll_effect(&mut self) -> Option<Effect> {
+        self.effects.pop_front()
+    }
+
+    /// When `handle_timeout` is due next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if !self.is_running() {
+            return None;
+        }
+        let idle = match (&self.client, self.detached_at) {
+            (None, Some(at)) => Some(at + self.idle_timeout),
+            _ => None,
+        };
+        let persist = self.persist.as_ref().and_then(|p| p.due);
+        let flood_over = self
+            .flood
+            .flooding
+            .then(|| self.flood.last_output + FLOOD_QUIET);
+        let sync = self.sync_due.map(|(_, at)| at);
+        [idle, persist, flood_over, sync]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// The program wrote `bytes`.
+    pub fn handle_output(&mut self, bytes: &[u8], now: Instant) {
+        self.flood.last_output = now;
+        self.metrics.pty_bytes_read(bytes.len());
+        self.emulator.feed(bytes);
+        self.time_sync(now);
+        self.persist_soon(now);
+    }
+
+    /// Whether the task should read on (if more output is ready at once)
+    /// before a frame goes out. It is asked after every read, so a flood
+    /// becomes one frame per display refresh (`FloodClock`) and a lone echo
+    /// goes out at once.
+    pub fn reads_on(&mut self, now: Instant) -> bool {
+        !self.flood.clock.on_output(now)
+    }
+
+    /// The output that was ready has been read: answer the program's
+    /// queries and show the client what changed.
+    pub fn handle_output_paused(&mut self, now: Instant) {
+        if !self.is_running() {
+            return;
+        }
+        let replies = self.emulator.take_replies();
+        if !replies.is_empty() {
+            self.effects.push_back(Effect::Reply(replies));
+        }
+        self.flood.clock.reset();
+        self.send_frame(now);
+    }
+
+    /// `n` bytes of `input_to_write` reached the program.
+    pub fn handle_written(&mut self, n: usize, _now: Instant) {
+        if let Some(seq) = self.input.written(n) {
+            self.send(ServerToClientMsg::InputAck { seq });
+        }
+    }
+
+    pub fn handle_command(&mut self, command: Command, now: Instant) {
+        if !self.is_running() {
+            return;
+        }
+        match command {
+            Command::Detach { conn } => {
+                if self.client.as_ref().is_some_and(|c| c.conn == conn) {
+                    self.client = None;
+                    self.detached_at = Some(now);
+                    tracing::info!(session = %self.id, "client detached");
+                }
+            }
+            Command::Client { conn, msg } => {
+                if self.client.as_ref().is_none_or(|c| c.conn != conn) {
+                    // A replaced connection's last words; the program must
+                    // not see them.
+                    return;
+                }
+                self.on_client_msg(msg, now);
+            }
+            Command::Terminate { close } => {
+                if close != CloseCode::SessionLost {
+                    // Draining: make the latest screen durable before the
+                    // program is hung up.
+                    self.drain_scrolled(true, now);
+                    self.snapshot(now);
+                    if self.persist.is_some() {
+                        self.effects.push_back(Effect::Flush);
+                    }
+                }
+                self.hang_up(close);
+            }
+        }
+    }
+
+    /// Every connection's way to the session is gone (the host is going
+    /// down without a drain): the program is hung up.
+    pub fn handle_commands_closed(&mut self, _now: Instant) {
+        if self.is_running() {
+            self.hang_up(CloseCode::SessionEnded);
+        }
+    }
+
+    /// A deadline from `poll_timeout` has passed.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if !self.is_running() {
+            return;
+        }
+        if self.flood.flooding && now >= self.flood.last_output + FLOOD_QUIET {
+            // The flood is over: catch up on the lines it scrolled.
+            self.drain_scrolled(true, now);
+            self.send_frame(now);
+        }
+        if self.sync_due.is_some_and(|(_, at)| now >= at) {
+            self.emulator.flush_sync();
+            self.time_sync(now);
+            self.send_frame(now);
+        }
+        if self
+            .persist
+            .as_ref()
+            .and_then(|p| p.due)
+            .is_some_and(|due| now >= due)
+        {
+            self.snapshot(now);
+        }
+        let idle_over = self.client.is_none()
+            && self
+                .detached_at
+                .is_some_and(|at| now >= at + self.idle_timeout);
+        if idle_over {
+            tracing::info!(session = %self.id, "idle timeout: ending the session");
+            self.hang_up(CloseCode::SessionEnded);
+        }
+    }
+
+    /// Connection `conn` did not take a message: its channel is full (it
+    /// stopped reading) or closed. It is cut off rather than waited for,
+    /// and nothing more queued for it is sent.
+    pub fn handle_client_stalled(&mut self, conn: u64, now: Instant) {
+        self.effects
+            .retain(|effect| !matches!(effect, Effect::Send { conn: to, .. } if *to == conn));
+        if self.client.as_ref().is_some_and(|c| c.conn == conn) {
+            tracing::warn!(session = %self.id, "client is not reading; detaching it");
+            self.effects.push_back(Effect::Close {
+                conn,
+                code: CloseCode::GoingAway,
+            });
+            self.client = None;
+            self.detached_at = Some(now);
+        }
+    }
+
+    /// The program closed its terminal, or it could not be written to: it
+    /// is going by itself, and the session ends with it.
+    pub fn handle_program_gone(&mut self, _now: Instant) {
+        if self.is_running() {
+            self.phase = Phase::Ending {
+                close: CloseCode::SessionEnded,
+            };
+        }
+    }
+
+    /// The program has exited with `status` (`None`: killed, or not known).
+    /// The client sees the last screen; a program that ended by itself
+    /// ends the session everywhere and shows its status, a drained or lost
+    /// one lives on elsewhere.
+    pub fn handle_exit(&mut self, status: Option<i32>, now: Instant) {
+        let close = match self.phase {
+            Phase::Ended => return,
+            Phase::Running => CloseCode::SessionEnded,
+            Phase::Ending { close } => close,
+        };
+        self.phase = Phase::Ended;
+        self.drain_scrolled(true, now);
+        tracing::info!(session = %self.id, ?status, "session ended");
+        self.send_frame_unpaced(now);
+        let ended_here = close == CloseCode::SessionEnded;
+        if ended_here && self.persist.is_some() {
+            self.snapshot(now);
+            self.effects.push_back(Effect::PersistEnded { at: now });
+            self.effects.push_back(Effect::Flush);
+        }
+        if let Some(client) = self.client.take() {
+            if ended_here {
+                self.effects.push_back(Effect::Send {
+                    conn: client.conn,
+                    msg: ServerToClientMsg::Exited { status },
+                });
+            }
+            self.effects.push_back(Effect::Close {
+                conn: client.conn,
+                code: close,
+            });
+        }
+        self.effects.push_back(Effect::Ended);
+    }
+
+    fn hang_up(&mut self, close: CloseCode) {
+        self.effects.push_back(Effect::HangUp);
+        self.phase = Phase::Ending { close };
+    }
+
+    /// Keeps the deadline of the emulator's synchronized update: a new one
+    /// started with the bytes fed at `now`.
+    fn time_sync(&mut self, now: Instant) {
+        self.sync_due = match (self.emulator.sync_timeout(), self.sync_due) {
+            (None, _) => None,
+            (Some(sync), Some((started, at))) if started == sync.started => Some((started, at)),
+            (Some(sync), _) => Some((sync.started, now + sync.wait)),
+        };
+    }
+
+    fn persist_soon(&mut self, now: Instant) {
+        if let Some(p) = &mut self.persist
+            && p.due.is_none()
+        {
+            p.due = Some(now + p.interval);
+            p.changed_at = Some(now);
+        }
+    }
+
+    /// Moves lines that scrolled off the emulator into the scrollback and
+    /// the attached client's queue.
+    ///
+    /// A large backlog (a flood) is drained at most every
+    /// `FLOOD_DRAIN_EVERY`: the emulator keeps the newest `history_limit`
+    /// lines by itself, and most lines converted at every frame would be
+    /// pushed out of the scrollback by the output that follows anyway.
+    /// `force` drains regardless.
+    fn drain_scrolled(&mut self, force: bool, now: Instant) {
+        let backlog = self.emulator.scrolled_len();
+        if backlog == 0 {
+            self.flood.flooding = false;
+            return;
+        }
+        if !force
+            && backlog > FLOOD_BACKLOG
+            && now.saturating_duration_since(self.flood.last_drain) < FLOOD_DRAIN_EVERY
+        {
+            self.flood.flooding = true;
+            return;
+        }
+        self.flood.flooding = false;
+        self.flood.last_drain = now;
+        let scrolled = self.emulator.drain_scrolled();
+        if scrolled.is_empty() {
+            return;
+        }
+        self.scrollback.push(&scrolled);
+        if self.client.is_some() {
+            self.pending_scrolled.extend(scrolled);
+            let excess = self
+                .pending_scrolled
+                .len()
+                .saturating_sub(self.scrollback.limit());
+            self.pending_scrolled.drain(..excess);
+        }
+    }
+
+    /// Queues the current state for the persister.
+    fn snapshot(&mut self, now: Instant) {
+        if self.persist.is_none() {
+            return;
+        }
+        self.drain_scrolled(false, now);
+        let saved = SavedScreen {
+            size: self.emulator.size(),
+            rows: self.emulator.visible_lines(),
+            cursor: self.emulator.cursor(),
+            modes: self.emulator.modes(),
+            title: self.emulator.title().map(str::to_owned),
+            tail: self.scrollback.open_tail().to_vec(),
+            next_block_seq: self.scrollback.next_seq(),
+        };
+        let Some(p) = &mut self.persist else {
+            return;
+        };
+        let blocks: Vec<store::ScrollbackBlock> = self
+            .scrollback
+            .sealed_since(p.blocks_queued)
+            .map(|(seq, block)| store::ScrollbackBlock {
+                seq,
+                lines: block.count,
+                data: encode_block(block),
+            })
+            .collect();
+        p.blocks_queued = self.scrollback.next_seq();
+        let changed_at = p.changed_at.take().unwrap_or(now);
+        p.due = None;
+        self.effects.push_back(Effect::Persist(Snapshot {
+            screen: encode_screen(&saved),
+            blocks,
+            size: saved.size,
+            title: saved.title,
+            changed_at,
+        }));
+    }
+
+    fn on_client_msg(&mut self, msg: ClientToServerMsg, now: Instant) {
+        match msg {
+            ClientToServerMsg::Input { seq, data } => {
+                if !self.input.take(seq, data) {
+                    // A resend of input already taken: acknowledge what is
+                    // applied and drop the duplicate.
+                    let seq = self.input.applied();
+                    self.send(ServerToClientMsg::InputAck { seq });
+                }
+            }
+            ClientToServerMsg::Resize(size) => {
+                let before = self.emulator.size();
+                let fit = self.apply_size(size, now);
+                let told = self.tell_clamped(&fit);
+                if fit.granted != before {
+                    self.persist_soon(now);
+                }
+                if fit.granted != before || told {
+                    self.send_frame(now);
+                }
+            }
+            ClientToServerMsg::Ack { frame } => {
+                if let Some(client) = &mut self.client {
+                    client.pacer.on_ack(frame);
+                }
+                if self.emulator.is_dirty() {
+                    self.send_frame(now);
+                }
+            }
+            // Pings are answered by the connection itself.
+            ClientToServerMsg::Ping { .. } => {}
+        }
+    }
+
+    /// Resizes the emulator to what a request for `asked` gets within its
+    /// budget. The scrollback and the store keep as many lines as the
+    /// emulator can hold at the new size, so a wider terminal keeps fewer.
+    fn apply_size(&mut self, asked: Size, now: Instant) -> GridFit {
+        let fit = self.emulator.fit(asked);
+        if fit.granted == self.emulator.size() {
+            return fit;
+        }
+        // The emulator may keep fewer lines at the new size: the waiting
+        // ones move to the scrollback first.
+        self.drain_scrolled(true, now);
+        self.emulator.resize(fit.granted);
+        let history = self.emulator.history_limit();
+        self.scrollback.set_limit(history);
+        if self.persist.is_some() {
+            self.effects.push_back(Effect::KeepLines(history));
+        }
+        self.effects.push_back(Effect::Resize(fit.granted));
+        fit
+    }
+
+    /// Tells the attached client that its size request was clamped; once
+    /// per run of clamped requests, so a window dragged past the limit gets
+    /// one notice rather than one per step. Returns whether it queued one.
+    ///
+    /// The protocol has no message for notices, so this one travels as dim
+    /// lines entering the client's scrollback, right above the screen; the
+    /// session's own scrollback never holds them.
+    fn tell_clamped(&mut self, fit: &GridFit) -> bool {
+        let Some(text) = fit.notice() else {
+            self.told_clamped = false;
+            return false;
+        };
+        if self.told_clamped || self.client.is_none() {
+            return false;
+        }
+        self.told_clamped = true;
+        tracing::info!(session = %self.id, asked = %fit.asked, granted = %fit.granted, "clamped the terminal size");
+        self.pending_scrolled
+            .extend(notice_lines(&text, fit.granted.cols));
+        true
+    }
+
+    /// Makes `conn` the session's one client, asking for `size`
+    /// (`created`: this connection started the session). A connection
+    /// attached before is closed with `Replaced`: the same user opened the
+    /// session on another terminal (hot desking), and the newest one wins.
+    pub fn handle_attach(&mut self, conn: u64, created: bool, size: Size, now: Instant) {
+        if !self.is_running() {
+            return;
+        }
+        if let Some(old) = self.client.take() {
+            self.effects.push_back(Effect::Close {
+                conn: old.conn,
+                code: CloseCode::Replaced,
+            });
+        }
+        let fit = self.apply_size(size, now);
+        // Everything that scrolled while no one watched joins the scrollback
+        // before it is sent.
+        self.drain_scrolled(true, now);
+        self.pending_scrolled.clear();
+        self.client = Some(Attached {
+            conn,
+            pacer: FramePacer::new(FRAME_WINDOW),
+        });
+        self.detached_at = None;
+        self.send(ServerToClientMsg::Welcome(Welcome {
+            session: self.id,
+            host: self.host.clone(),
+            epoch: self.epoch,
+            created,
+            input_seq: self.input.applied(),
+        }));
+        for block in self.scrollback.blocks() {
+            self.send(ServerToClientMsg::History(block));
+        }
+        self.told_clamped = false;
+        self.tell_clamped(&fit);
+        self.emulator.mark_full();
+        self.send_frame(now);
+        tracing::info!(session = %self.id, history = self.scrollback.len(), "client attached");
+    }
+
+    /// Queues a message for the attached client, if there is one.
+    fn send(&mut self, msg: ServerToClientMsg) {
+        let Some(client) = &self.client else { return };
+        if let ServerToClientMsg::Frame(_) = &msg {
+            self.metrics.frame_sent();
+        }
+        self.effects.push_back(Effect::Send {
+            conn: client.conn,
+            msg,
+        });
+    }
+
+    /// Sends the screen's changes if the client has room for a frame.
+    fn send_frame(&mut self, now: Instant) {
+        let Some(client) = &self.client else { return };
+        let changed = self.emulator.is_dirty()
+            || !self.pending_scrolled.is_empty()
+            || (!self.flood.flooding && self.emulator.has_scrolled());
+        if !client.pacer.can_send() || !changed {
+            return;
+        }
+        self.send_frame_unpaced(now);
+    }
+
+    /// Sends the screen's changes whatever the window says.
+    fn send_frame_unpaced(&mut self, now: Instant) {
+        self.drain_scrolled(false, now);
+        let mut scrolled = std::mem::take(&mut self.pending_scrolled);
+        let Some(client) = &mut self.client else {
+            return;
+        };
+        let seq = client.pacer.next_seq();
+        // A big scroll travels as compressed history blocks ahead of the
+        // frame, keeping every message far below the client's size limit.
+        if scrolled.len() > BLOCK_LINES {
+            for chunk in std::mem::take(&mut scrolled).chunks(BLOCK_LINES) {
+                self.send(ServerToClientMsg::History(protocol::compress_lines(chunk)));
+            }
+        }
+        let frame: Frame = self.emulator.frame(seq, scrolled);
+        self.send(ServerToClientMsg::Frame(frame));
+    }
+}
+
+/// `text` as dim lines in the style of the restore notice, wrapped at the
+/// terminal's width so the client shows all of it.
+fn notice_lines(text: &str, cols: u16) -> Vec<Line> {
+    let chars: Vec<char> = format!("── thinline: {text} ──").chars().collect();
+    let pieces: Vec<&[char]> = chars.chunks(usize::from(cols.max(1))).collect();
+    let last = pieces.len().saturating_sub(1);
+    pieces
+        .iter()
+        .enumerate()
+        .map(|(i, piece)| Line {
+            runs: vec![Run {
+                style: Style {
+                    flags: StyleFlags(StyleFlags::DIM),
+                    ..Style::default()
+                },
+                layout: CellLayout::Narrow,
+                text: piece.iter().collect(),
+            }],
+            wrapped: i < last,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;
