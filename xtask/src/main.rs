@@ -8,6 +8,7 @@
 mod build;
 mod cmd;
 mod demo;
+mod purity;
 mod rings;
 mod test;
 mod tools;
@@ -23,8 +24,8 @@ verbs:
   build                         build the wasm client into static/pkg and the release host-server
   demo [--port N]               build, then run a directory (page on port N, default 8080)
                                 and three hosts on the ports after it, over one SQLite store
-  test                          everything CI checks: fmt, clippy, protocol purity, the API fuzz,
-                                unit, e2e and browser tests
+  test                          everything CI checks: fmt, clippy, protocol and session-core purity,
+                                the API fuzz, unit, e2e and browser tests
   fuzz                          build the debug directory and host, then fuzz the directory's API
                                 from its OpenAPI document as `test` does (tests/fuzz/run.py)
   bench [latency|start|throughput|size|persist|failover|capacity|auth|soak|all]

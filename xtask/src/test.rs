@@ -7,13 +7,14 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 
-use crate::{build, cmd, tools};
+use crate::{build, cmd, purity, tools};
 
 pub fn test_all() -> Result<()> {
     cmd::step("checking formatting");
     cmd::run(cmd::cargo().args(["fmt", "--all", "--check"]))?;
 
     check_wire_contracts_are_pure()?;
+    purity::check_session_core_is_pure()?;
     check_hosts_call_no_directory()?;
     check_no_module_rings()?;
     check_deployment_manifests()?;
