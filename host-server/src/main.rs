@@ -20,7 +20,7 @@ use host_server::host_token::{HostSecret, HostToken};
 use host_server::metrics::Metrics;
 use host_server::pty::ProgramSpec;
 use host_server::registry::{Registry, StoreConfig};
-use host_server::sandbox::{self, Isolation, Sandbox, SandboxOptions, SessionNetwork};
+use host_server::sandbox::{Isolation, Sandbox, SandboxOptions, SessionNetwork};
 use host_server::session::SessionConfig;
 use host_server::standing::Standing;
 use host_server::{AppState, DEFAULT_MAX_CONNECTIONS_PER_ADDRESS, LeaseConfig, run};
@@ -358,7 +358,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         &args.host_id,
     )
     .map_err(anyhow::Error::msg)?;
-    sandbox::probe(&sandbox)
+    host_server::pty::probe(&sandbox)
         .await
         .map_err(anyhow::Error::msg)
         .context("the session sandbox does not work on this host")?;

@@ -11,36 +11,20 @@
 
 use std::future::Future;
 use std::io;
-use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 
 use protocol::Size;
 use rustix::process::{Pid, Signal, kill_process_group};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 
 use crate::cgroup::SessionCgroup;
 use crate::procfs::ProcessFacts;
+pub use crate::sandbox::ProgramSpec;
 use crate::sandbox::{Identity, Prepared, Sandbox};
 
 #[cfg(test)]
 pub mod fake;
-
-/// What to run for a new session.
-#[derive(Clone, Debug)]
-pub struct ProgramSpec {
-    pub program: PathBuf,
-    pub args: Vec<String>,
-    /// Start it as a login shell, as `login` does; used for the default
-    /// shell.
-    pub login: bool,
-    pub cwd: Option<PathBuf>,
-    /// The user's home on the shared home root, if the host has one.
-    pub home: Option<PathBuf>,
-    /// The session's own variables, on top of the sandbox's allowlist
-    /// (see `sandbox`): nothing of the host's environment is inherited.
-    pub env: Vec<(String, String)>,
-}
 
 /// A running program, in three parts so the session task can read its
 /// output, write its input and watch its process at the same time.
@@ -204,5 +188,43 @@ impl ProgramProcess for SandboxedProcess {
 
     fn facts(&self) -> ProcessFacts {
         self.child.id().map(ProcessFacts::read).unwrap_or_default()
+    }
+}
+
+/// Starts `sh -c 'exit 0'` the way a session starts, and fails with what
+/// went wrong (bwrap missing, user namespaces disabled, a cgroup refused)
+/// so a host that cannot sandbox says so at start rather than at the
+/// first sign-in.
+pub async fn probe(sandbox: &Sandbox) -> Result<(), String> {
+    let (spec, identity) = sandbox.probe_program()?;
+    let size = Size { cols: 80, rows: 24 };
+    let mut program = spawn(&spec, size, sandbox, &identity, "probe").map_err(|e| e.to_string())?;
+    let mut said = Vec::new();
+    let read = async {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = program.output.read(&mut buf).await {
+            if n == 0 || said.len() > 16 * 1024 {
+                break;
+            }
+            said.extend_from_slice(&buf[..n]);
+        }
+    };
+    // EIO ends the read once the PTY has no process left.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), read).await;
+    let status = tokio::time::timeout(std::time::Duration::from_secs(5), program.process.wait())
+        .await
+        .map_err(|_| "a sandboxed `sh -c 'exit 0'` did not end within 15 s".to_string())?
+        .map_err(|e| e.to_string())?;
+    let said = String::from_utf8_lossy(&said);
+    match status {
+        Some(0) => Ok(()),
+        Some(code) => Err(format!(
+            "a sandboxed `sh -c 'exit 0'` ended with exit status {code}: {}",
+            said.trim()
+        )),
+        None => Err(format!(
+            "a sandboxed `sh -c 'exit 0'` was killed by a signal: {}",
+            said.trim()
+        )),
     }
 }

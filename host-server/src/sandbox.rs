@@ -36,7 +36,6 @@ use std::sync::Mutex;
 use store::UidRange;
 
 use crate::cgroup::{Limiter, Limits, SessionCgroup};
-use crate::pty::ProgramSpec;
 
 /// How sessions are isolated from each other and from the host.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -105,6 +104,22 @@ pub struct SandboxOptions {
     pub runtime_dir: PathBuf,
 }
 
+/// What to run for a new session.
+#[derive(Clone, Debug)]
+pub struct ProgramSpec {
+    pub program: PathBuf,
+    pub args: Vec<String>,
+    /// Start it as a login shell, as `login` does; used for the default
+    /// shell.
+    pub login: bool,
+    pub cwd: Option<PathBuf>,
+    /// The user's home on the shared home root, if the host has one.
+    pub home: Option<PathBuf>,
+    /// The session's own variables, on top of the sandbox's allowlist
+    /// (see `sandbox`): nothing of the host's environment is inherited.
+    pub env: Vec<(String, String)>,
+}
+
 /// The Unix identity a session runs as.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Identity {
@@ -145,7 +160,7 @@ fn reserved(key: &str) -> bool {
 
 impl Sandbox {
     /// Sets the sandbox up: the runtime directory and, unless isolation is
-    /// `none`, the session limits. Probe it with [`Sandbox::probe`].
+    /// `none`, the session limits. Probe it with `pty::probe`.
     pub fn new(options: SandboxOptions, host: &str) -> Result<Sandbox, String> {
         if options.isolation == Isolation::PerUser && !rustix::process::geteuid().is_root() {
             return Err(
@@ -166,6 +181,34 @@ impl Sandbox {
             limiter,
             local: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// What `pty::probe` starts to prove the sandbox works, as whom:
+    /// `sh -c 'exit 0'`. Fails at once when bwrap is missing.
+    pub fn probe_program(&self) -> Result<(ProgramSpec, Identity), String> {
+        if self.isolation() != Isolation::None && !self.options.bwrap.is_file() {
+            return Err(format!(
+                "{} is missing: install bubblewrap (apt-get install bubblewrap) or pass --bwrap",
+                self.options.bwrap.display()
+            ));
+        }
+        let identity = match self.isolation() {
+            Isolation::PerUser => Identity {
+                user: "thinline-probe".into(),
+                uid: 65534,
+                gid: 65534,
+            },
+            _ => self.local_identity("thinline-probe")?,
+        };
+        let spec = ProgramSpec {
+            program: "/bin/sh".into(),
+            args: vec!["-c".into(), "exit 0".into()],
+            login: false,
+            cwd: None,
+            home: None,
+            env: Vec::new(),
+        };
+        Ok((spec, identity))
     }
 
     pub fn isolation(&self) -> Isolation {
@@ -536,67 +579,6 @@ fn enter(
             rustix::thread::set_no_new_privs(true)?;
             Ok(())
         })
-    }
-}
-
-/// Starts `true` the way a session starts, and fails with what went
-/// wrong (bwrap missing, user namespaces disabled, a cgroup refused) so a
-/// host that cannot sandbox says so at start rather than at the first
-/// sign-in.
-pub async fn probe(sandbox: &Sandbox) -> Result<(), String> {
-    use tokio::io::AsyncReadExt as _;
-
-    if sandbox.isolation() != Isolation::None && !sandbox.options.bwrap.is_file() {
-        return Err(format!(
-            "{} is missing: install bubblewrap (apt-get install bubblewrap) or pass --bwrap",
-            sandbox.options.bwrap.display()
-        ));
-    }
-    let identity = match sandbox.isolation() {
-        Isolation::PerUser => Identity {
-            user: "thinline-probe".into(),
-            uid: 65534,
-            gid: 65534,
-        },
-        _ => sandbox.local_identity("thinline-probe")?,
-    };
-    let spec = ProgramSpec {
-        program: "/bin/sh".into(),
-        args: vec!["-c".into(), "exit 0".into()],
-        login: false,
-        cwd: None,
-        home: None,
-        env: Vec::new(),
-    };
-    let size = protocol::Size { cols: 80, rows: 24 };
-    let mut program =
-        crate::pty::spawn(&spec, size, sandbox, &identity, "probe").map_err(|e| e.to_string())?;
-    let mut said = Vec::new();
-    let read = async {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = program.output.read(&mut buf).await {
-            if n == 0 || said.len() > 16 * 1024 {
-                break;
-            }
-            said.extend_from_slice(&buf[..n]);
-        }
-    };
-    // EIO ends the read once the PTY has no process left.
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), read).await;
-    let status = tokio::time::timeout(std::time::Duration::from_secs(5), program.process.wait())
-        .await
-        .map_err(|_| "a sandboxed `sh -c 'exit 0'` did not end within 15 s".to_string())?
-        .map_err(|e| e.to_string())?;
-    match status {
-        Some(0) => Ok(()),
-        Some(code) => Err(format!(
-            "a sandboxed `sh -c 'exit 0'` ended with exit status {code}: {}",
-            String::from_utf8_lossy(&said).trim()
-        )),
-        None => Err(format!(
-            "a sandboxed `sh -c 'exit 0'` was killed by a signal: {}",
-            String::from_utf8_lossy(&said).trim()
-        )),
     }
 }
 
