@@ -8,6 +8,7 @@
 mod build;
 mod cmd;
 mod demo;
+mod modules;
 mod purity;
 mod rings;
 mod test;

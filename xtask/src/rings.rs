@@ -1,230 +1,105 @@
 //! No crate's modules import each other in a ring.
 //!
 //! A ring (`a` names `b`, `b` names `c`, `c` names `a`) means none of its
-//! modules can be read, tested or moved alone: the directory grew one of five
-//! modules before anyone noticed. This check walks each crate's module tree
-//! from its roots (`lib.rs`, `main.rs`, `src/bin/*.rs`) through its `mod`
-//! declarations, leaving out modules declared under `#[cfg(test)]`, and
-//! collects every `crate::…` and `super::…` path each module names. A
-//! module naming its own ancestor or descendant is how Rust spells one
-//! thing split over files (a child's `impl super::Connection`), so those
-//! edges do not count; every other edge does, and any strongly connected
-//! set of modules is reported with the names that tie it.
-//!
-//! It reads text, not the compiler's resolution: a path written through a
-//! re-export names the module that re-exports it, which is the dependency a
-//! reader sees too.
+//! modules can be read, tested or moved alone: the directory grew one of
+//! five modules before anyone noticed. This check reads each crate's module
+//! graph from its roots (`lib.rs`, `main.rs`) with `modules.rs`, which
+//! leaves comments, literals and `#[cfg(test)]` items out. A module naming
+//! its own ancestor or descendant is how Rust spells one thing split over
+//! files (a child's `impl super::Connection`), so those edges do not count;
+//! every other edge does, and any strongly connected set of modules is
+//! reported with the paths that tie it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-/// A module: its path from the crate root (`[]` for the root itself) and
-/// the file that holds it.
-#[derive(Debug)]
-struct Module {
-    path: Vec<String>,
-    file: PathBuf,
-}
+use crate::modules::{module_path, production_code, references};
 
 /// The rings found in the crate whose sources are under `src`, each as the
 /// lines that describe it; empty when there are none.
 pub fn rings_in_crate(src: &Path) -> Result<Vec<String>> {
-    let mut modules = Vec::new();
-    let mut roots = vec![src.join("lib.rs"), src.join("main.rs")];
-    if let Ok(entries) = std::fs::read_dir(src.join("bin")) {
-        for entry in entries.flatten() {
-            if entry.path().extension().is_some_and(|e| e == "rs") {
-                roots.push(entry.path());
-            }
-        }
-    }
     let mut rings = Vec::new();
-    for root in roots.into_iter().filter(|root| root.is_file()) {
-        modules.clear();
-        collect(&root, src, Vec::new(), &mut modules)?;
-        rings.extend(rings_among(&modules)?);
+    for root in ["lib.rs", "main.rs"] {
+        if src.join(root).is_file() {
+            rings.extend(rings_from(src, Path::new(root))?);
+        }
     }
     rings.sort();
     rings.dedup();
     Ok(rings)
 }
 
-/// Walks the module tree from `file`, which holds the module at `path`;
-/// `dir` is where its child modules' files are.
-fn collect(file: &Path, dir: &Path, path: Vec<String>, out: &mut Vec<Module>) -> Result<()> {
-    let text =
-        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-    for child in child_modules(&text) {
-        let candidates = [
-            dir.join(format!("{child}.rs")),
-            dir.join(&child).join("mod.rs"),
-        ];
-        let Some(child_file) = candidates.iter().find(|c| c.is_file()) else {
-            // An inline `mod x { … }` or a `#[path]` module: part of this file.
-            continue;
-        };
-        let mut child_path = path.clone();
-        child_path.push(child.clone());
-        collect(child_file, &dir.join(&child), child_path, out)?;
-    }
-    out.push(Module {
-        path,
-        file: file.to_path_buf(),
-    });
-    Ok(())
-}
+/// `(from, to) -> the paths by which from names to`, over every module
+/// reachable from `root`.
+type Edges = BTreeMap<(PathBuf, PathBuf), BTreeSet<String>>;
 
-/// The `mod name;` declarations of a file that are not under `#[cfg(test)]`.
-fn child_modules(text: &str) -> Vec<String> {
-    let mut children = Vec::new();
-    let mut test_only = false;
-    for line in text.lines().map(str::trim) {
-        if line.starts_with("#[cfg(test)]") {
-            test_only = true;
+fn rings_from(src: &Path, root: &Path) -> Result<Vec<String>> {
+    let mut modules = BTreeSet::new();
+    let mut edges = Edges::new();
+    let mut queue = VecDeque::from([root.to_path_buf()]);
+    while let Some(file) = queue.pop_front() {
+        if !modules.insert(file.clone()) {
             continue;
         }
-        if line.starts_with("#[") || line.starts_with("//") {
-            continue;
-        }
-        let declaration = line
-            .strip_prefix("pub(crate) ")
-            .or_else(|| line.strip_prefix("pub(super) "))
-            .or_else(|| line.strip_prefix("pub "))
-            .unwrap_or(line);
-        if let Some(name) = declaration
-            .strip_prefix("mod ")
-            .and_then(|rest| rest.strip_suffix(';'))
-            && !test_only
-        {
-            children.push(name.trim().to_owned());
-        }
-        test_only = false;
-    }
-    children
-}
-
-/// The code of a file without its comments and up to its inline unit tests
-/// (`#[cfg(test)] mod tests { … }`, which may reach anything).
-fn code_outside_tests(text: &str) -> String {
-    let mut code = text;
-    let mut from = 0;
-    while let Some(at) = code[from..].find("#[cfg(test)]") {
-        let at = from + at;
-        let after = code[at + "#[cfg(test)]".len()..].trim_start();
-        let inline_module = after.starts_with("mod ")
-            && after
-                .find('{')
-                .is_some_and(|brace| after.find(';').is_none_or(|semi| brace < semi));
-        if inline_module {
-            code = &code[..at];
-            break;
-        }
-        from = at + 1;
-    }
-    code.lines()
-        .map(|line| line.split("//").next().unwrap_or(line))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-/// Every path a file names from the crate root (`crate::a::b`) or from its
-/// parent (`super::x`), resolved to a path from the crate root, with the
-/// item names it takes (for the report).
-fn referenced_paths(text: &str, own: &[String]) -> Vec<Vec<String>> {
-    let code = code_outside_tests(text);
-    let mut paths = Vec::new();
-    for (anchor, base) in [("crate::", Vec::new()), ("super::", parent_of(own))] {
-        let mut rest = code.as_str();
-        while let Some(at) = rest.find(anchor) {
-            let before = rest[..at].chars().next_back();
-            rest = &rest[at + anchor.len()..];
-            if before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':') {
+        let path = src.join(&file);
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let here = module_path(&file);
+        for reference in references(src, &file, &production_code(&text)) {
+            let there = module_path(&reference.module);
+            queue.push_back(reference.module.clone());
+            if is_prefix(&here, &there) || is_prefix(&there, &here) {
                 continue;
             }
-            let mut tail = rest;
-            let mut base = base.clone();
-            // `super::super::x`
-            while anchor == "super::"
-                && let Some(after) = tail.strip_prefix("super::")
-            {
-                base.pop();
-                tail = after;
-            }
-            for suffix in expand(tail) {
-                let mut path = base.clone();
-                path.extend(suffix);
-                paths.push(path);
-            }
+            edges
+                .entry((file.clone(), reference.module))
+                .or_default()
+                .insert(reference.path.join("::"));
         }
     }
-    paths
-}
-
-/// The paths a `use`-style tail spells: `a::b::C`, or `{a::X, b::{c, d}}`.
-fn expand(tail: &str) -> Vec<Vec<String>> {
-    let mut out = Vec::new();
-    expand_into(tail, Vec::new(), &mut out);
-    out
-}
-
-fn expand_into(tail: &str, prefix: Vec<String>, out: &mut Vec<Vec<String>>) {
-    let mut path = prefix;
-    let mut rest = tail;
-    loop {
-        if let Some(group) = rest.strip_prefix('{') {
-            for item in split_group(group) {
-                expand_into(item.trim(), path.clone(), out);
-            }
-            return;
-        }
-        let name: String = rest
-            .chars()
-            .take_while(|c| c.is_alphanumeric() || *c == '_')
-            .collect();
-        if name.is_empty() {
-            break;
-        }
-        rest = &rest[name.len()..];
-        path.push(name);
-        match rest.strip_prefix("::") {
-            Some(after) => rest = after,
-            None => break,
+    let modules: Vec<PathBuf> = modules.into_iter().collect();
+    let index: BTreeMap<&PathBuf, usize> =
+        modules.iter().enumerate().map(|(i, m)| (m, i)).collect();
+    let mut successors = vec![Vec::new(); modules.len()];
+    for (from, to) in edges.keys() {
+        if let (Some(&a), Some(&b)) = (index.get(from), index.get(to)) {
+            successors[a].push(b);
         }
     }
-    if !path.is_empty() {
-        out.push(path);
-    }
-}
-
-/// The comma-separated items of a brace group whose opening brace is
-/// already consumed, up to its closing brace.
-fn split_group(group: &str) -> Vec<&str> {
-    let mut items = Vec::new();
-    let mut depth = 0usize;
-    let mut start = 0;
-    for (i, c) in group.char_indices() {
-        match c {
-            '{' => depth += 1,
-            '}' if depth == 0 => {
-                items.push(&group[start..i]);
-                return items;
-            }
-            '}' => depth -= 1,
-            ',' if depth == 0 => {
-                items.push(&group[start..i]);
-                start = i + 1;
-            }
-            _ => {}
+    let mut rings = Vec::new();
+    for component in strongly_connected(&successors) {
+        if component.len() < 2 {
+            continue;
         }
+        let name = |m: usize| display(&module_path(&modules[m]));
+        let mut lines = vec![format!(
+            "a ring of {} modules: {}",
+            component.len(),
+            component
+                .iter()
+                .map(|&m| name(m))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )];
+        for ((from, to), paths) in &edges {
+            let (Some(&a), Some(&b)) = (index.get(from), index.get(to)) else {
+                continue;
+            };
+            if component.contains(&a) && component.contains(&b) {
+                let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
+                lines.push(format!(
+                    "  {} -> {}: {}",
+                    name(a),
+                    name(b),
+                    paths.join(", ")
+                ));
+            }
+        }
+        rings.push(lines.join("\n"));
     }
-    items.push(&group[start..]);
-    items
-}
-
-fn parent_of(path: &[String]) -> Vec<String> {
-    path[..path.len().saturating_sub(1)].to_vec()
+    Ok(rings)
 }
 
 fn is_prefix(short: &[String], long: &[String]) -> bool {
@@ -239,79 +114,10 @@ fn display(path: &[String]) -> String {
     }
 }
 
-/// Strongly connected sets of more than one module, after dropping edges
-/// between a module and its own ancestors or descendants.
-fn rings_among(modules: &[Module]) -> Result<Vec<String>> {
-    let known: BTreeSet<&[String]> = modules.iter().map(|m| m.path.as_slice()).collect();
-    // edges[a][b] = the item paths a takes from b.
-    let mut edges: BTreeMap<usize, BTreeMap<usize, BTreeSet<String>>> = BTreeMap::new();
-    for (from, module) in modules.iter().enumerate() {
-        let text = std::fs::read_to_string(&module.file)
-            .with_context(|| format!("reading {}", module.file.display()))?;
-        for path in referenced_paths(&text, &module.path) {
-            // The deepest module the path names.
-            let Some(target) = (0..=path.len())
-                .rev()
-                .map(|n| &path[..n])
-                .find(|prefix| known.contains(prefix))
-            else {
-                continue;
-            };
-            if is_prefix(target, &module.path) || is_prefix(&module.path, target) {
-                continue;
-            }
-            let Some(to) = modules.iter().position(|m| m.path == target) else {
-                continue;
-            };
-            edges
-                .entry(from)
-                .or_default()
-                .entry(to)
-                .or_default()
-                .insert(path.join("::"));
-        }
-    }
-    let components = strongly_connected(modules.len(), &edges);
-    let mut rings = Vec::new();
-    for component in components.into_iter().filter(|c| c.len() > 1) {
-        let mut lines = vec![format!(
-            "a ring of {} modules: {}",
-            component.len(),
-            component
-                .iter()
-                .map(|&m| display(&modules[m].path))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )];
-        for &from in &component {
-            for (&to, names) in edges.get(&from).into_iter().flatten() {
-                if component.contains(&to) {
-                    lines.push(format!(
-                        "  {} -> {}: {}",
-                        display(&modules[from].path),
-                        display(&modules[to].path),
-                        names.iter().cloned().collect::<Vec<_>>().join(", ")
-                    ));
-                }
-            }
-        }
-        rings.push(lines.join("\n"));
-    }
-    Ok(rings)
-}
-
 /// Tarjan's algorithm, iteratively: the strongly connected components of
-/// the graph on `0..n`.
-fn strongly_connected(
-    n: usize,
-    edges: &BTreeMap<usize, BTreeMap<usize, BTreeSet<String>>>,
-) -> Vec<Vec<usize>> {
-    let successors = |v: usize| -> Vec<usize> {
-        edges
-            .get(&v)
-            .map(|e| e.keys().copied().collect())
-            .unwrap_or_default()
-    };
+/// the graph on `0..successors.len()`, each sorted.
+fn strongly_connected(successors: &[Vec<usize>]) -> Vec<Vec<usize>> {
+    let n = successors.len();
     let mut index = vec![usize::MAX; n];
     let mut low = vec![0; n];
     let mut on_stack = vec![false; n];
@@ -322,16 +128,16 @@ fn strongly_connected(
         if index[start] != usize::MAX {
             continue;
         }
-        // (vertex, its successors, how many of them were visited)
-        let mut work = vec![(start, successors(start), 0usize)];
+        // (vertex, how many of its successors were visited)
+        let mut work = vec![(start, 0usize)];
         index[start] = next;
         low[start] = next;
         next += 1;
         stack.push(start);
         on_stack[start] = true;
-        while let Some((v, succ, i)) = work.last_mut() {
+        while let Some((v, i)) = work.last_mut() {
             let v = *v;
-            if let Some(&w) = succ.get(*i) {
+            if let Some(&w) = successors[v].get(*i) {
                 *i += 1;
                 if index[w] == usize::MAX {
                     index[w] = next;
@@ -339,14 +145,14 @@ fn strongly_connected(
                     next += 1;
                     stack.push(w);
                     on_stack[w] = true;
-                    work.push((w, successors(w), 0));
+                    work.push((w, 0));
                 } else if on_stack[w] {
                     low[v] = low[v].min(index[w]);
                 }
                 continue;
             }
             work.pop();
-            if let Some((parent, _, _)) = work.last() {
+            if let Some((parent, _)) = work.last() {
                 low[*parent] = low[*parent].min(low[v]);
             }
             if low[v] == index[v] {
@@ -369,22 +175,11 @@ fn strongly_connected(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A crate written into a fresh directory: (file under `src`, text).
-    fn write_crate(name: &str, files: &[(&str, &str)]) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("xtask-rings-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        for (file, text) in files {
-            let path = dir.join(file);
-            std::fs::create_dir_all(path.parent().expect("a file has a parent")).expect("mkdir");
-            std::fs::write(&path, text).expect("write");
-        }
-        dir
-    }
+    use crate::modules::tests::Tree;
 
     #[test]
     fn a_ring_through_a_use_group_is_found_and_named() {
-        let src = write_crate(
+        let tree = Tree::new(
             "ring",
             &[
                 (
@@ -397,7 +192,7 @@ mod tests {
                 ("tests.rs", "use crate::a::Thing;\n"),
             ],
         );
-        let rings = rings_in_crate(&src).expect("reads");
+        let rings = rings_in_crate(&tree.0).expect("reads");
         assert_eq!(rings.len(), 1, "{rings:?}");
         assert!(
             rings[0].starts_with("a ring of 3 modules: a, b, c"),
@@ -405,12 +200,11 @@ mod tests {
             rings[0]
         );
         assert!(rings[0].contains("a -> b: b::One, b::Two"), "{}", rings[0]);
-        let _ = std::fs::remove_dir_all(src);
     }
 
     #[test]
     fn parents_and_children_naming_each_other_are_no_ring() {
-        let src = write_crate(
+        let tree = Tree::new(
             "family",
             &[
                 ("lib.rs", "pub mod connection;\nmod screen;\n"),
@@ -425,32 +219,37 @@ mod tests {
                 ("screen.rs", "// nothing\n"),
             ],
         );
-        assert_eq!(rings_in_crate(&src).expect("reads"), Vec::<String>::new());
-        let _ = std::fs::remove_dir_all(src);
+        assert_eq!(
+            rings_in_crate(&tree.0).expect("reads"),
+            Vec::<String>::new()
+        );
     }
 
     #[test]
-    fn test_modules_and_inline_tests_may_reach_anything() {
-        let src = write_crate(
+    fn test_modules_comments_and_inline_tests_may_reach_anything() {
+        let tree = Tree::new(
             "tests",
             &[
                 ("lib.rs", "mod a;\nmod b;\n#[cfg(test)]\nmod testkit;\n"),
                 ("a.rs", "use crate::b::X;\n"),
                 (
                     "b.rs",
-                    "pub struct X; // see crate::a::Y\n#[cfg(test)]\nfn helper() {}\n\
+                    "pub struct X; // see crate::a::Y\nconst S: &str = \"crate::a\";\n\
+                     #[cfg(test)]\nfn helper() { crate::a::y(); }\n\
                      #[cfg(test)]\nmod tests { use crate::a::Y; }\n",
                 ),
                 ("testkit.rs", "use crate::{a, b};\n"),
             ],
         );
-        assert_eq!(rings_in_crate(&src).expect("reads"), Vec::<String>::new());
-        let _ = std::fs::remove_dir_all(src);
+        assert_eq!(
+            rings_in_crate(&tree.0).expect("reads"),
+            Vec::<String>::new()
+        );
     }
 
     #[test]
     fn a_ring_through_super_between_siblings_is_found() {
-        let src = write_crate(
+        let tree = Tree::new(
             "siblings",
             &[
                 ("lib.rs", "mod session;\n"),
@@ -459,13 +258,43 @@ mod tests {
                 ("session/task.rs", "use super::core::SessionCore;\n"),
             ],
         );
-        let rings = rings_in_crate(&src).expect("reads");
+        let rings = rings_in_crate(&tree.0).expect("reads");
         assert_eq!(rings.len(), 1, "{rings:?}");
         assert!(
             rings[0].contains("session::core -> session::task"),
             "{}",
             rings[0]
         );
-        let _ = std::fs::remove_dir_all(src);
+    }
+
+    #[test]
+    fn a_binarys_modules_are_read_from_its_main() {
+        let tree = Tree::new(
+            "binary",
+            &[
+                ("main.rs", "mod build;\nmod test;\n"),
+                ("build.rs", "use crate::test::check;\n"),
+                ("test.rs", "use crate::build::binary;\n"),
+            ],
+        );
+        let rings = rings_in_crate(&tree.0).expect("reads");
+        assert_eq!(rings.len(), 1, "{rings:?}");
+        assert!(
+            rings[0].starts_with("a ring of 2 modules: build, test"),
+            "{}",
+            rings[0]
+        );
+    }
+
+    #[test]
+    fn the_workspace_has_no_ring() {
+        let root = crate::cmd::workspace_root();
+        for entry in std::fs::read_dir(&root).expect("the workspace") {
+            let src = entry.expect("an entry").path().join("src");
+            if src.is_dir() {
+                let rings = rings_in_crate(&src).expect("reads");
+                assert_eq!(rings, Vec::<String>::new(), "{}", src.display());
+            }
+        }
     }
 }
