@@ -569,14 +569,16 @@ macro_rules! impl_store {
                             max: max_running,
                         });
                     }
+                    // The clock is read once: PostgreSQL's clock_timestamp()
+                    // moves between two calls in one statement, and a new
+                    // record's last activity is its creation.
                     let inserted = sqlx::query(concat!(
                         "INSERT INTO sessions (id, owner, program, args, cwd, env, cols, \"rows\", title, \
                          foreground, state, owner_host, epoch, created_at, last_active) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, ",
+                         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, clock.now, clock.now \
+                         FROM (SELECT ",
                         $now,
-                        ", ",
-                        $now,
-                        ") ON CONFLICT (id) DO NOTHING"
+                        " AS now) AS clock WHERE true ON CONFLICT (id) DO NOTHING"
                     ))
                     .bind(&record.id)
                     .bind(&record.owner)
