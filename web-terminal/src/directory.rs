@@ -12,7 +12,9 @@
 //! Every question travels with the user's sign-in cookie, and every answer
 //! that places a session carries a `Ticket`: the directory's signed word
 //! that this user may reach this session on this host at this epoch, for a
-//! minute at most. A 401 from any replica means the sign-in is gone.
+//! minute at most. A 401 means the sign-in is gone, except a 401 from a
+//! replica of another origin to a live terminal's renewal (see
+//! `handle_http`).
 
 use core::fmt;
 use std::collections::VecDeque;
@@ -370,11 +372,22 @@ impl DirectoryClient {
             return Progress::Nothing;
         }
         let base = self.bases.get(p.dir).map_or("", String::as_str);
-        let login = if base.is_empty() || base == self.page_origin {
+        let own = base.is_empty() || base == self.page_origin;
+        let login = if own {
             "/login".to_owned()
         } else {
             format!("{base}/login")
         };
+        // A replica of another origin never gets the page's cookie (it is
+        // host-only and SameSite=Strict), so its 401 says only that it
+        // cannot vouch for us. That matters when the page needs a place
+        // from it, not while the terminal is live: a live socket needs no
+        // directory, and a renewal refused there is a replica that could
+        // not help, tried again later, never a reason to leave.
+        let renewal = matches!(p.query, Query::Renewal { .. });
+        if !own && renewal && matches!(outcome, HttpOutcome::Response { status: 401, .. }) {
+            return self.replica_failed(Trouble::Unreachable, now, out);
+        }
         match interpret(&p.query, &outcome, login) {
             Ok(answer) => {
                 self.preferred = p.dir;

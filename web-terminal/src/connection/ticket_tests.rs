@@ -206,7 +206,9 @@ fn a_401_anywhere_sends_the_page_to_sign_in() {
     assert!(matches!(a.first(), Some(Action::Close { .. })), "{a:?}");
     assert_eq!(a.last(), Some(&Action::SignIn("/login".into())));
 
-    // From a peer replica (the page's own is down): that replica's form.
+    // From a peer replica of another origin (the page's own is down):
+    // the peer never saw the page's cookie, so the live terminal stays
+    // and the renewal is tried again later, at the page's own origin first.
     let mut c = live_with(LIFETIME, 0);
     c.handle_timeout(TICKET_REFRESH_MS);
     let renew = one_fetch(&actions(&mut c));
@@ -219,6 +221,35 @@ fn a_401_anywhere_sends_the_page_to_sign_in() {
         "a peer is asked with credentials: include"
     );
     c.handle_http(peer.id, status(401, "{}"), TICKET_REFRESH_MS + 2);
+    let after = actions(&mut c);
+    assert!(
+        !after
+            .iter()
+            .any(|a| matches!(a, Action::SignIn(_) | Action::Close { .. })),
+        "a peer's 401 ended a live terminal: {after:?}"
+    );
+    assert_eq!(c.phase(), Phase::Live);
+    let retry_at = c.poll_timeout().expect("the renewal is retried");
+    c.handle_timeout(retry_at);
+    let again = one_fetch(&actions(&mut c));
+    assert!(again.same_origin, "asked again at the page's own origin");
+
+    // Placing a session (not live) from that peer: its form, where the
+    // user can sign in to the replica that is up.
+    let mut c = Connection::start(SessionChoice::Any, SIZE, 0, 1, D1.into());
+    let me = one_fetch(&actions(&mut c));
+    c.handle_http(me.id, status(200, r#"{"user":"alice"}"#), 1);
+    let config = one_fetch(&actions(&mut c));
+    c.handle_http(
+        config.id,
+        status(200, &format!(r#"{{"directories":["{D1}","{D2}"]}}"#)),
+        2,
+    );
+    let place = one_fetch(&actions(&mut c));
+    c.handle_http(place.id, HttpOutcome::Failed, 3);
+    let peer = one_fetch(&actions(&mut c));
+    assert!(!peer.same_origin);
+    c.handle_http(peer.id, status(401, "{}"), 4);
     assert_eq!(
         actions(&mut c).last(),
         Some(&Action::SignIn(format!("{D2}/login")))
