@@ -95,7 +95,11 @@ pub fn ensure_wasm_bindgen(version: &str) -> Result<PathBuf> {
     bail!("installed wasm-bindgen-cli {version} but no wasm-bindgen of that version is on PATH")
 }
 
-fn apt_install(packages: &[&str]) -> Result<()> {
+/// Another apt (an unattended upgrade, an operator) may hold dpkg's lock:
+/// wait for it rather than fail the whole run.
+const APT_WAIT_FOR_LOCK: [&str; 2] = ["-o", "DPkg::Lock::Timeout=600"];
+
+pub fn apt_install(packages: &[&str]) -> Result<()> {
     if !cmd::is_root() {
         bail!(
             "not root, cannot apt-get install {}; install them and rerun",
@@ -108,11 +112,13 @@ fn apt_install(packages: &[&str]) -> Result<()> {
     ));
     cmd::run(
         Command::new("apt-get")
+            .args(APT_WAIT_FOR_LOCK)
             .arg("update")
             .env("DEBIAN_FRONTEND", "noninteractive"),
     )?;
     cmd::run(
         Command::new("apt-get")
+            .args(APT_WAIT_FOR_LOCK)
             .args(["install", "-y", "--no-install-recommends"])
             .args(packages)
             .env("DEBIAN_FRONTEND", "noninteractive"),
