@@ -8,6 +8,7 @@
 mod build;
 mod cmd;
 mod demo;
+mod image;
 mod modules;
 mod purity;
 mod rings;
@@ -25,6 +26,10 @@ verbs:
   build                         build the wasm client into static/pkg and the release host-server
   demo [--port N]               build, then run a directory (page on port N, default 8080)
                                 and three hosts on the ports after it, over one SQLite store
+  image                         build the container images with no registry (podman or docker):
+                                localhost/thinline (hosts and directories) and thinline-postgres
+  cluster up|down|status        the containerised cluster: PostgreSQL, two directories, three hosts
+                                and a shared home volume on a private network (`up` builds the images)
   test                          everything CI checks: fmt, clippy, protocol and session-core purity,
                                 the API fuzz, unit, e2e and browser tests
   fuzz                          build the debug directory and host, then fuzz the directory's API
@@ -33,6 +38,7 @@ verbs:
                                 build, then measure against the targets of DESIGN.md (default all;
                                 failover, capacity and soak, which take minutes, only when named;
                                 soak loads for THINLINE_SOAK_MINUTES, default 30)
+  bench failover --containers   the failover figures, then the same on the containerised cluster
 ";
 
 fn main() -> ExitCode {
@@ -76,6 +82,11 @@ fn run() -> Result<()> {
             test::fuzz_directory_api(&debug.join("directory"), &debug.join("host-server"))
         }
         "bench" => bench(&rest),
+        "image" => {
+            no_extra_args(&rest)?;
+            image::build_images()
+        }
+        "cluster" => cluster(&rest),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
             Ok(())
@@ -85,6 +96,36 @@ fn run() -> Result<()> {
             bail!("unknown verb `{other}`")
         }
     }
+}
+
+/// `cargo xtask cluster up|down|status`: the images (for `up`), then the
+/// cluster driver in the tests crate, which the containerised tests and
+/// `bench failover --containers` share.
+fn cluster(rest: &[String]) -> Result<()> {
+    let verb = match rest {
+        [one] if ["up", "down", "status"].contains(&one.as_str()) => one.as_str(),
+        _ => bail!("cluster takes one of: up, down, status"),
+    };
+    if verb == "up" {
+        image::build_images()?;
+    } else {
+        image::ensure_container_tools()?;
+    }
+    let mut command = cmd::cargo();
+    command
+        .args([
+            "run",
+            "--quiet",
+            "--release",
+            "--package",
+            "tests",
+            "--bin",
+            "cluster",
+            "--",
+        ])
+        .arg(verb)
+        .env("THINLINE_CONTAINER_ENGINE", image::engine()?.join(" "));
+    cmd::run(&mut command)
 }
 
 fn no_extra_args(rest: &[String]) -> Result<()> {
@@ -112,6 +153,9 @@ const BENCH_VERBS: [&str; 10] = [
 fn bench(rest: &[String]) -> Result<()> {
     let which = match rest {
         [] => "all",
+        [failover, containers] if failover == "failover" && containers == "--containers" => {
+            "failover-containers"
+        }
         [one] if BENCH_VERBS.contains(&one.as_str()) => one.as_str(),
         _ => {
             bail!(
@@ -119,7 +163,11 @@ fn bench(rest: &[String]) -> Result<()> {
             )
         }
     };
-    build::build_all()?;
+    if which == "failover-containers" {
+        image::build_images()?;
+    } else {
+        build::build_all()?;
+    }
     cmd::step(&format!("running the benchmark driver ({which})"));
     let root = cmd::workspace_root();
     let mut command = cmd::cargo();
@@ -139,5 +187,8 @@ fn bench(rest: &[String]) -> Result<()> {
         .env("THINLINE_STATIC_DIR", root.join("static"))
         // `bench persist` measures PostgreSQL in a fresh database there.
         .env("DATABASE_URL", test::DATABASE_URL);
+    if which == "failover-containers" {
+        command.env("THINLINE_CONTAINER_ENGINE", image::engine()?.join(" "));
+    }
     cmd::run(&mut command)
 }

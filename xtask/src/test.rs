@@ -7,7 +7,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 
-use crate::{build, cmd, purity, tools};
+use crate::{build, cmd, image, purity, tools};
 
 pub fn test_all() -> Result<()> {
     cmd::step("checking formatting");
@@ -22,7 +22,9 @@ pub fn test_all() -> Result<()> {
     start_services()?;
     tools::ensure_chromium()?;
     tools::ensure_sandbox_tools(true)?;
+    image::ensure_container_tools()?;
     build::build_all()?;
+    image::make_images()?;
 
     cmd::step("linting");
     cmd::run(cmd::cargo().args([
@@ -48,6 +50,9 @@ pub fn test_all() -> Result<()> {
             .env("THINLINE_DIRECTORY_BIN", build::directory_binary())
             .env("THINLINE_HOST_BIN", build::host_binary())
             .env("THINLINE_STATIC_DIR", root.join("static"))
+            // The containerised cluster test runs on the images just built.
+            .env("THINLINE_CONTAINERS", "1")
+            .env("THINLINE_CONTAINER_ENGINE", image::engine()?.join(" "))
             .env("CHROMIUM", tools::CHROMIUM)
             .env("CHROMEDRIVER", tools::CHROMEDRIVER),
     )?;
