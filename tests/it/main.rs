@@ -6,6 +6,7 @@
 mod accounts;
 mod bad_input;
 mod browser;
+mod containers;
 mod control_plane;
 mod edge;
 mod failover;

@@ -27,7 +27,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail, ensure};
 use protocol::Size;
 
-use crate::cluster::{Cluster, ClusterOptions};
+use crate::cluster::{Cluster, ClusterOptions, wait_persisted};
+
+pub mod containers;
 use crate::page::{NativePage, PageEvent};
 use crate::percentile;
 use crate::proxy::FaultProxy;
@@ -156,19 +158,39 @@ async fn kill_rounds(
 }
 
 async fn kill_round(cluster: &mut Cluster, page: &NativePage, i: usize) -> Result<Round> {
+    let store = cluster.store.clone();
+    fault_round(store.as_ref(), page, i, |victim| async move {
+        cluster.host_mut(&victim)?.server.kill9()
+    })
+    .await
+}
+
+/// One round: something saved that only the store can bring back, then
+/// `fault` done to the serving host (named), then the time until a key
+/// typed on the restored screen is echoed by another host.
+async fn fault_round<F, Fut>(
+    store: &dyn store::Store,
+    page: &NativePage,
+    i: usize,
+    fault: F,
+) -> Result<Round>
+where
+    F: FnOnce(String) -> Fut,
+    Fut: std::future::Future<Output = Result<()>>,
+{
     // Something on the screen that only the store can bring back.
     let marker = format!("round{i}x");
     let line = format!("{marker}-{}", i + 1);
     page.run_expecting(&format!("echo {marker}-$(({i}+1))"), &line, STEP_TIMEOUT)
         .await?;
     let session = page.session_id()?;
-    cluster.wait_persisted(&session.to_string(), &line).await?;
+    wait_persisted(store, &session.to_string(), &line).await?;
 
     let victim = page.host().context("the page has no host")?;
     let epoch = page.epoch().context("the page has no epoch")?;
     let frames = page.with_page(|p| p.screen().frames());
     let killed = tokio::time::Instant::now();
-    cluster.host_mut(&victim)?.server.kill9()?;
+    fault(victim.clone()).await?;
     // The restored screen is on the page: live elsewhere, with a frame
     // from the new host.
     page.wait_for(STEP_TIMEOUT, "the restored screen from another host", |p| {
@@ -284,6 +306,22 @@ async fn reconnect_rounds(
 }
 
 fn kill_figures(rounds: &[Round]) -> Vec<FailoverFigure> {
+    fault_figures(
+        "failover after kill -9, until a key echoes elsewhere (shipping client)",
+        rounds,
+        KILL_TARGET,
+        |p50, p99| p50 <= Duration::from_millis(300) && p99 <= Duration::from_millis(1000),
+    )
+}
+
+/// The figures of fault rounds: the time to an echo elsewhere against
+/// `target`, and where it went.
+fn fault_figures(
+    what: &str,
+    rounds: &[Round],
+    target: &'static str,
+    met: impl Fn(Duration, Duration) -> bool,
+) -> Vec<FailoverFigure> {
     let phase = |f: fn(&Round) -> Duration| -> Vec<Duration> {
         let mut v: Vec<Duration> = rounds.iter().map(f).collect();
         v.sort();
@@ -293,12 +331,7 @@ fn kill_figures(rounds: &[Round]) -> Vec<FailoverFigure> {
     let lost = phase(|r| r.lost);
     let welcomed = phase(|r| r.welcomed);
     vec![
-        latency_figure(
-            "failover after kill -9, until a key echoes elsewhere (shipping client)",
-            &echoed,
-            KILL_TARGET,
-            |p50, p99| p50 <= Duration::from_millis(300) && p99 <= Duration::from_millis(1000),
-        ),
+        latency_figure(what, &echoed, target, met),
         FailoverFigure {
             what: "  of which: socket lost / welcomed by new host (p50)".into(),
             measured: format!(

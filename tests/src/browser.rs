@@ -301,6 +301,22 @@ impl Browser {
         .await
     }
 
+    /// Runs `echo <marker>=<expression>` with a fresh marker and returns
+    /// what the shell printed after `<marker>=` (the echoed command line,
+    /// which starts with the prompt, cannot match).
+    pub async fn echo_marker_output(&self, prefix: &str, expression: &str) -> Result<String> {
+        let marker = format!("{}=", crate::unique_marker(prefix));
+        self.run(&format!("echo {marker}{expression}")).await?;
+        let line = self
+            .wait_mirror_line(
+                Duration::from_secs(20),
+                &format!("a line starting {marker} in #mirror"),
+                |l| l.starts_with(&marker),
+            )
+            .await?;
+        Ok(line[marker.len()..].to_owned())
+    }
+
     /// Waits until some mirror row satisfies `matches`; returns that row.
     pub async fn wait_mirror_line(
         &self,

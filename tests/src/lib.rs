@@ -19,6 +19,7 @@ pub mod bench_persist;
 pub mod browser;
 pub mod client;
 pub mod cluster;
+pub mod containers;
 pub mod flood;
 pub mod host;
 pub mod page;

@@ -45,13 +45,16 @@ const PAGE_WEIGHT_TARGET: u64 = 150 * 1000;
 
 /// What can be measured; `failover`, `capacity` and `soak` are left out of
 /// `all` (they take minutes and start hundreds of processes).
-const VERBS: [&str; 10] = [
+const VERBS: [&str; 11] = [
     "latency",
     "start",
     "throughput",
     "size",
     "persist",
     "failover",
+    // `cargo xtask bench failover --containers`: the process figures,
+    // then the same on the containerised cluster.
+    "failover-containers",
     "capacity",
     "auth",
     "soak",
@@ -127,7 +130,7 @@ fn main() -> ExitCode {
     let which = std::env::args().nth(1).unwrap_or_else(|| "all".into());
     if !VERBS.contains(&which.as_str()) {
         eprintln!(
-            "usage: bench [latency|start|throughput|size|persist|failover|capacity|auth|soak|all]"
+            "usage: bench [latency|start|throughput|size|persist|failover|failover-containers|capacity|auth|soak|all]"
         );
         return ExitCode::FAILURE;
     }
@@ -199,16 +202,22 @@ fn main() -> ExitCode {
         );
     }
     // Not part of `all`: it kills processes for minutes (see README).
-    if which == "failover" {
+    if which == "failover" || which == "failover-containers" {
         let mut lines = Vec::new();
         let result = runtime.block_on(tests::bench_failover::failover(&progress, &mut lines));
+        report(&mut failed, result, "failover");
+        if which == "failover-containers" {
+            let result = runtime.block_on(tests::bench_failover::containers::failover(
+                &progress, &mut lines,
+            ));
+            report(&mut failed, result, "failover --containers");
+        }
         figures.extend(lines.into_iter().map(|f| Figure {
             what: f.what,
             measured: f.measured,
             target: f.target,
             met: f.met,
         }));
-        report(&mut failed, result, "failover");
     }
     if which == "soak" {
         report(&mut failed, runtime.block_on(soak(&mut figures)), "soak");

@@ -42,35 +42,14 @@ impl Cluster {
     /// The persisted screen of a session: who saved it and its rows as
     /// text; `None` while nothing is saved.
     pub async fn saved_screen(&self, id: &str) -> Result<Option<SavedView>> {
-        let Some(stored) = self.store.load_screen(id).await? else {
-            return Ok(None);
-        };
-        let screen = host_server::persist::decode_screen(&stored.screen)
-            .map_err(anyhow::Error::msg)
-            .context("decoding the saved screen")?;
-        Ok(Some(SavedView {
-            saved_by: stored.saved_by,
-            saved_at: stored.saved_at,
-            rows: screen.rows.iter().map(|l| l.text()).collect(),
-        }))
+        saved_screen(self.store.as_ref(), id).await
     }
 
     /// Waits until the store holds a screen of `id` with a row equal to
     /// `line`: the failover tests kill a host only after that, because a
     /// restore shows the last persisted screen (DESIGN.md promise 2).
     pub async fn wait_persisted(&self, id: &str, line: &str) -> Result<SavedView> {
-        wait_until(
-            Duration::from_secs(20),
-            &format!("the store to hold a screen with {line:?}"),
-            || async {
-                Ok(match self.saved_screen(id).await? {
-                    Some(view) if view.has_line(line) => Ok(view),
-                    Some(view) => Err(view.rows.join("\n")),
-                    None => Err("nothing saved".into()),
-                })
-            },
-        )
-        .await
+        wait_persisted(self.store.as_ref(), id, line).await
     }
 
     /// The id of the test user's sign-in, as tickets carry it.
@@ -84,4 +63,40 @@ impl Cluster {
             auth::login::LoginToken::parse(value).context("an unreadable sign-in cookie")?;
         Ok(token.id().0)
     }
+}
+
+/// The persisted screen of session `id` in `store`: who saved it and its
+/// rows as text; `None` while nothing is saved.
+pub async fn saved_screen(store: &dyn store::Store, id: &str) -> Result<Option<SavedView>> {
+    let Some(stored) = store.load_screen(id).await? else {
+        return Ok(None);
+    };
+    let screen = host_server::persist::decode_screen(&stored.screen)
+        .map_err(anyhow::Error::msg)
+        .context("decoding the saved screen")?;
+    Ok(Some(SavedView {
+        saved_by: stored.saved_by,
+        saved_at: stored.saved_at,
+        rows: screen.rows.iter().map(|l| l.text()).collect(),
+    }))
+}
+
+/// Waits until `store` holds a screen of `id` with a row equal to `line`
+/// (while it cannot be read, it does not yet).
+pub async fn wait_persisted(store: &dyn store::Store, id: &str, line: &str) -> Result<SavedView> {
+    wait_until(
+        Duration::from_secs(20),
+        &format!("the store to hold a screen with {line:?}"),
+        || async {
+            // A store coming back from an outage is "not yet", not a
+            // failure: the wait is for what the hosts catch up on.
+            Ok(match saved_screen(store, id).await {
+                Ok(Some(view)) if view.has_line(line) => Ok(view),
+                Ok(Some(view)) => Err(view.rows.join("\n")),
+                Ok(None) => Err("nothing saved".into()),
+                Err(err) => Err(format!("{err:#}")),
+            })
+        },
+    )
+    .await
 }

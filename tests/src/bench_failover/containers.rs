@@ -1,0 +1,149 @@
+//! `bench failover --containers`: the same rounds as the process figures,
+//! on the containerised cluster (`crate::containers`) with hosts' default
+//! lease (5 s): `podman kill` of the serving host's container, and the
+//! serving host's container cut off the network, whose session may move
+//! only once its lease has run out. After each round the container comes
+//! back under its own name (killed: started again; cut off: put back, and
+//! it ends its fenced copy) before the next.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+use super::{
+    FailoverFigure, KILL_TARGET, Round, SIZE, STEP_TIMEOUT, failed, fault_figures, fault_round, ms,
+};
+use crate::containers::{ClusterSpec, ContainerCluster, Node};
+use crate::page::{NativePage, PageOptions};
+use crate::tickets::{TEST_PASSWORD, TEST_USER};
+
+const KILL_ROUNDS: usize = 10;
+const CUT_ROUNDS: usize = 5;
+/// A cut-off host's session may move only after its lease (the hosts'
+/// default, 5 s) and the directory's probe: that is the target.
+const CUT_TARGET: &str = "after the 5 s lease, p99 <= lease + 1 s";
+const LEASE: Duration = Duration::from_secs(5);
+
+pub async fn failover(progress: &dyn Fn(&str), figures: &mut Vec<FailoverFigure>) -> Result<()> {
+    progress("failover --containers: PostgreSQL, 2 directories and 3 hosts in containers");
+    let folder = tempfile::Builder::new()
+        .prefix("thinline-bench-containers-")
+        .tempdir()?;
+    let spec = ClusterSpec::new(
+        &format!("thinline-bench-{}", std::process::id()),
+        &folder.path().join("state"),
+    );
+    let cluster = ContainerCluster::up(spec).await?;
+    let outcome = rounds(&cluster, progress, figures).await;
+    if outcome.is_err() {
+        eprintln!("{}", cluster.all_logs().await);
+    }
+    cluster.down().await?;
+    outcome
+}
+
+async fn rounds(
+    cluster: &ContainerCluster,
+    progress: &dyn Fn(&str),
+    figures: &mut Vec<FailoverFigure>,
+) -> Result<()> {
+    cluster.add_user(TEST_USER, TEST_PASSWORD).await?;
+    let directory = &cluster.directories[0];
+    let cookie = cluster.sign_in(directory, TEST_USER, TEST_PASSWORD).await?;
+    let page = NativePage::open(PageOptions::new(&directory.url(), &cookie, SIZE).new_session());
+    page.wait_prompt(STEP_TIMEOUT).await?;
+    let store = cluster.store.clone();
+
+    let mut kills = Vec::new();
+    for i in 0..KILL_ROUNDS {
+        let victim = serving(cluster, &page)?;
+        let round = fault_round(store.as_ref(), &page, i, |_| cluster.kill(&victim)).await;
+        match round {
+            Ok(round) => {
+                report(progress, "podman kill", i, &round, &victim);
+                kills.push(round);
+            }
+            Err(err) => {
+                figures.push(failure("failover after podman kill", &err));
+                return Err(err);
+            }
+        }
+        cluster.start(&victim).await?;
+        cluster.wait_healthy(&victim).await?;
+    }
+    figures.extend(fault_figures(
+        "failover after podman kill of the serving host's container",
+        &kills,
+        KILL_TARGET,
+        |p50, p99| p50 <= Duration::from_millis(300) && p99 <= Duration::from_secs(1),
+    ));
+
+    let mut cuts = Vec::new();
+    for i in KILL_ROUNDS..KILL_ROUNDS + CUT_ROUNDS {
+        let victim = serving(cluster, &page)?;
+        let round = fault_round(store.as_ref(), &page, i, |_| cluster.disconnect(&victim)).await;
+        match round {
+            Ok(round) => {
+                report(progress, "network disconnect", i, &round, &victim);
+                cuts.push(round);
+            }
+            Err(err) => {
+                figures.push(failure("failover after network disconnect", &err));
+                return Err(err);
+            }
+        }
+        cluster.reconnect(&victim).await?;
+        wait_copy_ended(cluster, &victim).await?;
+    }
+    figures.extend(fault_figures(
+        "failover after network disconnect of the serving host (lease 5 s)",
+        &cuts,
+        CUT_TARGET,
+        |p50, p99| p50 >= LEASE && p99 <= LEASE + Duration::from_secs(1),
+    ));
+    Ok(())
+}
+
+/// The container serving the page.
+fn serving(cluster: &ContainerCluster, page: &NativePage) -> Result<Node> {
+    cluster.host(&page.host().context("the page has no host")?)
+}
+
+/// Waits until a host put back on the network has ended its copy of the
+/// session that moved.
+async fn wait_copy_ended(cluster: &ContainerCluster, host: &Node) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok((_, body)) = cluster.health(host).await
+            && body.contains("\"sessions\":0")
+        {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "{} kept its copy of the session a minute after it came back",
+                host.name
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn report(progress: &dyn Fn(&str), what: &str, i: usize, round: &Round, victim: &Node) {
+    progress(&format!(
+        "failover --containers: {what} round {i} of {}: {:.0} ms (socket lost {:.0}, welcomed {:.0})",
+        victim.name,
+        ms(round.echoed),
+        ms(round.lost),
+        ms(round.welcomed),
+    ));
+}
+
+fn failure(what: &str, err: &anyhow::Error) -> FailoverFigure {
+    FailoverFigure {
+        what: what.into(),
+        measured: failed(err),
+        target: KILL_TARGET,
+        met: Some(false),
+    }
+}
