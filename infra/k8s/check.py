@@ -101,6 +101,15 @@ def load(paths):
     return manifests
 
 
+def load_arguments(argv, program):
+    """The manifests under the folders or files named, by default this one's; exits if there are none."""
+    roots = argv or [Path(__file__).resolve().parent]
+    manifests = load(roots)
+    if not manifests:
+        raise SystemExit(f"{program}: no manifests under {', '.join(map(str, roots))}")
+    return manifests
+
+
 def pod_spec(doc):
     kind = doc.get("kind")
     spec = doc.get("spec") or {}
@@ -323,11 +332,7 @@ def main(argv):
     if argv == ["--self-test"]:
         self_test()
         return 0
-    roots = argv or [Path(__file__).resolve().parent]
-    manifests = load(roots)
-    if not manifests:
-        print(f"check.py: no manifests under {', '.join(map(str, roots))}", file=sys.stderr)
-        return 1
+    manifests = load_arguments(argv, "check.py")
     problems = check(manifests)
     for problem in problems:
         print(problem, file=sys.stderr)

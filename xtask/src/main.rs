@@ -8,6 +8,7 @@
 mod build;
 mod cmd;
 mod demo;
+mod k8s;
 mod modules;
 mod purity;
 mod rings;
@@ -29,6 +30,9 @@ verbs:
                                 the API fuzz, unit, e2e and browser tests
   fuzz                          build the debug directory and host, then fuzz the directory's API
                                 from its OpenAPI document as `test` does (tests/fuzz/run.py)
+  k8s-check                     the checks CI runs on infra/k8s: check.py's security floor and
+                                validate.py's API schemas (kubernetes-validate, offline), with
+                                their self-tests
   bench [latency|start|throughput|size|persist|failover|capacity|auth|soak|all]
                                 build, then measure against the targets of DESIGN.md (default all;
                                 failover, capacity and soak, which take minutes, only when named;
@@ -74,6 +78,10 @@ fn run() -> Result<()> {
             ]))?;
             let debug = cmd::target_dir().join("debug");
             test::fuzz_directory_api(&debug.join("directory"), &debug.join("host-server"))
+        }
+        "k8s-check" => {
+            no_extra_args(&rest)?;
+            test::check_deployment_manifests()
         }
         "bench" => bench(&rest),
         "help" | "-h" | "--help" => {
