@@ -33,6 +33,9 @@ verbs:
   k8s-check                     the checks CI runs on infra/k8s: check.py's security floor and
                                 validate.py's API schemas (kubernetes-validate, offline), with
                                 their self-tests
+  k8s-play [IMAGE]              play every pod shape of infra/k8s with `podman kube play` from
+                                IMAGE (default localhost/thinline:latest): /healthz of each,
+                                the hosts' preStop drain, then everything down again
   bench [latency|start|throughput|size|persist|failover|capacity|auth|soak|all]
                                 build, then measure against the targets of DESIGN.md (default all;
                                 failover, capacity and soak, which take minutes, only when named;
@@ -83,6 +86,11 @@ fn run() -> Result<()> {
             no_extra_args(&rest)?;
             test::check_deployment_manifests()
         }
+        "k8s-play" => match rest.as_slice() {
+            [] => k8s::play_pod_shapes("localhost/thinline:latest"),
+            [image] => k8s::play_pod_shapes(image),
+            _ => bail!("k8s-play takes at most one argument, the image"),
+        },
         "bench" => bench(&rest),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
