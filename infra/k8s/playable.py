@@ -53,8 +53,8 @@ ADAPTATIONS = {
     "procMount": "podman 4.3 ignores `procMount: Unmasked` and has no other way in kube play "
     "to unmask /proc, which bwrap needs to mount a /proc for each session: such a "
     "container is played `privileged`, so the play proves everything of the host's "
-    "shape but its capability set and seccomp (the containerised tests run hosts with "
-    "exactly the seven capabilities, through `podman run --security-opt unmask=ALL`)",
+    "shape but its capability set and seccomp (the containerised cluster runs hosts "
+    "with exactly the seven capabilities, through `podman run --security-opt unmask=ALL`)",
     "appArmorProfile": "podman 4.3 does not know the field (this machine has no AppArmor)",
     "probes": "podman runs no readiness or startup probe and turns a liveness probe into a "
     "`curl` inside the container (not in the image) on a systemd timer (not on this "
