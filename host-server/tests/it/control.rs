@@ -27,11 +27,7 @@ async fn a_drain_asked_on_the_control_socket_persists_every_session_and_moves_it
     let host = start(options).await;
     let mut client = Client::connect(&host, None).await;
     client
-        .wait_screen("the prompt", |rows| contains(rows, "$"))
-        .await;
-    client.type_text("echo drained-$((40+2))\r").await;
-    client
-        .wait_screen("the echo", |rows| rows.iter().any(|r| r == "drained-42"))
+        .run_at_prompt("echo drained-$((40+2))", "drained-42")
         .await;
     let id = client.welcome.session;
 

@@ -319,6 +319,16 @@ impl Client {
         .await;
     }
 
+    /// At the shell's prompt, runs `command` and waits for a row that
+    /// reads exactly `expected`.
+    pub async fn run_at_prompt(&mut self, command: &str, expected: &str) {
+        self.wait_screen("the prompt", |rows| contains(rows, "$"))
+            .await;
+        self.type_text(&format!("{command}\r")).await;
+        self.wait_screen(expected, |rows| rows.iter().any(|r| r == expected))
+            .await;
+    }
+
     /// The visible rows, without trailing blanks.
     pub fn rows(&self) -> Vec<String> {
         (0..self.screen.size().rows)
