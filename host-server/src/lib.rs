@@ -9,6 +9,7 @@
 pub mod address_limit;
 pub mod admission;
 pub mod cgroup;
+pub mod control;
 pub mod emulator;
 pub mod host_token;
 pub mod lease;
@@ -252,6 +253,19 @@ pub async fn run(
     lease: Option<LeaseConfig>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    run_with_control(listener, tls, state, lease, None, shutdown).await
+}
+
+/// `run`, with a control socket (`control`) through which `host-server
+/// drain` starts the same drain the shutdown does, and waits for it.
+pub async fn run_with_control(
+    listener: tokio::net::TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    state: AppState,
+    lease: Option<LeaseConfig>,
+    control: Option<tokio::net::UnixListener>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let lease = lease.and_then(|config| {
         let store = state.registry.store()?.clone();
         Some((store, config))
@@ -264,10 +278,27 @@ pub async fn run(
         .registry
         .store()
         .map(|store| tokio::spawn(logins::keep_checking(state.logins.clone(), store.clone())));
-    let drain_state = state.clone();
+    // One drain per process, whoever asks first (the signal or the control
+    // socket); a second asker waits for the first one's end.
+    let drained = Arc::new(ShutdownDrain {
+        state: state.clone(),
+        lease,
+        done: tokio::sync::OnceCell::new(),
+    });
+    let controller = control.map(|listener| {
+        let drained = drained.clone();
+        tokio::spawn(control::serve(
+            listener,
+            state.registry.clone(),
+            move || {
+                let drained = drained.clone();
+                async move { drained.run().await }
+            },
+        ))
+    });
     let shutdown = async move {
         shutdown.await;
-        drain(&drain_state, lease.as_ref()).await;
+        drained.run().await;
     };
     // Connections get the edge's deadlines (auth::serve): a client that
     // trickles its headers or says nothing is cut, not kept forever.
@@ -288,10 +319,25 @@ pub async fn run(
             auth::serve::serve_with(listener, app, options, shutdown).await
         }
     };
-    for task in keeper.into_iter().chain(sign_ins) {
+    for task in keeper.into_iter().chain(sign_ins).chain(controller) {
         task.abort();
     }
     served
+}
+
+/// The shutdown drain of one `run`, done once.
+struct ShutdownDrain {
+    state: AppState,
+    lease: Option<(Arc<dyn store::Store>, LeaseConfig)>,
+    done: tokio::sync::OnceCell<()>,
+}
+
+impl ShutdownDrain {
+    async fn run(&self) {
+        self.done
+            .get_or_init(|| drain(&self.state, self.lease.as_ref()))
+            .await;
+    }
 }
 
 /// This process's shutdown drain: every session moves off this host,

@@ -23,7 +23,7 @@ use host_server::registry::{Registry, StoreConfig};
 use host_server::sandbox::{Isolation, Sandbox, SandboxOptions, SessionNetwork};
 use host_server::session::SessionConfig;
 use host_server::standing::Standing;
-use host_server::{AppState, DEFAULT_MAX_CONNECTIONS_PER_ADDRESS, LeaseConfig, run};
+use host_server::{AppState, DEFAULT_MAX_CONNECTIONS_PER_ADDRESS, LeaseConfig};
 
 #[derive(Parser)]
 #[command(version, about = "Thinline session host")]
@@ -35,7 +35,22 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve terminals over WebSocket (the directory serves the page).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
+    /// Drain the host serving --control-socket on this machine: it stops
+    /// taking sessions, persists every session and sends its clients on;
+    /// returns when that is done. For a Kubernetes preStop hook.
+    Drain(DrainArgs),
+}
+
+#[derive(clap::Args)]
+struct DrainArgs {
+    /// The serving host's control socket (its --control-socket).
+    #[arg(long, env = "THINLINE_CONTROL_SOCKET")]
+    control_socket: PathBuf,
+    /// Longest to wait for the sessions to be persisted and gone once the
+    /// drain has begun. Keep it under the pod's grace period.
+    #[arg(long, default_value_t = 40)]
+    timeout_secs: u64,
 }
 
 #[derive(clap::Args)]
@@ -159,6 +174,11 @@ struct ServeArgs {
     /// to thinline-HOST_ID in the temporary directory.
     #[arg(long, env = "THINLINE_RUNTIME_DIR")]
     runtime_dir: Option<PathBuf>,
+    /// A Unix socket where `host-server drain` (run as this host's uid on
+    /// this machine) asks this host to drain and waits for it; none
+    /// without it.
+    #[arg(long, env = "THINLINE_CONTROL_SOCKET")]
+    control_socket: Option<PathBuf>,
     /// A variable every session starts with, as KEY=VALUE (repeat):
     /// nothing of the host's own environment reaches a session.
     #[arg(long = "session-env", value_parser = parse_variable)]
@@ -196,7 +216,27 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let Cli { command } = Cli::parse();
     match command {
-        Command::Serve(args) => serve(args).await,
+        Command::Serve(args) => serve(*args).await,
+        Command::Drain(args) => drain(args).await,
+    }
+}
+
+async fn drain(args: DrainArgs) -> anyhow::Result<()> {
+    use host_server::control::{DrainOutcome, request_drain};
+    let patience = Duration::from_secs(args.timeout_secs);
+    match request_drain(&args.control_socket, patience)
+        .await
+        .map_err(anyhow::Error::msg)?
+    {
+        DrainOutcome::Drained => {
+            println!("thinline: host drained: every session persisted and sent on");
+            Ok(())
+        }
+        DrainOutcome::NotDrained(what) => anyhow::bail!(
+            "the host did not finish draining ({what}); its sessions persist at their \
+             next write or restore from their last saved screen; raise --timeout-secs \
+             (and the pod's grace period) if the store is slow"
+        ),
     }
 }
 
@@ -422,9 +462,20 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         args.host_id
     );
     tracing::info!(host = %args.host_id, %addr, %public_url, tls = tls.is_some(), "serving");
-    run(listener, tls, state, lease, shutdown_signal())
+    let control = match &args.control_socket {
+        Some(path) => Some(
+            host_server::control::bind(path)
+                .await
+                .with_context(|| format!("opening the control socket {}", path.display()))?,
+        ),
+        None => None,
+    };
+    host_server::run_with_control(listener, tls, state, lease, control, shutdown_signal())
         .await
         .context("serving")?;
+    if let Some(path) = &args.control_socket {
+        let _ = std::fs::remove_file(path);
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -22,7 +22,15 @@ What must hold (issue 11, item 7), for every workload:
   come from a Secret, not a literal;
 - no Secret with data is committed;
 - every namespace that runs a workload has a default-deny NetworkPolicy
-  for both ingress and egress.
+  for both ingress and egress;
+- every container of a Deployment or StatefulSet has a readiness probe on
+  /healthz and a liveness probe on /healthz, or on its port where /healthz
+  reports the store (the directories': a restart cannot bring PostgreSQL
+  back);
+- hosts drain before they stop (issue 13): a preStop hook running
+  `host-server drain`, THINLINE_CONTROL_SOCKET for it to reach the host
+  by, and a terminationGracePeriodSeconds at least the hook's
+  --timeout-secs plus DRAIN_OVERHEAD_SECONDS.
 
 Files under a `variants/` folder are strategic merge patches: their
 containers are held to the same rules for whatever they set.
@@ -69,6 +77,15 @@ SECRET_FLAG_NAMES = {"store", "ticket-key"}
 SECRET_ENV_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|_KEY$|^THINLINE_STORE$")
 VAR_REFERENCE = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
 
+PROBED_KINDS = {"Deployment", "StatefulSet"}
+HEALTH_PATH = "/healthz"
+# `host-server drain`'s default --timeout-secs.
+DRAIN_TIMEOUT_SECONDS = 40
+# A drain's steps besides the hook's wait for the sessions: telling the
+# store (at most 2 s) and hanging up (5 s) before it, the connections SIGTERM
+# closes (10 s) after it, and 3 s spare.
+DRAIN_OVERHEAD_SECONDS = 20
+
 
 class Manifest:
     def __init__(self, path, index, doc, patch):
@@ -98,6 +115,15 @@ def load(paths):
                 if not isinstance(doc, dict):
                     raise SystemExit(f"{path}: document {index + 1} is not a mapping")
                 manifests.append(Manifest(path, index, doc, patch))
+    return manifests
+
+
+def load_arguments(argv, program):
+    """The manifests under the folders or files named, by default this one's; exits if there are none."""
+    roots = argv or [Path(__file__).resolve().parent]
+    manifests = load(roots)
+    if not manifests:
+        raise SystemExit(f"{program}: no manifests under {', '.join(map(str, roots))}")
     return manifests
 
 
@@ -214,6 +240,46 @@ def container_violations(container, pod, host, patch):
     return found
 
 
+def probe_violations(container):
+    found = []
+    ready = (container.get("readinessProbe") or {}).get("httpGet") or {}
+    if ready.get("path") != HEALTH_PATH:
+        found.append(f"readinessProbe must be an httpGet of {HEALTH_PATH}")
+    live = container.get("livenessProbe") or {}
+    if (live.get("httpGet") or {}).get("path") != HEALTH_PATH and "tcpSocket" not in live:
+        found.append(
+            f"livenessProbe must be an httpGet of {HEALTH_PATH} (or a tcpSocket where {HEALTH_PATH} "
+            "fails without the store, as the directories')"
+        )
+    return found
+
+
+def drain_violations(pod, container):
+    hook = ((container.get("lifecycle") or {}).get("preStop") or {}).get("exec") or {}
+    command = [str(word) for word in hook.get("command") or []]
+    if command[:2] != ["host-server", "drain"]:
+        return ["a host needs lifecycle.preStop.exec.command [host-server, drain, ...]: it drains before SIGTERM"]
+    found = []
+    if "THINLINE_CONTROL_SOCKET" not in {var.get("name") for var in container.get("env") or []}:
+        found.append("a host needs env THINLINE_CONTROL_SOCKET: where its preStop `host-server drain` reaches it")
+    timeout = DRAIN_TIMEOUT_SECONDS
+    for index, word in enumerate(command):
+        value = word.removeprefix("--timeout-secs=") if word.startswith("--timeout-secs=") else None
+        if word == "--timeout-secs" and index + 1 < len(command):
+            value = command[index + 1]
+        if value is not None:
+            if not value.isdigit():
+                return found + [f"preStop's --timeout-secs {value!r} is not a number of seconds"]
+            timeout = int(value)
+    grace = pod.get("terminationGracePeriodSeconds", 30)
+    if not isinstance(grace, int) or grace < timeout + DRAIN_OVERHEAD_SECONDS:
+        found.append(
+            f"terminationGracePeriodSeconds {grace} is shorter than a drain: the hook's {timeout} s "
+            f"plus {DRAIN_OVERHEAD_SECONDS} s (raise it, or lower --timeout-secs)"
+        )
+    return found
+
+
 def check(manifests):
     problems = []
     accounts = {}
@@ -259,6 +325,13 @@ def check(manifests):
             host = is_host(labels, container, m.patch)
             for problem in container_violations(container, spec, host, m.patch):
                 problems.append(f"{where}, container {container.get('name')}: {problem}")
+        if m.patch or m.doc.get("kind") not in PROBED_KINDS:
+            continue
+        for container in spec.get("containers") or []:
+            found = probe_violations(container)
+            if is_host(labels, container, False):
+                found += drain_violations(spec, container)
+            problems += [f"{where}, container {container.get('name')}: {problem}" for problem in found]
     for namespace, where in sorted(namespaces_with_pods.items()):
         if namespace not in default_deny:
             problems.append(
@@ -276,10 +349,15 @@ def self_test():
          "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}},
         {"kind": "StatefulSet", "metadata": {"name": "h", "namespace": "n"}, "spec": {"template": {
             "metadata": {"labels": {HOST_LABEL[0]: HOST_LABEL[1]}},
-            "spec": {"serviceAccountName": "h", "automountServiceAccountToken": False, "containers": [{
+            "spec": {"serviceAccountName": "h", "automountServiceAccountToken": False,
+                     "terminationGracePeriodSeconds": 60, "containers": [{
                 "name": "host", "args": ["serve", "--session-network=none", "--tls-key=/run/k"],
                 "env": [{"name": "THINLINE_STORE", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}},
-                        {"name": "THINLINE_TLS_KEY", "value": "/run/secrets/tls.key"}],
+                        {"name": "THINLINE_TLS_KEY", "value": "/run/secrets/tls.key"},
+                        {"name": "THINLINE_CONTROL_SOCKET", "value": "/run/thinline/control.sock"}],
+                "readinessProbe": {"httpGet": {"path": "/healthz", "port": 8443}},
+                "livenessProbe": {"httpGet": {"path": "/healthz", "port": 8443}},
+                "lifecycle": {"preStop": {"exec": {"command": ["host-server", "drain", "--timeout-secs=40"]}}},
                 "resources": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "1", "memory": "1Gi"}},
                 "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
                                     "capabilities": {"drop": ["ALL"], "add": ["SETUID", "KILL"]}},
@@ -310,6 +388,13 @@ def self_test():
         ("is a literal", lambda d: container(d)["env"].append({"name": "THINLINE_HOST_TOKEN", "value": "x"})),
         ("default-deny", lambda d: d[1]["spec"].update(egress=[{}])),
         ("Secret with data", lambda d: d.append({"kind": "Secret", "metadata": {"name": "s"}, "stringData": {"k": "v"}})),
+        ("readinessProbe", lambda d: container(d).pop("readinessProbe")),
+        ("livenessProbe", lambda d: container(d)["livenessProbe"]["httpGet"].update(path="/")),
+        ("preStop", lambda d: container(d).pop("lifecycle")),
+        ("THINLINE_CONTROL_SOCKET", lambda d: container(d)["env"].pop()),
+        ("terminationGracePeriodSeconds 59", lambda d: d[2]["spec"]["template"]["spec"].update(terminationGracePeriodSeconds=59)),
+        ("terminationGracePeriodSeconds 60", lambda d: container(d)["lifecycle"]["preStop"]["exec"].update(
+            command=["host-server", "drain", "--timeout-secs", "41"])),
     ]
     for expected, mutate in cases:
         docs = copy.deepcopy(good)
@@ -323,11 +408,7 @@ def main(argv):
     if argv == ["--self-test"]:
         self_test()
         return 0
-    roots = argv or [Path(__file__).resolve().parent]
-    manifests = load(roots)
-    if not manifests:
-        print(f"check.py: no manifests under {', '.join(map(str, roots))}", file=sys.stderr)
-        return 1
+    manifests = load_arguments(argv, "check.py")
     problems = check(manifests)
     for problem in problems:
         print(problem, file=sys.stderr)

@@ -47,9 +47,7 @@ pub fn engine() -> Result<Vec<String>> {
     }
     if cmd::exists("podman") {
         let mut words = vec!["podman".to_owned()];
-        if Path::new(RUNC).is_file() {
-            words.extend(["--runtime", RUNC, "--cgroup-manager", "cgroupfs"].map(str::to_owned));
-        }
+        words.extend(podman_global_args().iter().map(|w| (*w).to_owned()));
         return Ok(words);
     }
     if cmd::exists("docker") {
@@ -62,6 +60,16 @@ pub fn engine() -> Result<Vec<String>> {
 }
 
 const RUNC: &str = "/usr/sbin/runc";
+
+/// podman's global flags on this kind of machine: crun (podman's default)
+/// refuses hybrid cgroups, runc with cgroupfs works (shared NOTES).
+pub fn podman_global_args() -> &'static [&'static str] {
+    if Path::new(RUNC).is_file() {
+        &["--runtime", RUNC, "--cgroup-manager", "cgroupfs"]
+    } else {
+        &[]
+    }
+}
 
 fn engine_command(engine: &[String]) -> Command {
     let mut command = Command::new(&engine[0]);

@@ -9,6 +9,7 @@ mod build;
 mod cmd;
 mod demo;
 mod image;
+mod k8s;
 mod modules;
 mod purity;
 mod rings;
@@ -34,6 +35,12 @@ verbs:
                                 the API fuzz, unit, e2e and browser tests
   fuzz                          build the debug directory and host, then fuzz the directory's API
                                 from its OpenAPI document as `test` does (tests/fuzz/run.py)
+  k8s-check                     the checks CI runs on infra/k8s: check.py's security floor and
+                                validate.py's API schemas (kubernetes-validate, offline), with
+                                their self-tests
+  k8s-play [IMAGE]              play every pod shape of infra/k8s with `podman kube play` from
+                                IMAGE (default localhost/thinline:latest): /healthz of each,
+                                the hosts' preStop drain, then everything down again
   bench [latency|start|throughput|size|persist|failover|capacity|auth|soak|all]
                                 build, then measure against the targets of DESIGN.md (default all;
                                 failover, capacity and soak, which take minutes, only when named;
@@ -81,6 +88,15 @@ fn run() -> Result<()> {
             let debug = cmd::target_dir().join("debug");
             test::fuzz_directory_api(&debug.join("directory"), &debug.join("host-server"))
         }
+        "k8s-check" => {
+            no_extra_args(&rest)?;
+            test::check_deployment_manifests()
+        }
+        "k8s-play" => match rest.as_slice() {
+            [] => k8s::play_pod_shapes(image::IMAGE),
+            [image] => k8s::play_pod_shapes(image),
+            _ => bail!("k8s-play takes at most one argument, the image"),
+        },
         "bench" => bench(&rest),
         "image" => {
             no_extra_args(&rest)?;

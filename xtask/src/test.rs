@@ -7,7 +7,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 
-use crate::{build, cmd, image, purity, tools};
+use crate::{build, cmd, image, k8s, purity, tools};
 
 pub fn test_all() -> Result<()> {
     cmd::step("checking formatting");
@@ -25,6 +25,8 @@ pub fn test_all() -> Result<()> {
     image::ensure_container_tools()?;
     build::build_all()?;
     image::make_images()?;
+    // The manifests' pod shapes, played for real on the image just built.
+    k8s::play_pod_shapes(image::IMAGE)?;
 
     cmd::step("linting");
     cmd::run(cmd::cargo().args([
@@ -86,8 +88,9 @@ pub fn fuzz_directory_api(directory: &Path, host: &Path) -> Result<()> {
 
 /// The Kubernetes manifests keep their hardening (ARCHITECTURE invariant:
 /// least privilege in deployment): `infra/k8s/check.py`, and its own
-/// self-test that it still catches what it claims to.
-fn check_deployment_manifests() -> Result<()> {
+/// self-test that it still catches what it claims to; and they are what
+/// the Kubernetes API accepts (`k8s::validate_manifests`).
+pub fn check_deployment_manifests() -> Result<()> {
     cmd::step("checking the Kubernetes manifests: infra/k8s/check.py");
     tools::ensure_python_yaml()?;
     let check = cmd::workspace_root().join("infra/k8s/check.py");
@@ -96,7 +99,8 @@ fn check_deployment_manifests() -> Result<()> {
         std::process::Command::new("python3")
             .arg(&check)
             .arg("--self-test"),
-    )
+    )?;
+    k8s::validate_manifests()
 }
 
 /// The crates that define a wire (the WebSocket protocol, the directory's

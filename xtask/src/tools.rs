@@ -250,8 +250,7 @@ fn pinned_schemathesis(driver_source: &str) -> Option<String> {
 }
 
 /// The schemathesis CLI of the version the fuzz driver pins, in a venv
-/// under the target directory (`target/tools/schemathesis`), made and
-/// pip-installed on first use and reused while it reports that version.
+/// under the target directory (`target/tools/schemathesis`).
 /// Returns the venv's python and its schemathesis.
 pub fn ensure_schemathesis() -> Result<(PathBuf, PathBuf)> {
     let driver = fuzz_driver();
@@ -263,19 +262,52 @@ pub fn ensure_schemathesis() -> Result<(PathBuf, PathBuf)> {
             driver.display()
         )
     })?;
-    let venv = cmd::target_dir().join("tools").join("schemathesis");
-    let python = venv.join("bin").join("python3");
-    let schemathesis = venv.join("bin").join("schemathesis");
-    let installed = || {
-        Command::new(&schemathesis)
-            .arg("--version")
+    let venv = ensure_python_package("schemathesis", &version)?;
+    Ok((venv.python(), venv.bin("schemathesis")))
+}
+
+/// A Python virtual environment under `target/tools`, holding one PyPI
+/// package at one pinned version.
+pub struct PythonTool {
+    dir: PathBuf,
+}
+
+impl PythonTool {
+    pub fn python(&self) -> PathBuf {
+        self.bin("python3")
+    }
+
+    /// A program the package installed into the venv's `bin`.
+    pub fn bin(&self, program: &str) -> PathBuf {
+        self.dir.join("bin").join(program)
+    }
+
+    /// The version of `package` installed in the venv, if it imports.
+    fn installed_version(&self, package: &str) -> Option<String> {
+        let out = Command::new(self.python())
+            .args([
+                "-c",
+                "import sys, importlib.metadata as m; print(m.version(sys.argv[1]))",
+                package,
+            ])
             .output()
-            .ok()
-            .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_string())
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+}
+
+/// `package` at exactly `version` from PyPI, in its own venv
+/// (`target/tools/PACKAGE`), made and pip-installed on first use and
+/// reused while it holds that version. Each tool gets a venv of its own so
+/// two pins never fight over a shared dependency.
+pub fn ensure_python_package(package: &str, version: &str) -> Result<PythonTool> {
+    let tool = PythonTool {
+        dir: cmd::target_dir().join("tools").join(package),
     };
-    // "schemathesis, version 4.32.5"
-    if installed().is_some_and(|text| text.ends_with(&format!(" {version}"))) {
-        return Ok((python, schemathesis));
+    if tool.installed_version(package).as_deref() == Some(version) {
+        return Ok(tool);
     }
     let venv_works = Command::new("python3")
         .args(["-c", "import ensurepip, venv"])
@@ -288,18 +320,18 @@ pub fn ensure_schemathesis() -> Result<(PathBuf, PathBuf)> {
         apt_install(&["python3", "python3-venv"])?;
     }
     cmd::step(&format!(
-        "installing schemathesis {version} into {}",
-        venv.display()
+        "installing {package} {version} into {}",
+        tool.dir.display()
     ));
     // --clear: a venv left by another python (or a half-done install) is
     // made afresh rather than patched.
     cmd::run(
         Command::new("python3")
             .args(["-m", "venv", "--clear"])
-            .arg(&venv),
+            .arg(&tool.dir),
     )?;
     cmd::run(
-        Command::new(&python)
+        Command::new(tool.python())
             .args([
                 "-m",
                 "pip",
@@ -307,13 +339,14 @@ pub fn ensure_schemathesis() -> Result<(PathBuf, PathBuf)> {
                 "--quiet",
                 "--disable-pip-version-check",
             ])
-            .arg(format!("schemathesis=={version}")),
-    )?;
-    match installed() {
-        Some(text) if text.ends_with(&format!(" {version}")) => Ok((python, schemathesis)),
+            .arg(format!("{package}=={version}")),
+    )
+    .with_context(|| format!("installing {package} {version} from PyPI (is PyPI reachable?)"))?;
+    match tool.installed_version(package) {
+        Some(found) if found == version => Ok(tool),
         found => bail!(
-            "installed schemathesis {version} into {} but it reports {found:?}",
-            venv.display()
+            "installed {package} {version} into {} but it reports {found:?}; remove that folder and run again",
+            tool.dir.display()
         ),
     }
 }

@@ -17,7 +17,7 @@ use host_server::pty::ProgramSpec;
 use host_server::registry::{Registry, StoreConfig, new_session_id};
 use host_server::sandbox::{Isolation, Sandbox, SandboxOptions, SessionNetwork};
 use host_server::session::SessionConfig;
-use host_server::{AppState, run};
+use host_server::{AppState, run_with_control};
 use protocol::{
     ClientToServerMsg, Hello, ServerToClientMsg, SessionId, Size, Welcome, decode_server,
     decompress_lines, encode_client, encode_hello,
@@ -49,6 +49,8 @@ pub struct HostOptions {
     pub max_connections_per_address: usize,
     pub host_token: Option<String>,
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Where `host-server drain` reaches this host (`--control-socket`).
+    pub control_socket: Option<std::path::PathBuf>,
 }
 
 impl HostOptions {
@@ -60,6 +62,7 @@ impl HostOptions {
             max_connections_per_address: host_server::DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
             host_token: None,
             tls: None,
+            control_socket: None,
         }
     }
 
@@ -190,9 +193,20 @@ pub async fn start(options: HostOptions) -> Host {
     state.connections = AddressLimiter::new(options.max_connections_per_address);
     state.host_token = options.host_token.map(HostToken);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(run(listener, options.tls, state, None, async {
-        let _ = rx.await;
-    }));
+    let control = match &options.control_socket {
+        Some(path) => Some(host_server::control::bind(path).await.unwrap()),
+        None => None,
+    };
+    tokio::spawn(run_with_control(
+        listener,
+        options.tls,
+        state,
+        None,
+        control,
+        async {
+            let _ = rx.await;
+        },
+    ));
     let alice = sign_in(store.as_ref(), "alice").await;
     Host {
         port,
@@ -303,6 +317,16 @@ impl Client {
             data: text.as_bytes().to_vec(),
         })
         .await;
+    }
+
+    /// At the shell's prompt, runs `command` and waits for a row that
+    /// reads exactly `expected`.
+    pub async fn run_at_prompt(&mut self, command: &str, expected: &str) {
+        self.wait_screen("the prompt", |rows| contains(rows, "$"))
+            .await;
+        self.type_text(&format!("{command}\r")).await;
+        self.wait_screen(expected, |rows| rows.iter().any(|r| r == expected))
+            .await;
     }
 
     /// The visible rows, without trailing blanks.
