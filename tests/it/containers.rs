@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, ensure};
 use serde_json::Value;
 use tests::browser::Browser;
-use tests::cluster::{saved_screen, wait_persisted};
+use tests::cluster::{saved_screen, wait_persisted, wait_persisted_within};
 use tests::containers::{ClusterSpec, ContainerCluster};
 use tests::page::{NativePage, PageOptions};
 use tests::tickets::{TEST_PASSWORD, TEST_USER};
@@ -84,9 +84,11 @@ async fn a_containerised_cluster_survives_kills_partitions_and_outages() -> Resu
     if outcome.is_err() {
         eprintln!("{}", cluster.all_logs().await);
     }
-    cluster.down().await?;
+    let removed = cluster.down().await;
     steps.done("cluster down");
-    outcome
+    // The scenario's failure is the news; a failed clean-up comes second.
+    outcome?;
+    removed
 }
 
 /// Prints each step's time as it ends.
@@ -216,19 +218,9 @@ async fn partition(cluster: &ContainerCluster, browser: &Browser, steps: &mut St
         saved_before.saved_by,
         after.host
     );
-    let record = cluster
-        .store
-        .get_session(&after.session)
-        .await?
-        .context("the session is gone from the store")?;
-    ensure!(
-        record.owner_host == after.host && record.epoch == after.epoch,
-        "after the reconnect the store says {} at {}, the page {} at {}",
-        record.owner_host,
-        record.epoch,
-        after.host,
-        after.epoch
-    );
+    store_agrees(cluster, &after)
+        .await
+        .context("after the reconnect")?;
     steps.done("serving host cut off past its lease: moved, fenced, copy ended");
     Ok(())
 }
@@ -280,7 +272,13 @@ async fn store_outage(
     );
     cluster.start(&cluster.postgres).await?;
     steps.done("PostgreSQL stopped 30 s: session live, host degraded");
-    wait_persisted(cluster.store.as_ref(), &before.session, &marker).await?;
+    let back = Instant::now();
+    wait_persisted_within(cluster.store.as_ref(), &before.session, &marker, STEP).await?;
+    eprintln!(
+        "containers: the screen typed during the outage was in the store {:.1} s after \
+         PostgreSQL started",
+        back.elapsed().as_secs_f64()
+    );
     wait_until(
         STEP,
         "the store to hold the cwd changed during the outage",
@@ -530,16 +528,21 @@ async fn check_restored(
         cwd.ends_with("/work") || cwd == "/tmp/outage",
         "the restored shell is in {cwd}, not the directory it was in"
     );
+    store_agrees(cluster, after).await
+}
+
+/// The store names the page's host and epoch as the session's owner.
+async fn store_agrees(cluster: &ContainerCluster, page: &Served) -> Result<()> {
     let record = cluster
         .store
-        .get_session(&after.session)
+        .get_session(&page.session)
         .await?
         .context("the session is gone from the store")?;
     ensure!(
-        record.owner_host == after.host && record.epoch == after.epoch,
+        record.owner_host == page.host && record.epoch == page.epoch,
         "the page is on {} at {}, the store says {} at {}",
-        after.host,
-        after.epoch,
+        page.host,
+        page.epoch,
         record.owner_host,
         record.epoch
     );

@@ -32,7 +32,7 @@ use testkit::pg::FreshDatabase;
 use testkit::process::Process;
 
 pub use directory::{read_answer, request_as, request_body};
-pub use records::{SavedView, saved_screen, wait_persisted};
+pub use records::{SavedView, saved_screen, wait_persisted, wait_persisted_within};
 pub use servers::{HOST_TOKEN, parse_directory_ready_line};
 
 pub use crate::paths::directory_binary;

@@ -604,7 +604,12 @@ pub async fn down(engine: &Engine, name: &str, volumes: bool) -> Result<()> {
     if !containers.is_empty() {
         let mut args = vec!["rm", "--force", "--time", "0"];
         args.extend(&containers);
-        engine.run(&args).await?;
+        // podman may find a container's shm still mounted just after it
+        // stopped ("device or resource busy"); a moment later it is not.
+        if engine.run(&args).await.is_err() {
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            engine.run(&args).await?;
+        }
     }
     if engine.succeeds(&["network", "exists", name]).await
         || engine.succeeds(&["network", "inspect", name]).await
@@ -708,6 +713,20 @@ fn create_private_dir(dir: &Path) -> Result<()> {
 
 /// An env file readable only by its owner.
 fn write_env(path: &Path, variables: &[(&str, &str)]) -> Result<()> {
+    let mut text = String::new();
+    for (name, value) in variables {
+        ensure!(
+            !value.contains('\n'),
+            "{name} holds a newline, which an env file cannot"
+        );
+        text.push_str(&format!("{name}={value}\n"));
+    }
+    write_private(path, &text)
+}
+
+/// Writes `text` to a file only its owner may read (mode 0600 from the
+/// start, never wider).
+pub fn write_private(path: &Path, text: &str) -> Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut file = std::fs::OpenOptions::new()
@@ -717,13 +736,7 @@ fn write_env(path: &Path, variables: &[(&str, &str)]) -> Result<()> {
         .mode(0o600)
         .open(path)
         .with_context(|| format!("writing {}", path.display()))?;
-    for (name, value) in variables {
-        ensure!(
-            !value.contains('\n'),
-            "{name} holds a newline, which an env file cannot"
-        );
-        writeln!(file, "{name}={value}")?;
-    }
+    file.write_all(text.as_bytes())?;
     Ok(())
 }
 

@@ -12,9 +12,9 @@
 //! Every question travels with the user's sign-in cookie, and every answer
 //! that places a session carries a `Ticket`: the directory's signed word
 //! that this user may reach this session on this host at this epoch, for a
-//! minute at most. A 401 means the sign-in is gone, except a 401 from a
-//! replica of another origin to a live terminal's renewal (see
-//! `handle_http`).
+//! minute at most. A 401 from the page's own origin means the sign-in is
+//! gone; a replica of another origin never sees the page's cookie, so its
+//! 401 only counts as a replica that could not help (see `handle_http`).
 
 use core::fmt;
 use std::collections::VecDeque;
@@ -180,6 +180,8 @@ struct Pending {
     dir: usize,
     /// Replicas that failed this round.
     failed: usize,
+    /// What this round's failures said, the most telling kept.
+    trouble: Option<Trouble>,
     /// The request in flight and when it is given up on; `None` while
     /// waiting out the backoff after a failed round.
     in_flight: Option<(u64, u64)>,
@@ -259,6 +261,7 @@ impl DirectoryClient {
             query,
             dir: self.preferred,
             failed: 0,
+            trouble: None,
             in_flight: None,
             retry_at: now,
         });
@@ -380,12 +383,12 @@ impl DirectoryClient {
         };
         // A replica of another origin never gets the page's cookie (it is
         // host-only and SameSite=Strict), so its 401 says only that it
-        // cannot vouch for us. That matters when the page needs a place
-        // from it, not while the terminal is live: a live socket needs no
-        // directory, and a renewal refused there is a replica that could
-        // not help, tried again later, never a reason to leave.
-        let renewal = matches!(p.query, Query::Renewal { .. });
-        if !own && renewal && matches!(outcome, HttpOutcome::Response { status: 401, .. }) {
+        // cannot vouch for us: a replica that could not help, like one that
+        // is down. Leaving for its sign-in form would end a live terminal
+        // (the page's own directory answering 503 during a store outage
+        // sent it there) or a move the page's own directory is about to
+        // place. Only the page's own origin can say the sign-in has ended.
+        if !own && matches!(outcome, HttpOutcome::Response { status: 401, .. }) {
             return self.replica_failed(Trouble::Unreachable, now, out);
         }
         match interpret(&p.query, &outcome, login) {
@@ -412,6 +415,11 @@ impl DirectoryClient {
         };
         p.in_flight = None;
         p.failed += 1;
+        // A replica's own words (503 "no healthy host...") say more than
+        // another replica's silence: the round reports them.
+        if matches!(trouble, Trouble::NoHost(_)) || p.trouble.is_none() {
+            p.trouble = Some(trouble);
+        }
         if p.failed < n {
             p.dir = (p.dir + 1) % n;
             self.send(now, out);
@@ -422,8 +430,8 @@ impl DirectoryClient {
         let cap = (DIRECTORY_BACKOFF_BASE_MS << shift).min(DIRECTORY_BACKOFF_MAX_MS);
         let delay = cap / 2 + self.random() % (cap / 2 + 1);
         self.failed_rounds = self.failed_rounds.saturating_add(1);
-        self.trouble = Some(trouble);
         if let Some(p) = &mut self.pending {
+            self.trouble = p.trouble.take();
             p.retry_at = now + delay;
         }
         Progress::RoundFailed

@@ -38,8 +38,9 @@ pub async fn failover(progress: &dyn Fn(&str), figures: &mut Vec<FailoverFigure>
     if outcome.is_err() {
         eprintln!("{}", cluster.all_logs().await);
     }
-    cluster.down().await?;
-    outcome
+    let removed = cluster.down().await;
+    outcome?;
+    removed
 }
 
 async fn rounds(
@@ -54,23 +55,21 @@ async fn rounds(
     page.wait_prompt(STEP_TIMEOUT).await?;
     let store = cluster.store.clone();
 
-    let mut kills = Vec::new();
-    for i in 0..KILL_ROUNDS {
-        let victim = serving(cluster, &page)?;
-        let round = fault_round(store.as_ref(), &page, i, |_| cluster.kill(&victim)).await;
-        match round {
-            Ok(round) => {
-                report(progress, "podman kill", i, &round, &victim);
-                kills.push(round);
-            }
-            Err(err) => {
-                figures.push(failure("failover after podman kill", &err));
-                return Err(err);
-            }
-        }
-        cluster.start(&victim).await?;
-        cluster.wait_healthy(&victim).await?;
-    }
+    let kills = fault_rounds(
+        &page,
+        store.as_ref(),
+        progress,
+        "podman kill",
+        0..KILL_ROUNDS,
+        |victim| async move { cluster.kill(&victim).await },
+        |victim| async move {
+            cluster.start(&victim).await?;
+            cluster.wait_healthy(&victim).await.map(drop)
+        },
+        cluster,
+    )
+    .await;
+    let kills = record(figures, "failover after podman kill", kills)?;
     figures.extend(fault_figures(
         "failover after podman kill of the serving host's container",
         &kills,
@@ -78,23 +77,21 @@ async fn rounds(
         |p50, p99| p50 <= Duration::from_millis(300) && p99 <= Duration::from_secs(1),
     ));
 
-    let mut cuts = Vec::new();
-    for i in KILL_ROUNDS..KILL_ROUNDS + CUT_ROUNDS {
-        let victim = serving(cluster, &page)?;
-        let round = fault_round(store.as_ref(), &page, i, |_| cluster.disconnect(&victim)).await;
-        match round {
-            Ok(round) => {
-                report(progress, "network disconnect", i, &round, &victim);
-                cuts.push(round);
-            }
-            Err(err) => {
-                figures.push(failure("failover after network disconnect", &err));
-                return Err(err);
-            }
-        }
-        cluster.reconnect(&victim).await?;
-        wait_copy_ended(cluster, &victim).await?;
-    }
+    let cuts = fault_rounds(
+        &page,
+        store.as_ref(),
+        progress,
+        "network disconnect",
+        KILL_ROUNDS..KILL_ROUNDS + CUT_ROUNDS,
+        |victim| async move { cluster.disconnect(&victim).await },
+        |victim| async move {
+            cluster.reconnect(&victim).await?;
+            wait_copy_ended(cluster, &victim).await
+        },
+        cluster,
+    )
+    .await;
+    let cuts = record(figures, "failover after network disconnect", cuts)?;
     figures.extend(fault_figures(
         "failover after network disconnect of the serving host (lease 5 s)",
         &cuts,
@@ -102,6 +99,45 @@ async fn rounds(
         |p50, p99| p50 >= LEASE && p99 <= LEASE + Duration::from_secs(1),
     ));
     Ok(())
+}
+
+/// Rounds `range` of `fault` done to the serving host's container, each
+/// followed by `recover` of that container, outside the clock.
+#[allow(clippy::too_many_arguments)]
+async fn fault_rounds<F, FFut, R, RFut>(
+    page: &NativePage,
+    store: &dyn store::Store,
+    progress: &dyn Fn(&str),
+    what: &str,
+    range: std::ops::Range<usize>,
+    fault: F,
+    recover: R,
+    cluster: &ContainerCluster,
+) -> Result<Vec<Round>>
+where
+    F: Fn(Node) -> FFut,
+    FFut: std::future::Future<Output = Result<()>>,
+    R: Fn(Node) -> RFut,
+    RFut: std::future::Future<Output = Result<()>>,
+{
+    let mut rounds = Vec::new();
+    for i in range {
+        let victim = serving(cluster, page)?;
+        let round = fault_round(store, page, i, |_| fault(victim.clone())).await?;
+        report(progress, what, i, &round, &victim);
+        rounds.push(round);
+        recover(victim).await?;
+    }
+    Ok(rounds)
+}
+
+/// The rounds, or the failure as a line of the table and the error.
+fn record(
+    figures: &mut Vec<FailoverFigure>,
+    what: &str,
+    rounds: Result<Vec<Round>>,
+) -> Result<Vec<Round>> {
+    rounds.inspect_err(|err| figures.push(failure(what, err)))
 }
 
 /// The container serving the page.

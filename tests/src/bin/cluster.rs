@@ -70,12 +70,12 @@ async fn up(state_dir: std::path::PathBuf) -> Result<()> {
                 .add_user(USER, &password)
                 .await
                 .context("adding the demo account")?;
-            write_private(&password_file, &password)?;
+            containers::write_private(&password_file, &password)?;
             password
         }
     };
     let url = cluster.page_url();
-    write_private(&state_dir.join("url"), &url)?;
+    containers::write_private(&state_dir.join("url"), &url)?;
     println!();
     println!("  Thinline is running in containers: open {url}");
     println!("  sign in as `{USER}` with password: {password}");
@@ -90,19 +90,5 @@ async fn up(state_dir: std::path::PathBuf) -> Result<()> {
     println!();
     println!("  podman kill {NAME}-host-1 (the host in the page's status line) and watch the");
     println!("  session move; `cargo xtask cluster status` and `cargo xtask cluster down`.");
-    Ok(())
-}
-
-fn write_private(path: &std::path::Path, text: &str) -> Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    file.write_all(text.as_bytes())?;
     Ok(())
 }

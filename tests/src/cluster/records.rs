@@ -84,8 +84,18 @@ pub async fn saved_screen(store: &dyn store::Store, id: &str) -> Result<Option<S
 /// Waits until `store` holds a screen of `id` with a row equal to `line`
 /// (while it cannot be read, it does not yet).
 pub async fn wait_persisted(store: &dyn store::Store, id: &str, line: &str) -> Result<SavedView> {
+    wait_persisted_within(store, id, line, Duration::from_secs(20)).await
+}
+
+/// [`wait_persisted`] with its own patience.
+pub async fn wait_persisted_within(
+    store: &dyn store::Store,
+    id: &str,
+    line: &str,
+    timeout: Duration,
+) -> Result<SavedView> {
     wait_until(
-        Duration::from_secs(20),
+        timeout,
         &format!("the store to hold a screen with {line:?}"),
         || async {
             // A store coming back from an outage is "not yet", not a

@@ -408,17 +408,30 @@ fn a_401_from_any_question_means_signed_out_at_that_replica() {
             "{query:?}"
         );
     }
+}
+
+#[test]
+fn a_401_from_a_replica_of_another_origin_is_a_replica_that_could_not_help() {
+    // It never got the page's cookie: nothing is known about the sign-in.
     let mut out = VecDeque::new();
     let mut d = two();
     d.ask(any(), 0, &mut out);
     let first = fetches(&mut out)[0].id;
-    d.handle_http(first, status(502, ""), 1, &mut out);
+    d.handle_http(
+        first,
+        status(503, r#"{"error":"no healthy host is available"}"#),
+        1,
+        &mut out,
+    );
     let second = fetches(&mut out)[0].id;
     assert_eq!(
         d.handle_http(second, status(401, ""), 2, &mut out),
-        Progress::Answer(Answer::SignedOut {
-            login: format!("{D2}/login")
-        })
+        Progress::RoundFailed
+    );
+    assert_eq!(
+        d.trouble(),
+        Some(&Trouble::NoHost("no healthy host is available".into())),
+        "the page's own directory's words are what the round says"
     );
 }
 
