@@ -58,18 +58,10 @@ async fn a_containerised_cluster_survives_kills_partitions_and_outages() -> Resu
     let mut spec = ClusterSpec::new(
         &format!("thinline-it-{}", std::process::id()),
         &folder.path().join("state"),
-    );
+    )
+    .plain_bash();
     spec.lease = Some((LEASE_TTL_MS, RENEW_MS));
     spec.rust_log = Some("info".into());
-    spec.host_args = [
-        "--program",
-        "/bin/bash",
-        "--arg=--noprofile",
-        "--arg=--norc",
-        "--session-env=PS1=$ ",
-    ]
-    .map(str::to_owned)
-    .to_vec();
     let mut steps = Steps::new();
     let cluster = ContainerCluster::up(spec).await?;
     steps.done("cluster up: PostgreSQL, 2 directories, 3 hosts");

@@ -90,6 +90,24 @@ impl ClusterSpec {
     }
 }
 
+impl ClusterSpec {
+    /// Sessions run bash without profile or rc files and with the prompt
+    /// `$ `, as the process cluster's do, so screens read the same.
+    pub fn plain_bash(mut self) -> ClusterSpec {
+        self.host_args.extend(
+            [
+                "--program",
+                "/bin/bash",
+                "--arg=--noprofile",
+                "--arg=--norc",
+                "--session-env=PS1=$ ",
+            ]
+            .map(str::to_owned),
+        );
+        self
+    }
+}
+
 /// One container of the cluster.
 #[derive(Clone, Debug)]
 pub struct Node {

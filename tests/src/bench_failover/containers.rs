@@ -32,7 +32,8 @@ pub async fn failover(progress: &dyn Fn(&str), figures: &mut Vec<FailoverFigure>
     let spec = ClusterSpec::new(
         &format!("thinline-bench-{}", std::process::id()),
         &folder.path().join("state"),
-    );
+    )
+    .plain_bash();
     let cluster = ContainerCluster::up(spec).await?;
     let outcome = rounds(&cluster, progress, figures).await;
     if outcome.is_err() {
