@@ -623,10 +623,14 @@ pub async fn down(engine: &Engine, name: &str, volumes: bool) -> Result<()> {
         let mut args = vec!["rm", "--force", "--time", "0"];
         args.extend(&containers);
         // podman may find a container's shm still mounted just after it
-        // stopped ("device or resource busy"); a moment later it is not.
-        if engine.run(&args).await.is_err() {
-            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-            engine.run(&args).await?;
+        // stopped ("device or resource busy"); moments later it is not.
+        let mut attempt = 1;
+        while let Err(err) = engine.run(&args).await {
+            if attempt == 5 {
+                return Err(err);
+            }
+            attempt += 1;
+            tokio::time::sleep(Duration::from_secs(1)).await;
         }
     }
     if engine.succeeds(&["network", "exists", name]).await
