@@ -371,6 +371,7 @@ async fn rolling_restart(
     for host in &cluster.hosts {
         let before = served(browser).await?;
         let undelivered_before = undelivered(&browser.state().await?);
+        let restarted = std::sync::atomic::AtomicBool::new(false);
         let restart = async {
             let at = Instant::now();
             cluster.stop(host, Duration::from_secs(60)).await?;
@@ -383,6 +384,7 @@ async fn rolling_restart(
                 drained.as_secs_f64(),
                 (at.elapsed() - drained).as_secs_f64()
             );
+            restarted.store(true, std::sync::atomic::Ordering::SeqCst);
             anyhow::Ok(())
         };
         let typing = async {
@@ -391,12 +393,15 @@ async fn rolling_restart(
             for n in 0.. {
                 let state = browser.state().await?;
                 undelivered_after = undelivered_after.max(undelivered(&state));
-                // Typed only into a host that is not the one restarting:
+                // Typed only into a host that is not the one restarting (or
+                // into it once it serves again, a new process):
                 // a line the draining host's program received but had not
                 // run when the drain ended it goes with that program (the
                 // page's notice says a new shell started), and this step
                 // checks the keys the page delivers, not that race.
-                if state["connection"] == "live" && state["host"] != host.name.as_str() {
+                let restarting = state["host"] == host.name.as_str()
+                    && !restarted.load(std::sync::atomic::Ordering::SeqCst);
+                if state["connection"] == "live" && !restarting {
                     browser
                         .run(&format!("echo {}-{n:03} >> ~/typed", host.name))
                         .await?;
@@ -422,7 +427,10 @@ async fn rolling_restart(
         browser.echo_marker("rolled", PATIENCE).await?;
         undelivered_after = undelivered_after.max(undelivered(&browser.state().await?));
         let arrived = browser
-            .echo_marker_output("arrived", &format!("$(grep -c '^{}-' ~/typed)", host.name))
+            .echo_marker_output(
+                "arrived",
+                &format!("$(cat ~/typed 2>/dev/null | grep -c '^{}-')", host.name),
+            )
             .await?
             .parse::<u64>()
             .context("counting the lines that arrived")?;
