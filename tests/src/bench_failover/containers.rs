@@ -6,9 +6,11 @@
 //! back under its own name (killed: started again; cut off: put back, and
 //! it ends its fenced copy) before the next.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use testkit::wait_until;
+
+use anyhow::{Context, Result};
 
 use super::{
     FailoverFigure, KILL_TARGET, Round, SIZE, STEP_TIMEOUT, failed, fault_figures, fault_round, ms,
@@ -149,21 +151,18 @@ fn serving(cluster: &ContainerCluster, page: &NativePage) -> Result<Node> {
 /// Waits until a host put back on the network has ended its copy of the
 /// session that moved.
 async fn wait_copy_ended(cluster: &ContainerCluster, host: &Node) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok((_, body)) = cluster.health(host).await
-            && body.contains("\"sessions\":0")
-        {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            bail!(
-                "{} kept its copy of the session a minute after it came back",
-                host.name
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_until(
+        Duration::from_secs(60),
+        &format!("{} to end its copy of the session", host.name),
+        || async {
+            Ok(match cluster.health(host).await {
+                Ok((_, body)) if body.contains("\"sessions\":0") => Ok(()),
+                Ok((_, body)) => Err(body),
+                Err(err) => Err(format!("{err:#}")),
+            })
+        },
+    )
+    .await
 }
 
 fn report(progress: &dyn Fn(&str), what: &str, i: usize, round: &Round, victim: &Node) {
