@@ -4,10 +4,15 @@
 //! `BLOCK_LINES`, so ten thousand lines of history cost a fraction of their
 //! text in memory, and a reattaching client (or, later, the store) receives
 //! the sealed blocks as they are, without recompressing anything.
+//!
+//! Lines are numbered from 0 over the session's life (`protocol::HistorySpan`):
+//! block `seq` holds lines `seq * BLOCK_LINES ..`, and the open tail follows
+//! the last block, so a number survives trimming and restores. Clients
+//! fetch history by number, one block at a time (`lines_before`).
 
 use std::collections::VecDeque;
 
-use protocol::{CompressedLines, Line, compress_lines};
+use protocol::{CompressedLines, HistorySpan, Line, compress_lines, decompress_lines};
 
 /// Lines per sealed block: small enough that one block is a modest message,
 /// large enough that LZ4 finds repetition.
@@ -83,7 +88,66 @@ impl Scrollback {
         }
     }
 
+    /// The numbers of the lines held: `[start, end)`.
+    pub fn span(&self) -> HistorySpan {
+        let tail_start = self.tail_start();
+        let start = self
+            .sealed
+            .front()
+            .map_or(tail_start, |(seq, _)| seq * BLOCK_LINES as u64);
+        HistorySpan {
+            start,
+            end: tail_start + self.open.len() as u64,
+        }
+    }
+
+    /// Number of the first line of the open tail.
+    fn tail_start(&self) -> u64 {
+        self.next_seq * BLOCK_LINES as u64
+    }
+
+    /// The lines held below number `before`, at most one block's worth,
+    /// ending at `before` (or at the end, if `before` is beyond it): the
+    /// answer to a client's `FetchHistory`. Empty, numbered `before`, when
+    /// nothing below it is held. A sealed block asked for whole is sent as
+    /// it is kept; only a request that cuts one is recompressed.
+    pub fn lines_before(&self, before: u64) -> (u64, CompressedLines) {
+        let span = self.span();
+        let before = before.min(span.end);
+        let empty = || (before, compress_lines(&[]));
+        if before <= span.start {
+            return empty();
+        }
+        let tail_start = self.tail_start();
+        if before > tail_start {
+            let upto = (before - tail_start) as usize;
+            return (tail_start, compress_lines(&self.open[..upto]));
+        }
+        let block_lines = BLOCK_LINES as u64;
+        let seq = (before - 1) / block_lines;
+        let Some((_, block)) = self.sealed.iter().find(|(s, _)| *s == seq) else {
+            return empty();
+        };
+        let start = seq * block_lines;
+        if before == start + u64::from(block.count) {
+            return (start, block.clone());
+        }
+        match decompress_lines(block) {
+            Ok(lines) => {
+                let upto = ((before - start) as usize).min(lines.len());
+                (start, compress_lines(&lines[..upto]))
+            }
+            // Blocks are sealed here from lines this process encoded; one
+            // that does not decompress is a bug, reported rather than sent.
+            Err(err) => {
+                tracing::error!(%err, seq, "a sealed scrollback block does not decompress");
+                empty()
+            }
+        }
+    }
+
     /// The whole scrollback as blocks, oldest first.
+    #[cfg(test)]
     pub fn blocks(&self) -> Vec<CompressedLines> {
         let mut blocks: Vec<CompressedLines> =
             self.sealed.iter().map(|(_, block)| block.clone()).collect();
@@ -205,6 +269,72 @@ mod tests {
         scrollback.set_limit(10_000);
         scrollback.push(&lines);
         assert_eq!(scrollback.len(), text.len() + 5000);
+    }
+
+    /// Fetches everything below `end` block by block, as a client does,
+    /// checking that every answer ends where it was asked to.
+    fn fetch_all(scrollback: &Scrollback) -> Vec<String> {
+        let mut before = scrollback.span().end;
+        let mut fetched: Vec<Vec<String>> = Vec::new();
+        loop {
+            let (start, block) = scrollback.lines_before(before);
+            let lines = decompress_lines(&block).unwrap();
+            assert_eq!(start + lines.len() as u64, before, "ends at before");
+            assert!(lines.len() <= protocol::HISTORY_FETCH_LINES);
+            if lines.is_empty() {
+                break;
+            }
+            fetched.push(lines.iter().map(Line::text).collect());
+            before = start;
+        }
+        assert_eq!(before, scrollback.span().start, "down to the start");
+        fetched.into_iter().rev().flatten().collect()
+    }
+
+    #[test]
+    fn lines_are_numbered_over_the_session_and_fetched_by_number() {
+        let mut scrollback = Scrollback::new(1000);
+        let lines: Vec<Line> = (0..3000).map(line).collect();
+        scrollback.push(&lines);
+        let span = scrollback.span();
+        assert_eq!(span.end, 3000);
+        assert_eq!(span.start % BLOCK_LINES as u64, 0);
+        assert!(span.end - span.start >= 1000);
+        let expected: Vec<String> = (span.start..3000).map(|i| format!("line {i}")).collect();
+        assert_eq!(fetch_all(&scrollback), expected);
+
+        // A request that cuts a block gets the lines below it, exactly.
+        let (start, block) = scrollback.lines_before(2900);
+        let cut = decompress_lines(&block).unwrap();
+        assert_eq!(start, 2816);
+        assert_eq!(cut.len(), 84);
+        assert_eq!(cut.last().map(Line::text).as_deref(), Some("line 2899"));
+        // Beyond the end is the end; below the start is nothing.
+        assert_eq!(scrollback.lines_before(u64::MAX).0, 2816);
+        let (start, block) = scrollback.lines_before(2816);
+        assert_eq!((start, block.count), (2560, 256), "a whole sealed block");
+        let (start, block) = scrollback.lines_before(span.start);
+        assert_eq!((start, block.count), (span.start, 0));
+        assert_eq!(scrollback.lines_before(0).1.count, 0);
+    }
+
+    #[test]
+    fn numbers_survive_a_restore() {
+        let mut scrollback = Scrollback::new(10_000);
+        let lines: Vec<Line> = (0..700).map(line).collect();
+        scrollback.push(&lines);
+        let sealed: Vec<(u64, CompressedLines)> = scrollback
+            .sealed_since(0)
+            .map(|(seq, block)| (seq, block.clone()))
+            .collect();
+        let restored = Scrollback::restore(
+            10_000,
+            sealed,
+            scrollback.next_seq(),
+            scrollback.open_tail().to_vec(),
+        );
+        assert_eq!(restored.span(), scrollback.span());
+        assert_eq!(fetch_all(&restored), fetch_all(&scrollback));
     }
 
     #[test]

@@ -14,6 +14,10 @@ pub const MAX_INPUT_CHUNK: usize = 16 * 1024;
 /// Largest message a client accepts from a host.
 pub const MAX_SERVER_MESSAGE: usize = 4 * 1024 * 1024;
 
+/// Most lines a host puts in its answer to one `FetchHistory`: one sealed
+/// scrollback block, so an answer is a block the host already holds.
+pub const HISTORY_FETCH_LINES: usize = 256;
+
 /// Largest decompressed history block.
 pub const MAX_HISTORY_RAW: usize = 8 * 1024 * 1024;
 

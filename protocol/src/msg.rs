@@ -82,6 +82,15 @@ pub enum ClientToServerMsg {
     Ping {
         id: u32,
     },
+    /// Asks for the scrollback lines numbered below `before` (see
+    /// [`HistorySpan`]). The host answers with exactly one `History` block
+    /// that ends at `before`, at most `HISTORY_FETCH_LINES` lines long, and
+    /// empty when it holds nothing below `before`. Clients keep one fetch in
+    /// flight, and only once the screen is live: history never travels in
+    /// front of the prompt.
+    FetchHistory {
+        before: u64,
+    },
 }
 
 /// The host's answer to a valid hello.
@@ -97,13 +106,39 @@ pub struct Welcome {
     /// Highest input sequence number the session has applied; the client
     /// resends anything newer it still holds and numbers new input after it.
     pub input_seq: u64,
+    /// The scrollback the host holds. None of it is sent on attach: the
+    /// client keeps what it already has and fetches the rest.
+    pub history: HistorySpan,
+}
+
+/// Scrollback lines the host holds, by number.
+///
+/// Every line that leaves the top of a session's primary screen gets the
+/// next number, counted from 0 over the session's life; the host keeps the
+/// newest ones, `[start, end)`, and the first `scrolled` line of the next
+/// frame is number `end`. Within one epoch on one host a number always
+/// names the same line, so a client that reattaches to the same `host` and
+/// `epoch` keeps the lines it holds. A restore elsewhere (a new epoch)
+/// numbers on from what the store had, which may differ from what the lost
+/// host sent: clients drop what they hold and fetch again.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistorySpan {
+    pub start: u64,
+    pub end: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ServerToClientMsg {
     Welcome(Welcome),
-    /// Scrollback sent on attach, oldest block first, before the first frame.
-    History(CompressedLines),
+    /// Scrollback lines numbered from `start` (see [`HistorySpan`]): the
+    /// answer to a `FetchHistory`, or lines that scrolled off faster than
+    /// frames carry them (a flood catching up), sent before the frame
+    /// that follows them. A block that does not continue the numbers the
+    /// client holds tells it that lines in between are gone.
+    History {
+        start: u64,
+        lines: CompressedLines,
+    },
     Frame(Frame),
     /// Every input up to and including `seq` reached the program.
     InputAck {
@@ -115,5 +150,11 @@ pub enum ServerToClientMsg {
     /// The program exited; the host closes the connection after this.
     Exited {
         status: Option<i32>,
+    },
+    /// Something the user should read that is not the program's output
+    /// (the window's size was clamped); shown by the client next to the
+    /// screen, never in it, so the numbered history stays the session's.
+    Notice {
+        text: String,
     },
 }

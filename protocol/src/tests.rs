@@ -91,7 +91,7 @@ fn rich_frame() -> Frame {
 
 #[test]
 fn client_messages_have_pinned_bytes() {
-    let cases: [(ClientToServerMsg, &[u8]); 4] = [
+    let cases: [(ClientToServerMsg, &[u8]); 5] = [
         (
             ClientToServerMsg::Input {
                 seq: 1,
@@ -105,6 +105,10 @@ fn client_messages_have_pinned_bytes() {
         ),
         (ClientToServerMsg::Ack { frame: 300 }, &[0x02, 0xac, 0x02]),
         (ClientToServerMsg::Ping { id: 7 }, &[0x03, 0x07]),
+        (
+            ClientToServerMsg::FetchHistory { before: 300 },
+            &[0x04, 0xac, 0x02],
+        ),
     ];
     for (msg, bytes) in cases {
         assert_eq!(encode_client(&msg), bytes, "{msg:?}");
@@ -115,7 +119,7 @@ fn client_messages_have_pinned_bytes() {
 #[test]
 fn hello_has_pinned_bytes() {
     let bytes = encode_hello(&hello());
-    let mut expected = vec![b'T', b'L', 0x02, 0x00, 0x01, b't'];
+    let mut expected = vec![b'T', b'L', 0x03, 0x00, 0x01, b't'];
     expected.extend_from_slice(&[7; 16]);
     expected.extend_from_slice(&[80, 24]);
     assert_eq!(bytes, expected);
@@ -153,11 +157,21 @@ fn server_messages_round_trip() {
             epoch: 3,
             created: true,
             input_seq: 42,
+            history: HistorySpan {
+                start: 256,
+                end: 10_300,
+            },
         }),
-        ServerToClientMsg::History(compress_lines(&rich_frame().scrolled)),
+        ServerToClientMsg::History {
+            start: 10_000,
+            lines: compress_lines(&rich_frame().scrolled),
+        },
         ServerToClientMsg::Frame(rich_frame()),
         ServerToClientMsg::Pong { id: u32::MAX },
         ServerToClientMsg::Exited { status: Some(-1) },
+        ServerToClientMsg::Notice {
+            text: "the window was clamped".into(),
+        },
     ];
     for msg in messages {
         let bytes = encode_server(&msg);
@@ -323,9 +337,10 @@ fn random_bytes_never_panic_the_decoders() {
 fn every_truncation_is_an_error_not_a_panic() {
     let server = [
         encode_server(&ServerToClientMsg::Frame(rich_frame())),
-        encode_server(&ServerToClientMsg::History(compress_lines(
-            &rich_frame().scrolled,
-        ))),
+        encode_server(&ServerToClientMsg::History {
+            start: 7,
+            lines: compress_lines(&rich_frame().scrolled),
+        }),
     ];
     for bytes in &server {
         for cut in 0..bytes.len() {
@@ -349,8 +364,8 @@ fn flipped_bits_never_panic() {
             let i = (rng.next() as usize) % bytes.len();
             bytes[i] ^= 1 << (rng.next() % 8);
         }
-        if let Ok(ServerToClientMsg::History(block)) = decode_server(&bytes) {
-            let _ = decompress_lines(&block);
+        if let Ok(ServerToClientMsg::History { lines, .. }) = decode_server(&bytes) {
+            let _ = decompress_lines(&lines);
         }
     }
 }

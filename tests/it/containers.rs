@@ -534,11 +534,20 @@ async fn check_restored(
     browser
         .wait_mirror_line(PATIENCE, "the output from before the move", |l| l == marker)
         .await?;
-    let history = browser.thinline("scrollback_len", "").await?;
-    ensure!(
-        history.as_f64().is_some_and(|n| n >= 250.0),
-        "only {history} lines of history came back (seq wrote 300)"
-    );
+    // The history is fetched after the restored screen is shown.
+    wait_until(
+        PATIENCE,
+        "the history to come back (seq wrote 300)",
+        || async {
+            let history = browser.thinline("scrollback_len", "").await?;
+            Ok(if history.as_f64().is_some_and(|n| n >= 250.0) {
+                Ok(())
+            } else {
+                Err(format!("only {history} lines of history"))
+            })
+        },
+    )
+    .await?;
     let cwd = browser.echo_marker_output("cwd", "$PWD").await?;
     ensure!(
         cwd.ends_with("/work") || cwd == "/tmp/outage",

@@ -39,6 +39,8 @@ use crate::screen_text::ScreenText;
 pub const KILL_ROUNDS: usize = 20;
 /// Cut-and-reconnect rounds.
 pub const RECONNECT_ROUNDS: usize = 50;
+/// Lines of history the reconnecting session holds.
+const HISTORY_LINES: usize = 10_000;
 /// Longest one step of a round may take before the round counts as failed.
 const STEP_TIMEOUT: Duration = Duration::from_secs(20);
 /// Longest the whole benchmark may take.
@@ -93,13 +95,27 @@ pub async fn failover(progress: &dyn Fn(&str), figures: &mut Vec<FailoverFigure>
         }),
     }
     match &reconnects {
-        Ok((samples, intact)) => {
+        Ok(Reconnects {
+            samples,
+            intact,
+            resent,
+            history,
+        }) => {
             figures.push(latency_figure(
-                "reconnect to the same host after a cut",
+                &format!("reconnect to the same host after a cut ({history} lines of history)"),
                 samples,
                 RECONNECT_TARGET,
                 |p50, p99| p50 <= Duration::from_millis(100) && p99 <= Duration::from_millis(300),
             ));
+            figures.push(FailoverFigure {
+                what: format!(
+                    "history lines sent again across {} reconnects",
+                    samples.len()
+                ),
+                measured: resent.to_string(),
+                target: "0 (history not re-sent)",
+                met: Some(*resent == 0),
+            });
             figures.push(FailoverFigure {
                 what: "keystrokes lost or doubled across the cuts".into(),
                 measured: if *intact {
@@ -245,7 +261,7 @@ async fn reconnect_rounds(
     cluster: &mut Cluster,
     started: Instant,
     progress: &dyn Fn(&str),
-) -> Result<(Vec<Duration>, bool)> {
+) -> Result<Reconnects> {
     let proxy = FaultProxy::start_without_target().await?;
     let id = cluster.start_host(Some(proxy.url()))?;
     proxy.retarget_port(cluster.host(&id).context("the proxied host")?.server.port)?;
@@ -255,6 +271,19 @@ async fn reconnect_rounds(
     ));
     let page = cluster.open_page_on(&proxy.url(), SIZE).await?;
     page.wait_prompt(STEP_TIMEOUT).await?;
+    // A long history, as a session that has run for a while has: a
+    // reattach must not send it again.
+    page.run_expecting(
+        &format!("seq 1 {HISTORY_LINES}; echo seq-d''one"),
+        "seq-done",
+        STEP_TIMEOUT,
+    )
+    .await?;
+    page.wait_for(STEP_TIMEOUT, "the whole history on the page", |p| {
+        p.screen().history_complete() && p.screen().scrollback_len() >= HISTORY_LINES - 100
+    })
+    .await?;
+    let history_before = page.with_page(|p| p.history_lines_received());
     let epoch = page.epoch();
     page.type_str("echo ")?;
     page.wait_screen(STEP_TIMEOUT, "`echo ` echoed", |s| {
@@ -302,7 +331,25 @@ async fn reconnect_rounds(
     if samples.is_empty() {
         bail!("no reconnect round completed");
     }
-    Ok((samples, intact))
+    let resent = page.with_page(|p| p.history_lines_received()) - history_before;
+    Ok(Reconnects {
+        samples,
+        intact,
+        resent,
+        history: page.with_page(|p| p.screen().scrollback_len()),
+    })
+}
+
+/// What the reconnect rounds measured.
+struct Reconnects {
+    /// From each cut until the key typed after it was echoed.
+    samples: Vec<Duration>,
+    /// Every key typed across the cuts reached the shell exactly once.
+    intact: bool,
+    /// History lines that travelled again across all the reconnects.
+    resent: u64,
+    /// History lines the page held at the end.
+    history: usize,
 }
 
 fn kill_figures(rounds: &[Round]) -> Vec<FailoverFigure> {

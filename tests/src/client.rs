@@ -92,6 +92,9 @@ pub struct Client {
     pub frame_bytes: u64,
     /// Set once the host has closed the connection.
     pub closed: Option<(u16, String)>,
+    /// The history fetch in flight, by its `before`: like the shipping
+    /// client, one block at a time once the first frame is shown.
+    fetching: Option<u64>,
 }
 
 impl Client {
@@ -113,6 +116,7 @@ impl Client {
             frames: 0,
             frame_bytes: 0,
             closed: None,
+            fetching: None,
         })
     }
 
@@ -275,14 +279,16 @@ impl Client {
     async fn absorb(&mut self, msg: &ServerToClientMsg, len: usize) -> Result<()> {
         match msg {
             ServerToClientMsg::Welcome(welcome) => {
-                // One connection, one attach: its history starts the
-                // scrollback.
-                self.screen.begin_attach(false);
+                // One connection, one attach: its history is fetched anew.
+                self.screen.begin_attach(false, welcome.history);
                 self.welcome = Some(welcome.clone());
             }
-            ServerToClientMsg::History(block) => {
-                let lines = decompress_lines(block).context("history block")?;
-                self.screen.apply_history(lines);
+            ServerToClientMsg::History { start, lines } => {
+                let lines = decompress_lines(lines).context("history block")?;
+                if self.fetching == start.checked_add(lines.len() as u64) {
+                    self.fetching = None;
+                }
+                self.screen.apply_history(*start, lines);
             }
             ServerToClientMsg::Frame(frame) => {
                 self.screen.apply_frame(frame.clone());
@@ -294,7 +300,17 @@ impl Client {
                 }
             }
             ServerToClientMsg::InputAck { seq } => self.input_acked = self.input_acked.max(*seq),
-            ServerToClientMsg::Pong { .. } | ServerToClientMsg::Exited { .. } => {}
+            ServerToClientMsg::Pong { .. }
+            | ServerToClientMsg::Exited { .. }
+            | ServerToClientMsg::Notice { .. } => {}
+        }
+        if self.fetching.is_none()
+            && self.closed.is_none()
+            && let Some(before) = self.screen.history_wanted()
+        {
+            self.fetching = Some(before);
+            self.send(&ClientToServerMsg::FetchHistory { before })
+                .await?;
         }
         Ok(())
     }

@@ -140,6 +140,9 @@ pub struct Page {
     /// event that changed it.
     changed_at: Instant,
     sockets_opened: u64,
+    /// Scrollback lines that arrived in `History` blocks (fetched, or sent
+    /// ahead of a frame), for measuring what a reattach costs.
+    history_lines_received: u64,
 }
 
 impl Page {
@@ -218,6 +221,10 @@ impl Page {
     }
 
     /// Sockets the page opened since it loaded.
+    pub fn history_lines_received(&self) -> u64 {
+        self.history_lines_received
+    }
+
     pub fn sockets_opened(&self) -> u64 {
         self.sockets_opened
     }
@@ -307,6 +314,7 @@ impl NativePage {
             events: VecDeque::new(),
             changed_at: loaded,
             sockets_opened: 0,
+            history_lines_received: 0,
         }));
         let wake = Arc::new(Notify::new());
         let (changed_tx, changed) = watch::channel(0);

@@ -48,7 +48,11 @@ pub const CONNECT_TIMEOUT_MS: u64 = 6_000;
 /// The same while recovering from a drop: a host that was just serving us
 /// answers fast or is gone, and failover is measured in hundreds of ms.
 pub const RECOVERY_CONNECT_TIMEOUT_MS: u64 = 1_000;
-/// First reconnect delay; doubles on each failure up to `BACKOFF_MAX_MS`.
+/// The first retry after a drop waits at most this long: a blip heals at
+/// once, and the jitter still spreads a fleet that lost the same socket.
+pub const FIRST_RETRY_MAX_MS: u64 = 20;
+/// Reconnect delay after the first retry failed; doubles on each failure
+/// up to `BACKOFF_MAX_MS`.
 pub const BACKOFF_BASE_MS: u64 = 100;
 pub const BACKOFF_MAX_MS: u64 = 5_000;
 /// Input the client holds for the host at most; beyond it typing is refused
@@ -114,32 +118,43 @@ enum Cause {
     TicketRefused,
 }
 
-/// A message for the screen, returned by `handle_message`.
+/// A message for the screen, returned by `handle_message` and shown with
+/// `Connection::show`.
 #[derive(Debug)]
 pub enum Delivery {
-    /// A new connection was welcomed. `same_session` tells the screen
-    /// whether its scrollback still belongs to this session.
+    /// A new connection was welcomed. `same_session` tells whether it is
+    /// the session the screen showed; `same_history` whether the lines it
+    /// holds keep their numbers (the same session, host and epoch).
     Welcome {
         welcome: Welcome,
         same_session: bool,
+        same_history: bool,
     },
-    History(Vec<Line>),
+    /// Scrollback lines numbered from `start`.
+    History {
+        start: u64,
+        lines: Vec<Line>,
+    },
     /// Apply this frame; the acknowledgement is already queued, on the
     /// understanding that the caller applies it before sending actions.
     Frame(Frame),
     Exited(Option<i32>),
+    /// Something to tell the user beside the screen.
+    Notice(String),
 }
 
 impl Delivery {
-    /// Shows this on `screen`, as every glue must: a welcome starts a new
-    /// attach (the history that follows replaces the scrollback, and a
-    /// different session's is dropped at once), history and frames are
-    /// applied. Returns what to tell the user, if anything (the program
-    /// exited).
-    pub fn show(self, screen: &mut Screen) -> Option<String> {
+    /// Shows this on `screen`: a welcome starts a new attach (a different
+    /// session's or epoch's scrollback is dropped at once), history and
+    /// frames are applied. Returns what to tell the user, if anything.
+    pub(crate) fn show(self, screen: &mut Screen) -> Option<String> {
         match self {
-            Delivery::Welcome { same_session, .. } => screen.begin_attach(same_session),
-            Delivery::History(lines) => screen.apply_history(lines),
+            Delivery::Welcome {
+                welcome,
+                same_history,
+                ..
+            } => screen.begin_attach(same_history, welcome.history),
+            Delivery::History { start, lines } => screen.apply_history(start, lines),
             Delivery::Frame(frame) => screen.apply_frame(frame),
             Delivery::Exited(status) => {
                 return Some(match status {
@@ -147,6 +162,7 @@ impl Delivery {
                     None => "the program exited".to_owned(),
                 });
             }
+            Delivery::Notice(text) => return Some(text),
         }
         None
     }
@@ -185,6 +201,9 @@ pub struct Connection {
     epoch: Option<u64>,
     host: Option<String>,
     rtt_ms: Option<u64>,
+    /// The `before` of the history fetch in flight on this socket: one at
+    /// a time, so history never crowds out frames.
+    history_fetch: Option<u64>,
     error: Option<String>,
     /// Next input sequence number; `None` until the first welcome says
     /// where the session's numbering stands.
@@ -256,6 +275,7 @@ impl Connection {
             epoch: None,
             host: None,
             rtt_ms: None,
+            history_fetch: None,
             error: None,
             next_seq: None,
             unacked: VecDeque::new(),
@@ -372,6 +392,27 @@ impl Connection {
 
     /// A binary message arrived. Messages the screen needs are returned;
     /// the rest (acks, pongs) are handled here.
+    /// Shows `delivery` on `screen`, as every glue must, then asks for
+    /// the next block of history if the screen is live and wants one.
+    /// Returns what to tell the user, if anything.
+    pub fn show(&mut self, delivery: Delivery, screen: &mut Screen) -> Option<String> {
+        let notice = delivery.show(screen);
+        self.poll_history(screen);
+        notice
+    }
+
+    /// Fetches history in the background: one block at a time, only while
+    /// live and only once the screen is (`Screen::history_wanted`).
+    pub fn poll_history(&mut self, screen: &Screen) {
+        if self.phase != Phase::Live || self.history_fetch.is_some() {
+            return;
+        }
+        if let Some(before) = screen.history_wanted() {
+            self.history_fetch = Some(before);
+            self.send(&ClientToServerMsg::FetchHistory { before });
+        }
+    }
+
     pub fn handle_message(&mut self, bytes: &[u8], now: u64) -> Option<Delivery> {
         if !matches!(self.phase, Phase::Handshaking | Phase::Live) {
             return None;
@@ -406,13 +447,20 @@ impl Connection {
                 self.give_up_socket("the host greeted twice", Cause::Dropped, now);
                 None
             }
-            ServerToClientMsg::History(block) => match decompress_lines(&block) {
-                Ok(lines) => Some(Delivery::History(lines)),
+            ServerToClientMsg::History { start, lines } => match decompress_lines(&lines) {
+                Ok(lines) => {
+                    let end = start.checked_add(lines.len() as u64);
+                    if end.is_some() && end == self.history_fetch {
+                        self.history_fetch = None;
+                    }
+                    Some(Delivery::History { start, lines })
+                }
                 Err(_) => {
                     self.give_up_socket("the host sent unreadable scrollback", Cause::Dropped, now);
                     None
                 }
             },
+            ServerToClientMsg::Notice { text } => Some(Delivery::Notice(text)),
             ServerToClientMsg::Frame(frame) => {
                 // The restored screen is on its way to the user: recovered.
                 self.recovery = None;
@@ -444,6 +492,11 @@ impl Connection {
             return None;
         }
         let same_session = self.attached == Some(welcome.session);
+        let same_history = same_session
+            && !welcome.created
+            && self.epoch == Some(welcome.epoch)
+            && self.host.as_deref() == Some(welcome.host.as_str());
+        self.history_fetch = None;
         if same_session && self.epoch.is_some_and(|e| welcome.epoch < e) {
             // A host that lost the session to a newer owner: never show its
             // frames or give it input.
@@ -493,6 +546,7 @@ impl Connection {
         Some(Delivery::Welcome {
             welcome,
             same_session,
+            same_history,
         })
     }
 
@@ -635,11 +689,15 @@ impl Connection {
     }
 
     fn enter_backoff(&mut self, now: u64) {
-        let shift = self.attempt.min(16);
-        let cap = (BACKOFF_BASE_MS << shift).min(BACKOFF_MAX_MS);
-        // Full jitter over the upper half spreads a fleet of clients that
-        // lost the same host without making the first retry slow.
-        let delay = cap / 2 + self.random() % (cap / 2 + 1);
+        let delay = if self.attempt == 0 {
+            self.random() % (FIRST_RETRY_MAX_MS + 1)
+        } else {
+            let shift = self.attempt.min(16);
+            let cap = (BACKOFF_BASE_MS << shift).min(BACKOFF_MAX_MS);
+            // Jitter over the upper half spreads a fleet of clients that
+            // lost the same host.
+            cap / 2 + self.random() % (cap / 2 + 1)
+        };
         self.attempt = self.attempt.saturating_add(1);
         self.retry_at = now + delay;
         self.set_phase(Phase::Backoff, now);

@@ -6,11 +6,18 @@
 //! offset that lets the user read the scrollback while the program keeps
 //! writing. Which visible rows changed is tracked here so the renderer
 //! repaints only those.
+//!
+//! Scrollback lines carry the host's numbers (`protocol::HistorySpan`). An
+//! attach brings only the screen; the history arrives afterwards, fetched
+//! backwards a block at a time (`history_wanted`, `apply_history`), and a
+//! reattach to the same host and epoch keeps every line already held. When
+//! the lines held no longer continue into the screen (output while
+//! detached), they wait aside (`stash`) until the fetched ones reach them.
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
 
-use protocol::{CellLayout, Cursor, Frame, Line, Modes, Size, Style};
+use protocol::{CellLayout, Cursor, Frame, HistorySpan, Line, Modes, Size, Style};
 
 /// How many scrolled-off lines the client keeps.
 pub const SCROLLBACK_LINES: usize = 10_000;
@@ -140,13 +147,21 @@ impl Row {
 pub struct Screen {
     size: Size,
     grid: Vec<Row>,
-    /// Oldest line first. Bounded by `capacity`.
+    /// Oldest line first, continuing into the grid. Bounded, with `stash`,
+    /// by `capacity`.
     scrollback: VecDeque<Line>,
     capacity: usize,
-    /// Lines ever dropped from the front of `scrollback`, so that a line keeps
-    /// one absolute number (`dropped + index`) while the ring turns; the
-    /// selection refers to lines by that number.
-    dropped: u64,
+    /// The host's number of `scrollback[0]`; grid row `r` is line
+    /// `first + scrollback.len() + r`. The selection refers to lines by
+    /// these numbers, which fetching older lines leaves unchanged.
+    first: u64,
+    /// The oldest line the host holds, as far as this screen knows: history
+    /// is complete once `first` reaches it.
+    host_start: u64,
+    /// Lines held from before a gap (numbered from `.0`), older than
+    /// `scrollback`: rejoined once fetched lines reach them, so a reattach
+    /// after output never fetches what it already had.
+    stash: Option<(u64, VecDeque<Line>)>,
     /// How many lines the view is scrolled back from the bottom; at most
     /// `scrollback.len()`. Zero follows the program's output.
     view_offset: usize,
@@ -157,9 +172,9 @@ pub struct Screen {
     bell: bool,
     /// Visible rows that need a repaint, indexed by view row.
     dirty: Vec<bool>,
-    /// Set by `begin_attach`: the first history block of the new connection
-    /// replaces the scrollback instead of appending to it.
-    history_replaces: bool,
+    /// Set by `begin_attach` until the connection's first frame: history
+    /// is fetched only once the screen is live.
+    awaiting_frame: bool,
     frames: u64,
 }
 
@@ -175,7 +190,9 @@ impl Screen {
             grid: vec![Row::blank(usize::from(size.cols)); usize::from(size.rows)],
             scrollback: VecDeque::new(),
             capacity,
-            dropped: 0,
+            first: 0,
+            host_start: 0,
+            stash: None,
             view_offset: 0,
             cursor: Cursor {
                 visible: true,
@@ -186,7 +203,7 @@ impl Screen {
             title_changed: false,
             bell: false,
             dirty: vec![true; usize::from(size.rows)],
-            history_replaces: false,
+            awaiting_frame: false,
             frames: 0,
         }
     }
@@ -225,32 +242,138 @@ impl Screen {
         self.view_offset
     }
 
-    /// A new connection was welcomed. History that follows replaces the
-    /// scrollback (the host sends all of it on every attach); a different
-    /// session's scrollback is dropped at once.
-    pub fn begin_attach(&mut self, same_session: bool) {
-        if !same_session {
-            self.scrollback.clear();
-            self.view_offset = 0;
-            self.mark_all_dirty();
+    /// A new connection was welcomed; the host holds history `span`.
+    /// `same_history`: it is the same session on the same host and epoch
+    /// as before, so the lines held keep their numbers; otherwise they are
+    /// dropped (a restore numbers on from what the store had).
+    pub fn begin_attach(&mut self, same_history: bool, span: HistorySpan) {
+        self.awaiting_frame = true;
+        self.host_start = span.start;
+        let end = self.history_end();
+        if same_history && end == span.end {
+            return;
         }
-        self.history_replaces = true;
+        if same_history && end < span.end && !self.scrollback.is_empty() {
+            // Output while detached: what is held waits for the fetched
+            // lines to reach it.
+            let held = std::mem::take(&mut self.scrollback);
+            self.stash = Some((self.first, held));
+        } else if !same_history || end > span.end {
+            self.scrollback.clear();
+            self.stash = None;
+        }
+        self.first = span.end;
+        self.view_offset = 0;
+        self.mark_all_dirty();
     }
 
-    /// Appends a block of scrollback sent on attach, oldest first.
-    pub fn apply_history(&mut self, lines: Vec<Line>) {
-        if self.history_replaces {
-            self.history_replaces = false;
-            self.scrollback.clear();
+    /// One past the number of the newest scrollback line held.
+    fn history_end(&self) -> u64 {
+        self.first + self.scrollback.len() as u64
+    }
+
+    /// The number below which history should be fetched next, if any:
+    /// once the connection's first frame is shown, until the host's oldest
+    /// line or the capacity is reached.
+    pub fn history_wanted(&self) -> Option<u64> {
+        let held = self.scrollback.len() + self.stash.as_ref().map_or(0, |(_, s)| s.len());
+        (!self.awaiting_frame && self.first > self.host_start && held < self.capacity)
+            .then_some(self.first)
+    }
+
+    /// Whether history older than what is shown is still to come.
+    pub fn history_complete(&self) -> bool {
+        self.first <= self.host_start
+    }
+
+    /// Scrollback lines numbered from `start`: older ones that were
+    /// fetched, or newer ones the host sent ahead of a frame. Lines that
+    /// neither end at the oldest held nor follow the newest start over
+    /// after a gap; anything already held is ignored.
+    pub fn apply_history(&mut self, start: u64, lines: Vec<Line>) {
+        let count = lines.len() as u64;
+        let end = self.history_end();
+        if start + count == self.first && start <= end {
+            self.prepend(start, lines);
+        } else if start == end {
+            self.append_scrolled(lines);
+        } else if start > end {
+            // A gap: the host could not send some lines. What is held
+            // waits aside in case the gap is fetched.
+            if !self.scrollback.is_empty() {
+                let held = std::mem::take(&mut self.scrollback);
+                self.stash = Some((self.first, held));
+            }
+            self.first = start;
             self.view_offset = 0;
+            self.push_lines(lines);
+            self.mark_all_dirty();
+        } else if start + count > end {
+            let skip = (end - start) as usize;
+            self.append_scrolled(lines.into_iter().skip(skip).collect());
         }
+    }
+
+    /// Fetched lines ending at `first`. Empty: the host holds nothing
+    /// older, so history is complete (and a stash it cannot reach goes).
+    fn prepend(&mut self, start: u64, lines: Vec<Line>) {
+        if lines.is_empty() {
+            self.host_start = self.first;
+            self.stash = None;
+            return;
+        }
+        for line in lines.into_iter().rev() {
+            self.scrollback.push_front(line);
+        }
+        self.first = start;
+        if let Some((stash_first, stash)) = self.stash.take() {
+            let stash_end = stash_first + stash.len() as u64;
+            if stash_end >= self.first && stash_first < self.first {
+                // The fetched lines reached what was held: rejoin it.
+                let older = (self.first - stash_first) as usize;
+                for line in stash.into_iter().take(older).rev() {
+                    self.scrollback.push_front(line);
+                }
+                self.first = stash_first;
+            } else if stash_end < self.first {
+                self.stash = Some((stash_first, stash));
+            }
+        }
+        let excess = self.scrollback.len().saturating_sub(self.capacity);
+        if excess > 0 {
+            // Full: the oldest fetched lines go, and so does the rest.
+            self.scrollback.drain(..excess);
+            self.first += excess as u64;
+            self.host_start = self.first;
+            self.stash = None;
+        }
+        if self.view_offset > 0 {
+            // The view shows the same lines; only what lies above grew.
+            self.mark_all_dirty();
+        }
+    }
+
+    /// Lines that scrolled off the top, oldest first: the view stays on
+    /// the lines it shows while the program writes.
+    fn append_scrolled(&mut self, lines: Vec<Line>) {
+        if lines.is_empty() {
+            return;
+        }
+        let before = self.view_offset;
+        let n = lines.len();
         self.push_lines(lines);
-        self.mark_all_dirty();
+        if before > 0 {
+            let wanted = before + n;
+            self.view_offset = wanted.min(self.scrollback.len());
+            if self.view_offset != wanted {
+                self.mark_all_dirty();
+            }
+        }
     }
 
     /// Applies one frame from the host.
     pub fn apply_frame(&mut self, frame: Frame) {
-        self.history_replaces = false;
+        self.awaiting_frame = false;
         self.frames += 1;
         let size = frame.size.clamped();
         if size != self.size {
@@ -262,19 +385,7 @@ impl Screen {
             }
             self.mark_grid_dirty();
         }
-        if !frame.scrolled.is_empty() {
-            let before = self.view_offset;
-            let n = frame.scrolled.len();
-            self.push_lines(frame.scrolled);
-            if before > 0 {
-                // Keep the view on the same lines while the program writes.
-                let wanted = before + n;
-                self.view_offset = wanted.min(self.scrollback.len());
-                if self.view_offset != wanted {
-                    self.mark_all_dirty();
-                }
-            }
-        }
+        self.append_scrolled(frame.scrolled);
         for update in &frame.rows {
             let row = usize::from(update.row);
             if let Some(slot) = self.grid.get_mut(row) {
@@ -301,9 +412,21 @@ impl Screen {
         for line in lines {
             self.scrollback.push_back(line);
         }
-        while self.scrollback.len() > self.capacity {
-            self.scrollback.pop_front();
-            self.dropped += 1;
+        let mut excess = self.scrollback.len().saturating_sub(self.capacity);
+        if let Some((stash_first, stash)) = &mut self.stash {
+            // The stash is older: it goes first.
+            let from_stash = excess.min(stash.len());
+            stash.drain(..from_stash);
+            *stash_first += from_stash as u64;
+            excess -= from_stash;
+            if stash.is_empty() {
+                self.stash = None;
+            }
+        }
+        if excess > 0 {
+            self.scrollback.drain(..excess);
+            self.first += excess as u64;
+            self.host_start = self.host_start.max(self.first);
         }
         self.view_offset = self.view_offset.min(self.scrollback.len());
     }
@@ -359,10 +482,10 @@ impl Screen {
         }
     }
 
-    /// The absolute number of the line at view row `row` (see `dropped`).
+    /// The absolute number of the line at view row `row` (see `first`).
     pub fn line_number_of_view_row(&self, row: u16) -> u64 {
         let index = self.scrollback.len() - self.view_offset + usize::from(row);
-        self.dropped + index as u64
+        self.first + index as u64
     }
 
     /// The view row showing absolute line `line`, if it is on screen.
@@ -374,14 +497,14 @@ impl Screen {
 
     /// The row with absolute number `line`, from scrollback or grid.
     pub fn line(&self, line: u64) -> Option<Cow<'_, Row>> {
-        let index = usize::try_from(line.checked_sub(self.dropped)?).ok()?;
+        let index = usize::try_from(line.checked_sub(self.first)?).ok()?;
         self.row_at_index(index)
     }
 
     /// Absolute numbers of the first and one past the last line held.
     pub fn line_range(&self) -> (u64, u64) {
-        let end = self.dropped + (self.scrollback.len() + self.grid.len()) as u64;
-        (self.dropped, end)
+        let end = self.history_end() + self.grid.len() as u64;
+        (self.first, end)
     }
 
     /// The cell at a visible position.

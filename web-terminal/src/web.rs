@@ -570,14 +570,14 @@ impl App {
             return;
         };
         if let Delivery::Welcome {
-            welcome,
-            same_session: false,
+            same_history: false,
+            ..
         } = &delivery
-            && welcome.created
         {
+            // The lines it referred to are numbered afresh.
             self.selection = None;
         }
-        if let Some(notice) = delivery.show(&mut self.screen) {
+        if let Some(notice) = self.conn.show(delivery, &mut self.screen) {
             self.notice(notice);
         }
     }

@@ -21,8 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use protocol::{
-    CellLayout, ClientToServerMsg, CloseCode, Frame, Line, Run, ServerToClientMsg, SessionId, Size,
-    Style, StyleFlags, Welcome,
+    ClientToServerMsg, CloseCode, Frame, Line, ServerToClientMsg, SessionId, Size, Welcome,
 };
 
 use crate::emulator::{CellBudget, Emulator, GridFit};
@@ -135,6 +134,10 @@ enum Phase {
 struct Attached {
     conn: u64,
     pacer: FramePacer,
+    /// Number of the scrollback line the client expects next: a frame's
+    /// `scrolled` lines continue from here, anything else travels as a
+    /// numbered `History` block.
+    history_end: u64,
 }
 
 /// When the next snapshot is due, for a session that persists.
@@ -612,6 +615,12 @@ impl SessionCore {
             }
             // Pings are answered by the connection itself.
             ClientToServerMsg::Ping { .. } => {}
+            ClientToServerMsg::FetchHistory { before } => {
+                // Lines a flood holds back in the emulator are newer than
+                // anything a client fetches: they need not be drained.
+                let (start, lines) = self.scrollback.lines_before(before);
+                self.send(ServerToClientMsg::History { start, lines });
+            }
         }
     }
 
@@ -653,8 +662,7 @@ impl SessionCore {
         }
         self.told_clamped = true;
         tracing::info!(session = %self.id, asked = %fit.asked, granted = %fit.granted, "clamped the terminal size");
-        self.pending_scrolled
-            .extend(notice_lines(&text, fit.granted.cols));
+        self.send(ServerToClientMsg::Notice { text });
         true
     }
 
@@ -677,21 +685,23 @@ impl SessionCore {
         // before it is sent.
         self.drain_scrolled(true, now);
         self.pending_scrolled.clear();
+        let history = self.scrollback.span();
         self.client = Some(Attached {
             conn,
             pacer: FramePacer::new(FRAME_WINDOW),
+            history_end: history.end,
         });
         self.detached_at = None;
+        // No history goes in front of the screen: the client keeps what it
+        // holds and fetches the rest once the prompt is live.
         self.send(ServerToClientMsg::Welcome(Welcome {
             session: self.id,
             host: self.host.clone(),
             epoch: self.epoch,
             created,
             input_seq: self.input.applied(),
+            history,
         }));
-        for block in self.scrollback.blocks() {
-            self.send(ServerToClientMsg::History(block));
-        }
         self.told_clamped = false;
         self.tell_clamped(&fit);
         self.emulator.mark_full();
@@ -731,39 +741,27 @@ impl SessionCore {
             return;
         };
         let seq = client.pacer.next_seq();
+        // The waiting lines are the newest of the scrollback.
+        let end = self.scrollback.span().end;
+        let start = end.saturating_sub(scrolled.len() as u64);
+        let continues = start == client.history_end;
+        client.history_end = end;
         // A big scroll travels as compressed history blocks ahead of the
-        // frame, keeping every message far below the client's size limit.
-        if scrolled.len() > BLOCK_LINES {
-            for chunk in std::mem::take(&mut scrolled).chunks(BLOCK_LINES) {
-                self.send(ServerToClientMsg::History(protocol::compress_lines(chunk)));
+        // frame, keeping every message far below the client's size limit;
+        // so do lines that skip some (a flood scrolled more than the
+        // scrollback keeps), numbered so the client sees the gap.
+        if scrolled.len() > BLOCK_LINES || (!continues && !scrolled.is_empty()) {
+            let scrolled = std::mem::take(&mut scrolled);
+            for (i, chunk) in scrolled.chunks(BLOCK_LINES).enumerate() {
+                self.send(ServerToClientMsg::History {
+                    start: start + (i * BLOCK_LINES) as u64,
+                    lines: protocol::compress_lines(chunk),
+                });
             }
         }
         let frame: Frame = self.emulator.frame(seq, scrolled);
         self.send(ServerToClientMsg::Frame(frame));
     }
-}
-
-/// `text` as dim lines in the style of the restore notice, wrapped at the
-/// terminal's width so the client shows all of it.
-fn notice_lines(text: &str, cols: u16) -> Vec<Line> {
-    let chars: Vec<char> = format!("── thinline: {text} ──").chars().collect();
-    let pieces: Vec<&[char]> = chars.chunks(usize::from(cols.max(1))).collect();
-    let last = pieces.len().saturating_sub(1);
-    pieces
-        .iter()
-        .enumerate()
-        .map(|(i, piece)| Line {
-            runs: vec![Run {
-                style: Style {
-                    flags: StyleFlags(StyleFlags::DIM),
-                    ..Style::default()
-                },
-                layout: CellLayout::Narrow,
-                text: piece.iter().collect(),
-            }],
-            wrapped: i < last,
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -264,6 +264,9 @@ pub struct Client {
     pub welcome: Welcome,
     pub screen: Screen,
     pub next_input: u64,
+    /// The history fetch in flight, by its `before`: one at a time, as the
+    /// shipping client does.
+    fetching: Option<u64>,
 }
 
 impl Client {
@@ -294,11 +297,14 @@ impl Client {
             ServerToClientMsg::Welcome(welcome) => welcome,
             other => panic!("expected a welcome, got {other:?}"),
         };
+        let mut screen = Screen::with_capacity(SIZE, KEEP_EVERY_LINE);
+        screen.begin_attach(false, welcome.history);
         Ok(Client {
             socket,
             next_input: welcome.input_seq + 1,
             welcome,
-            screen: Screen::with_capacity(SIZE, KEEP_EVERY_LINE),
+            screen,
+            fetching: None,
         })
     }
 
@@ -365,8 +371,12 @@ impl Client {
 
     async fn apply(&mut self, msg: ServerToClientMsg) {
         match msg {
-            ServerToClientMsg::History(block) => {
-                self.screen.apply_history(decompress_lines(&block).unwrap());
+            ServerToClientMsg::History { start, lines } => {
+                let lines = decompress_lines(&lines).unwrap();
+                if self.fetching == Some(start + lines.len() as u64) {
+                    self.fetching = None;
+                }
+                self.screen.apply_history(start, lines);
             }
             ServerToClientMsg::Frame(frame) => {
                 let seq = frame.seq;
@@ -374,6 +384,12 @@ impl Client {
                 self.send(ClientToServerMsg::Ack { frame: seq }).await;
             }
             _ => {}
+        }
+        if self.fetching.is_none()
+            && let Some(before) = self.screen.history_wanted()
+        {
+            self.fetching = Some(before);
+            self.send(ClientToServerMsg::FetchHistory { before }).await;
         }
     }
 }

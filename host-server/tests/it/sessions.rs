@@ -90,6 +90,10 @@ async fn scrollback_reaches_a_reattaching_client() {
     again
         .wait_screen("seq", |rows| rows.iter().any(|r| r == "seq-done"))
         .await;
+    // The attach brought only the screen: the history is fetched after it.
+    again
+        .wait_until("the fetched history", |c| c.screen.history_complete())
+        .await;
     let history = again.history();
     let numbers: Vec<&String> = history
         .iter()

@@ -135,8 +135,11 @@ impl Driver {
                         created: welcome.created,
                     });
                 }
+                if let Delivery::History { lines, .. } = &delivery {
+                    page.history_lines_received += lines.len() as u64;
+                }
                 let page = &mut *page;
-                if let Some(notice) = delivery.show(&mut page.screen) {
+                if let Some(notice) = page.conn.show(delivery, &mut page.screen) {
                     page.notices.push(notice);
                 }
             }

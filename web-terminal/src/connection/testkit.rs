@@ -3,8 +3,8 @@
 //! replicas and placement.
 
 use protocol::{
-    ClientToServerMsg, Hello, ServerToClientMsg, SessionId, Size, Welcome, decode_client,
-    decode_hello, encode_server,
+    ClientToServerMsg, Hello, HistorySpan, ServerToClientMsg, SessionId, Size, Welcome,
+    decode_client, decode_hello, encode_server,
 };
 
 use super::*;
@@ -135,12 +135,32 @@ pub fn welcome(
     input_seq: u64,
     created: bool,
 ) -> Vec<u8> {
+    welcome_holding(
+        host,
+        session,
+        epoch,
+        input_seq,
+        created,
+        HistorySpan::default(),
+    )
+}
+
+/// A welcome from a host that holds `history`.
+pub fn welcome_holding(
+    host: &str,
+    session: SessionId,
+    epoch: u64,
+    input_seq: u64,
+    created: bool,
+    history: HistorySpan,
+) -> Vec<u8> {
     encode_server(&ServerToClientMsg::Welcome(Welcome {
         session,
         host: host.into(),
         epoch,
         created,
         input_seq,
+        history,
     }))
 }
 

@@ -182,13 +182,25 @@ fn frames_are_delivered_and_acked() {
 fn history_is_decompressed() {
     let mut c = live(0);
     let block = compress_lines(&[line("a"), line("b")]);
-    let d = c.handle_message(&msg(ServerToClientMsg::History(block.clone())), 1);
-    assert!(matches!(d, Some(Delivery::History(l)) if l.len() == 2));
+    let d = c.handle_message(
+        &msg(ServerToClientMsg::History {
+            start: 9,
+            lines: block.clone(),
+        }),
+        1,
+    );
+    assert!(matches!(d, Some(Delivery::History { start: 9, lines }) if lines.len() == 2));
     let mut bad = block;
     bad.count = 5;
     assert!(
-        c.handle_message(&msg(ServerToClientMsg::History(bad)), 2)
-            .is_none()
+        c.handle_message(
+            &msg(ServerToClientMsg::History {
+                start: 11,
+                lines: bad
+            }),
+            2
+        )
+        .is_none()
     );
     assert_eq!(c.phase(), Phase::Backoff);
 }
@@ -264,7 +276,7 @@ fn reconnect_resends_exactly_what_the_host_lacks() {
     c.send_input(b"4");
     assert!(inputs(&actions(&mut c)).is_empty());
     let retry = c.retry_at().expect("retry time");
-    assert!((20 + 50..=20 + 100).contains(&retry), "{retry}");
+    assert!((20..=20 + FIRST_RETRY_MAX_MS).contains(&retry), "{retry}");
     c.handle_timeout(retry - 1);
     assert!(actions(&mut c).is_empty());
     c.handle_timeout(retry);
@@ -431,14 +443,15 @@ fn backoff_doubles_with_jitter_up_to_the_cap_and_resets_when_live() {
         assert_eq!(c.phase(), Phase::Connecting);
         fail_fetches(&mut c, now);
     }
-    let caps = [100, 200, 400, 800, 1600, 3200, 5000, 5000, 5000, 5000];
-    for (d, cap) in delays.iter().zip(caps) {
+    assert!(delays[0] <= FIRST_RETRY_MAX_MS, "{delays:?}");
+    let caps = [200, 400, 800, 1600, 3200, 5000, 5000, 5000, 5000];
+    for (d, cap) in delays[1..].iter().zip(caps) {
         assert!(*d >= cap / 2 && *d <= cap, "{delays:?}");
     }
     c.handle_open(now);
     c.handle_message(&welcome("h1", S1, 1, 0, true), now);
     c.handle_close(1006, now);
-    assert!(c.retry_at().is_some_and(|t| t - now <= 100));
+    assert!(c.retry_at().is_some_and(|t| t - now <= FIRST_RETRY_MAX_MS));
 }
 
 #[test]
@@ -566,10 +579,6 @@ fn deliveries_are_shown_on_the_screen_as_every_glue_shows_them() {
     let size = Size { cols: 10, rows: 2 };
     let mut screen = Screen::new(size);
     let mut c = live(0);
-    let history = compress_lines(&[line("old-1"), line("old-2")]);
-    let d = c.handle_message(&msg(ServerToClientMsg::History(history)), 1);
-    assert_eq!(d.and_then(|d| d.show(&mut screen)), None);
-    assert_eq!(screen.scrollback_len(), 2);
     let frame = Frame {
         seq: 1,
         size,
@@ -580,27 +589,149 @@ fn deliveries_are_shown_on_the_screen_as_every_glue_shows_them() {
         ..Frame::default()
     };
     let d = c.handle_message(&msg(ServerToClientMsg::Frame(frame)), 2);
-    assert_eq!(d.and_then(|d| d.show(&mut screen)), None);
+    assert_eq!(d.and_then(|d| c.show(d, &mut screen)), None);
     assert_eq!(screen.row_text(1), "$ ls");
     assert_eq!(screen.frames(), 1);
-
-    // Welcomed again to the same session: the next history replaces the
-    // scrollback rather than doubling it.
-    c.handle_close(1006, 3);
-    c.handle_timeout(1_000);
-    c.handle_open(1_000);
-    let d = c.handle_message(&welcome("h1", S1, 1, 0, false), 1_001);
-    assert_eq!(d.and_then(|d| d.show(&mut screen)), None);
-    let again = compress_lines(&[line("old-1"), line("old-2")]);
-    let d = c.handle_message(&msg(ServerToClientMsg::History(again)), 1_002);
-    d.and_then(|d| d.show(&mut screen));
-    assert_eq!(screen.scrollback_len(), 2);
-
-    let d = c.handle_message(&msg(ServerToClientMsg::Exited { status: Some(3) }), 1_003);
+    let d = c.handle_message(
+        &msg(ServerToClientMsg::Notice {
+            text: "clamped".into(),
+        }),
+        3,
+    );
     assert_eq!(
-        d.and_then(|d| d.show(&mut screen)).as_deref(),
+        d.and_then(|d| c.show(d, &mut screen)).as_deref(),
+        Some("clamped")
+    );
+
+    let d = c.handle_message(&msg(ServerToClientMsg::Exited { status: Some(3) }), 4);
+    assert_eq!(
+        d.and_then(|d| c.show(d, &mut screen)).as_deref(),
         Some("the program exited with status 3")
     );
+}
+
+/// The history fetches `c` sent, by their `before`.
+fn history_fetches(c: &mut Connection) -> Vec<u64> {
+    sent(&actions(c))
+        .into_iter()
+        .filter_map(|m| match m {
+            ClientToServerMsg::FetchHistory { before } => Some(before),
+            _ => None,
+        })
+        .collect()
+}
+
+fn history(start: u64, texts: &[&str]) -> Vec<u8> {
+    let lines: Vec<_> = texts.iter().map(|t| line(t)).collect();
+    msg(ServerToClientMsg::History {
+        start,
+        lines: compress_lines(&lines),
+    })
+}
+
+/// A frame that shows `text` on the bottom row.
+fn prompt_frame(seq: u64, size: protocol::Size) -> Vec<u8> {
+    msg(ServerToClientMsg::Frame(Frame {
+        seq,
+        size,
+        rows: vec![protocol::RowUpdate {
+            row: 1,
+            line: line("$"),
+        }],
+        ..Frame::default()
+    }))
+}
+
+/// Reconnects `c` (live on h1, epoch 1) after a drop, to a host that says
+/// `welcome`.
+fn reconnect(c: &mut Connection, welcome: &[u8], now: u64) -> Option<Delivery> {
+    c.handle_close(1006, now);
+    c.handle_timeout(now + 1_000);
+    c.handle_open(now + 1_000);
+    actions(c);
+    c.handle_message(welcome, now + 1_001)
+}
+
+#[test]
+fn history_is_fetched_after_the_first_frame_and_kept_across_a_reattach() {
+    use protocol::{HistorySpan, Size};
+
+    use crate::screen::Screen;
+
+    let size = Size { cols: 10, rows: 2 };
+    let mut screen = Screen::new(size);
+    let mut c = live(0);
+    actions(&mut c);
+    // The welcome says the host holds lines 0..3; nothing is asked for
+    // before the screen is shown.
+    let span = HistorySpan { start: 0, end: 3 };
+    let d = reconnect(&mut c, &welcome_holding("h1", S1, 1, 0, false, span), 10);
+    c.show(d.expect("welcome"), &mut screen);
+    assert_eq!(
+        history_fetches(&mut c),
+        Vec::<u64>::new(),
+        "not in front of the prompt"
+    );
+    let d = c.handle_message(&prompt_frame(1, size), 1_020);
+    c.show(d.expect("frame"), &mut screen);
+    assert_eq!(history_fetches(&mut c), vec![3], "after the first frame");
+    // One fetch at a time: more frames ask nothing more.
+    let d = c.handle_message(&prompt_frame(2, size), 1_021);
+    c.show(d.expect("frame"), &mut screen);
+    assert_eq!(history_fetches(&mut c), Vec::<u64>::new());
+    let d = c.handle_message(&history(1, &["l1", "l2"]), 1_022);
+    c.show(d.expect("history"), &mut screen);
+    assert_eq!(screen.scrollback_len(), 2);
+    assert_eq!(history_fetches(&mut c), vec![1], "the next block");
+    let d = c.handle_message(&history(0, &["l0"]), 1_023);
+    c.show(d.expect("history"), &mut screen);
+    assert!(screen.history_complete());
+    assert_eq!(
+        history_fetches(&mut c),
+        Vec::<u64>::new(),
+        "all of it is here"
+    );
+    let texts = |s: &Screen| s.history().map(|l| l.text()).collect::<Vec<_>>();
+    assert_eq!(texts(&screen), ["l0", "l1", "l2"]);
+
+    // A blip with no output: the same host and epoch, the same lines; the
+    // screen comes and nothing is fetched again.
+    let d = reconnect(&mut c, &welcome_holding("h1", S1, 1, 0, false, span), 2_000);
+    c.show(d.expect("welcome"), &mut screen);
+    let d = c.handle_message(&prompt_frame(1, size), 3_002);
+    c.show(d.expect("frame"), &mut screen);
+    assert_eq!(history_fetches(&mut c), Vec::<u64>::new());
+    assert_eq!(texts(&screen), ["l0", "l1", "l2"]);
+
+    // Output while detached: only the new lines are fetched, and the held
+    // ones join them.
+    let more = HistorySpan { start: 0, end: 5 };
+    let d = reconnect(&mut c, &welcome_holding("h1", S1, 1, 0, false, more), 4_000);
+    c.show(d.expect("welcome"), &mut screen);
+    let d = c.handle_message(&prompt_frame(1, size), 5_002);
+    c.show(d.expect("frame"), &mut screen);
+    assert_eq!(history_fetches(&mut c), vec![5]);
+    let d = c.handle_message(&history(3, &["l3", "l4"]), 5_003);
+    c.show(d.expect("history"), &mut screen);
+    assert_eq!(texts(&screen), ["l0", "l1", "l2", "l3", "l4"]);
+    assert_eq!(
+        history_fetches(&mut c),
+        Vec::<u64>::new(),
+        "nothing fetched twice"
+    );
+
+    // Another epoch (a restore): its numbers are its own; all is fetched.
+    let restored = HistorySpan { start: 0, end: 2 };
+    let d = reconnect(
+        &mut c,
+        &welcome_holding("h2", S1, 2, 0, false, restored),
+        6_000,
+    );
+    c.show(d.expect("welcome"), &mut screen);
+    assert_eq!(screen.scrollback_len(), 0);
+    let d = c.handle_message(&prompt_frame(1, size), 7_002);
+    c.show(d.expect("frame"), &mut screen);
+    assert_eq!(history_fetches(&mut c), vec![2]);
 }
 
 #[test]

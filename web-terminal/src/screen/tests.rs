@@ -266,27 +266,113 @@ fn title_and_bell_are_events() {
     assert_eq!(s.title(), "vim");
 }
 
+fn lines(texts: &[&str]) -> Vec<Line> {
+    texts.iter().map(|t| line(t)).collect()
+}
+
+fn kept(s: &Screen) -> Vec<String> {
+    s.history().map(Line::text).collect()
+}
+
+fn span(start: u64, end: u64) -> protocol::HistorySpan {
+    protocol::HistorySpan { start, end }
+}
+
 #[test]
-fn history_replaces_on_reattach_and_appends_within_one() {
+fn history_is_wanted_once_the_screen_is_live_and_fetched_backwards() {
     let mut s = Screen::new(SMALL);
-    s.begin_attach(false);
-    s.apply_history(vec![line("a"), line("b")]);
-    s.apply_history(vec![line("c")]);
-    assert_eq!(s.scrollback_len(), 3);
+    s.begin_attach(false, span(100, 110));
+    assert_eq!(s.history_wanted(), None, "not in front of the first frame");
     s.apply_frame(frame(1, SMALL, &[]));
-    // Same session again: the host resends all of it.
-    s.begin_attach(true);
-    s.apply_history(vec![line("a"), line("b"), line("c"), line("d")]);
-    assert_eq!(s.scrollback_len(), 4);
-    let kept: Vec<String> = s.history().map(Line::text).collect();
-    assert_eq!(kept, ["a", "b", "c", "d"]);
-    // Same session without history keeps what we had.
-    s.begin_attach(true);
+    assert_eq!(s.history_wanted(), Some(110));
+    s.apply_history(105, lines(&["5", "6", "7", "8", "9"]));
+    assert_eq!(s.history_wanted(), Some(105));
+    // A line scrolls meanwhile: it follows the held ones.
+    let mut f = frame(2, SMALL, &[]);
+    f.scrolled = lines(&["10"]);
+    s.apply_frame(f);
+    s.apply_history(100, lines(&["0", "1", "2", "3", "4"]));
+    assert_eq!(
+        kept(&s),
+        (0..=10).map(|i| i.to_string()).collect::<Vec<_>>()
+    );
+    assert_eq!(s.line_range().0, 100, "lines keep the host's numbers");
+    assert!(s.history_complete());
+    assert_eq!(s.history_wanted(), None);
+}
+
+#[test]
+fn fetched_lines_leave_a_scrolled_view_on_the_same_lines() {
+    let mut s = Screen::new(SMALL);
+    s.begin_attach(false, span(0, 6));
     s.apply_frame(frame(1, SMALL, &[]));
-    assert_eq!(s.scrollback_len(), 4);
-    // Another session starts empty.
-    s.begin_attach(false);
+    s.apply_history(3, lines(&["3", "4", "5"]));
+    s.scroll_view(2);
+    let top = s.row_text(0);
+    let number = s.line_number_of_view_row(0);
+    s.apply_history(0, lines(&["0", "1", "2"]));
+    assert_eq!(s.row_text(0), top);
+    assert_eq!(s.line_number_of_view_row(0), number);
+}
+
+#[test]
+fn a_reattach_to_the_same_history_keeps_it_and_stashes_it_across_a_gap() {
+    let mut s = Screen::new(SMALL);
+    s.begin_attach(false, span(0, 3));
+    s.apply_frame(frame(1, SMALL, &[]));
+    s.apply_history(0, lines(&["a", "b", "c"]));
+    // Same host and epoch, nothing new: all kept, nothing wanted.
+    s.begin_attach(true, span(0, 3));
+    s.apply_frame(frame(1, SMALL, &[]));
+    assert_eq!(kept(&s), ["a", "b", "c"]);
+    assert_eq!(s.history_wanted(), None);
+    // Two lines scrolled while detached: only they are wanted, and the
+    // held lines rejoin once they arrive.
+    s.begin_attach(true, span(0, 5));
+    s.apply_frame(frame(1, SMALL, &[]));
     assert_eq!(s.scrollback_len(), 0);
+    assert_eq!(s.history_wanted(), Some(5));
+    s.apply_history(4, lines(&["e"]));
+    assert_eq!(s.history_wanted(), Some(4));
+    s.apply_history(3, lines(&["d"]));
+    assert_eq!(kept(&s), ["a", "b", "c", "d", "e"]);
+    assert_eq!(s.history_wanted(), None);
+    // Another epoch or session: dropped at once.
+    s.begin_attach(false, span(0, 2));
+    assert_eq!(s.scrollback_len(), 0);
+}
+
+#[test]
+fn a_numbered_gap_starts_over_and_an_empty_answer_ends_the_fetching() {
+    let mut s = Screen::new(SMALL);
+    s.begin_attach(false, span(0, 2));
+    s.apply_frame(frame(1, SMALL, &[]));
+    s.apply_history(0, lines(&["0", "1"]));
+    // The host skipped lines 2..50 (more scrolled than it keeps).
+    s.apply_history(50, lines(&["50", "51"]));
+    assert_eq!(kept(&s), ["50", "51"]);
+    assert_eq!(s.history_wanted(), Some(50));
+    // It holds nothing below 50 any more: done, and the stash goes.
+    s.apply_history(50, Vec::new());
+    assert!(s.history_complete());
+    assert_eq!(s.history_wanted(), None);
+    assert_eq!(kept(&s), ["50", "51"]);
+    // Lines already held are not added twice.
+    s.apply_history(51, lines(&["51", "52"]));
+    assert_eq!(kept(&s), ["50", "51", "52"]);
+    s.apply_history(10, lines(&["x"]));
+    assert_eq!(kept(&s), ["50", "51", "52"], "neither before nor after");
+}
+
+#[test]
+fn fetching_stops_at_the_capacity() {
+    let mut s = Screen::with_capacity(SMALL, 4);
+    s.begin_attach(false, span(0, 10));
+    s.apply_frame(frame(1, SMALL, &[]));
+    s.apply_history(7, lines(&["7", "8", "9"]));
+    s.apply_history(4, lines(&["4", "5", "6"]));
+    assert_eq!(kept(&s), ["6", "7", "8", "9"], "the newest are kept");
+    assert_eq!(s.history_wanted(), None);
 }
 
 #[test]

@@ -5,6 +5,7 @@
 use super::*;
 use crate::emulator::SCROLLBACK_LINES;
 use crate::pacer::FLOOD_COALESCE;
+use protocol::Run;
 
 const MS: Duration = Duration::from_millis(1);
 const PERSIST_EVERY: Duration = Duration::from_millis(100);
@@ -187,9 +188,9 @@ fn scrolled_count(effects: &[Effect]) -> usize {
         .iter()
         .map(|effect| match effect {
             Effect::Send {
-                msg: ServerToClientMsg::History(block),
+                msg: ServerToClientMsg::History { lines, .. },
                 ..
-            } => block.count as usize,
+            } => lines.count as usize,
             Effect::Send {
                 msg: ServerToClientMsg::Frame(frame),
                 ..
@@ -213,7 +214,8 @@ fn kinds(effects: &[Effect]) -> Vec<&'static str> {
                 ServerToClientMsg::InputAck { .. } => "ack",
                 ServerToClientMsg::Exited { .. } => "exited",
                 ServerToClientMsg::Welcome(_) => "welcome",
-                ServerToClientMsg::History(_) => "history",
+                ServerToClientMsg::History { .. } => "history",
+                ServerToClientMsg::Notice { .. } => "notice",
                 _ => "other message",
             },
             Effect::Close { .. } => "close",
@@ -260,15 +262,15 @@ fn a_size_beyond_the_budget_is_clamped_and_the_client_told_once() {
             .any(|effect| matches!(effect, Effect::Resize(size) if *size == granted)),
         "the program gets it too"
     );
-    let told = scrolled_text(&sent);
+    let told = notices(&effects);
     assert!(
         told.contains("limited to 300000 cells on this host")
             && told.contains(&format!("the window's {asked} was clamped to {granted}")),
         "{told}"
     );
     assert!(
-        bench.core.scrollback.is_empty(),
-        "the notice is the client's alone"
+        bench.core.scrollback.is_empty() && scrolled_text(&sent).is_empty(),
+        "the notice is beside the screen, never in the history"
     );
 
     // Dragging the window further is not told again...
@@ -279,14 +281,168 @@ fn a_size_beyond_the_budget_is_clamped_and_the_client_told_once() {
             rows: 220,
         }),
     );
-    assert_eq!(scrolled_text(&acked_frames(&mut bench, 1).0), "");
+    assert_eq!(notices(&acked_frames(&mut bench, 1).1), "");
     // ...until a size that fits comes between.
     bench.client(1, ClientToServerMsg::Resize(Size::default()));
-    let (sent, _) = acked_frames(&mut bench, 1);
+    let (sent, effects) = acked_frames(&mut bench, 1);
     assert_eq!(sent.last().map(|frame| frame.size), Some(Size::default()));
-    assert_eq!(scrolled_text(&sent), "");
+    assert_eq!(notices(&effects), "");
     bench.client(1, ClientToServerMsg::Resize(asked));
-    assert!(scrolled_text(&acked_frames(&mut bench, 1).0).contains("was clamped"));
+    assert!(notices(&acked_frames(&mut bench, 1).1).contains("was clamped"));
+}
+
+/// The text of the notices the effects send.
+fn notices(effects: &[Effect]) -> String {
+    effects
+        .iter()
+        .filter_map(|effect| match effect {
+            Effect::Send {
+                msg: ServerToClientMsg::Notice { text },
+                ..
+            } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The numbered history blocks the effects send, decompressed.
+fn history_blocks(effects: &[Effect]) -> Vec<(u64, Vec<String>)> {
+    effects
+        .iter()
+        .filter_map(|effect| match effect {
+            Effect::Send {
+                msg: ServerToClientMsg::History { start, lines },
+                ..
+            } => Some((
+                *start,
+                protocol::decompress_lines(lines)
+                    .unwrap()
+                    .iter()
+                    .map(Line::text)
+                    .collect(),
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn an_attach_sends_the_screen_and_where_history_ends_but_no_history() {
+    let mut bench = Bench::attached();
+    bench.output(&numbered_lines(3000));
+    acked_frames(&mut bench, 1);
+    bench.command(Command::Detach { conn: 1 });
+    bench.advance(MS);
+    bench
+        .core
+        .handle_attach(2, false, Size::default(), bench.now);
+    let effects = bench.effects();
+    assert_eq!(kinds(&effects), ["welcome", "frame"], "the screen at once");
+    let Some(ServerToClientMsg::Welcome(welcome)) = sent_to(&effects, 2).first().copied() else {
+        panic!("no welcome first: {effects:?}");
+    };
+    assert_eq!(welcome.history, bench.core.scrollback.span());
+    // The screen shows the last 23 lines and the prompt row; the rest of
+    // the 3000 lines scrolled into the history.
+    assert_eq!(welcome.history.end, 3000 - 23);
+
+    // The client fetches, newest block first, and gets exactly what it asks.
+    bench.client(
+        2,
+        ClientToServerMsg::FetchHistory {
+            before: welcome.history.end,
+        },
+    );
+    let blocks = history_blocks(&bench.effects());
+    let [(start, lines)] = &blocks[..] else {
+        panic!("one block per fetch: {blocks:?}");
+    };
+    assert_eq!(start + lines.len() as u64, welcome.history.end);
+    assert_eq!(lines.last().map(String::as_str), Some("line 2976"));
+    bench.client(2, ClientToServerMsg::FetchHistory { before: *start });
+    let blocks = history_blocks(&bench.effects());
+    assert_eq!(blocks.len(), 1);
+    assert_eq!(blocks[0].0 + blocks[0].1.len() as u64, *start);
+    assert_eq!(blocks[0].1.len(), BLOCK_LINES);
+}
+
+#[test]
+fn scrolled_lines_continue_the_numbers_the_client_holds() {
+    let mut bench = Bench::attached();
+    let end = bench.core.scrollback.span().end;
+    bench.output(b"a\r\nb\r\n");
+    let effects = acked_frames(&mut bench, 1).1;
+    assert!(
+        history_blocks(&effects).is_empty(),
+        "a few lines ride the frame"
+    );
+    // Whatever scrolled is numbered from where the welcome said.
+    assert_eq!(
+        bench.core.scrollback.span().end,
+        end + scrolled_count(&effects) as u64
+    );
+    // A flood the emulator keeps only the end of: the lines it kept are
+    // numbered on from there, in blocks ahead of the frame.
+    let limit = bench.core.scrollback.limit();
+    let before = bench.core.scrollback.span().end;
+    bench.output(&numbered_lines(limit + 3 * BLOCK_LINES));
+    bench.advance(FLOOD_QUIET * 2);
+    bench.timeout();
+    let effects = acked_frames(&mut bench, 1).1;
+    let blocks = history_blocks(&effects);
+    assert_eq!(blocks.first().map(|(start, _)| *start), Some(before));
+    let mut next = before;
+    for (start, lines) in &blocks {
+        assert_eq!(*start, next, "blocks follow each other");
+        next += lines.len() as u64;
+    }
+    let in_frames: usize = frames(&effects).iter().map(|f| f.scrolled.len()).sum();
+    assert_eq!(next + in_frames as u64, bench.core.scrollback.span().end);
+}
+
+#[test]
+fn lines_the_client_could_not_be_sent_leave_a_numbered_gap() {
+    // Snapshots take the scrolled lines out of the emulator while no frame
+    // can carry them.
+    let mut bench = Bench::persisting();
+    bench.attach(1);
+    acked_frames(&mut bench, 1);
+    // The client stops acknowledging: the window fills.
+    for _ in 0..FRAME_WINDOW + 2 {
+        bench.advance(MS * 20);
+        bench.output(b"x");
+    }
+    bench.effects();
+    // Two floods scroll more than the scrollback keeps while no frame can
+    // go: only the newest lines wait for the client.
+    let limit = bench.core.scrollback.limit();
+    let before = bench.core.scrollback.span().end;
+    for _ in 0..2 {
+        bench.output(&numbered_lines(limit));
+        bench.advance(Duration::from_secs(1));
+        bench.timeout();
+    }
+    assert!(frames(&bench.effects()).is_empty(), "the window is full");
+    assert_eq!(
+        bench.core.client.as_ref().map(|c| c.history_end),
+        Some(before)
+    );
+    let end = bench.core.scrollback.span().end;
+    assert!(end - before > limit as u64);
+    // Once it acknowledges, the lines come numbered: after a gap.
+    for seq in 1..=FRAME_WINDOW + 2 {
+        bench.ack(1, seq);
+    }
+    let blocks = history_blocks(&bench.effects());
+    let first = blocks.first().map(|(start, _)| *start);
+    assert!(
+        first.is_some_and(|first| first > before),
+        "{first:?} after {before}"
+    );
+    let last = blocks
+        .last()
+        .map(|(start, lines)| start + lines.len() as u64);
+    assert_eq!(last, Some(end));
 }
 
 #[test]
@@ -327,27 +483,6 @@ fn the_history_kept_follows_what_the_emulator_holds() {
     bench.core.apply_size(Size::default(), now);
     assert_eq!(bench.core.scrollback.limit(), SCROLLBACK_LINES);
     assert_eq!(kept(bench.effects()), Some(SCROLLBACK_LINES));
-}
-
-#[test]
-fn notices_wrap_at_the_terminal_width() {
-    let text = "the terminal is limited to 1000×500 cells on this host";
-    let lines = notice_lines(text, 20);
-    assert!(lines.len() > 1);
-    assert!(lines.iter().all(|line| line.columns() <= 20));
-    let last = lines.len() - 1;
-    assert!(
-        lines
-            .iter()
-            .enumerate()
-            .all(|(i, line)| line.wrapped == (i < last))
-    );
-    let joined: String = lines
-        .iter()
-        .flat_map(|line| &line.runs)
-        .map(|run| run.text.as_str())
-        .collect();
-    assert_eq!(joined, format!("── thinline: {text} ──"));
 }
 
 #[test]
