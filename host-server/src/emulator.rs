@@ -868,4 +868,4 @@ fn convert_row(row: &alacritty_terminal::grid::Row<Cell>) -> Line {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

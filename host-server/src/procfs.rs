@@ -35,10 +35,10 @@ impl ProcessFacts {
     }
 }
 
-/// The session's own program below bwrap's two processes (the monitor the
-/// host started, and the PID namespace's init): what its working directory
-/// and foreground group are read from. The program itself when it runs
-/// without bwrap.
+/// The session's own program below bwrap (the monitor the host started,
+/// and, with a bwrap older than `--as-pid-1` or without it, the PID
+/// namespace's init): what its working directory and foreground group are
+/// read from. The program itself when it runs without bwrap.
 pub fn program_pid(started: u32) -> Option<u32> {
     let mut pid = started;
     for _ in 0..2 {

@@ -5,7 +5,9 @@
 //! namespaces (and network with `--session-network none`), a read-only
 //! system tree, its own home read-write, a private `/tmp`, `/dev/shm` and
 //! devpts instance, a `/proc` of its own PID namespace, no capabilities and
-//! `no_new_privs`. The store, key files, other homes and the host's state
+//! `no_new_privs`. The program is PID 1 of its namespace (`--as-pid-1`):
+//! one bwrap process per session, the one that set the sandbox up and
+//! waits for it. The store, key files, other homes and the host's state
 //! are simply not in its mount namespace. bwrap's `/dev/console` is the
 //! session's terminal, so `tty` and job control work as usual.
 //!
@@ -377,6 +379,17 @@ impl Sandbox {
         arg(&identity.gid.to_string());
         arg(&"--disable-userns");
         arg(&"--unshare-pid");
+        // The program is the PID namespace's init itself, with no bwrap
+        // reaper above it: that reaper was the biggest part of an idle
+        // session's cost (about 150 KB of 390, `cargo xtask bench
+        // memory`), for work a shell does anyway. Shells reap orphans
+        // (bash waits on any child), and the namespace still ends with
+        // the program: the kernel kills every process in it when its init
+        // exits. What changes is PID 1's signal rule: a signal the program
+        // does not handle is ignored unless the kernel must deliver it,
+        // so a hung-up program without a SIGHUP handler is killed after
+        // the task's grace instead (shells handle it).
+        arg(&"--as-pid-1");
         arg(&"--unshare-ipc");
         arg(&"--unshare-uts");
         arg(&"--unshare-cgroup-try");

@@ -12,6 +12,8 @@
 //! stall the program.
 
 pub mod core;
+#[cfg(test)]
+mod footprint;
 mod task;
 
 use std::sync::Arc;

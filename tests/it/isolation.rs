@@ -199,13 +199,15 @@ async fn accounts_cannot_reach_each_other_or_the_host() -> Result<()> {
         "bob's sleep survived alice"
     );
 
-    // The terminal still behaves as one: job control, vim, less, tmux.
+    // The terminal still behaves as one: job control, vim, less, tmux;
+    // and an orphan is reaped by the shell, PID 1 of the sandbox (no
+    // zombie left in its /proc).
     let said = sh(
         &mut &alice,
-        "sleep 300 & jobs; kill %1; wait; vim -es -c 'q'; echo VIM=$?; echo x | less -F; echo LESS=$?; tmux -L t new-session -d 'sleep 5' && tmux -L t ls >/dev/null; echo TMUX=$?; tmux -L t kill-server",
+        "sleep 300 & jobs; kill %1; wait; vim -es -c 'q'; echo VIM=$?; echo x | less -F; echo LESS=$?; tmux -L t new-session -d 'sleep 5' && tmux -L t ls >/dev/null; echo TMUX=$?; tmux -L t kill-server; (sleep 0.2 &); sleep 1; echo ZOMBIES=$(cat /proc/[0-9]*/stat 2>/dev/null | awk '$3 == \"Z\"' | wc -l) INIT=$(cat /proc/1/comm)",
     )
     .await?;
-    for token in ["VIM=0", "LESS=0", "TMUX=0"] {
+    for token in ["VIM=0", "LESS=0", "TMUX=0", "ZOMBIES=0", "INIT=bash"] {
         ensure!(has_token(&said, token), "expected {token}: {said}");
     }
     ensure!(said.contains("sleep 300"), "jobs lists the job: {said}");

@@ -41,9 +41,9 @@ verbs:
   k8s-play [IMAGE]              play every pod shape of infra/k8s with `podman kube play` from
                                 IMAGE (default localhost/thinline:latest): /healthz of each,
                                 the hosts' preStop drain, then everything down again
-  bench [latency|start|throughput|size|persist|failover|capacity|auth|soak|all]
+  bench [latency|start|throughput|size|persist|failover|capacity|memory|auth|soak|all]
                                 build, then measure against the targets of DESIGN.md (default all;
-                                failover, capacity and soak, which take minutes, only when named;
+                                failover, capacity, memory and soak, which take minutes, only when named;
                                 soak loads for THINLINE_SOAK_MINUTES, default 30)
   bench failover --containers   the failover figures, then the same on the containerised cluster
 ";
@@ -151,9 +151,9 @@ fn no_extra_args(rest: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// What `cargo xtask bench` measures; `failover`, `capacity` and `soak` run only
-/// when named.
-const BENCH_VERBS: [&str; 10] = [
+/// What `cargo xtask bench` measures; `failover`, `capacity`, `memory` and
+/// `soak` run only when named.
+const BENCH_VERBS: [&str; 11] = [
     "latency",
     "start",
     "throughput",
@@ -161,6 +161,7 @@ const BENCH_VERBS: [&str; 10] = [
     "persist",
     "failover",
     "capacity",
+    "memory",
     "auth",
     "soak",
     "all",
@@ -175,7 +176,7 @@ fn bench(rest: &[String]) -> Result<()> {
         [one] if BENCH_VERBS.contains(&one.as_str()) => one.as_str(),
         _ => {
             bail!(
-                "bench takes one of: latency, start, throughput, size, persist, failover, capacity, auth, soak, all"
+                "bench takes one of: latency, start, throughput, size, persist, failover, capacity, memory, auth, soak, all"
             )
         }
     };
@@ -183,6 +184,9 @@ fn bench(rest: &[String]) -> Result<()> {
         image::build_images()?;
     } else {
         build::build_all()?;
+        // The benchmarks' hosts sandbox their sessions, as users' hosts do:
+        // a figure measured without bwrap would describe another product.
+        tools::ensure_sandbox_tools(false)?;
     }
     cmd::step(&format!("running the benchmark driver ({which})"));
     let root = cmd::workspace_root();

@@ -412,7 +412,7 @@ fn a_tiny_budget_still_fits_the_default_terminal() {
 
 /// The heap alacritty really allocates, as jemalloc counts it for the
 /// calling thread, so tests running in parallel do not disturb it.
-mod heap {
+pub(crate) mod heap {
     use alacritty_terminal::term::cell::Cell;
     use protocol::Size;
     use tikv_jemalloc_ctl::thread;

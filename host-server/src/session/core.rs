@@ -42,6 +42,13 @@ pub const FLOOD_BACKLOG: usize = 1000;
 /// Silence after which a flood is over.
 pub const FLOOD_QUIET: Duration = Duration::from_millis(50);
 
+/// Longest an input acknowledgement waits for a frame to travel with.
+/// A keystroke's echo follows its write within microseconds, and one
+/// message instead of two is one write and one wake-up less on each side
+/// of the socket, which is what a hundred sessions typing at once are
+/// short of; input the program does not echo is acknowledged after this.
+pub const ACK_HOLD: Duration = Duration::from_millis(5);
+
 /// What a session starts from.
 pub struct CoreSetup {
     pub id: SessionId,
@@ -184,6 +191,10 @@ pub struct SessionCore {
     phase: Phase,
     metrics: Arc<Metrics>,
     effects: VecDeque<Effect>,
+    /// The attached client's input acknowledgement not sent yet (the
+    /// highest sequence number written) and when it goes alone: it leaves
+    /// ahead of the next message, normally the echo's frame (`ACK_HOLD`).
+    held_ack: Option<(u64, Instant)>,
 }
 
 impl SessionCore {
@@ -242,6 +253,7 @@ impl SessionCore {
             phase: Phase::Running,
             metrics,
             effects: VecDeque::new(),
+            held_ack: None,
         };
         core.time_sync(now);
         if core.persist.is_some() {
@@ -301,7 +313,8 @@ impl SessionCore {
             .flooding
             .then(|| self.flood.last_output + FLOOD_QUIET);
         let sync = self.sync_due.map(|(_, at)| at);
-        [idle, persist, flood_over, sync]
+        let ack = self.held_ack.map(|(_, at)| at);
+        [idle, persist, flood_over, sync, ack]
             .into_iter()
             .flatten()
             .min()
@@ -338,10 +351,14 @@ impl SessionCore {
         self.send_frame(now);
     }
 
-    /// `n` bytes of `input_to_write` reached the program.
-    pub fn handle_written(&mut self, n: usize, _now: Instant) {
-        if let Some(seq) = self.input.written(n) {
-            self.send(ServerToClientMsg::InputAck { seq });
+    /// `n` bytes of `input_to_write` reached the program. Its
+    /// acknowledgement is held for the echo's frame (`ACK_HOLD`).
+    pub fn handle_written(&mut self, n: usize, now: Instant) {
+        if let Some(seq) = self.input.written(n)
+            && self.client.is_some()
+        {
+            let due = self.held_ack.map_or(now + ACK_HOLD, |(_, due)| due);
+            self.held_ack = Some((seq, due));
         }
     }
 
@@ -353,6 +370,9 @@ impl SessionCore {
             Command::Detach { conn } => {
                 if self.client.as_ref().is_some_and(|c| c.conn == conn) {
                     self.client = None;
+                    // A reattaching client learns what was applied from
+                    // its welcome.
+                    self.held_ack = None;
                     self.detached_at = Some(now);
                     tracing::info!(session = %self.id, "client detached");
                 }
@@ -411,6 +431,13 @@ impl SessionCore {
         {
             self.snapshot(now);
         }
+        if let Some((seq, due)) = self.held_ack
+            && now >= due
+        {
+            // Nothing went out to travel with: the program did not echo.
+            self.held_ack = None;
+            self.send(ServerToClientMsg::InputAck { seq });
+        }
         let idle_over = self.client.is_none()
             && self
                 .detached_at
@@ -434,6 +461,7 @@ impl SessionCore {
                 code: CloseCode::GoingAway,
             });
             self.client = None;
+            self.held_ack = None;
             self.detached_at = Some(now);
         }
     }
@@ -680,6 +708,8 @@ impl SessionCore {
                 code: CloseCode::Replaced,
             });
         }
+        // The welcome says what was applied.
+        self.held_ack = None;
         let fit = self.apply_size(size, now);
         // Everything that scrolled while no one watched joins the scrollback
         // before it is sent.
@@ -709,16 +739,25 @@ impl SessionCore {
         tracing::info!(session = %self.id, history = self.scrollback.len(), "client attached");
     }
 
-    /// Queues a message for the attached client, if there is one.
+    /// Queues a message for the attached client, if there is one, after
+    /// the held input acknowledgement: the client learns what reached the
+    /// program before it sees the program's answer, in the same write.
     fn send(&mut self, msg: ServerToClientMsg) {
         let Some(client) = &self.client else { return };
+        let conn = client.conn;
+        if let Some((seq, _)) = self.held_ack.take() {
+            // An acknowledgement sent now covers the held one.
+            if !matches!(msg, ServerToClientMsg::InputAck { .. }) {
+                self.effects.push_back(Effect::Send {
+                    conn,
+                    msg: ServerToClientMsg::InputAck { seq },
+                });
+            }
+        }
         if let ServerToClientMsg::Frame(_) = &msg {
             self.metrics.frame_sent();
         }
-        self.effects.push_back(Effect::Send {
-            conn: client.conn,
-            msg,
-        });
+        self.effects.push_back(Effect::Send { conn, msg });
     }
 
     /// Sends the screen's changes if the client has room for a frame.

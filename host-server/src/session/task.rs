@@ -26,7 +26,7 @@ use crate::procfs::ProcessFacts;
 use crate::pty::{Program, ProgramProcess, TerminalInput};
 
 /// Bytes taken from the PTY per read.
-const READ_BUFFER: usize = 64 * 1024;
+pub(super) const READ_BUFFER: usize = 64 * 1024;
 
 /// Longest a hung-up program's last output is read for.
 const HANG_UP_GRACE: Duration = Duration::from_secs(2);

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use protocol::Size;
+use tests::bench_memory::{descendants, isolation_of, resident_bytes};
 use tests::client::Client;
 use tests::host::{HostOptions, HostProcess};
 use tests::screen_text::ScreenText;
@@ -43,9 +44,9 @@ const FLOOD_LINE: &str =
 const THROUGHPUT_TIMEOUT: Duration = Duration::from_secs(300);
 const PAGE_WEIGHT_TARGET: u64 = 150 * 1000;
 
-/// What can be measured; `failover`, `capacity` and `soak` are left out of
-/// `all` (they take minutes and start hundreds of processes).
-const VERBS: [&str; 11] = [
+/// What can be measured; `failover`, `capacity`, `memory` and `soak` are
+/// left out of `all` (they take minutes and start hundreds of processes).
+const VERBS: [&str; 12] = [
     "latency",
     "start",
     "throughput",
@@ -56,6 +57,7 @@ const VERBS: [&str; 11] = [
     // then the same on the containerised cluster.
     "failover-containers",
     "capacity",
+    "memory",
     "auth",
     "soak",
     "all",
@@ -130,7 +132,7 @@ fn main() -> ExitCode {
     let which = std::env::args().nth(1).unwrap_or_else(|| "all".into());
     if !VERBS.contains(&which.as_str()) {
         eprintln!(
-            "usage: bench [latency|start|throughput|size|persist|failover|failover-containers|capacity|auth|soak|all]"
+            "usage: bench [latency|start|throughput|size|persist|failover|failover-containers|capacity|memory|auth|soak|all]"
         );
         return ExitCode::FAILURE;
     }
@@ -193,6 +195,17 @@ fn main() -> ExitCode {
             met: f.met,
         }));
         report(&mut failed, result, "auth");
+    }
+    if which == "memory" {
+        let mut lines = Vec::new();
+        let result = runtime.block_on(tests::bench_memory::memory(&progress, &mut lines));
+        figures.extend(lines.into_iter().map(|f| Figure {
+            what: f.what,
+            measured: f.measured,
+            target: f.target,
+            met: f.met,
+        }));
+        report(&mut failed, result, "memory");
     }
     if which == "capacity" {
         report(
@@ -262,17 +275,6 @@ fn start_host_with(flags: &[&str]) -> Result<HostProcess> {
     Ok(host)
 }
 
-/// How the host isolates sessions, as its `/healthz` says: `per-user,
-/// cgroup1 (pids, memory, cpu)` and the like. Every figure names it, so a
-/// figure measured without the sandbox is never mistaken for one with it.
-async fn isolation_of(host: &HostProcess) -> Result<String> {
-    let health = http::get(host.port, "/healthz").await?;
-    let health: serde_json::Value =
-        serde_json::from_str(&health.body).context("/healthz is not JSON")?;
-    let field = |name: &str| health[name].as_str().unwrap_or("unknown").to_string();
-    Ok(format!("{}, {}", field("isolation"), field("limits")))
-}
-
 // ---- keystroke-to-echo latency --------------------------------------------
 
 async fn latency(figures: &mut Vec<Figure>) -> Result<()> {
@@ -289,15 +291,43 @@ async fn latency(figures: &mut Vec<Figure>) -> Result<()> {
         &one,
     ));
 
+    for pace in [Pace::Spread, Pace::Lockstep] {
+        many_typing(&host, &mode, pace, figures).await?;
+    }
+    Ok(())
+}
+
+/// How the many sessions of `bench latency` time their keystrokes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pace {
+    /// People do not type in lockstep: the sessions' keystrokes are spread
+    /// evenly over the interval.
+    Spread,
+    /// Every session sends its key at the same instant (a barrier before
+    /// each key): the worst case for the host's scheduling.
+    Lockstep,
+}
+
+/// `MANY_SESSIONS` sessions on `host`, each typing `MANY_SESSIONS_KEYS`
+/// keys every `KEY_INTERVAL`, timed as `pace` says.
+async fn many_typing(
+    host: &HostProcess,
+    mode: &str,
+    pace: Pace,
+    figures: &mut Vec<Figure>,
+) -> Result<()> {
     progress(&format!(
-        "latency: starting {MANY_SESSIONS} sessions, each typing {MANY_SESSIONS_KEYS} keys every {} ms",
+        "latency: starting {MANY_SESSIONS} sessions, each typing {MANY_SESSIONS_KEYS} keys every {} ms ({pace:?})",
         KEY_INTERVAL.as_millis()
     ));
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(MANY_SESSIONS));
+    let cpu_before = (cpu_time(host.pid()), cpu_time(std::process::id()));
     let mut tasks = Vec::new();
     for i in 0..MANY_SESSIONS {
-        // People do not type in lockstep: spread the sessions' keystrokes
-        // evenly over the interval instead of firing all at one instant.
-        let phase = KEY_INTERVAL * i as u32 / MANY_SESSIONS as u32;
+        let timing = match pace {
+            Pace::Spread => KeyTiming::Phase(KEY_INTERVAL * i as u32 / MANY_SESSIONS as u32),
+            Pace::Lockstep => KeyTiming::Together(barrier.clone()),
+        };
         let session = new_session_id();
         let ticket = host.ticket(session, 1).await;
         let ws_url = host.ws_url();
@@ -307,7 +337,7 @@ async fn latency(figures: &mut Vec<Figure>) -> Result<()> {
             client
                 .handshake(&ticket, session, Size { cols: 80, rows: 24 })
                 .await?;
-            type_keys(&mut client, MANY_SESSIONS_KEYS, phase).await
+            type_keys(&mut client, MANY_SESSIONS_KEYS, timing).await
         }));
     }
     let mut all = Vec::new();
@@ -325,9 +355,28 @@ async fn latency(figures: &mut Vec<Figure>) -> Result<()> {
             }
         }
     }
+    // Both sides share the two cores: what each spent per key says which
+    // one a figure is made of.
+    let cpu_host = cpu_time(host.pid()).saturating_sub(cpu_before.0);
+    let cpu_client = cpu_time(std::process::id()).saturating_sub(cpu_before.1);
+    let keys = (MANY_SESSIONS * (MANY_SESSIONS_KEYS + WARMUP_KEYS)) as u32;
+    figures.push(Figure {
+        what: format!("  CPU per keystroke ({pace:?}, setup included): host / bench client"),
+        measured: format!(
+            "{:.0} µs / {:.0} µs",
+            (cpu_host / keys).as_secs_f64() * 1e6,
+            (cpu_client / keys).as_secs_f64() * 1e6
+        ),
+        target: "",
+        met: None,
+    });
     all.sort();
+    let how = match pace {
+        Pace::Spread => "spread over the interval",
+        Pace::Lockstep => "in lockstep",
+    };
     let mut figure = latency_figure(
-        &format!("keystroke echo, {MANY_SESSIONS} sessions ({mode})"),
+        &format!("keystroke echo, {MANY_SESSIONS} sessions {how} ({mode})"),
         &all,
     );
     if failures > 0 {
@@ -338,9 +387,25 @@ async fn latency(figures: &mut Vec<Figure>) -> Result<()> {
     }
     figures.push(figure);
     if all.is_empty() {
-        bail!("no latency samples from {MANY_SESSIONS} sessions");
+        bail!("no latency samples from {MANY_SESSIONS} sessions ({pace:?})");
     }
     Ok(())
+}
+
+/// CPU time all threads of `pid` have run so far (`schedstat`, in ns), or
+/// zero if procfs cannot say.
+fn cpu_time(pid: u32) -> Duration {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Duration::ZERO;
+    };
+    let nanos: u64 = tasks
+        .filter_map(|task| {
+            let path = task.ok()?.path().join("schedstat");
+            let text = std::fs::read_to_string(path).ok()?;
+            text.split_whitespace().next()?.parse::<u64>().ok()
+        })
+        .sum();
+    Duration::from_nanos(nanos)
 }
 
 fn latency_figure(what: &str, sorted: &[Duration]) -> Figure {
@@ -366,13 +431,22 @@ fn latency_figure(what: &str, sorted: &[Duration]) -> Figure {
 
 async fn typing_session(host: &HostProcess, keys: usize) -> Result<Vec<Duration>> {
     let mut client = Client::attach(host, None, Size { cols: 80, rows: 24 }).await?;
-    type_keys(&mut client, keys, Duration::ZERO).await
+    type_keys(&mut client, keys, KeyTiming::Phase(Duration::ZERO)).await
+}
+
+/// When a typing session sends each key.
+enum KeyTiming {
+    /// Every `KEY_INTERVAL`, starting this long after `cat` is up.
+    Phase(Duration),
+    /// Every `KEY_INTERVAL`, and then only once every session sharing the
+    /// barrier is ready to send: all of them send at the same instant.
+    Together(std::sync::Arc<tokio::sync::Barrier>),
 }
 
 /// Starts `cat` (the terminal echoes what is typed at it, with no shell
 /// line editing in between) and times each keystroke until the frame that
 /// shows it, one key every `KEY_INTERVAL`.
-async fn type_keys(client: &mut Client, keys: usize, phase: Duration) -> Result<Vec<Duration>> {
+async fn type_keys(client: &mut Client, keys: usize, timing: KeyTiming) -> Result<Vec<Duration>> {
     client
         .wait_for(ECHO_TIMEOUT, "the prompt", |s| s.at_prompt())
         .await?;
@@ -383,6 +457,10 @@ async fn type_keys(client: &mut Client, keys: usize, phase: Duration) -> Result<
         })
         .await?;
     let mut samples = Vec::with_capacity(keys);
+    let phase = match &timing {
+        KeyTiming::Phase(phase) => *phase,
+        KeyTiming::Together(_) => Duration::ZERO,
+    };
     let start = tokio::time::Instant::now() + phase;
     let mut ticker = tokio::time::interval_at(start, KEY_INTERVAL);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -407,6 +485,12 @@ async fn type_keys(client: &mut Client, keys: usize, phase: Duration) -> Result<
         }
         let key = alphabet[i % alphabet.len()] as char;
         let (row, col) = (client.screen.cursor().row, client.screen.cursor().col);
+        if let KeyTiming::Together(barrier) = &timing {
+            // Bounded: a session that failed never arrives.
+            tokio::time::timeout(ECHO_TIMEOUT, barrier.wait())
+                .await
+                .context("the other sessions never got ready to type")?;
+        }
         let sent = Instant::now();
         client.type_str(&key.to_string()).await?;
         client
@@ -494,83 +578,6 @@ async fn session_start(figures: &mut Vec<Figure>) -> Result<()> {
 const CAPACITY_SESSIONS: usize = 999;
 /// Sessions connecting at once while the host fills up.
 const CAPACITY_BATCH: usize = 25;
-
-/// The host's resident memory in bytes, from procfs.
-fn resident_bytes(pid: u32) -> Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .with_context(|| format!("reading /proc/{pid}/status"))?;
-    let kib: u64 = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .context("no VmRSS in /proc/PID/status")?;
-    Ok(kib * 1024)
-}
-
-/// What the kernel charges a host's descendants (proportional set size,
-/// so a page shared by a thousand shells counts a thousandth each), split
-/// into the sandbox's own processes (`bwrap`) and the programs they run.
-#[derive(Debug, Default)]
-struct Descendants {
-    sandbox_kib: u64,
-    sandbox_processes: usize,
-    program_kib: u64,
-    programs: usize,
-}
-
-fn descendants(root: u32) -> Result<Descendants> {
-    let mut children: std::collections::HashMap<u32, Vec<(u32, String)>> = Default::default();
-    for entry in std::fs::read_dir("/proc").context("reading /proc")? {
-        let Some(pid) = entry
-            .ok()
-            .and_then(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
-        else {
-            continue;
-        };
-        // A process may end between the listing and the read.
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-            continue;
-        };
-        let comm = stat[open + 1..close].to_string();
-        let Some(ppid) = stat[close + 1..]
-            .split_whitespace()
-            .nth(1)
-            .and_then(|p| p.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        children.entry(ppid).or_default().push((pid, comm));
-    }
-    let mut found = Descendants::default();
-    let mut queue = vec![root];
-    while let Some(parent) = queue.pop() {
-        for (pid, comm) in children.remove(&parent).unwrap_or_default() {
-            queue.push(pid);
-            let Some(pss) = pss_kib(pid) else { continue };
-            if comm == "bwrap" {
-                found.sandbox_kib += pss;
-                found.sandbox_processes += 1;
-            } else {
-                found.program_kib += pss;
-                found.programs += 1;
-            }
-        }
-    }
-    Ok(found)
-}
-
-fn pss_kib(pid: u32) -> Option<u64> {
-    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
-    rollup
-        .lines()
-        .find_map(|line| line.strip_prefix("Pss:"))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-}
 
 /// Fills one host with `CAPACITY_SESSIONS` idle shells, then measures the
 /// host's memory per session (attached and detached) and the echo latency
