@@ -106,36 +106,39 @@ impl Scrollback {
         self.next_seq * BLOCK_LINES as u64
     }
 
-    /// The lines held below number `before`, at most one block's worth,
-    /// ending at `before` (or at the end, if `before` is beyond it): the
-    /// answer to a client's `FetchHistory`. Empty, numbered `before`, when
+    /// The lines held below number `before` and from `from` on, at most
+    /// one block's worth, ending at `before` (or at the end, if `before` is
+    /// beyond it): the answer to a client's `FetchHistory`. Empty, numbered `before`, when
     /// nothing below it is held. A sealed block asked for whole is sent as
     /// it is kept; only a request that cuts one is recompressed.
-    pub fn lines_before(&self, before: u64) -> (u64, CompressedLines) {
+    pub fn lines_before(&self, before: u64, from: u64) -> (u64, CompressedLines) {
         let span = self.span();
         let before = before.min(span.end);
         let empty = || (before, compress_lines(&[]));
-        if before <= span.start {
+        if before <= span.start || before <= from {
             return empty();
         }
         let tail_start = self.tail_start();
         if before > tail_start {
-            let upto = (before - tail_start) as usize;
-            return (tail_start, compress_lines(&self.open[..upto]));
+            let start = tail_start.max(from);
+            let lines = &self.open[(start - tail_start) as usize..(before - tail_start) as usize];
+            return (start, compress_lines(lines));
         }
         let block_lines = BLOCK_LINES as u64;
         let seq = (before - 1) / block_lines;
         let Some((_, block)) = self.sealed.iter().find(|(s, _)| *s == seq) else {
             return empty();
         };
-        let start = seq * block_lines;
-        if before == start + u64::from(block.count) {
-            return (start, block.clone());
+        let block_start = seq * block_lines;
+        if before == block_start + u64::from(block.count) && from <= block_start {
+            return (block_start, block.clone());
         }
         match decompress_lines(block) {
             Ok(lines) => {
-                let upto = ((before - start) as usize).min(lines.len());
-                (start, compress_lines(&lines[..upto]))
+                let start = block_start.max(from);
+                let upto = ((before - block_start) as usize).min(lines.len());
+                let skip = ((start - block_start) as usize).min(upto);
+                (start, compress_lines(&lines[skip..upto]))
             }
             // Blocks are sealed here from lines this process encoded; one
             // that does not decompress is a bug, reported rather than sent.
@@ -277,7 +280,7 @@ mod tests {
         let mut before = scrollback.span().end;
         let mut fetched: Vec<Vec<String>> = Vec::new();
         loop {
-            let (start, block) = scrollback.lines_before(before);
+            let (start, block) = scrollback.lines_before(before, 0);
             let lines = decompress_lines(&block).unwrap();
             assert_eq!(start + lines.len() as u64, before, "ends at before");
             assert!(lines.len() <= protocol::HISTORY_FETCH_LINES);
@@ -304,18 +307,27 @@ mod tests {
         assert_eq!(fetch_all(&scrollback), expected);
 
         // A request that cuts a block gets the lines below it, exactly.
-        let (start, block) = scrollback.lines_before(2900);
+        let (start, block) = scrollback.lines_before(2900, 0);
         let cut = decompress_lines(&block).unwrap();
         assert_eq!(start, 2816);
         assert_eq!(cut.len(), 84);
         assert_eq!(cut.last().map(Line::text).as_deref(), Some("line 2899"));
         // Beyond the end is the end; below the start is nothing.
-        assert_eq!(scrollback.lines_before(u64::MAX).0, 2816);
-        let (start, block) = scrollback.lines_before(2816);
+        assert_eq!(scrollback.lines_before(u64::MAX, 0).0, 2816);
+        let (start, block) = scrollback.lines_before(2816, 0);
         assert_eq!((start, block.count), (2560, 256), "a whole sealed block");
-        let (start, block) = scrollback.lines_before(span.start);
+        let (start, block) = scrollback.lines_before(span.start, 0);
         assert_eq!((start, block.count), (span.start, 0));
-        assert_eq!(scrollback.lines_before(0).1.count, 0);
+        assert_eq!(scrollback.lines_before(0, 0).1.count, 0);
+        // Only the gap above what the client holds: from the tail and from
+        // inside a sealed block.
+        let (start, block) = scrollback.lines_before(3000, 2990);
+        assert_eq!((start, block.count), (2990, 10));
+        let (start, block) = scrollback.lines_before(2816, 2800);
+        let gap = decompress_lines(&block).unwrap();
+        assert_eq!((start, gap.len()), (2800, 16));
+        assert_eq!(gap.first().map(Line::text).as_deref(), Some("line 2800"));
+        assert_eq!(scrollback.lines_before(2816, 2816).1.count, 0);
     }
 
     #[test]

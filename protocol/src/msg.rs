@@ -82,14 +82,17 @@ pub enum ClientToServerMsg {
     Ping {
         id: u32,
     },
-    /// Asks for the scrollback lines numbered below `before` (see
-    /// [`HistorySpan`]). The host answers with exactly one `History` block
-    /// that ends at `before`, at most `HISTORY_FETCH_LINES` lines long, and
-    /// empty when it holds nothing below `before`. Clients keep one fetch in
-    /// flight, and only once the screen is live: history never travels in
-    /// front of the prompt.
+    /// Asks for the scrollback lines numbered below `before` and from
+    /// `from` on (see [`HistorySpan`]): `from` is what the client already
+    /// holds further back, 0 if nothing. The host answers with exactly one
+    /// `History` block that ends at `before`, at most `HISTORY_FETCH_LINES`
+    /// lines long, starting no earlier than `from`, and empty when it holds
+    /// nothing below `before`. Clients keep one fetch in flight, and only
+    /// once the screen is live: history never travels in front of the
+    /// prompt.
     FetchHistory {
         before: u64,
+        from: u64,
     },
 }
 

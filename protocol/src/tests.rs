@@ -106,8 +106,11 @@ fn client_messages_have_pinned_bytes() {
         (ClientToServerMsg::Ack { frame: 300 }, &[0x02, 0xac, 0x02]),
         (ClientToServerMsg::Ping { id: 7 }, &[0x03, 0x07]),
         (
-            ClientToServerMsg::FetchHistory { before: 300 },
-            &[0x04, 0xac, 0x02],
+            ClientToServerMsg::FetchHistory {
+                before: 300,
+                from: 1,
+            },
+            &[0x04, 0xac, 0x02, 0x01],
         ),
     ];
     for (msg, bytes) in cases {

@@ -608,6 +608,75 @@ async fn type_through_cuts(test: &str, page: &ClusterPage, proxy: &Arc<FaultProx
     Ok(())
 }
 
+/// DESIGN.md's reconnect target, "history not re-sent in front of the
+/// prompt", with the shipping client: a page holding thousands of lines of
+/// history loses its socket to a live host; the screen comes back and not
+/// one line of history travels again, and the page still holds all of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconnect_sends_no_history_again() -> Result<()> {
+    let mut cluster = Cluster::start(ClusterOptions {
+        hosts: 0,
+        ..ClusterOptions::default()
+    })
+    .await?;
+    let proxy = FaultProxy::start_without_target().await?;
+    let id = cluster.start_host(Some(proxy.url()))?;
+    proxy.retarget_port(cluster.host(&id).context("the host")?.server.port)?;
+    cluster.wait_hosts_live().await?;
+    let page = cluster.open_page_on(&proxy.url(), SIZE).await?;
+    page.wait_prompt(PATIENCE).await?;
+    page.run_expecting("seq 1 3000; echo seq-d''one", "seq-done", PATIENCE)
+        .await?;
+    // The screen shows 2979 to 3000, the marker and the prompt: 2978 is
+    // the last line to scroll off.
+    page.wait_for(PATIENCE, "3000 lines of history", |p| {
+        let history = p.screen();
+        history.history().any(|l| l.text() == "1") && history.history().any(|l| l.text() == "2978")
+    })
+    .await?;
+    let (held, received, epoch, first_before) = page.with_page(|p| {
+        (
+            p.screen().scrollback_len(),
+            p.history_lines_received(),
+            p.epoch(),
+            p.screen().history().next().map(|l| l.text()),
+        )
+    });
+    for round in 0..3 {
+        ensure!(proxy.cut_all() > 0, "round {round}: no connection to cut");
+        let marker = format!("after-cut-{round}");
+        page.run_expecting(&format!("echo {marker}"), &marker, PATIENCE)
+            .await
+            .with_context(|| format!("round {round}"))?;
+    }
+    let (held_after, received_after, epoch_after, first) = page.with_page(|p| {
+        (
+            p.screen().scrollback_len(),
+            p.history_lines_received(),
+            p.epoch(),
+            p.screen().history().next().map(|l| l.text()),
+        )
+    });
+    ensure!(
+        epoch_after == epoch,
+        "the session moved: {epoch:?} -> {epoch_after:?}"
+    );
+    ensure!(
+        page.with_page(|p| p.sockets_opened()) >= 4,
+        "the page did not reconnect three times"
+    );
+    ensure!(
+        received_after == received,
+        "{} history lines were sent again",
+        received_after - received
+    );
+    ensure!(
+        held_after >= held && first == first_before,
+        "the page held {held} lines from {first_before:?}, now {held_after} from {first:?}"
+    );
+    Ok(())
+}
+
 /// Promise 5 during promise 2: the directory that served the page dies
 /// with the serving host; the page asks the other replica and the session
 /// comes back.

@@ -306,10 +306,10 @@ impl Client {
         }
         if self.fetching.is_none()
             && self.closed.is_none()
-            && let Some(before) = self.screen.history_wanted()
+            && let Some((before, from)) = self.screen.history_wanted()
         {
             self.fetching = Some(before);
-            self.send(&ClientToServerMsg::FetchHistory { before })
+            self.send(&ClientToServerMsg::FetchHistory { before, from })
                 .await?;
         }
         Ok(())

@@ -407,9 +407,9 @@ impl Connection {
         if self.phase != Phase::Live || self.history_fetch.is_some() {
             return;
         }
-        if let Some(before) = screen.history_wanted() {
+        if let Some((before, from)) = screen.history_wanted() {
             self.history_fetch = Some(before);
-            self.send(&ClientToServerMsg::FetchHistory { before });
+            self.send(&ClientToServerMsg::FetchHistory { before, from });
         }
     }
 

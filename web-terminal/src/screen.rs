@@ -272,13 +272,18 @@ impl Screen {
         self.first + self.scrollback.len() as u64
     }
 
-    /// The number below which history should be fetched next, if any:
-    /// once the connection's first frame is shown, until the host's oldest
-    /// line or the capacity is reached.
-    pub fn history_wanted(&self) -> Option<u64> {
+    /// The history to fetch next, if any, as `(before, from)`: the lines
+    /// below `first`, from the end of the stash on (what is held further
+    /// back is not fetched again). Once the connection's first frame is
+    /// shown, until the host's oldest line or the capacity is reached.
+    pub fn history_wanted(&self) -> Option<(u64, u64)> {
         let held = self.scrollback.len() + self.stash.as_ref().map_or(0, |(_, s)| s.len());
+        let from = self
+            .stash
+            .as_ref()
+            .map_or(0, |(first, stash)| first + stash.len() as u64);
         (!self.awaiting_frame && self.first > self.host_start && held < self.capacity)
-            .then_some(self.first)
+            .then_some((self.first, from.min(self.first)))
     }
 
     /// Whether history older than what is shown is still to come.

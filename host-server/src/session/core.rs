@@ -643,10 +643,10 @@ impl SessionCore {
             }
             // Pings are answered by the connection itself.
             ClientToServerMsg::Ping { .. } => {}
-            ClientToServerMsg::FetchHistory { before } => {
+            ClientToServerMsg::FetchHistory { before, from } => {
                 // Lines a flood holds back in the emulator are newer than
                 // anything a client fetches: they need not be drained.
-                let (start, lines) = self.scrollback.lines_before(before);
+                let (start, lines) = self.scrollback.lines_before(before, from);
                 self.send(ServerToClientMsg::History { start, lines });
             }
         }

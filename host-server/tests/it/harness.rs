@@ -386,10 +386,11 @@ impl Client {
             _ => {}
         }
         if self.fetching.is_none()
-            && let Some(before) = self.screen.history_wanted()
+            && let Some((before, from)) = self.screen.history_wanted()
         {
             self.fetching = Some(before);
-            self.send(ClientToServerMsg::FetchHistory { before }).await;
+            self.send(ClientToServerMsg::FetchHistory { before, from })
+                .await;
         }
     }
 }

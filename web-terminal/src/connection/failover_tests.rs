@@ -108,7 +108,10 @@ fn drop_and_return_to_the_same_host_delivers_input_exactly_once() {
     c.send_input(b"c");
     assert!(inputs(&actions(&mut c)).is_empty());
     let retry = c.retry_at().expect("quick retry");
-    assert!((1_000..=1_000 + FIRST_RETRY_MAX_MS).contains(&retry), "{retry}");
+    assert!(
+        (1_000..=1_000 + FIRST_RETRY_MAX_MS).contains(&retry),
+        "{retry}"
+    );
     c.handle_timeout(retry);
     let a = actions(&mut c);
     assert_eq!(opens(&a), vec![H1_WS.to_owned()]);

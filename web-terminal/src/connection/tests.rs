@@ -615,7 +615,7 @@ fn history_fetches(c: &mut Connection) -> Vec<u64> {
     sent(&actions(c))
         .into_iter()
         .filter_map(|m| match m {
-            ClientToServerMsg::FetchHistory { before } => Some(before),
+            ClientToServerMsg::FetchHistory { before, .. } => Some(before),
             _ => None,
         })
         .collect()

@@ -284,9 +284,9 @@ fn history_is_wanted_once_the_screen_is_live_and_fetched_backwards() {
     s.begin_attach(false, span(100, 110));
     assert_eq!(s.history_wanted(), None, "not in front of the first frame");
     s.apply_frame(frame(1, SMALL, &[]));
-    assert_eq!(s.history_wanted(), Some(110));
+    assert_eq!(s.history_wanted(), Some((110, 0)));
     s.apply_history(105, lines(&["5", "6", "7", "8", "9"]));
-    assert_eq!(s.history_wanted(), Some(105));
+    assert_eq!(s.history_wanted(), Some((105, 0)));
     // A line scrolls meanwhile: it follows the held ones.
     let mut f = frame(2, SMALL, &[]);
     f.scrolled = lines(&["10"]);
@@ -331,9 +331,9 @@ fn a_reattach_to_the_same_history_keeps_it_and_stashes_it_across_a_gap() {
     s.begin_attach(true, span(0, 5));
     s.apply_frame(frame(1, SMALL, &[]));
     assert_eq!(s.scrollback_len(), 0);
-    assert_eq!(s.history_wanted(), Some(5));
+    assert_eq!(s.history_wanted(), Some((5, 3)), "only what is not held");
     s.apply_history(4, lines(&["e"]));
-    assert_eq!(s.history_wanted(), Some(4));
+    assert_eq!(s.history_wanted(), Some((4, 3)));
     s.apply_history(3, lines(&["d"]));
     assert_eq!(kept(&s), ["a", "b", "c", "d", "e"]);
     assert_eq!(s.history_wanted(), None);
@@ -351,7 +351,7 @@ fn a_numbered_gap_starts_over_and_an_empty_answer_ends_the_fetching() {
     // The host skipped lines 2..50 (more scrolled than it keeps).
     s.apply_history(50, lines(&["50", "51"]));
     assert_eq!(kept(&s), ["50", "51"]);
-    assert_eq!(s.history_wanted(), Some(50));
+    assert_eq!(s.history_wanted(), Some((50, 2)));
     // It holds nothing below 50 any more: done, and the stash goes.
     s.apply_history(50, Vec::new());
     assert!(s.history_complete());

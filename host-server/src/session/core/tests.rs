@@ -359,6 +359,7 @@ fn an_attach_sends_the_screen_and_where_history_ends_but_no_history() {
         2,
         ClientToServerMsg::FetchHistory {
             before: welcome.history.end,
+            from: 0,
         },
     );
     let blocks = history_blocks(&bench.effects());
@@ -367,7 +368,13 @@ fn an_attach_sends_the_screen_and_where_history_ends_but_no_history() {
     };
     assert_eq!(start + lines.len() as u64, welcome.history.end);
     assert_eq!(lines.last().map(String::as_str), Some("line 2976"));
-    bench.client(2, ClientToServerMsg::FetchHistory { before: *start });
+    bench.client(
+        2,
+        ClientToServerMsg::FetchHistory {
+            before: *start,
+            from: 0,
+        },
+    );
     let blocks = history_blocks(&bench.effects());
     assert_eq!(blocks.len(), 1);
     assert_eq!(blocks[0].0 + blocks[0].1.len() as u64, *start);
@@ -965,4 +972,52 @@ fn a_host_going_down_without_a_drain_hangs_up() {
     assert_eq!(kinds(&bench.effects()), ["hang up"]);
     bench.core.handle_exit(None, bench.now);
     assert_eq!(kinds(&bench.effects()), ["ended"], "no store, no client");
+}
+
+#[test]
+fn a_reattach_after_a_flood_finds_the_client_holding_every_line_numbered() {
+    let mut bench = Bench::plain();
+    bench.attach(1);
+    let mut effects = bench.effects();
+    let welcome_end = |effects: &[Effect]| {
+        effects.iter().find_map(|effect| match effect {
+            Effect::Send {
+                msg: ServerToClientMsg::Welcome(w),
+                ..
+            } => Some(w.history.end),
+            _ => None,
+        })
+    };
+    let mut held = welcome_end(&effects).unwrap();
+    for frame in frames(&effects) {
+        bench.ack(1, frame.seq);
+    }
+    bench.output(b"$ ");
+    for i in 0..40 {
+        bench.advance(MS * 7);
+        bench.output(&numbered_lines(75 + i));
+        effects = bench.effects();
+        held += scrolled_count(&effects) as u64;
+        for frame in frames(&effects) {
+            bench.ack(1, frame.seq);
+        }
+    }
+    for _ in 0..5 {
+        bench.advance(FLOOD_QUIET * 2);
+        bench.timeout();
+        bench.output(b"$ echo hi\r\nhi\r\n$ ");
+        effects = bench.effects();
+        held += scrolled_count(&effects) as u64;
+        for frame in frames(&effects) {
+            bench.ack(1, frame.seq);
+        }
+    }
+    effects = bench.effects();
+    held += scrolled_count(&effects) as u64;
+    bench.command(Command::Detach { conn: 1 });
+    bench
+        .core
+        .handle_attach(2, false, Size::default(), bench.now);
+    let again = welcome_end(&bench.effects()).unwrap();
+    assert_eq!(again, held, "the host numbers what the client holds");
 }
