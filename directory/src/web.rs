@@ -113,8 +113,9 @@ pub async fn not_found() -> AppError {
     path = "/",
     security(("loginCookie" = [])),
     responses(
-        (status = 200, description = "the page", content_type = "text/html", body = String),
+        (status = 200, description = "the page", content_type = "text/html", body = String, headers(("ETag" = String))),
         (status = 303, description = "not signed in: to /login", headers(("Location" = String))),
+        (status = 304, description = "the copy the browser has is current (If-None-Match named its ETag)", headers(("ETag" = String))),
         (status = 404, description = "this directory serves no page (started without --static-dir)", body = ErrorAnswer),
         (status = 503, description = "the store is unavailable", body = ErrorAnswer),
     )
@@ -133,8 +134,9 @@ pub async fn page(
     path = "/index.html",
     security(("loginCookie" = [])),
     responses(
-        (status = 200, description = "the page", content_type = "text/html", body = String),
+        (status = 200, description = "the page", content_type = "text/html", body = String, headers(("ETag" = String))),
         (status = 303, description = "not signed in: to /login", headers(("Location" = String))),
+        (status = 304, description = "the copy the browser has is current (If-None-Match named its ETag)", headers(("ETag" = String))),
         (status = 404, description = "this directory serves no page (started without --static-dir)", body = ErrorAnswer),
         (status = 503, description = "the store is unavailable", body = ErrorAnswer),
     )
