@@ -427,13 +427,18 @@ async fn fresh_browser(cluster: &Cluster) -> Result<Browser> {
         .goto(&format!("{origin}/healthz"))
         .await
         .context("opening /healthz")?;
-    let (name, value) = cluster
-        .cookie
-        .split_once('=')
-        .context("the sign-in cookie has no value")?;
-    let mut cookie = fantoccini::cookies::Cookie::new(name.to_owned(), value.to_owned());
-    cookie.set_path("/");
-    cookie.set_http_only(true);
+    // Chromium refuses a cookie without the page's domain, or with
+    // fantoccini's default `SameSite=None` on plain http.
+    let host = origin
+        .split("://")
+        .nth(1)
+        .and_then(|rest| rest.split([':', '/']).next())
+        .context("the page origin names no host")?;
+    let cookie = fantoccini::cookies::Cookie::parse(format!(
+        "{}; Domain={host}; Path=/; HttpOnly; SameSite=Strict",
+        cluster.cookie
+    ))
+    .context("the sign-in cookie")?;
     browser
         .client
         .add_cookie(cookie)
