@@ -3,9 +3,17 @@
 //! with a Content-Security-Policy that lets it reach the live hosts.
 //!
 //! The page itself (`/` and `/index.html`) is for signed-in users: anyone
-//! else is sent to `/login` (303). Its assets (`pkg/`, `style.css`,
-//! `loader.js`) need no login, since the sign-in page uses the stylesheet
-//! and none of them holds anything of a user's.
+//! else is sent to `/login` (303). Its assets need no login, since the
+//! sign-in page uses the stylesheet and none of them holds anything of a
+//! user's.
+//!
+//! The static folder is what `cargo xtask build` writes (`static/dist`):
+//! assets under `assets/` have content-hashed names, so they are sent as
+//! `immutable` for a year and a new build is a new set of names; anything
+//! else (the page, the plain `style.css` of the server-rendered pages) is
+//! `no-cache`, and the page carries a strong ETag (a hash of its bytes) so
+//! a repeat visit gets a 304. Every file is sent precompressed (`.br`, then
+//! `.gz`, written at build time) to a browser that accepts it.
 //!
 //! The page is served by the directory but opens WebSockets to hosts, so
 //! the policy's `connect-src` names every live host (its http and ws
@@ -26,7 +34,6 @@ use directory_api::{
 };
 use tower::ServiceExt as _;
 use tower_http::services::{ServeDir, ServeFile};
-use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::error::AppError;
 use crate::origins::{host_sources, origin, plain_authority, plain_source};
@@ -106,8 +113,9 @@ pub async fn not_found() -> AppError {
     path = "/",
     security(("loginCookie" = [])),
     responses(
-        (status = 200, description = "the page", content_type = "text/html", body = String),
+        (status = 200, description = "the page", content_type = "text/html", body = String, headers(("ETag" = String))),
         (status = 303, description = "not signed in: to /login", headers(("Location" = String))),
+        (status = 304, description = "the copy the browser has is current (If-None-Match named its ETag)", headers(("ETag" = String))),
         (status = 404, description = "this directory serves no page (started without --static-dir)", body = ErrorAnswer),
         (status = 503, description = "the store is unavailable", body = ErrorAnswer),
     )
@@ -126,8 +134,9 @@ pub async fn page(
     path = "/index.html",
     security(("loginCookie" = [])),
     responses(
-        (status = 200, description = "the page", content_type = "text/html", body = String),
+        (status = 200, description = "the page", content_type = "text/html", body = String, headers(("ETag" = String))),
         (status = 303, description = "not signed in: to /login", headers(("Location" = String))),
+        (status = 304, description = "the copy the browser has is current (If-None-Match named its ETag)", headers(("ETag" = String))),
         (status = 404, description = "this directory serves no page (started without --static-dir)", body = ErrorAnswer),
         (status = 503, description = "the store is unavailable", body = ErrorAnswer),
     )
@@ -144,7 +153,7 @@ pub async fn index_html(
 async fn terminal_page(
     State(state): State<AppState>,
     signed_in: Option<SignedIn>,
-    request: Request,
+    mut request: Request,
 ) -> Response {
     if signed_in.is_none() {
         return Redirect::to("/login").into_response();
@@ -152,13 +161,54 @@ async fn terminal_page(
     let Some(dir) = &state.config.static_dir else {
         return not_found().await.into_response();
     };
-    let response = match ServeFile::new(dir.join("index.html"))
-        .oneshot(request)
+    let index = dir.join("index.html");
+    // A page that cannot be read is ServeFile's 404 below, without a tag.
+    let tag = tokio::fs::read(&index)
         .await
-    {
-        Ok(response) => response.into_response(),
-        Err(infallible) => match infallible {},
+        .ok()
+        .map(|bytes| PageTag::of(&bytes));
+    let matched = tag
+        .as_ref()
+        .and_then(|tag| tag.matched_by(request.headers()));
+    let mut response = match matched {
+        Some(matched) => {
+            let mut response = StatusCode::NOT_MODIFIED.into_response();
+            if let Ok(value) = HeaderValue::from_str(&matched) {
+                response.headers_mut().insert(header::ETAG, value);
+            }
+            response
+        }
+        None => {
+            // If-None-Match decides alone when a browser sends both
+            // (RFC 9110, 13.1.3).
+            if request.headers().contains_key(header::IF_NONE_MATCH) {
+                request.headers_mut().remove(header::IF_MODIFIED_SINCE);
+            }
+            let served = ServeFile::new(&index)
+                .precompressed_br()
+                .precompressed_gzip()
+                .oneshot(request)
+                .await;
+            let mut response = match served {
+                Ok(response) => response.into_response(),
+                Err(infallible) => match infallible {},
+            };
+            if let Some(tag) = &tag {
+                let coding = response
+                    .headers()
+                    .get(header::CONTENT_ENCODING)
+                    .and_then(|value| value.to_str().ok())
+                    .map(str::to_owned);
+                if let Ok(value) = HeaderValue::from_str(&tag.for_coding(coding.as_deref())) {
+                    response.headers_mut().insert(header::ETAG, value);
+                }
+            }
+            response
+        }
     };
+    response
+        .headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("accept-encoding"));
     let mut response = with_page_policy(&state, response).await;
     response
         .headers_mut()
@@ -166,26 +216,98 @@ async fn terminal_page(
     response
 }
 
+/// The page's strong entity tags: one per content coding, since a
+/// brotli body and a plain one are different bytes (RFC 9110, 8.8.3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageTag {
+    /// The first 16 hex digits of the SHA-256 of the page's bytes.
+    digest: String,
+}
+
+impl PageTag {
+    pub fn of(bytes: &[u8]) -> PageTag {
+        use sha2::Digest as _;
+        let hash = sha2::Sha256::digest(bytes);
+        let digest = hash[..8].iter().map(|byte| format!("{byte:02x}")).collect();
+        PageTag { digest }
+    }
+
+    /// The quoted tag of the page sent with `coding` (`None`: as is).
+    pub fn for_coding(&self, coding: Option<&str>) -> String {
+        match coding {
+            None | Some("identity") => format!("\"{}\"", self.digest),
+            Some(coding) => format!("\"{}-{coding}\"", self.digest),
+        }
+    }
+
+    /// The tag in `If-None-Match` that names this page in any coding: the
+    /// browser's copy is current.
+    pub fn matched_by(&self, headers: &HeaderMap) -> Option<String> {
+        let mine = |tag: &str| {
+            let tag = tag.trim();
+            // If-None-Match compares weakly: a W/ prefix does not matter.
+            let tag = tag.strip_prefix("W/").unwrap_or(tag);
+            let name = tag.strip_prefix('"')?.strip_suffix('"')?;
+            let (digest, coding) = name.split_once('-').unwrap_or((name, ""));
+            (digest == self.digest && matches!(coding, "" | "br" | "gzip")).then(|| tag.to_owned())
+        };
+        headers
+            .get_all(header::IF_NONE_MATCH)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .find_map(mine)
+    }
+}
+
 /// The static folder, with the page's headers. `index.html` is only served
 /// through [`page`], however its path is spelt.
 pub fn static_files(dir: &Path, state: AppState) -> Router {
+    let files = ServeDir::new(dir)
+        .append_index_html_on_directories(false)
+        .precompressed_br()
+        .precompressed_gzip();
     Router::new()
-        .fallback_service(ServeDir::new(dir).append_index_html_on_directories(false))
+        .fallback_service(files)
         .layer(middleware::from_fn(only_assets))
         .layer(middleware::from_fn_with_state(state, page_policy))
-        // A stale client next to newer hosts would fail the protocol
-        // handshake, so browsers must revalidate.
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("no-cache"),
-        ))
+        .layer(middleware::from_fn(asset_caching))
 }
+
+/// Where the build puts the content-hashed assets.
+const HASHED_ASSETS: &str = "/assets/";
+
+/// Hashed assets are kept a year without asking again: their name changes
+/// with their bytes. Anything else must be revalidated, since a stale
+/// client next to newer hosts would fail the protocol handshake.
+async fn asset_caching(request: Request, next: Next) -> Response {
+    let hashed = request.uri().path().starts_with(HASHED_ASSETS);
+    let mut response = next.run(request).await;
+    let found = response.status().is_success() || response.status() == StatusCode::NOT_MODIFIED;
+    let policy = if hashed && found {
+        IMMUTABLE
+    } else {
+        "no-cache"
+    };
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static(policy));
+    response
+}
+
+/// The `Cache-Control` of a content-hashed asset.
+pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
 /// Sends any other spelling of the page (`/%69ndex.html`, `/./index.html`)
 /// to `/`, where the login is checked.
 async fn only_assets(request: Request, next: Next) -> Response {
     let path = request.uri().path().to_ascii_lowercase();
-    if path.ends_with("/index.html") || path.contains(['%', '\\']) || path.contains("/.") {
+    if path.ends_with("/index.html")
+        || path.ends_with("/index.html.br")
+        || path.ends_with("/index.html.gz")
+        || path.contains(['%', '\\'])
+        || path.contains("/.")
+    {
         return Redirect::to("/").into_response();
     }
     next.run(request).await

@@ -4,7 +4,7 @@
 //! `#mirror` rows and its `window.thinline` test API.
 //!
 //! They run only with `THINLINE_E2E=1` (set by `cargo xtask test`, which
-//! also builds `static/pkg` and installs Chromium); without it each test
+//! also builds the page into `static/dist` and installs Chromium); without it each test
 //! says it was skipped. They take turns on one lock: two cores cannot run
 //! several software-rendering Chromiums side by side without timing out.
 
@@ -36,12 +36,7 @@ async fn open_page(test: &str) -> Result<Option<Page>> {
         );
         return Ok(None);
     }
-    let pkg = paths::static_dir().join("pkg").join("web_terminal_bg.wasm");
-    ensure!(
-        pkg.is_file(),
-        "{} is missing: run `cargo xtask build` first",
-        pkg.display()
-    );
+    paths::built_page()?;
     let turn = ONE_BROWSER_AT_A_TIME.lock().await;
     let cluster = Cluster::start(ClusterOptions {
         hosts: 1,

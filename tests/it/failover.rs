@@ -63,12 +63,7 @@ async fn browser_turn(test: &str) -> Result<Option<MutexGuard<'static, ()>>> {
         );
         return Ok(None);
     }
-    let pkg = paths::static_dir().join("pkg").join("web_terminal_bg.wasm");
-    ensure!(
-        pkg.is_file(),
-        "{} is missing: run `cargo xtask build` first",
-        pkg.display()
-    );
+    paths::built_page()?;
     Ok(Some(ONE_BROWSER_AT_A_TIME.lock().await))
 }
 

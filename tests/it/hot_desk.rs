@@ -60,12 +60,7 @@ async fn a_second_browser_takes_the_session_and_the_first_takes_it_back() -> Res
         );
         return Ok(());
     }
-    let pkg = paths::static_dir().join("pkg").join("web_terminal_bg.wasm");
-    ensure!(
-        pkg.is_file(),
-        "{} is missing: run `cargo xtask build` first",
-        pkg.display()
-    );
+    paths::built_page()?;
     let _turn = ONE_BROWSER_AT_A_TIME.lock().await;
     let cluster = Cluster::start(ClusterOptions {
         hosts: 2,

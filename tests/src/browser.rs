@@ -22,7 +22,7 @@ use crate::wait_until;
 /// Whether the browser tests must run (`cargo xtask test` sets
 /// `THINLINE_E2E=1`). Without it they are skipped with a note, because a
 /// plain `cargo test` on a developer machine may have no Chromium or no
-/// built `static/pkg`; CI always sets it.
+/// built page in `static/dist`; CI always sets it.
 pub fn e2e_enabled() -> bool {
     std::env::var("THINLINE_E2E").is_ok_and(|v| v == "1")
 }
@@ -50,6 +50,13 @@ impl Browser {
     /// Starts chromedriver and a headless Chromium with a window of
     /// `width`×`height` CSS pixels.
     pub async fn start(width: u32, height: u32) -> Result<Browser> {
+        Browser::start_with(width, height, "normal").await
+    }
+
+    /// As [`Browser::start`], with a WebDriver page load strategy:
+    /// `eager` makes a navigation return at `DOMContentLoaded`, before the
+    /// page's wasm has been fetched (what `bench page` times from).
+    pub async fn start_with(width: u32, height: u32, page_load_strategy: &str) -> Result<Browser> {
         let chromium = tool("CHROMIUM", "/usr/bin/chromium");
         let chromedriver = tool("CHROMEDRIVER", "/usr/bin/chromedriver");
         for path in [&chromium, &chromedriver] {
@@ -86,6 +93,7 @@ impl Browser {
         browser_args.push(format!("--user-data-dir={}", profile.path().display()));
         let capabilities = json!({
             "browserName": "chrome",
+            "pageLoadStrategy": page_load_strategy,
             "goog:chromeOptions": {
                 "binary": chromium,
                 "args": browser_args,

@@ -16,6 +16,7 @@
 pub mod bench_auth;
 pub mod bench_failover;
 pub mod bench_memory;
+pub mod bench_page;
 pub mod bench_persist;
 pub mod browser;
 pub mod client;

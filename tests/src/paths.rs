@@ -26,12 +26,40 @@ pub fn workspace_root() -> PathBuf {
 }
 
 /// The directory the page is served from: `THINLINE_STATIC_DIR` or the
-/// workspace's `static/`.
+/// workspace's `static/dist`, where `cargo xtask build` writes it.
 pub fn static_dir() -> PathBuf {
     match std::env::var_os("THINLINE_STATIC_DIR") {
         Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => workspace_root().join("static"),
+        _ => workspace_root().join("static").join("dist"),
     }
+}
+
+/// Fails unless [`static_dir`] holds a built page: an `index.html` whose
+/// loader has a hashed name under `assets/`, and that file.
+pub fn built_page() -> Result<PathBuf> {
+    let dir = static_dir();
+    let index = dir.join("index.html");
+    let page = std::fs::read_to_string(&index)
+        .with_context(|| format!("reading {}: run `cargo xtask build` first", index.display()))?;
+    let loader = page
+        .split("src=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .filter(|src| src.starts_with("assets/loader."))
+        .with_context(|| {
+            format!(
+                "{} is not a built page: run `cargo xtask build`",
+                index.display()
+            )
+        })?;
+    let loader = dir.join(loader);
+    if !loader.is_file() {
+        bail!(
+            "{} is missing: run `cargo xtask build` again",
+            loader.display()
+        );
+    }
+    Ok(dir)
 }
 
 /// `<target>/<profile>` of the running executable: test binaries live in

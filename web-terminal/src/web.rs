@@ -8,13 +8,15 @@
 //!
 //! End-to-end tests depend on exactly this; `static/index.html` repeats it.
 //!
-//! - A directory replica serves `static/` at `/` to signed-in users (others
+//! - A directory replica serves the built page (`static/dist`, from
+//!   `static/` by `cargo xtask build`) at `/` to signed-in users (others
 //!   are sent to its server-rendered `/login` form). `index.html` loads
-//!   `./loader.js`, which does `import init, { start } from
-//!   './pkg/web_terminal.js'; await init(); start();` (`wasm-bindgen
-//!   --target web --out-name web_terminal`). No inline scripts or style
-//!   attributes: the CSP is `script-src 'self' 'wasm-unsafe-eval';
-//!   style-src 'self'`.
+//!   `assets/loader.<hash>.js`, which does `import init, { start } from
+//!   './web_terminal.<hash>.js'; await init(); start();` (`wasm-bindgen
+//!   --target web --out-name web_terminal`, its wasm renamed
+//!   `web_terminal_bg.<hash>.wasm`); every asset has a content-hashed name.
+//!   No inline scripts or style attributes: the CSP is `script-src 'self'
+//!   'wasm-unsafe-eval'; style-src 'self'`.
 //! - Sign-in: every directory request carries the sign-in cookie
 //!   (`credentials: "same-origin"` to the page's origin, `"include"` to a
 //!   peer replica). `start()` first fetches `/v1/me`; a 401 from it or any

@@ -1,4 +1,5 @@
-//! `cargo xtask build`: the wasm client into `static/pkg`, and the host.
+//! `cargo xtask build`: the page into `static/dist` (the wasm client and
+//! the sources in `static/`, see `page.rs`), and the servers.
 //!
 //! A plain `cargo build` + `wasm-bindgen` + `wasm-opt` rather than trunk or
 //! wasm-pack, because those download tools at run time, which fails here and
@@ -9,7 +10,12 @@ use std::process::Command;
 
 use anyhow::{Context, Result};
 
-use crate::{cmd, tools};
+use crate::{cmd, page, tools};
+
+/// The folder the directory serves (`--static-dir`): the built page.
+pub fn page_dir() -> PathBuf {
+    cmd::workspace_root().join("static").join("dist")
+}
 
 /// The release host binary that `build` produces.
 pub fn host_binary() -> PathBuf {
@@ -41,21 +47,35 @@ pub fn build_wasm_client() -> Result<()> {
         .join(tools::WASM_TARGET)
         .join("wasm")
         .join("web_terminal.wasm");
-    let out_dir = root.join("static").join("pkg");
+    // wasm-bindgen's output is an intermediate: only `page::assemble`'s
+    // hashed copies are served.
+    let bindgen_dir = cmd::target_dir().join("wasm-bindgen");
+    if bindgen_dir.exists() {
+        std::fs::remove_dir_all(&bindgen_dir)
+            .with_context(|| format!("clearing {}", bindgen_dir.display()))?;
+    }
     cmd::run(
         Command::new(&wasm_bindgen)
             .current_dir(&root)
             .args(["--target", "web", "--out-dir"])
-            .arg(&out_dir)
+            .arg(&bindgen_dir)
             .args(["--out-name", "web_terminal"])
             .arg(&wasm),
     )?;
 
-    let bindgen_wasm = out_dir.join("web_terminal_bg.wasm");
+    let bindgen_wasm = bindgen_dir.join("web_terminal_bg.wasm");
     if let Some(wasm_opt) = tools::find_or_install_wasm_opt() {
         optimise(&wasm_opt, &bindgen_wasm)?;
     }
-    report_sizes(&out_dir)
+    // Where earlier builds put the client; nothing reads it any more.
+    let legacy = root.join("static").join("pkg");
+    if legacy.exists() {
+        std::fs::remove_dir_all(&legacy)
+            .with_context(|| format!("removing {}", legacy.display()))?;
+    }
+    let built = page::assemble(&root.join("static"), &bindgen_dir, &page_dir())?;
+    report_sizes(&built);
+    Ok(())
 }
 
 /// Runs `wasm-opt -Oz` into a temporary file and keeps the result only if
@@ -91,22 +111,17 @@ fn optimise(wasm_opt: &std::path::Path, wasm: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
-fn report_sizes(out_dir: &std::path::Path) -> Result<()> {
-    let entries =
-        std::fs::read_dir(out_dir).with_context(|| format!("listing {}", out_dir.display()))?;
-    let mut files: Vec<(String, u64)> = Vec::new();
-    for entry in entries {
-        let entry = entry?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.ends_with(".js") || name.ends_with(".wasm") {
-            files.push((name, entry.metadata()?.len()));
-        }
+fn report_sizes(built: &[page::BuiltFile]) {
+    let size = |bytes: Option<u64>| bytes.map_or_else(|| "-".to_owned(), |b| b.to_string());
+    for file in built {
+        cmd::step(&format!(
+            "  static/dist/{}: {} bytes, br {}, gz {}",
+            file.name,
+            file.bytes,
+            size(file.brotli),
+            size(file.gzip)
+        ));
     }
-    files.sort();
-    for (name, len) in files {
-        cmd::step(&format!("  static/pkg/{name}: {len} bytes"));
-    }
-    Ok(())
 }
 
 /// The release directory binary that `build` produces.

@@ -98,7 +98,7 @@ pub fn demo(rest: &[String]) -> Result<()> {
         .current_dir(&root)
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .args(["--store", &store, "--static-dir"])
-        .arg(root.join("static"))
+        .arg(build::page_dir())
         .env("THINLINE_HOST_TOKEN", &host_token)
         .env("THINLINE_TICKET_KEY", &ticket_key);
     let mut servers = vec![Supervised::new("directory", directory)];

@@ -108,7 +108,7 @@ pub fn build_images() -> Result<()> {
 }
 
 /// The three images, from what `build::build_all` left in target/ and
-/// static/.
+/// static/dist/.
 pub fn make_images() -> Result<()> {
     let engine = engine()?;
     ensure_base(&engine)?;
@@ -227,7 +227,7 @@ fn stage_context() -> Result<PathBuf> {
             .with_context(|| format!("copying {}", binary.display()))?;
     }
     copy_tree(
-        &cmd::workspace_root().join("static"),
+        &build::page_dir(),
         &context.join("image/srv/thinline/static"),
     )?;
     Ok(context)

@@ -11,6 +11,7 @@ mod demo;
 mod image;
 mod k8s;
 mod modules;
+mod page;
 mod purity;
 mod rings;
 mod test;
@@ -24,7 +25,8 @@ const USAGE: &str = "\
 usage: cargo xtask <verb>
 
 verbs:
-  build                         build the wasm client into static/pkg and the release host-server
+  build                         build the page (wasm client, hashed and precompressed assets) into
+                                static/dist, and the release host-server and directory
   demo [--port N]               build, then run a directory (page on port N, default 8080)
                                 and three hosts on the ports after it, over one SQLite store
   image                         build the container images with no registry (podman or docker):
@@ -41,10 +43,11 @@ verbs:
   k8s-play [IMAGE]              play every pod shape of infra/k8s with `podman kube play` from
                                 IMAGE (default localhost/thinline:latest): /healthz of each,
                                 the hosts' preStop drain, then everything down again
-  bench [latency|start|throughput|size|persist|failover|capacity|memory|auth|soak|all]
+  bench [latency|start|throughput|size|page|persist|failover|capacity|memory|auth|soak|all]
                                 build, then measure against the targets of DESIGN.md (default all;
-                                failover, capacity, memory and soak, which take minutes, only when named;
-                                soak loads for THINLINE_SOAK_MINUTES, default 30)
+                                failover, capacity, memory and soak, which take minutes, and page,
+                                which needs Chromium, only when named; soak loads for
+                                THINLINE_SOAK_MINUTES, default 30)
   bench failover --containers   the failover figures, then the same on the containerised cluster
 ";
 
@@ -151,13 +154,14 @@ fn no_extra_args(rest: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// What `cargo xtask bench` measures; `failover`, `capacity`, `memory` and
-/// `soak` run only when named.
-const BENCH_VERBS: [&str; 11] = [
+/// What `cargo xtask bench` measures; `failover`, `capacity`, `memory`,
+/// `soak` and `page` run only when named.
+const BENCH_VERBS: [&str; 12] = [
     "latency",
     "start",
     "throughput",
     "size",
+    "page",
     "persist",
     "failover",
     "capacity",
@@ -176,7 +180,7 @@ fn bench(rest: &[String]) -> Result<()> {
         [one] if BENCH_VERBS.contains(&one.as_str()) => one.as_str(),
         _ => {
             bail!(
-                "bench takes one of: latency, start, throughput, size, persist, failover, capacity, memory, auth, soak, all"
+                "bench takes one of: latency, start, throughput, size, page, persist, failover, capacity, memory, auth, soak, all"
             )
         }
     };
@@ -188,8 +192,10 @@ fn bench(rest: &[String]) -> Result<()> {
         // a figure measured without bwrap would describe another product.
         tools::ensure_sandbox_tools(false)?;
     }
+    if which == "page" {
+        tools::ensure_chromium()?;
+    }
     cmd::step(&format!("running the benchmark driver ({which})"));
-    let root = cmd::workspace_root();
     let mut command = cmd::cargo();
     command
         .args([
@@ -204,9 +210,11 @@ fn bench(rest: &[String]) -> Result<()> {
         .arg(which)
         .env("THINLINE_HOST_BIN", build::host_binary())
         .env("THINLINE_DIRECTORY_BIN", build::directory_binary())
-        .env("THINLINE_STATIC_DIR", root.join("static"))
+        .env("THINLINE_STATIC_DIR", build::page_dir())
         // `bench persist` measures PostgreSQL in a fresh database there.
-        .env("DATABASE_URL", test::DATABASE_URL);
+        .env("DATABASE_URL", test::DATABASE_URL)
+        .env("CHROMIUM", tools::CHROMIUM)
+        .env("CHROMEDRIVER", tools::CHROMEDRIVER);
     if which == "failover-containers" {
         command.env("THINLINE_CONTAINER_ENGINE", image::engine()?.join(" "));
     }

@@ -41,7 +41,6 @@ pub fn test_all() -> Result<()> {
     fuzz_directory_api(&build::directory_binary(), &build::host_binary())?;
 
     cmd::step("running every test, browser end-to-end tests included");
-    let root = cmd::workspace_root();
     cmd::run(
         cmd::cargo()
             .args(["test", "--workspace", "--all-targets"])
@@ -51,7 +50,7 @@ pub fn test_all() -> Result<()> {
             .env("DATABASE_URL", DATABASE_URL)
             .env("THINLINE_DIRECTORY_BIN", build::directory_binary())
             .env("THINLINE_HOST_BIN", build::host_binary())
-            .env("THINLINE_STATIC_DIR", root.join("static"))
+            .env("THINLINE_STATIC_DIR", build::page_dir())
             // The containerised cluster test runs on the images just built.
             .env("THINLINE_CONTAINERS", "1")
             .env("THINLINE_CONTAINER_ENGINE", image::engine()?.join(" "))

@@ -866,6 +866,173 @@ pub async fn the_page_is_served_with_a_policy_naming_live_hosts(db: &Db) {
     );
 }
 
+pub async fn the_page_and_its_assets_go_compressed_and_cached(db: &Db) {
+    // A built page as `cargo xtask build` lays it out; each variant's bytes
+    // say which one was sent.
+    let pages = tempfile::tempdir().unwrap();
+    let root = pages.path();
+    let loader = "/assets/loader.0123456789abcdef.js";
+    std::fs::create_dir(root.join("assets")).unwrap();
+    for (name, text) in [
+        ("index.html", "<!doctype html><p>thinline page</p>"),
+        ("index.html.br", "page as brotli"),
+        ("index.html.gz", "page as gzip"),
+        (&loader[1..], "import './web_terminal.0123456789abcdef.js';"),
+        (&format!("{}.br", &loader[1..]), "loader as brotli"),
+        (&format!("{}.gz", &loader[1..]), "loader as gzip"),
+        ("style.css", "body { color: red }"),
+    ] {
+        std::fs::write(root.join(name), text).unwrap();
+    }
+    let dir = Directory::start(
+        db.open().await,
+        DirectoryConfig {
+            static_dir: Some(root.to_owned()),
+            ..DirectoryConfig::default()
+        },
+    )
+    .await;
+
+    // Hashed assets: the best coding the browser accepts, kept a year.
+    for (accept, body, coding) in [
+        (
+            Some("gzip, deflate, br, zstd"),
+            "loader as brotli",
+            Some("br"),
+        ),
+        (Some("gzip"), "loader as gzip", Some("gzip")),
+        (Some("br;q=0, gzip"), "loader as gzip", Some("gzip")),
+        (None, "import './web_terminal.0123456789abcdef.js';", None),
+        (
+            Some("identity"),
+            "import './web_terminal.0123456789abcdef.js';",
+            None,
+        ),
+    ] {
+        let headers: Vec<(&str, &str)> =
+            accept.map(|a| ("accept-encoding", a)).into_iter().collect();
+        let answer = dir.send(Method::GET, loader, Body::None, &headers).await;
+        assert_eq!(answer.status, StatusCode::OK, "{accept:?}");
+        assert_eq!(answer.text(), body, "{accept:?}");
+        assert_eq!(
+            answer
+                .headers
+                .get("content-encoding")
+                .map(|v| v.to_str().unwrap()),
+            coding,
+            "{accept:?}"
+        );
+        assert!(
+            answer
+                .header("vary")
+                .to_ascii_lowercase()
+                .contains("accept-encoding")
+        );
+        assert_eq!(answer.header("cache-control"), directory::web::IMMUTABLE);
+        assert!(answer.header("content-type").starts_with("text/javascript"));
+        assert!(
+            answer
+                .header("content-security-policy")
+                .contains("script-src 'self' 'wasm-unsafe-eval'")
+        );
+        assert_eq!(answer.header("x-content-type-options"), "nosniff");
+    }
+    // What is not hashed, or not there, is never kept without asking.
+    let style = dir.get("/style.css").await;
+    assert_eq!(style.status, StatusCode::OK);
+    assert_eq!(style.header("cache-control"), "no-cache");
+    let missing = dir.get("/assets/loader.fedcba9876543210.js").await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert_eq!(missing.header("cache-control"), "no-cache");
+    // The page's compressed copies are the page: for signed-in users only.
+    for path in ["/index.html.br", "/index.html.gz", "/INDEX.HTML.BR"] {
+        let answer = dir
+            .send(Method::GET, path, Body::None, &[("accept-encoding", "br")])
+            .await;
+        assert_eq!(answer.status, StatusCode::SEE_OTHER, "{path}");
+        assert!(!answer.text().contains("page as"), "{path}");
+    }
+    let stranger = dir
+        .send(Method::GET, "/", Body::None, &[("if-none-match", "*")])
+        .await;
+    assert_eq!(stranger.status, StatusCode::SEE_OTHER);
+
+    // The page: compressed too, never kept without asking, and a browser
+    // that has it gets a 304 until it changes.
+    let ada = dir.sign_in_as("ada").await;
+    let br = ada.get_with("/", &[("accept-encoding", "gzip, br")]).await;
+    assert_eq!(br.status, StatusCode::OK);
+    assert_eq!(br.text(), "page as brotli");
+    assert_eq!(br.header("content-encoding"), "br");
+    assert_eq!(br.header("cache-control"), "no-cache");
+    assert!(
+        br.header("vary")
+            .to_ascii_lowercase()
+            .contains("accept-encoding")
+    );
+    assert!(
+        br.header("content-security-policy")
+            .contains("connect-src 'self'")
+    );
+    let gz = ada.get_with("/", &[("accept-encoding", "gzip")]).await;
+    assert_eq!(gz.text(), "page as gzip");
+    let plain = ada.get_with("/index.html", &[]).await;
+    assert_eq!(plain.text(), "<!doctype html><p>thinline page</p>");
+    assert!(plain.headers.get("content-encoding").is_none());
+    let (br_tag, gz_tag, plain_tag) = (br.header("etag"), gz.header("etag"), plain.header("etag"));
+    assert!(
+        plain_tag.starts_with('"') && plain_tag.ends_with('"'),
+        "{plain_tag}"
+    );
+    assert!(!plain_tag.starts_with("W/"), "a strong tag: {plain_tag}");
+    assert_ne!(br_tag, plain_tag);
+    assert_ne!(gz_tag, plain_tag);
+    for tag in [br_tag, gz_tag, plain_tag] {
+        let again = ada
+            .get_with(
+                "/",
+                &[("accept-encoding", "gzip, br"), ("if-none-match", tag)],
+            )
+            .await;
+        assert_eq!(again.status, StatusCode::NOT_MODIFIED, "{tag}");
+        assert!(again.body.is_empty());
+        assert_eq!(again.header("etag"), tag);
+        assert_eq!(again.header("cache-control"), "no-cache");
+        assert!(
+            again
+                .header("content-security-policy")
+                .contains("script-src 'self' 'wasm-unsafe-eval'")
+        );
+    }
+    let listed = format!("\"0000000000000000\", W/{br_tag}");
+    let weak = ada.get_with("/", &[("if-none-match", &listed)]).await;
+    assert_eq!(weak.status, StatusCode::NOT_MODIFIED);
+    let other = ada
+        .get_with("/", &[("if-none-match", "\"0123456789abcdef\"")])
+        .await;
+    assert_eq!(other.status, StatusCode::OK);
+
+    // A new build: the old tag no longer matches, even with a date that
+    // would.
+    std::fs::write(root.join("index.html"), "<!doctype html><p>new page</p>").unwrap();
+    std::fs::remove_file(root.join("index.html.br")).unwrap();
+    std::fs::remove_file(root.join("index.html.gz")).unwrap();
+    let last_modified = plain.header("last-modified");
+    let changed = ada
+        .get_with(
+            "/",
+            &[
+                ("accept-encoding", "br"),
+                ("if-none-match", plain_tag),
+                ("if-modified-since", "Fri, 01 Jan 2100 00:00:00 GMT"),
+            ],
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::OK, "after {last_modified}");
+    assert_eq!(changed.text(), "<!doctype html><p>new page</p>");
+    assert_ne!(changed.header("etag"), plain_tag);
+}
+
 pub async fn draining_needs_the_operators_token(db: &Db) {
     // Without one configured the HTTP drain API is off, whatever is sent;
     // the hosts' own token is no operator's either.

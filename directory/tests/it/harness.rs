@@ -218,6 +218,19 @@ impl User {
         self.send(Method::POST, path, Body::Json(body)).await
     }
 
+    /// A GET with the sign-in cookie and more headers.
+    pub async fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Answer {
+        let mut all = vec![("cookie", self.cookie.as_str())];
+        all.extend_from_slice(headers);
+        call_with(
+            Method::GET,
+            &format!("{}{path}", self.base),
+            Body::None,
+            &all,
+        )
+        .await
+    }
+
     pub async fn send(&self, method: Method, path: &str, body: Body) -> Answer {
         call_with(
             method,

@@ -58,6 +58,7 @@ on_backends![
     api::unknown_and_ended_sessions_are_refused,
     api::sessions_are_listed,
     api::config_health_and_openapi,
+    api::the_page_and_its_assets_go_compressed_and_cached,
     api::malformed_requests_get_the_refusals_the_document_lists,
     api::the_page_is_served_with_a_policy_naming_live_hosts,
     api::draining_needs_the_operators_token,

@@ -6,7 +6,6 @@
 //! never fail on them (speed is not asserted in tests); they fail only when
 //! something does not work at all. Every loop is bounded in time and count.
 
-use std::io::Write;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -17,7 +16,7 @@ use tests::client::Client;
 use tests::host::{HostOptions, HostProcess};
 use tests::screen_text::ScreenText;
 use tests::tickets::new_session_id;
-use tests::{http, paths, percentile};
+use tests::{http, percentile};
 
 /// One line of the final table.
 struct Figure {
@@ -42,15 +41,16 @@ const THROUGHPUT_BYTES: u64 = 100 * 1000 * 1000;
 const FLOOD_LINE: &str =
     " the quick brown fox jumps over the lazy dog 9e3779b97f4a7c15 lorem ipsum dolor sit amet\n";
 const THROUGHPUT_TIMEOUT: Duration = Duration::from_secs(300);
-const PAGE_WEIGHT_TARGET: u64 = 150 * 1000;
 
 /// What can be measured; `failover`, `capacity`, `memory` and `soak` are
-/// left out of `all` (they take minutes and start hundreds of processes).
-const VERBS: [&str; 12] = [
+/// left out of `all` (they take minutes and start hundreds of processes),
+/// and so is `page` (it needs Chromium).
+const VERBS: [&str; 13] = [
     "latency",
     "start",
     "throughput",
     "size",
+    "page",
     "persist",
     "failover",
     // `cargo xtask bench failover --containers`: the process figures,
@@ -132,7 +132,7 @@ fn main() -> ExitCode {
     let which = std::env::args().nth(1).unwrap_or_else(|| "all".into());
     if !VERBS.contains(&which.as_str()) {
         eprintln!(
-            "usage: bench [latency|start|throughput|size|persist|failover|failover-containers|capacity|memory|auth|soak|all]"
+            "usage: bench [latency|start|throughput|size|page|persist|failover|failover-containers|capacity|memory|auth|soak|all]"
         );
         return ExitCode::FAILURE;
     }
@@ -150,7 +150,26 @@ fn main() -> ExitCode {
     let mut failed = false;
     let all = which == "all";
     if all || which == "size" {
-        report(&mut failed, page_weight(&mut figures), "page weight");
+        let mut lines = Vec::new();
+        let result = runtime.block_on(tests::bench_page::page_weight(&progress, &mut lines));
+        figures.extend(lines.into_iter().map(|f| Figure {
+            what: f.what,
+            measured: f.measured,
+            target: f.target,
+            met: f.met,
+        }));
+        report(&mut failed, result, "page weight");
+    }
+    if which == "page" {
+        let mut lines = Vec::new();
+        let result = runtime.block_on(tests::bench_page::page_load(&progress, &mut lines));
+        figures.extend(lines.into_iter().map(|f| Figure {
+            what: f.what,
+            measured: f.measured,
+            target: f.target,
+            met: f.met,
+        }));
+        report(&mut failed, result, "page load");
     }
     if all || which == "latency" {
         report(
@@ -815,62 +834,6 @@ async fn throughput(figures: &mut Vec<Figure>) -> Result<()> {
         met: None,
     });
     Ok(())
-}
-
-// ---- page weight ---------------------------------------------------------
-
-fn page_weight(figures: &mut Vec<Figure>) -> Result<()> {
-    let pkg = paths::static_dir().join("pkg");
-    let entries = std::fs::read_dir(&pkg)
-        .with_context(|| format!("listing {}: run `cargo xtask build` first", pkg.display()))?;
-    let mut files = Vec::new();
-    for entry in entries {
-        let path = entry?.path();
-        let is_asset = path
-            .extension()
-            .is_some_and(|ext| ext == "js" || ext == "wasm");
-        if is_asset {
-            files.push(path);
-        }
-    }
-    files.sort();
-    if files.is_empty() {
-        bail!("no .js or .wasm in {}", pkg.display());
-    }
-    let (mut raw_total, mut gz_total) = (0u64, 0u64);
-    for path in &files {
-        let raw = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        let gz = gzip_len(&raw)?;
-        raw_total += raw.len() as u64;
-        gz_total += gz;
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        figures.push(Figure {
-            what: format!("  static/pkg/{name}"),
-            measured: format!("{} B raw, {gz} B gzipped", raw.len()),
-            target: "",
-            met: None,
-        });
-    }
-    figures.push(Figure {
-        what: "page weight (JS + WASM)".into(),
-        measured: format!(
-            "{:.1} KB gzipped ({:.1} KB raw)",
-            gz_total as f64 / 1000.0,
-            raw_total as f64 / 1000.0
-        ),
-        target: "<= 150 KB gzipped",
-        met: Some(gz_total <= PAGE_WEIGHT_TARGET),
-    });
-    Ok(())
-}
-
-fn gzip_len(data: &[u8]) -> Result<u64> {
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-    encoder.write_all(data)?;
-    Ok(encoder.finish()?.len() as u64)
 }
 
 // ---- the table -----------------------------------------------------------

@@ -1,0 +1,201 @@
+//! The deployable page: what `cargo xtask build` writes into `static/dist`
+//! from the sources in `static/` and wasm-bindgen's output.
+//!
+//! Every asset the terminal page loads gets a content-hashed name under
+//! `assets/` (`loader.<hash>.js`, `style.<hash>.css`,
+//! `web_terminal.<hash>.js`, `web_terminal_bg.<hash>.wasm`), and every
+//! reference to it is rewritten, so the directory can tell browsers to keep
+//! them forever (`immutable`) and a new build is a new set of names: a page
+//! never mixes a new loader with an old client. Names are hashed after their
+//! own references were rewritten (the wasm first, then the glue that names
+//! it, then the loader that imports the glue), so a change anywhere changes
+//! every name above it. `index.html` keeps its name (the page's address is
+//! `/`) and is revalidated by ETag instead.
+//!
+//! Each compressible file also gets precompressed siblings, `.br` (brotli at
+//! quality 11) and `.gz` (gzip at level 9), which the directory sends to
+//! browsers that ask for them: compressing once at build time affords the
+//! slowest, smallest settings, which no server could run per request.
+//!
+//! The output folder is removed and written anew on every build, so names of
+//! earlier builds never accumulate.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail, ensure};
+use sha2::{Digest as _, Sha256};
+
+/// The folder under the output that holds the hashed assets; the directory
+/// serves everything in it as immutable.
+pub const ASSETS: &str = "assets";
+
+/// Where the glue imports the wasm from: wasm-bindgen 0.2.130 (`--target
+/// web`) writes `new URL('web_terminal_bg.wasm', import.meta.url)`.
+const GLUE_WASM_REFERENCE: &str = "'web_terminal_bg.wasm'";
+/// The loader's import of the glue (`static/loader.js`).
+const LOADER_GLUE_REFERENCE: &str = "'./web_terminal.js'";
+/// The page's references (`static/index.html`).
+const PAGE_STYLE_REFERENCE: &str = "href=\"style.css\"";
+const PAGE_LOADER_REFERENCE: &str = "src=\"loader.js\"";
+
+/// What one build wrote, for the size report.
+#[derive(Debug)]
+pub struct BuiltFile {
+    /// The path under the output folder, with `/` separators.
+    pub name: String,
+    pub bytes: u64,
+    pub brotli: Option<u64>,
+    pub gzip: Option<u64>,
+}
+
+/// Writes the page into `out` (removed first) from the sources in `source`
+/// (`index.html`, `loader.js`, `style.css`) and wasm-bindgen's output in
+/// `bindgen` (`web_terminal.js`, `web_terminal_bg.wasm`).
+pub fn assemble(source: &Path, bindgen: &Path, out: &Path) -> Result<Vec<BuiltFile>> {
+    if out.exists() {
+        std::fs::remove_dir_all(out).with_context(|| format!("clearing {}", out.display()))?;
+    }
+    let assets = out.join(ASSETS);
+    std::fs::create_dir_all(&assets).with_context(|| format!("creating {}", assets.display()))?;
+
+    let wasm = read(&bindgen.join("web_terminal_bg.wasm"))?;
+    let wasm_name = write_hashed(&assets, "web_terminal_bg", "wasm", &wasm)?;
+
+    let glue = read_text(&bindgen.join("web_terminal.js"))?;
+    let glue = replace_once(&glue, GLUE_WASM_REFERENCE, &format!("'{wasm_name}'"))
+        .context("wasm-bindgen's glue (a new wasm-bindgen version?)")?;
+    let glue_name = write_hashed(&assets, "web_terminal", "js", glue.as_bytes())?;
+
+    let loader = read_text(&source.join("loader.js"))?;
+    let loader = replace_once(&loader, LOADER_GLUE_REFERENCE, &format!("'./{glue_name}'"))
+        .context("static/loader.js")?;
+    let loader_name = write_hashed(&assets, "loader", "js", loader.as_bytes())?;
+
+    let style = read_text(&source.join("style.css"))?;
+    ensure!(
+        !style.replace("url(data:", "").contains("url("),
+        "static/style.css refers to another file; give it a hashed name in xtask/src/page.rs first"
+    );
+    let style_name = write_hashed(&assets, "style", "css", style.as_bytes())?;
+    // The sign-in and sessions pages, rendered by the directory, link the
+    // stylesheet by its plain name.
+    write(&out.join("style.css"), style.as_bytes())?;
+
+    let index = read_text(&source.join("index.html"))?;
+    let index = replace_once(
+        &index,
+        PAGE_STYLE_REFERENCE,
+        &format!("href=\"{ASSETS}/{style_name}\""),
+    )
+    .context("static/index.html")?;
+    let index = replace_once(
+        &index,
+        PAGE_LOADER_REFERENCE,
+        &format!("src=\"{ASSETS}/{loader_name}\""),
+    )
+    .context("static/index.html")?;
+    write(&out.join("index.html"), index.as_bytes())?;
+
+    let mut built = Vec::new();
+    for name in [
+        "index.html".to_owned(),
+        "style.css".to_owned(),
+        format!("{ASSETS}/{loader_name}"),
+        format!("{ASSETS}/{style_name}"),
+        format!("{ASSETS}/{glue_name}"),
+        format!("{ASSETS}/{wasm_name}"),
+    ] {
+        built.push(precompress(out, &name)?);
+    }
+    Ok(built)
+}
+
+/// `stem.<16 hex digits of the SHA-256 of bytes>.ext`, written into `dir`.
+fn write_hashed(dir: &Path, stem: &str, ext: &str, bytes: &[u8]) -> Result<String> {
+    let name = hashed_name(stem, ext, bytes);
+    write(&dir.join(&name), bytes)?;
+    Ok(name)
+}
+
+fn hashed_name(stem: &str, ext: &str, bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    let hex: String = digest[..8]
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    format!("{stem}.{hex}.{ext}")
+}
+
+/// `text` with its one `from` replaced; a reference that is missing or
+/// appears twice means the sources changed shape, and a page that loads
+/// an unhashed (or wrong) name would go stale in browsers, so it fails.
+fn replace_once(text: &str, from: &str, to: &str) -> Result<String> {
+    let count = text.matches(from).count();
+    if count != 1 {
+        bail!("expected {from} exactly once, found it {count} times");
+    }
+    Ok(text.replacen(from, to, 1))
+}
+
+/// Writes `name.br` and `name.gz` next to `name` when they are smaller.
+fn precompress(out: &Path, name: &str) -> Result<BuiltFile> {
+    let path = out.join(name);
+    let bytes = read(&path)?;
+    let brotli = brotli_best(&bytes)?;
+    let gzip = gzip_best(&bytes)?;
+    let keep = |compressed: Vec<u8>, ext: &str| -> Result<Option<u64>> {
+        if compressed.len() >= bytes.len() {
+            return Ok(None);
+        }
+        write(&sibling(&path, ext), &compressed)?;
+        Ok(Some(compressed.len() as u64))
+    };
+    Ok(BuiltFile {
+        name: name.to_owned(),
+        bytes: bytes.len() as u64,
+        brotli: keep(brotli, "br")?,
+        gzip: keep(gzip, "gz")?,
+    })
+}
+
+fn sibling(path: &Path, ext: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".");
+    name.push(ext);
+    PathBuf::from(name)
+}
+
+/// Brotli at its maximum quality (11) with a 4 MiB window (22, the
+/// reference encoder's default; every browser decodes up to 24).
+fn brotli_best(bytes: &[u8]) -> Result<Vec<u8>> {
+    let params = brotli::enc::BrotliEncoderParams {
+        quality: 11,
+        lgwin: 22,
+        ..Default::default()
+    };
+    let mut compressed = Vec::new();
+    brotli::BrotliCompress(&mut &bytes[..], &mut compressed, &params).context("brotli")?;
+    Ok(compressed)
+}
+
+fn gzip_best(bytes: &[u8]) -> Result<Vec<u8>> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    encoder.write_all(bytes).context("gzip")?;
+    encoder.finish().context("gzip")
+}
+
+fn read(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+}
+
+fn read_text(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+}
+
+fn write(path: &Path, bytes: &[u8]) -> Result<()> {
+    std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests;
