@@ -11,6 +11,7 @@ mod demo;
 mod image;
 mod k8s;
 mod modules;
+mod profile;
 mod purity;
 mod rings;
 mod test;
@@ -46,6 +47,10 @@ verbs:
                                 failover, capacity and soak, which take minutes, only when named;
                                 soak loads for THINLINE_SOAK_MINUTES, default 30)
   bench failover --containers   the failover figures, then the same on the containerised cluster
+  bench flood-profile [--callgrind] [-- ARGS]
+                                a session core fed a 20 MB flood without a PTY, then our emulator
+                                and alacritty alone: MB/s, or with --callgrind the top functions
+                                (ARGS go to host-server's flood_profile example, `-- --help`)
 ";
 
 fn main() -> ExitCode {
@@ -167,6 +172,9 @@ const BENCH_VERBS: [&str; 10] = [
 ];
 
 fn bench(rest: &[String]) -> Result<()> {
+    if rest.first().is_some_and(|verb| verb == "flood-profile") {
+        return profile::flood_profile(&rest[1..]);
+    }
     let which = match rest {
         [] => "all",
         [failover, containers] if failover == "failover" && containers == "--containers" => {
