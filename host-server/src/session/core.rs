@@ -27,7 +27,7 @@ use protocol::{
 
 use crate::emulator::{CellBudget, Emulator, GridFit};
 use crate::metrics::Metrics;
-use crate::pacer::{FRAME_WINDOW, FloodClock, FramePacer};
+use crate::pacer::{FRAME_WINDOW, FloodClock, FrameGate, FramePacer};
 use crate::persist::saved::{SavedScreen, encode_block, encode_screen};
 use crate::scrollback::{BLOCK_LINES, Scrollback};
 
@@ -151,6 +151,10 @@ struct PersistSchedule {
 /// flood (see `drain_scrolled`) and caught up when the output pauses.
 struct Flood {
     clock: FloodClock,
+    /// Spaces frames a refresh apart while output floods in.
+    gate: FrameGate,
+    /// When the frame the gate held back is due; `None` when none is.
+    frame_due: Option<Instant>,
     flooding: bool,
     last_drain: Instant,
     last_output: Instant,
@@ -227,6 +231,8 @@ impl SessionCore {
             pending_scrolled: Vec::new(),
             flood: Flood {
                 clock: FloodClock::default(),
+                gate: FrameGate::default(),
+                frame_due: None,
                 flooding: false,
                 last_drain: now,
                 last_output: now,
@@ -298,7 +304,8 @@ impl SessionCore {
             .flooding
             .then(|| self.flood.last_output + FLOOD_QUIET);
         let sync = self.sync_due.map(|(_, at)| at);
-        [idle, persist, flood_over, sync]
+        let frame = self.client.as_ref().and(self.flood.frame_due);
+        [idle, persist, flood_over, sync, frame]
             .into_iter()
             .flatten()
             .min()
@@ -307,6 +314,7 @@ impl SessionCore {
     /// The program wrote `bytes`.
     pub fn handle_output(&mut self, bytes: &[u8], now: Instant) {
         self.flood.last_output = now;
+        self.flood.gate.on_output(bytes.len(), now);
         self.metrics.pty_bytes_read(bytes.len());
         self.emulator.feed(bytes);
         self.time_sync(now);
@@ -389,6 +397,10 @@ impl SessionCore {
     pub fn handle_timeout(&mut self, now: Instant) {
         if !self.is_running() {
             return;
+        }
+        if self.flood.frame_due.is_some_and(|due| now >= due) {
+            self.flood.frame_due = None;
+            self.send_frame(now);
         }
         if self.flood.flooding && now >= self.flood.last_output + FLOOD_QUIET {
             // The flood is over: catch up on the lines it scrolled.
@@ -720,6 +732,12 @@ impl SessionCore {
         if !client.pacer.can_send() || !changed {
             return;
         }
+        if let Some(due) = self.flood.gate.hold_until(now) {
+            // Output floods in: this frame waits for the next refresh and
+            // shows everything read until then.
+            self.flood.frame_due = Some(due);
+            return;
+        }
         self.send_frame_unpaced(now);
     }
 
@@ -731,6 +749,8 @@ impl SessionCore {
             return;
         };
         let seq = client.pacer.next_seq();
+        self.flood.gate.on_frame(now);
+        self.flood.frame_due = None;
         // A big scroll travels as compressed history blocks ahead of the
         // frame, keeping every message far below the client's size limit.
         if scrolled.len() > BLOCK_LINES {
