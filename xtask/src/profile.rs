@@ -92,7 +92,7 @@ fn annotate(profile: &Path, name: &str) -> Result<()> {
         let output = cmd::output(
             Command::new("callgrind_annotate")
                 .arg(format!("--inclusive={inclusive}"))
-                .arg("--threshold=99")
+                .arg("--threshold=100")
                 .args(["--auto=no", "--show-percs=yes"])
                 .arg(profile),
         )?;
@@ -113,29 +113,81 @@ fn annotate(profile: &Path, name: &str) -> Result<()> {
     Ok(())
 }
 
-/// The summary lines and the first `top` function lines of an annotation.
+/// The total and the `top` costliest functions of an annotation. With line
+/// tables, callgrind_annotate gives one entry per source file a function's
+/// inlined code came from; they are summed per function here.
 fn print_top(text: &str, top: usize) {
-    let mut functions = 0;
-    let mut in_table = false;
+    let (total, ranked) = rank_functions(text);
+    println!("{total:>15} instructions in all");
+    for (function, count) in ranked.into_iter().take(top) {
+        let share = 100.0 * count as f64 / total.max(1) as f64;
+        println!("{count:>15} {share:5.1}%  {function}");
+    }
+}
+
+/// The program's total and its functions by cost, highest first.
+fn rank_functions(text: &str) -> (u64, Vec<(&str, u64)>) {
+    let mut total = 0u64;
+    let mut by_function: std::collections::HashMap<&str, u64> = Default::default();
     for line in text.lines() {
-        if line.contains("file:function") {
-            in_table = true;
-            println!("{line}");
+        let line = line.trim_start();
+        let Some((count, rest)) = line.split_once(' ') else {
+            continue;
+        };
+        let Ok(count) = count.replace(',', "").parse::<u64>() else {
+            continue;
+        };
+        // Skip the percentage, if shown.
+        let rest = rest.trim_start();
+        let rest = match rest.strip_prefix('(') {
+            Some(after) => after.split_once(')').map_or("", |(_, r)| r).trim_start(),
+            None => rest,
+        };
+        if rest.starts_with("PROGRAM TOTALS") {
+            total = count;
             continue;
         }
-        if !in_table {
-            if line.contains("PROGRAM TOTALS") || line.starts_with("Ir") {
-                println!("{line}");
-            }
+        // `file:function [binary]`; file names hold no colon.
+        let Some((_, function)) = rest.split_once(':') else {
             continue;
-        }
-        if line.trim().is_empty() || line.starts_with("--") {
-            continue;
-        }
-        if functions == top {
-            break;
-        }
-        println!("{line}");
-        functions += 1;
+        };
+        let function = function.split(" [").next().unwrap_or(function);
+        *by_function.entry(function).or_default() += count;
+    }
+    let mut ranked: Vec<(&str, u64)> = by_function.into_iter().collect();
+    ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    (total, ranked)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_function_inlined_from_several_files_is_counted_once() {
+        let annotation = "\
+--------------------------------------------------------------------------------
+Ir
+--------------------------------------------------------------------------------
+1,000 (100.0%)  PROGRAM TOTALS
+
+--------------------------------------------------------------------------------
+Ir                    file:function
+--------------------------------------------------------------------------------
+  500 (50.00%)  /src/term/mod.rs:<Term<T> as Handler>::input
+  300 (30.00%)  host-server/src/emulator.rs:host_server::emulator::convert_row [/bin/x]
+  150 (15.00%)  /rustc/abc/library/core/src/slice/index.rs:<Term<T> as Handler>::input
+   50 ( 5.00%)  ???:memcpy
+";
+        let (total, ranked) = rank_functions(annotation);
+        assert_eq!(total, 1000);
+        assert_eq!(
+            ranked,
+            [
+                ("<Term<T> as Handler>::input", 650),
+                ("host_server::emulator::convert_row", 300),
+                ("memcpy", 50),
+            ]
+        );
     }
 }
