@@ -74,6 +74,69 @@ impl FloodClock {
     }
 }
 
+/// Output within one `FLOOD_COALESCE` beyond which the session counts as
+/// flooding, and frames are spaced a display refresh apart: 2 KiB a refresh
+/// is 128 KB/s, far above what typing and its echo make and far below a
+/// `cat`, whose every read of the PTY brings up to 4 KiB.
+pub const FLOOD_RATE_BYTES: usize = 2048;
+
+/// Spaces frames a display refresh apart while output floods in, and lets
+/// them go at once otherwise.
+///
+/// `FloodClock` bounds how long one burst of reads may delay its frame;
+/// this bounds how often frames go when the host keeps up with the program
+/// and every read ends a burst. Without it a flood read 4 KiB at a time
+/// would be one frame per read: every screen row and every scrolled line
+/// converted, encoded and drawn hundreds of times a second, which costs the
+/// host more than parsing the output, and the client more than it can draw.
+#[derive(Debug, Default)]
+pub struct FrameGate {
+    /// The window output is counted in: when it started and what it holds.
+    window: Option<(Instant, usize)>,
+    /// The last window that ended held a flood's worth of output.
+    flooded: bool,
+    last_frame: Option<Instant>,
+}
+
+impl FrameGate {
+    /// `n` bytes of output were read at `now`.
+    pub fn on_output(&mut self, n: usize, now: Instant) {
+        match &mut self.window {
+            Some((start, bytes)) if now < *start + FLOOD_COALESCE => *bytes += n,
+            window => {
+                self.flooded = window.is_some_and(|(start, bytes)| {
+                    bytes >= FLOOD_RATE_BYTES && now < start + 2 * FLOOD_COALESCE
+                });
+                *window = Some((now, n));
+            }
+        }
+    }
+
+    /// Whether output floods in: the current window or the one just
+    /// before it holds a flood's worth.
+    pub fn flooding(&self, now: Instant) -> bool {
+        match self.window {
+            Some((start, bytes)) if now < start + FLOOD_COALESCE => {
+                self.flooded || bytes >= FLOOD_RATE_BYTES
+            }
+            Some((start, bytes)) => bytes >= FLOOD_RATE_BYTES && now < start + 2 * FLOOD_COALESCE,
+            None => false,
+        }
+    }
+
+    /// When a frame may go, if not at once: a refresh after the last one,
+    /// while output floods in.
+    pub fn hold_until(&self, now: Instant) -> Option<Instant> {
+        let next = self.last_frame? + FLOOD_COALESCE;
+        (now < next && self.flooding(now)).then_some(next)
+    }
+
+    /// A frame went out at `now`.
+    pub fn on_frame(&mut self, now: Instant) {
+        self.last_frame = Some(now);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,5 +174,43 @@ mod tests {
         assert!(clock.on_output(start + FLOOD_COALESCE));
         clock.reset();
         assert!(!clock.on_output(start + FLOOD_COALESCE * 3));
+    }
+
+    #[test]
+    fn frame_gate_spaces_frames_only_while_output_floods_in() {
+        let start = Instant::now();
+        let ms = Duration::from_millis(1);
+        let mut gate = FrameGate::default();
+
+        // Typing: a few bytes at a time, each echo goes at once, however
+        // close together.
+        for i in 0..20 {
+            let now = start + ms * i;
+            gate.on_output(3, now);
+            assert_eq!(gate.hold_until(now), None, "echo {i}");
+            gate.on_frame(now);
+        }
+
+        // A flood read 4 KiB at a time: the first frame goes at once, the
+        // next waits a refresh after it, whatever was read meanwhile.
+        let flood = start + Duration::from_secs(1);
+        gate.on_output(4096, flood);
+        assert_eq!(gate.hold_until(flood), None);
+        gate.on_frame(flood);
+        let later = flood + ms / 10;
+        gate.on_output(4096, later);
+        assert_eq!(gate.hold_until(later), Some(flood + FLOOD_COALESCE));
+        let due = flood + FLOOD_COALESCE;
+        gate.on_output(4096, due);
+        assert_eq!(gate.hold_until(due), None, "a refresh has passed");
+        gate.on_frame(due);
+        // Still flooding in the next window: held again.
+        gate.on_output(4096, due + ms);
+        assert_eq!(gate.hold_until(due + ms), Some(due + FLOOD_COALESCE));
+
+        // Quiet for two refreshes: the flood is over and an echo goes at once.
+        let after = due + FLOOD_COALESCE * 3;
+        gate.on_output(1, after);
+        assert_eq!(gate.hold_until(after), None);
     }
 }

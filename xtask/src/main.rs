@@ -12,6 +12,7 @@ mod image;
 mod k8s;
 mod modules;
 mod page;
+mod profile;
 mod purity;
 mod rings;
 mod test;
@@ -49,6 +50,10 @@ verbs:
                                 which needs Chromium, only when named; soak loads for
                                 THINLINE_SOAK_MINUTES, default 30)
   bench failover --containers   the failover figures, then the same on the containerised cluster
+  bench flood-profile [--callgrind] [-- ARGS]
+                                a session core fed a 20 MB flood without a PTY, then our emulator
+                                and alacritty alone: MB/s, or with --callgrind the top functions
+                                (ARGS go to host-server's flood_profile example, `-- --help`)
 ";
 
 fn main() -> ExitCode {
@@ -172,6 +177,9 @@ const BENCH_VERBS: [&str; 12] = [
 ];
 
 fn bench(rest: &[String]) -> Result<()> {
+    if rest.first().is_some_and(|verb| verb == "flood-profile") {
+        return profile::flood_profile(&rest[1..]);
+    }
     let which = match rest {
         [] => "all",
         [failover, containers] if failover == "failover" && containers == "--containers" => {

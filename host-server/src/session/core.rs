@@ -26,7 +26,7 @@ use protocol::{
 
 use crate::emulator::{CellBudget, Emulator, GridFit};
 use crate::metrics::Metrics;
-use crate::pacer::{FRAME_WINDOW, FloodClock, FramePacer};
+use crate::pacer::{FRAME_WINDOW, FloodClock, FrameGate, FramePacer};
 use crate::persist::saved::{SavedScreen, encode_block, encode_screen};
 use crate::scrollback::{BLOCK_LINES, Scrollback};
 
@@ -161,6 +161,10 @@ struct PersistSchedule {
 /// flood (see `drain_scrolled`) and caught up when the output pauses.
 struct Flood {
     clock: FloodClock,
+    /// Spaces frames a refresh apart while output floods in.
+    gate: FrameGate,
+    /// When the frame the gate held back is due; `None` when none is.
+    frame_due: Option<Instant>,
     flooding: bool,
     last_drain: Instant,
     last_output: Instant,
@@ -241,6 +245,8 @@ impl SessionCore {
             pending_scrolled: Vec::new(),
             flood: Flood {
                 clock: FloodClock::default(),
+                gate: FrameGate::default(),
+                frame_due: None,
                 flooding: false,
                 last_drain: now,
                 last_output: now,
@@ -314,7 +320,8 @@ impl SessionCore {
             .then(|| self.flood.last_output + FLOOD_QUIET);
         let sync = self.sync_due.map(|(_, at)| at);
         let ack = self.held_ack.map(|(_, at)| at);
-        [idle, persist, flood_over, sync, ack]
+        let frame = self.client.as_ref().and(self.flood.frame_due);
+        [idle, persist, flood_over, sync, ack, frame]
             .into_iter()
             .flatten()
             .min()
@@ -323,6 +330,7 @@ impl SessionCore {
     /// The program wrote `bytes`.
     pub fn handle_output(&mut self, bytes: &[u8], now: Instant) {
         self.flood.last_output = now;
+        self.flood.gate.on_output(bytes.len(), now);
         self.metrics.pty_bytes_read(bytes.len());
         self.emulator.feed(bytes);
         self.time_sync(now);
@@ -412,6 +420,10 @@ impl SessionCore {
     pub fn handle_timeout(&mut self, now: Instant) {
         if !self.is_running() {
             return;
+        }
+        if self.flood.frame_due.is_some_and(|due| now >= due) {
+            self.flood.frame_due = None;
+            self.send_frame(now);
         }
         if self.flood.flooding && now >= self.flood.last_output + FLOOD_QUIET {
             // The flood is over: catch up on the lines it scrolled.
@@ -735,7 +747,9 @@ impl SessionCore {
         self.told_clamped = false;
         self.tell_clamped(&fit);
         self.emulator.mark_full();
-        self.send_frame(now);
+        // The screen goes at once, whatever a flood's frame gate says: it is
+        // what the user waits for.
+        self.send_frame_unpaced(now);
         tracing::info!(session = %self.id, history = self.scrollback.len(), "client attached");
     }
 
@@ -769,6 +783,12 @@ impl SessionCore {
         if !client.pacer.can_send() || !changed {
             return;
         }
+        if let Some(due) = self.flood.gate.hold_until(now) {
+            // Output floods in: this frame waits for the next refresh and
+            // shows everything read until then.
+            self.flood.frame_due = Some(due);
+            return;
+        }
         self.send_frame_unpaced(now);
     }
 
@@ -785,6 +805,8 @@ impl SessionCore {
         let start = end.saturating_sub(scrolled.len() as u64);
         let continues = start == client.history_end;
         client.history_end = end;
+        self.flood.gate.on_frame(now);
+        self.flood.frame_due = None;
         // A big scroll travels as compressed history blocks ahead of the
         // frame, keeping every message far below the client's size limit;
         // so do lines that skip some (a flood scrolled more than the

@@ -535,6 +535,44 @@ fn a_flood_is_read_greedily_and_coalesced_into_one_frame_per_refresh() {
 }
 
 #[test]
+fn a_flood_read_a_little_at_a_time_gets_one_frame_per_refresh() {
+    let mut bench = Bench::attached();
+    bench.advance(FLOOD_DRAIN_EVERY);
+
+    // The host keeps up with the program: every read of 4 KiB is all
+    // there is, so each ends a burst. Only the first one's frame goes at
+    // once; the rest wait for the next refresh.
+    let flood = numbered_lines(4000);
+    let mut chunks = flood.chunks(4096);
+    let started = bench.now;
+    bench.output(chunks.next().unwrap_or_default());
+    assert_eq!(acked_frames(&mut bench, 1).0.len(), 1);
+    let due = started + FLOOD_COALESCE;
+    for chunk in chunks.by_ref().take(3) {
+        bench.advance(MS / 10);
+        bench.output(chunk);
+        assert!(frames(&bench.effects()).is_empty(), "within the refresh");
+        assert_eq!(bench.core.poll_timeout(), Some(due));
+    }
+    bench.now = due;
+    bench.timeout();
+    let (sent, _) = acked_frames(&mut bench, 1);
+    assert_eq!(sent.len(), 1, "one frame at the refresh");
+    // It shows everything read until then.
+    let fed = &flood[..4 * 4096];
+    let last = fed.windows(2).filter(|w| w == b"\r\n").count() - 1;
+    let shown = rows_text(&sent[0]);
+    assert!(shown.contains(&format!("line {last}")), "{shown}");
+
+    // The flood ends: quiet for a while, then an echo goes at once.
+    bench.advance(FLOOD_COALESCE * 4);
+    bench.timeout();
+    bench.effects();
+    bench.output(b"x");
+    assert_eq!(frames(&bench.effects()).len(), 1);
+}
+
+#[test]
 fn a_flood_holds_scrolled_lines_back_and_catches_up_when_it_pauses() {
     let mut bench = Bench::attached();
     bench.advance(FLOOD_DRAIN_EVERY);
@@ -544,7 +582,8 @@ fn a_flood_holds_scrolled_lines_back_and_catches_up_when_it_pauses() {
     bench.output(&numbered_lines(FLOOD_BACKLOG + 200));
     let first = scrolled_count(&acked_frames(&mut bench, 1).1);
     assert!(first > FLOOD_BACKLOG, "{first} lines");
-    bench.advance(MS);
+    // A refresh later (sooner, the flood's frame would wait for it).
+    bench.advance(FLOOD_COALESCE);
     bench.output(&numbered_lines(FLOOD_BACKLOG + 200));
     let (sent, effects) = acked_frames(&mut bench, 1);
     assert_eq!(sent.len(), 1, "the screen still changes");

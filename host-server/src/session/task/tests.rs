@@ -318,6 +318,14 @@ async fn a_client_that_stops_reading_is_cut_off_while_the_program_runs_on() {
         .await
         .unwrap();
     output.write_all(b"\x1b[2Jdone").await.unwrap();
+    // A flood's frame waits for the next refresh: the client is cut off
+    // when it comes, however long it is held back.
+    eventually("the client being cut off", async {
+        while !rx.is_closed() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    })
+    .await;
 
     // The client got what fitted, and then its channel was dropped.
     let mut received = 0;
