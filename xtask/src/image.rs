@@ -50,13 +50,25 @@ pub fn engine() -> Result<Vec<String>> {
         words.extend(podman_global_args().iter().map(|w| (*w).to_owned()));
         return Ok(words);
     }
-    if cmd::exists("docker") {
+    if docker_works() {
         return Ok(vec!["docker".to_owned()]);
     }
     bail!(
         "neither podman nor docker is installed; `cargo xtask image` installs podman on Debian \
          when run as root, or install one yourself"
     )
+}
+
+/// Whether a docker client here reaches a daemon: some machines carry the
+/// client alone, which must not win over installing podman.
+fn docker_works() -> bool {
+    cmd::exists("docker")
+        && Command::new("docker")
+            .arg("info")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success())
 }
 
 const RUNC: &str = "/usr/sbin/runc";
@@ -82,7 +94,7 @@ fn engine_command(engine: &[String]) -> Command {
 pub fn ensure_container_tools() -> Result<()> {
     let mut missing = Vec::new();
     let other_engine = std::env::var_os("THINLINE_CONTAINER_ENGINE").is_some()
-        || (cmd::exists("docker") && !cmd::exists("podman"));
+        || (!cmd::exists("podman") && docker_works());
     if !other_engine {
         if !cmd::exists("podman") {
             missing.push("podman");
