@@ -89,8 +89,8 @@ fn engine_command(engine: &[String]) -> Command {
     command
 }
 
-/// podman, runc and debootstrap from Debian when missing (docker users
-/// bring their own engine).
+/// podman, runc, catatonit and debootstrap from Debian when missing
+/// (docker users bring their own engine).
 pub fn ensure_container_tools() -> Result<()> {
     let mut missing = Vec::new();
     let other_engine = std::env::var_os("THINLINE_CONTAINER_ENGINE").is_some()
@@ -101,6 +101,11 @@ pub fn ensure_container_tools() -> Result<()> {
         }
         if !Path::new(RUNC).is_file() {
             missing.push("runc");
+        }
+        // `podman kube play` builds its pause image around catatonit, a
+        // recommendation of podman's that a minimal install leaves out.
+        if !cmd::exists("catatonit") && !Path::new("/usr/libexec/podman/catatonit").is_file() {
+            missing.push("catatonit");
         }
     }
     if !cmd::exists("debootstrap") && !Path::new("/usr/sbin/debootstrap").is_file() {
