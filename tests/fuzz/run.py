@@ -25,6 +25,7 @@ import base64
 import http.client
 import json
 import os
+import re
 import select
 import shutil
 import signal
@@ -38,8 +39,23 @@ import urllib.parse
 # The version `cargo xtask test` installs (xtask/src/tools.rs); its CLI
 # changes between releases, so the flags below are for exactly this one.
 SCHEMATHESIS_VERSION = "4.32.5"
-# The hello a host expects (`protocol::PROTOCOL_VERSION`).
-PROTOCOL_VERSION = 2
+
+
+def protocol_version():
+    """The hello a host expects: `protocol::PROTOCOL_VERSION`, read from
+    the crate so this driver never speaks an older protocol than the
+    hosts it starts."""
+    codec = os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), "..", "..", "protocol", "src", "codec.rs"
+    )
+    with open(codec, encoding="utf-8") as source:
+        match = re.search(r"pub const PROTOCOL_VERSION: u16 = (\d+);", source.read())
+    if match is None:
+        sys.exit(f"fuzz: no PROTOCOL_VERSION in {codec}")
+    return int(match.group(1))
+
+
+PROTOCOL_VERSION = protocol_version()
 
 # Every check schemathesis 4.32.5 has: no 5xx; status, content type,
 # headers and body as documented; schema-valid requests accepted and
