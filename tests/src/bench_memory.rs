@@ -37,7 +37,7 @@ use crate::tickets::new_session_id;
 /// Session counts measured, each on a fresh host.
 const ROUNDS: [usize; 2] = [20, 200];
 /// Sessions connecting at once while the host fills up.
-const BATCH: usize = 25;
+pub const BATCH: usize = 25;
 /// The target: host growth plus sandbox per idle session, in bytes.
 const TARGET_BYTES: u64 = 100 * 1024;
 const PROMPT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -192,7 +192,13 @@ async fn settled(host: &HostProcess) -> Result<MemoryReading> {
 }
 
 /// Opens `n` sessions at 80×24 and waits for each one's prompt.
-async fn open_idle(host: &HostProcess, n: usize) -> Result<Vec<Client>> {
+/// Opens `n` sessions on `host`, `BATCH` at a time, each at its prompt
+/// (80x24); `opened` hears how many are open after each batch.
+pub async fn open_idle(
+    host: &HostProcess,
+    n: usize,
+    opened: &dyn Fn(usize),
+) -> Result<Vec<Client>> {
     let mut clients = Vec::with_capacity(n);
     while clients.len() < n {
         let batch = BATCH.min(n - clients.len());
@@ -215,6 +221,7 @@ async fn open_idle(host: &HostProcess, n: usize) -> Result<Vec<Client>> {
         for task in tasks {
             clients.push(task.await.context("session task panicked")??);
         }
+        opened(clients.len());
     }
     Ok(clients)
 }
@@ -245,7 +252,7 @@ pub async fn memory(progress: &dyn Fn(&str), figures: &mut Vec<Figure>) -> Resul
             host.pid()
         ));
         let before = settled(&host).await?;
-        let clients = open_idle(&host, n).await?;
+        let clients = open_idle(&host, n, &|_| {}).await?;
         let attached = settled(&host).await?;
         let processes = descendants(host.pid())?;
         progress(&format!("memory: the host's descendants: {processes:?}"));

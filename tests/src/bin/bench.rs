@@ -595,8 +595,6 @@ async fn session_start(figures: &mut Vec<Figure>) -> Result<()> {
 
 /// Sessions held open (each a real bash) while one more types.
 const CAPACITY_SESSIONS: usize = 999;
-/// Sessions connecting at once while the host fills up.
-const CAPACITY_BATCH: usize = 25;
 
 /// Fills one host with `CAPACITY_SESSIONS` idle shells, then measures the
 /// host's memory per session (attached and detached) and the echo latency
@@ -606,35 +604,16 @@ async fn capacity(figures: &mut Vec<Figure>) -> Result<()> {
     let mode = isolation_of(&host).await?;
     let before = resident_bytes(host.pid())?;
     progress(&format!(
-        "capacity: opening {CAPACITY_SESSIONS} sessions, {CAPACITY_BATCH} at a time ({mode})"
+        "capacity: opening {CAPACITY_SESSIONS} sessions, {} at a time ({mode})",
+        tests::bench_memory::BATCH
     ));
-    let mut clients = Vec::with_capacity(CAPACITY_SESSIONS);
     let started = Instant::now();
-    while clients.len() < CAPACITY_SESSIONS {
-        let batch = CAPACITY_BATCH.min(CAPACITY_SESSIONS - clients.len());
-        let mut tasks = Vec::new();
-        for _ in 0..batch {
-            let session = new_session_id();
-            let ticket = host.ticket(session, 1).await;
-            let (ws_url, origin) = (host.ws_url(), host.origin());
-            tasks.push(tokio::spawn(async move {
-                let mut client = Client::connect_with_origin(&ws_url, &origin).await?;
-                client
-                    .handshake(&ticket, session, Size { cols: 80, rows: 24 })
-                    .await?;
-                client
-                    .wait_for(ECHO_TIMEOUT, "the prompt", |s| s.at_prompt())
-                    .await?;
-                anyhow::Ok(client)
-            }));
+    let clients = tests::bench_memory::open_idle(&host, CAPACITY_SESSIONS, &|open| {
+        if open % 200 < tests::bench_memory::BATCH {
+            progress(&format!("capacity: {open} sessions open"));
         }
-        for task in tasks {
-            clients.push(task.await.context("session task panicked")??);
-        }
-        if clients.len() % 200 < CAPACITY_BATCH {
-            progress(&format!("capacity: {} sessions open", clients.len()));
-        }
-    }
+    })
+    .await?;
     let opened = started.elapsed();
     let attached = resident_bytes(host.pid())?;
     let processes = descendants(host.pid())?;
