@@ -54,6 +54,8 @@ const ACCOUNT_UIDS: &str = "10000-59999";
 const PORT: u16 = 8080;
 /// How long a container may take to answer after it starts.
 const STARTUP: Duration = Duration::from_secs(60);
+/// Longest the teardown waits for podman to let go of stopped containers.
+const REMOVAL: Duration = Duration::from_secs(5);
 
 /// How a cluster is made.
 #[derive(Clone, Debug)]
@@ -624,14 +626,18 @@ pub async fn down(engine: &Engine, name: &str, volumes: bool) -> Result<()> {
         args.extend(&containers);
         // podman may find a container's shm still mounted just after it
         // stopped ("device or resource busy"); moments later it is not.
-        let mut attempt = 1;
-        while let Err(err) = engine.run(&args).await {
-            if attempt == 5 {
-                return Err(err);
-            }
-            attempt += 1;
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
+        wait_until(
+            REMOVAL,
+            "the cluster's containers to be removed",
+            || async {
+                Ok(engine
+                    .run(&args)
+                    .await
+                    .map(drop)
+                    .map_err(|err| format!("{err:#}")))
+            },
+        )
+        .await?;
     }
     if engine.succeeds(&["network", "exists", name]).await
         || engine.succeeds(&["network", "inspect", name]).await
