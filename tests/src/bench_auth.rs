@@ -25,7 +25,7 @@ use anyhow::{Context, Result, ensure};
 use auth::ticket::{TicketVerifier, now_ms};
 use protocol::Size;
 
-use crate::bench_failover::FailoverFigure as Figure;
+use crate::Figure;
 use crate::client::Client;
 use crate::cluster::{Cluster, ClusterOptions};
 use crate::percentile;

@@ -24,6 +24,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::Figure;
 use anyhow::{Context, Result, bail, ensure};
 use protocol::Size;
 
@@ -52,15 +53,6 @@ const SIZE: Size = Size { cols: 80, rows: 24 };
 const KILL_TARGET: &str = "p50 <= 300 ms, p99 <= 1 s";
 const RECONNECT_TARGET: &str = "p50 <= 100 ms, p99 <= 300 ms";
 
-/// One line of the benchmark table (the driver prints them).
-#[derive(Debug)]
-pub struct FailoverFigure {
-    pub what: String,
-    pub measured: String,
-    pub target: &'static str,
-    pub met: Option<bool>,
-}
-
 /// Where one failover round spent its time, from the kill.
 #[derive(Clone, Copy, Debug)]
 struct Round {
@@ -74,7 +66,7 @@ struct Round {
 
 /// Runs both measurements and adds their lines to `figures`, failed
 /// parts included; fails if either part could not run to the end.
-pub async fn failover(progress: &dyn Fn(&str), figures: &mut Vec<FailoverFigure>) -> Result<()> {
+pub async fn failover(progress: &dyn Fn(&str), figures: &mut Vec<Figure>) -> Result<()> {
     let started = Instant::now();
     progress("failover: starting a directory and 3 hosts on SQLite");
     let mut cluster = Cluster::start(ClusterOptions {
@@ -87,7 +79,7 @@ pub async fn failover(progress: &dyn Fn(&str), figures: &mut Vec<FailoverFigure>
 
     match &kills {
         Ok(rounds) => figures.extend(kill_figures(rounds)),
-        Err(err) => figures.push(FailoverFigure {
+        Err(err) => figures.push(Figure {
             what: "failover after kill -9".into(),
             measured: failed(err),
             target: KILL_TARGET,
@@ -107,7 +99,7 @@ pub async fn failover(progress: &dyn Fn(&str), figures: &mut Vec<FailoverFigure>
                 RECONNECT_TARGET,
                 |p50, p99| p50 <= Duration::from_millis(100) && p99 <= Duration::from_millis(300),
             ));
-            figures.push(FailoverFigure {
+            figures.push(Figure {
                 what: format!(
                     "history lines sent again across {} reconnects",
                     samples.len()
@@ -116,7 +108,7 @@ pub async fn failover(progress: &dyn Fn(&str), figures: &mut Vec<FailoverFigure>
                 target: "0 (history not re-sent)",
                 met: Some(*resent == 0),
             });
-            figures.push(FailoverFigure {
+            figures.push(Figure {
                 what: "keystrokes lost or doubled across the cuts".into(),
                 measured: if *intact {
                     "0".into()
@@ -127,7 +119,7 @@ pub async fn failover(progress: &dyn Fn(&str), figures: &mut Vec<FailoverFigure>
                 met: Some(*intact),
             });
         }
-        Err(err) => figures.push(FailoverFigure {
+        Err(err) => figures.push(Figure {
             what: "reconnect to the same host after a cut".into(),
             measured: failed(err),
             target: RECONNECT_TARGET,
@@ -352,7 +344,7 @@ struct Reconnects {
     history: usize,
 }
 
-fn kill_figures(rounds: &[Round]) -> Vec<FailoverFigure> {
+fn kill_figures(rounds: &[Round]) -> Vec<Figure> {
     fault_figures(
         "failover after kill -9, until a key echoes elsewhere (shipping client)",
         rounds,
@@ -368,7 +360,7 @@ fn fault_figures(
     rounds: &[Round],
     target: &'static str,
     met: impl Fn(Duration, Duration) -> bool,
-) -> Vec<FailoverFigure> {
+) -> Vec<Figure> {
     let phase = |f: fn(&Round) -> Duration| -> Vec<Duration> {
         let mut v: Vec<Duration> = rounds.iter().map(f).collect();
         v.sort();
@@ -379,7 +371,7 @@ fn fault_figures(
     let welcomed = phase(|r| r.welcomed);
     vec![
         latency_figure(what, &echoed, target, met),
-        FailoverFigure {
+        Figure {
             what: "  of which: socket lost / welcomed by new host (p50)".into(),
             measured: format!(
                 "{:.1} ms / {:.1} ms",
@@ -397,12 +389,12 @@ fn latency_figure(
     sorted: &[Duration],
     target: &'static str,
     met: impl Fn(Duration, Duration) -> bool,
-) -> FailoverFigure {
+) -> Figure {
     let mut sorted = sorted.to_vec();
     sorted.sort();
     let p50 = percentile(&sorted, 50.0);
     let p99 = percentile(&sorted, 99.0);
-    FailoverFigure {
+    Figure {
         what: what.to_string(),
         measured: format!(
             "p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (n={})",

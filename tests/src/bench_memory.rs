@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use protocol::Size;
 
-use crate::bench_failover::FailoverFigure as Figure;
+use crate::Figure;
 use crate::client::Client;
 use crate::host::{HostOptions, HostProcess};
 use crate::http;

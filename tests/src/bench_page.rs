@@ -25,7 +25,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail, ensure};
 use serde_json::Value;
 
-use crate::bench_failover::FailoverFigure as Figure;
+use crate::Figure;
 use crate::browser::Browser;
 use crate::cluster::{Cluster, ClusterOptions};
 use crate::http::{Request, Response};

@@ -15,6 +15,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::Figure;
 use anyhow::{Context, Result, bail};
 use protocol::Size;
 
@@ -39,18 +40,9 @@ const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 /// The p99 lag that counts as "a few hundred milliseconds behind".
 const LAG_TARGET_MS: f64 = 300.0;
 
-/// One line of the benchmark table (the driver prints them).
-#[derive(Debug)]
-pub struct PersistFigure {
-    pub what: String,
-    pub measured: String,
-    pub target: &'static str,
-    pub met: Option<bool>,
-}
-
 /// Measures both backends; a backend that cannot run is reported as a
 /// failed figure and an error, after the other one has been measured.
-pub async fn persist(progress: &dyn Fn(&str)) -> Result<Vec<PersistFigure>> {
+pub async fn persist(progress: &dyn Fn(&str)) -> Result<Vec<Figure>> {
     let mut figures = Vec::new();
     let mut failures = Vec::new();
 
@@ -78,11 +70,7 @@ pub async fn persist(progress: &dyn Fn(&str)) -> Result<Vec<PersistFigure>> {
     Ok(figures)
 }
 
-async fn measure(
-    backend: &str,
-    store: &str,
-    progress: &dyn Fn(&str),
-) -> Result<Vec<PersistFigure>> {
+async fn measure(backend: &str, store: &str, progress: &dyn Fn(&str)) -> Result<Vec<Figure>> {
     let mut options = HostOptions::bash().for_benchmarks();
     options.env.push(("THINLINE_STORE".into(), store.into()));
     let host = HostProcess::start(options)?;
@@ -155,13 +143,13 @@ async fn measure(
         note.push_str(&format!(", {failing} persisters failing"));
     }
     Ok(vec![
-        PersistFigure {
+        Figure {
             what: format!("persistence lag, {SESSIONS} sessions, {backend}"),
             measured: format!("p50 {p50:.1} ms, p99 {p99:.1} ms{note}"),
             target: "p99 <= 300 ms (100 ms tick)",
             met: Some(p99 > 0.0 && p99 <= LAG_TARGET_MS && failed == 0 && failing == 0.0),
         },
-        PersistFigure {
+        Figure {
             what: format!("store writes, {backend}"),
             measured: format!(
                 "{per_session:.2} /s per session ({:.0} /s in all over {seconds:.1} s)",

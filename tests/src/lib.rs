@@ -56,3 +56,14 @@ mod tests {
         assert_eq!(percentile(&[], 50.0), Duration::ZERO);
     }
 }
+
+/// One line of the benchmark table: what was measured, against which
+/// target. Every benchmark module fills these and the driver prints them.
+#[derive(Debug)]
+pub struct Figure {
+    pub what: String,
+    pub measured: String,
+    pub target: &'static str,
+    /// `Some(true)` when the target is met, `None` when there is none to meet.
+    pub met: Option<bool>,
+}

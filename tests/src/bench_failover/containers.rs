@@ -12,9 +12,8 @@ use testkit::wait_until;
 
 use anyhow::{Context, Result};
 
-use super::{
-    FailoverFigure, KILL_TARGET, Round, SIZE, STEP_TIMEOUT, failed, fault_figures, fault_round, ms,
-};
+use super::{KILL_TARGET, Round, SIZE, STEP_TIMEOUT, failed, fault_figures, fault_round, ms};
+use crate::Figure;
 use crate::containers::{ClusterSpec, ContainerCluster, Node};
 use crate::page::{NativePage, PageOptions};
 use crate::tickets::{TEST_PASSWORD, TEST_USER};
@@ -26,7 +25,7 @@ const CUT_ROUNDS: usize = 5;
 const CUT_TARGET: &str = "after the 5 s lease, p99 <= lease + 1 s";
 const LEASE: Duration = Duration::from_secs(5);
 
-pub async fn failover(progress: &dyn Fn(&str), figures: &mut Vec<FailoverFigure>) -> Result<()> {
+pub async fn failover(progress: &dyn Fn(&str), figures: &mut Vec<Figure>) -> Result<()> {
     progress("failover --containers: PostgreSQL, 2 directories and 3 hosts in containers");
     let folder = tempfile::Builder::new()
         .prefix("thinline-bench-containers-")
@@ -49,7 +48,7 @@ pub async fn failover(progress: &dyn Fn(&str), figures: &mut Vec<FailoverFigure>
 async fn rounds(
     cluster: &ContainerCluster,
     progress: &dyn Fn(&str),
-    figures: &mut Vec<FailoverFigure>,
+    figures: &mut Vec<Figure>,
 ) -> Result<()> {
     cluster.add_user(TEST_USER, TEST_PASSWORD).await?;
     let directory = &cluster.directories[0];
@@ -135,11 +134,7 @@ where
 }
 
 /// The rounds, or the failure as a line of the table and the error.
-fn record(
-    figures: &mut Vec<FailoverFigure>,
-    what: &str,
-    rounds: Result<Vec<Round>>,
-) -> Result<Vec<Round>> {
+fn record(figures: &mut Vec<Figure>, what: &str, rounds: Result<Vec<Round>>) -> Result<Vec<Round>> {
     rounds.inspect_err(|err| figures.push(failure(what, err)))
 }
 
@@ -175,8 +170,8 @@ fn report(progress: &dyn Fn(&str), what: &str, i: usize, round: &Round, victim: 
     ));
 }
 
-fn failure(what: &str, err: &anyhow::Error) -> FailoverFigure {
-    FailoverFigure {
+fn failure(what: &str, err: &anyhow::Error) -> Figure {
+    Figure {
         what: what.into(),
         measured: failed(err),
         target: KILL_TARGET,

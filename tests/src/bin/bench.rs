@@ -16,16 +16,7 @@ use tests::client::Client;
 use tests::host::{HostOptions, HostProcess};
 use tests::screen_text::ScreenText;
 use tests::tickets::new_session_id;
-use tests::{http, percentile};
-
-/// One line of the final table.
-struct Figure {
-    what: String,
-    measured: String,
-    target: &'static str,
-    /// `Some(true)` when the target is met, `None` when there is none to meet.
-    met: Option<bool>,
-}
+use tests::{Figure, http, percentile};
 
 const ONE_SESSION_KEYS: usize = 300;
 const MANY_SESSIONS: usize = 100;
@@ -152,23 +143,13 @@ fn main() -> ExitCode {
     if all || which == "size" {
         let mut lines = Vec::new();
         let result = runtime.block_on(tests::bench_page::page_weight(&progress, &mut lines));
-        figures.extend(lines.into_iter().map(|f| Figure {
-            what: f.what,
-            measured: f.measured,
-            target: f.target,
-            met: f.met,
-        }));
+        figures.extend(lines);
         report(&mut failed, result, "page weight");
     }
     if which == "page" {
         let mut lines = Vec::new();
         let result = runtime.block_on(tests::bench_page::page_load(&progress, &mut lines));
-        figures.extend(lines.into_iter().map(|f| Figure {
-            what: f.what,
-            measured: f.measured,
-            target: f.target,
-            met: f.met,
-        }));
+        figures.extend(lines);
         report(&mut failed, result, "page load");
     }
     if all || which == "latency" {
@@ -194,36 +175,19 @@ fn main() -> ExitCode {
     }
     if all || which == "persist" {
         let persisted = runtime.block_on(tests::bench_persist::persist(&progress));
-        let persisted = persisted.map(|lines| {
-            figures.extend(lines.into_iter().map(|f| Figure {
-                what: f.what,
-                measured: f.measured,
-                target: f.target,
-                met: f.met,
-            }))
-        });
+        let persisted = persisted.map(|lines| figures.extend(lines));
         report(&mut failed, persisted, "persistence");
     }
     if all || which == "auth" {
         let mut lines = Vec::new();
         let result = runtime.block_on(tests::bench_auth::auth(&progress, &mut lines));
-        figures.extend(lines.into_iter().map(|f| Figure {
-            what: f.what,
-            measured: f.measured,
-            target: f.target,
-            met: f.met,
-        }));
+        figures.extend(lines);
         report(&mut failed, result, "auth");
     }
     if which == "memory" {
         let mut lines = Vec::new();
         let result = runtime.block_on(tests::bench_memory::memory(&progress, &mut lines));
-        figures.extend(lines.into_iter().map(|f| Figure {
-            what: f.what,
-            measured: f.measured,
-            target: f.target,
-            met: f.met,
-        }));
+        figures.extend(lines);
         report(&mut failed, result, "memory");
     }
     if which == "capacity" {
@@ -244,12 +208,7 @@ fn main() -> ExitCode {
             ));
             report(&mut failed, result, "failover --containers");
         }
-        figures.extend(lines.into_iter().map(|f| Figure {
-            what: f.what,
-            measured: f.measured,
-            target: f.target,
-            met: f.met,
-        }));
+        figures.extend(lines);
     }
     if which == "soak" {
         report(&mut failed, runtime.block_on(soak(&mut figures)), "soak");
