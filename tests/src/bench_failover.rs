@@ -275,7 +275,7 @@ async fn reconnect_rounds(
         p.screen().history_complete() && p.screen().scrollback_len() >= HISTORY_LINES - 100
     })
     .await?;
-    let history_before = page.with_page(|p| p.history_lines_received());
+    let history_before = page.with_page(|p| p.history_lines_resent());
     let epoch = page.epoch();
     page.type_str("echo ")?;
     page.wait_screen(STEP_TIMEOUT, "`echo ` echoed", |s| {
@@ -323,7 +323,7 @@ async fn reconnect_rounds(
     if samples.is_empty() {
         bail!("no reconnect round completed");
     }
-    let resent = page.with_page(|p| p.history_lines_received()) - history_before;
+    let resent = page.with_page(|p| p.history_lines_resent()) - history_before;
     Ok(Reconnects {
         samples,
         intact,

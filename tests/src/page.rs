@@ -143,6 +143,9 @@ pub struct Page {
     /// Scrollback lines that arrived in `History` blocks (fetched, or sent
     /// ahead of a frame), for measuring what a reattach costs.
     history_lines_received: u64,
+    /// Of those, lines the page already held when they arrived: history
+    /// sent again.
+    history_lines_resent: u64,
 }
 
 impl Page {
@@ -223,6 +226,11 @@ impl Page {
     /// Sockets the page opened since it loaded.
     pub fn history_lines_received(&self) -> u64 {
         self.history_lines_received
+    }
+
+    /// History lines that arrived although the page held them already.
+    pub fn history_lines_resent(&self) -> u64 {
+        self.history_lines_resent
     }
 
     pub fn sockets_opened(&self) -> u64 {
@@ -315,6 +323,7 @@ impl NativePage {
             changed_at: loaded,
             sockets_opened: 0,
             history_lines_received: 0,
+            history_lines_resent: 0,
         }));
         let wake = Arc::new(Notify::new());
         let (changed_tx, changed) = watch::channel(0);

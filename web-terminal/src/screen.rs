@@ -286,6 +286,17 @@ impl Screen {
             .then_some((self.first, from.min(self.first)))
     }
 
+    /// Whether scrollback line `line` (numbered as the host numbers them)
+    /// is held, in the scrollback or aside in the stash.
+    pub fn holds_line(&self, line: u64) -> bool {
+        let in_range = |first: u64, len: usize| line >= first && line - first < len as u64;
+        in_range(self.first, self.scrollback.len())
+            || self
+                .stash
+                .as_ref()
+                .is_some_and(|(first, stash)| in_range(*first, stash.len()))
+    }
+
     /// Whether history older than what is shown is still to come.
     pub fn history_complete(&self) -> bool {
         self.first <= self.host_start

@@ -135,8 +135,11 @@ impl Driver {
                         created: welcome.created,
                     });
                 }
-                if let Delivery::History { lines, .. } = &delivery {
+                if let Delivery::History { start, lines } = &delivery {
+                    let numbers = *start..start.saturating_add(lines.len() as u64);
+                    let held = numbers.filter(|&n| page.screen.holds_line(n)).count();
                     page.history_lines_received += lines.len() as u64;
+                    page.history_lines_resent += held as u64;
                 }
                 let page = &mut *page;
                 if let Some(notice) = page.conn.show(delivery, &mut page.screen) {
