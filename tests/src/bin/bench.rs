@@ -428,10 +428,13 @@ async fn type_keys(client: &mut Client, keys: usize, timing: KeyTiming) -> Resul
     client
         .wait_for(ECHO_TIMEOUT, "the prompt", |s| s.at_prompt())
         .await?;
-    client.type_str("cat\r").await?;
+    // Readline echoes the newline before bash gives the terminal back its
+    // line editing: a key typed in between would reach `cat` unechoed, as
+    // a line of its own. What bash runs, it runs after that.
+    client.type_str("echo cat-re''ady; cat\r").await?;
     client
         .wait_for(ECHO_TIMEOUT, "cat to start", |s| {
-            s.cursor().col == 0 && s.cursor_line().is_empty() && s.text().contains("$ cat")
+            s.cursor().col == 0 && s.cursor_line().is_empty() && s.has_line("cat-ready")
         })
         .await?;
     let mut samples = Vec::with_capacity(keys);
