@@ -19,8 +19,8 @@
 use std::collections::VecDeque;
 
 use protocol::{
-    ClientToServerMsg, CloseCode, Frame, Hello, Line, MAX_INPUT_CHUNK, ServerToClientMsg,
-    SessionId, Size, Welcome, decode_server, decompress_lines, encode_client, encode_hello,
+    ClientToServerMsg, CloseCode, Frame, Hello, Line, ServerToClientMsg, SessionId, Size, Welcome,
+    decode_server, decompress_lines, encode_client, encode_hello,
 };
 
 pub use crate::action::Action;
@@ -28,10 +28,13 @@ use crate::directory::DirectoryClient;
 use crate::screen::Screen;
 
 mod hot_desk;
+mod input;
 mod recovery;
 mod tickets;
 
 pub use hot_desk::SessionChoice;
+use input::InputQueue;
+pub use input::{INPUT_WINDOW, MAX_PENDING_INPUT};
 pub use recovery::QUICK_RETRIES;
 use recovery::{Recovery, Target};
 use tickets::HeldTicket;
@@ -55,10 +58,6 @@ pub const FIRST_RETRY_MAX_MS: u64 = 20;
 /// up to `BACKOFF_MAX_MS`.
 pub const BACKOFF_BASE_MS: u64 = 100;
 pub const BACKOFF_MAX_MS: u64 = 5_000;
-/// Input the client holds for the host at most; beyond it typing is refused
-/// rather than growing memory without bound while the host is away.
-pub const MAX_PENDING_INPUT: usize = 1024 * 1024;
-
 /// What the page tells the user when `send_input` refuses typing because
 /// too much is already waiting for the host.
 pub const TYPING_REFUSED: &str = "too much input is waiting for the host; typing was refused";
@@ -208,11 +207,9 @@ pub struct Connection {
     /// Next input sequence number; `None` until the first welcome says
     /// where the session's numbering stands.
     next_seq: Option<u64>,
-    /// Sent (or to be resent) input not yet covered by an `InputAck`,
-    /// oldest first, with consecutive numbers.
-    unacked: VecDeque<(u64, Vec<u8>)>,
-    /// Input typed before the first welcome: it has no number yet.
-    unnumbered: Vec<Vec<u8>>,
+    /// Input not yet acknowledged: in flight, or waiting behind the
+    /// window (or for the first welcome to say where numbering stands).
+    input: InputQueue,
     /// When the current phase began.
     phase_since: u64,
     /// When anything last arrived from the host.
@@ -278,8 +275,7 @@ impl Connection {
             history_fetch: None,
             error: None,
             next_seq: None,
-            unacked: VecDeque::new(),
-            unnumbered: Vec::new(),
+            input: InputQueue::default(),
             phase_since: now,
             last_rx: now,
             next_ping: now,
@@ -354,8 +350,19 @@ impl Connection {
 
     /// Bytes of input not yet acknowledged by the host.
     pub fn pending_input(&self) -> usize {
-        self.unacked.iter().map(|(_, d)| d.len()).sum::<usize>()
-            + self.unnumbered.iter().map(Vec::len).sum::<usize>()
+        self.input.pending()
+    }
+
+    /// Bytes of input waiting in the page behind the window (the rest of a
+    /// long paste): the page shows its progress.
+    pub fn input_waiting(&self) -> usize {
+        self.input.waiting()
+    }
+
+    /// Stops a long paste: the input waiting behind the window is not
+    /// sent. Returns how many bytes that was.
+    pub fn discard_waiting_input(&mut self) -> usize {
+        self.input.drop_waiting()
     }
 
     pub fn poll_action(&mut self) -> Option<Action> {
@@ -468,9 +475,8 @@ impl Connection {
                 Some(Delivery::Frame(frame))
             }
             ServerToClientMsg::InputAck { seq } => {
-                while self.unacked.front().is_some_and(|(s, _)| *s <= seq) {
-                    self.unacked.pop_front();
-                }
+                self.input.acked(seq);
+                self.release_input();
                 None
             }
             ServerToClientMsg::Pong { id } => {
@@ -507,22 +513,24 @@ impl Connection {
         // on the same owner: same session, same epoch, not newly created.
         let continuous = same_session && self.epoch == Some(welcome.epoch) && !welcome.created;
         if continuous {
-            while self
-                .unacked
-                .front()
-                .is_some_and(|(s, _)| *s <= welcome.input_seq)
-            {
-                self.unacked.pop_front();
+            self.input.acked(welcome.input_seq);
+        } else {
+            // Input for a program that is gone, the rest of a paste
+            // included, must not reach its successor. Input typed before
+            // the page's first welcome is for this one.
+            let messages = if self.attached.is_some() {
+                self.input.drop_all()
+            } else {
+                self.input.drop_unacked()
+            };
+            if messages > 0 {
+                self.undelivered += messages as u64;
+                let notice = self.undelivered_notice(messages, &welcome);
+                self.actions
+                    .push_back(Action::InputLost { messages, notice });
             }
-        } else if !self.unacked.is_empty() {
-            let messages = self.unacked.len();
-            self.unacked.clear();
-            self.undelivered += messages as u64;
-            let notice = self.undelivered_notice(messages, &welcome);
-            self.actions
-                .push_back(Action::InputLost { messages, notice });
         }
-        let after_held = self.unacked.back().map_or(0, |(s, _)| s + 1);
+        let after_held = self.input.after_last().unwrap_or(0);
         self.next_seq = Some(after_held.max(welcome.input_seq + 1));
         self.attached = Some(welcome.session);
         self.epoch = Some(welcome.epoch);
@@ -535,13 +543,11 @@ impl Connection {
         self.pings.clear();
         // The hello carried the size at connect time; it may have changed.
         self.send(&ClientToServerMsg::Resize(self.size));
-        let resend: Vec<(u64, Vec<u8>)> = self.unacked.iter().cloned().collect();
+        let resend: Vec<(u64, Vec<u8>)> = self.input.unacked().cloned().collect();
         for (seq, data) in resend {
             self.send(&ClientToServerMsg::Input { seq, data });
         }
-        for data in core::mem::take(&mut self.unnumbered) {
-            self.number_and_send(data);
-        }
+        self.release_input();
         self.poll_ping(now);
         Some(Delivery::Welcome {
             welcome,
@@ -550,37 +556,31 @@ impl Connection {
         })
     }
 
-    /// Input for the program. Returns false when it was refused (closed, or
-    /// too much is already waiting for the host).
+    /// Input for the program, behind everything held. Returns false when
+    /// it was refused (closed, or `MAX_PENDING_INPUT` already waiting).
     pub fn send_input(&mut self, data: &[u8]) -> bool {
         if data.is_empty() {
             return true;
         }
-        if matches!(self.phase, Phase::Closed(_))
-            || self.pending_input() + data.len() > MAX_PENDING_INPUT
-        {
+        if matches!(self.phase, Phase::Closed(_)) || !self.input.has_room(data.len()) {
             return false;
         }
-        for chunk in data.chunks(MAX_INPUT_CHUNK) {
-            if self.next_seq.is_some() {
-                self.number_and_send(chunk.to_vec());
-            } else {
-                self.unnumbered.push(chunk.to_vec());
-            }
-        }
+        self.input.hold(data);
+        self.release_input();
         true
     }
 
-    fn number_and_send(&mut self, data: Vec<u8>) {
-        let seq = self.next_seq.unwrap_or(1);
-        self.next_seq = Some(seq + 1);
-        if self.phase == Phase::Live {
-            self.send(&ClientToServerMsg::Input {
-                seq,
-                data: data.clone(),
-            });
+    /// Numbers waiting input while the window has room, and sends it if
+    /// live (otherwise the welcome sends it).
+    fn release_input(&mut self) {
+        while let Some(seq) = self.next_seq
+            && let Some(data) = self.input.release(seq)
+        {
+            self.next_seq = Some(seq + 1);
+            if self.phase == Phase::Live {
+                self.send(&ClientToServerMsg::Input { seq, data });
+            }
         }
-        self.unacked.push_back((seq, data));
     }
 
     /// The terminal's size in cells changed (the glue debounces this).
@@ -645,7 +645,7 @@ impl Connection {
         self.error = Some(CloseCode::SessionEnded.advice().to_owned());
         self.stop(ClosedBecause::SessionEnded, now);
         // Nothing is waiting for that input any more.
-        self.unacked.clear();
+        self.input.drop_all();
         self.session = None;
         self.new_session = true;
         self.ticket = None;

@@ -267,6 +267,50 @@ pub fn encode_paste(text: &str, modes: Modes) -> Vec<u8> {
     }
 }
 
+/// Lines in a paste that a program which did not ask for bracketed paste
+/// would take as typed, Enter included: `Some(lines)` when the page should
+/// ask before pasting (a shell runs every one of them at once).
+pub fn paste_needs_consent(text: &str, modes: Modes) -> Option<usize> {
+    if modes.has(Modes::BRACKETED_PASTE) {
+        return None;
+    }
+    let breaks = normalise_newlines(text)
+        .bytes()
+        .filter(|&b| b == b'\r')
+        .count();
+    (breaks > 0).then(|| {
+        // "ls\n" is one line that runs; "a\nb" two lines, one still open.
+        breaks + usize::from(!text.ends_with(['\n', '\r']))
+    })
+}
+
+/// What the page asks before such a paste.
+pub fn paste_question(lines: usize, bytes: usize) -> String {
+    let what = if lines == 1 {
+        "1 line ending in Enter".to_owned()
+    } else {
+        format!("{lines} lines")
+    };
+    format!(
+        "Paste {what} ({}) into a program that did not ask for pasted text? It takes them as typed. Enter pastes, Esc cancels.",
+        human_bytes(bytes)
+    )
+}
+
+/// What the page shows while a long paste streams to the program.
+pub fn paste_progress(waiting: usize) -> String {
+    format!("pasting: {} to go (Esc stops)", human_bytes(waiting))
+}
+
+/// `bytes` for people: "812 B", "3.4 KB", "1.2 MB".
+pub fn human_bytes(bytes: usize) -> String {
+    match bytes {
+        0..1_000 => format!("{bytes} B"),
+        1_000..1_000_000 => format!("{:.1} KB", bytes as f64 / 1e3),
+        _ => format!("{:.1} MB", bytes as f64 / 1e6),
+    }
+}
+
 /// Focus reporting (mode 1004).
 pub fn encode_focus(focused: bool, modes: Modes) -> Option<Vec<u8>> {
     modes.has(Modes::FOCUS_EVENTS).then(|| {

@@ -176,6 +176,9 @@ struct App {
     status_text: String,
     overlay_text: String,
     notice: Option<(String, f64)>,
+    /// A paste that would run as typed, waiting for Enter (or Esc): the
+    /// question shown, and the bytes it would send.
+    paste_question: Option<(String, Vec<u8>)>,
     /// The canvas must be cleared before the next paint (new layout).
     full_clear: bool,
 }
@@ -251,6 +254,7 @@ pub fn start() -> Result<(), JsValue> {
             status_text: String::new(),
             overlay_text: String::new(),
             notice: None,
+            paste_question: None,
             full_clear: true,
         })
     });

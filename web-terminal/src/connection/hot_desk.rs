@@ -64,10 +64,8 @@ impl Connection {
         // The other terminal may have typed since: numbers held here could
         // name its input by the time this one is back, so held input is
         // not resent.
-        self.unnumbered.clear();
-        if !self.unacked.is_empty() {
-            let messages = self.unacked.len();
-            self.unacked.clear();
+        let messages = self.input.drop_all();
+        if messages > 0 {
             self.undelivered += messages as u64;
             let count = if messages == 1 {
                 "1 keystroke".to_owned()

@@ -255,6 +255,103 @@ fn long_input_is_split_into_chunks() {
     );
 }
 
+/// A paste of `len` bytes whose content says where each byte belongs.
+fn numbered_paste(len: usize) -> Vec<u8> {
+    (0..len).map(|i| b'a' + (i % 23) as u8).collect()
+}
+
+#[test]
+fn a_paste_beyond_the_window_streams_as_the_host_acknowledges() {
+    let mut c = live(0);
+    let paste = numbered_paste(INPUT_WINDOW * 3 + 100);
+    assert!(c.send_input(&paste));
+    assert!(c.send_input(b"typed after"));
+    let first = inputs(&actions(&mut c));
+    let in_flight: usize = first.iter().map(|(_, d)| d.len()).sum();
+    assert_eq!(
+        in_flight, INPUT_WINDOW,
+        "the window is filled, not exceeded"
+    );
+    assert_eq!(c.input_waiting(), paste.len() + 11 - INPUT_WINDOW);
+    let mut sent = first;
+    // The host acknowledges whatever arrived; the page sends more only then.
+    for _ in 0..100 {
+        let Some(&(last, _)) = sent.last() else { break };
+        c.handle_message(&msg(ServerToClientMsg::InputAck { seq: last }), 1);
+        let more = inputs(&actions(&mut c));
+        if more.is_empty() {
+            break;
+        }
+        assert!(more.iter().map(|(_, d)| d.len()).sum::<usize>() <= INPUT_WINDOW);
+        sent.extend(more);
+    }
+    let seqs: Vec<u64> = sent.iter().map(|(s, _)| *s).collect();
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
+    let mut expected = paste.clone();
+    expected.extend_from_slice(b"typed after");
+    let data: Vec<Vec<u8>> = sent.into_iter().map(|(_, d)| d).collect();
+    assert_eq!(data.concat(), expected, "complete and in order");
+    assert_eq!(c.input_waiting(), 0);
+}
+
+#[test]
+fn a_paste_waits_out_a_reconnect_and_goes_on_with_the_same_program() {
+    let mut c = live(0);
+    let paste = numbered_paste(INPUT_WINDOW * 2);
+    c.send_input(&paste);
+    let before = inputs(&actions(&mut c));
+    c.handle_close(1006, 1);
+    c.handle_timeout(c.retry_at().unwrap_or(0));
+    c.handle_open(200);
+    actions(&mut c);
+    // Same program: it took the first chunk only.
+    let took = before[0].0;
+    c.handle_message(&welcome("h1", S1, 1, took, false), 210);
+    let mut sent = before[..1].to_vec();
+    sent.extend(inputs(&actions(&mut c)));
+    while let Some(&(last, _)) = sent.last() {
+        c.handle_message(&msg(ServerToClientMsg::InputAck { seq: last }), 300);
+        let more = inputs(&actions(&mut c));
+        if more.is_empty() {
+            break;
+        }
+        sent.extend(more);
+    }
+    let data: Vec<Vec<u8>> = sent.into_iter().map(|(_, d)| d).collect();
+    assert_eq!(data.concat(), paste);
+}
+
+#[test]
+fn the_rest_of_a_paste_never_reaches_a_restarted_program() {
+    let mut c = live(0);
+    c.send_input(&numbered_paste(INPUT_WINDOW * 2));
+    actions(&mut c);
+    c.handle_close(1006, 1);
+    c.handle_timeout(c.retry_at().unwrap_or(0));
+    c.handle_open(200);
+    actions(&mut c);
+    c.handle_message(&welcome("h1", S1, 2, 0, false), 210);
+    let a = actions(&mut c);
+    assert!(inputs(&a).is_empty(), "nothing of it goes to the new shell");
+    assert!(a.iter().any(|x| matches!(x, Action::InputLost { .. })));
+    assert_eq!(c.pending_input(), 0);
+}
+
+#[test]
+fn stopping_a_paste_drops_only_what_was_not_sent() {
+    let mut c = live(0);
+    c.send_input(&numbered_paste(INPUT_WINDOW + 5000));
+    let sent = inputs(&actions(&mut c));
+    assert_eq!(c.discard_waiting_input(), 5000);
+    assert_eq!(c.input_waiting(), 0);
+    assert_eq!(c.pending_input(), INPUT_WINDOW);
+    let last = sent.last().map_or(0, |(s, _)| *s);
+    c.handle_message(&msg(ServerToClientMsg::InputAck { seq: last }), 1);
+    assert!(inputs(&actions(&mut c)).is_empty());
+    assert!(c.send_input(b"x"));
+    assert_eq!(inputs(&actions(&mut c)), vec![(last + 1, b"x".to_vec())]);
+}
+
 #[test]
 fn pending_input_is_bounded() {
     let mut c = placed_on_h1(S1, 0, 1);

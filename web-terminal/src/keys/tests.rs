@@ -338,3 +338,25 @@ fn wheel_reports_arrows_or_scrolls() {
         WheelAction::ScrollView(-3)
     );
 }
+
+#[test]
+fn a_paste_that_would_run_commands_asks_first_unless_bracketed() {
+    let plain = Modes(0);
+    assert_eq!(paste_needs_consent("just words", plain), None);
+    assert_eq!(paste_needs_consent("ls\n", plain), Some(1));
+    assert_eq!(paste_needs_consent("ls\r\n", plain), Some(1));
+    assert_eq!(paste_needs_consent("a\nb", plain), Some(2));
+    assert_eq!(paste_needs_consent("a\r\nb\rc\n", plain), Some(3));
+    let bracketed = Modes(Modes::BRACKETED_PASTE);
+    assert_eq!(paste_needs_consent("a\nb\nc\n", bracketed), None);
+}
+
+#[test]
+fn paste_texts_say_how_much() {
+    assert!(paste_question(1, 3).starts_with("Paste 1 line ending in Enter (3 B)"));
+    assert!(paste_question(100_000, 1_088_890).starts_with("Paste 100000 lines (1.1 MB)"));
+    assert_eq!(paste_progress(4_200), "pasting: 4.2 KB to go (Esc stops)");
+    assert_eq!(human_bytes(999), "999 B");
+    assert_eq!(human_bytes(1_000), "1.0 KB");
+    assert_eq!(human_bytes(2_500_000), "2.5 MB");
+}

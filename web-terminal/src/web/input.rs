@@ -25,6 +25,20 @@ impl App {
         if ev.is_composing() || matches!(key.as_str(), "Process" | "Dead" | "Unidentified") {
             return;
         }
+        if self.answer_paste_question(&key) {
+            ev.prevent_default();
+            return;
+        }
+        if key == "Escape" && self.conn.input_waiting() > 0 {
+            ev.prevent_default();
+            let dropped = self.conn.discard_waiting_input();
+            self.notice(format!(
+                "paste stopped: the last {} were not sent",
+                keys::human_bytes(dropped)
+            ));
+            self.update_status();
+            return;
+        }
         if key == "Enter" {
             let t = self.now();
             if self.conn.enter_on_notice(t) {
@@ -81,10 +95,37 @@ impl App {
             .clipboard_data()
             .and_then(|d| d.get_data("text/plain").ok())
             .unwrap_or_default();
-        if !text.is_empty() {
-            let bytes = keys::encode_paste(&text, self.screen.modes());
-            self.send_input(&bytes);
+        if text.is_empty() {
+            return;
         }
+        let modes = self.screen.modes();
+        let bytes = keys::encode_paste(&text, modes);
+        match keys::paste_needs_consent(&text, modes) {
+            Some(lines) => {
+                let question = keys::paste_question(lines, bytes.len());
+                self.paste_question = Some((question, bytes));
+                self.update_status();
+            }
+            None => self.send_input(&bytes),
+        }
+    }
+
+    /// While a paste waits for consent, a key answers it: Enter pastes,
+    /// any other key but a lone modifier cancels (and is not typed).
+    /// Returns whether the key was taken.
+    fn answer_paste_question(&mut self, key: &str) -> bool {
+        if self.paste_question.is_none() || matches!(key, "Shift" | "Control" | "Alt" | "Meta") {
+            return false;
+        }
+        if let Some((_, bytes)) = self.paste_question.take() {
+            if key == "Enter" {
+                self.send_input(&bytes);
+            } else {
+                self.notice("paste cancelled: nothing was sent".to_owned());
+            }
+        }
+        self.update_status();
+        true
     }
 
     pub(super) fn selected_text(&self) -> Option<String> {

@@ -5,6 +5,7 @@ use gloo_timers::callback::{Interval, Timeout};
 
 use super::{App, NOTICE_MS, with_app};
 use crate::connection::{ClosedBecause, Phase};
+use crate::keys;
 
 /// How often the overlay's "(1.6 s)" moves on.
 const STAGE_TICK_MS: u32 = 250;
@@ -71,8 +72,14 @@ impl App {
         }
         // Failover in progress says what it is doing, above all else.
         let stage = conn.stage(t);
+        let paste = match (&self.paste_question, conn.input_waiting()) {
+            (Some((question, _)), _) => Some(question.clone()),
+            (None, 0) => None,
+            (None, waiting) => Some(keys::paste_progress(waiting)),
+        };
         let overlay = match (conn.phase(), &self.notice) {
             _ if !stage.is_empty() => stage,
+            (Phase::Live, _) if paste.is_some() => paste.unwrap_or_default(),
             (Phase::Live, Some((n, _))) => n.clone(),
             (Phase::Live, None) => String::new(),
             // The panel says it, with its button.
