@@ -377,3 +377,101 @@ fn md5_hex(data: &[u8]) -> Result<String> {
         .unwrap_or_default()
         .to_owned())
 }
+
+/// Waits until the page expression `expr` (a JS expression) is `expected`.
+async fn wait_eval(browser: &Browser, what: &str, expr: &str, expected: Value) -> Result<()> {
+    wait_until(PATIENCE, what, || async {
+        let got = browser.eval(expr).await?;
+        Ok(if got == expected {
+            Ok(())
+        } else {
+            Err(got.to_string())
+        })
+    })
+    .await
+}
+
+const SEARCH_COUNT: &str = "document.getElementById('search-count').textContent";
+
+/// Issue 15's search: Ctrl+Shift+F finds a line 9,000 lines up the
+/// history and scrolls the view to it; case and regular-expression
+/// toggles work; Esc closes the bar and gives the keyboard back.
+#[tokio::test]
+async fn search_finds_a_line_far_up_the_history() -> Result<()> {
+    let Some(page) = open_page("search_finds_a_line_far_up_the_history").await? else {
+        return Ok(());
+    };
+    let browser = &page.browser;
+    // The quotes keep the command line itself from matching.
+    run(browser, "echo Fin''d-Me-42; seq 1 9000").await?;
+    wait_until(PATIENCE, "9,000 lines of history on the page", || async {
+        let len = number(browser.thinline("scrollback_len", "").await?).unwrap_or(0.0);
+        let lines = browser.mirror_lines().await?;
+        Ok(if len >= 8_900.0 && lines.iter().any(|l| l == "9000") {
+            Ok(())
+        } else {
+            Err(format!("{len} lines held"))
+        })
+    })
+    .await?;
+
+    browser
+        .type_keys(&format!("{}{}f{}", Key::Control, Key::Shift, Key::Null))
+        .await?;
+    wait_eval(
+        browser,
+        "the search bar open and focused",
+        "!document.getElementById('search').hidden && document.activeElement.id === 'search-text'",
+        Value::Bool(true),
+    )
+    .await?;
+    browser.type_into("#search-text", "find-me").await?;
+    wait_eval(browser, "one match", SEARCH_COUNT, "1 of 1".into()).await?;
+    browser
+        .wait_mirror_line(PATIENCE, "the match in view", |l| l == "Find-Me-42")
+        .await?;
+    let offset = number(browser.thinline("view_offset", "").await?).unwrap_or(0.0);
+    ensure!(offset > 8000.0, "the view is only {offset} lines up");
+
+    browser.click("#search-case").await?;
+    wait_eval(
+        browser,
+        "no match with case",
+        SEARCH_COUNT,
+        "no matches".into(),
+    )
+    .await?;
+    browser.click("#search-regex").await?;
+    browser
+        .type_into(
+            "#search-text",
+            &format!(
+                "{}{}",
+                Key::Backspace.to_string().repeat(7),
+                "^F[a-z]+-Me-\\d+$"
+            ),
+        )
+        .await?;
+    wait_eval(browser, "the regex to match", SEARCH_COUNT, "1 of 1".into()).await?;
+    browser.type_into("#search-text", "(").await?;
+    wait_eval(
+        browser,
+        "a bad regex reported",
+        SEARCH_COUNT,
+        "not a valid regular expression".into(),
+    )
+    .await?;
+
+    browser
+        .type_into("#search-text", &Key::Escape.to_string())
+        .await?;
+    wait_eval(
+        browser,
+        "the bar closed and the keyboard back",
+        "document.getElementById('search').hidden && document.activeElement.id === 'keyboard'",
+        Value::Bool(true),
+    )
+    .await?;
+    finish(page).await;
+    Ok(())
+}

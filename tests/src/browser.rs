@@ -290,6 +290,33 @@ impl Browser {
             .with_context(|| format!("typing {text:?} into #keyboard"))
     }
 
+    /// Types `text` into the element `css` (WebDriver key codes included).
+    pub async fn type_into(&self, css: &str, text: &str) -> Result<()> {
+        let element = self
+            .client
+            .find(Locator::Css(css))
+            .await
+            .with_context(|| css.to_owned())?;
+        element
+            .send_keys(text)
+            .await
+            .with_context(|| format!("typing {text:?} into {css}"))
+    }
+
+    /// Clicks the element `css`.
+    pub async fn click(&self, css: &str) -> Result<()> {
+        let element = self
+            .client
+            .find(Locator::Css(css))
+            .await
+            .with_context(|| css.to_owned())?;
+        element
+            .click()
+            .await
+            .with_context(|| format!("clicking {css}"))?;
+        Ok(())
+    }
+
     /// Types `command` and Enter into the terminal.
     pub async fn run(&self, command: &str) -> Result<()> {
         self.type_keys(&format!("{command}{}", fantoccini::key::Key::Enter))

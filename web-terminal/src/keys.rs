@@ -32,6 +32,8 @@ pub enum KeyAction {
     Copy,
     /// Let the browser paste (Ctrl+Shift+V, Cmd+V); the paste event follows.
     Paste,
+    /// Open the search bar over the scrollback (Ctrl+Shift+F, Cmd+F).
+    Search,
     /// Scroll the client's scrollback view by pages (Shift+PageUp/Down);
     /// positive goes back in history.
     ScrollPages(i8),
@@ -77,6 +79,7 @@ pub fn encode_key(key: &KeyPress<'_>, modes: Modes) -> KeyAction {
         match letter {
             Some('c') => return KeyAction::Copy,
             Some('v') => return KeyAction::Paste,
+            Some('f') => return KeyAction::Search,
             _ => {}
         }
     }

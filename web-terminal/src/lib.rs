@@ -14,6 +14,7 @@ pub mod json;
 pub mod keys;
 pub mod render;
 pub mod screen;
+pub mod search;
 pub mod selection;
 
 #[cfg(target_arch = "wasm32")]

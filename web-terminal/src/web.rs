@@ -72,6 +72,7 @@ mod fetch;
 mod input;
 mod paint;
 mod panels;
+mod search_bar;
 
 use std::cell::{Cell as StdCell, RefCell};
 use std::rc::{Rc, Weak};
@@ -142,6 +143,7 @@ struct Dom {
     replaced: HtmlElement,
     replaced_text: HtmlElement,
     take_back: HtmlElement,
+    search: search_bar::SearchDom,
     storage: Option<Storage>,
 }
 
@@ -179,6 +181,8 @@ struct App {
     /// A paste that would run as typed, waiting for Enter (or Esc): the
     /// question shown, and the bytes it would send.
     paste_question: Option<(String, Vec<u8>)>,
+    /// The search bar's matches while it is open.
+    search: Option<crate::search::Search>,
     /// The canvas must be cleared before the next paint (new layout).
     full_clear: bool,
 }
@@ -202,6 +206,7 @@ pub fn start() -> Result<(), JsValue> {
         replaced: element(&document, "replaced")?,
         replaced_text: element(&document, "replaced-text")?,
         take_back: element(&document, "take-back")?,
+        search: search_bar::SearchDom::find(&document)?,
         storage: window.local_storage().ok().flatten(),
         window,
         document,
@@ -255,6 +260,7 @@ pub fn start() -> Result<(), JsValue> {
             overlay_text: String::new(),
             notice: None,
             paste_question: None,
+            search: None,
             full_clear: true,
         })
     });
@@ -332,6 +338,7 @@ fn install_handlers(app: &Shared) -> Result<(), JsValue> {
         },
     )?;
     listen(&keyboard, "paste", app, App::on_paste)?;
+    search_bar::install(app)?;
     listen(&document, "copy", app, App::on_copy)?;
     listen(&canvas, "mousedown", app, App::on_mouse_down)?;
     listen(&window, "mousemove", app, App::on_mouse_move)?;

@@ -71,6 +71,10 @@ impl App {
                 self.copy_selection();
             }
             KeyAction::Paste => {} // the browser fires `paste`
+            KeyAction::Search => {
+                ev.prevent_default();
+                self.open_search();
+            }
             KeyAction::ScrollPages(pages) => {
                 ev.prevent_default();
                 let page = self.screen.size().rows.saturating_sub(1).max(1) as isize;

@@ -134,8 +134,11 @@ impl App {
                 shape: cursor.shape,
                 hollow: !focused,
             });
-            let selected =
-                |col: u16| selection.is_some_and(|(s, range)| s.contains(range, line, col));
+            let search = self.search.as_ref();
+            let selected = |col: u16| {
+                selection.is_some_and(|(s, range)| s.contains(range, line, col))
+                    || search.is_some_and(|s| s.covers(line, col))
+            };
             self.painter
                 .draw_row(&row, r, canvas_width, cursor_paint, &selected);
         }
