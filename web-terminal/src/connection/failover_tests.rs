@@ -609,3 +609,51 @@ fn a_host_that_is_down_at_page_load_is_reported_too() {
     assert_eq!(opens(&actions(&mut c)), vec![H2_WS.to_owned()]);
     assert!(c.stage(t).starts_with("connecting to h2 ("));
 }
+
+/// A page that asked for a new session and was given one whose host has
+/// not started it yet (its first connect was slow, and the directory does
+/// not know the session until the host records it) asks for a new session
+/// again: asking for "any" would take over the user's other terminal.
+#[test]
+fn a_new_session_not_yet_started_is_never_swapped_for_another() {
+    let mut c = signed_in(SessionChoice::New, &[D1], 0, 3);
+    let place = one_fetch(&actions(&mut c));
+    assert_eq!(place.body.as_deref(), Some(r#"{"new":true}"#));
+    c.handle_http(place.id, ok(&placed(S1, "h1", 8081, 1, "tk")), 1);
+    let mut t = 1;
+    let again = loop {
+        let a = actions(&mut c);
+        if let Some(f) = fetches(&a).into_iter().next() {
+            break f;
+        }
+        if !opens(&a).is_empty() {
+            // The host never answers.
+            c.handle_close(1006, t);
+            continue;
+        }
+        t = c.poll_timeout().expect("a retry is due");
+        assert!(t < 60_000, "the page never asked the directory again");
+        c.handle_timeout(t);
+    };
+    // Whether it reports the host unreachable or asks for a placement, the
+    // question names the session, which the directory does not know.
+    assert!(
+        again.url.contains(&S1.to_string())
+            || again
+                .body
+                .as_deref()
+                .is_some_and(|b| b.contains(&S1.to_string())),
+        "the page asked about something else: {again:?}"
+    );
+    c.handle_http(
+        again.id,
+        status(404, r#"{"error":"unknown session"}"#),
+        t + 1,
+    );
+    let next = one_fetch(&actions(&mut c));
+    assert_eq!(
+        next.body.as_deref(),
+        Some(r#"{"new":true}"#),
+        "asked for any session instead of a new one"
+    );
+}

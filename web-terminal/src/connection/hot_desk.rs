@@ -90,9 +90,11 @@ impl Connection {
     }
 
     /// The directory named the session this page shows from now on.
+    /// A page that asked for a new session keeps asking for a new one if
+    /// this one turns out unknown (its host never started it): picking the
+    /// user's running session instead would take over another terminal.
     pub(super) fn choose(&mut self, session: SessionId) {
         self.session = Some(session);
-        self.new_session = false;
         self.remembered = false;
         if self.announced != Some(session) {
             self.announced = Some(session);
