@@ -22,6 +22,7 @@ use anyhow::{Context, Result, bail, ensure};
 use protocol::Size;
 use serde_json::json;
 use tokio::sync::Mutex;
+use web_terminal::connection::{ClosedBecause, Phase};
 
 use crate::cluster::{Backend, Cluster, ClusterOptions};
 use crate::http::{Request, form_encode};
@@ -552,15 +553,25 @@ async fn type_and_flood(
     end_session(&page).await
 }
 
-/// Types `exit` and waits for the host to close: the session is over.
+/// Types `exit` and waits for the page to say the session is over. The
+/// host says so with close 4004; a page that lost its socket just then
+/// (a heartbeat missed on a loaded machine) hears it from the directory
+/// instead, with no close of its own, so the page's phase is what counts.
 async fn end_session(page: &NativePage) -> Result<()> {
     let typed = tokio::time::Instant::now();
     page.type_str("exit\r")?;
-    let code = page.wait_close_since(typed, PATIENCE).await?;
-    if code != 4004 && code != 1000 {
-        bail!("ending a session closed it with {code}");
+    page.wait_for(PATIENCE, "the page to say the session ended", |p| {
+        p.phase() == Phase::Closed(ClosedBecause::SessionEnded)
+            || p.close_since(typed)
+                .is_some_and(|code| code != 4004 && code != 1000)
+    })
+    .await?;
+    match page.with_page(|p| p.close_since(typed)) {
+        Some(code) if code != 4004 && code != 1000 => {
+            bail!("ending a session closed it with {code}")
+        }
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 /// Waits until no host runs a session (by their own `/healthz`).
