@@ -475,3 +475,74 @@ async fn search_finds_a_line_far_up_the_history() -> Result<()> {
     finish(page).await;
     Ok(())
 }
+
+/// Issue 15's links: an address in the output opens with Ctrl+click in a
+/// new tab that has no handle on the page, without the sentence's full
+/// stop.
+#[tokio::test]
+async fn ctrl_click_opens_a_link_in_a_new_tab() -> Result<()> {
+    let Some(page) = open_page("ctrl_click_opens_a_link_in_a_new_tab").await? else {
+        return Ok(());
+    };
+    let browser = &page.browser;
+    let url = format!("{}/healthz?from=a-link", page.cluster.directory_url(0));
+    run(browser, &format!("echo see {url}.")).await?;
+    let said = format!("see {url}.");
+    browser
+        .wait_mirror_line(PATIENCE, "the address printed", |l| l == said)
+        .await?;
+    let lines = browser.mirror_lines().await?;
+    let row = lines
+        .iter()
+        .position(|l| *l == said)
+        .context("the printed row")?;
+    let state = browser.state().await?;
+    let (cols, rows) = (
+        state["cols"].as_f64().context("cols")?,
+        state["rows"].as_f64().context("rows")?,
+    );
+    let rect = browser
+        .eval("(() => { const r = document.getElementById('screen').getBoundingClientRect(); return [r.left, r.top, r.width, r.height]; })()")
+        .await?;
+    let rect: Vec<f64> = rect
+        .as_array()
+        .context("the canvas rectangle")?
+        .iter()
+        .filter_map(Value::as_f64)
+        .collect();
+    ensure!(rect.len() == 4, "the canvas rectangle: {rect:?}");
+    let col = 4.0 + (url.len() / 2) as f64;
+    let x = rect[0] + (col + 0.5) * rect[2] / cols;
+    let y = rect[1] + (row as f64 + 0.5) * rect[3] / rows;
+
+    ensure!(
+        browser.window_count().await? == 1,
+        "a window was open already"
+    );
+    browser.ctrl_click_at(x, y).await?;
+    wait_until(PATIENCE, "a new tab", || async {
+        let n = browser.window_count().await?;
+        Ok(if n == 2 {
+            Ok(())
+        } else {
+            Err(format!("{n} windows"))
+        })
+    })
+    .await?;
+    let (opened, opener) = wait_until(PATIENCE, "the link loaded in the tab", || async {
+        let (opened, opener) = browser.in_other_window("window.opener === null").await?;
+        Ok(if opened == url {
+            Ok((opened, opener))
+        } else {
+            Err(opened)
+        })
+    })
+    .await?;
+    ensure!(opened == url, "the tab opened {opened}, not {url}");
+    ensure!(
+        opener == Value::Bool(true),
+        "the new tab can reach the page (window.opener)"
+    );
+    finish(page).await;
+    Ok(())
+}

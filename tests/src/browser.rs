@@ -317,6 +317,81 @@ impl Browser {
         Ok(())
     }
 
+    /// Clicks at viewport point `(x, y)` with Ctrl held, as a person opens
+    /// a link in a terminal.
+    pub async fn ctrl_click_at(&self, x: f64, y: f64) -> Result<()> {
+        use fantoccini::actions::{
+            Actions, InputSource, KeyAction, KeyActions, MOUSE_BUTTON_LEFT, MouseActions,
+            PointerAction,
+        };
+        let ctrl: char = fantoccini::key::Key::Control.into();
+        // One tick each: Ctrl down, move, press, release, Ctrl up.
+        let keys = KeyActions::new("keyboard".into())
+            .then(KeyAction::Down { value: ctrl })
+            .pause(Duration::ZERO)
+            .pause(Duration::ZERO)
+            .pause(Duration::ZERO)
+            .then(KeyAction::Up { value: ctrl });
+        let mouse = MouseActions::new("mouse".into())
+            .pause(Duration::ZERO)
+            .then(PointerAction::MoveTo {
+                duration: None,
+                x,
+                y,
+            })
+            .then(PointerAction::Down {
+                button: MOUSE_BUTTON_LEFT,
+            })
+            .then(PointerAction::Up {
+                button: MOUSE_BUTTON_LEFT,
+            })
+            .pause(Duration::ZERO);
+        self.client
+            .perform_actions(Actions::from(keys).and(mouse))
+            .await
+            .context("Ctrl+click")?;
+        self.client
+            .release_actions()
+            .await
+            .context("releasing keys")?;
+        Ok(())
+    }
+
+    /// The windows (tabs) open, the page's own first.
+    pub async fn window_count(&self) -> Result<usize> {
+        Ok(self
+            .client
+            .windows()
+            .await
+            .context("listing windows")?
+            .len())
+    }
+
+    /// Switches to the newest other window, evaluates `expr` there with
+    /// its address, and comes back.
+    pub async fn in_other_window(&self, expr: &str) -> Result<(String, Value)> {
+        let home = self.client.window().await.context("this window")?;
+        let other = self
+            .client
+            .windows()
+            .await
+            .context("listing windows")?
+            .into_iter()
+            .rfind(|w| *w != home)
+            .context("no other window is open")?;
+        self.client
+            .switch_to_window(other)
+            .await
+            .context("switching windows")?;
+        let url = self.client.current_url().await.map(|u| u.to_string());
+        let value = self.eval(expr).await;
+        self.client
+            .switch_to_window(home)
+            .await
+            .context("switching back")?;
+        Ok((url.context("the other window's address")?, value?))
+    }
+
     /// Types `command` and Enter into the terminal.
     pub async fn run(&self, command: &str) -> Result<()> {
         self.type_keys(&format!("{command}{}", fantoccini::key::Key::Enter))

@@ -12,6 +12,7 @@ pub mod connection;
 pub mod directory;
 pub mod json;
 pub mod keys;
+pub mod links;
 pub mod render;
 pub mod screen;
 pub mod search;

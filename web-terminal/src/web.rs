@@ -183,6 +183,8 @@ struct App {
     paste_question: Option<(String, Vec<u8>)>,
     /// The search bar's matches while it is open.
     search: Option<crate::search::Search>,
+    /// The pointer shows a link can be opened (Ctrl or Cmd over one).
+    pointer_on_link: bool,
     /// The canvas must be cleared before the next paint (new layout).
     full_clear: bool,
 }
@@ -261,6 +263,7 @@ pub fn start() -> Result<(), JsValue> {
             notice: None,
             paste_question: None,
             search: None,
+            pointer_on_link: false,
             full_clear: true,
         })
     });
@@ -436,6 +439,29 @@ fn install_test_api(app: &Shared) -> Result<(), JsValue> {
     })
     .into_js_value();
     set("bench_repaint", bench)?;
+    // Not part of the contract either: one case-blind search for `query`
+    // over everything held, timed, for `bench page`.
+    let search_app = app.clone();
+    let bench_search = Closure::<dyn Fn(String) -> JsValue>::new(move |query: String| {
+        let Ok(a) = search_app.try_borrow() else {
+            return JsValue::NULL;
+        };
+        let perf = a.dom.window.performance();
+        let start = perf.as_ref().map_or(0.0, |p| p.now());
+        let needle = query.to_lowercase();
+        let found = crate::search::Search::run(&a.screen, true, |hay| {
+            crate::search::find_substring(hay, &needle)
+        });
+        let ms = perf.as_ref().map_or(0.0, |p| p.now()) - start;
+        let (first, end) = a.screen.line_range();
+        JsValue::from_str(&format!(
+            "{{\"ms\":{ms},\"matches\":{},\"lines\":{}}}",
+            found.len(),
+            end - first
+        ))
+    })
+    .into_js_value();
+    set("bench_search", bench_search)?;
     let take_app = Rc::downgrade(app);
     let take_back = Closure::<dyn Fn()>::new(move || {
         if let Some(app) = take_app.upgrade() {

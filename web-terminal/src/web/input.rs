@@ -6,6 +6,7 @@ use web_sys::{ClipboardEvent, KeyboardEvent, MouseEvent, WheelEvent};
 use super::App;
 use crate::connection::{Phase, TYPING_REFUSED};
 use crate::keys::{self, KeyAction, KeyPress, MouseButton, MouseKind, MouseReport, WheelAction};
+use crate::links;
 use crate::selection::{Granularity, Point, Selection};
 
 impl App {
@@ -189,6 +190,18 @@ impl App {
         // borrow the app, so this is safe inside a handler.
         let _ = self.dom.keyboard.focus();
         let cell = self.cell_at(&ev);
+        if ev.button() == 0
+            && (ev.ctrl_key() || ev.meta_key())
+            && let Some(url) = self.link_at(cell)
+        {
+            // A new tab with no handle on this page, and no referrer.
+            let _ = self.dom.window.open_with_url_and_target_and_features(
+                &url,
+                "_blank",
+                "noopener,noreferrer",
+            );
+            return;
+        }
         if self.screen.modes().mouse_reporting() && !ev.shift_key() {
             let button = match ev.button() {
                 0 => MouseButton::Left,
@@ -217,8 +230,20 @@ impl App {
         self.screen.mark_all_dirty();
     }
 
+    /// The link shown at view cell `(row, col)`, if any.
+    fn link_at(&self, (row, col): (u16, u16)) -> Option<String> {
+        links::link_at(&*self.screen.visible_row(row)?, col)
+    }
+
     pub(super) fn on_mouse_move(&mut self, ev: MouseEvent) {
         let cell = self.cell_at(&ev);
+        // Ctrl (Cmd) over a link: the pointer says it can be opened.
+        let over_link = (ev.ctrl_key() || ev.meta_key()) && self.link_at(cell).is_some();
+        if over_link != self.pointer_on_link {
+            self.pointer_on_link = over_link;
+            let cursor = if over_link { "pointer" } else { "" };
+            let _ = self.dom.canvas.style().set_property("cursor", cursor);
+        }
         if self.selecting {
             let point = Point {
                 line: self.screen.line_number_of_view_row(cell.0),
