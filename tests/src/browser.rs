@@ -290,14 +290,17 @@ impl Browser {
             .with_context(|| format!("typing {text:?} into #keyboard"))
     }
 
-    /// Types `text` into the element `css` (WebDriver key codes included).
-    pub async fn type_into(&self, css: &str, text: &str) -> Result<()> {
-        let element = self
-            .client
+    async fn find(&self, css: &str) -> Result<fantoccini::elements::Element> {
+        self.client
             .find(Locator::Css(css))
             .await
-            .with_context(|| css.to_owned())?;
-        element
+            .with_context(|| format!("finding {css}"))
+    }
+
+    /// Types `text` into the element `css` (WebDriver key codes included).
+    pub async fn type_into(&self, css: &str, text: &str) -> Result<()> {
+        self.find(css)
+            .await?
             .send_keys(text)
             .await
             .with_context(|| format!("typing {text:?} into {css}"))
@@ -305,12 +308,8 @@ impl Browser {
 
     /// Clicks the element `css`.
     pub async fn click(&self, css: &str) -> Result<()> {
-        let element = self
-            .client
-            .find(Locator::Css(css))
-            .await
-            .with_context(|| css.to_owned())?;
-        element
+        self.find(css)
+            .await?
             .click()
             .await
             .with_context(|| format!("clicking {css}"))?;

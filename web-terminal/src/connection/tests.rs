@@ -255,6 +255,15 @@ fn long_input_is_split_into_chunks() {
     );
 }
 
+/// The socket drops at t=1 and the retry's socket opens at t=200, not
+/// yet welcomed; actions drained.
+fn drop_and_reopen(c: &mut Connection) {
+    c.handle_close(1006, 1);
+    c.handle_timeout(c.retry_at().unwrap_or(0));
+    c.handle_open(200);
+    actions(c);
+}
+
 /// A paste of `len` bytes whose content says where each byte belongs.
 fn numbered_paste(len: usize) -> Vec<u8> {
     (0..len).map(|i| b'a' + (i % 23) as u8).collect()
@@ -300,10 +309,7 @@ fn a_paste_waits_out_a_reconnect_and_goes_on_with_the_same_program() {
     let paste = numbered_paste(INPUT_WINDOW * 2);
     c.send_input(&paste);
     let before = inputs(&actions(&mut c));
-    c.handle_close(1006, 1);
-    c.handle_timeout(c.retry_at().unwrap_or(0));
-    c.handle_open(200);
-    actions(&mut c);
+    drop_and_reopen(&mut c);
     // Same program: it took the first chunk only.
     let took = before[0].0;
     c.handle_message(&welcome("h1", S1, 1, took, false), 210);
@@ -326,10 +332,7 @@ fn the_rest_of_a_paste_never_reaches_a_restarted_program() {
     let mut c = live(0);
     c.send_input(&numbered_paste(INPUT_WINDOW * 2));
     actions(&mut c);
-    c.handle_close(1006, 1);
-    c.handle_timeout(c.retry_at().unwrap_or(0));
-    c.handle_open(200);
-    actions(&mut c);
+    drop_and_reopen(&mut c);
     c.handle_message(&welcome("h1", S1, 2, 0, false), 210);
     let a = actions(&mut c);
     assert!(inputs(&a).is_empty(), "nothing of it goes to the new shell");
@@ -396,10 +399,7 @@ fn new_epoch_means_unacked_input_is_lost_not_replayed() {
     let mut c = live(0);
     c.send_input(b"rm -rf x\r");
     actions(&mut c);
-    c.handle_close(1006, 1);
-    c.handle_timeout(c.retry_at().unwrap_or(0));
-    c.handle_open(200);
-    actions(&mut c);
+    drop_and_reopen(&mut c);
     // The host died; the session was restored elsewhere with epoch 2.
     c.handle_message(&welcome("h1", S1, 2, 0, false), 210);
     let a = actions(&mut c);
