@@ -26,8 +26,10 @@ pub struct Haystack {
 impl Haystack {
     /// Blank cells read as spaces, up to the last cell that is not blank
     /// (so `$` ends a line's text); the spacer half of a wide character
-    /// adds nothing. `lowercase` folds case for a case-blind search.
-    pub fn of_row(row: &Row, lowercase: bool) -> Haystack {
+    /// adds nothing. Case is the finder's business (the page asks the
+    /// browser's `RegExp` to fold it, so no Unicode tables ship in the
+    /// wasm).
+    pub fn of_row(row: &Row) -> Haystack {
         let used = row
             .cells
             .iter()
@@ -41,14 +43,12 @@ impl Haystack {
             }
             let col = u16::try_from(col).unwrap_or(u16::MAX);
             let piece = if cell.text.is_empty() {
-                " ".to_owned()
-            } else if lowercase {
-                cell.text.to_lowercase()
+                " "
             } else {
-                cell.text.clone()
+                &cell.text
             };
             columns.extend(std::iter::repeat_n(col, piece.encode_utf16().count()));
-            text.push_str(&piece);
+            text.push_str(piece);
         }
         Haystack { text, columns }
     }
@@ -86,6 +86,19 @@ pub fn find_substring(hay: &str, needle: &str) -> Vec<(usize, usize)> {
     found
 }
 
+/// `text` as a regular expression that matches it literally (for the
+/// browser's `RegExp`, which then also folds case when asked).
+pub fn regex_literal(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() * 2);
+    for c in text.chars() {
+        if "\\^$.*+?()[]{}|/-".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// The matches of one search, oldest line first, and the one shown.
 #[derive(Debug, Default)]
 pub struct Search {
@@ -95,14 +108,10 @@ pub struct Search {
 
 impl Search {
     /// Searches every line the screen holds with `find` (spans in UTF-16
-    /// units of a row's haystack), folding case first when `lowercase`.
+    /// units of a row's haystack).
     /// The newest match is the current one: searching goes up from the
     /// bottom, as people read a terminal.
-    pub fn run(
-        screen: &Screen,
-        lowercase: bool,
-        mut find: impl FnMut(&str) -> Vec<(usize, usize)>,
-    ) -> Search {
+    pub fn run(screen: &Screen, mut find: impl FnMut(&str) -> Vec<(usize, usize)>) -> Search {
         let (first, end) = screen.line_range();
         let mut matches = Vec::new();
         for line in first..end {
@@ -112,7 +121,7 @@ impl Search {
             if row.cells.iter().all(|c| c.is_blank()) {
                 continue;
             }
-            let hay = Haystack::of_row(&row, lowercase);
+            let hay = Haystack::of_row(&row);
             for (start, stop) in find(&hay.text) {
                 if let Some((start, end)) = hay.columns(start, stop) {
                     matches.push(Match { line, start, end });

@@ -25,7 +25,7 @@ fn screen(history: &[&str], grid: &[&str]) -> Screen {
 #[test]
 fn finds_every_match_in_history_and_grid_newest_first() {
     let s = screen(&["make all", "ok", "make test"], &["failed", "$ make"]);
-    let mut search = Search::run(&s, false, |hay| find_substring(hay, "make"));
+    let mut search = Search::run(&s, |hay| find_substring(hay, "make"));
     assert_eq!(search.len(), 3);
     assert_eq!(search.summary(), "1 of 3");
     assert_eq!(
@@ -52,9 +52,9 @@ fn finds_every_match_in_history_and_grid_newest_first() {
 #[test]
 fn case_is_folded_only_when_asked() {
     let s = screen(&["Error: disk", "error: net"], &[]);
-    let folded = Search::run(&s, true, |hay| find_substring(hay, "error"));
+    let folded = Search::run(&s, |hay| find_substring(&hay.to_lowercase(), "error"));
     assert_eq!(folded.len(), 2);
-    let exact = Search::run(&s, false, |hay| find_substring(hay, "Error"));
+    let exact = Search::run(&s, |hay| find_substring(hay, "Error"));
     assert_eq!(exact.len(), 1);
     assert_eq!(exact.current().map(|m| m.line), Some(0));
 }
@@ -67,7 +67,7 @@ fn wide_characters_map_to_their_columns() {
         wrapped: false,
     };
     s.apply_frame(frame(1, SIZE, &[(0, row)]));
-    let search = Search::run(&s, false, |hay| find_substring(hay, "本x"));
+    let search = Search::run(&s, |hay| find_substring(hay, "本x"));
     assert_eq!(
         search.current(),
         Some(Match {
@@ -82,14 +82,11 @@ fn wide_characters_map_to_their_columns() {
 #[test]
 fn nothing_found_says_so() {
     let s = screen(&["abc"], &["def"]);
-    let mut search = Search::run(&s, false, |hay| find_substring(hay, "zzz"));
+    let mut search = Search::run(&s, |hay| find_substring(hay, "zzz"));
     assert!(search.is_empty());
     assert_eq!(search.summary(), "no matches");
     assert_eq!(search.older(), None);
-    assert_eq!(
-        Search::run(&s, false, |hay| find_substring(hay, "")).len(),
-        0
-    );
+    assert_eq!(Search::run(&s, |hay| find_substring(hay, "")).len(), 0);
 }
 
 #[test]
@@ -113,9 +110,17 @@ fn the_view_moves_only_for_a_line_out_of_view() {
 fn trailing_blanks_are_not_text() {
     let s = screen(&["ab  "], &[]);
     let row = s.line(0).expect("the line");
-    let hay = Haystack::of_row(&row, false);
+    let hay = Haystack::of_row(&row);
     assert_eq!(hay.text, "ab");
     assert_eq!(hay.columns(0, 2), Some((0, 2)));
     assert_eq!(hay.columns(1, 1), None);
     assert_eq!(hay.columns(1, 5), None);
+}
+
+#[test]
+fn a_literal_escapes_every_regex_character() {
+    assert_eq!(regex_literal("a.b*c"), "a\\.b\\*c");
+    assert_eq!(regex_literal("(x)[y]{z}"), "\\(x\\)\\[y\\]\\{z\\}");
+    assert_eq!(regex_literal("^$|+?/\\-"), "\\^\\$\\|\\+\\?\\/\\\\\\-");
+    assert_eq!(regex_literal("plain 日本"), "plain 日本");
 }

@@ -13,7 +13,7 @@ use crate::search::{self, Search};
 extern "C" {
     /// `new RegExp(pattern, flags)`, which throws on a bad pattern.
     #[wasm_bindgen(catch, js_namespace = globalThis, js_name = RegExp)]
-    fn new_regexp(pattern: &str, flags: &str) -> Result<js_sys::RegExp, JsValue>;
+    pub(super) fn new_regexp(pattern: &str, flags: &str) -> Result<js_sys::RegExp, JsValue>;
 }
 
 pub(super) struct SearchDom {
@@ -110,16 +110,16 @@ impl App {
         let empty = query.is_empty();
         let result = if empty {
             Ok(Search::default())
-        } else if regex {
-            let flags = if case { "g" } else { "gi" };
-            new_regexp(&query, flags)
-                .map(|re| Search::run(&self.screen, false, |hay| regexp_spans(&re, hay)))
-                .map_err(|_| "not a valid regular expression".to_owned())
         } else {
-            let needle = if case { query } else { query.to_lowercase() };
-            Ok(Search::run(&self.screen, !case, |hay| {
-                search::find_substring(hay, &needle)
-            }))
+            let pattern = if regex {
+                query
+            } else {
+                search::regex_literal(&query)
+            };
+            let flags = if case { "g" } else { "gi" };
+            new_regexp(&pattern, flags)
+                .map(|re| Search::run(&self.screen, |hay| regexp_spans(&re, hay)))
+                .map_err(|_| "not a valid regular expression".to_owned())
         };
         match result {
             Ok(found) => {
@@ -175,7 +175,7 @@ impl App {
 
 /// Every match of `re` (a global `RegExp`) in `hay`, in UTF-16 units;
 /// empty matches are skipped.
-fn regexp_spans(re: &js_sys::RegExp, hay: &str) -> Vec<(usize, usize)> {
+pub(super) fn regexp_spans(re: &js_sys::RegExp, hay: &str) -> Vec<(usize, usize)> {
     let mut spans = Vec::new();
     re.set_last_index(0);
     while let Some(found) = re.exec(hay) {
