@@ -72,6 +72,10 @@ impl App {
         }
         // Failover in progress says what it is doing, above all else.
         let stage = conn.stage(t);
+        if conn.phase() != Phase::Live {
+            // Asked while live: the answer must be given in view of it.
+            self.paste_question = None;
+        }
         let paste = match (&self.paste_question, conn.input_waiting()) {
             (Some((question, _)), _) => Some(question.clone()),
             (None, 0) => None,
