@@ -11,6 +11,12 @@ pub const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
 /// Largest input payload a client puts in one `Input` message.
 pub const MAX_INPUT_CHUNK: usize = 16 * 1024;
 
+/// Input a host holds for a session before it stops taking that session's
+/// messages, and so the most a client keeps sent and unacknowledged: a
+/// paste beyond it waits in the client, which sends more as input acks
+/// open the window, so neither end ever buffers an unbounded paste.
+pub const INPUT_WINDOW: usize = 256 * 1024;
+
 /// Largest message a client accepts from a host.
 pub const MAX_SERVER_MESSAGE: usize = 4 * 1024 * 1024;
 

@@ -271,25 +271,36 @@ async fn paste(browser: &Browser, text: &str) -> Result<()> {
     Ok(())
 }
 
+/// Waits until the page expression `expr` (JavaScript) gives a value
+/// `accept` takes, and returns it.
+async fn wait_eval(
+    browser: &Browser,
+    what: &str,
+    expr: &str,
+    accept: impl Fn(&Value) -> bool,
+) -> Result<Value> {
+    wait_until(PATIENCE, what, || async {
+        let got = browser.eval(expr).await?;
+        Ok(if accept(&got) {
+            Ok(got)
+        } else {
+            Err(got.to_string())
+        })
+    })
+    .await
+}
+
 /// Waits until the overlay over the terminal says something starting with
 /// `start`.
 async fn wait_overlay(browser: &Browser, start: &str) -> Result<String> {
-    wait_until(
-        PATIENCE,
+    let said = wait_eval(
+        browser,
         &format!("the overlay to say {start:?}"),
-        || async {
-            let text = browser
-                .eval("document.getElementById('overlay').textContent")
-                .await?;
-            let text = text.as_str().unwrap_or_default().to_owned();
-            Ok(if text.starts_with(start) {
-                Ok(text)
-            } else {
-                Err(text)
-            })
-        },
+        "document.getElementById('overlay').textContent",
+        |v| v.as_str().is_some_and(|t| t.starts_with(start)),
     )
-    .await
+    .await?;
+    Ok(said.as_str().unwrap_or_default().to_owned())
 }
 
 /// A paste that a program would take as typed asks first; Esc cancels it
@@ -303,7 +314,7 @@ async fn a_paste_asks_before_running_and_arrives_whole() -> Result<()> {
     };
     let browser = &page.browser;
     let text: String = (0..PASTE_LINES).map(|i| format!("line-{i:06}\n")).collect();
-    let expected = md5_hex(text.as_bytes())?;
+    let expected = md5_hex(text.as_bytes()).await?;
 
     // md5sum does not ask for bracketed paste. The marker is printed
     // after bash has left line editing (and bracketed paste) behind.
@@ -357,19 +368,17 @@ async fn a_paste_asks_before_running_and_arrives_whole() -> Result<()> {
 }
 
 /// The md5 of `data` as md5sum prints it.
-fn md5_hex(data: &[u8]) -> Result<String> {
-    use std::io::Write;
-    let mut child = std::process::Command::new("md5sum")
+async fn md5_hex(data: &[u8]) -> Result<String> {
+    use tokio::io::AsyncWriteExt;
+    let mut child = tokio::process::Command::new("md5sum")
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
         .context("running md5sum")?;
-    child
-        .stdin
-        .take()
-        .context("md5sum's stdin")?
-        .write_all(data)?;
-    let out = child.wait_with_output()?;
+    let mut stdin = child.stdin.take().context("md5sum's stdin")?;
+    stdin.write_all(data).await?;
+    drop(stdin);
+    let out = child.wait_with_output().await?;
     let text = String::from_utf8_lossy(&out.stdout);
     Ok(text
         .split_whitespace()
@@ -378,17 +387,10 @@ fn md5_hex(data: &[u8]) -> Result<String> {
         .to_owned())
 }
 
-/// Waits until the page expression `expr` (a JS expression) is `expected`.
-async fn wait_eval(browser: &Browser, what: &str, expr: &str, expected: Value) -> Result<()> {
-    wait_until(PATIENCE, what, || async {
-        let got = browser.eval(expr).await?;
-        Ok(if got == expected {
-            Ok(())
-        } else {
-            Err(got.to_string())
-        })
-    })
-    .await
+/// Waits until the page expression `expr` is `expected`.
+async fn wait_equal(browser: &Browser, what: &str, expr: &str, expected: Value) -> Result<()> {
+    wait_eval(browser, what, expr, |v| *v == expected).await?;
+    Ok(())
 }
 
 const SEARCH_COUNT: &str = "document.getElementById('search-count').textContent";
@@ -418,7 +420,7 @@ async fn search_finds_a_line_far_up_the_history() -> Result<()> {
     browser
         .type_keys(&format!("{}{}f{}", Key::Control, Key::Shift, Key::Null))
         .await?;
-    wait_eval(
+    wait_equal(
         browser,
         "the search bar open and focused",
         "!document.getElementById('search').hidden && document.activeElement.id === 'search-text'",
@@ -426,7 +428,7 @@ async fn search_finds_a_line_far_up_the_history() -> Result<()> {
     )
     .await?;
     browser.type_into("#search-text", "find-me").await?;
-    wait_eval(browser, "one match", SEARCH_COUNT, "1 of 1".into()).await?;
+    wait_equal(browser, "one match", SEARCH_COUNT, "1 of 1".into()).await?;
     browser
         .wait_mirror_line(PATIENCE, "the match in view", |l| l == "Find-Me-42")
         .await?;
@@ -434,7 +436,7 @@ async fn search_finds_a_line_far_up_the_history() -> Result<()> {
     ensure!(offset > 8000.0, "the view is only {offset} lines up");
 
     browser.click("#search-case").await?;
-    wait_eval(
+    wait_equal(
         browser,
         "no match with case",
         SEARCH_COUNT,
@@ -452,9 +454,9 @@ async fn search_finds_a_line_far_up_the_history() -> Result<()> {
             ),
         )
         .await?;
-    wait_eval(browser, "the regex to match", SEARCH_COUNT, "1 of 1".into()).await?;
+    wait_equal(browser, "the regex to match", SEARCH_COUNT, "1 of 1".into()).await?;
     browser.type_into("#search-text", "(").await?;
-    wait_eval(
+    wait_equal(
         browser,
         "a bad regex reported",
         SEARCH_COUNT,
@@ -465,7 +467,7 @@ async fn search_finds_a_line_far_up_the_history() -> Result<()> {
     browser
         .type_into("#search-text", &Key::Escape.to_string())
         .await?;
-    wait_eval(
+    wait_equal(
         browser,
         "the bar closed and the keyboard back",
         "document.getElementById('search').hidden && document.activeElement.id === 'keyboard'",

@@ -4,7 +4,7 @@
 //! Only `http:`, `https:` and `mailto:` are links: nothing a program prints
 //! can make the page open `javascript:`, `data:` or a local file.
 
-use crate::screen::{CellWidth, Row};
+use crate::screen::Row;
 
 /// Schemes that make a link, as they start one in the text.
 const SCHEMES: [&str; 3] = ["https://", "http://", "mailto:"];
@@ -29,20 +29,11 @@ fn ends_address(c: char) -> bool {
 
 /// Every link in `row`, left to right.
 pub fn links_in_row(row: &Row) -> Vec<Link> {
-    // The row's characters with their columns (a wide character's spacer
-    // adds nothing; a blank cell reads as a space).
-    let mut chars: Vec<(char, u16)> = Vec::with_capacity(row.cells.len());
-    for (col, cell) in row.cells.iter().enumerate() {
-        if cell.width == CellWidth::Spacer {
-            continue;
-        }
-        let col = u16::try_from(col).unwrap_or(u16::MAX);
-        if cell.text.is_empty() {
-            chars.push((' ', col));
-        } else {
-            chars.extend(cell.text.chars().map(|c| (c, col)));
-        }
-    }
+    // The row's characters with their columns.
+    let chars: Vec<(char, u16)> = row
+        .text_cells()
+        .flat_map(|(col, text)| text.chars().map(move |c| (c, col)))
+        .collect();
     let text: String = chars.iter().map(|(c, _)| *c).collect();
     let lower = text.to_ascii_lowercase();
     // Byte offset in `text` -> index in `chars`.

@@ -116,17 +116,22 @@ impl Row {
         }
     }
 
-    /// The row's characters without trailing blanks; blank cells are spaces
-    /// and the spacer half of a wide character adds nothing.
-    pub fn text(&self) -> String {
-        let mut out = String::with_capacity(self.cells.len());
-        for cell in &self.cells {
+    /// The row's text cell by cell, with each cell's column: blank cells
+    /// read as a space and the spacer half of a wide character is skipped.
+    pub fn text_cells(&self) -> impl Iterator<Item = (u16, &str)> {
+        self.cells.iter().enumerate().filter_map(|(col, cell)| {
+            let col = u16::try_from(col).unwrap_or(u16::MAX);
             match cell.width {
-                CellWidth::Spacer => {}
-                _ if cell.text.is_empty() => out.push(' '),
-                _ => out.push_str(&cell.text),
+                CellWidth::Spacer => None,
+                _ if cell.text.is_empty() => Some((col, " ")),
+                _ => Some((col, cell.text.as_str())),
             }
-        }
+        })
+    }
+
+    /// The row's characters without trailing blanks (`text_cells`).
+    pub fn text(&self) -> String {
+        let mut out: String = self.text_cells().map(|(_, text)| text).collect();
         out.truncate(out.trim_end().len());
         out
     }

@@ -2,11 +2,10 @@
 //! once history is fetched, is everything the host keeps).
 //!
 //! A row becomes a haystack of its cells' text with, for every UTF-16 unit,
-//! the column it came from, so a match found by any finder (the substring
-//! finder here, or the browser's own `RegExp`, which counts in UTF-16) maps
-//! back to cells. A match never spans a soft-wrapped row's end.
+//! the column it came from, so a match found by a finder that counts in
+//! UTF-16 (the browser's own `RegExp`) maps back to cells. A match never spans a soft-wrapped row's end.
 
-use crate::screen::{CellWidth, Row, Screen};
+use crate::screen::{Row, Screen};
 
 /// One match: columns `start..end` of line `line` (numbered as the screen
 /// numbers lines).
@@ -37,16 +36,10 @@ impl Haystack {
             .map_or(0, |i| i + 1);
         let mut text = String::with_capacity(used);
         let mut columns = Vec::with_capacity(used);
-        for (col, cell) in row.cells[..used].iter().enumerate() {
-            if cell.width == CellWidth::Spacer {
-                continue;
-            }
-            let col = u16::try_from(col).unwrap_or(u16::MAX);
-            let piece = if cell.text.is_empty() {
-                " "
-            } else {
-                &cell.text
-            };
+        for (col, piece) in row
+            .text_cells()
+            .take_while(|(col, _)| usize::from(*col) < used)
+        {
             columns.extend(std::iter::repeat_n(col, piece.encode_utf16().count()));
             text.push_str(piece);
         }
@@ -63,27 +56,6 @@ impl Haystack {
         let last = *self.columns.get(end - 1)?;
         Some((first, last + 1))
     }
-}
-
-/// Spans `(start, end)` in UTF-16 units where `needle` occurs in `hay`,
-/// left to right, not overlapping.
-pub fn find_substring(hay: &str, needle: &str) -> Vec<(usize, usize)> {
-    let hay: Vec<u16> = hay.encode_utf16().collect();
-    let needle: Vec<u16> = needle.encode_utf16().collect();
-    let mut found = Vec::new();
-    if needle.is_empty() || needle.len() > hay.len() {
-        return found;
-    }
-    let mut at = 0;
-    while at + needle.len() <= hay.len() {
-        if hay[at..at + needle.len()] == needle[..] {
-            found.push((at, at + needle.len()));
-            at += needle.len();
-        } else {
-            at += 1;
-        }
-    }
-    found
 }
 
 /// `text` as a regular expression that matches it literally (for the

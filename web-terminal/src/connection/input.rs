@@ -3,16 +3,15 @@
 //!
 //! The window is the flow control of typing and pasting: the host
 //! acknowledges input once the program's terminal took it, so at most
-//! `INPUT_WINDOW` bytes are ever between the page and the program, and a
+//! `INPUT_WINDOW` bytes (what the host holds for a session) are ever
+//! between the page and the program, and a
 //! paste of any size streams at the pace the program reads it, in order,
 //! with whatever is typed after it behind it.
 
 use std::collections::VecDeque;
 
+pub use protocol::INPUT_WINDOW;
 use protocol::MAX_INPUT_CHUNK;
-
-/// Input sent and not yet acknowledged, at most: more waits in the page.
-pub const INPUT_WINDOW: usize = 256 * 1024;
 
 /// Input the page holds at most, in flight and waiting; beyond it input is
 /// refused rather than growing memory without bound (a paste of this much

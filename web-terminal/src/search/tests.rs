@@ -3,6 +3,28 @@
 use protocol::{Line, Size};
 
 use super::*;
+
+/// Spans `(start, end)` in UTF-16 units where `needle` occurs in `hay`,
+/// left to right, not overlapping.
+fn find_substring(hay: &str, needle: &str) -> Vec<(usize, usize)> {
+    let hay: Vec<u16> = hay.encode_utf16().collect();
+    let needle: Vec<u16> = needle.encode_utf16().collect();
+    let mut found = Vec::new();
+    if needle.is_empty() || needle.len() > hay.len() {
+        return found;
+    }
+    let mut at = 0;
+    while at + needle.len() <= hay.len() {
+        if hay[at..at + needle.len()] == needle[..] {
+            found.push((at, at + needle.len()));
+            at += needle.len();
+        } else {
+            at += 1;
+        }
+    }
+    found
+}
+
 use crate::testutil::{frame, line, narrow, wide};
 
 const SIZE: Size = Size { cols: 12, rows: 3 };

@@ -188,11 +188,9 @@ pub(super) fn regexp_spans(re: &js_sys::RegExp, hay: &str) -> Vec<(usize, usize)
             .as_string()
             .map_or(0, |m| m.encode_utf16().count());
         if len == 0 {
-            // An empty match would find itself again forever.
+            // An empty match would find itself again forever; past the
+            // end, `exec` finds nothing and the loop ends.
             re.set_last_index(re.last_index() + 1);
-            if re.last_index() as usize > hay.len() {
-                break;
-            }
             continue;
         }
         spans.push((start, start + len));

@@ -8,8 +8,9 @@
 use std::collections::VecDeque;
 
 /// Input bytes a session accepts before it stops taking commands, which
-/// pushes back on the connection and so on the client.
-pub const MAX_PENDING_INPUT: usize = 256 * 1024;
+/// pushes back on the connection and so on the client: the window the
+/// client keeps to (`protocol::INPUT_WINDOW`).
+pub const MAX_PENDING_INPUT: usize = protocol::INPUT_WINDOW;
 
 #[derive(Debug, Default)]
 pub(super) struct InputLog {
