@@ -492,3 +492,62 @@ async fn an_unprivileged_host_still_isolates() -> Result<()> {
     ensure!(bob_says.lines().any(|l| l.trim() == "secret"), "{bob_says}");
     Ok(())
 }
+
+/// What a shell can dial on loopback: `NAME=open` or `NAME=closed` for
+/// each of `targets` (a name and a port on 127.0.0.1).
+async fn dial(page: &NativePage, targets: &[(&str, u16)]) -> Result<String> {
+    let probes: Vec<String> = targets
+        .iter()
+        .map(|(name, port)| {
+            format!("(exec 3<>/dev/tcp/127.0.0.1/{port}) 2>/dev/null && echo {name}=open || echo {name}=closed")
+        })
+        .collect();
+    sh(&mut &*page, &probes.join("; ")).await
+}
+
+/// The store and the control plane are services on the network. A host
+/// run with `--session-network none` (as the README tells deployments whose
+/// store or control plane hosts can reach) leaves a shell no way to the
+/// PostgreSQL store, its own host or the directory; with the default, the
+/// host's network, the same probe does reach them, so the flag is what
+/// closes them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sandbox_without_network_dials_no_service() -> Result<()> {
+    let test = "a_sandbox_without_network_dials_no_service";
+    for (args, expected) in [
+        (&["--session-network", "none"][..], "closed"),
+        (&[][..], "open"),
+    ] {
+        let Some(cluster) = cluster(test, 1, args).await? else {
+            return Ok(());
+        };
+        let alice = place(&cluster, "alice").await?;
+        let host = alice.host().context("alice's page has no host")?;
+        let targets = [
+            ("STORE", 5432),
+            (
+                "HOST",
+                cluster.host(&host).context("alice's host")?.server.port,
+            ),
+            ("DIRECTORY", cluster.directories[0].port),
+        ];
+        let said = dial(&alice, &targets).await?;
+        for (name, _) in targets {
+            // The machine's PostgreSQL is the store only where it runs.
+            if name == "STORE" && expected == "open" && !postgres_listens() {
+                continue;
+            }
+            let token = format!("{name}={expected}");
+            ensure!(
+                has_token(&said, &token),
+                "with {args:?}, expected {token}: {said}"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Whether PostgreSQL answers on 127.0.0.1:5432 here.
+fn postgres_listens() -> bool {
+    std::net::TcpStream::connect(("127.0.0.1", 5432)).is_ok()
+}
