@@ -240,7 +240,7 @@ struct ServeArgs {
 
 async fn open_store(spec: &str) -> anyhow::Result<Arc<dyn store::Store>> {
     // The setting is not repeated: a PostgreSQL URL may hold a password.
-    store::open(spec).await.context(
+    store::open(spec, "thinline-directory").await.context(
         "opening the store named by --store (check the setting, and that PostgreSQL is up if it is one)",
     )
 }

@@ -196,9 +196,10 @@ fn parse_variable(text: &str) -> Result<(String, String), String> {
     Ok((key.into(), value.into()))
 }
 
-async fn open_store(spec: &str) -> anyhow::Result<Arc<dyn store::Store>> {
+async fn open_store(spec: &str, host_id: &str) -> anyhow::Result<Arc<dyn store::Store>> {
     // The setting is not repeated: a PostgreSQL URL may hold a password.
-    store::open(spec).await.context(
+    let application = format!("thinline-host {host_id}");
+    store::open(spec, &application).await.context(
         "opening the store named by --store (check the setting, and that PostgreSQL is up if it is one)",
     )
 }
@@ -372,7 +373,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .or_else(|| std::env::var_os("HOME").map(PathBuf::from));
     let store = match &args.store {
         Some(spec) => Some(StoreConfig {
-            store: open_store(spec).await?,
+            store: open_store(spec, &args.host_id).await?,
             home_root: args.home_root.clone(),
             adopt: args.adopt_sessions,
         }),

@@ -88,10 +88,16 @@ pub use sqlite::SqliteStore;
 /// `postgresql://...`) for PostgreSQL, otherwise `sqlite:PATH` or a bare
 /// path for an SQLite file, whose folder is created if missing. Migrations
 /// are applied either way (on PostgreSQL, when the schema is behind and
-/// the role may migrate it; see [`PgStore::connect`]).
-pub async fn open(spec: &str) -> Result<std::sync::Arc<dyn Store>> {
+/// the role may migrate it; see [`PgStore::connect`]). `application` names
+/// the process to the server (PostgreSQL's `application_name`), e.g.
+/// `thinline-host h1`.
+pub async fn open(spec: &str, application: &str) -> Result<std::sync::Arc<dyn Store>> {
     if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
-        return Ok(std::sync::Arc::new(PgStore::connect(spec).await?));
+        let store = PgStore::builder(spec)
+            .application_name(application)
+            .connect()
+            .await?;
+        return Ok(std::sync::Arc::new(store));
     }
     let path = std::path::Path::new(spec.strip_prefix("sqlite:").unwrap_or(spec));
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {

@@ -7,6 +7,15 @@
 //! re-checks the condition against the committed row, so of two racing
 //! writers exactly one matches. No advisory locks are used for safety (they
 //! do not survive poolers or failover).
+//!
+//! A row lock is only as good as the process holding it. A host that
+//! freezes inside a transaction (a paused VM, a SIGSTOP, a partition that
+//! leaves its TCP connection open) would keep its session's row locked, and
+//! the takeover that must fence it would wait behind it for as long as the
+//! freeze lasts. Every connection therefore has PostgreSQL end a transaction
+//! left idle for [`STALLED_TRANSACTION_TIMEOUT`]: the frozen holder's work
+//! rolls back, its locks go, and when it wakes its next statement fails on
+//! a closed connection, as if the store had been down.
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -16,6 +25,14 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use crate::sql::{self, from_sqlx};
 use crate::{Result, StoreError};
+
+/// How long a transaction may wait for its client's next statement before
+/// PostgreSQL ends it and frees its locks (`idle_in_transaction_session_timeout`).
+/// Ours never wait on anything but the database between statements, so a
+/// live one is idle for milliseconds; this bound only ever ends frozen
+/// ones. It is shorter than any sensible lease, so a frozen host's locks
+/// are gone by the time its lease lets a takeover start.
+pub const STALLED_TRANSACTION_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// A session store in a PostgreSQL database (optionally in one schema).
 #[derive(Clone, Debug)]
@@ -31,6 +48,7 @@ pub struct PgStore {
 pub struct PgStoreBuilder {
     url: String,
     schema: Option<String>,
+    application_name: Option<String>,
     max_connections: u32,
     acquire_timeout: Duration,
 }
@@ -56,6 +74,7 @@ impl PgStore {
         PgStoreBuilder {
             url: url.to_owned(),
             schema: None,
+            application_name: None,
             max_connections: 5,
             acquire_timeout: Duration::from_secs(5),
         }
@@ -75,6 +94,14 @@ impl PgStoreBuilder {
         self
     }
 
+    /// Names this process's connections in `pg_stat_activity` (and in the
+    /// server's log), so an operator can tell which host or directory holds
+    /// a lock or a connection slot.
+    pub fn application_name(mut self, name: &str) -> Self {
+        self.application_name = Some(name.to_owned());
+        self
+    }
+
     pub fn max_connections(mut self, max_connections: u32) -> Self {
         self.max_connections = max_connections.max(1);
         self
@@ -88,30 +115,41 @@ impl PgStoreBuilder {
     }
 
     pub async fn connect(self) -> Result<PgStore> {
-        let options = PgConnectOptions::from_str(&self.url)
+        let mut options = PgConnectOptions::from_str(&self.url)
             .map_err(|e| StoreError::Unavailable(format!("invalid postgres url: {e}")))?;
-        let mut pool_options = PgPoolOptions::new()
-            .max_connections(self.max_connections)
-            .acquire_timeout(self.acquire_timeout);
+        if let Some(name) = &self.application_name {
+            options = options.application_name(name);
+        }
         let schema = match &self.schema {
             Some(schema) => Some(quoted_schema(schema)?),
             None => None,
         };
-        if let Some(quoted) = &schema {
-            // A session setting, not a startup parameter, so that it also
-            // works behind connection poolers in session mode.
-            let search_path: Arc<str> = Arc::from(quoted.as_str());
-            pool_options = pool_options.after_connect(move |conn, _meta| {
-                let search_path = Arc::clone(&search_path);
+        // Session settings, not startup parameters, so that they also work
+        // behind connection poolers in session mode.
+        let search_path: Option<Arc<str>> = schema.as_deref().map(Arc::from);
+        let stalled = format!("{}ms", STALLED_TRANSACTION_TIMEOUT.as_millis());
+        let pool_options = PgPoolOptions::new()
+            .max_connections(self.max_connections)
+            .acquire_timeout(self.acquire_timeout)
+            .after_connect(move |conn, _meta| {
+                let search_path = search_path.clone();
+                let stalled = stalled.clone();
                 Box::pin(async move {
-                    sqlx::query("SELECT set_config('search_path', $1, false)")
-                        .bind(&*search_path)
-                        .execute(conn)
-                        .await?;
+                    sqlx::query(
+                        "SELECT set_config('idle_in_transaction_session_timeout', $1, false)",
+                    )
+                    .bind(&stalled)
+                    .execute(&mut *conn)
+                    .await?;
+                    if let Some(search_path) = search_path {
+                        sqlx::query("SELECT set_config('search_path', $1, false)")
+                            .bind(&*search_path)
+                            .execute(&mut *conn)
+                            .await?;
+                    }
                     Ok(())
                 })
             });
-        }
         let pool = pool_options
             .clone()
             .connect_with(options.clone())

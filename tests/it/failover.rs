@@ -241,11 +241,21 @@ async fn kill9_failover_over_postgres() -> Result<()> {
 /// A silent partition: a SIGSTOPped owner holds its lease, so the session
 /// moves only once the lease has run out; resumed, the old owner is fenced
 /// and never writes to the session again.
+///
+/// The owner is frozen in the middle of saving the screen, holding the
+/// session's row lock that the takeover needs: the store must
+/// free it (PostgreSQL ends a transaction idle past
+/// `store::STALLED_TRANSACTION_TIMEOUT`), or the session would wait for the
+/// frozen host to wake. On PostgreSQL, the production backend: SQLite's
+/// one write lock is the whole file's, and a process frozen while holding
+/// it stops every writer on the machine until it wakes or dies (README,
+/// "Deploying").
 #[tokio::test]
 async fn a_stopped_host_is_waited_for_then_fenced() -> Result<()> {
     let test = "a_stopped_host_is_waited_for_then_fenced";
     let options = ClusterOptions {
         hosts: 2,
+        backend: Backend::Postgres,
         lease: Some((SHORT_TTL_MS, SHORT_RENEW_MS)),
         ..ClusterOptions::default()
     };
@@ -273,8 +283,14 @@ async fn stop_wait_and_fence(test: &str, page: &mut ClusterPage) -> Result<()> {
         .wait_mirror_line(PATIENCE, "the ticking loop", |l| l.starts_with("tick"))
         .await?;
 
-    page.cluster.host_mut(&before.host)?.server.stop()?;
+    page.cluster
+        .stop_host_mid_save(&before.host, &session.to_string())
+        .await?;
     let stopped_at = Instant::now();
+    eprintln!(
+        "{test}: {} frozen in a save, holding the session's row",
+        before.host
+    );
     let lease_expires_at = lease_expiry(&page.cluster, &before.host).await?;
 
     // Reported unreachable while its lease is live, the stopped owner is

@@ -25,6 +25,7 @@ mod servers;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use store::Store;
@@ -276,6 +277,83 @@ impl Cluster {
     /// cluster only).
     pub fn database_addr(&self) -> Option<SocketAddr> {
         self.pg.as_ref().and_then(|db| db.server_addr().ok())
+    }
+
+    /// Freezes host `id` (SIGSTOP) in the middle of saving `session`'s
+    /// screen, holding the session's row lock that a takeover needs: the
+    /// worst moment a host can freeze. The test holds the session's
+    /// `screens` row itself, so the host's next save updates the session's
+    /// row and then waits on it; the host is stopped while it waits, and
+    /// the test lets go, so the save's statement finishes on the server
+    /// and its transaction sits idle, its client frozen. Checked in
+    /// `pg_stat_activity` and `pg_locks` (`application_name` `thinline-host
+    /// ID`). The session's screen must be changing, so a save comes.
+    /// PostgreSQL clusters only.
+    pub async fn stop_host_mid_save(&mut self, id: &str, session: &str) -> Result<()> {
+        use sqlx::Connection;
+        ensure!(
+            self.pg.is_some(),
+            "only a PostgreSQL cluster shows who is in a transaction"
+        );
+        let connect = || async {
+            sqlx::PgConnection::connect(&self.store_spec)
+                .await
+                .context("connecting to the cluster's database")
+        };
+        let (mut holder, mut watcher) = (connect().await?, connect().await?);
+        let application = format!("thinline-host {id}");
+        let mut hold = holder.begin().await?;
+        let held: Option<i32> =
+            sqlx::query_scalar("SELECT 1 FROM screens WHERE session_id = $1 FOR UPDATE")
+                .bind(session)
+                .fetch_optional(&mut *hold)
+                .await?;
+        ensure!(
+            held.is_some(),
+            "session {session} has no saved screen to hold"
+        );
+        // Saves come every persist interval while the screen changes.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let (waiting,): (i64,) = sqlx::query_as(
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE application_name = $1 AND wait_event_type = 'Lock'",
+            )
+            .bind(&application)
+            .fetch_one(&mut watcher)
+            .await?;
+            if waiting > 0 {
+                break;
+            }
+            ensure!(
+                std::time::Instant::now() < deadline,
+                "{id} made no save of {session} in 20 s"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        self.host_mut(id)?.server.stop()?;
+        hold.rollback().await?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let (holding,): (i64,) = sqlx::query_as(
+                "SELECT count(*) FROM pg_stat_activity AS a \
+                 JOIN pg_locks AS l ON l.pid = a.pid \
+                 JOIN pg_class AS c ON c.oid = l.relation \
+                 WHERE a.application_name = $1 AND a.state = 'idle in transaction' \
+                 AND c.relname = 'sessions' AND l.mode = 'RowExclusiveLock' AND l.granted",
+            )
+            .bind(&application)
+            .fetch_one(&mut watcher)
+            .await?;
+            if holding > 0 {
+                return Ok(());
+            }
+            ensure!(
+                std::time::Instant::now() < deadline,
+                "the frozen {id} holds no transaction on the session's row"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// The cluster's store url, reaching the server through a proxy on

@@ -172,7 +172,7 @@ impl HostProcess {
                     return [0; 32];
                 };
                 let signed_in = tokio::time::timeout(Duration::from_secs(5), async {
-                    let store = store::open(spec).await?;
+                    let store = store::open(spec, "thinline-test").await?;
                     tickets::sign_in(store.as_ref(), &self.user).await
                 })
                 .await;
