@@ -25,6 +25,7 @@ pub mod openapi;
 mod service;
 pub mod session_id;
 mod sessions;
+mod settings;
 
 pub use hosts::{DrainAnswer, DrainOwner, Host};
 pub use ids::{HOST_ID_PATTERN, MAX_HOST_ID_LEN, SESSION_ID_PATTERN, valid_host_id};
@@ -35,6 +36,10 @@ pub use service::{
 pub use sessions::{
     EndAnswer, EndedState, Placement, PlacementRequest, RenewalRequest, Session, SessionState,
     UnreachableAnswer, UnreachableRequest,
+};
+pub use settings::{
+    Bell, CursorStyle, DEFAULT_FONT_SIZE, FONT_SIZES, MAX_FONT_FAMILY_LEN, Settings, ThemeName,
+    valid_font_family,
 };
 
 #[cfg(test)]

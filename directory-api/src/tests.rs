@@ -261,3 +261,79 @@ fn host_ids_are_plain() {
         assert!(!valid_host_id(bad), "{bad}");
     }
 }
+
+#[test]
+fn settings_are_written_as_they_always_were_and_default_field_by_field() {
+    pins(
+        Settings::default(),
+        json!({
+            "font_size": 15, "font_family": "", "theme": "dark", "cursor": "block",
+            "cursor_blink": false, "copy_on_select": false, "right_click_paste": false,
+            "bell": "visual", "clipboard_write": false
+        }),
+    );
+    // A page that sets one thing, or a newer build's field, reads as the
+    // defaults for the rest.
+    let partial: Settings =
+        serde_json::from_value(json!({ "theme": "solarized-light", "ligatures": true })).unwrap();
+    assert_eq!(
+        partial,
+        Settings {
+            theme: ThemeName::SolarizedLight,
+            ..Settings::default()
+        }
+    );
+    for theme in ThemeName::ALL {
+        assert_eq!(serde_json::to_value(theme).unwrap(), json!(theme.as_str()));
+    }
+    for cursor in CursorStyle::ALL {
+        assert_eq!(
+            serde_json::to_value(cursor).unwrap(),
+            json!(cursor.as_str())
+        );
+    }
+    for bell in Bell::ALL {
+        assert_eq!(serde_json::to_value(bell).unwrap(), json!(bell.as_str()));
+    }
+}
+
+#[test]
+fn settings_out_of_range_are_refused_with_the_reason() {
+    assert_eq!(Settings::default().invalid(), None);
+    let small = Settings {
+        font_size: 7,
+        ..Settings::default()
+    };
+    assert!(small.invalid().unwrap().contains("8 to 32"));
+    let large = Settings {
+        font_size: 33,
+        ..Settings::default()
+    };
+    assert!(large.invalid().is_some());
+    for good in [
+        "",
+        "DejaVu Sans Mono",
+        "Noto_Sans.Mono-2",
+        "Ｍｏｎｏ 日本語",
+    ] {
+        assert!(valid_font_family(good), "{good:?}");
+    }
+    let long = "a".repeat(MAX_FONT_FAMILY_LEN + 1);
+    for bad in [
+        "a\"b",
+        "x'; y",
+        "mono, serif",
+        "a;b",
+        " lead",
+        "trail ",
+        "a\nb",
+        &long,
+    ] {
+        assert!(!valid_font_family(bad), "{bad:?}");
+        let settings = Settings {
+            font_family: bad.to_owned(),
+            ..Settings::default()
+        };
+        assert!(settings.invalid().unwrap().contains("font family"));
+    }
+}

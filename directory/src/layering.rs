@@ -22,8 +22,8 @@ const LAYERS: &[&[&str]] = &[
     &["views"],
     // Who is signed in; the host registry; the account CLI.
     &["accounts", "hosts", "signin"],
-    // Placement and failover over HTTP; the identities CLI.
-    &["identities", "sessions"],
+    // Placement and failover over HTTP; the identities CLI; settings.
+    &["identities", "sessions", "settings"],
     // Pages and the terminal page's serving.
     &["pages", "web"],
     // The generated description of all of the above.

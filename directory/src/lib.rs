@@ -45,6 +45,7 @@ pub mod origins;
 pub mod pages;
 pub mod probe;
 pub mod sessions;
+pub mod settings;
 pub mod signin;
 pub mod state;
 pub mod views;
@@ -82,6 +83,7 @@ fn routes(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(sessions::unreachable))
         .routes(routes!(sessions::renew_ticket))
         .routes(routes!(sessions::end_json))
+        .routes(routes!(settings::get_settings, settings::put_settings))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             signin::identify,

@@ -143,7 +143,11 @@ DECLARE
         -- lowest free uid, once (an insert that never updates).
         ['host',       'unix_identities',   'SELECT (name, uid, gid, mapped), INSERT (name, uid, gid, mapped, created_at)'],
         -- map_unix_identity's upsert, list_unix_identities.
-        ['directory',  'unix_identities',   'SELECT, INSERT, UPDATE (uid, gid, mapped, created_at)']
+        ['directory',  'unix_identities',   'SELECT, INSERT, UPDATE (uid, gid, mapped, created_at)'],
+
+        -- get_settings, put_settings' upsert: the page's settings panel
+        -- talks to directories only; hosts never read them.
+        ['directory',  'settings',          'SELECT, INSERT, UPDATE (body, updated_at)']
     ];
     known     text[];
 BEGIN

@@ -684,6 +684,15 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes a login (sign-out); a missing one is not an error.
     async fn end_login(&self, id: &str) -> Result<()>;
 
+    /// The account's terminal settings: the JSON document `put_settings`
+    /// last stored, or `None` if the user never saved any. The store does
+    /// not read it; the directory validates it before storing.
+    async fn get_settings(&self, account: &str) -> Result<Option<String>>;
+
+    /// Replaces the account's settings with `body`. `NotFound` if there is
+    /// no such account.
+    async fn put_settings(&self, account: &str, body: &str) -> Result<()>;
+
     /// The user (or directory) ends a session: one conditional update sets
     /// its state to `Ended` and its epoch to epoch + 1, whatever it was,
     /// and returns the new epoch. The host serving it is fenced from then

@@ -37,6 +37,8 @@ struct Tables {
     identities: BTreeMap<String, UnixIdentity>,
     /// By id: the enrolment and the secret's hash.
     enrolments: BTreeMap<String, (HostEnrolment, String)>,
+    /// By account: the settings document.
+    settings: HashMap<String, String>,
 }
 
 /// A session's screen and its blocks, kept together so that, like the SQL
@@ -484,6 +486,19 @@ impl Store for MemoryStore {
 
     async fn end_login(&self, id: &str) -> Result<()> {
         self.tables().logins.remove(id);
+        Ok(())
+    }
+
+    async fn get_settings(&self, account: &str) -> Result<Option<String>> {
+        Ok(self.tables().settings.get(account).cloned())
+    }
+
+    async fn put_settings(&self, account: &str, body: &str) -> Result<()> {
+        let mut tables = self.tables();
+        if !tables.accounts.contains_key(account) {
+            return Err(StoreError::NotFound(account.to_owned()));
+        }
+        tables.settings.insert(account.to_owned(), body.to_owned());
         Ok(())
     }
 

@@ -1156,6 +1156,37 @@ macro_rules! impl_store {
                         .map_err(from_sqlx)
                 }
 
+                async fn get_settings(&self, account: &str) -> Result<Option<String>> {
+                    sqlx::query_scalar("SELECT body FROM settings WHERE account = $1")
+                        .bind(account)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(from_sqlx)
+                }
+
+                async fn put_settings(&self, account: &str, body: &str) -> Result<()> {
+                    // One statement: the account's row, if any, feeds the
+                    // upsert (SQLite needs the WHERE to parse ON CONFLICT
+                    // after a SELECT), so no row written means no account.
+                    let written = sqlx::query(concat!(
+                        "INSERT INTO settings (account, body, updated_at) \
+                         SELECT name, $2, ",
+                        $now,
+                        " FROM accounts WHERE name = $1 \
+                         ON CONFLICT (account) DO UPDATE \
+                         SET body = excluded.body, updated_at = excluded.updated_at"
+                    ))
+                    .bind(account)
+                    .bind(body)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(from_sqlx)?;
+                    if written.rows_affected() == 0 {
+                        return Err(StoreError::NotFound(account.to_owned()));
+                    }
+                    Ok(())
+                }
+
                 async fn end_login(&self, id: &str) -> Result<()> {
                     sqlx::query("DELETE FROM logins WHERE id = $1")
                         .bind(id)

@@ -222,6 +222,18 @@ fn answers() -> Vec<(&'static str, &'static str, u16, Value)> {
                 session(directory_api::SessionState::Ended, Some("vim")),
             ]),
         ),
+        ("get", "/v1/settings", 200, to_json(Settings::default())),
+        (
+            "put",
+            "/v1/settings",
+            200,
+            to_json(Settings {
+                theme: ThemeName::SolarizedLight,
+                bell: Bell::Notify,
+                cursor: CursorStyle::Underline,
+                ..Settings::default()
+            }),
+        ),
         (
             "get",
             "/v1/config",
@@ -271,7 +283,12 @@ async fn every_answer_the_types_make_is_one_the_document_allows() {
                 !schema.is_valid(&wrong_type),
                 "{what}: {first} as an object passes"
             );
+            // Every member of settings may be left out (it takes its
+            // default), in answers as in requests.
             let mut missing = answer.clone();
+            if path == "/v1/settings" {
+                continue;
+            }
             if let Some((first, object)) = first_member(&mut missing) {
                 object.remove(&first);
                 assert!(!schema.is_valid(&missing), "{what}: without {first} passes");
@@ -384,6 +401,25 @@ async fn requests_the_types_make_are_allowed_and_refused_ones_are_not() {
         assert!(!renewal.is_valid(&bad), "{bad}");
     }
 
+    let settings = request_schema(&document, "put", "/v1/settings", "application/json");
+    for good in [
+        to_json(Settings::default()),
+        json!({}),
+        json!({ "theme": "gruvbox-dark", "font_size": 32 }),
+    ] {
+        assert_valid(&settings, &good, "settings");
+    }
+    for bad in [
+        json!({ "theme": "nord" }),
+        json!({ "font_size": 7 }),
+        json!({ "font_size": "big" }),
+        json!({ "bell": true }),
+        json!({ "font_family": "x".repeat(65) }),
+        json!([]),
+    ] {
+        assert!(!settings.is_valid(&bad), "{bad}");
+    }
+
     let login = request_schema(
         &document,
         "post",
@@ -488,7 +524,7 @@ async fn every_documented_operation_is_routed() {
             operations += 1;
         }
     }
-    assert_eq!(operations, 19);
+    assert_eq!(operations, 21);
     // And the fallbacks themselves are what an unknown path gets.
     let (status, body) = call(Method::GET, "/v1/nothing").await;
     assert_eq!(status, StatusCode::NOT_FOUND);

@@ -592,6 +592,70 @@ pub async fn sessions_are_listed(db: &Db) {
     );
 }
 
+pub async fn settings_are_each_users_own_and_checked(db: &Db) {
+    let dir = directory(db).await;
+    let other = directory(db).await;
+    let ada = dir.sign_in_as("ada").await;
+    let bob = dir.sign_in_as("bob").await;
+    let defaults = json!({
+        "font_size": 15, "font_family": "", "theme": "dark", "cursor": "block",
+        "cursor_blink": false, "copy_on_select": false, "right_click_paste": false,
+        "bell": "visual", "clipboard_write": false
+    });
+    assert_eq!(ada.get("/v1/settings").await.json(), defaults);
+
+    // A page that sets two things saves the whole document.
+    let saved = ada
+        .send(
+            Method::PUT,
+            "/v1/settings",
+            Body::Json(json!({ "theme": "light", "font_size": 18 })),
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::OK, "{}", saved.text());
+    let mut expected = defaults.clone();
+    expected["theme"] = json!("light");
+    expected["font_size"] = json!(18);
+    assert_eq!(saved.json(), expected);
+    // Another replica, the same account: the same settings.
+    assert_eq!(ada.at(&other).get("/v1/settings").await.json(), expected);
+    // Nobody else's.
+    assert_eq!(bob.get("/v1/settings").await.json(), defaults);
+
+    // Out of range or unknown: refused, saying why; nothing changes.
+    for (body, why) in [
+        (json!({ "font_size": 99 }), "8 to 32"),
+        (json!({ "theme": "nord" }), "expected one of `dark`, `light`"),
+        (json!({ "font_family": "x\", serif" }), "font family"),
+        (json!([1]), "invalid request body"),
+    ] {
+        let refused = ada.send(Method::PUT, "/v1/settings", Body::Json(body.clone())).await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{body}");
+        assert!(refused.error().contains(why), "{body}: {}", refused.error());
+    }
+    assert_eq!(ada.get("/v1/settings").await.json(), expected);
+
+    // A change needs the page's origin and a sign-in.
+    let url = format!("{}/v1/settings", dir.base);
+    let foreign = crate::harness::call_with(
+        Method::PUT,
+        &url,
+        Body::Json(json!({ "theme": "dark" })),
+        &[("cookie", &ada.cookie), ("origin", "https://evil.example")],
+    )
+    .await;
+    assert_eq!(foreign.status, StatusCode::FORBIDDEN);
+    assert_eq!(dir.get("/v1/settings").await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(ada.get("/v1/settings").await.json(), expected);
+
+    // A document this build cannot read answers the defaults.
+    dir.store
+        .put_settings("ada", r#"{"theme":"a theme from a newer build"}"#)
+        .await
+        .unwrap();
+    assert_eq!(ada.get("/v1/settings").await.json(), defaults);
+}
+
 pub async fn config_health_and_openapi(db: &Db) {
     let store = db.open().await;
     let kind = store.kind();
@@ -634,6 +698,8 @@ pub async fn config_health_and_openapi(db: &Db) {
         ("/v1/sessions/{id}/ticket", "post"),
         ("/v1/sessions/{id}/end", "post"),
         ("/v1/sessions", "get"),
+        ("/v1/settings", "get"),
+        ("/v1/settings", "put"),
         ("/v1/config", "get"),
         ("/v1/openapi.json", "get"),
         ("/healthz", "get"),

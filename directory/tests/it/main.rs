@@ -57,6 +57,7 @@ on_backends![
     api::concurrent_reports_on_two_replicas_agree,
     api::unknown_and_ended_sessions_are_refused,
     api::sessions_are_listed,
+    api::settings_are_each_users_own_and_checked,
     api::config_health_and_openapi,
     api::the_page_and_its_assets_go_compressed_and_cached,
     api::malformed_requests_get_the_refusals_the_document_lists,

@@ -92,6 +92,7 @@ conformance! {
     ],
     two: [
         two_instances_see_each_others_writes,
+        settings_follow_the_account,
         concurrent_take_overs_have_one_winner,
         concurrent_claims_never_pass_the_cap,
         concurrent_writers_only_current_epoch_succeeds,

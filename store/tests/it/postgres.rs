@@ -68,7 +68,7 @@ async fn connecting_twice_and_concurrently_migrates_once() {
     .fetch_all(&mut conn)
     .await
     .unwrap();
-    assert_eq!(applied, [1, 2, 3, 4, 5, 6]);
+    assert_eq!(applied, [1, 2, 3, 4, 5, 6, 7]);
     again.close().await;
 }
 
@@ -676,6 +676,9 @@ async fn a_hosts_role_cannot_touch_accounts_or_read_password_hashes() {
     assert_denied(host.set_disabled("ada", false).await, "set_disabled");
     assert_denied(host.get_account("ada").await, "get_account");
     assert_denied(host.list_accounts().await, "list_accounts");
+    // The page's settings are the directories' business alone.
+    assert_denied(host.get_settings("ada").await, "get_settings");
+    assert_denied(host.put_settings("ada", "{}").await, "put_settings");
     let mut sql = deployment.raw(&deployment.url_of("h1")).await;
     assert_sql_denied(&mut sql, "SELECT password_hash FROM accounts").await;
     assert_sql_denied(&mut sql, "SELECT * FROM accounts").await;
@@ -778,6 +781,14 @@ async fn a_directorys_role_does_all_a_directory_does() {
     );
     directory.end_login(&login).await.unwrap();
     assert!(directory.get_login(&login).await.unwrap().is_none());
+    // Settings, twice (the upsert's two paths).
+    for body in ["{}", r#"{"font_size":15}"#] {
+        directory.put_settings("ada", body).await.unwrap();
+    }
+    assert_eq!(
+        directory.get_settings("ada").await.unwrap().as_deref(),
+        Some(r#"{"font_size":15}"#)
+    );
 
     // Enrolments, twice (the upsert's two paths), and what follows.
     for secret in ["one", "two"] {
@@ -905,7 +916,7 @@ async fn a_role_that_may_not_migrate_says_so_and_writes_nothing() {
     let refused = PgStore::connect_in_schema(&host_url, &deployment.names.schema).await;
     match refused {
         Err(StoreError::Unavailable(message)) => {
-            for part in ["is empty", "needs version 6", "may not migrate", "owner"] {
+            for part in ["is empty", "needs version 7", "may not migrate", "owner"] {
                 assert!(message.contains(part), "{part:?} in {message}");
             }
         }
@@ -928,7 +939,7 @@ async fn a_role_that_may_not_migrate_says_so_and_writes_nothing() {
 
     // Behind again (a newer build's migration missing): said so too.
     sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DELETE FROM \"{}\"._sqlx_migrations WHERE version = 6",
+        "DELETE FROM \"{}\"._sqlx_migrations WHERE version = 7",
         deployment.names.schema
     )))
     .execute(&mut admin(&deployment.url).await)
@@ -936,8 +947,8 @@ async fn a_role_that_may_not_migrate_says_so_and_writes_nothing() {
     .unwrap();
     match PgStore::connect_in_schema(&host_url, &deployment.names.schema).await {
         Err(StoreError::Unavailable(message)) => {
-            assert!(message.contains("is at version 5"), "{message}");
-            assert!(message.contains("needs version 6"), "{message}");
+            assert!(message.contains("is at version 6"), "{message}");
+            assert!(message.contains("needs version 7"), "{message}");
         }
         other => panic!("expected a refusal to migrate, got {other:?}"),
     }
@@ -980,6 +991,7 @@ async fn every_table_is_the_owners_and_granted() {
             "screens",
             "scrollback_blocks",
             "sessions",
+            "settings",
             "unix_identities",
             "users"
         ]
@@ -1024,7 +1036,7 @@ async fn the_roles_script_takes_over_a_schema_migrated_without_roles() {
     .fetch_one(&mut admin(&deployment.url).await)
     .await
     .unwrap();
-    assert_eq!(owned, 10);
+    assert_eq!(owned, 11);
     let host = deployment.host().await;
     host.create_session(&session(SESSION, "ada", "h1"))
         .await

@@ -1032,6 +1032,37 @@ pub async fn changing_an_unknown_account_is_not_found(store: Arc<dyn Store>) {
     assert_eq!(live(&*store, &login_id(1)).await, None);
 }
 
+pub async fn settings_follow_the_account(store: Arc<dyn Store>, other: Arc<dyn Store>) {
+    store.create_account("ada", HASH_1).await.unwrap();
+    store.create_account("bob", HASH_1).await.unwrap();
+    assert_eq!(store.get_settings("ada").await.unwrap(), None);
+    let first = r#"{"font_size":16,"theme":"light"}"#;
+    store.put_settings("ada", first).await.unwrap();
+    // Another process (another directory replica) reads what one saved,
+    // and a second save replaces the first whole.
+    assert_eq!(
+        other.get_settings("ada").await.unwrap().as_deref(),
+        Some(first)
+    );
+    let second = r#"{"font_size":12,"theme":"solarized-dark","bell":"visual"}"#;
+    other.put_settings("ada", second).await.unwrap();
+    assert_eq!(
+        store.get_settings("ada").await.unwrap().as_deref(),
+        Some(second)
+    );
+    // One user's settings are theirs alone.
+    assert_eq!(store.get_settings("bob").await.unwrap(), None);
+    // Settings need an account, and the store keeps any text whole.
+    assert_not_found(store.put_settings("ghost", first).await, "ghost");
+    assert_eq!(store.get_settings("ghost").await.unwrap(), None);
+    let unicode = "{\"font_family\":\"Noto Sans Mono CJK 日本語 \\\" '\"}";
+    store.put_settings("bob", unicode).await.unwrap();
+    assert_eq!(
+        other.get_settings("bob").await.unwrap().as_deref(),
+        Some(unicode)
+    );
+}
+
 pub async fn a_login_is_live_until_it_expires(store: Arc<dyn Store>) {
     store.create_account("ada", HASH_1).await.unwrap();
     let before = store.now().await.unwrap();
