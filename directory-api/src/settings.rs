@@ -27,8 +27,9 @@ pub struct Settings {
     #[cfg_attr(feature = "openapi", schema(minimum = 8, maximum = 32))]
     pub font_size: u8,
     /// A font installed on the user's machine, tried before the browser's
-    /// `monospace`; empty for `monospace` alone. Letters, digits, spaces,
-    /// `-`, `_` and `.`, up to 64 bytes.
+    /// `monospace`; empty for `monospace` alone. ASCII letters and digits,
+    /// spaces, `-`, `_` and `.`, up to 64 (font families' own names are
+    /// ASCII; checking Unicode classes would grow the page's wasm).
     #[cfg_attr(feature = "openapi", schema(max_length = 64))]
     pub font_family: String,
     pub theme: ThemeName,
@@ -75,7 +76,7 @@ impl Settings {
         }
         if !valid_font_family(&self.font_family) {
             return Some(format!(
-                "font family {:?} is not a font name: use up to {MAX_FONT_FAMILY_LEN} letters, digits, spaces, '-', '_' and '.'",
+                "font family {:?} is not a font name: use up to {MAX_FONT_FAMILY_LEN} ASCII letters, digits, spaces, '-', '_' and '.'",
                 self.font_family
             ));
         }
@@ -89,7 +90,7 @@ pub fn valid_font_family(family: &str) -> bool {
     family.len() <= MAX_FONT_FAMILY_LEN
         && family
             .chars()
-            .all(|c| c.is_alphanumeric() || matches!(c, ' ' | '-' | '_' | '.'))
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, ' ' | '-' | '_' | '.'))
         && family.trim() == family
 }
 

@@ -548,3 +548,166 @@ async fn ctrl_click_opens_a_link_in_a_new_tab() -> Result<()> {
     finish(page).await;
     Ok(())
 }
+
+/// The settings the page uses, parsed.
+async fn page_settings(browser: &Browser) -> Result<Value> {
+    browser.thinline("settings", "").await
+}
+
+async fn wait_settings(
+    browser: &Browser,
+    what: &str,
+    accept: impl Fn(&Value) -> bool,
+) -> Result<Value> {
+    wait_until(PATIENCE, what, || async {
+        let settings = page_settings(browser).await?;
+        Ok(if accept(&settings) {
+            Ok(settings)
+        } else {
+            Err(settings.to_string())
+        })
+    })
+    .await
+}
+
+/// Issue 15's settings: the zoom keys and the panel change the font and
+/// the colours at once, the account keeps them, and a second browser that
+/// never saw them (a fresh profile, nothing in its storage) signs in to
+/// the same look; a value out of range is refused in the panel.
+#[tokio::test]
+async fn settings_follow_the_user_to_another_browser() -> Result<()> {
+    let Some(page) = open_page("settings_follow_the_user_to_another_browser").await? else {
+        return Ok(());
+    };
+    let outcome = settings_round_trip(&page).await;
+    finish(page).await;
+    outcome
+}
+
+async fn settings_round_trip(page: &Page) -> Result<()> {
+    let browser = &page.browser;
+    let cols_before = browser.state().await?["cols"].as_u64().unwrap_or(0);
+    let size = |s: &Value| s["font_size"].as_u64();
+    ensure!(
+        size(&page_settings(browser).await?) == Some(15),
+        "a new user's font is not 15 px"
+    );
+
+    // Ctrl+= twice: a bigger font, so fewer columns for the program.
+    for _ in 0..2 {
+        browser
+            .type_keys(&format!("{}={}", Key::Control, Key::Null))
+            .await?;
+    }
+    wait_settings(browser, "Ctrl+= twice", |s| size(s) == Some(17)).await?;
+    let zoomed = wait_until(PATIENCE, "the grid to shrink", || async {
+        let state = browser.state().await?;
+        let cols = state["cols"].as_u64().unwrap_or(0);
+        Ok(if cols > 0 && cols < cols_before {
+            Ok(cols)
+        } else {
+            Err(state.to_string())
+        })
+    })
+    .await?;
+    // The program learns the new width.
+    run(browser, "echo cols=$(tput cols)").await?;
+    let line = format!("cols={zoomed}");
+    browser
+        .wait_mirror_line(PATIENCE, "tput to print the new width", |l| l == line)
+        .await?;
+
+    // The panel: a light theme, and copy on select.
+    browser.click("#settings-button").await?;
+    browser
+        .select("select[data-setting=theme]", "light")
+        .await?;
+    browser.click("input[data-setting=copy_on_select]").await?;
+    const STATUS: &str = "document.getElementById('settings-status').textContent";
+    wait_equal(
+        browser,
+        "the change saved",
+        STATUS,
+        "saved to your account".into(),
+    )
+    .await?;
+    wait_settings(browser, "the light theme", |s| {
+        s["theme"] == "light" && s["copy_on_select"] == true
+    })
+    .await?;
+    let cell = browser.thinline("cell", "0, 0").await?;
+    ensure!(
+        cell["bg"] == "#fafafa",
+        "the screen is not painted light: {cell}"
+    );
+    wait_equal(
+        browser,
+        "the page around the screen light too",
+        "getComputedStyle(document.body).backgroundColor",
+        "rgb(250, 250, 250)".into(),
+    )
+    .await?;
+
+    // Out of range: refused in the panel, the setting unchanged.
+    browser
+        .type_into(
+            "input[data-setting=font_size]",
+            &format!("{}a{}99{}", Key::Control, Key::Null, Key::Tab),
+        )
+        .await?;
+    wait_eval(browser, "the refusal", STATUS, |v| {
+        v.as_str().is_some_and(|s| s.contains("8 to 32"))
+    })
+    .await?;
+    ensure!(size(&page_settings(browser).await?) == Some(17));
+    browser
+        .type_into("select[data-setting=theme]", &Key::Escape.to_string())
+        .await?;
+    wait_equal(
+        browser,
+        "Esc to close the panel and give the keyboard back",
+        "document.getElementById('settings').hidden && document.activeElement.id === 'keyboard'",
+        Value::Bool(true),
+    )
+    .await?;
+
+    // The account holds them, as the directory checked them.
+    let stored = page
+        .cluster
+        .store
+        .get_settings(TEST_USER)
+        .await?
+        .context("nothing stored for the user")?;
+    let stored: Value = serde_json::from_str(&stored)?;
+    ensure!(
+        stored["theme"] == "light" && stored["font_size"] == 17 && stored["copy_on_select"] == true,
+        "the store holds {stored}"
+    );
+
+    // Another browser, nothing in its storage: the same look at once.
+    let other = Browser::start(1000, 700).await?;
+    let seen = async {
+        other
+            .open_and_sign_in(&page.cluster.directory_url(0), TEST_USER, TEST_PASSWORD)
+            .await?;
+        wait_settings(&other, "the second browser to take the settings", |s| {
+            s["theme"] == "light" && size(s) == Some(17)
+        })
+        .await?;
+        wait_until(PATIENCE, "the second browser's grid", || async {
+            let state = other.state().await?;
+            Ok(if state["cols"].as_u64() == Some(zoomed) {
+                Ok(())
+            } else {
+                Err(state.to_string())
+            })
+        })
+        .await?;
+        let cell = other.thinline("cell", "0, 0").await?;
+        ensure!(cell["bg"] == "#fafafa", "the second browser paints {cell}");
+        Ok(())
+    }
+    .await;
+    other.close().await;
+    seen
+}

@@ -316,6 +316,16 @@ impl Browser {
         Ok(())
     }
 
+    /// Chooses the option `value` of the `<select>` `css`, as a person
+    /// does (the page sees a `change` event).
+    pub async fn select(&self, css: &str, value: &str) -> Result<()> {
+        self.find(css)
+            .await?
+            .select_by_value(value)
+            .await
+            .with_context(|| format!("choosing {value:?} in {css}"))
+    }
+
     /// Clicks at viewport point `(x, y)` with Ctrl held, as a person opens
     /// a link in a terminal.
     pub async fn ctrl_click_at(&self, x: f64, y: f64) -> Result<()> {

@@ -8,6 +8,9 @@
 
 use protocol::Modes;
 
+use crate::numbers::fixed;
+use crate::settings::Zoom;
+
 const ESC: u8 = 0x1b;
 
 /// A key press, described with the fields of a DOM `KeyboardEvent`.
@@ -34,6 +37,9 @@ pub enum KeyAction {
     Paste,
     /// Open the search bar over the scrollback (Ctrl+Shift+F, Cmd+F).
     Search,
+    /// Change the font size (Ctrl+= or Ctrl++, Ctrl+-, Ctrl+0; Cmd on
+    /// macOS), instead of the browser's zoom, and save it in the settings.
+    Zoom(Zoom),
     /// Scroll the client's scrollback view by pages (Shift+PageUp/Down);
     /// positive goes back in history.
     ScrollPages(i8),
@@ -81,6 +87,19 @@ pub fn encode_key(key: &KeyPress<'_>, modes: Modes) -> KeyAction {
             Some('v') => return KeyAction::Paste,
             Some('f') => return KeyAction::Search,
             _ => {}
+        }
+    }
+    // Zoom keys, unshifted but for the "+" that needs Shift on many
+    // layouts; Ctrl+_ (Ctrl+Shift+-) stays readline's undo.
+    if (key.ctrl ^ key.meta) && !key.alt {
+        let zoom = match (key.key, key.shift) {
+            ("=" | "+", _) => Some(Zoom::In),
+            ("-", false) => Some(Zoom::Out),
+            ("0", false) => Some(Zoom::Reset),
+            _ => None,
+        };
+        if let Some(zoom) = zoom {
+            return KeyAction::Zoom(zoom);
         }
     }
     if key.meta
@@ -309,8 +328,8 @@ pub fn paste_progress(waiting: usize) -> String {
 pub fn human_bytes(bytes: usize) -> String {
     match bytes {
         0..1_000 => format!("{bytes} B"),
-        1_000..1_000_000 => format!("{:.1} KB", bytes as f64 / 1e3),
-        _ => format!("{:.1} MB", bytes as f64 / 1e6),
+        1_000..1_000_000 => format!("{} KB", fixed(bytes as f64 / 1e3, 1)),
+        _ => format!("{} MB", fixed(bytes as f64 / 1e6, 1)),
     }
 }
 

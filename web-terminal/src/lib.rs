@@ -13,10 +13,12 @@ pub mod directory;
 pub mod json;
 pub mod keys;
 pub mod links;
+pub mod numbers;
 pub mod render;
 pub mod screen;
 pub mod search;
 pub mod selection;
+pub mod settings;
 
 #[cfg(target_arch = "wasm32")]
 mod web;

@@ -6,6 +6,7 @@
 //! and turning element sizes into a grid size are pure functions; keeping
 //! them here means they are tested natively instead of by looking at pixels.
 
+use directory_api::ThemeName;
 use protocol::{Color, Size, Style, StyleFlags};
 
 /// A colour ready to paint.
@@ -68,6 +69,38 @@ impl Default for Theme {
 }
 
 impl Theme {
+    /// One of the schemes the settings offer, by name.
+    pub fn named(name: ThemeName) -> Theme {
+        // Foreground, background, cursor, selection, then the 16 colours.
+        const TANGO: [u32; 16] = [
+            0x2e3436, 0xcc0000, 0x4e9a06, 0xc4a000, 0x3465a4, 0x75507b, 0x06989a, 0xd3d7cf,
+            0x555753, 0xef2929, 0x8ae234, 0xfce94f, 0x729fcf, 0xad7fa8, 0x34e2e2, 0xeeeeec,
+        ];
+        const SOLARIZED: [u32; 16] = [
+            0x073642, 0xdc322f, 0x859900, 0xb58900, 0x268bd2, 0xd33682, 0x2aa198, 0xeee8d5,
+            0x002b36, 0xcb4b16, 0x586e75, 0x657b83, 0x839496, 0x6c71c4, 0x93a1a1, 0xfdf6e3,
+        ];
+        const GRUVBOX: [u32; 16] = [
+            0x282828, 0xcc241d, 0x98971a, 0xd79921, 0x458588, 0xb16286, 0x689d6a, 0xa89984,
+            0x928374, 0xfb4934, 0xb8bb26, 0xfabd2f, 0x83a598, 0xd3869b, 0x8ec07c, 0xebdbb2,
+        ];
+        let ([fg, bg, cursor, selection], ansi) = match name {
+            ThemeName::Dark => return Theme::default(),
+            ThemeName::Light => ([0x1e1e1e, 0xfafafa, 0x1e1e1e, 0xb4d5fe], TANGO),
+            ThemeName::SolarizedDark => ([0x839496, 0x002b36, 0x93a1a1, 0x073642], SOLARIZED),
+            ThemeName::SolarizedLight => ([0x586e75, 0xfdf6e3, 0x073642, 0xeee8d5], SOLARIZED),
+            ThemeName::GruvboxDark => ([0xebdbb2, 0x282828, 0xebdbb2, 0x504945], GRUVBOX),
+        };
+        let rgb = |v: u32| Rgb((v >> 16) as u8, (v >> 8) as u8, v as u8);
+        Theme {
+            foreground: rgb(fg),
+            background: rgb(bg),
+            cursor: rgb(cursor),
+            selection: rgb(selection),
+            ansi: ansi.map(rgb),
+        }
+    }
+
     /// The xterm 256-colour palette with this theme's first 16 entries.
     pub fn indexed(&self, index: u8) -> Rgb {
         match index {
@@ -210,6 +243,43 @@ impl CellMetrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_named_theme_is_readable_and_its_own() {
+        // WCAG's relative luminance, to judge contrast as people see it.
+        let luminance = |c: Rgb| {
+            let lin = |v: u8| {
+                let v = f64::from(v) / 255.0;
+                if v <= 0.039_28 {
+                    v / 12.92
+                } else {
+                    ((v + 0.055) / 1.055).powf(2.4)
+                }
+            };
+            0.2126 * lin(c.0) + 0.7152 * lin(c.1) + 0.0722 * lin(c.2)
+        };
+        let contrast = |a: Rgb, b: Rgb| {
+            let (hi, lo) = (
+                luminance(a).max(luminance(b)),
+                luminance(a).min(luminance(b)),
+            );
+            (hi + 0.05) / (lo + 0.05)
+        };
+        assert_eq!(Theme::named(ThemeName::Dark), Theme::default());
+        let themes: Vec<Theme> = ThemeName::ALL.into_iter().map(Theme::named).collect();
+        for (name, theme) in ThemeName::ALL.iter().zip(&themes) {
+            let text = contrast(theme.foreground, theme.background);
+            assert!(text >= 4.5, "{name:?}: text contrast {text:.2}");
+            let cursor = contrast(theme.cursor, theme.background);
+            assert!(cursor >= 3.0, "{name:?}: cursor contrast {cursor:.2}");
+            assert_ne!(theme.selection, theme.background, "{name:?}");
+        }
+        for (i, a) in themes.iter().enumerate() {
+            for b in &themes[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+    }
 
     #[test]
     fn palette_matches_xterm() {

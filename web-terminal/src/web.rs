@@ -61,7 +61,14 @@
 //!   `scrollback_len()` and `view_offset()` -> numbers; `take_back()`
 //!   does what the `#take-back` button does. Beyond the contract,
 //!   `bench_repaint()` forces a full repaint and returns its duration in ms.
-//! - Keys: Ctrl+Shift+C / Ctrl+Shift+V (Cmd+C / Cmd+V) copy and paste;
+//! - Settings: `#settings-button` opens the `#settings` form, one control
+//!   per field of `GET`/`PUT /v1/settings` named by its `data-setting`;
+//!   `#settings-status` says whether a change was saved; `#settings-close`
+//!   or Esc closes it. The page applies localStorage `thinline.settings`
+//!   at once and then the directory's copy. `thinline.settings()` returns
+//!   the settings in use, as `PUT` takes them.
+//! - Keys: Ctrl+= / Ctrl+- / Ctrl+0 (Cmd on macOS) change the font size;
+//!   Ctrl+Shift+C / Ctrl+Shift+V (Cmd+C / Cmd+V) copy and paste;
 //!   Shift+PageUp / Shift+PageDown scroll the scrollback; Shift+drag selects
 //!   even when the program reports the mouse; Enter after a "closed" notice
 //!   reconnects (a new session after the program exited), but never takes
@@ -73,6 +80,7 @@ mod input;
 mod paint;
 mod panels;
 mod search_bar;
+mod settings_panel;
 
 use std::cell::{Cell as StdCell, RefCell};
 use std::rc::{Rc, Weak};
@@ -83,7 +91,7 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use web_sys::{
     BinaryType, CloseEvent, CompositionEvent, Document, Element, HtmlCanvasElement, HtmlElement,
-    HtmlTextAreaElement, InputEvent, MessageEvent, MouseEvent, Storage, WebSocket, Window,
+    HtmlTextAreaElement, InputEvent, MessageEvent, Storage, WebSocket, Window,
 };
 
 use self::draw::{GlyphAtlas, Painter};
@@ -94,6 +102,7 @@ use crate::keys::MouseButton;
 use crate::render::{CellMetrics, Theme};
 use crate::screen::Screen;
 use crate::selection::Selection;
+use crate::settings::SettingsSync;
 
 const SESSION_KEY: &str = "thinline.session";
 const RESIZE_DEBOUNCE_MS: u32 = 120;
@@ -144,6 +153,7 @@ struct Dom {
     replaced_text: HtmlElement,
     take_back: HtmlElement,
     search: search_bar::SearchDom,
+    settings: settings_panel::SettingsDom,
     storage: Option<Storage>,
 }
 
@@ -183,6 +193,8 @@ struct App {
     paste_question: Option<(String, Vec<u8>)>,
     /// The search bar's matches while it is open.
     search: Option<crate::search::Search>,
+    /// The user's settings, and their saving.
+    settings: SettingsSync,
     /// The pointer shows a link can be opened (Ctrl or Cmd over one).
     pointer_on_link: bool,
     /// The canvas must be cleared before the next paint (new layout).
@@ -209,14 +221,25 @@ pub fn start() -> Result<(), JsValue> {
         replaced_text: element(&document, "replaced-text")?,
         take_back: element(&document, "take-back")?,
         search: search_bar::SearchDom::find(&document)?,
+        settings: settings_panel::SettingsDom::find(&document)?,
         storage: window.local_storage().ok().flatten(),
         window,
         document,
     };
+    // This browser's copy of the settings, until the directory answers.
+    let cached = dom
+        .storage
+        .as_ref()
+        .and_then(|s| s.get_item(crate::settings::STORAGE_KEY).ok().flatten());
+    let settings = SettingsSync::new(cached.as_deref());
+    let (font_px, font_families) = (
+        settings.settings().font_size,
+        settings.settings().font_families(),
+    );
     let ctx = draw::context_2d(&dom.canvas)?;
     let dpr = dom.window.device_pixel_ratio();
-    let metrics = draw::measure(&ctx, dpr);
-    let atlas = GlyphAtlas::new(&dom.document, metrics)?;
+    let (metrics, face) = draw::measure(&ctx, dpr, font_px, &font_families);
+    let atlas = GlyphAtlas::new(&dom.document, metrics, face)?;
     let size = fit(&dom.canvas, &metrics);
     let t = now(&dom.window);
     let seed = (js_sys::Math::random() * 2f64.powi(53)) as u64;
@@ -237,7 +260,9 @@ pub fn start() -> Result<(), JsValue> {
                 text_runs: draw::supports_letter_spacing(&ctx),
                 ctx,
                 atlas,
-                theme: Theme::default(),
+                theme: Theme::named(settings.settings().theme),
+                font_px,
+                font_families,
             },
             screen: Screen::new(size),
             conn,
@@ -263,6 +288,7 @@ pub fn start() -> Result<(), JsValue> {
             notice: None,
             paste_question: None,
             search: None,
+            settings,
             pointer_on_link: false,
             full_clear: true,
         })
@@ -271,7 +297,9 @@ pub fn start() -> Result<(), JsValue> {
         let mut a = app.borrow_mut();
         a.fetcher = Fetcher::new(&a.me);
         a.install_raf();
+        a.apply_settings();
         a.layout_canvas();
+        a.fetch_settings();
         let _ = a.dom.keyboard.focus();
     }
     install_handlers(&app)?;
@@ -342,15 +370,12 @@ fn install_handlers(app: &Shared) -> Result<(), JsValue> {
     )?;
     listen(&keyboard, "paste", app, App::on_paste)?;
     search_bar::install(app)?;
+    settings_panel::install(app)?;
     listen(&document, "copy", app, App::on_copy)?;
     listen(&canvas, "mousedown", app, App::on_mouse_down)?;
     listen(&window, "mousemove", app, App::on_mouse_move)?;
     listen(&window, "mouseup", app, App::on_mouse_up)?;
-    listen(&canvas, "contextmenu", app, |a, ev: MouseEvent| {
-        if a.screen.modes().mouse_reporting() && !ev.shift_key() {
-            ev.prevent_default();
-        }
-    })?;
+    listen(&canvas, "contextmenu", app, App::on_context_menu)?;
     listen(&canvas, "wheel", app, App::on_wheel)?;
     listen(&window, "resize", app, |a, _: web_sys::Event| {
         a.schedule_resize()
@@ -475,6 +500,7 @@ fn install_test_api(app: &Shared) -> Result<(), JsValue> {
     })
     .into_js_value();
     set("take_back", take_back)?;
+    set("settings", getter(|a| a.settings.settings().to_json()))?;
     let window = app.borrow().dom.window.clone();
     js_sys::Reflect::set(&window, &JsValue::from_str("thinline"), &api)?;
     Ok(())
@@ -497,7 +523,7 @@ impl App {
                 .set_title(if title.is_empty() { "Thinline" } else { &title });
         }
         if self.screen.take_bell() {
-            self.flash_bell();
+            self.ring_bell();
         }
         self.arm_timer();
         self.request_frame();

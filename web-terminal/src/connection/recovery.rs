@@ -94,7 +94,7 @@ impl Connection {
             return words;
         }
         let secs = now.saturating_sub(rec.since) as f64 / 1000.0;
-        format!("{words} ({secs:.1} s)")
+        format!("{words} ({} s)", crate::numbers::fixed(secs, 1))
     }
 
     fn stage_words(&self, rec: &Recovery) -> String {

@@ -360,3 +360,57 @@ fn paste_texts_say_how_much() {
     assert_eq!(human_bytes(1_000), "1.0 KB");
     assert_eq!(human_bytes(2_500_000), "2.5 MB");
 }
+
+#[test]
+fn zoom_keys_change_the_font_and_their_neighbours_still_reach_the_program() {
+    let ctrl = |k| KeyPress {
+        ctrl: true,
+        ..key(k)
+    };
+    let zoom = |press: &KeyPress<'_>| match encode_key(press, Modes(0)) {
+        KeyAction::Zoom(z) => Some(z),
+        _ => None,
+    };
+    assert_eq!(zoom(&ctrl("=")), Some(Zoom::In));
+    assert_eq!(
+        zoom(&KeyPress {
+            shift: true,
+            ..ctrl("+")
+        }),
+        Some(Zoom::In)
+    );
+    assert_eq!(zoom(&ctrl("-")), Some(Zoom::Out));
+    assert_eq!(zoom(&ctrl("0")), Some(Zoom::Reset));
+    let cmd = KeyPress {
+        meta: true,
+        ..key("=")
+    };
+    assert_eq!(zoom(&cmd), Some(Zoom::In));
+    // Ctrl+_ is readline's undo; Ctrl+Alt and plain keys are text or keys.
+    assert_eq!(
+        send(
+            &KeyPress {
+                shift: true,
+                ..ctrl("_")
+            },
+            0
+        ),
+        b"\x1f"
+    );
+    assert_eq!(
+        zoom(&KeyPress {
+            shift: true,
+            ..ctrl("-")
+        }),
+        None
+    );
+    assert_eq!(
+        zoom(&KeyPress {
+            alt: true,
+            ..ctrl("=")
+        }),
+        None
+    );
+    assert_eq!(zoom(&key("=")), None);
+    assert_eq!(zoom(&key("0")), None);
+}

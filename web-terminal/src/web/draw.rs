@@ -13,13 +13,11 @@ use protocol::{CursorShape, StyleFlags};
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{CanvasRenderingContext2d, Document, HtmlCanvasElement};
 
+use crate::numbers::fixed;
 use crate::render::{CellMetrics, Rgb, Theme};
 use crate::screen::{CellWidth, Row};
 
-/// No downloaded web fonts: the platform's monospace faces.
-pub const FONT_STACK: &str = "ui-monospace, \"SF Mono\", Menlo, \"DejaVu Sans Mono\", \"Liberation Mono\", Consolas, \"Noto Sans Mono\", monospace";
-/// Font size in CSS pixels, and line height as a multiple of it.
-pub const FONT_PX: f64 = 15.0;
+/// Line height as a multiple of the font size.
 pub const LINE_HEIGHT: f64 = 1.2;
 /// The atlas is a square of this many device pixels; when it fills up it is
 /// cleared and refilled on demand.
@@ -33,12 +31,24 @@ pub fn context_2d(canvas: &HtmlCanvasElement) -> Result<CanvasRenderingContext2d
         .map_err(|_| JsValue::from_str("no 2d canvas context"))
 }
 
-fn font(bold: bool, italic: bool, px: f64) -> String {
-    format!(
-        "{}{}{px}px {FONT_STACK}",
-        if italic { "italic " } else { "" },
-        if bold { "bold " } else { "" },
-    )
+/// The font the settings chose, in device pixels: no downloaded web
+/// fonts, the user's own face if named, then the platform's monospace.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Face {
+    pub px: f64,
+    pub families: String,
+}
+
+impl Face {
+    fn css(&self, bold: bool, italic: bool) -> String {
+        format!(
+            "{}{}{}px {}",
+            if italic { "italic " } else { "" },
+            if bold { "bold " } else { "" },
+            fixed(self.px, 0),
+            self.families,
+        )
+    }
 }
 
 /// Measures the font at the given device pixel ratio.
@@ -47,14 +57,25 @@ pub fn supports_letter_spacing(ctx: &CanvasRenderingContext2d) -> bool {
     js_sys::Reflect::has(ctx, &"letterSpacing".into()).unwrap_or(false)
 }
 
-pub fn measure(ctx: &CanvasRenderingContext2d, dpr: f64) -> CellMetrics {
-    let px = (FONT_PX * dpr).round();
-    ctx.set_font(&font(false, false, px));
+/// The face of `css_px` CSS pixels at the device pixel ratio, and the
+/// cell it gives.
+pub fn measure(
+    ctx: &CanvasRenderingContext2d,
+    dpr: f64,
+    css_px: u8,
+    families: &str,
+) -> (CellMetrics, Face) {
+    let face = Face {
+        px: (f64::from(css_px) * dpr).round(),
+        families: families.to_owned(),
+    };
+    let px = face.px;
+    ctx.set_font(&face.css(false, false));
     let advance = ctx
         .measure_text("MMMMMMMMMM")
         .map(|m| m.width() / 10.0)
         .unwrap_or(px * 0.6);
-    CellMetrics::new(advance, px, LINE_HEIGHT, dpr)
+    (CellMetrics::new(advance, px, LINE_HEIGHT, dpr), face)
 }
 
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -73,10 +94,15 @@ pub struct GlyphAtlas {
     slots: HashMap<GlyphKey, (f64, f64)>,
     next: (u32, u32),
     metrics: CellMetrics,
+    face: Face,
 }
 
 impl GlyphAtlas {
-    pub fn new(document: &Document, metrics: CellMetrics) -> Result<GlyphAtlas, JsValue> {
+    pub fn new(
+        document: &Document,
+        metrics: CellMetrics,
+        face: Face,
+    ) -> Result<GlyphAtlas, JsValue> {
         let canvas: HtmlCanvasElement = document.create_element("canvas")?.dyn_into()?;
         canvas.set_width(ATLAS_PX);
         canvas.set_height(ATLAS_PX);
@@ -87,12 +113,18 @@ impl GlyphAtlas {
             slots: HashMap::new(),
             next: (0, 0),
             metrics,
+            face,
         })
     }
 
-    /// Forgets every glyph (new metrics or a full atlas).
-    pub fn reset(&mut self, metrics: CellMetrics) {
+    pub fn face(&self) -> &Face {
+        &self.face
+    }
+
+    /// Forgets every glyph (a new face or a full atlas).
+    pub fn reset(&mut self, metrics: CellMetrics, face: Face) {
         self.metrics = metrics;
+        self.face = face;
         self.slots.clear();
         self.next = (0, 0);
         self.ctx
@@ -109,8 +141,8 @@ impl GlyphAtlas {
             self.next = (0, self.next.1 + m.height);
         }
         if self.next.1 + m.height > ATLAS_PX {
-            let metrics = self.metrics;
-            self.reset(metrics);
+            let (metrics, face) = (self.metrics, self.face.clone());
+            self.reset(metrics, face);
         }
         let (x, y) = (f64::from(self.next.0), f64::from(self.next.1));
         self.next.0 += slot_w;
@@ -120,7 +152,7 @@ impl GlyphAtlas {
         ctx.begin_path();
         ctx.rect(x, y, w, h);
         ctx.clip();
-        ctx.set_font(&font(key.bold, key.italic, (FONT_PX * m.dpr).round()));
+        ctx.set_font(&self.face.css(key.bold, key.italic));
         ctx.set_text_baseline("alphabetic");
         ctx.set_fill_style_str(&key.fg.hex());
         let _ = ctx.fill_text(&key.text, x, y + f64::from(m.baseline));
@@ -151,15 +183,16 @@ impl TextRun {
         self.text.clear();
     }
 
-    fn flush(&mut self, ctx: &CanvasRenderingContext2d, m: &CellMetrics, y: f64) {
+    fn flush(&mut self, ctx: &CanvasRenderingContext2d, atlas: &GlyphAtlas, y: f64) {
         let Some(key) = self.key.take() else {
             return;
         };
-        ctx.set_font(&font(key.bold, key.italic, (FONT_PX * m.dpr).round()));
+        let m = &atlas.metrics;
+        ctx.set_font(&atlas.face.css(key.bold, key.italic));
         let _ = js_sys::Reflect::set(
             ctx,
             &"letterSpacing".into(),
-            &format!("{}px", m.letter_spacing()).into(),
+            &format!("{}px", fixed(m.letter_spacing(), 3)).into(),
         );
         ctx.set_fill_style_str(&key.fg.hex());
         let _ = ctx.fill_text(&self.text, self.x, y + f64::from(m.baseline));
@@ -184,6 +217,10 @@ pub struct Painter {
     /// The canvas supports `letterSpacing`, so ASCII runs can be drawn with
     /// one `fillText` each; without it every glyph comes from the atlas.
     pub text_runs: bool,
+    /// The font the settings ask for, in CSS pixels, and its families;
+    /// `atlas` holds the face measured from them.
+    pub font_px: u8,
+    pub font_families: String,
 }
 
 impl Painter {
@@ -206,6 +243,7 @@ impl Painter {
             atlas,
             theme,
             text_runs,
+            ..
         } = self;
         draw_row(
             ctx,
@@ -301,13 +339,13 @@ fn draw_row(
             && cell.text.as_bytes()[0].is_ascii_graphic();
         if visible && ascii {
             if !run.continues(&key, col) {
-                run.flush(ctx, &m, y);
+                run.flush(ctx, atlas, y);
                 run.start(key, col, x);
             }
             run.text.push_str(&cell.text);
             run.end = col + 1;
         } else if visible {
-            run.flush(ctx, &m, y);
+            run.flush(ctx, atlas, y);
             let (sx, sy) = atlas.slot(GlyphKey {
                 text: cell.text.clone(),
                 ..key
@@ -329,7 +367,7 @@ fn draw_row(
         }
         decorate(ctx, &m, flags, paint.fg, x, y, span * cw);
     }
-    run.flush(ctx, &m, y);
+    run.flush(ctx, atlas, y);
 
     if let Some(c) = cursor {
         draw_cursor(ctx, &m, theme, row, c, y);

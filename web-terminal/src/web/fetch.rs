@@ -15,7 +15,7 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use web_sys::{AbortController, Headers, RequestCredentials, RequestInit, Response};
 
-use super::{App, with_app};
+use super::{App, settings_panel, with_app};
 use crate::directory::{HttpOutcome, HttpRequest};
 
 #[wasm_bindgen]
@@ -27,7 +27,11 @@ extern "C" {
     fn then(this: &Thenable, resolve: &JsValue, reject: &JsValue);
 }
 
-fn then_call(promise: &js_sys::Promise, resolve: impl Into<JsValue>, reject: impl Into<JsValue>) {
+pub(super) fn then_call(
+    promise: &js_sys::Promise,
+    resolve: impl Into<JsValue>,
+    reject: impl Into<JsValue>,
+) {
     promise
         .unchecked_ref::<Thenable>()
         .then(&resolve.into(), &reject.into());
@@ -166,6 +170,10 @@ impl App {
 
     fn finish_fetch(&mut self, id: u64, outcome: HttpOutcome) {
         self.fetcher.forget(id);
+        if matches!(id, settings_panel::GET_ID | settings_panel::PUT_ID) {
+            self.on_settings_answer(id, outcome);
+            return;
+        }
         let t = self.now();
         self.conn.handle_http(id, outcome, t);
     }

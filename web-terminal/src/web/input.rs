@@ -1,6 +1,7 @@
 //! Keyboard, IME, clipboard, mouse and wheel events, turned into input for
 //! the program (through `keys`) or into selection and scrolling.
 
+use wasm_bindgen::prelude::*;
 use web_sys::{ClipboardEvent, KeyboardEvent, MouseEvent, WheelEvent};
 
 use super::App;
@@ -76,6 +77,10 @@ impl App {
                 ev.prevent_default();
                 self.open_search();
             }
+            KeyAction::Zoom(zoom) => {
+                ev.prevent_default();
+                self.zoom(zoom);
+            }
             KeyAction::ScrollPages(pages) => {
                 ev.prevent_default();
                 let page = self.screen.size().rows.saturating_sub(1).max(1) as isize;
@@ -100,12 +105,58 @@ impl App {
             .clipboard_data()
             .and_then(|d| d.get_data("text/plain").ok())
             .unwrap_or_default();
+        self.paste_text(&text);
+    }
+
+    /// Right-click: the browser's menu, unless the program takes the mouse
+    /// (then the click was reported) or the user chose right-click paste,
+    /// which reads the clipboard (the browser asks once for leave).
+    pub(super) fn on_context_menu(&mut self, ev: MouseEvent) {
+        if ev.shift_key() {
+            return;
+        }
+        if self.screen.modes().mouse_reporting() {
+            ev.prevent_default();
+            return;
+        }
+        if !self.settings.settings().right_click_paste {
+            return;
+        }
+        ev.prevent_default();
+        let me = self.me.clone();
+        let pasted = Closure::once_into_js(move |text: JsValue| {
+            let Some(app) = me.upgrade() else { return };
+            let text = text.as_string().unwrap_or_default();
+            super::with_app(&app, |a| {
+                a.paste_text(&text);
+                a.after_event();
+            });
+        });
+        let me = self.me.clone();
+        let refused = Closure::once_into_js(move |_: JsValue| {
+            let Some(app) = me.upgrade() else { return };
+            super::with_app(&app, |a| {
+                a.notice(
+                    "the browser would not read the clipboard: allow it for this site, or paste with Ctrl+Shift+V"
+                        .to_owned(),
+                );
+                a.after_event();
+            });
+        });
+        let read = self.dom.window.navigator().clipboard().read_text();
+        super::fetch::then_call(&read, pasted, refused);
+        let _ = self.dom.keyboard.focus();
+    }
+
+    /// Text from the clipboard, as a paste: asked about first when it
+    /// would run as typed.
+    pub(super) fn paste_text(&mut self, text: &str) {
         if text.is_empty() {
             return;
         }
         let modes = self.screen.modes();
-        let bytes = keys::encode_paste(&text, modes);
-        match keys::paste_needs_consent(&text, modes) {
+        let bytes = keys::encode_paste(text, modes);
+        match keys::paste_needs_consent(text, modes) {
             Some(lines) => {
                 let question = keys::paste_question(lines, bytes.len());
                 self.paste_question = Some((question, bytes));
@@ -283,6 +334,8 @@ impl App {
             if self.selection.is_some_and(|s| s.is_empty()) {
                 self.selection = None;
                 self.screen.mark_all_dirty();
+            } else if self.settings.settings().copy_on_select {
+                self.copy_selection();
             }
             return;
         }

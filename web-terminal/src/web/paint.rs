@@ -8,6 +8,7 @@ use wasm_bindgen::prelude::*;
 use super::draw::{self, CursorPaint};
 use super::{App, RESIZE_DEBOUNCE_MS, with_app};
 use crate::keys;
+use crate::numbers::fixed;
 
 impl App {
     pub(super) fn schedule_resize(&mut self) {
@@ -35,9 +36,14 @@ impl App {
             self.dom.canvas.set_width(width);
             self.dom.canvas.set_height(height);
         }
-        let metrics = draw::measure(&self.painter.ctx, dpr);
-        if metrics != self.painter.metrics() {
-            self.painter.atlas.reset(metrics);
+        let (metrics, face) = draw::measure(
+            &self.painter.ctx,
+            dpr,
+            self.painter.font_px,
+            &self.painter.font_families,
+        );
+        if metrics != self.painter.metrics() || face != *self.painter.atlas.face() {
+            self.painter.atlas.reset(metrics, face);
         }
         self.conn
             .resize(metrics.grid_size(rect.width(), rect.height()));
@@ -79,7 +85,8 @@ impl App {
             self.layout_canvas();
         }
         self.update_status();
-        if self.screen.cursor().blink && self.screen.cursor().visible {
+        let blink = self.screen.cursor().blink || self.settings.settings().cursor_blink;
+        if blink && self.screen.cursor().visible && self.focused.get() {
             self.blink_on = !self.blink_on;
             self.screen.mark_cursor_dirty();
             self.request_frame();
@@ -122,7 +129,8 @@ impl App {
         let rows = self.screen.take_dirty_rows();
         let canvas_width = f64::from(self.dom.canvas.width());
         let cursor = self.screen.cursor();
-        let show_cursor = cursor.visible && (self.blink_on || !cursor.blink || !focused);
+        let blinks = cursor.blink || self.settings.settings().cursor_blink;
+        let show_cursor = cursor.visible && (self.blink_on || !blinks || !focused);
         let selection = self.selection.map(|s| (s, s.range(&self.screen)));
         for &r in &rows {
             let Some(row) = self.screen.visible_row(r) else {
@@ -131,7 +139,7 @@ impl App {
             let line = self.screen.line_number_of_view_row(r);
             let cursor_paint = (show_cursor && cursor_row == Some(r)).then_some(CursorPaint {
                 col: cursor.col,
-                shape: cursor.shape,
+                shape: self.settings.settings().cursor_shape(cursor.shape),
                 hollow: !focused,
             });
             let search = self.search.as_ref();
@@ -194,11 +202,11 @@ impl App {
         let canvas = &self.dom.canvas;
         let _ = style.set_property(
             "left",
-            &format!("{}px", f64::from(canvas.offset_left()) + pos.0),
+            &format!("{}px", fixed(f64::from(canvas.offset_left()) + pos.0, 2)),
         );
         let _ = style.set_property(
             "top",
-            &format!("{}px", f64::from(canvas.offset_top()) + pos.1),
+            &format!("{}px", fixed(f64::from(canvas.offset_top()) + pos.1, 2)),
         );
     }
 }

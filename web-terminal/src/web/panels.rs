@@ -1,7 +1,9 @@
 //! The page around the canvas: status bar, overlay notices, the
 //! hot-desking panel and the bell.
 
+use directory_api::Bell;
 use gloo_timers::callback::{Interval, Timeout};
+use wasm_bindgen::JsCast;
 
 use super::{App, NOTICE_MS, with_app};
 use crate::connection::{ClosedBecause, Phase};
@@ -30,7 +32,22 @@ impl App {
         .forget();
     }
 
-    pub(super) fn flash_bell(&mut self) {
+    /// BEL, as the settings say: nothing, a flash, or a flash and, while
+    /// the tab is hidden, a browser notification (if the user allowed
+    /// them), so a long job that rings at its end is noticed.
+    pub(super) fn ring_bell(&mut self) {
+        let bell = self.settings.settings().bell;
+        if bell == Bell::Off {
+            return;
+        }
+        self.flash_bell();
+        if bell == Bell::Notify && self.dom.document.hidden() {
+            let title = self.dom.document.title();
+            notify(&title, "the terminal rang its bell");
+        }
+    }
+
+    fn flash_bell(&mut self) {
         let list = self.dom.canvas.class_list();
         let _ = list.remove_1("bell");
         // Reading a layout property restarts the CSS animation.
@@ -45,7 +62,8 @@ impl App {
             Phase::Locating | Phase::Connecting | Phase::Handshaking => "connecting".to_owned(),
             Phase::Backoff => {
                 let wait = conn.retry_at().unwrap_or(0).saturating_sub(self.now());
-                format!("reconnecting in {:.1} s", wait as f64 / 1000.0)
+                let secs = crate::numbers::fixed(wait as f64 / 1000.0, 1);
+                format!("reconnecting in {secs} s")
             }
             Phase::Closed(ClosedBecause::Replaced) => "opened on another terminal".to_owned(),
             Phase::Closed(ClosedBecause::SignedOut) => "signed out".to_owned(),
@@ -143,4 +161,27 @@ impl App {
             }));
         }
     }
+}
+
+/// Shows a browser notification, if the user allowed them; one at a time
+/// (a new one replaces the last, by its tag).
+fn notify(title: &str, body: &str) {
+    let global = js_sys::global();
+    let Ok(notification) = js_sys::Reflect::get(&global, &"Notification".into()) else {
+        return;
+    };
+    let granted = js_sys::Reflect::get(&notification, &"permission".into())
+        .ok()
+        .and_then(|p| p.as_string());
+    let Ok(constructor) = notification.dyn_into::<js_sys::Function>() else {
+        return;
+    };
+    if granted.as_deref() != Some("granted") {
+        return;
+    }
+    let options = js_sys::Object::new();
+    let _ = js_sys::Reflect::set(&options, &"body".into(), &body.into());
+    let _ = js_sys::Reflect::set(&options, &"tag".into(), &"thinline-bell".into());
+    let args = js_sys::Array::of2(&title.into(), &options);
+    let _ = js_sys::Reflect::construct(&constructor, &args);
 }
