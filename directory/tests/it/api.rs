@@ -625,11 +625,16 @@ pub async fn settings_are_each_users_own_and_checked(db: &Db) {
     // Out of range or unknown: refused, saying why; nothing changes.
     for (body, why) in [
         (json!({ "font_size": 99 }), "8 to 32"),
-        (json!({ "theme": "nord" }), "expected one of `dark`, `light`"),
+        (
+            json!({ "theme": "nord" }),
+            "expected one of `dark`, `light`",
+        ),
         (json!({ "font_family": "x\", serif" }), "font family"),
         (json!([1]), "invalid request body"),
     ] {
-        let refused = ada.send(Method::PUT, "/v1/settings", Body::Json(body.clone())).await;
+        let refused = ada
+            .send(Method::PUT, "/v1/settings", Body::Json(body.clone()))
+            .await;
         assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{body}");
         assert!(refused.error().contains(why), "{body}: {}", refused.error());
     }
@@ -645,7 +650,10 @@ pub async fn settings_are_each_users_own_and_checked(db: &Db) {
     )
     .await;
     assert_eq!(foreign.status, StatusCode::FORBIDDEN);
-    assert_eq!(dir.get("/v1/settings").await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        dir.get("/v1/settings").await.status,
+        StatusCode::UNAUTHORIZED
+    );
     assert_eq!(ada.get("/v1/settings").await.json(), expected);
 
     // A document this build cannot read answers the defaults.
