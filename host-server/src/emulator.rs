@@ -210,6 +210,8 @@ struct Requests {
     replies: Vec<u8>,
     title: Option<Option<String>>,
     bell: bool,
+    /// The last text a program asked to put on the clipboard (OSC 52).
+    clipboard: Option<String>,
 }
 
 #[derive(Clone, Default)]
@@ -228,6 +230,13 @@ impl EventListener for Listener {
             Event::Title(title) => requests.title = Some(Some(title)),
             Event::ResetTitle => requests.title = Some(None),
             Event::Bell => requests.bell = true,
+            // OSC 52 writes go to the page, which puts them on the clipboard
+            // only if the user allowed programs to (a setting of theirs).
+            // Larger than the protocol carries: dropped, as xterm drops
+            // what exceeds its own limit.
+            Event::ClipboardStore(_, text) if text.len() <= protocol::MAX_CLIPBOARD => {
+                requests.clipboard = Some(text);
+            }
             Event::ColorRequest(index, format) => {
                 let rgb = match index {
                     256 => THEME_FOREGROUND,
@@ -249,7 +258,7 @@ impl EventListener for Listener {
                     .replies
                     .extend_from_slice(format(window).as_bytes());
             }
-            // Clipboard access from the program is refused: OSC 52 reads would
+            // OSC 52 reads (ClipboardLoad) are never answered: they would
             // leak the user's clipboard to whatever runs in the session.
             _ => {}
         }
@@ -301,6 +310,8 @@ pub struct Emulator {
     title: Option<String>,
     title_changed: bool,
     bell: bool,
+    /// Clipboard text for the next frame (OSC 52).
+    clipboard: Option<String>,
     /// The next frame must repaint every row (after attach or resize).
     force_full: bool,
     /// Output arrived since the last frame. Tracked here because alacritty
@@ -411,6 +422,7 @@ impl Emulator {
             title: None,
             title_changed: false,
             bell: false,
+            clipboard: None,
             force_full: true,
             dirty: true,
             budget,
@@ -492,6 +504,9 @@ impl Emulator {
         }
         if std::mem::take(&mut requests.bell) {
             self.bell = true;
+        }
+        if let Some(text) = requests.clipboard.take() {
+            self.clipboard = Some(text);
         }
     }
 
@@ -576,7 +591,7 @@ impl Emulator {
 
     /// Whether anything changed since the last frame.
     pub fn is_dirty(&self) -> bool {
-        self.dirty || self.force_full || self.title_changed || self.bell
+        self.dirty || self.force_full || self.title_changed || self.bell || self.clipboard.is_some()
     }
 
     /// Makes the next frame a full repaint (a client just attached).
@@ -661,6 +676,7 @@ impl Emulator {
             modes: self.modes(),
             title,
             bell: std::mem::take(&mut self.bell),
+            clipboard: self.clipboard.take(),
         }
     }
 

@@ -11,7 +11,8 @@ use crate::limits::{DecodeError, MAX_CLIENT_MESSAGE, MAX_SERVER_MESSAGE};
 use crate::msg::{ClientToServerMsg, Hello, ServerToClientMsg};
 
 /// Bumped on every incompatible change of any message in this crate.
-pub const PROTOCOL_VERSION: u16 = 3;
+/// 4: frames carry OSC 52 clipboard text.
+pub const PROTOCOL_VERSION: u16 = 4;
 
 /// The first two bytes of a hello: "TL".
 pub const MAGIC: [u8; 2] = *b"TL";

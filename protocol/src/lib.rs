@@ -20,8 +20,8 @@ pub use codec::{
     encode_hello, encode_hello_with_version, encode_server,
 };
 pub use limits::{
-    DecodeError, HISTORY_FETCH_LINES, INPUT_WINDOW, MAX_CLIENT_MESSAGE, MAX_HISTORY_RAW,
-    MAX_INPUT_CHUNK, MAX_SERVER_MESSAGE,
+    DecodeError, HISTORY_FETCH_LINES, INPUT_WINDOW, MAX_CLIENT_MESSAGE, MAX_CLIPBOARD,
+    MAX_HISTORY_RAW, MAX_INPUT_CHUNK, MAX_SERVER_MESSAGE,
 };
 pub use lines::{CompressedLines, compress_lines, decompress_lines};
 pub use msg::{ClientToServerMsg, Hello, HistorySpan, ServerToClientMsg, SessionId, Welcome};

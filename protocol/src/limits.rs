@@ -17,6 +17,10 @@ pub const MAX_INPUT_CHUNK: usize = 16 * 1024;
 /// open the window, so neither end ever buffers an unbounded paste.
 pub const INPUT_WINDOW: usize = 256 * 1024;
 
+/// Largest text a program may put on the user's clipboard with OSC 52
+/// (what `tmux` and vim yank); a larger one is dropped by the host.
+pub const MAX_CLIPBOARD: usize = 1024 * 1024;
+
 /// Largest message a client accepts from a host.
 pub const MAX_SERVER_MESSAGE: usize = 4 * 1024 * 1024;
 

@@ -228,6 +228,12 @@ pub struct Frame {
     pub title: Option<String>,
     /// The program rang the bell since the previous frame.
     pub bell: bool,
+    /// Text a program asked to put on the user's clipboard (OSC 52) since
+    /// the previous frame, the last if several, at most
+    /// [`MAX_CLIPBOARD`](crate::MAX_CLIPBOARD) bytes. The client writes it
+    /// only if the user allowed programs to; nothing ever reads the
+    /// clipboard for a program.
+    pub clipboard: Option<String>,
 }
 
 impl Default for Size {

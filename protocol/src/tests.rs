@@ -38,6 +38,7 @@ fn sample_frame() -> Frame {
         modes: Modes(0),
         title: None,
         bell: false,
+        clipboard: None,
     }
 }
 
@@ -86,6 +87,7 @@ fn rich_frame() -> Frame {
         modes: Modes(Modes::APP_CURSOR | Modes::SGR_MOUSE),
         title: Some("vim — ü".into()),
         bell: true,
+        clipboard: Some("yanked\nlines — ü".into()),
     }
 }
 
@@ -122,7 +124,7 @@ fn client_messages_have_pinned_bytes() {
 #[test]
 fn hello_has_pinned_bytes() {
     let bytes = encode_hello(&hello());
-    let mut expected = vec![b'T', b'L', 0x03, 0x00, 0x01, b't'];
+    let mut expected = vec![b'T', b'L', 0x04, 0x00, 0x01, b't'];
     expected.extend_from_slice(&[7; 16]);
     expected.extend_from_slice(&[80, 24]);
     assert_eq!(bytes, expected);
@@ -141,7 +143,7 @@ fn keystroke_echo_frame_is_small_and_pinned() {
             0x01, 0x00, // one row update, row 0
             0x01, 0x00, 0x00, 0x00, 0x00, 0x02, b'h', b'i', 0x00, // one run "hi"
             0x00, 0x02, 0x00, 0x01, 0x00, // cursor
-            0x00, 0x00, 0x00, // modes, title, bell
+            0x00, 0x00, 0x00, 0x00, // modes, title, bell, clipboard
         ]
     );
     assert_eq!(

@@ -711,3 +711,58 @@ async fn settings_round_trip(page: &Page) -> Result<()> {
     other.close().await;
     seen
 }
+
+/// Records every text the page hands to `navigator.clipboard.writeText`,
+/// through the real API, in `window.copied`.
+const WATCH_CLIPBOARD: &str = "(() => { window.copied = []; const c = navigator.clipboard; \
+     const write = c.writeText.bind(c); \
+     c.writeText = t => { window.copied.push(t); return write(t); }; return true; })()";
+
+/// Issue 15's OSC 52: a program's clipboard write (tmux's and vim's yank)
+/// reaches the clipboard only once the user allowed it in the settings;
+/// before that the page says where to allow it.
+#[tokio::test]
+async fn osc52_sets_the_clipboard_only_when_allowed() -> Result<()> {
+    let Some(page) = open_page("osc52_sets_the_clipboard_only_when_allowed").await? else {
+        return Ok(());
+    };
+    let outcome = osc52_only_when_allowed(&page.browser).await;
+    finish(page).await;
+    outcome
+}
+
+async fn osc52_only_when_allowed(browser: &Browser) -> Result<()> {
+    browser.eval(WATCH_CLIPBOARD).await?;
+    let yank = |text: &str| format!("printf '\\033]52;c;%s\\a' $(printf {text} | base64)");
+    run(browser, &yank("refused-1")).await?;
+    wait_overlay(browser, "a program asked to set your clipboard").await?;
+    ensure!(
+        browser.eval("window.copied").await? == Value::Array(vec![]),
+        "the page wrote the clipboard before the user allowed it"
+    );
+
+    browser.click("#settings-button").await?;
+    browser.click("input[data-setting=clipboard_write]").await?;
+    wait_equal(
+        browser,
+        "the change saved",
+        "document.getElementById('settings-status').textContent",
+        "saved to your account".into(),
+    )
+    .await?;
+    browser
+        .type_into(
+            "input[data-setting=clipboard_write]",
+            &Key::Escape.to_string(),
+        )
+        .await?;
+    run(browser, &yank("allowed-2")).await?;
+    wait_eval(
+        browser,
+        "the allowed yank on the clipboard",
+        "window.copied",
+        |v| *v == serde_json::json!(["allowed-2"]),
+    )
+    .await?;
+    Ok(())
+}

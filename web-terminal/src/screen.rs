@@ -175,6 +175,8 @@ pub struct Screen {
     title: String,
     title_changed: bool,
     bell: bool,
+    /// Clipboard text a program sent (OSC 52), until the page takes it.
+    clipboard: Option<String>,
     /// Visible rows that need a repaint, indexed by view row.
     dirty: Vec<bool>,
     /// Set by `begin_attach` until the connection's first frame: history
@@ -207,6 +209,7 @@ impl Screen {
             title: String::new(),
             title_changed: false,
             bell: false,
+            clipboard: None,
             dirty: vec![true; usize::from(size.rows)],
             awaiting_frame: false,
             frames: 0,
@@ -427,6 +430,9 @@ impl Screen {
             self.title_changed = true;
         }
         self.bell |= frame.bell;
+        if let Some(text) = frame.clipboard {
+            self.clipboard = Some(text);
+        }
     }
 
     fn push_lines(&mut self, lines: Vec<Line>) {
@@ -557,6 +563,11 @@ impl Screen {
 
     pub fn take_bell(&mut self) -> bool {
         core::mem::take(&mut self.bell)
+    }
+
+    /// What a program asked to put on the clipboard since the last call.
+    pub fn take_clipboard(&mut self) -> Option<String> {
+        self.clipboard.take()
     }
 
     pub fn mark_all_dirty(&mut self) {

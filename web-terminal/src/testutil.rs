@@ -56,6 +56,7 @@ pub fn frame(seq: u64, size: Size, rows: &[(u16, Line)]) -> Frame {
         modes: Modes(0),
         title: None,
         bell: false,
+        clipboard: None,
     }
 }
 

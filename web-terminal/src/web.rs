@@ -525,6 +525,9 @@ impl App {
         if self.screen.take_bell() {
             self.ring_bell();
         }
+        if let Some(text) = self.screen.take_clipboard() {
+            self.program_copied(&text);
+        }
         self.arm_timer();
         self.request_frame();
     }

@@ -252,6 +252,45 @@ fn title_and_bell_are_sent_once() {
 }
 
 #[test]
+fn osc52_writes_reach_the_frame_once_and_reads_get_no_answer() {
+    // "yanked" in base64, as tmux and vim send it; BEL and ST endings.
+    let mut emu = emulator(10, 2, b"\x1b]52;c;eWFua2Vk\x07");
+    assert!(emu.is_dirty());
+    assert_eq!(emu.frame(1, vec![]).clipboard.as_deref(), Some("yanked"));
+    assert_eq!(emu.frame(2, vec![]).clipboard, None);
+    // Two writes before a frame: the last is the clipboard's.
+    emu.feed(b"\x1b]52;c;Zmlyc3Q=\x1b\\\x1b]52;p;c2Vjb25k\x07");
+    assert_eq!(emu.frame(3, vec![]).clipboard.as_deref(), Some("second"));
+    // A program asking to read the clipboard gets nothing back, and the
+    // page is never asked.
+    emu.feed(b"\x1b]52;c;?\x07");
+    assert!(emu.take_replies().is_empty());
+    assert_eq!(emu.frame(4, vec![]).clipboard, None);
+    // Beyond what the protocol carries: dropped whole, not cut.
+    let big = "a".repeat(protocol::MAX_CLIPBOARD + 3);
+    let encoded = base64_of(big.as_bytes());
+    emu.feed(format!("\x1b]52;c;{encoded}\x07").as_bytes());
+    assert_eq!(emu.frame(5, vec![]).clipboard, None);
+}
+
+/// Standard base64 with padding, for OSC 52 payloads.
+fn base64_of(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().fold(0u32, |n, b| (n << 8) | u32::from(*b)) << (8 * (3 - chunk.len()));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i)) as usize & 63] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[test]
 fn resize_reflows_and_forces_a_full_frame() {
     let mut emu = emulator(10, 3, b"0123456789abc");
     emu.frame(1, vec![]);

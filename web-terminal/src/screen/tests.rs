@@ -396,3 +396,18 @@ fn line_numbers_map_to_view_rows() {
     assert_eq!(s.view_row_of_line(1), Some(1));
     assert_eq!(s.view_row_of_line(3), None);
 }
+
+#[test]
+fn a_programs_clipboard_text_is_taken_once_the_last_one_winning() {
+    let mut s = Screen::new(SMALL);
+    assert_eq!(s.take_clipboard(), None);
+    for (seq, text) in [(1, "first"), (2, "second")] {
+        let mut f = frame(seq, SMALL, &[]);
+        f.clipboard = Some(text.into());
+        s.apply_frame(f);
+    }
+    // A frame without one leaves the waiting text alone.
+    s.apply_frame(frame(3, SMALL, &[]));
+    assert_eq!(s.take_clipboard().as_deref(), Some("second"));
+    assert_eq!(s.take_clipboard(), None);
+}

@@ -196,6 +196,20 @@ impl App {
         }
     }
 
+    /// A program's OSC 52 write: onto the clipboard if the user allowed
+    /// programs to, otherwise a notice saying where to allow it.
+    pub(super) fn program_copied(&mut self, text: &str) {
+        if !self.settings.settings().clipboard_write {
+            self.notice(
+                "a program asked to set your clipboard; allow it in Settings (OSC 52)".to_owned(),
+            );
+            return;
+        }
+        // The promise rejects when the page is not focused; a program's
+        // yank while the user is elsewhere is dropped, as the browser wants.
+        let _ = self.dom.window.navigator().clipboard().write_text(text);
+    }
+
     pub(super) fn copy_selection(&mut self) {
         if let Some(text) = self.selected_text() {
             let clipboard = self.dom.window.navigator().clipboard();
