@@ -22,9 +22,13 @@ use alacritty_terminal::vte::ansi::{
     Color as AnsiColor, CursorShape as AnsiCursorShape, NamedColor, Processor, Rgb, Timeout,
 };
 use protocol::{
-    CellLayout, Color, Cursor, CursorShape, Frame, Line, Modes, RowUpdate, Run, Size, Style,
-    StyleFlags,
+    CellLayout, Color, Cursor, CursorShape, Frame, Line, Modes, Notification, RowUpdate, Run, Size,
+    Style, StyleFlags,
 };
+
+use self::notify::NotifyScanner;
+
+mod notify;
 
 /// Most lines alacritty may hold between two drains, at any width; the
 /// session's scrollback keeps as many as the emulator does
@@ -312,6 +316,10 @@ pub struct Emulator {
     bell: bool,
     /// Clipboard text for the next frame (OSC 52).
     clipboard: Option<String>,
+    /// Notifications a program asked for (OSC 9 / 777), which alacritty's
+    /// parser drops: found by a scan of their own over the same bytes.
+    notify_scan: NotifyScanner,
+    notifications: Vec<Notification>,
     /// The next frame must repaint every row (after attach or resize).
     force_full: bool,
     /// Output arrived since the last frame. Tracked here because alacritty
@@ -423,6 +431,8 @@ impl Emulator {
             title_changed: false,
             bell: false,
             clipboard: None,
+            notify_scan: NotifyScanner::default(),
+            notifications: Vec::new(),
             force_full: true,
             dirty: true,
             budget,
@@ -456,6 +466,7 @@ impl Emulator {
 
     /// Parses program output.
     pub fn feed(&mut self, bytes: &[u8]) {
+        self.notify_scan.scan(bytes, &mut self.notifications);
         self.parser.advance(&mut self.term, bytes);
         self.dirty |= !bytes.is_empty();
         self.collect_requests_state();
@@ -591,7 +602,12 @@ impl Emulator {
 
     /// Whether anything changed since the last frame.
     pub fn is_dirty(&self) -> bool {
-        self.dirty || self.force_full || self.title_changed || self.bell || self.clipboard.is_some()
+        self.dirty
+            || self.force_full
+            || self.title_changed
+            || self.bell
+            || self.clipboard.is_some()
+            || !self.notifications.is_empty()
     }
 
     /// Makes the next frame a full repaint (a client just attached).
@@ -677,6 +693,7 @@ impl Emulator {
             title,
             bell: std::mem::take(&mut self.bell),
             clipboard: self.clipboard.take(),
+            notification: self.notifications.drain(..).next_back(),
         }
     }
 

@@ -11,7 +11,7 @@ use crate::limits::{DecodeError, MAX_CLIENT_MESSAGE, MAX_SERVER_MESSAGE};
 use crate::msg::{ClientToServerMsg, Hello, ServerToClientMsg};
 
 /// Bumped on every incompatible change of any message in this crate.
-/// 4: frames carry OSC 52 clipboard text.
+/// 4: frames carry OSC 52 clipboard text and OSC 9 / 777 notifications.
 pub const PROTOCOL_VERSION: u16 = 4;
 
 /// The first two bytes of a hello: "TL".

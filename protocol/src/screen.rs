@@ -234,6 +234,17 @@ pub struct Frame {
     /// only if the user allowed programs to; nothing ever reads the
     /// clipboard for a program.
     pub clipboard: Option<String>,
+    /// A desktop notification a program asked for (OSC 9 or OSC 777)
+    /// since the previous frame, the last if several.
+    pub notification: Option<Notification>,
+}
+
+/// What a program asked the user's desktop to show (OSC 9 has no title).
+/// One line each, control characters removed, at most 512 characters.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notification {
+    pub title: String,
+    pub body: String,
 }
 
 impl Default for Size {

@@ -39,6 +39,7 @@ fn sample_frame() -> Frame {
         title: None,
         bell: false,
         clipboard: None,
+        notification: None,
     }
 }
 
@@ -88,6 +89,10 @@ fn rich_frame() -> Frame {
         title: Some("vim — ü".into()),
         bell: true,
         clipboard: Some("yanked\nlines — ü".into()),
+        notification: Some(Notification {
+            title: "make".into(),
+            body: "done ✓".into(),
+        }),
     }
 }
 
@@ -143,7 +148,7 @@ fn keystroke_echo_frame_is_small_and_pinned() {
             0x01, 0x00, // one row update, row 0
             0x01, 0x00, 0x00, 0x00, 0x00, 0x02, b'h', b'i', 0x00, // one run "hi"
             0x00, 0x02, 0x00, 0x01, 0x00, // cursor
-            0x00, 0x00, 0x00, 0x00, // modes, title, bell, clipboard
+            0x00, 0x00, 0x00, 0x00, 0x00, // modes, title, bell, clipboard, notification
         ]
     );
     assert_eq!(

@@ -498,24 +498,7 @@ async fn ctrl_click_opens_a_link_in_a_new_tab() -> Result<()> {
         .iter()
         .position(|l| *l == said)
         .context("the printed row")?;
-    let state = browser.state().await?;
-    let (cols, rows) = (
-        state["cols"].as_f64().context("cols")?,
-        state["rows"].as_f64().context("rows")?,
-    );
-    let rect = browser
-        .eval("(() => { const r = document.getElementById('screen').getBoundingClientRect(); return [r.left, r.top, r.width, r.height]; })()")
-        .await?;
-    let rect: Vec<f64> = rect
-        .as_array()
-        .context("the canvas rectangle")?
-        .iter()
-        .filter_map(Value::as_f64)
-        .collect();
-    ensure!(rect.len() == 4, "the canvas rectangle: {rect:?}");
-    let col = 4.0 + (url.len() / 2) as f64;
-    let x = rect[0] + (col + 0.5) * rect[2] / cols;
-    let y = rect[1] + (row as f64 + 0.5) * rect[3] / rows;
+    let (x, y) = cell_point(browser, row, 4 + url.len() / 2).await?;
 
     ensure!(
         browser.window_count().await? == 1,
@@ -547,6 +530,29 @@ async fn ctrl_click_opens_a_link_in_a_new_tab() -> Result<()> {
     );
     finish(page).await;
     Ok(())
+}
+
+/// The viewport point at the middle of the cell at `row`, `col`.
+async fn cell_point(browser: &Browser, row: usize, col: usize) -> Result<(f64, f64)> {
+    let state = browser.state().await?;
+    let (cols, rows) = (
+        state["cols"].as_f64().context("cols")?,
+        state["rows"].as_f64().context("rows")?,
+    );
+    let rect = browser
+        .eval("(() => { const r = document.getElementById('screen').getBoundingClientRect(); return [r.left, r.top, r.width, r.height]; })()")
+        .await?;
+    let rect: Vec<f64> = rect
+        .as_array()
+        .context("the canvas rectangle")?
+        .iter()
+        .filter_map(Value::as_f64)
+        .collect();
+    ensure!(rect.len() == 4, "the canvas rectangle: {rect:?}");
+    Ok((
+        rect[0] + (col as f64 + 0.5) * rect[2] / cols,
+        rect[1] + (row as f64 + 0.5) * rect[3] / rows,
+    ))
 }
 
 /// The settings the page uses, parsed.
@@ -764,5 +770,214 @@ async fn osc52_only_when_allowed(browser: &Browser) -> Result<()> {
         |v| *v == serde_json::json!(["allowed-2"]),
     )
     .await?;
+    Ok(())
+}
+
+/// Issue 15's touch keys: the bar's Ctrl held for a key typed on the
+/// keyboard interrupts a program, and its arrow moves the cursor in the
+/// line being edited, with the page's textarea keeping the focus.
+#[tokio::test]
+async fn the_key_bar_sends_ctrl_c_and_arrows() -> Result<()> {
+    let Some(page) = open_page("the_key_bar_sends_ctrl_c_and_arrows").await? else {
+        return Ok(());
+    };
+    let outcome = key_bar(&page.browser).await;
+    finish(page).await;
+    outcome
+}
+
+async fn key_bar(browser: &Browser) -> Result<()> {
+    ensure!(
+        browser
+            .eval("document.getElementById('keybar').hidden")
+            .await?
+            == Value::Bool(true),
+        "the bar shows on a screen without touch before it is asked for"
+    );
+    browser.click("#keys-button").await?;
+    wait_equal(
+        browser,
+        "the bar to show",
+        "document.getElementById('keybar').hidden",
+        Value::Bool(false),
+    )
+    .await?;
+    // Ctrl from the bar, c from the keyboard: ^C ends the sleep at once
+    // (PATIENCE is shorter than the sleep).
+    run(browser, "sleep 600").await?;
+    browser.click("#keybar [data-key=ctrl]").await?;
+    wait_equal(
+        browser,
+        "Ctrl held",
+        "document.querySelector('#keybar [data-key=ctrl]').getAttribute('aria-pressed')",
+        "true".into(),
+    )
+    .await?;
+    browser.type_keys("c").await?;
+    run(browser, "echo after-$((6*7))").await?;
+    browser
+        .wait_mirror_line(PATIENCE, "the shell back after ^C", |l| l == "after-42")
+        .await?;
+    ensure!(
+        browser
+            .eval("document.querySelector('#keybar [data-key=ctrl]').getAttribute('aria-pressed')")
+            .await?
+            == "false",
+        "Ctrl is still held after the key it was for"
+    );
+    // ← from the bar moves the cursor in the line readline edits.
+    browser.type_keys("echo ab-d").await?;
+    browser.click("#keybar [data-key=ArrowLeft]").await?;
+    browser.type_keys(&format!("c{}", Key::Enter)).await?;
+    browser
+        .wait_mirror_line(PATIENCE, "the edited line's output", |l| l == "ab-cd")
+        .await?;
+    wait_equal(
+        browser,
+        "the keyboard to keep the focus",
+        "document.activeElement.id",
+        "keyboard".into(),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Issue 15's notifications: a program's OSC 9 or OSC 777 shows as a
+/// notice while the page is seen, and as a browser notification while it
+/// is hidden once the user chose "notify" (the page's Notification is
+/// watched, granted, and the tab made hidden, as a headless browser has
+/// neither a desktop nor other tabs).
+#[tokio::test]
+async fn a_program_notification_reaches_the_user() -> Result<()> {
+    let Some(page) = open_page("a_program_notification_reaches_the_user").await? else {
+        return Ok(());
+    };
+    let outcome = program_notifications(&page.browser).await;
+    finish(page).await;
+    outcome
+}
+
+async fn program_notifications(browser: &Browser) -> Result<()> {
+    run(browser, "printf '\\033]777;notify;build;all green\\a'").await?;
+    wait_overlay(browser, "build: all green").await?;
+
+    browser.click("#settings-button").await?;
+    browser
+        .select("select[data-setting=bell]", "notify")
+        .await?;
+    wait_equal(
+        browser,
+        "the change saved",
+        "document.getElementById('settings-status').textContent",
+        "saved to your account".into(),
+    )
+    .await?;
+    browser
+        .type_into("select[data-setting=bell]", &Key::Escape.to_string())
+        .await?;
+    browser
+        .eval(
+            "(() => { window.shown = []; \
+             window.Notification = function (title, options) { window.shown.push([title, options.body]); }; \
+             window.Notification.permission = 'granted'; \
+             Object.defineProperty(document, 'hidden', { get: () => true, configurable: true }); \
+             return true; })()",
+        )
+        .await?;
+    run(
+        browser,
+        "sleep 1; printf '\\033]9;tests passed\\a'; printf '\\a'",
+    )
+    .await?;
+    wait_eval(browser, "two notifications", "window.shown", |v| {
+        v.as_array().is_some_and(|a| a.len() >= 2)
+    })
+    .await?;
+    let shown = browser.eval("window.shown").await?;
+    let bodies: Vec<&str> = shown
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|n| n[1].as_str())
+        .collect();
+    ensure!(
+        bodies.contains(&"tests passed") && bodies.contains(&"the terminal rang its bell"),
+        "the notifications shown: {shown}"
+    );
+    Ok(())
+}
+
+/// Issue 15's copy and paste by mouse, once chosen in the settings:
+/// selecting copies at once, and a right click pastes the clipboard (read
+/// through the page's watched Clipboard API, as a headless browser has no
+/// desktop clipboard to grant).
+#[tokio::test]
+async fn copy_on_select_and_right_click_paste() -> Result<()> {
+    let Some(page) = open_page("copy_on_select_and_right_click_paste").await? else {
+        return Ok(());
+    };
+    let outcome = mouse_copy_paste(&page.browser).await;
+    finish(page).await;
+    outcome
+}
+
+async fn mouse_copy_paste(browser: &Browser) -> Result<()> {
+    browser.click("#settings-button").await?;
+    for setting in ["copy_on_select", "right_click_paste"] {
+        browser
+            .click(&format!("input[data-setting={setting}]"))
+            .await?;
+    }
+    wait_settings(browser, "both chosen", |s| {
+        s["copy_on_select"] == true && s["right_click_paste"] == true
+    })
+    .await?;
+    browser
+        .type_into(
+            "input[data-setting=right_click_paste]",
+            &Key::Escape.to_string(),
+        )
+        .await?;
+    browser.eval(WATCH_CLIPBOARD).await?;
+    browser
+        .eval(
+            "(() => { navigator.clipboard.readText = () => Promise.resolve('echo pasted-$((40+2))'); \
+             return true; })()",
+        )
+        .await?;
+
+    run(browser, "echo pick-me-$((40+1))").await?;
+    browser
+        .wait_mirror_line(PATIENCE, "the line to select", |l| l == "pick-me-41")
+        .await?;
+    let lines = browser.mirror_lines().await?;
+    let row = lines
+        .iter()
+        .position(|l| l == "pick-me-41")
+        .context("the printed row")?;
+    let from = cell_point(browser, row, 0).await?;
+    let to = cell_point(browser, row, 14).await?;
+    browser.drag(from, to).await?;
+    wait_eval(
+        browser,
+        "the selection on the clipboard",
+        "window.copied",
+        |v| {
+            v.as_array()
+                .and_then(|a| a.last())
+                .and_then(Value::as_str)
+                .is_some_and(|t| t.trim_end() == "pick-me-41")
+        },
+    )
+    .await?;
+
+    let (x, y) = cell_point(browser, row + 2, 10).await?;
+    browser.right_click_at(x, y).await?;
+    browser.type_keys(&Key::Enter.to_string()).await?;
+    browser
+        .wait_mirror_line(PATIENCE, "the pasted command's output", |l| {
+            l == "pasted-42"
+        })
+        .await?;
     Ok(())
 }

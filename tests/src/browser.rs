@@ -366,6 +366,62 @@ impl Browser {
         Ok(())
     }
 
+    /// Presses the left button at `from`, drags to `to` and lets go
+    /// (viewport points), as a person selects text.
+    pub async fn drag(&self, from: (f64, f64), to: (f64, f64)) -> Result<()> {
+        use fantoccini::actions::{InputSource, MOUSE_BUTTON_LEFT, MouseActions, PointerAction};
+        let mouse = MouseActions::new("mouse".into())
+            .then(PointerAction::MoveTo {
+                duration: None,
+                x: from.0,
+                y: from.1,
+            })
+            .then(PointerAction::Down {
+                button: MOUSE_BUTTON_LEFT,
+            })
+            .then(PointerAction::MoveTo {
+                duration: Some(Duration::from_millis(100)),
+                x: to.0,
+                y: to.1,
+            })
+            .then(PointerAction::Up {
+                button: MOUSE_BUTTON_LEFT,
+            });
+        self.client
+            .perform_actions(mouse)
+            .await
+            .context("dragging")?;
+        self.client
+            .release_actions()
+            .await
+            .context("releasing the mouse")
+    }
+
+    /// A right click at viewport point `(x, y)`.
+    pub async fn right_click_at(&self, x: f64, y: f64) -> Result<()> {
+        use fantoccini::actions::{InputSource, MOUSE_BUTTON_RIGHT, MouseActions, PointerAction};
+        let mouse = MouseActions::new("mouse".into())
+            .then(PointerAction::MoveTo {
+                duration: None,
+                x,
+                y,
+            })
+            .then(PointerAction::Down {
+                button: MOUSE_BUTTON_RIGHT,
+            })
+            .then(PointerAction::Up {
+                button: MOUSE_BUTTON_RIGHT,
+            });
+        self.client
+            .perform_actions(mouse)
+            .await
+            .context("right click")?;
+        self.client
+            .release_actions()
+            .await
+            .context("releasing the mouse")
+    }
+
     /// The windows (tabs) open, the page's own first.
     pub async fn window_count(&self) -> Result<usize> {
         Ok(self

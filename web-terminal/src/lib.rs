@@ -11,6 +11,7 @@ pub mod api;
 pub mod connection;
 pub mod directory;
 pub mod json;
+pub mod keybar;
 pub mod keys;
 pub mod links;
 pub mod numbers;

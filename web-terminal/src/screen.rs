@@ -177,6 +177,8 @@ pub struct Screen {
     bell: bool,
     /// Clipboard text a program sent (OSC 52), until the page takes it.
     clipboard: Option<String>,
+    /// A notification a program asked for (OSC 9 / 777), until taken.
+    notification: Option<protocol::Notification>,
     /// Visible rows that need a repaint, indexed by view row.
     dirty: Vec<bool>,
     /// Set by `begin_attach` until the connection's first frame: history
@@ -210,6 +212,7 @@ impl Screen {
             title_changed: false,
             bell: false,
             clipboard: None,
+            notification: None,
             dirty: vec![true; usize::from(size.rows)],
             awaiting_frame: false,
             frames: 0,
@@ -433,6 +436,9 @@ impl Screen {
         if let Some(text) = frame.clipboard {
             self.clipboard = Some(text);
         }
+        if let Some(notification) = frame.notification {
+            self.notification = Some(notification);
+        }
     }
 
     fn push_lines(&mut self, lines: Vec<Line>) {
@@ -568,6 +574,11 @@ impl Screen {
     /// What a program asked to put on the clipboard since the last call.
     pub fn take_clipboard(&mut self) -> Option<String> {
         self.clipboard.take()
+    }
+
+    /// The notification a program asked for since the last call.
+    pub fn take_notification(&mut self) -> Option<protocol::Notification> {
+        self.notification.take()
     }
 
     pub fn mark_all_dirty(&mut self) {

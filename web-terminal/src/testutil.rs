@@ -57,6 +57,7 @@ pub fn frame(seq: u64, size: Size, rows: &[(u16, Line)]) -> Frame {
         title: None,
         bell: false,
         clipboard: None,
+        notification: None,
     }
 }
 

@@ -77,6 +77,7 @@
 mod draw;
 mod fetch;
 mod input;
+mod keybar;
 mod paint;
 mod panels;
 mod search_bar;
@@ -154,6 +155,7 @@ struct Dom {
     take_back: HtmlElement,
     search: search_bar::SearchDom,
     settings: settings_panel::SettingsDom,
+    keybar: keybar::KeybarDom,
     storage: Option<Storage>,
 }
 
@@ -195,6 +197,10 @@ struct App {
     search: Option<crate::search::Search>,
     /// The user's settings, and their saving.
     settings: SettingsSync,
+    /// Ctrl and Alt held by the key bar for the next key.
+    held: crate::keybar::Held,
+    /// Where the finger scrolling the screen was.
+    touch_y: Option<f64>,
     /// The pointer shows a link can be opened (Ctrl or Cmd over one).
     pointer_on_link: bool,
     /// The canvas must be cleared before the next paint (new layout).
@@ -222,6 +228,7 @@ pub fn start() -> Result<(), JsValue> {
         take_back: element(&document, "take-back")?,
         search: search_bar::SearchDom::find(&document)?,
         settings: settings_panel::SettingsDom::find(&document)?,
+        keybar: keybar::KeybarDom::find(&document)?,
         storage: window.local_storage().ok().flatten(),
         window,
         document,
@@ -289,6 +296,8 @@ pub fn start() -> Result<(), JsValue> {
             paste_question: None,
             search: None,
             settings,
+            held: crate::keybar::Held::default(),
+            touch_y: None,
             pointer_on_link: false,
             full_clear: true,
         })
@@ -322,16 +331,36 @@ fn with_app(app: &Shared, f: impl FnOnce(&mut App)) {
     }
 }
 
+/// Calls `handler` with the app on every `kind` event at `target`, then
+/// `after_event`. Handlers are plain functions, and the one closure the
+/// browser holds is made by `listen_event`, which is not generic: a
+/// closure per handler would put a copy of wasm-bindgen's glue for each
+/// into the wasm, about half a kilobyte apiece.
 fn listen<E: JsCast + 'static>(
     target: &web_sys::EventTarget,
     kind: &str,
     app: &Shared,
-    handler: impl Fn(&mut App, E) + 'static,
+    handler: fn(&mut App, E),
+) -> Result<(), JsValue> {
+    let cast = move |a: &mut App, ev: web_sys::Event| {
+        if let Ok(ev) = ev.dyn_into::<E>() {
+            handler(a, ev);
+        }
+    };
+    listen_event(target, kind, app, Box::new(cast))
+}
+
+type Handler = Box<dyn Fn(&mut App, web_sys::Event)>;
+
+fn listen_event(
+    target: &web_sys::EventTarget,
+    kind: &str,
+    app: &Shared,
+    handler: Handler,
 ) -> Result<(), JsValue> {
     let app = Rc::downgrade(app);
     let closure = Closure::<dyn FnMut(web_sys::Event)>::new(move |ev: web_sys::Event| {
         let Some(app) = app.upgrade() else { return };
-        let Ok(ev) = ev.dyn_into::<E>() else { return };
         with_app(&app, |a| {
             handler(a, ev);
             a.after_event();
@@ -371,6 +400,7 @@ fn install_handlers(app: &Shared) -> Result<(), JsValue> {
     listen(&keyboard, "paste", app, App::on_paste)?;
     search_bar::install(app)?;
     settings_panel::install(app)?;
+    keybar::install(app)?;
     listen(&document, "copy", app, App::on_copy)?;
     listen(&canvas, "mousedown", app, App::on_mouse_down)?;
     listen(&window, "mousemove", app, App::on_mouse_move)?;
@@ -527,6 +557,9 @@ impl App {
         }
         if let Some(text) = self.screen.take_clipboard() {
             self.program_copied(&text);
+        }
+        if let Some(notification) = self.screen.take_notification() {
+            self.program_notified(notification);
         }
         self.arm_timer();
         self.request_frame();

@@ -411,3 +411,17 @@ fn a_programs_clipboard_text_is_taken_once_the_last_one_winning() {
     assert_eq!(s.take_clipboard().as_deref(), Some("second"));
     assert_eq!(s.take_clipboard(), None);
 }
+
+#[test]
+fn a_programs_notification_is_taken_once() {
+    let mut s = Screen::new(SMALL);
+    let mut f = frame(1, SMALL, &[]);
+    f.notification = Some(protocol::Notification {
+        title: "make".into(),
+        body: "done".into(),
+    });
+    s.apply_frame(f);
+    s.apply_frame(frame(2, SMALL, &[]));
+    assert_eq!(s.take_notification().map(|n| n.body), Some("done".into()));
+    assert_eq!(s.take_notification(), None);
+}

@@ -94,7 +94,7 @@ impl App {
     pub(super) fn take_typed_text(&mut self) {
         let text = self.dom.keyboard.value();
         self.dom.keyboard.set_value("");
-        if !text.is_empty() {
+        if !text.is_empty() && !self.typed_with_held(&text) {
             self.send_input(&keys::encode_text(&text));
         }
     }
@@ -368,6 +368,14 @@ impl App {
             WheelEvent::DOM_DELTA_PAGE => ev.delta_y() * f64::from(self.screen.size().rows),
             _ => ev.delta_y() / line_css,
         };
+        let cell = self.cell_at(&ev);
+        self.scroll_lines(lines, cell, ev.shift_key());
+    }
+
+    /// Scrolls by `lines` (positive: down the page, to newer lines), as a
+    /// wheel over `cell` does: the program gets wheel reports if it asked
+    /// for the mouse, otherwise the view moves through the history.
+    pub(super) fn scroll_lines(&mut self, lines: f64, cell: (u16, u16), shift: bool) {
         // Down the page is positive in DOM and negative (newer) for us.
         self.wheel_rest -= lines;
         let whole = self.wheel_rest.trunc();
@@ -375,9 +383,8 @@ impl App {
             return;
         }
         self.wheel_rest -= whole;
-        let cell = self.cell_at(&ev);
         let modes = self.screen.modes();
-        match keys::wheel_action(whole as i32, cell.0, cell.1, ev.shift_key(), modes) {
+        match keys::wheel_action(whole as i32, cell.0, cell.1, shift, modes) {
             WheelAction::Send(bytes) => {
                 self.conn.send_input(&bytes);
             }

@@ -47,6 +47,26 @@ impl App {
         }
     }
 
+    /// A program's OSC 9 / 777 notification ("build finished"): as the
+    /// bell setting says, nothing, a notice over the screen, or a browser
+    /// notification while the tab is hidden (a notice while it is seen).
+    pub(super) fn program_notified(&mut self, notification: protocol::Notification) {
+        let bell = self.settings.settings().bell;
+        if bell == Bell::Off {
+            return;
+        }
+        let title = if notification.title.is_empty() {
+            self.dom.document.title()
+        } else {
+            notification.title
+        };
+        if bell == Bell::Notify && self.dom.document.hidden() {
+            notify(&title, &notification.body);
+        } else {
+            self.notice(format!("{title}: {}", notification.body));
+        }
+    }
+
     fn flash_bell(&mut self) {
         let list = self.dom.canvas.class_list();
         let _ = list.remove_1("bell");
