@@ -981,3 +981,106 @@ async fn mouse_copy_paste(browser: &Browser) -> Result<()> {
         .await?;
     Ok(())
 }
+
+/// Measures the ink of the cells `[row, col, cells wide]` on the canvas:
+/// `[ink, interior, colour]`, where ink counts pixels unlike the
+/// background, interior those of them in the middle half of the ink's
+/// bounding box (an empty box, a missing glyph's "tofu", has none there),
+/// and colour those far from grey (a colour emoji has many).
+const MEASURE_CELLS: &str = "(cells => { \
+    const canvas = document.getElementById('screen'); \
+    const ctx = canvas.getContext('2d'); \
+    const [w, h] = JSON.parse(window.thinline.cell_size()); \
+    return cells.map(([row, col, wide]) => { \
+        const d = ctx.getImageData(col * w, row * h, wide * w, h).data; \
+        const bg = [d[0], d[1], d[2]]; \
+        const inked = []; \
+        let colour = 0; \
+        for (let i = 0; i < d.length; i += 4) { \
+            const [r, g, b] = [d[i], d[i + 1], d[i + 2]]; \
+            if (Math.max(Math.abs(r - bg[0]), Math.abs(g - bg[1]), Math.abs(b - bg[2])) > 48) { \
+                const p = i / 4; inked.push([p % (wide * w), Math.floor(p / (wide * w))]); \
+                if (Math.max(r, g, b) - Math.min(r, g, b) > 60) colour++; \
+            } \
+        } \
+        if (inked.length === 0) return [0, 0, 0]; \
+        const xs = inked.map(p => p[0]), ys = inked.map(p => p[1]); \
+        const [x0, x1, y0, y1] = [Math.min(...xs), Math.max(...xs), Math.min(...ys), Math.max(...ys)]; \
+        const [qx, qy] = [(x1 - x0) / 4, (y1 - y0) / 4]; \
+        const interior = inked.filter(([x, y]) => x > x0 + qx && x < x1 - qx && y > y0 + qy && y < y1 - qy).length; \
+        return [inked.length, interior, colour]; \
+    }); \
+})";
+
+/// Issue 15's text rendering: with Debian's Noto CJK and colour emoji
+/// fonts installed, CJK takes two cells and is drawn as glyphs, an emoji
+/// in colour, and a combining mark joins its letter, all at the widths the
+/// host's emulator gave; measured on the canvas's pixels, against what a
+/// missing glyph (an empty box, or nothing) looks like.
+#[tokio::test]
+async fn cjk_and_emoji_are_drawn_as_glyphs_not_boxes() -> Result<()> {
+    let Some(page) = open_page("cjk_and_emoji_are_drawn_as_glyphs_not_boxes").await? else {
+        return Ok(());
+    };
+    let outcome = cjk_and_emoji(&page.browser).await;
+    finish(page).await;
+    outcome
+}
+
+async fn cjk_and_emoji(browser: &Browser) -> Result<()> {
+    // 語 (complex strokes), 😀, e + combining acute, then a code point no
+    // font has (plane 16's private use) as the missing glyph to tell apart.
+    run(
+        browser,
+        "printf 'glyphs:\\u8a9e|\\U1F600|e\\u0301|\\U10FFFD|\\n'",
+    )
+    .await?;
+    let line = "glyphs:\u{8a9e}|\u{1F600}|e\u{301}|\u{10FFFD}|";
+    browser
+        .wait_mirror_line(PATIENCE, "the glyphs' line", |l| l == line)
+        .await?;
+    let lines = browser.mirror_lines().await?;
+    let row = lines.iter().position(|l| l == line).context("the row")?;
+    // The host's widths: 語 and 😀 two cells each, é one.
+    let cells = [(7, 2), (10, 2), (13, 1), (15, 1)];
+    for (col, wide) in cells {
+        let cell = browser.thinline("cell", &format!("{row}, {col}")).await?;
+        ensure!(
+            cell["wide"] == (wide == 2),
+            "cell {col} of {line:?}: {cell}"
+        );
+    }
+    ensure!(
+        browser.thinline("cell", &format!("{row}, 13")).await?["text"] == "e\u{301}",
+        "the combining mark is not in its letter's cell"
+    );
+    let spec = cells
+        .iter()
+        .map(|(col, wide)| format!("[{row},{col},{wide}]"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let measured = browser.eval(&format!("{MEASURE_CELLS}([{spec}])")).await?;
+    let ink = |i: usize| -> Vec<u64> {
+        measured[i]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_u64).collect())
+            .unwrap_or_default()
+    };
+    let (kanji, emoji, accent, missing) = (ink(0), ink(1), ink(2), ink(3));
+    eprintln!("ink, interior, colour: 語 {kanji:?} 😀 {emoji:?} é {accent:?} missing {missing:?}");
+    // The measure can tell a box: the missing glyph has no interior ink.
+    ensure!(
+        missing.first() == Some(&0) || missing.get(1).copied().unwrap_or(0) * 20 < missing[0],
+        "a missing glyph measures like a glyph ({missing:?}): the check would prove nothing"
+    );
+    ensure!(
+        kanji[0] > 40 && kanji[1] * 10 > kanji[0],
+        "語 is not drawn as a glyph: {kanji:?}"
+    );
+    ensure!(
+        emoji[0] > 40 && emoji[2] > 20,
+        "😀 is not drawn as a colour emoji: {emoji:?}"
+    );
+    ensure!(accent[0] > 10, "é is not drawn: {accent:?}");
+    Ok(())
+}

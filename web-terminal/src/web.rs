@@ -531,6 +531,15 @@ fn install_test_api(app: &Shared) -> Result<(), JsValue> {
     .into_js_value();
     set("take_back", take_back)?;
     set("settings", getter(|a| a.settings.settings().to_json()))?;
+    // Not part of the contract: one cell's size on the canvas, in device
+    // pixels, for tests that read the canvas's pixels.
+    set(
+        "cell_size",
+        getter(|a| {
+            let m = a.painter.metrics();
+            format!("[{},{}]", m.width, m.height)
+        }),
+    )?;
     let window = app.borrow().dom.window.clone();
     js_sys::Reflect::set(&window, &JsValue::from_str("thinline"), &api)?;
     Ok(())

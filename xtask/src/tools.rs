@@ -203,14 +203,44 @@ pub fn find_or_install_wasm_opt() -> Option<PathBuf> {
 pub const CHROMIUM: &str = "/usr/bin/chromium";
 pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
-/// The browser tests drive Debian's Chromium through its matching driver.
+/// Fonts the browser tests check CJK and emoji with, by a file each
+/// package installs.
+const TEST_FONTS: [(&str, &str); 2] = [
+    (
+        "fonts-noto-cjk",
+        "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
+    ),
+    (
+        "fonts-noto-color-emoji",
+        "/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf",
+    ),
+];
+
+/// The browser tests drive Debian's Chromium through its matching driver,
+/// with Noto's CJK and colour emoji fonts installed, as a user's desktop
+/// has them, so their screenshots can tell glyphs from empty boxes.
 pub fn ensure_chromium() -> Result<()> {
-    if Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists() {
+    let mut missing: Vec<&str> = Vec::new();
+    if !Path::new(CHROMIUM).exists() || !Path::new(CHROMEDRIVER).exists() {
+        missing.extend(["chromium", "chromium-driver"]);
+    }
+    for (package, file) in TEST_FONTS {
+        if !Path::new(file).exists() {
+            missing.push(package);
+        }
+    }
+    if missing.is_empty() {
         return Ok(());
     }
-    cmd::step("Chromium or chromedriver missing: installing chromium and chromium-driver");
-    apt_install(&["chromium", "chromium-driver"])?;
-    for path in [CHROMIUM, CHROMEDRIVER] {
+    cmd::step(&format!(
+        "installing {} for the browser tests",
+        missing.join(", ")
+    ));
+    apt_install(&missing)?;
+    for path in [CHROMIUM, CHROMEDRIVER]
+        .into_iter()
+        .chain(TEST_FONTS.iter().map(|(_, file)| *file))
+    {
         if !Path::new(path).exists() {
             bail!("{path} still missing after apt-get install");
         }
