@@ -1084,3 +1084,79 @@ async fn cjk_and_emoji(browser: &Browser) -> Result<()> {
     ensure!(accent[0] > 10, "é is not drawn: {accent:?}");
     Ok(())
 }
+
+/// Issue 15's keys the browser steals: the page names a web app manifest
+/// that makes it installable (standalone, with an icon), says once how to
+/// get Ctrl+W and the like, and its Full screen button goes full screen
+/// and locks the keyboard (the page's Keyboard Lock is watched).
+#[tokio::test]
+async fn full_screen_locks_the_keyboard_and_the_page_installs_as_an_app() -> Result<()> {
+    let Some(page) =
+        open_page("full_screen_locks_the_keyboard_and_the_page_installs_as_an_app").await?
+    else {
+        return Ok(());
+    };
+    let outcome = app_and_full_screen(&page).await;
+    finish(page).await;
+    outcome
+}
+
+async fn app_and_full_screen(page: &Page) -> Result<()> {
+    let browser = &page.browser;
+    let port = page.cluster.directories[0].port;
+    let manifest = tests::http::get(port, "/manifest.webmanifest").await?;
+    ensure!(manifest.status == 200, "manifest: {}", manifest.status);
+    let manifest: Value = serde_json::from_str(&manifest.body)?;
+    ensure!(
+        manifest["start_url"] == "/" && manifest["display"] == "standalone",
+        "the manifest does not open the terminal in a window of its own: {manifest}"
+    );
+    let icon = manifest["icons"][0]["src"].as_str().context("no icon")?;
+    let icon = tests::http::get(port, &format!("/{icon}")).await?;
+    ensure!(
+        icon.status == 200 && icon.body.starts_with("<svg"),
+        "the icon: {}",
+        icon.status
+    );
+    ensure!(
+        browser
+            .eval("document.querySelector('link[rel=manifest]').getAttribute('href')")
+            .await?
+            == "manifest.webmanifest",
+        "the page names no manifest"
+    );
+    ensure!(
+        browser
+            .eval("localStorage.getItem('thinline.keys-hint')")
+            .await?
+            == "1",
+        "the page did not note that it gave the hint"
+    );
+
+    browser
+        .eval(
+            "(() => { window.locked = 0; \
+             if (navigator.keyboard) { const k = navigator.keyboard; const lock = k.lock.bind(k); \
+               k.lock = (...a) => { window.locked++; return lock(...a).catch(() => {}); }; } \
+             return true; })()",
+        )
+        .await?;
+    browser.click("#fullscreen-button").await?;
+    wait_equal(
+        browser,
+        "full screen",
+        "document.fullscreenElement === document.documentElement",
+        Value::Bool(true),
+    )
+    .await?;
+    wait_equal(browser, "the keyboard locked", "window.locked", 1.into()).await?;
+    browser.click("#fullscreen-button").await?;
+    wait_equal(
+        browser,
+        "full screen left",
+        "document.fullscreenElement === null",
+        Value::Bool(true),
+    )
+    .await?;
+    Ok(())
+}

@@ -214,7 +214,9 @@ fn decode(coding: &str, bytes: &[u8]) -> Result<Vec<u8>> {
 
 /// The same-origin files a page, stylesheet or script at `path` makes the
 /// browser fetch: `src`/`href` of scripts and stylesheets, ES module
-/// imports, `new URL('…', import.meta.url)`, CSS `url(…)`.
+/// imports, `new URL('…', import.meta.url)`, CSS `url(…)`, and the web app
+/// manifest with its icons (Chromium fetches both on load, to know whether
+/// the page can be installed).
 fn references(path: &str, body: &[u8]) -> Vec<String> {
     let text = String::from_utf8_lossy(body);
     let mut found = Vec::new();
@@ -228,6 +230,7 @@ fn references(path: &str, body: &[u8]) -> Vec<String> {
         "new URL('",
         "new URL(\"",
         "url(",
+        "\"src\": \"",
     ] {
         let close = opener.chars().last().filter(|c| *c == '"' || *c == '\'');
         for piece in text.split(opener).skip(1) {
@@ -237,7 +240,7 @@ fn references(path: &str, body: &[u8]) -> Vec<String> {
             };
             let Some(end) = end else { continue };
             let target = piece[..end].trim_matches(|c| c == '"' || c == '\'');
-            let fetched = [".js", ".mjs", ".css", ".wasm"]
+            let fetched = [".js", ".mjs", ".css", ".wasm", ".webmanifest", ".svg"]
                 .iter()
                 .any(|ext| target.ends_with(ext));
             if fetched && !target.contains("://") && !target.starts_with("data:") {
@@ -309,7 +312,7 @@ pub async fn page_weight(progress: &dyn Fn(&str), figures: &mut Vec<Figure>) -> 
         });
     }
     figures.push(Figure {
-        what: "first visit, br/gzip (HTML, CSS, JS, WASM)".into(),
+        what: "first visit, br/gzip (HTML, CSS, JS, WASM, manifest)".into(),
         measured: format!(
             "{:.1} KB in {} requests ({:.1} KB bodies + headers)",
             first.bytes() as f64 / 1000.0,
@@ -608,6 +611,10 @@ mod tests {
             ["/assets/web_terminal_bg.4.wasm"]
         );
         assert_eq!(resolve("/assets/a.js", "../b.css"), "/b.css");
+        let page = br#"<link rel="manifest" href="manifest.webmanifest">"#;
+        assert_eq!(references("/", page), ["/manifest.webmanifest"]);
+        let manifest = br#"{ "icons": [ { "src": "icon.svg", "sizes": "any" } ] }"#;
+        assert_eq!(references("/manifest.webmanifest", manifest), ["/icon.svg"]);
     }
 
     #[test]

@@ -76,6 +76,7 @@
 
 mod draw;
 mod fetch;
+mod full_screen;
 mod input;
 mod keybar;
 mod paint;
@@ -401,6 +402,7 @@ fn install_handlers(app: &Shared) -> Result<(), JsValue> {
     search_bar::install(app)?;
     settings_panel::install(app)?;
     keybar::install(app)?;
+    full_screen::install(app, &document)?;
     listen(&document, "copy", app, App::on_copy)?;
     listen(&canvas, "mousedown", app, App::on_mouse_down)?;
     listen(&window, "mousemove", app, App::on_mouse_move)?;

@@ -33,6 +33,9 @@ pub const ASSETS: &str = "assets";
 /// Where the glue imports the wasm from: wasm-bindgen 0.2.130 (`--target
 /// web`) writes `new URL('web_terminal_bg.wasm', import.meta.url)`.
 const GLUE_WASM_REFERENCE: &str = "'web_terminal_bg.wasm'";
+/// What installing the page as an app needs, copied as they are.
+const APP_FILES: [&str; 2] = ["manifest.webmanifest", "icon.svg"];
+
 /// The loader's import of the glue (`static/loader.js`).
 const LOADER_GLUE_REFERENCE: &str = "'./web_terminal.js'";
 /// The page's references (`static/index.html`).
@@ -95,12 +98,23 @@ pub fn assemble(source: &Path, bindgen: &Path, out: &Path) -> Result<Vec<BuiltFi
         &format!("src=\"{ASSETS}/{loader_name}\""),
     )
     .context("static/index.html")?;
+    // The page contract in its comment is for people reading the source;
+    // every first visit would download it.
+    let index = without_comments(&index);
     write(&out.join("index.html"), index.as_bytes())?;
+
+    // The web app manifest and its icon keep plain names: an installed
+    // app finds them again by those, and they are tiny and `no-cache`.
+    for name in APP_FILES {
+        write(&out.join(name), &read(&source.join(name))?)?;
+    }
 
     let mut built = Vec::new();
     for name in [
         "index.html".to_owned(),
         "style.css".to_owned(),
+        APP_FILES[0].to_owned(),
+        APP_FILES[1].to_owned(),
         format!("{ASSETS}/{loader_name}"),
         format!("{ASSETS}/{style_name}"),
         format!("{ASSETS}/{glue_name}"),
@@ -109,6 +123,22 @@ pub fn assemble(source: &Path, bindgen: &Path, out: &Path) -> Result<Vec<BuiltFi
         built.push(precompress(out, &name)?);
     }
     Ok(built)
+}
+
+/// `html` without its `<!-- … -->` comments (and the line breaks they
+/// leave); an unclosed comment is kept, as the browser would show it.
+fn without_comments(html: &str) -> String {
+    let mut out = String::with_capacity(html.len());
+    let mut rest = html;
+    while let Some(start) = rest.find("<!--") {
+        let Some(end) = rest[start..].find("-->") else {
+            break;
+        };
+        out.push_str(&rest[..start]);
+        rest = rest[start + end + 3..].trim_start_matches('\n');
+    }
+    out.push_str(rest);
+    out
 }
 
 /// `stem.<16 hex digits of the SHA-256 of bytes>.ext`, written into `dir`.

@@ -26,6 +26,8 @@ impl Scratch {
             "import init, { start } from './web_terminal.js';\n",
         );
         self.put("static/style.css", "body { color: black; }\n");
+        self.put("static/manifest.webmanifest", "{\"start_url\": \"/\"}\n");
+        self.put("static/icon.svg", "<svg></svg>\n");
         self.put(
             "bindgen/web_terminal.js",
             "module_or_path = new URL('web_terminal_bg.wasm', import.meta.url);\n",
@@ -199,4 +201,14 @@ fn a_page_whose_references_changed_shape_fails_the_build() {
         &scratch.out(),
     );
     assert!(result.is_err());
+}
+
+#[test]
+fn comments_leave_the_served_page() {
+    assert_eq!(
+        without_comments("<!doctype html>\n<!--\n  contract\n-->\n<html><!-- x --><b>k</b></html>"),
+        "<!doctype html>\n<html><b>k</b></html>"
+    );
+    assert_eq!(without_comments("a<!-- open"), "a<!-- open");
+    assert_eq!(without_comments("plain"), "plain");
 }
