@@ -64,7 +64,7 @@ pub use state::{
 pub fn app(state: AppState) -> Router {
     let (router, document) = routes(&state).split_for_parts();
     let router = match &state.config.static_dir {
-        Some(dir) => router.fallback_service(web::static_files(dir, state.clone())),
+        Some(dir) => router.fallback_service(web::static_files(dir)),
         None => router.fallback(web::not_found),
     };
     let router = router.layer(Extension(openapi::ApiDocument::new(document)));

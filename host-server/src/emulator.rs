@@ -22,8 +22,8 @@ use alacritty_terminal::vte::ansi::{
     Color as AnsiColor, CursorShape as AnsiCursorShape, NamedColor, Processor, Rgb, Timeout,
 };
 use protocol::{
-    CellLayout, Color, Cursor, CursorShape, Frame, Line, Modes, Notification, RowUpdate, Run, Size,
-    Style, StyleFlags,
+    CellLayout, Color, Cursor, CursorShape, Frame, Hyperlink, Line, Modes, Notification, RowUpdate,
+    Run, Size, Style, StyleFlags, linkable,
 };
 
 use self::notify::NotifyScanner;
@@ -671,9 +671,13 @@ impl Emulator {
             .iter()
             .enumerate()
             .filter(|(_, c)| **c)
-            .map(|(row, _)| RowUpdate {
-                row: row as u16,
-                line: convert_row(&grid[GridLine(row as i32)]),
+            .map(|(row, _)| {
+                let grid_row = &grid[GridLine(row as i32)];
+                RowUpdate {
+                    row: row as u16,
+                    line: convert_row(grid_row),
+                    links: row_links(grid_row),
+                }
             })
             .filter(|update| !(full && update.line == Line::default()))
             .collect();
@@ -833,6 +837,38 @@ fn is_plain_blank(cell: &Cell) -> bool {
         && cell.flags.is_empty()
         && matches!(cell.bg, AnsiColor::Named(NamedColor::Background))
         && cell.zerowidth().is_none()
+}
+
+/// Most OSC 8 links one row carries; a row of more is a program's mischief.
+const MAX_ROW_LINKS: usize = 32;
+
+/// The row's OSC 8 hyperlinks: runs of cells with the same one, of the
+/// schemes the page may open (`protocol::linkable`), the rest dropped.
+fn row_links(row: &alacritty_terminal::grid::Row<Cell>) -> Vec<Hyperlink> {
+    let mut links: Vec<Hyperlink> = Vec::new();
+    let mut open: Option<(alacritty_terminal::term::cell::Hyperlink, u16)> = None;
+    for col in 0..=row.len() {
+        // Cells without extras (nearly all) have no link: one check each.
+        let here = (col < row.len())
+            .then(|| &row[Column(col)])
+            .filter(|cell| cell.extra.is_some())
+            .and_then(Cell::hyperlink);
+        if open.as_ref().map(|(link, _)| link) == here.as_ref() {
+            continue;
+        }
+        if let Some((link, start)) = open.take()
+            && linkable(link.uri())
+            && links.len() < MAX_ROW_LINKS
+        {
+            links.push(Hyperlink {
+                start,
+                end: col as u16,
+                uri: link.uri().to_owned(),
+            });
+        }
+        open = here.map(|link| (link, col as u16));
+    }
+    links
 }
 
 fn convert_row(row: &alacritty_terminal::grid::Row<Cell>) -> Line {

@@ -11,7 +11,8 @@ use crate::limits::{DecodeError, MAX_CLIENT_MESSAGE, MAX_SERVER_MESSAGE};
 use crate::msg::{ClientToServerMsg, Hello, ServerToClientMsg};
 
 /// Bumped on every incompatible change of any message in this crate.
-/// 4: frames carry OSC 52 clipboard text and OSC 9 / 777 notifications.
+/// 4: frames carry OSC 52 clipboard text, OSC 9 / 777 notifications and
+/// the screen's OSC 8 hyperlinks.
 pub const PROTOCOL_VERSION: u16 = 4;
 
 /// The first two bytes of a hello: "TL".

@@ -26,8 +26,8 @@ pub use limits::{
 pub use lines::{CompressedLines, compress_lines, decompress_lines};
 pub use msg::{ClientToServerMsg, Hello, HistorySpan, ServerToClientMsg, SessionId, Welcome};
 pub use screen::{
-    CellLayout, Color, Cursor, CursorShape, Frame, Line, Modes, Notification, RowUpdate, Run, Size,
-    Style, StyleFlags,
+    CellLayout, Color, Cursor, CursorShape, Frame, Hyperlink, Line, MAX_LINK, Modes, Notification,
+    RowUpdate, Run, Size, Style, StyleFlags, linkable,
 };
 
 #[cfg(test)]

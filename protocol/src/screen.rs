@@ -204,6 +204,36 @@ impl Modes {
 pub struct RowUpdate {
     pub row: u16,
     pub line: Line,
+    /// The row's OSC 8 hyperlinks (version 4), left to right. Only rows on
+    /// the screen carry them: lines in the history and saved screens are
+    /// text, whose addresses the client finds itself.
+    pub links: Vec<Hyperlink>,
+}
+
+/// Columns `start..end` of a row link to `uri` (OSC 8): an `http:`,
+/// `https:` or `mailto:` address of at most [`MAX_LINK`] bytes; the host
+/// drops any other.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hyperlink {
+    pub start: u16,
+    pub end: u16,
+    pub uri: String,
+}
+
+/// Longest OSC 8 address a row carries.
+pub const MAX_LINK: usize = 2048;
+
+/// Whether `uri` may be a link the page opens: `http:`, `https:` or
+/// `mailto:` only, so nothing a program prints can make it open
+/// `javascript:`, `data:` or a local file.
+pub fn linkable(uri: &str) -> bool {
+    let lower = |prefix: &str| {
+        uri.get(..prefix.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(prefix))
+    };
+    uri.len() <= MAX_LINK
+        && (lower("https://") || lower("http://") || lower("mailto:"))
+        && !uri.chars().any(char::is_control)
 }
 
 /// A change of the screen since the frame before it.

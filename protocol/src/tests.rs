@@ -27,6 +27,7 @@ fn sample_frame() -> Frame {
                 }],
                 wrapped: false,
             },
+            links: vec![],
         }],
         cursor: Cursor {
             row: 0,
@@ -77,7 +78,15 @@ fn rich_frame() -> Frame {
         },
         full: true,
         scrolled: vec![line.clone(), Line::default()],
-        rows: vec![RowUpdate { row: 59, line }],
+        rows: vec![RowUpdate {
+            row: 59,
+            line,
+            links: vec![Hyperlink {
+                start: 3,
+                end: 12,
+                uri: "https://example.com/ü".into(),
+            }],
+        }],
         cursor: Cursor {
             row: 59,
             col: 199,
@@ -147,6 +156,7 @@ fn keystroke_echo_frame_is_small_and_pinned() {
             0x00, // no scrolled lines
             0x01, 0x00, // one row update, row 0
             0x01, 0x00, 0x00, 0x00, 0x00, 0x02, b'h', b'i', 0x00, // one run "hi"
+            0x00, // no links
             0x00, 0x02, 0x00, 0x01, 0x00, // cursor
             0x00, 0x00, 0x00, 0x00, 0x00, // modes, title, bell, clipboard, notification
         ]
@@ -377,5 +387,29 @@ fn flipped_bits_never_panic() {
         if let Ok(ServerToClientMsg::History { lines, .. }) = decode_server(&bytes) {
             let _ = decompress_lines(&lines);
         }
+    }
+}
+
+#[test]
+fn only_web_and_mail_addresses_are_links() {
+    for good in [
+        "https://example.com/a?b#c",
+        "HTTP://EXAMPLE.COM",
+        "mailto:ada@example.com",
+    ] {
+        assert!(linkable(good), "{good}");
+    }
+    let long = format!("https://example.com/{}", "a".repeat(MAX_LINK));
+    for bad in [
+        "javascript:alert(1)",
+        "data:text/html,x",
+        "file:///etc/passwd",
+        "ftp://example.com",
+        "https://example.com/\nnext",
+        "http",
+        "",
+        long.as_str(),
+    ] {
+        assert!(!linkable(bad), "{bad:?}");
     }
 }

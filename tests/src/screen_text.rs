@@ -100,6 +100,7 @@ mod tests {
             rows: vec![RowUpdate {
                 row: 0,
                 line: line("$ "),
+                links: vec![],
             }],
             cursor: Cursor {
                 row: 0,
@@ -118,6 +119,7 @@ mod tests {
             rows: vec![RowUpdate {
                 row: 1,
                 line: line("hi  "),
+                links: vec![],
             }],
             cursor: Cursor {
                 row: 1,

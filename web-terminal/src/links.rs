@@ -73,8 +73,17 @@ pub fn links_in_row(row: &Row) -> Vec<Link> {
     links
 }
 
-/// The link covering column `col` of `row`, if any.
+/// The link covering column `col` of `row`, if any: an OSC 8 hyperlink
+/// the program made (of the schemes above, checked again here), else an
+/// address in the text.
 pub fn link_at(row: &Row, col: u16) -> Option<String> {
+    if let Some(link) = row
+        .links
+        .iter()
+        .find(|l| (l.start..l.end).contains(&col) && protocol::linkable(&l.uri))
+    {
+        return Some(link.uri.clone());
+    }
     links_in_row(row)
         .into_iter()
         .find(|l| (l.start..l.end).contains(&col))

@@ -55,6 +55,9 @@ pub struct Row {
     pub cells: Vec<Cell>,
     /// The row continues on the next (soft wrap).
     pub wrapped: bool,
+    /// OSC 8 hyperlinks the host sent with the row, while it is on the
+    /// screen (history rows have none; `links` finds their addresses).
+    pub links: Vec<protocol::Hyperlink>,
 }
 
 impl Row {
@@ -62,6 +65,7 @@ impl Row {
         Row {
             cells: vec![Cell::default(); cols],
             wrapped: false,
+            links: Vec::new(),
         }
     }
 
@@ -113,6 +117,7 @@ impl Row {
         Row {
             cells,
             wrapped: line.wrapped,
+            links: Vec::new(),
         }
     }
 
@@ -417,6 +422,7 @@ impl Screen {
             let row = usize::from(update.row);
             if let Some(slot) = self.grid.get_mut(row) {
                 *slot = Row::from_line(&update.line, usize::from(size.cols));
+                slot.links = update.links.clone();
                 self.mark_grid_row_dirty(row);
             }
         }

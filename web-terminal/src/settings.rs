@@ -9,6 +9,7 @@
 //! and keeps the default for one it cannot read, so a page never fails on
 //! a document a newer directory wrote.
 
+pub use directory_api::Settings;
 use directory_api::{Bell, CursorStyle, DEFAULT_FONT_SIZE, FONT_SIZES, ThemeName};
 use protocol::CursorShape;
 
@@ -17,36 +18,6 @@ use crate::json::{Json, json_string};
 
 /// `localStorage` key of the page's copy.
 pub const STORAGE_KEY: &str = "thinline.settings";
-
-/// One user's settings; see `directory_api::Settings` for each field.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Settings {
-    pub font_size: u8,
-    pub font_family: String,
-    pub theme: ThemeName,
-    pub cursor: CursorStyle,
-    pub cursor_blink: bool,
-    pub copy_on_select: bool,
-    pub right_click_paste: bool,
-    pub bell: Bell,
-    pub clipboard_write: bool,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            font_size: DEFAULT_FONT_SIZE,
-            font_family: String::new(),
-            theme: ThemeName::Dark,
-            cursor: CursorStyle::Block,
-            cursor_blink: false,
-            copy_on_select: false,
-            right_click_paste: false,
-            bell: Bell::Visual,
-            clipboard_write: false,
-        }
-    }
-}
 
 /// Which way a zoom key moves the font size.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,10 +43,38 @@ fn font_size(n: u64) -> Option<u8> {
     u8::try_from(n).ok().filter(|n| FONT_SIZES.contains(n))
 }
 
-impl Settings {
+/// What the page does with the settings, beside what the directory
+/// checks: `directory_api::Settings` is the one definition of the fields.
+pub trait PageSettings: Sized {
     /// Reads a settings document; a field missing or not readable keeps
     /// its default. `None` only if `text` is not a JSON object.
-    pub fn parse(text: &str) -> Option<Settings> {
+    fn parse(text: &str) -> Option<Self>;
+    /// The document `PUT /v1/settings` takes.
+    fn to_json(&self) -> String;
+    /// Sets a field from text (a panel's control or the stored document):
+    /// whether `name` is a field and `value` one it can take.
+    fn set(&mut self, name: &str, value: &str) -> bool;
+    /// Sets a yes-or-no field: whether `name` is one.
+    fn set_flag(&mut self, name: &str, on: bool) -> bool;
+    /// A field's value as the panel shows it: text for a select or an
+    /// input, `Err(on)` for a checkbox; `None` for no such field.
+    fn get(&self, name: &str) -> Option<Result<String, bool>>;
+    /// Ctrl+= / Ctrl+- / Ctrl+0: one pixel at a time (two from 20 up),
+    /// within the limits. Whether the size changed.
+    fn zoom(&mut self, zoom: Zoom) -> bool;
+    /// The CSS font families to draw with: the user's font first, then
+    /// the platforms' usual monospace faces. `valid_font_family` keeps
+    /// quotes and commas out of the user's name, so quoting it is enough.
+    fn font_families(&self) -> String;
+    /// The cursor to draw: the program's own shape if it asked for one
+    /// (DECSCUSR), otherwise the user's. A program that asks for a block
+    /// cannot be told from one that asked for nothing, so a block is drawn
+    /// in the user's style too.
+    fn cursor_shape(&self, program: CursorShape) -> CursorShape;
+}
+
+impl PageSettings for Settings {
+    fn parse(text: &str) -> Option<Settings> {
         let json = Json::parse(text)?;
         let Json::Object(members) = &json else {
             return None;
@@ -102,8 +101,7 @@ impl Settings {
         Some(settings)
     }
 
-    /// The document `PUT /v1/settings` takes.
-    pub fn to_json(&self) -> String {
+    fn to_json(&self) -> String {
         format!(
             "{{\"font_size\":{},\"font_family\":{},\"theme\":\"{}\",\"cursor\":\"{}\",\"cursor_blink\":{},\"copy_on_select\":{},\"right_click_paste\":{},\"bell\":\"{}\",\"clipboard_write\":{}}}",
             self.font_size,
@@ -118,9 +116,7 @@ impl Settings {
         )
     }
 
-    /// Sets a field from text (a panel's control or the stored document):
-    /// whether `name` is a field and `value` one it can take.
-    pub fn set(&mut self, name: &str, value: &str) -> bool {
+    fn set(&mut self, name: &str, value: &str) -> bool {
         match name {
             "font_size" => value
                 .parse::<u64>()
@@ -143,8 +139,7 @@ impl Settings {
         }
     }
 
-    /// Sets a yes-or-no field: whether `name` is one.
-    pub fn set_flag(&mut self, name: &str, on: bool) -> bool {
+    fn set_flag(&mut self, name: &str, on: bool) -> bool {
         let field = match name {
             "cursor_blink" => &mut self.cursor_blink,
             "copy_on_select" => &mut self.copy_on_select,
@@ -156,9 +151,7 @@ impl Settings {
         true
     }
 
-    /// A field's value as the panel shows it: text for a select or an
-    /// input, `Err(on)` for a checkbox; `None` for no such field.
-    pub fn get(&self, name: &str) -> Option<Result<String, bool>> {
+    fn get(&self, name: &str) -> Option<Result<String, bool>> {
         Some(match name {
             "font_size" => Ok(self.font_size.to_string()),
             "font_family" => Ok(self.font_family.clone()),
@@ -173,9 +166,7 @@ impl Settings {
         })
     }
 
-    /// Ctrl+= / Ctrl+- / Ctrl+0: one pixel at a time (two above 20),
-    /// within the limits. Whether the size changed.
-    pub fn zoom(&mut self, zoom: Zoom) -> bool {
+    fn zoom(&mut self, zoom: Zoom) -> bool {
         let step = if self.font_size >= 20 { 2 } else { 1 };
         let size = match zoom {
             Zoom::In => self.font_size.saturating_add(step),
@@ -188,10 +179,7 @@ impl Settings {
         changed
     }
 
-    /// The CSS font families to draw with: the user's font first, then the
-    /// platforms' usual monospace faces. `valid_font_family` keeps quotes
-    /// and commas out of the user's name, so quoting it is enough.
-    pub fn font_families(&self) -> String {
+    fn font_families(&self) -> String {
         const STACK: &str = "ui-monospace, \"SF Mono\", Menlo, \"DejaVu Sans Mono\", \"Liberation Mono\", Consolas, \"Noto Sans Mono\", monospace";
         if self.font_family.is_empty() {
             STACK.to_owned()
@@ -200,11 +188,7 @@ impl Settings {
         }
     }
 
-    /// The cursor to draw: the program's own shape if it asked for one
-    /// (DECSCUSR), otherwise the user's. A program that asks for a block
-    /// cannot be told from one that asked for nothing, so a block is
-    /// drawn in the user's style too.
-    pub fn cursor_shape(&self, program: CursorShape) -> CursorShape {
+    fn cursor_shape(&self, program: CursorShape) -> CursorShape {
         match program {
             CursorShape::Block => match self.cursor {
                 CursorStyle::Block => CursorShape::Block,

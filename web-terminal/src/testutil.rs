@@ -47,6 +47,7 @@ pub fn frame(seq: u64, size: Size, rows: &[(u16, Line)]) -> Frame {
             .map(|(row, line)| RowUpdate {
                 row: *row,
                 line: line.clone(),
+                links: Vec::new(),
             })
             .collect(),
         cursor: Cursor {

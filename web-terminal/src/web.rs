@@ -104,6 +104,7 @@ use crate::keys::MouseButton;
 use crate::render::{CellMetrics, Theme};
 use crate::screen::Screen;
 use crate::selection::Selection;
+use crate::settings::PageSettings;
 use crate::settings::SettingsSync;
 
 const SESSION_KEY: &str = "thinline.session";

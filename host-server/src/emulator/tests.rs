@@ -657,3 +657,36 @@ fn a_synchronized_update_is_counted_and_its_wait_kept_without_a_clock() {
     assert_eq!(emu.sync_timeout(), None, "flushed when its time was up");
     assert_eq!(emu.screen_text(), ["heldlate", ""]);
 }
+
+#[test]
+fn osc8_links_reach_the_row_and_only_web_and_mail_ones() {
+    let mut emu = emulator(
+        40,
+        2,
+        b"see \x1b]8;;https://example.com/a\x1b\\the docs\x1b]8;;\x1b\\ or \
+          \x1b]8;id=x;javascript:alert(1)\x07this\x1b]8;;\x07, \x1b]8;;mailto:ada@example.com\x07mail\x1b]8;;\x07",
+    );
+    let frame = emu.frame(1, vec![]);
+    let row = frame.rows.iter().find(|r| r.row == 0).expect("row 0");
+    assert_eq!(row.line.text(), "see the docs or this, mail");
+    assert_eq!(
+        row.links,
+        [
+            Hyperlink {
+                start: 4,
+                end: 12,
+                uri: "https://example.com/a".into()
+            },
+            Hyperlink {
+                start: 22,
+                end: 26,
+                uri: "mailto:ada@example.com".into()
+            },
+        ]
+    );
+    // A row without links carries none.
+    emu.feed(b"\r\nplain https://example.com");
+    let frame = emu.frame(2, vec![]);
+    let row = frame.rows.iter().find(|r| r.row == 1).expect("row 1");
+    assert!(row.links.is_empty());
+}

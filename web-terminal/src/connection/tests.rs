@@ -682,6 +682,7 @@ fn deliveries_are_shown_on_the_screen_as_every_glue_shows_them() {
         rows: vec![RowUpdate {
             row: 1,
             line: line("$ ls"),
+            links: vec![],
         }],
         ..Frame::default()
     };
@@ -734,6 +735,7 @@ fn prompt_frame(seq: u64, size: protocol::Size) -> Vec<u8> {
         rows: vec![protocol::RowUpdate {
             row: 1,
             line: line("$"),
+            links: vec![],
         }],
         ..Frame::default()
     }))

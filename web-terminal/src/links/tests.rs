@@ -69,3 +69,27 @@ fn wide_characters_keep_columns_right() {
     assert_eq!(links.len(), 1);
     assert_eq!((links[0].start, links[0].end), (5, 18));
 }
+
+#[test]
+fn a_programs_hyperlink_comes_first_and_only_for_safe_schemes() {
+    let mut r = row("see the docs at https://example.com/text");
+    r.links = vec![
+        protocol::Hyperlink {
+            start: 4,
+            end: 12,
+            uri: "https://example.com/osc8".into(),
+        },
+        protocol::Hyperlink {
+            start: 0,
+            end: 3,
+            uri: "javascript:alert(1)".into(),
+        },
+    ];
+    assert_eq!(link_at(&r, 4).as_deref(), Some("https://example.com/osc8"));
+    assert_eq!(link_at(&r, 11).as_deref(), Some("https://example.com/osc8"));
+    assert_eq!(link_at(&r, 12), None);
+    // A scheme the page never opens is no link, even if a host sent it.
+    assert_eq!(link_at(&r, 1), None);
+    // The text's own address still works beside it.
+    assert_eq!(link_at(&r, 20).as_deref(), Some("https://example.com/text"));
+}

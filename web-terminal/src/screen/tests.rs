@@ -425,3 +425,18 @@ fn a_programs_notification_is_taken_once() {
     assert_eq!(s.take_notification().map(|n| n.body), Some("done".into()));
     assert_eq!(s.take_notification(), None);
 }
+
+#[test]
+fn a_rows_hyperlinks_stay_with_it_until_it_is_sent_again() {
+    let mut s = Screen::new(SMALL);
+    let mut f = frame(1, SMALL, &[(0, line("docs"))]);
+    f.rows[0].links = vec![protocol::Hyperlink {
+        start: 0,
+        end: 4,
+        uri: "https://example.com".into(),
+    }];
+    s.apply_frame(f);
+    assert_eq!(s.visible_row(0).map(|r| r.links.len()), Some(1));
+    s.apply_frame(frame(2, SMALL, &[(0, line("plain"))]));
+    assert_eq!(s.visible_row(0).map(|r| r.links.len()), Some(0));
+}

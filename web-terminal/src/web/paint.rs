@@ -9,6 +9,7 @@ use super::draw::{self, CursorPaint};
 use super::{App, RESIZE_DEBOUNCE_MS, with_app};
 use crate::keys;
 use crate::numbers::fixed;
+use crate::settings::PageSettings;
 
 impl App {
     pub(super) fn schedule_resize(&mut self) {

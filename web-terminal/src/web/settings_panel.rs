@@ -10,6 +10,7 @@ use web_sys::{Document, Element, HtmlElement, KeyboardEvent, MouseEvent};
 use super::{App, Shared, element, listen};
 use crate::action::{HttpOutcome, HttpRequest};
 use crate::render::Theme;
+use crate::settings::PageSettings;
 use crate::settings::{STORAGE_KEY, Zoom};
 
 /// Fetch ids of the settings' requests, far above the connection's, which
