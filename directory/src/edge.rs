@@ -42,20 +42,18 @@ pub fn security_headers(router: Router<AppState>, tls: bool) -> Router<AppState>
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
         ))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::X_FRAME_OPTIONS,
-            HeaderValue::from_static("DENY"),
-        ))
+        // Only documents can be framed or open windows: X-Frame-Options
+        // and Cross-Origin-Opener-Policy go on HTML answers (the terminal
+        // page, the forms), where they mean something, and stay off the
+        // first visit's scripts, styles and wasm. Every answer still says
+        // `frame-ancestors 'none'` in its Content-Security-Policy.
+        .layer(axum::middleware::from_fn(document_headers))
         // `same-origin`, not `no-referrer`: under `no-referrer` Chromium
         // sends `Origin: null` with same-origin form posts, which the
         // Origin allowlist (rightly) refuses. Other sites still get no
         // referrer.
         .layer(SetResponseHeaderLayer::overriding(
             header::REFERRER_POLICY,
-            HeaderValue::from_static("same-origin"),
-        ))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::HeaderName::from_static("cross-origin-opener-policy"),
             HeaderValue::from_static("same-origin"),
         ));
     if tls {
@@ -66,6 +64,28 @@ pub fn security_headers(router: Router<AppState>, tls: bool) -> Router<AppState>
     } else {
         router
     }
+}
+
+/// X-Frame-Options and Cross-Origin-Opener-Policy on HTML answers.
+async fn document_headers(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let mut response = next.run(request).await;
+    let html = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("text/html"));
+    if html {
+        let headers = response.headers_mut();
+        headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+        headers.insert(
+            header::HeaderName::from_static("cross-origin-opener-policy"),
+            HeaderValue::from_static("same-origin"),
+        );
+    }
+    response
 }
 
 /// Whether `headers` carry an allowed `Origin`; the error says why not, in

@@ -293,9 +293,11 @@ async fn asset_caching(request: Request, next: Next) -> Response {
     } else {
         "no-cache"
     };
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static(policy));
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(policy));
+    // Revalidation goes by the strong ETag; the file's build time says
+    // nothing more and would ride on every answer of a first visit.
+    headers.remove(header::LAST_MODIFIED);
     response
 }
 

@@ -8,6 +8,8 @@
 //! says it was skipped. They take turns on one lock: two cores cannot run
 //! several software-rendering Chromiums side by side without timing out.
 
+use std::time::Duration;
+
 use anyhow::{Context, Result, bail, ensure};
 use fantoccini::key::Key;
 use serde_json::Value;
@@ -896,6 +898,37 @@ async fn key_bar(browser: &Browser) -> Result<()> {
             == "false",
         "Ctrl is still held after the key it was for"
     );
+    // A finger held on a word selects it; dragged on, it takes the next
+    // word too; lifted, the selection is on the clipboard.
+    browser.eval(WATCH_CLIPBOARD).await?;
+    run(browser, "echo touch-one touch-two").await?;
+    browser
+        .wait_mirror_line(PATIENCE, "the words to select", |l| {
+            l == "touch-one touch-two"
+        })
+        .await?;
+    let lines = browser.mirror_lines().await?;
+    let row = lines
+        .iter()
+        .position(|l| l == "touch-one touch-two")
+        .context("the printed row")?;
+    let from = cell_point(browser, row, 2).await?;
+    let to = cell_point(browser, row, 12).await?;
+    browser
+        .touch_hold_and_drag(from, Duration::from_millis(900), to)
+        .await?;
+    wait_eval(
+        browser,
+        "the touch selection copied",
+        "window.copied",
+        |v| {
+            v.as_array()
+                .and_then(|a| a.last())
+                .and_then(Value::as_str)
+                .is_some_and(|t| t.trim_end() == "touch-one touch-two")
+        },
+    )
+    .await?;
     // ← from the bar moves the cursor in the line readline edits.
     browser.type_keys("echo ab-d").await?;
     browser.click("#keybar [data-key=ArrowLeft]").await?;

@@ -397,6 +397,44 @@ impl Browser {
             .context("releasing the mouse")
     }
 
+    /// A finger put down at `from`, held still for `hold`, dragged to `to`
+    /// and lifted (WebDriver's touch pointer, which Chromium turns into
+    /// touch events).
+    pub async fn touch_hold_and_drag(
+        &self,
+        from: (f64, f64),
+        hold: Duration,
+        to: (f64, f64),
+    ) -> Result<()> {
+        use fantoccini::actions::{InputSource, MOUSE_BUTTON_LEFT, PointerAction, TouchActions};
+        let finger = TouchActions::new("finger".into())
+            .then(PointerAction::MoveTo {
+                duration: None,
+                x: from.0,
+                y: from.1,
+            })
+            .then(PointerAction::Down {
+                button: MOUSE_BUTTON_LEFT,
+            })
+            .pause(hold)
+            .then(PointerAction::MoveTo {
+                duration: Some(Duration::from_millis(200)),
+                x: to.0,
+                y: to.1,
+            })
+            .then(PointerAction::Up {
+                button: MOUSE_BUTTON_LEFT,
+            });
+        self.client
+            .perform_actions(finger)
+            .await
+            .context("touching")?;
+        self.client
+            .release_actions()
+            .await
+            .context("lifting the finger")
+    }
+
     /// A right click at viewport point `(x, y)`.
     pub async fn right_click_at(&self, x: f64, y: f64) -> Result<()> {
         use fantoccini::actions::{InputSource, MOUSE_BUTTON_RIGHT, MouseActions, PointerAction};

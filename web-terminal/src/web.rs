@@ -201,8 +201,8 @@ struct App {
     settings: SettingsSync,
     /// Ctrl and Alt held by the key bar for the next key.
     held: crate::keybar::Held,
-    /// Where the finger scrolling the screen was.
-    touch_y: Option<f64>,
+    /// A finger on the screen: scrolling, or selecting after a long press.
+    touch: keybar::Touch,
     /// The pointer shows a link can be opened (Ctrl or Cmd over one).
     pointer_on_link: bool,
     /// The canvas must be cleared before the next paint (new layout).
@@ -299,7 +299,7 @@ pub fn start() -> Result<(), JsValue> {
             search: None,
             settings,
             held: crate::keybar::Held::default(),
-            touch_y: None,
+            touch: keybar::Touch::default(),
             pointer_on_link: false,
             full_clear: true,
         })

@@ -78,7 +78,8 @@ pub fn build_wasm_client() -> Result<()> {
     Ok(())
 }
 
-/// Runs `wasm-opt -Oz` into a temporary file and keeps the result only if
+/// Runs `wasm-opt -Oz` (and strips the `producers` and `target_features`
+/// sections) into a temporary file and keeps the result only if
 /// it succeeded, so a binaryen too old for some wasm feature costs size,
 /// never a broken page.
 fn optimise(wasm_opt: &std::path::Path, wasm: &std::path::Path) -> Result<()> {
@@ -89,6 +90,9 @@ fn optimise(wasm_opt: &std::path::Path, wasm: &std::path::Path) -> Result<()> {
     let attempt = cmd::run(
         Command::new(wasm_opt)
             .arg("-Oz")
+            // Toolchain notes no browser reads, on every first visit.
+            .arg("--strip-producers")
+            .arg("--strip-target-features")
             .arg(wasm)
             .arg("-o")
             .arg(&optimised),

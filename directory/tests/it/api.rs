@@ -1004,11 +1004,22 @@ pub async fn the_page_and_its_assets_go_compressed_and_cached(db: &Db) {
         );
         assert_eq!(answer.header("cache-control"), directory::web::IMMUTABLE);
         assert!(answer.header("content-type").starts_with("text/javascript"));
-        // A subresource: opened on its own it may do nothing at all.
+        // A subresource: opened on its own it may do nothing at all, and
+        // the document-only headers stay off it (and off a first visit).
         assert_eq!(
             answer.header("content-security-policy"),
             directory::edge::API_CONTENT_SECURITY_POLICY
         );
+        for document_only in [
+            "x-frame-options",
+            "cross-origin-opener-policy",
+            "last-modified",
+        ] {
+            assert!(
+                answer.headers.get(document_only).is_none(),
+                "{document_only}"
+            );
+        }
         assert_eq!(answer.header("x-content-type-options"), "nosniff");
     }
     // What is not hashed, or not there, is never kept without asking.

@@ -12,7 +12,8 @@ use super::{App, Shared, element, listen};
 
 /// localStorage key set once the hint has been shown.
 const HINT_SHOWN_KEY: &str = "thinline.keys-hint";
-const HINT: &str = "Ctrl+W, Ctrl+T, Ctrl+N and Ctrl+Tab belong to the browser: choose Full screen (Esc held leaves it) or install Thinline as an app to give them to the terminal";
+const HINT: &str =
+    "Ctrl+W, Ctrl+T, Ctrl+N, Ctrl+Tab: use Full screen (hold Esc to leave) or install as an app";
 
 pub(super) fn install(app: &Shared, document: &Document) -> Result<(), JsValue> {
     let button: HtmlElement = element(document, "fullscreen-button")?;

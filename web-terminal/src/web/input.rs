@@ -112,6 +112,11 @@ impl App {
     /// (then the click was reported) or the user chose right-click paste,
     /// which reads the clipboard (the browser asks once for leave).
     pub(super) fn on_context_menu(&mut self, ev: MouseEvent) {
+        if self.touch.selecting {
+            // A long press selects; it neither pastes nor opens a menu.
+            ev.prevent_default();
+            return;
+        }
         if ev.shift_key() {
             return;
         }
@@ -221,10 +226,15 @@ impl App {
     // ---- mouse ----
 
     pub(super) fn cell_at(&self, ev: &MouseEvent) -> (u16, u16) {
+        self.cell_at_client(f64::from(ev.client_x()), f64::from(ev.client_y()))
+    }
+
+    /// The view cell under viewport point `(x, y)`.
+    pub(super) fn cell_at_client(&self, x: f64, y: f64) -> (u16, u16) {
         let rect = self.dom.canvas.get_bounding_client_rect();
-        let x = f64::from(ev.client_x()) - rect.left();
-        let y = f64::from(ev.client_y()) - rect.top();
-        self.painter.metrics().cell_at(x, y, self.screen.size())
+        self.painter
+            .metrics()
+            .cell_at(x - rect.left(), y - rect.top(), self.screen.size())
     }
 
     pub(super) fn report(
