@@ -8,6 +8,8 @@
 //! says it was skipped. They take turns on one lock: two cores cannot run
 //! several software-rendering Chromiums side by side without timing out.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
@@ -78,6 +80,20 @@ fn digits_after<'a>(line: &'a str, prefix: &str) -> Option<&'a str> {
 fn is_random_marker_output(line: &str) -> bool {
     line.strip_suffix("-ok")
         .is_some_and(|head| digits_after(head, "thinline-").is_some())
+}
+
+/// Runs `body` on a fresh page (see [`open_page`]) and closes the page
+/// whatever `body` found; skips without `THINLINE_E2E=1`.
+async fn with_page(
+    test: &str,
+    body: impl for<'p> FnOnce(&'p Page) -> Pin<Box<dyn Future<Output = Result<()>> + 'p>>,
+) -> Result<()> {
+    let Some(page) = open_page(test).await? else {
+        return Ok(());
+    };
+    let outcome = body(&page).await;
+    finish(page).await;
+    outcome
 }
 
 async fn finish(page: Page) {
@@ -670,12 +686,10 @@ async fn change_settings(browser: &Browser, changes: &[Change<'_>]) -> Result<()
 /// the same look; a value out of range is refused in the panel.
 #[tokio::test]
 async fn settings_follow_the_user_to_another_browser() -> Result<()> {
-    let Some(page) = open_page("settings_follow_the_user_to_another_browser").await? else {
-        return Ok(());
-    };
-    let outcome = settings_round_trip(&page).await;
-    finish(page).await;
-    outcome
+    with_page("settings_follow_the_user_to_another_browser", |page| {
+        Box::pin(settings_round_trip(page))
+    })
+    .await
 }
 
 async fn settings_round_trip(page: &Page) -> Result<()> {
@@ -816,12 +830,10 @@ const WATCH_CLIPBOARD: &str = "(() => { window.copied = []; const c = navigator.
 /// before that the page says where to allow it.
 #[tokio::test]
 async fn osc52_sets_the_clipboard_only_when_allowed() -> Result<()> {
-    let Some(page) = open_page("osc52_sets_the_clipboard_only_when_allowed").await? else {
-        return Ok(());
-    };
-    let outcome = osc52_only_when_allowed(&page.browser).await;
-    finish(page).await;
-    outcome
+    with_page("osc52_sets_the_clipboard_only_when_allowed", |page| {
+        Box::pin(osc52_only_when_allowed(&page.browser))
+    })
+    .await
 }
 
 async fn osc52_only_when_allowed(browser: &Browser) -> Result<()> {
@@ -851,12 +863,10 @@ async fn osc52_only_when_allowed(browser: &Browser) -> Result<()> {
 /// line being edited, with the page's textarea keeping the focus.
 #[tokio::test]
 async fn the_key_bar_sends_ctrl_c_and_arrows() -> Result<()> {
-    let Some(page) = open_page("the_key_bar_sends_ctrl_c_and_arrows").await? else {
-        return Ok(());
-    };
-    let outcome = key_bar(&page.browser).await;
-    finish(page).await;
-    outcome
+    with_page("the_key_bar_sends_ctrl_c_and_arrows", |page| {
+        Box::pin(key_bar(&page.browser))
+    })
+    .await
 }
 
 async fn key_bar(browser: &Browser) -> Result<()> {
@@ -953,12 +963,10 @@ async fn key_bar(browser: &Browser) -> Result<()> {
 /// neither a desktop nor other tabs).
 #[tokio::test]
 async fn a_program_notification_reaches_the_user() -> Result<()> {
-    let Some(page) = open_page("a_program_notification_reaches_the_user").await? else {
-        return Ok(());
-    };
-    let outcome = program_notifications(&page.browser).await;
-    finish(page).await;
-    outcome
+    with_page("a_program_notification_reaches_the_user", |page| {
+        Box::pin(program_notifications(&page.browser))
+    })
+    .await
 }
 
 async fn program_notifications(browser: &Browser) -> Result<()> {
@@ -1004,12 +1012,10 @@ async fn program_notifications(browser: &Browser) -> Result<()> {
 /// desktop clipboard to grant).
 #[tokio::test]
 async fn copy_on_select_and_right_click_paste() -> Result<()> {
-    let Some(page) = open_page("copy_on_select_and_right_click_paste").await? else {
-        return Ok(());
-    };
-    let outcome = mouse_copy_paste(&page.browser).await;
-    finish(page).await;
-    outcome
+    with_page("copy_on_select_and_right_click_paste", |page| {
+        Box::pin(mouse_copy_paste(&page.browser))
+    })
+    .await
 }
 
 async fn mouse_copy_paste(browser: &Browser) -> Result<()> {
@@ -1106,12 +1112,10 @@ const MEASURE_CELLS: &str = "(cells => { \
 /// missing glyph (an empty box, or nothing) looks like.
 #[tokio::test]
 async fn cjk_and_emoji_are_drawn_as_glyphs_not_boxes() -> Result<()> {
-    let Some(page) = open_page("cjk_and_emoji_are_drawn_as_glyphs_not_boxes").await? else {
-        return Ok(());
-    };
-    let outcome = cjk_and_emoji(&page.browser).await;
-    finish(page).await;
-    outcome
+    with_page("cjk_and_emoji_are_drawn_as_glyphs_not_boxes", |page| {
+        Box::pin(cjk_and_emoji(&page.browser))
+    })
+    .await
 }
 
 async fn cjk_and_emoji(browser: &Browser) -> Result<()> {
@@ -1178,14 +1182,11 @@ async fn cjk_and_emoji(browser: &Browser) -> Result<()> {
 /// and locks the keyboard (the page's Keyboard Lock is watched).
 #[tokio::test]
 async fn full_screen_locks_the_keyboard_and_the_page_installs_as_an_app() -> Result<()> {
-    let Some(page) =
-        open_page("full_screen_locks_the_keyboard_and_the_page_installs_as_an_app").await?
-    else {
-        return Ok(());
-    };
-    let outcome = app_and_full_screen(&page).await;
-    finish(page).await;
-    outcome
+    with_page(
+        "full_screen_locks_the_keyboard_and_the_page_installs_as_an_app",
+        |page| Box::pin(app_and_full_screen(page)),
+    )
+    .await
 }
 
 async fn app_and_full_screen(page: &Page) -> Result<()> {
