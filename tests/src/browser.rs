@@ -13,6 +13,10 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use fantoccini::actions::{
+    Actions, InputSource, KeyAction, KeyActions, MOUSE_BUTTON_LEFT, MOUSE_BUTTON_RIGHT,
+    MouseActions, PointerAction, TouchActions,
+};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 use testkit::process::{OnDrop, Process};
@@ -329,10 +333,6 @@ impl Browser {
     /// Clicks at viewport point `(x, y)` with Ctrl held, as a person opens
     /// a link in a terminal.
     pub async fn ctrl_click_at(&self, x: f64, y: f64) -> Result<()> {
-        use fantoccini::actions::{
-            Actions, InputSource, KeyAction, KeyActions, MOUSE_BUTTON_LEFT, MouseActions,
-            PointerAction,
-        };
         let ctrl: char = fantoccini::key::Key::Control.into();
         // One tick each: Ctrl down, move, press, release, Ctrl up.
         let keys = KeyActions::new("keyboard".into())
@@ -341,60 +341,28 @@ impl Browser {
             .pause(Duration::ZERO)
             .pause(Duration::ZERO)
             .then(KeyAction::Up { value: ctrl });
-        let mouse = MouseActions::new("mouse".into())
-            .pause(Duration::ZERO)
-            .then(PointerAction::MoveTo {
-                duration: None,
-                x,
-                y,
-            })
-            .then(PointerAction::Down {
-                button: MOUSE_BUTTON_LEFT,
-            })
-            .then(PointerAction::Up {
-                button: MOUSE_BUTTON_LEFT,
-            })
-            .pause(Duration::ZERO);
-        self.client
-            .perform_actions(Actions::from(keys).and(mouse))
+        let mouse = gesture(
+            MouseActions::new("mouse".into()).pause(Duration::ZERO),
+            MOUSE_BUTTON_LEFT,
+            (x, y),
+            None,
+        )
+        .pause(Duration::ZERO);
+        self.perform(Actions::from(keys).and(mouse), "Ctrl+click")
             .await
-            .context("Ctrl+click")?;
-        self.client
-            .release_actions()
-            .await
-            .context("releasing keys")?;
-        Ok(())
     }
 
     /// Presses the left button at `from`, drags to `to` and lets go
     /// (viewport points), as a person selects text.
     pub async fn drag(&self, from: (f64, f64), to: (f64, f64)) -> Result<()> {
-        use fantoccini::actions::{InputSource, MOUSE_BUTTON_LEFT, MouseActions, PointerAction};
-        let mouse = MouseActions::new("mouse".into())
-            .then(PointerAction::MoveTo {
-                duration: None,
-                x: from.0,
-                y: from.1,
-            })
-            .then(PointerAction::Down {
-                button: MOUSE_BUTTON_LEFT,
-            })
-            .then(PointerAction::MoveTo {
-                duration: Some(Duration::from_millis(100)),
-                x: to.0,
-                y: to.1,
-            })
-            .then(PointerAction::Up {
-                button: MOUSE_BUTTON_LEFT,
-            });
-        self.client
-            .perform_actions(mouse)
-            .await
-            .context("dragging")?;
-        self.client
-            .release_actions()
-            .await
-            .context("releasing the mouse")
+        let glide = (Duration::ZERO, Duration::from_millis(100), to);
+        let mouse = gesture(
+            MouseActions::new("mouse".into()),
+            MOUSE_BUTTON_LEFT,
+            from,
+            Some(glide),
+        );
+        self.perform(mouse, "dragging").await
     }
 
     /// A finger put down at `from`, held still for `hold`, dragged to `to`
@@ -406,58 +374,37 @@ impl Browser {
         hold: Duration,
         to: (f64, f64),
     ) -> Result<()> {
-        use fantoccini::actions::{InputSource, MOUSE_BUTTON_LEFT, PointerAction, TouchActions};
-        let finger = TouchActions::new("finger".into())
-            .then(PointerAction::MoveTo {
-                duration: None,
-                x: from.0,
-                y: from.1,
-            })
-            .then(PointerAction::Down {
-                button: MOUSE_BUTTON_LEFT,
-            })
-            .pause(hold)
-            .then(PointerAction::MoveTo {
-                duration: Some(Duration::from_millis(200)),
-                x: to.0,
-                y: to.1,
-            })
-            .then(PointerAction::Up {
-                button: MOUSE_BUTTON_LEFT,
-            });
-        self.client
-            .perform_actions(finger)
-            .await
-            .context("touching")?;
-        self.client
-            .release_actions()
-            .await
-            .context("lifting the finger")
+        let glide = (hold, Duration::from_millis(200), to);
+        let finger = gesture(
+            TouchActions::new("finger".into()),
+            MOUSE_BUTTON_LEFT,
+            from,
+            Some(glide),
+        );
+        self.perform(finger, "touching").await
     }
 
     /// A right click at viewport point `(x, y)`.
     pub async fn right_click_at(&self, x: f64, y: f64) -> Result<()> {
-        use fantoccini::actions::{InputSource, MOUSE_BUTTON_RIGHT, MouseActions, PointerAction};
-        let mouse = MouseActions::new("mouse".into())
-            .then(PointerAction::MoveTo {
-                duration: None,
-                x,
-                y,
-            })
-            .then(PointerAction::Down {
-                button: MOUSE_BUTTON_RIGHT,
-            })
-            .then(PointerAction::Up {
-                button: MOUSE_BUTTON_RIGHT,
-            });
+        let mouse = gesture(
+            MouseActions::new("mouse".into()),
+            MOUSE_BUTTON_RIGHT,
+            (x, y),
+            None,
+        );
+        self.perform(mouse, "right click").await
+    }
+
+    /// Runs `actions`, then lets go of every key and button they left down.
+    async fn perform(&self, actions: impl Into<Actions>, what: &str) -> Result<()> {
         self.client
-            .perform_actions(mouse)
+            .perform_actions(actions)
             .await
-            .context("right click")?;
+            .with_context(|| what.to_owned())?;
         self.client
             .release_actions()
             .await
-            .context("releasing the mouse")
+            .with_context(|| format!("letting go after {what}"))
     }
 
     /// The windows (tabs) open, the page's own first.
@@ -551,4 +498,30 @@ impl Browser {
     pub async fn close(self) {
         let _ = self.client.clone().close().await;
     }
+}
+
+/// `source` moves to `at` and presses `button`; with `glide`, it rests
+/// `.0`, moves to `.2` over `.1`; then it lets go.
+fn gesture<S: InputSource<Action = PointerAction>>(
+    source: S,
+    button: u64,
+    at: (f64, f64),
+    glide: Option<(Duration, Duration, (f64, f64))>,
+) -> S {
+    let pressed = source
+        .then(PointerAction::MoveTo {
+            duration: None,
+            x: at.0,
+            y: at.1,
+        })
+        .then(PointerAction::Down { button });
+    let moved = match glide {
+        Some((rest, over, to)) => pressed.pause(rest).then(PointerAction::MoveTo {
+            duration: Some(over),
+            x: to.0,
+            y: to.1,
+        }),
+        None => pressed,
+    };
+    moved.then(PointerAction::Up { button })
 }

@@ -210,17 +210,21 @@ impl App {
             );
             return;
         }
-        // The promise rejects when the page is not focused; a program's
-        // yank while the user is elsewhere is dropped, as the browser wants.
-        let _ = self.dom.window.navigator().clipboard().write_text(text);
+        // A program's yank while the user is elsewhere is dropped, as the
+        // browser wants.
+        self.write_clipboard(text);
     }
 
     pub(super) fn copy_selection(&mut self) {
         if let Some(text) = self.selected_text() {
-            let clipboard = self.dom.window.navigator().clipboard();
-            // The promise rejects outside secure contexts; nothing to do then.
-            let _ = clipboard.write_text(&text);
+            self.write_clipboard(&text);
         }
+    }
+
+    /// Puts `text` on the clipboard. The promise rejects outside secure
+    /// contexts and while the page is not focused; nothing to do then.
+    fn write_clipboard(&self, text: &str) {
+        let _ = self.dom.window.navigator().clipboard().write_text(text);
     }
 
     // ---- mouse ----

@@ -227,10 +227,11 @@ impl App {
             let _ = style.set_property("--bg", &theme.background.hex());
             let _ = style.set_property("--fg", &theme.foreground.hex());
         }
-        let font_changed = self.painter.font_px != settings.font_size
-            || self.painter.font_families != settings.font_families();
+        let families = settings.font_families();
+        let font_changed =
+            self.painter.font_px != settings.font_size || self.painter.font_families != families;
         self.painter.font_px = settings.font_size;
-        self.painter.font_families = settings.font_families();
+        self.painter.font_families = families;
         self.painter.theme = theme;
         if font_changed {
             // New metrics, a new grid size for the host, and glyphs drawn
