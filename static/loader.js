@@ -18,4 +18,26 @@ async function main() {
   }
 }
 
+// Files in and out (static/files.js) load only when first needed: a file
+// dropped on the page or picked with Upload, or one tl-download offers
+// (the client calls thinlineFiles with the host's word).
+const files = () => import('./files.js');
+const upload = (list) => list.length && files().then((m) => m.upload(list));
+window.thinlineFiles = (text, url) => files().then((m) => m.fromHost(text, url));
+addEventListener('dragover', (e) => {
+  if (e.dataTransfer?.types.includes('Files')) e.preventDefault();
+});
+addEventListener('drop', (e) => {
+  const list = [...(e.dataTransfer?.files ?? [])];
+  if (list.length) {
+    e.preventDefault();
+    upload(list);
+  }
+});
+const picker = document.getElementById('upload-input');
+picker?.addEventListener('change', () => {
+  upload([...picker.files]);
+  picker.value = '';
+});
+
 main();

@@ -197,7 +197,7 @@ where
 
 /// [`serve`] with other limits.
 pub async fn serve_with<L>(
-    mut listener: L,
+    listener: L,
     app: Router,
     options: ServeOptions,
     shutdown: impl Future<Output = ()> + Send,
@@ -205,7 +205,24 @@ pub async fn serve_with<L>(
 where
     L: Listener<Addr = SocketAddr>,
 {
-    let app = request_limits(app, &options);
+    serve_with_streams(listener, app, Router::new(), options, shutdown).await
+}
+
+/// [`serve_with`], plus `streams`: routes whose bodies may take longer
+/// than any request deadline (a host's file transfers), which are outside
+/// the request deadline and the body cap and bound their own bodies. The
+/// connection limits and the header deadline hold for them too.
+pub async fn serve_with_streams<L>(
+    mut listener: L,
+    app: Router,
+    streams: Router,
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send,
+) -> std::io::Result<()>
+where
+    L: Listener<Addr = SocketAddr>,
+{
+    let app = request_limits(app, &options).merge(streams);
     let census = Arc::new(Census::default());
     // Refusals are logged once per second at most: a flood must not
     // become a flood of log lines.

@@ -42,20 +42,14 @@ pub fn security_headers(router: Router<AppState>, tls: bool) -> Router<AppState>
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
         ))
-        // Only documents can be framed or open windows: X-Frame-Options
-        // and Cross-Origin-Opener-Policy go on HTML answers (the terminal
-        // page, the forms), where they mean something, and stay off the
-        // first visit's scripts, styles and wasm. Every answer still says
-        // `frame-ancestors 'none'` in its Content-Security-Policy.
-        .layer(axum::middleware::from_fn(document_headers))
-        // `same-origin`, not `no-referrer`: under `no-referrer` Chromium
-        // sends `Origin: null` with same-origin form posts, which the
-        // Origin allowlist (rightly) refuses. Other sites still get no
-        // referrer.
-        .layer(SetResponseHeaderLayer::overriding(
-            header::REFERRER_POLICY,
-            HeaderValue::from_static("same-origin"),
-        ));
+        // Only documents can be framed, open windows or send referrers
+        // from links and forms: X-Frame-Options, Cross-Origin-Opener-Policy
+        // and Referrer-Policy go on HTML answers (the terminal page, the
+        // forms), where they mean something, and stay off the first
+        // visit's scripts, styles and wasm (which fetch nothing from
+        // another origin). Every answer still says `frame-ancestors
+        // 'none'` in its Content-Security-Policy.
+        .layer(axum::middleware::from_fn(document_headers));
     if tls {
         router.layer(SetResponseHeaderLayer::overriding(
             header::STRICT_TRANSPORT_SECURITY,
@@ -66,7 +60,8 @@ pub fn security_headers(router: Router<AppState>, tls: bool) -> Router<AppState>
     }
 }
 
-/// X-Frame-Options and Cross-Origin-Opener-Policy on HTML answers.
+/// X-Frame-Options, Cross-Origin-Opener-Policy and Referrer-Policy on
+/// HTML answers.
 async fn document_headers(
     request: axum::extract::Request,
     next: axum::middleware::Next,
@@ -80,6 +75,14 @@ async fn document_headers(
     if html {
         let headers = response.headers_mut();
         headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+        // `same-origin`, not `no-referrer`: under `no-referrer` Chromium
+        // sends `Origin: null` with same-origin form posts, which the
+        // Origin allowlist (rightly) refuses. Other sites still get no
+        // referrer.
+        headers.insert(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("same-origin"),
+        );
         headers.insert(
             header::HeaderName::from_static("cross-origin-opener-policy"),
             HeaderValue::from_static("same-origin"),

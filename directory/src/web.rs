@@ -296,8 +296,10 @@ async fn asset_caching(request: Request, next: Next) -> Response {
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(policy));
     // Revalidation goes by the strong ETag; the file's build time says
-    // nothing more and would ride on every answer of a first visit.
+    // nothing more and would ride on every answer of a first visit, as
+    // would an offer of byte ranges nobody takes of files this small.
     headers.remove(header::LAST_MODIFIED);
+    headers.remove(header::ACCEPT_RANGES);
     response
 }
 
@@ -381,11 +383,18 @@ async fn connect_sources(state: &AppState) -> Vec<String> {
 /// The page's Content-Security-Policy, with `connect` added to
 /// `connect-src 'self'`.
 pub fn content_security_policy(connect: &[String]) -> String {
-    let connect: String = connect.iter().map(|source| format!(" {source}")).collect();
+    let sources: String = connect.iter().map(|source| format!(" {source}")).collect();
+    // Downloads are forms posted to a host (the token in the body, never
+    // in a URL), so the hosts' http origins may take the page's forms.
+    let forms: String = connect
+        .iter()
+        .filter(|source| source.starts_with("http://") || source.starts_with("https://"))
+        .map(|source| format!(" {source}"))
+        .collect();
     format!(
         "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; \
-         img-src 'self' data:; connect-src 'self'{connect}; frame-ancestors 'none'; \
-         base-uri 'none'; form-action 'self'; object-src 'none'"
+         img-src 'self' data:; connect-src 'self'{sources}; frame-ancestors 'none'; \
+         base-uri 'none'; form-action 'self'{forms}; object-src 'none'"
     )
 }
 
@@ -395,9 +404,13 @@ mod tests {
 
     #[test]
     fn the_policy_keeps_the_security_floor() {
-        let policy = content_security_policy(&["ws://127.0.0.1:8081".to_owned()]);
+        let policy = content_security_policy(&[
+            "http://127.0.0.1:8081".to_owned(),
+            "ws://127.0.0.1:8081".to_owned(),
+        ]);
         assert!(policy.contains("script-src 'self' 'wasm-unsafe-eval';"));
-        assert!(policy.contains("connect-src 'self' ws://127.0.0.1:8081;"));
+        assert!(policy.contains("connect-src 'self' http://127.0.0.1:8081 ws://127.0.0.1:8081;"));
+        assert!(policy.contains("form-action 'self' http://127.0.0.1:8081;"));
         assert!(policy.contains("frame-ancestors 'none'"));
         assert!(policy.contains("object-src 'none'"));
         assert_eq!(

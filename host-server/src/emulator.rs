@@ -27,6 +27,7 @@ use protocol::{
 };
 
 use self::notify::NotifyScanner;
+pub use self::notify::Request;
 
 mod notify;
 
@@ -320,6 +321,11 @@ pub struct Emulator {
     /// parser drops: found by a scan of their own over the same bytes.
     notify_scan: NotifyScanner,
     notifications: Vec<Notification>,
+    /// Files `tl-download` asked to hand the user, until the core takes
+    /// them (`take_downloads`).
+    downloads: Vec<(String, Vec<u8>)>,
+    /// Scratch for the scan's requests.
+    requests: Vec<Request>,
     /// The next frame must repaint every row (after attach or resize).
     force_full: bool,
     /// Output arrived since the last frame. Tracked here because alacritty
@@ -433,6 +439,8 @@ impl Emulator {
             clipboard: None,
             notify_scan: NotifyScanner::default(),
             notifications: Vec::new(),
+            downloads: Vec::new(),
+            requests: Vec::new(),
             force_full: true,
             dirty: true,
             budget,
@@ -466,7 +474,13 @@ impl Emulator {
 
     /// Parses program output.
     pub fn feed(&mut self, bytes: &[u8]) {
-        self.notify_scan.scan(bytes, &mut self.notifications);
+        self.notify_scan.scan(bytes, &mut self.requests);
+        for request in self.requests.drain(..) {
+            match request {
+                Request::Notify(note) => self.notifications.push(note),
+                Request::Download { key, path } => self.downloads.push((key, path)),
+            }
+        }
         self.parser.advance(&mut self.term, bytes);
         self.dirty |= !bytes.is_empty();
         self.collect_requests_state();
@@ -598,6 +612,11 @@ impl Emulator {
                 *grid = compact;
             }
         }
+    }
+
+    /// The download requests (key, path) found since the last call.
+    pub fn take_downloads(&mut self) -> Vec<(String, Vec<u8>)> {
+        std::mem::take(&mut self.downloads)
     }
 
     /// Whether anything changed since the last frame.

@@ -11,6 +11,7 @@ pub mod admission;
 pub mod cgroup;
 pub mod control;
 pub mod emulator;
+pub mod files;
 pub mod host_token;
 pub mod lease;
 pub mod logins;
@@ -303,12 +304,13 @@ pub async fn run_with_control(
     // Connections get the edge's deadlines (auth::serve): a client that
     // trickles its headers or says nothing is cut, not kept forever.
     let options = state.http;
+    let streams = files::http::routes(state.clone());
     let app = app(state);
     let served = match tls {
         Some(config) => {
             // The TLS listener sets TCP_NODELAY itself.
             let listener = auth::tls::TlsListener::new(listener, config);
-            auth::serve::serve_with(listener, app, options, shutdown).await
+            auth::serve::serve_with_streams(listener, app, streams, options, shutdown).await
         }
         None => {
             // Keystroke echoes are tiny frames: without TCP_NODELAY each
@@ -316,7 +318,7 @@ pub async fn run_with_control(
             let listener = listener.tap_io(|tcp| {
                 let _ = tcp.set_nodelay(true);
             });
-            auth::serve::serve_with(listener, app, options, shutdown).await
+            auth::serve::serve_with_streams(listener, app, streams, options, shutdown).await
         }
     };
     for task in keeper.into_iter().chain(sign_ins).chain(controller) {

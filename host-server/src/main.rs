@@ -123,6 +123,12 @@ struct ServeArgs {
     /// Longest a screen change waits before it is written to the store.
     #[arg(long, default_value_t = 100)]
     persist_interval_ms: u64,
+    /// Largest file a user may upload into a session, in bytes.
+    #[arg(long, env = "THINLINE_MAX_UPLOAD_BYTES", default_value_t = host_server::files::DEFAULT_MAX_UPLOAD)]
+    max_upload_bytes: u64,
+    /// Largest file `tl-download` may hand a user, in bytes.
+    #[arg(long, env = "THINLINE_MAX_DOWNLOAD_BYTES", default_value_t = host_server::files::DEFAULT_MAX_DOWNLOAD)]
+    max_download_bytes: u64,
     /// Directory replica whose pages open terminals here (repeat, or
     /// comma-separate): their origins are allowed by default. Directories
     /// find hosts in the store, where each host keeps its own lease, so
@@ -435,10 +441,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 cwd,
                 home: None,
                 env: args.session_env,
+                download_key: None,
             },
             sandbox: Arc::new(sandbox),
             idle_timeout: Duration::from_secs(args.idle_timeout_secs),
             persist_interval: Duration::from_millis(args.persist_interval_ms),
+            transfers: host_server::files::Transfers::new(
+                args.max_upload_bytes,
+                args.max_download_bytes,
+            ),
         },
         store,
         args.max_sessions,

@@ -54,6 +54,9 @@ pub trait ProgramProcess: Send {
     /// Where the program is and what runs in its foreground, for the
     /// session's record; read when a snapshot is persisted.
     fn facts(&self) -> ProcessFacts;
+    /// The program's own pid (below bwrap), whose root and working
+    /// directory files are resolved in; `None` once it is gone.
+    fn pid(&self) -> Option<u32>;
 }
 
 /// Starts sessions' programs.
@@ -188,6 +191,10 @@ impl ProgramProcess for SandboxedProcess {
 
     fn facts(&self) -> ProcessFacts {
         self.child.id().map(ProcessFacts::read).unwrap_or_default()
+    }
+
+    fn pid(&self) -> Option<u32> {
+        self.child.id().and_then(crate::procfs::program_pid)
     }
 }
 

@@ -138,6 +138,11 @@ impl Registry {
         &self.config.sandbox
     }
 
+    /// Uploads and downloads in progress on this host.
+    pub fn transfers(&self) -> &std::sync::Arc<crate::files::Transfers> {
+        &self.config.transfers
+    }
+
     pub fn store_kind(&self) -> Option<&'static str> {
         self.store.as_ref().map(|s| s.store.kind())
     }

@@ -120,6 +120,9 @@ pub struct ProgramSpec {
     /// The session's own variables, on top of the sandbox's allowlist
     /// (see `sandbox`): nothing of the host's environment is inherited.
     pub env: Vec<(String, String)>,
+    /// The key `tl-download` shows (`crate::files`), set for each program
+    /// started; never saved with the session's record.
+    pub download_key: Option<String>,
 }
 
 /// The Unix identity a session runs as.
@@ -209,6 +212,7 @@ impl Sandbox {
             cwd: None,
             home: None,
             env: Vec::new(),
+            download_key: None,
         };
         Ok((spec, identity))
     }
@@ -496,6 +500,9 @@ impl Sandbox {
             }
             env.retain(|(k, _)| k != key);
             env.push((key.clone(), value.clone()));
+        }
+        if let Some(key) = &spec.download_key {
+            env.push((crate::files::DOWNLOAD_KEY_VAR.into(), key.clone()));
         }
         env
     }

@@ -25,6 +25,8 @@ use tokio::sync::{mpsc, oneshot};
 pub use self::core::Command;
 use self::core::{CoreSetup, SessionCore};
 use crate::emulator::CellBudget;
+use crate::files::access::Who;
+use crate::files::{SessionFiles, Transfers};
 use crate::metrics::Metrics;
 use crate::persist::PersistQueue;
 use crate::pty::{Launcher, Program, ProgramSpec, SpawnError};
@@ -89,6 +91,8 @@ pub struct SessionConfig {
     pub idle_timeout: Duration,
     /// Longest a screen change waits before it is handed to the persister.
     pub persist_interval: Duration,
+    /// Uploads and downloads in progress, and their limits.
+    pub transfers: Arc<Transfers>,
 }
 
 /// How a session task persists, when the host has a store.
@@ -129,11 +133,25 @@ pub fn start(
         owner,
         identity,
         size,
-        program,
+        mut program,
         epoch,
         persistence,
         restored,
     } = start;
+    // A key only this program's processes know, which `tl-download` shows
+    // with its requests: output that is merely displayed cannot ask.
+    let download_key = crate::files::new_download_key();
+    program.download_key = Some(download_key.clone());
+    let files = SessionFiles {
+        session: id,
+        transfers: config.transfers.clone(),
+        who: Who {
+            uid: identity.uid,
+            gid: identity.gid,
+            become_user: rustix::process::geteuid().is_root(),
+        },
+        download_key,
+    };
     // `SessionConfig` carries no budget yet, so every session gets the
     // default one.
     let budget = CellBudget::default();
@@ -151,7 +169,14 @@ pub fn start(
         metrics,
     };
     let queue = persistence.map(|p| p.queue);
-    Ok(spawn(setup, running, queue, owner.into(), on_exit))
+    Ok(spawn(
+        setup,
+        running,
+        queue,
+        Some(files),
+        owner.into(),
+        on_exit,
+    ))
 }
 
 /// Runs a session task for a program already started.
@@ -159,6 +184,7 @@ fn spawn(
     setup: CoreSetup,
     program: Program,
     persistence: Option<Arc<PersistQueue>>,
+    files: Option<SessionFiles>,
     owner: Arc<str>,
     on_exit: impl FnOnce() + Send + 'static,
 ) -> SessionHandle {
@@ -171,7 +197,7 @@ fn spawn(
     };
     let core = SessionCore::new(setup, task::now());
     tokio::spawn(async move {
-        task::run(core, program, rx, persistence).await;
+        task::run(core, program, rx, persistence, files).await;
         on_exit();
     });
     handle

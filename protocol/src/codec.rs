@@ -12,8 +12,9 @@ use crate::msg::{ClientToServerMsg, Hello, ServerToClientMsg};
 
 /// Bumped on every incompatible change of any message in this crate.
 /// 4: frames carry OSC 52 clipboard text, OSC 9 / 777 notifications and
-/// the screen's OSC 8 hyperlinks.
-pub const PROTOCOL_VERSION: u16 = 4;
+/// the screen's OSC 8 hyperlinks. 5: files in and out (`Upload` both
+/// ways, `Download`).
+pub const PROTOCOL_VERSION: u16 = 5;
 
 /// The first two bytes of a hello: "TL".
 pub const MAGIC: [u8; 2] = *b"TL";

@@ -24,7 +24,9 @@ pub use limits::{
     MAX_HISTORY_RAW, MAX_INPUT_CHUNK, MAX_SERVER_MESSAGE,
 };
 pub use lines::{CompressedLines, compress_lines, decompress_lines};
-pub use msg::{ClientToServerMsg, Hello, HistorySpan, ServerToClientMsg, SessionId, Welcome};
+pub use msg::{
+    ClientToServerMsg, Hello, HistorySpan, ServerToClientMsg, SessionId, UploadRequest, Welcome,
+};
 pub use screen::{
     CellLayout, Color, Cursor, CursorShape, Frame, Hyperlink, Line, MAX_LINK, Modes, Notification,
     RowUpdate, Run, Size, Style, StyleFlags, linkable,

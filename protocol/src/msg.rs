@@ -94,6 +94,51 @@ pub enum ClientToServerMsg {
         before: u64,
         from: u64,
     },
+    /// Asks to upload a file into the program's working directory
+    /// (version 5): an [`UploadRequest`] in its text form, which the
+    /// page's files module writes and the client only carries. The host
+    /// answers with `Files`; the bytes themselves go over HTTP (`PUT
+    /// /files/upload`), so a big file never queues in front of the
+    /// terminal's frames.
+    Upload(String),
+}
+
+/// A file the page wants to send, or to go on sending.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UploadRequest {
+    /// The page's number for the file, repeated in the answer.
+    pub id: u32,
+    /// The file's name as the user's machine has it; the host keeps only
+    /// a safe last component of it.
+    pub name: String,
+    pub size: u64,
+    /// To go on with an upload a host (this one or a lost one) began: the
+    /// `partial` path of its earlier answer.
+    pub partial: Option<String>,
+}
+
+impl UploadRequest {
+    /// The text form: `id`, `size`, `partial` (empty for a new upload)
+    /// and the name, separated by NUL, which no file name or path holds.
+    pub fn to_text(&self) -> String {
+        let partial = self.partial.as_deref().unwrap_or("");
+        format!("{}\0{}\0{partial}\0{}", self.id, self.size, self.name)
+    }
+
+    /// Reads the text form; `None` for anything else.
+    pub fn parse(text: &str) -> Option<UploadRequest> {
+        let mut fields = text.splitn(4, '\0');
+        let id = fields.next()?.parse().ok()?;
+        let size = fields.next()?.parse().ok()?;
+        let partial = fields.next()?;
+        let name = fields.next()?;
+        Some(UploadRequest {
+            id,
+            name: name.to_owned(),
+            size,
+            partial: (!partial.is_empty()).then(|| partial.to_owned()),
+        })
+    }
 }
 
 /// The host's answer to a valid hello.
@@ -160,4 +205,9 @@ pub enum ServerToClientMsg {
     Notice {
         text: String,
     },
+    /// About files (version 5): the answer to an `Upload` request, or a
+    /// file a program offers the user (`tl-download`). A JSON object, for
+    /// the page's files module to read; the client passes it on unread
+    /// (see PROTOCOL.md for its fields).
+    Files(String),
 }

@@ -107,7 +107,7 @@ fn rich_frame() -> Frame {
 
 #[test]
 fn client_messages_have_pinned_bytes() {
-    let cases: [(ClientToServerMsg, &[u8]); 5] = [
+    let cases: [(ClientToServerMsg, &[u8]); 6] = [
         (
             ClientToServerMsg::Input {
                 seq: 1,
@@ -128,6 +128,10 @@ fn client_messages_have_pinned_bytes() {
             },
             &[0x04, 0xac, 0x02, 0x01],
         ),
+        (
+            ClientToServerMsg::Upload("2\x003\x00\x00a".into()),
+            &[0x05, 0x06, b'2', 0, b'3', 0, 0, b'a'],
+        ),
     ];
     for (msg, bytes) in cases {
         assert_eq!(encode_client(&msg), bytes, "{msg:?}");
@@ -138,7 +142,7 @@ fn client_messages_have_pinned_bytes() {
 #[test]
 fn hello_has_pinned_bytes() {
     let bytes = encode_hello(&hello());
-    let mut expected = vec![b'T', b'L', 0x04, 0x00, 0x01, b't'];
+    let mut expected = vec![b'T', b'L', 0x05, 0x00, 0x01, b't'];
     expected.extend_from_slice(&[7; 16]);
     expected.extend_from_slice(&[80, 24]);
     assert_eq!(bytes, expected);
@@ -192,10 +196,36 @@ fn server_messages_round_trip() {
         ServerToClientMsg::Notice {
             text: "the window was clamped".into(),
         },
+        ServerToClientMsg::Files(r#"{"kind":"download","token":"k","name":"r é","size":5}"#.into()),
     ];
     for msg in messages {
         let bytes = encode_server(&msg);
         assert_eq!(decode_server(&bytes), Ok(msg));
+    }
+}
+
+#[test]
+fn upload_requests_have_a_text_form() {
+    let request = UploadRequest {
+        id: 3,
+        name: "a\u{0}b é.txt".into(),
+        size: 1 << 40,
+        partial: Some("/home/a/.x.thinline-00000001.part".into()),
+    };
+    assert_eq!(UploadRequest::parse(&request.to_text()), Some(request));
+    let new = UploadRequest::parse("4\u{0}10\u{0}\u{0}x").unwrap();
+    assert_eq!(
+        (new.id, new.size, new.partial, new.name.as_str()),
+        (4, 10, None, "x")
+    );
+    for bad in [
+        "",
+        "1",
+        "x\u{0}1\u{0}\u{0}n",
+        "1\u{0}-1\u{0}\u{0}n",
+        "1\u{0}2\u{0}p",
+    ] {
+        assert_eq!(UploadRequest::parse(bad), None, "{bad:?}");
     }
 }
 

@@ -25,9 +25,9 @@ use crate::PATIENCE;
 
 pub(crate) static ONE_BROWSER_AT_A_TIME: Mutex<()> = Mutex::const_new(());
 
-struct Page {
-    cluster: Cluster,
-    browser: Browser,
+pub(crate) struct Page {
+    pub(crate) cluster: Cluster,
+    pub(crate) browser: Browser,
     _turn: MutexGuard<'static, ()>,
 }
 
@@ -59,7 +59,7 @@ async fn open_page(test: &str) -> Result<Option<Page>> {
     }))
 }
 
-async fn wait_prompt(browser: &Browser) -> Result<()> {
+pub(crate) async fn wait_prompt(browser: &Browser) -> Result<()> {
     browser
         .wait_mirror_line(PATIENCE, "a `$` prompt in #mirror", |line| line == "$")
         .await?;
@@ -67,7 +67,7 @@ async fn wait_prompt(browser: &Browser) -> Result<()> {
 }
 
 /// Types a command and presses Enter.
-async fn run(browser: &Browser, command: &str) -> Result<()> {
+pub(crate) async fn run(browser: &Browser, command: &str) -> Result<()> {
     browser.type_keys(&format!("{command}{}", Key::Enter)).await
 }
 
@@ -84,7 +84,7 @@ fn is_random_marker_output(line: &str) -> bool {
 
 /// Runs `body` on a fresh page (see [`open_page`]) and closes the page
 /// whatever `body` found; skips without `THINLINE_E2E=1`.
-async fn with_page(
+pub(crate) async fn with_page(
     test: &str,
     body: impl for<'p> FnOnce(&'p Page) -> Pin<Box<dyn Future<Output = Result<()>> + 'p>>,
 ) -> Result<()> {
@@ -291,7 +291,7 @@ async fn paste(browser: &Browser, text: &str) -> Result<()> {
 
 /// Waits until the page expression `expr` (JavaScript) gives a value
 /// `accept` takes, and returns it.
-async fn wait_eval(
+pub(crate) async fn wait_eval(
     browser: &Browser,
     what: &str,
     expr: &str,

@@ -38,15 +38,18 @@ const SHORT_TTL_MS: u64 = 2_000;
 const SHORT_RENEW_MS: u64 = 400;
 
 /// The cluster and the page signed in to its first directory.
-struct ClusterPage {
-    cluster: Cluster,
-    browser: Browser,
+pub(crate) struct ClusterPage {
+    pub(crate) cluster: Cluster,
+    pub(crate) browser: Browser,
     _turn: MutexGuard<'static, ()>,
 }
 
 /// Starts `options`' cluster and a browser on the first directory's page,
 /// signed in and at a prompt; `None` (and a note) without `THINLINE_E2E=1`.
-async fn open_cluster_page(test: &str, options: ClusterOptions) -> Result<Option<ClusterPage>> {
+pub(crate) async fn open_cluster_page(
+    test: &str,
+    options: ClusterOptions,
+) -> Result<Option<ClusterPage>> {
     let Some(turn) = browser_turn(test).await? else {
         return Ok(None);
     };
@@ -101,7 +104,7 @@ async fn open_page_on(cluster: Cluster, turn: MutexGuard<'static, ()>) -> Result
 
 /// Closes the browser and, when the test failed, prints what every
 /// process of the cluster logged (the harness shows it with the failure).
-async fn finish(page: ClusterPage, outcome: Result<()>) -> Result<()> {
+pub(crate) async fn finish(page: ClusterPage, outcome: Result<()>) -> Result<()> {
     if outcome.is_err() {
         eprintln!("{}", page.cluster.logs());
     }
@@ -110,14 +113,14 @@ async fn finish(page: ClusterPage, outcome: Result<()>) -> Result<()> {
 }
 
 /// The page's session, host and epoch while it is live.
-struct Served {
-    session: String,
-    host: String,
+pub(crate) struct Served {
+    pub(crate) session: String,
+    pub(crate) host: String,
     epoch: u64,
     state: Value,
 }
 
-fn served(state: Value) -> Result<Served> {
+pub(crate) fn served(state: Value) -> Result<Served> {
     ensure!(
         state["connection"] == "live",
         "the page is not live: {state}"
@@ -132,7 +135,11 @@ fn served(state: Value) -> Result<Served> {
 
 /// Waits until the page is live on a host other than `lost`, at a higher
 /// epoch than `before`, for the same session.
-async fn wait_moved(browser: &Browser, before: &Served, timeout: Duration) -> Result<Served> {
+pub(crate) async fn wait_moved(
+    browser: &Browser,
+    before: &Served,
+    timeout: Duration,
+) -> Result<Served> {
     let state = wait_until(timeout, "the page to be live on another host", || async {
         let state = browser.state().await?;
         let moved = state["connection"] == "live"

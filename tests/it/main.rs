@@ -10,6 +10,7 @@ mod containers;
 mod control_plane;
 mod edge;
 mod failover;
+mod files;
 mod host_cli;
 mod hot_desk;
 mod isolation;

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 use fantoccini::actions::{
     Actions, InputSource, KeyAction, KeyActions, MOUSE_BUTTON_LEFT, MOUSE_BUTTON_RIGHT,
     MouseActions, PointerAction, TouchActions,
@@ -48,6 +48,10 @@ pub struct Browser {
     /// when the browser is dropped.
     _driver: Process,
     _profile: tempfile::TempDir,
+    /// Where Chromium saves downloads, without asking.
+    pub downloads: tempfile::TempDir,
+    /// chromedriver's address, for its Chromium-only commands.
+    webdriver: String,
 }
 
 impl Browser {
@@ -95,12 +99,20 @@ impl Browser {
             format!("--window-size={width},{height}"),
         ];
         browser_args.push(format!("--user-data-dir={}", profile.path().display()));
+        let downloads = tempfile::Builder::new()
+            .prefix("thinline-downloads-")
+            .tempdir()
+            .context("creating a download directory")?;
         let capabilities = json!({
             "browserName": "chrome",
             "pageLoadStrategy": page_load_strategy,
             "goog:chromeOptions": {
                 "binary": chromium,
                 "args": browser_args,
+                "prefs": {
+                    "download.default_directory": downloads.path(),
+                    "download.prompt_for_download": false,
+                },
             },
         });
         let Value::Object(capabilities) = capabilities else {
@@ -131,7 +143,50 @@ impl Browser {
             client,
             _driver: driver,
             _profile: profile,
+            downloads,
+            webdriver,
         })
+    }
+
+    /// Runs the Chrome DevTools Protocol command `cmd` through
+    /// chromedriver (`Network.emulateNetworkConditions`, say).
+    pub async fn devtools(&self, cmd: &str, params: Value) -> Result<Value> {
+        let session = self
+            .client
+            .session_id()
+            .await
+            .context("asking chromedriver for its session")?
+            .context("chromedriver has no session")?;
+        let url = format!("{}/session/{session}/goog/cdp/execute", self.webdriver);
+        let answer = crate::http::Request::new("POST", &url)?
+            .json(&json!({ "cmd": cmd, "params": params }))
+            .send()
+            .await
+            .with_context(|| format!("sending {cmd} to chromedriver"))?;
+        ensure!(
+            answer.status == 200,
+            "{cmd}: chromedriver answered {}",
+            answer.status
+        );
+        Ok(serde_json::from_str(&answer.body).unwrap_or(Value::Null))
+    }
+
+    /// Limits what the page may send to `bytes_per_second` (`None` lifts
+    /// the limit), as a slow uplink does.
+    pub async fn throttle_uploads(&self, bytes_per_second: Option<u64>) -> Result<()> {
+        self.devtools("Network.enable", json!({})).await?;
+        let upload = bytes_per_second.map_or(-1.0, |b| b as f64);
+        self.devtools(
+            "Network.emulateNetworkConditions",
+            json!({
+                "offline": false,
+                "latency": 0,
+                "downloadThroughput": -1,
+                "uploadThroughput": upload,
+            }),
+        )
+        .await?;
+        Ok(())
     }
 
     /// Runs `return (expr)` in the page and returns the result.

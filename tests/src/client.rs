@@ -302,7 +302,8 @@ impl Client {
             ServerToClientMsg::InputAck { seq } => self.input_acked = self.input_acked.max(*seq),
             ServerToClientMsg::Pong { .. }
             | ServerToClientMsg::Exited { .. }
-            | ServerToClientMsg::Notice { .. } => {}
+            | ServerToClientMsg::Notice { .. }
+            | ServerToClientMsg::Files(_) => {}
         }
         if self.fetching.is_none()
             && self.closed.is_none()

@@ -140,6 +140,13 @@ pub enum Delivery {
     Exited(Option<i32>),
     /// Something to tell the user beside the screen.
     Notice(String),
+    /// About an upload or a download: the host's JSON for the page's
+    /// files module (`static/files.js`, loaded on first use), passed on
+    /// unread: parsing it here would cost the first visit's bytes, and the
+    /// file's own bytes never pass through the wasm either (the browser
+    /// streams an upload from disk to the host over HTTP and saves a
+    /// download with its own download manager).
+    File(String),
 }
 
 impl Delivery {
@@ -162,6 +169,8 @@ impl Delivery {
                 });
             }
             Delivery::Notice(text) => return Some(text),
+            // The glue hands these to the files module instead.
+            Delivery::File(_) => {}
         }
         None
     }
@@ -488,6 +497,7 @@ impl Connection {
                 None
             }
             ServerToClientMsg::Exited { status } => Some(Delivery::Exited(status)),
+            ServerToClientMsg::Files(json) => Some(Delivery::File(json)),
         }
     }
 
@@ -828,6 +838,17 @@ impl Connection {
         }
         self.next_ping = now + PING_INTERVAL_MS;
         self.send(&ClientToServerMsg::Ping { id: self.ping_id });
+    }
+
+    /// Asks the host for a place to upload a file to (`files.js` writes
+    /// the request in `protocol::UploadRequest`'s text form); false
+    /// (nothing sent) unless the session is live, so it asks again later.
+    pub fn request_upload(&mut self, request: String) -> bool {
+        if self.phase != Phase::Live {
+            return false;
+        }
+        self.send(&ClientToServerMsg::Upload(request));
+        true
     }
 
     fn send(&mut self, msg: &ClientToServerMsg) {

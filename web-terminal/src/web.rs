@@ -213,6 +213,13 @@ fn now(window: &Window) -> u64 {
     window.performance().map_or(0.0, |p| p.now()) as u64
 }
 
+#[wasm_bindgen]
+extern "C" {
+    /// `static/loader.js`'s hook into the files module.
+    #[wasm_bindgen(js_namespace = window, js_name = thinlineFiles)]
+    fn thinline_files(event: &str, socket_url: &str);
+}
+
 /// Installs the client on the page. Called by `static/loader.js`.
 #[wasm_bindgen]
 pub fn start() -> Result<(), JsValue> {
@@ -521,6 +528,20 @@ fn install_test_api(app: &Shared) -> Result<(), JsValue> {
         ))
     })
     .into_js_value();
+    // For files.js: asks the host for a place to upload to (a request in
+    // `protocol::UploadRequest`'s text form); false while the session is
+    // not live.
+    let upload_app = app.clone();
+    let upload = Closure::<dyn Fn(String) -> JsValue>::new(move |request: String| {
+        let Ok(mut a) = upload_app.try_borrow_mut() else {
+            return JsValue::FALSE;
+        };
+        let sent = a.conn.request_upload(request);
+        a.after_event();
+        JsValue::from_bool(sent)
+    })
+    .into_js_value();
+    set("upload", upload)?;
     set("bench_search", bench_search)?;
     let take_app = Rc::downgrade(app);
     let take_back = Closure::<dyn Fn()>::new(move || {
@@ -684,6 +705,10 @@ impl App {
         let Some(delivery) = self.conn.handle_message(bytes, t) else {
             return;
         };
+        if let Delivery::File(event) = &delivery {
+            self.to_files_module(event);
+            return;
+        }
         if let Delivery::Welcome {
             same_history: false,
             ..
@@ -695,6 +720,14 @@ impl App {
         if let Some(notice) = self.conn.show(delivery, &mut self.screen) {
             self.notice(notice);
         }
+    }
+
+    /// Hands the host's word about files to `files.js` through the
+    /// loader's `thinlineFiles`, which loads that module the first time,
+    /// with the socket's URL, which names the host the bytes go to.
+    fn to_files_module(&self, event: &str) {
+        let url = self.socket.as_ref().map(|s| s.ws.url()).unwrap_or_default();
+        thinline_files(event, &url);
     }
 
     fn arm_timer(&mut self) {

@@ -243,6 +243,12 @@ fn stage_context() -> Result<PathBuf> {
         std::fs::copy(&binary, bin.join(name))
             .with_context(|| format!("copying {}", binary.display()))?;
     }
+    // What sessions run to hand the user a file (`host-server/src/files.rs`).
+    std::fs::copy(
+        cmd::workspace_root().join("host-server/tl-download"),
+        bin.join("tl-download"),
+    )
+    .context("copying host-server/tl-download")?;
     copy_tree(
         &build::page_dir(),
         &context.join("image/srv/thinline/static"),

@@ -38,6 +38,8 @@ const APP_FILES: [&str; 2] = ["manifest.webmanifest", "icon.svg"];
 
 /// The loader's import of the glue (`static/loader.js`).
 const LOADER_GLUE_REFERENCE: &str = "'./web_terminal.js'";
+/// The loader's import, on first use, of the files module.
+const LOADER_FILES_REFERENCE: &str = "'./files.js'";
 /// The page's references (`static/index.html`).
 const PAGE_STYLE_REFERENCE: &str = "href=\"style.css\"";
 const PAGE_LOADER_REFERENCE: &str = "src=\"loader.js\"";
@@ -70,9 +72,21 @@ pub fn assemble(source: &Path, bindgen: &Path, out: &Path) -> Result<Vec<BuiltFi
         .context("wasm-bindgen's glue (a new wasm-bindgen version?)")?;
     let glue_name = write_hashed(&assets, "web_terminal", "js", glue.as_bytes())?;
 
+    // Loaded on demand, so not part of a first visit's bytes.
+    let files = read_text(&source.join("files.js"))?;
+    let files_name = write_hashed(&assets, "files", "js", files.as_bytes())?;
+
     let loader = read_text(&source.join("loader.js"))?;
     let loader = replace_once(&loader, LOADER_GLUE_REFERENCE, &format!("'./{glue_name}'"))
         .context("static/loader.js")?;
+    let loader = replace_once(
+        &loader,
+        LOADER_FILES_REFERENCE,
+        &format!("'./{files_name}'"),
+    )
+    .context("static/loader.js")?;
+    // Its comments are for people reading the source, as the page's are.
+    let loader = without_line_comments(&loader);
     let loader_name = write_hashed(&assets, "loader", "js", loader.as_bytes())?;
 
     let style = read_text(&source.join("style.css"))?;
@@ -119,10 +133,20 @@ pub fn assemble(source: &Path, bindgen: &Path, out: &Path) -> Result<Vec<BuiltFi
         format!("{ASSETS}/{style_name}"),
         format!("{ASSETS}/{glue_name}"),
         format!("{ASSETS}/{wasm_name}"),
+        format!("{ASSETS}/{files_name}"),
     ] {
         built.push(precompress(out, &name)?);
     }
     Ok(built)
+}
+
+/// `js` without its whole-line `//` comments (the loader's: it has no
+/// string or template literal that spans lines).
+fn without_line_comments(js: &str) -> String {
+    js.lines()
+        .filter(|line| !line.trim_start().starts_with("//"))
+        .map(|line| format!("{line}\n"))
+        .collect()
 }
 
 /// `html` without its `<!-- … -->` comments (and the line breaks they

@@ -383,6 +383,35 @@ pub fn ensure_python_package(package: &str, version: &str) -> Result<PythonTool>
 
 pub const BWRAP: &str = "/usr/bin/bwrap";
 
+/// Where sessions find `tl-download`: in the system tree every sandbox
+/// sees read-only, as the image has it.
+pub const TL_DOWNLOAD: &str = "/usr/local/bin/tl-download";
+
+/// Puts this checkout's `tl-download` where local hosts' sessions find it
+/// (only root may; a user's demo goes without downloads, and says so).
+fn install_tl_download() -> Result<()> {
+    let source = cmd::workspace_root().join("host-server/tl-download");
+    let wanted = std::fs::read(&source).with_context(|| format!("reading {}", source.display()))?;
+    if std::fs::read(TL_DOWNLOAD).is_ok_and(|have| have == wanted) {
+        return Ok(());
+    }
+    if !Path::new("/usr/local/bin").is_dir() || !cmd::is_root() {
+        cmd::step(&format!(
+            "not installing {TL_DOWNLOAD} (needs root): sessions here cannot download files"
+        ));
+        return Ok(());
+    }
+    cmd::step(&format!("installing {TL_DOWNLOAD}"));
+    let partial = format!("{TL_DOWNLOAD}.partial");
+    std::fs::write(&partial, &wanted).with_context(|| format!("writing {partial}"))?;
+    std::fs::set_permissions(
+        &partial,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )?;
+    std::fs::rename(&partial, TL_DOWNLOAD).with_context(|| format!("installing {TL_DOWNLOAD}"))?;
+    Ok(())
+}
+
 /// Hosts run every session under bubblewrap; the isolation tests also
 /// check that vim, less and tmux work inside the sandbox.
 pub fn ensure_sandbox_tools(for_tests: bool) -> Result<()> {
@@ -394,6 +423,7 @@ pub fn ensure_sandbox_tools(for_tests: bool) -> Result<()> {
             ("tmux", "/usr/bin/tmux"),
         ]);
     }
+    install_tl_download()?;
     let missing: Vec<&str> = wanted
         .iter()
         .filter(|(_, path)| !Path::new(path).exists())

@@ -1,8 +1,11 @@
-//! Desktop notifications a program asks for: OSC 9 (iTerm2's
-//! `ESC ] 9 ; text BEL`) and OSC 777 (`ESC ] 777 ; notify ; title ; body
-//! BEL`, as rxvt and foot take it), so a long job can say it finished.
+//! Requests a program makes of the user's browser that alacritty's parser
+//! drops as unknown OSCs: desktop notifications, OSC 9 (iTerm2's `ESC ] 9
+//! ; text BEL`) and OSC 777 (`ESC ] 777 ; notify ; title ; body BEL`, as
+//! rxvt and foot take it), so a long job can say it finished; and
+//! Thinline's own OSC 8445 (`ESC ] 8445 ; download ; KEY ; HEX-PATH BEL`),
+//! which `tl-download` writes to hand the user a file (`crate::files`).
 //!
-//! alacritty's parser drops both as unknown OSCs, so this scan runs beside
+//! This scan runs beside
 //! it over the same bytes. It costs one `memchr` for ESC per chunk on the
 //! common path (output without escape sequences), keeps at most
 //! [`MAX_OSC`] bytes of a sequence that starts like one of the two, and
@@ -11,8 +14,23 @@
 
 use protocol::Notification;
 
-/// Longest notification sequence kept; a longer one is dropped.
-pub const MAX_OSC: usize = 4096;
+/// Longest sequence kept (a download's path is 4096 bytes at most, twice
+/// that in hex); a longer one is dropped.
+pub const MAX_OSC: usize = 8448;
+/// Longest path a download request names, in bytes (Linux's `PATH_MAX`).
+const MAX_PATH: usize = 4096;
+
+/// What a program asked for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Request {
+    Notify(Notification),
+    /// Hand the user the file at `path` (as the program sees it), if `key`
+    /// is the session's download key.
+    Download {
+        key: String,
+        path: Vec<u8>,
+    },
+}
 /// Longest title or body passed on, in characters.
 const MAX_TEXT: usize = 512;
 
@@ -55,7 +73,7 @@ impl Default for NotifyScanner {
 impl NotifyScanner {
     /// Scans the next `bytes` of output, adding each notification they
     /// complete to `out`.
-    pub fn scan(&mut self, bytes: &[u8], out: &mut Vec<Notification>) {
+    pub fn scan(&mut self, bytes: &[u8], out: &mut Vec<Request>) {
         let mut i = 0;
         while i < bytes.len() {
             if self.state == State::Ground {
@@ -109,18 +127,20 @@ impl NotifyScanner {
         }
     }
 
-    /// Whether the OSC collected so far can still be a notification.
+    /// Whether the OSC collected so far can still be a request.
     fn may_notify(&self) -> bool {
         let buf = &self.buf[..];
         buf.len() <= MAX_OSC
-            && ["9;", "777;notify;"].iter().any(|prefix| {
-                let n = buf.len().min(prefix.len());
-                buf[..n] == prefix.as_bytes()[..n]
-            })
+            && ["9;", "777;notify;", "8445;download;"]
+                .iter()
+                .any(|prefix| {
+                    let n = buf.len().min(prefix.len());
+                    buf[..n] == prefix.as_bytes()[..n]
+                })
     }
 
     /// The OSC ended: a notification if it is one.
-    fn end(&mut self, out: &mut Vec<Notification>) -> State {
+    fn end(&mut self, out: &mut Vec<Request>) -> State {
         if self.state == State::Keep || self.state == State::KeepEscape {
             out.extend(parse(&self.buf));
         }
@@ -130,9 +150,35 @@ impl NotifyScanner {
     }
 }
 
-/// A whole OSC body (between `ESC ]` and its terminator) as a
-/// notification, if it is one.
-fn parse(osc: &[u8]) -> Option<Notification> {
+/// A whole OSC body (between `ESC ]` and its terminator) as a request,
+/// if it is one.
+fn parse(osc: &[u8]) -> Option<Request> {
+    if let Some(rest) = osc.strip_prefix(b"8445;download;") {
+        let text = std::str::from_utf8(rest).ok()?;
+        let (key, hex) = text.split_once(';')?;
+        let path = unhex(hex)?;
+        return (!key.is_empty() && !path.is_empty() && path.len() <= MAX_PATH).then(|| {
+            Request::Download {
+                key: key.to_owned(),
+                path,
+            }
+        });
+    }
+    parse_notification(osc).map(Request::Notify)
+}
+
+/// `hex` (two digits a byte, either case) as bytes.
+fn unhex(hex: &str) -> Option<Vec<u8>> {
+    if !hex.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..hex.len())
+        .step_by(2)
+        .map(|at| u8::from_str_radix(hex.get(at..at + 2)?, 16).ok())
+        .collect()
+}
+
+fn parse_notification(osc: &[u8]) -> Option<Notification> {
     let text = String::from_utf8_lossy(osc);
     if let Some(rest) = text.strip_prefix("777;notify;") {
         let (title, body) = rest.split_once(';').unwrap_or((rest, ""));
@@ -169,13 +215,52 @@ fn clean(text: &str) -> String {
 mod tests {
     use super::*;
 
-    fn scan_all(chunks: &[&[u8]]) -> Vec<Notification> {
+    fn scan_requests(chunks: &[&[u8]]) -> Vec<Request> {
         let mut scanner = NotifyScanner::default();
         let mut out = Vec::new();
         for chunk in chunks {
             scanner.scan(chunk, &mut out);
         }
         out
+    }
+
+    fn scan_all(chunks: &[&[u8]]) -> Vec<Notification> {
+        scan_requests(chunks)
+            .into_iter()
+            .map(|request| match request {
+                Request::Notify(note) => note,
+                other => panic!("not a notification: {other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn download_requests_carry_their_key_and_path() {
+        // What tl-download writes for /home/ada/r é.pdf.
+        let path = "/home/ada/r é.pdf";
+        let hex: String = path.bytes().map(|b| format!("{b:02x}")).collect();
+        let osc = format!("ls\r\n\x1b]8445;download;k3y;{hex}\x07$ ");
+        let chunks: Vec<&[u8]> = osc.as_bytes().chunks(3).collect();
+        assert_eq!(
+            scan_requests(&chunks),
+            [Request::Download {
+                key: "k3y".into(),
+                path: path.as_bytes().to_vec(),
+            }]
+        );
+        for bad in [
+            &b"\x1b]8445;download;k3y;2f6\x07"[..],
+            b"\x1b]8445;download;k3y;zz\x07",
+            b"\x1b]8445;download;;2f\x07",
+            b"\x1b]8445;download;k3y;\x07",
+            b"\x1b]8445;downloads;k;2f\x07",
+        ] {
+            assert_eq!(scan_requests(&[bad]), [], "{bad:?}");
+        }
+        let mut long = b"\x1b]8445;download;k;".to_vec();
+        long.extend(std::iter::repeat_n(b'2', 2 * MAX_PATH + 2));
+        long.push(BEL);
+        assert_eq!(scan_requests(&[&long]), []);
     }
 
     fn note(title: &str, body: &str) -> Notification {
@@ -252,6 +337,6 @@ mod tests {
         scanner.scan(&title, &mut out);
         assert!(scanner.buf.len() <= 2, "kept {} bytes", scanner.buf.len());
         scanner.scan(b"\x07\x1b]9;next\x07", &mut out);
-        assert_eq!(out, [note("", "next")]);
+        assert_eq!(out, [Request::Notify(note("", "next"))]);
     }
 }

@@ -172,6 +172,11 @@ impl ProgramProcess for FakeProcess {
     fn facts(&self) -> ProcessFacts {
         lock(&self.facts).clone()
     }
+
+    /// A fake has no process to find files through.
+    fn pid(&self) -> Option<u32> {
+        None
+    }
 }
 
 /// A launcher whose programs are fakes; the test takes each one's end

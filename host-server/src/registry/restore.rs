@@ -210,6 +210,7 @@ mod tests {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            download_key: None,
         }
     }
 

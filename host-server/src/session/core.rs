@@ -106,6 +106,19 @@ pub enum Effect {
     PersistEnded { at: Instant },
     /// Wait (bounded) until the persister has written everything queued.
     Flush,
+    /// The attached client asked to upload a file (`crate::files`).
+    Upload {
+        conn: u64,
+        /// The request's text form (`protocol::UploadRequest::parse`).
+        request: String,
+    },
+    /// A program asked (OSC 8445) to hand the attached client a file; the
+    /// task checks `key` against the session's download key.
+    Download {
+        conn: u64,
+        key: String,
+        path: Vec<u8>,
+    },
     /// Hang up the program's process group.
     HangUp,
     /// Nothing more will come: the task ends.
@@ -333,6 +346,14 @@ impl SessionCore {
         self.flood.gate.on_output(bytes.len(), now);
         self.metrics.pty_bytes_read(bytes.len());
         self.emulator.feed(bytes);
+        for (key, path) in self.emulator.take_downloads() {
+            // Only a user looking at the session can take a file; a
+            // request with nobody attached is dropped.
+            if let Some(client) = &self.client {
+                let conn = client.conn;
+                self.effects.push_back(Effect::Download { conn, key, path });
+            }
+        }
         self.time_sync(now);
         self.persist_soon(now);
     }
@@ -660,6 +681,12 @@ impl SessionCore {
                 // anything a client fetches: they need not be drained.
                 let (start, lines) = self.scrollback.lines_before(before, from);
                 self.send(ServerToClientMsg::History { start, lines });
+            }
+            ClientToServerMsg::Upload(request) => {
+                if let Some(client) = &self.client {
+                    let conn = client.conn;
+                    self.effects.push_back(Effect::Upload { conn, request });
+                }
             }
         }
     }

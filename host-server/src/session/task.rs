@@ -21,6 +21,7 @@ use tokio::sync::mpsc;
 
 use super::core::{Command, Effect, SessionCore, Snapshot};
 use super::{Outgoing, SessionCmd};
+use crate::files::SessionFiles;
 use crate::persist::PersistQueue;
 use crate::procfs::ProcessFacts;
 use crate::pty::{Program, ProgramProcess, TerminalInput};
@@ -49,6 +50,7 @@ pub(super) async fn run(
     program: Program,
     mut commands: mpsc::Receiver<SessionCmd>,
     persistence: Option<Arc<PersistQueue>>,
+    files: Option<SessionFiles>,
 ) {
     let Program {
         mut output,
@@ -64,6 +66,7 @@ pub(super) async fn run(
             last: store::SessionUpdate::default(),
         }),
         hung_up: false,
+        files,
     };
     let mut buf = vec![0u8; READ_BUFFER];
     tracing::info!(session = %core.id(), "session started");
@@ -144,6 +147,8 @@ struct World {
     persistence: Option<PersistLink>,
     /// The program was hung up, so its last output is read until it goes.
     hung_up: bool,
+    /// Uploads and downloads, on a host that moves files.
+    files: Option<SessionFiles>,
 }
 
 impl World {
@@ -227,6 +232,16 @@ impl World {
                         if tokio::time::timeout(FLUSH_GRACE, flushed).await.is_err() {
                             tracing::warn!(session = %core.id(), "the store did not take the last state in time");
                         }
+                    }
+                }
+                Effect::Upload { conn, request } => {
+                    if let (Some(files), Some(tx)) = (&self.files, self.clients.get(&conn)) {
+                        files.upload(self.process.pid(), &request, tx.clone());
+                    }
+                }
+                Effect::Download { conn, key, path } => {
+                    if let (Some(files), Some(tx)) = (&self.files, self.clients.get(&conn)) {
+                        files.download(self.process.pid(), &key, path, tx.clone());
                     }
                 }
                 Effect::HangUp => {

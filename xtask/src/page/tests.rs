@@ -23,8 +23,10 @@ impl Scratch {
         );
         self.put(
             "static/loader.js",
-            "import init, { start } from './web_terminal.js';\n",
+            "// The loader.\nimport init, { start } from './web_terminal.js';\n  // On demand:\n\
+             const files = () => import('./files.js');\n",
         );
+        self.put("static/files.js", "export function upload() {}\n");
         self.put("static/style.css", "body { color: black; }\n");
         self.put("static/manifest.webmanifest", "{\"start_url\": \"/\"}\n");
         self.put("static/icon.svg", "<svg></svg>\n");
@@ -104,11 +106,17 @@ fn every_reference_names_a_hashed_file_that_exists() {
         index.contains(&format!("src=\"assets/{loader}\"")),
         "{index}"
     );
+    let files = asset(&names, "files", "js");
     let loader_text = scratch.text(&format!("{ASSETS}/{loader}"));
     assert!(
         loader_text.contains(&format!("'./{glue}'")),
         "{loader_text}"
     );
+    assert!(
+        loader_text.contains(&format!("import('./{files}')")),
+        "{loader_text}"
+    );
+    assert!(!loader_text.contains("//"), "comments kept: {loader_text}");
     let glue_text = scratch.text(&format!("{ASSETS}/{glue}"));
     assert!(
         glue_text.contains(&format!("new URL('{wasm}'")),
@@ -146,6 +154,7 @@ fn a_changed_wasm_renames_everything_that_leads_to_it_and_leaves_no_stale_file()
         ("web_terminal", "js"),
         ("loader", "js"),
         ("style", "css"),
+        ("files", "js"),
     ]
     .iter()
     .map(|(stem, ext)| asset(&after, stem, ext))

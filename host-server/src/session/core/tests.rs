@@ -233,6 +233,8 @@ fn kinds(effects: &[Effect]) -> Vec<&'static str> {
             Effect::Flush => "flush",
             Effect::HangUp => "hang up",
             Effect::Ended => "ended",
+            Effect::Upload { .. } => "upload",
+            Effect::Download { .. } => "download",
         })
         .collect()
 }
@@ -332,6 +334,49 @@ fn history_blocks(effects: &[Effect]) -> Vec<(u64, Vec<String>)> {
             _ => None,
         })
         .collect()
+}
+
+#[test]
+fn file_requests_reach_the_task_only_from_the_attached_client() {
+    let mut bench = Bench::attached();
+    acked_frames(&mut bench, 1);
+    bench.client(
+        1,
+        ClientToServerMsg::Upload("1\u{0}5\u{0}\u{0}a.txt".into()),
+    );
+    let effects = bench.effects();
+    assert!(
+        matches!(&effects[..], [Effect::Upload { conn: 1, request }] if request.ends_with("a.txt")),
+        "{effects:?}"
+    );
+    // tl-download's sequence, split across reads, becomes one request
+    // for the client looking at the session.
+    bench.output(b"\x1b]8445;download;k;2f");
+    bench.output(b"61\x07");
+    let effects = bench.effects();
+    let downloads: Vec<_> = effects
+        .iter()
+        .filter_map(|effect| match effect {
+            Effect::Download { conn, key, path } => Some((*conn, key.as_str(), path.as_slice())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(downloads, [(1, "k", &b"/a"[..])]);
+    // A replaced connection's last words, and requests with nobody
+    // attached, go nowhere.
+    bench.client(
+        7,
+        ClientToServerMsg::Upload("1\u{0}5\u{0}\u{0}a.txt".into()),
+    );
+    bench.command(Command::Detach { conn: 1 });
+    bench.output(b"\x1b]8445;download;k;2f61\x07");
+    let effects = bench.effects();
+    assert!(
+        !kinds(&effects)
+            .iter()
+            .any(|k| *k == "upload" || *k == "download"),
+        "{effects:?}"
+    );
 }
 
 #[test]

@@ -51,6 +51,7 @@ fn sh() -> ProgramSpec {
         cwd: None,
         home: None,
         env: Vec::new(),
+        download_key: None,
     }
 }
 
@@ -65,9 +66,16 @@ struct Running {
 fn run(setup: CoreSetup, persistence: Option<Arc<PersistQueue>>) -> Running {
     let (program, fake) = fake::program();
     let (exited, ended) = oneshot::channel();
-    let handle = spawn(setup, program, persistence, "alice".into(), move || {
-        let _ = exited.send(());
-    });
+    let handle = spawn(
+        setup,
+        program,
+        persistence,
+        None,
+        "alice".into(),
+        move || {
+            let _ = exited.send(());
+        },
+    );
     Running {
         handle,
         program: fake,
@@ -379,6 +387,7 @@ async fn start_launches_the_program_at_the_size_it_is_granted() {
         sandbox: Arc::new(Sandbox::new(sandbox, HOST).unwrap()),
         idle_timeout: Duration::from_secs(60),
         persist_interval: Duration::from_millis(100),
+        transfers: crate::files::Transfers::new(1 << 30, 1 << 30),
     };
     let start = SessionStart {
         id: ID,
