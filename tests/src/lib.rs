@@ -15,6 +15,7 @@
 
 pub mod bench_auth;
 pub mod bench_failover;
+pub mod bench_files;
 pub mod bench_memory;
 pub mod bench_page;
 pub mod bench_persist;

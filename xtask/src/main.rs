@@ -160,13 +160,14 @@ fn no_extra_args(rest: &[String]) -> Result<()> {
 }
 
 /// What `cargo xtask bench` measures; `failover`, `capacity`, `memory`,
-/// `soak` and `page` run only when named.
-const BENCH_VERBS: [&str; 12] = [
+/// `soak`, `page` and `files` run only when named.
+const BENCH_VERBS: [&str; 13] = [
     "latency",
     "start",
     "throughput",
     "size",
     "page",
+    "files",
     "persist",
     "failover",
     "capacity",
@@ -188,7 +189,7 @@ fn bench(rest: &[String]) -> Result<()> {
         [one] if BENCH_VERBS.contains(&one.as_str()) => one.as_str(),
         _ => {
             bail!(
-                "bench takes one of: latency, start, throughput, size, page, persist, failover, capacity, memory, auth, soak, all"
+                "bench takes one of: latency, start, throughput, size, page, files, persist, failover, capacity, memory, auth, soak, all"
             )
         }
     };
@@ -200,7 +201,7 @@ fn bench(rest: &[String]) -> Result<()> {
         // a figure measured without bwrap would describe another product.
         tools::ensure_sandbox_tools(false)?;
     }
-    if which == "page" {
+    if which == "page" || which == "files" {
         tools::ensure_chromium()?;
     }
     cmd::step(&format!("running the benchmark driver ({which})"));

@@ -35,13 +35,14 @@ const THROUGHPUT_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// What can be measured; `failover`, `capacity`, `memory` and `soak` are
 /// left out of `all` (they take minutes and start hundreds of processes),
-/// and so is `page` (it needs Chromium).
-const VERBS: [&str; 13] = [
+/// and so are `page` and `files` (they need Chromium; `files` moves 2 GiB).
+const VERBS: [&str; 14] = [
     "latency",
     "start",
     "throughput",
     "size",
     "page",
+    "files",
     "persist",
     "failover",
     // `cargo xtask bench failover --containers`: the process figures,
@@ -151,6 +152,12 @@ fn main() -> ExitCode {
         let result = runtime.block_on(tests::bench_page::page_load(&progress, &mut lines));
         figures.extend(lines);
         report(&mut failed, result, "page load");
+    }
+    if which == "files" {
+        let mut lines = Vec::new();
+        let result = runtime.block_on(tests::bench_files::files(&progress, &mut lines));
+        figures.extend(lines);
+        report(&mut failed, result, "files");
     }
     if all || which == "latency" {
         report(
