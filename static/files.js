@@ -18,6 +18,7 @@
 
 const RESUME_WAIT_MS = 120_000;
 const RETRY_MS = 1000;
+const MAX_FAILURES = 20;
 
 const uploads = new Map();
 let nextId = 1;
@@ -104,6 +105,9 @@ class Upload {
     this.waitingSince = 0;
     this.timer = 0;
     this.finished = false;
+    // Transfers that failed in a row with nothing more arriving: past
+    // MAX_FAILURES the link is not coming back for this file.
+    this.failures = 0;
     this.row = row(file.name);
     this.row.line.dataset.upload = String(this.id);
     this.row.progress.max = Math.max(file.size, 1);
@@ -169,6 +173,7 @@ class Upload {
     xhr.upload.onprogress = (e) => shown(offset + e.loaded);
     xhr.onload = () => {
       this.xhr = null;
+      this.failures = 0;
       let answer = null;
       try {
         answer = JSON.parse(xhr.responseText);
@@ -191,6 +196,11 @@ class Upload {
       // another host, and the file goes on from what that host holds.
       this.xhr = null;
       this.place = null;
+      this.failures += 1;
+      if (this.failures > MAX_FAILURES) {
+        this.fail(`not completed: ${MAX_FAILURES} tries to reach the host failed (${place.base}).${this.partial ? ` What arrived is in ${this.partial}.` : ''} Drop the file again to start over.`);
+        return;
+      }
       this.say('connection lost; waiting for the session to come back');
       this.timer = setTimeout(() => this.ask(), RETRY_MS);
     };

@@ -33,10 +33,8 @@ use std::time::{Duration, Instant};
 
 use protocol::{ServerToClientMsg, SessionId, UploadRequest};
 use serde_json::json;
-use tokio::sync::mpsc;
 
 use self::access::{Offered, Partial, Who};
-use crate::session::Outgoing;
 
 /// Default of `--max-upload-bytes`.
 pub const DEFAULT_MAX_UPLOAD: u64 = 16 << 30;
@@ -52,8 +50,6 @@ const DOWNLOAD_IDLE: Duration = Duration::from_secs(600);
 const PER_SESSION: usize = 16;
 /// Transfers the host keeps at once.
 const PER_HOST: usize = 4096;
-/// The environment variable that carries a session's download key.
-pub const DOWNLOAD_KEY_VAR: &str = "THINLINE_DOWNLOAD_KEY";
 
 /// The host's transfers in progress, by token.
 pub struct Transfers {
@@ -155,6 +151,14 @@ impl Transfers {
         entries.remove(token);
     }
 
+    /// Forgets every transfer of `session`, which has ended here: its
+    /// tokens are good no more (a partial upload stays on disk, for a
+    /// request naming it to go on from).
+    pub fn end_session(&self, session: SessionId) {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries.retain(|_, entry| entry.session() != session);
+    }
+
     /// Transfers in progress, for `/metrics`-style readings and tests.
     pub fn len(&self) -> usize {
         self.entries.lock().map_or(0, |e| e.len())
@@ -194,6 +198,11 @@ struct UploadPlace {
     offset: u64,
 }
 
+/// How an answer reaches the client that asked (the task hands over a
+/// send on that connection's channel, which never waits).
+pub trait Reply: FnOnce(ServerToClientMsg) + Send + 'static {}
+impl<F: FnOnce(ServerToClientMsg) + Send + 'static> Reply for F {}
+
 /// What a session's task needs to move its files.
 #[derive(Clone)]
 pub struct SessionFiles {
@@ -205,9 +214,9 @@ pub struct SessionFiles {
 }
 
 impl SessionFiles {
-    /// Answers the page's `Upload` request on `tx`, once the partial file
+    /// Answers the page's `Upload` request with `reply`, once the partial file
     /// is there (or why it cannot be). `pid` is the program's.
-    pub fn upload(&self, pid: Option<u32>, request: &str, tx: mpsc::Sender<Outgoing>) {
+    pub fn upload(&self, pid: Option<u32>, request: &str, reply: impl Reply) {
         let Some(request) = UploadRequest::parse(request) else {
             tracing::info!(session = %self.session, "ignored an unreadable upload request");
             return;
@@ -229,8 +238,7 @@ impl SessionFiles {
                     json!({ "kind": "upload", "id": id, "error": reason })
                 }
             };
-            let msg = ServerToClientMsg::Files(answer.to_string());
-            let _ = tx.try_send(Outgoing::Msg(msg));
+            reply(ServerToClientMsg::Files(answer.to_string()));
         });
     }
 
@@ -306,11 +314,12 @@ impl SessionFiles {
     }
 
     /// A program asked (OSC 8445) to hand the user the file at `path`:
-    /// offers it on `tx` if `key` is the session's and the file can be
+    /// offers it with `reply` if `key` is the session's and the file can be
     /// read by the user; says why not otherwise.
-    pub fn download(&self, pid: Option<u32>, key: &str, path: Vec<u8>, tx: mpsc::Sender<Outgoing>) {
+    pub fn download(&self, pid: Option<u32>, key: &str, path: Vec<u8>, reply: impl Reply) {
         if !constant_time_eq(key.as_bytes(), self.download_key.as_bytes()) {
-            tracing::info!(session = %self.session, "ignored a download request without the session's key");
+            // Debug only: any output can carry one, as often as it likes.
+            tracing::debug!(session = %self.session, "ignored a download request without the session's key");
             return;
         }
         let Some(pid) = pid else {
@@ -348,7 +357,7 @@ impl SessionFiles {
                     text: format!("tl-download: {reason}"),
                 },
             };
-            let _ = tx.try_send(Outgoing::Msg(msg));
+            reply(msg);
         });
     }
 }
@@ -383,6 +392,31 @@ mod tests {
         assert!(transfers.take_download(&token).is_some());
         assert!(transfers.take_download(&token).is_none());
         assert!(transfers.is_empty());
+    }
+
+    #[test]
+    fn an_ended_session_takes_its_tokens_with_it() {
+        let transfers = Transfers::new(10, 10);
+        let offer = |session: SessionId| {
+            let file = tempfile::tempfile().unwrap();
+            transfers
+                .insert(session, |now| Entry::Download {
+                    session,
+                    offered: Offered {
+                        file,
+                        name: "a".into(),
+                        size: 0,
+                    },
+                    expires: now + DOWNLOAD_IDLE,
+                })
+                .unwrap()
+        };
+        let (ended, running) = (SessionId([3; 16]), SessionId([4; 16]));
+        let gone = offer(ended);
+        let kept = offer(running);
+        transfers.end_session(ended);
+        assert!(transfers.take_download(&gone).is_none());
+        assert!(transfers.take_download(&kept).is_some());
     }
 
     #[test]

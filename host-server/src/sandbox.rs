@@ -152,6 +152,10 @@ const SYSTEM_TREE: &[&str] = &[
     "usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc", "opt",
 ];
 
+/// The variable that carries a session's download key, which
+/// `tl-download` shows with its requests (`crate::files`).
+pub const DOWNLOAD_KEY_VAR: &str = "THINLINE_DOWNLOAD_KEY";
+
 /// Variables of the host's environment a session may inherit: the locale.
 fn inheritable(key: &str) -> bool {
     key == "LANG" || key == "LANGUAGE" || key.starts_with("LC_")
@@ -502,7 +506,7 @@ impl Sandbox {
             env.push((key.clone(), value.clone()));
         }
         if let Some(key) = &spec.download_key {
-            env.push((crate::files::DOWNLOAD_KEY_VAR.into(), key.clone()));
+            env.push((DOWNLOAD_KEY_VAR.into(), key.clone()));
         }
         env
     }

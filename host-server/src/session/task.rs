@@ -101,6 +101,9 @@ pub(super) async fn run(
         }
     }
     world.wind_down(&mut core, &mut output, &mut buf).await;
+    if let Some(files) = &world.files {
+        files.transfers.end_session(files.session);
+    }
 }
 
 /// Feeds the core the `first` bytes read and whatever more is ready at
@@ -127,6 +130,17 @@ fn read_ready(
     core.handle_output_paused(now());
     if gone {
         core.handle_program_gone(now());
+    }
+}
+
+/// A reply to connection `tx` from work the task does not wait for (a
+/// file's answer): sent if the channel has room, as everything is.
+fn reply_on(
+    tx: &mpsc::Sender<Outgoing>,
+) -> impl FnOnce(protocol::ServerToClientMsg) + Send + 'static {
+    let tx = tx.clone();
+    move |msg| {
+        let _ = tx.try_send(Outgoing::Msg(msg));
     }
 }
 
@@ -236,12 +250,12 @@ impl World {
                 }
                 Effect::Upload { conn, request } => {
                     if let (Some(files), Some(tx)) = (&self.files, self.clients.get(&conn)) {
-                        files.upload(self.process.pid(), &request, tx.clone());
+                        files.upload(self.process.pid(), &request, reply_on(tx));
                     }
                 }
                 Effect::Download { conn, key, path } => {
                     if let (Some(files), Some(tx)) = (&self.files, self.clients.get(&conn)) {
-                        files.download(self.process.pid(), &key, path, tx.clone());
+                        files.download(self.process.pid(), &key, path, reply_on(tx));
                     }
                 }
                 Effect::HangUp => {
