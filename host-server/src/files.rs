@@ -371,22 +371,24 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 mod tests {
     use super::*;
 
+    /// Offers an empty file to `session`'s user: the token, or why not.
+    fn offer(transfers: &Transfers, session: SessionId) -> Result<String, String> {
+        let file = tempfile::tempfile().unwrap();
+        transfers.insert(session, |now| Entry::Download {
+            session,
+            offered: Offered {
+                file,
+                name: "a".into(),
+                size: 0,
+            },
+            expires: now + DOWNLOAD_IDLE,
+        })
+    }
+
     #[test]
     fn download_tokens_are_good_once_and_uploads_are_not_downloads() {
         let transfers = Transfers::new(10, 10);
-        let session = SessionId([1; 16]);
-        let file = tempfile::tempfile().unwrap();
-        let token = transfers
-            .insert(session, |now| Entry::Download {
-                session,
-                offered: Offered {
-                    file,
-                    name: "a".into(),
-                    size: 0,
-                },
-                expires: now + DOWNLOAD_IDLE,
-            })
-            .unwrap();
+        let token = offer(&transfers, SessionId([1; 16])).unwrap();
         assert_eq!(token.len(), 64);
         assert!(transfers.upload(&token).is_none());
         assert!(transfers.take_download(&token).is_some());
@@ -397,23 +399,9 @@ mod tests {
     #[test]
     fn an_ended_session_takes_its_tokens_with_it() {
         let transfers = Transfers::new(10, 10);
-        let offer = |session: SessionId| {
-            let file = tempfile::tempfile().unwrap();
-            transfers
-                .insert(session, |now| Entry::Download {
-                    session,
-                    offered: Offered {
-                        file,
-                        name: "a".into(),
-                        size: 0,
-                    },
-                    expires: now + DOWNLOAD_IDLE,
-                })
-                .unwrap()
-        };
         let (ended, running) = (SessionId([3; 16]), SessionId([4; 16]));
-        let gone = offer(ended);
-        let kept = offer(running);
+        let gone = offer(&transfers, ended).unwrap();
+        let kept = offer(&transfers, running).unwrap();
         transfers.end_session(ended);
         assert!(transfers.take_download(&gone).is_none());
         assert!(transfers.take_download(&kept).is_some());
@@ -424,30 +412,10 @@ mod tests {
         let transfers = Transfers::new(10, 10);
         let session = SessionId([2; 16]);
         for _ in 0..PER_SESSION {
-            let file = tempfile::tempfile().unwrap();
-            transfers
-                .insert(session, |now| Entry::Download {
-                    session,
-                    offered: Offered {
-                        file,
-                        name: "a".into(),
-                        size: 0,
-                    },
-                    expires: now + DOWNLOAD_IDLE,
-                })
-                .unwrap();
+            offer(&transfers, session).unwrap();
         }
-        let file = tempfile::tempfile().unwrap();
-        let refused = transfers.insert(session, |now| Entry::Download {
-            session,
-            offered: Offered {
-                file,
-                name: "a".into(),
-                size: 0,
-            },
-            expires: now + DOWNLOAD_IDLE,
-        });
-        assert!(refused.is_err());
+        assert!(offer(&transfers, session).is_err());
+        assert!(offer(&transfers, SessionId([5; 16])).is_ok());
         assert!(constant_time_eq(b"abc", b"abc"));
         assert!(!constant_time_eq(b"abc", b"abd"));
         assert!(!constant_time_eq(b"abc", b"ab"));

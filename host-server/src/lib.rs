@@ -115,11 +115,23 @@ impl AppState {
 /// (as `run` does, through `auth::serve`) or given a `MockConnectInfo` in
 /// tests.
 pub fn app(state: AppState) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/ws", get(ws::upgrade))
         .route("/healthz", get(health))
         .route("/metrics", get(metrics))
         .route("/v1/sessions/{id}/end", post(end_session))
+        // Its own fallback, so a 404 carries these headers after the file
+        // routes are merged in beside it (`auth::serve_with_streams`).
+        .fallback(|| async { StatusCode::NOT_FOUND });
+    answer_headers(routes).with_state(state)
+}
+
+/// The headers of every answer the host gives (its routes and the file
+/// routes): none is a page, so nothing may load, frame or sniff it, it
+/// names no referrer, and it is a reading of this moment unless it says
+/// otherwise.
+pub(crate) fn answer_headers<S: Clone + Send + Sync + 'static>(routes: Router<S>) -> Router<S> {
+    routes
         .layer(SetResponseHeaderLayer::overriding(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(CONTENT_SECURITY_POLICY),
@@ -136,12 +148,10 @@ pub fn app(state: AppState) -> Router {
             header::REFERRER_POLICY,
             HeaderValue::from_static("no-referrer"),
         ))
-        // Health and metrics are readings of this moment.
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
         ))
-        .with_state(state)
 }
 
 fn json_error(status: StatusCode, error: &str) -> Response {

@@ -8,49 +8,20 @@
 //! one whose directory died with the host says so plainly.
 
 use std::os::unix::fs::MetadataExt as _;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
 use serde_json::Value;
 use tests::browser::Browser;
 use tests::cluster::{Backend, ClusterOptions};
+use tests::files::{md5, noise_file};
 use tests::tickets::TEST_USER;
 use tests::wait_until;
 
 use crate::PATIENCE;
 use crate::browser::{Page, run, wait_eval, with_page};
 use crate::failover::{ClusterPage, finish, open_cluster_page, served, wait_moved};
-
-/// A file of `len` bytes that no compressor shrinks.
-fn make_file(dir: &Path, name: &str, len: usize, seed: u64) -> Result<PathBuf> {
-    let mut x = seed | 1;
-    let mut bytes = Vec::with_capacity(len + 8);
-    while bytes.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        bytes.extend_from_slice(&x.to_le_bytes());
-    }
-    bytes.truncate(len);
-    let path = dir.join(name);
-    std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
-    Ok(path)
-}
-
-fn md5(path: &Path) -> Result<String> {
-    let out = Command::new("md5sum")
-        .arg(path)
-        .output()
-        .context("running md5sum")?;
-    ensure!(out.status.success(), "md5sum {} failed", path.display());
-    Ok(String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap_or_default()
-        .to_owned())
-}
 
 /// The `[state, text]` of the transfer row `selector` names, once its
 /// state is `state`.
@@ -116,7 +87,7 @@ async fn up_and_down(page: &Page) -> Result<()> {
     let home = page.cluster.home_root().join(TEST_USER);
     let local = tempfile::tempdir()?;
     let name = "data é 1.bin";
-    let source = make_file(local.path(), name, 48 << 20, 1)?;
+    let source = noise_file(local.path(), name, 48 << 20, 1)?;
     let source_md5 = md5(&source)?;
     echo_done(browser, "mkdir -p ~/inbox && cd ~/inbox", "in").await?;
 
@@ -164,7 +135,7 @@ async fn up_and_down(page: &Page) -> Result<()> {
     );
 
     // Where the user may not write, the reason, and nothing written.
-    let small = make_file(local.path(), "small.txt", 1000, 2)?;
+    let small = noise_file(local.path(), "small.txt", 1000, 2)?;
     echo_done(browser, "cd /usr", "usr").await?;
     browser
         .type_into("#upload-input", small.to_str().unwrap_or_default())
@@ -252,8 +223,8 @@ async fn upload_across_failover(page: &mut ClusterPage) -> Result<()> {
     let browser = &page.browser;
     let big_dir = page.cluster.home_root().join(TEST_USER).join("big");
     let local = tempfile::tempdir()?;
-    let lost = make_file(local.path(), "lost.bin", 8 << 20, 3)?;
-    let big = make_file(local.path(), "big.bin", 24 << 20, 4)?;
+    let lost = noise_file(local.path(), "lost.bin", 8 << 20, 3)?;
+    let big = noise_file(local.path(), "big.bin", 24 << 20, 4)?;
     let big_md5 = md5(&big)?;
     browser.throttle_uploads(Some(3 << 20)).await?;
 

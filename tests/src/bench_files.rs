@@ -6,8 +6,6 @@
 //! (`VmRSS`) is sampled every 20 ms while each transfer runs, and both
 //! copies are checked byte for byte (md5) before a figure is printed.
 
-use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -19,6 +17,7 @@ use crate::Figure;
 use crate::bench_memory::resident_bytes;
 use crate::browser::Browser;
 use crate::cluster::{Cluster, ClusterOptions};
+use crate::files::{md5, noise_file};
 use crate::paths;
 use crate::tickets::{TEST_PASSWORD, TEST_USER};
 
@@ -51,8 +50,7 @@ pub async fn files(progress: &dyn Fn(&str), figures: &mut Vec<Figure>) -> Result
 
     progress("files: writing a 1 GiB file to upload");
     let local = tempfile::tempdir()?;
-    let source = local.path().join("one-gib.bin");
-    write_noise(&source, SIZE)?;
+    let source = noise_file(local.path(), "one-gib.bin", SIZE, 0x9e37_79b9_7f4a_7c15)?;
     let source_md5 = md5(&source)?;
 
     progress("files: uploading 1 GiB through the page");
@@ -161,39 +159,4 @@ async fn wait_js(browser: &Browser, expr: &str, accept: impl Fn(&Value) -> bool)
         })
     })
     .await
-}
-
-/// `len` bytes no compressor shrinks, written 8 MiB at a time.
-fn write_noise(path: &Path, len: u64) -> Result<()> {
-    use std::io::Write as _;
-    let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut chunk = vec![0u8; 8 << 20];
-    let mut written = 0;
-    while written < len {
-        for word in chunk.chunks_exact_mut(8) {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            word.copy_from_slice(&x.to_le_bytes());
-        }
-        let n = (len - written).min(chunk.len() as u64) as usize;
-        file.write_all(&chunk[..n])?;
-        written += n as u64;
-    }
-    file.flush()?;
-    Ok(())
-}
-
-fn md5(path: &Path) -> Result<String> {
-    let out = Command::new("md5sum")
-        .arg(path)
-        .output()
-        .context("running md5sum")?;
-    ensure!(out.status.success(), "md5sum {} failed", path.display());
-    Ok(String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap_or_default()
-        .to_owned())
 }

@@ -23,6 +23,7 @@ pub mod browser;
 pub mod client;
 pub mod cluster;
 pub mod containers;
+pub mod files;
 pub mod flood;
 pub mod host;
 pub mod page;

@@ -22,7 +22,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{post, put};
 use futures_util::StreamExt as _;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::set_header::SetResponseHeaderLayer;
 
 use super::access::{self, Partial};
 use super::{CHUNK, names};
@@ -50,24 +49,11 @@ pub fn routes(state: AppState) -> Router {
             header::CONTENT_TYPE,
         ])
         .max_age(Duration::from_secs(600));
-    Router::new()
+    let routes = Router::new()
         .route("/files/upload", put(upload).delete(cancel))
         .layer(cors)
-        .route("/files/download", post(download))
-        // As the host's other answers: nothing in them is a page.
-        .layer(SetResponseHeaderLayer::overriding(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(crate::CONTENT_SECURITY_POLICY),
-        ))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::REFERRER_POLICY,
-            HeaderValue::from_static("no-referrer"),
-        ))
-        .with_state(state)
+        .route("/files/download", post(download));
+    crate::answer_headers(routes).with_state(state)
 }
 
 fn answer(status: StatusCode, text: impl Into<String>) -> Response {
@@ -326,6 +312,5 @@ async fn download(State(state): State<AppState>, headers: HeaderMap, body: Body)
     if let Ok(value) = HeaderValue::from_str(&disposition) {
         headers.insert(header::CONTENT_DISPOSITION, value);
     }
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }

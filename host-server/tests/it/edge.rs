@@ -306,3 +306,57 @@ async fn a_tls_host_serves_wss_and_its_health_to_an_https_client() {
     assert_eq!(welcome.session, id);
     assert!(welcome.created);
 }
+
+/// The file routes: nothing without a token from the session's socket, a
+/// download never for a foreign page, and CORS only for the allowed
+/// origins; every answer with the host's headers.
+#[tokio::test]
+async fn file_routes_want_a_token_and_grant_only_the_pages_origin() {
+    let host = start_host().await;
+    let page = format!("http://127.0.0.1:{}", host.port);
+    let upload = Request::local("PUT", host.port, "/files/upload")
+        .header("Authorization", "Bearer 00")
+        .header("Content-Range", "bytes 0-0/1")
+        .body("application/octet-stream", b"x".to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(upload.status, 404, "{upload:?}");
+    assert_eq!(upload.header("x-content-type-options"), Some("nosniff"));
+    let unknown = Request::local("POST", host.port, "/files/download")
+        .header("Origin", &page)
+        .form("token=00")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status, 410, "{unknown:?}");
+    assert!(
+        unknown.body.contains("tl-download again"),
+        "{}",
+        unknown.body
+    );
+    let foreign = Request::local("POST", host.port, "/files/download")
+        .header("Origin", "https://evil.example")
+        .form("token=00")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(foreign.status, 403, "{foreign:?}");
+    for (origin, granted) in [(page.as_str(), true), ("https://evil.example", false)] {
+        let preflight = Request::local("OPTIONS", host.port, "/files/upload")
+            .header("Origin", origin)
+            .header("Access-Control-Request-Method", "PUT")
+            .header(
+                "Access-Control-Request-Headers",
+                "authorization, content-range",
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            preflight.header("access-control-allow-origin") == Some(origin),
+            granted,
+            "{origin}: {preflight:?}"
+        );
+    }
+}
