@@ -189,6 +189,7 @@ fn run_core(input: &[u8], options: &Options) -> Sent {
         idle_timeout: Duration::from_secs(3600),
         persist_interval: options.persist.then_some(Duration::from_millis(100)),
         restored: None,
+        rerun: None,
         metrics: Arc::new(Metrics::default()),
     };
     let mut core = SessionCore::new(setup, start);

@@ -41,6 +41,16 @@ impl FramePacer {
         self.sent
     }
 
+    /// The last frame sent, if any.
+    pub fn last_sent(&self) -> Option<u64> {
+        (self.sent > 0).then_some(self.sent)
+    }
+
+    /// The highest frame the client acknowledged (0 for none).
+    pub fn acked(&self) -> u64 {
+        self.acked
+    }
+
     pub fn in_flight(&self) -> u64 {
         self.sent - self.acked
     }

@@ -95,15 +95,33 @@ pub fn foreground_group(stat: &str, shell: u32) -> Option<u32> {
     u32::try_from(tpgid).ok()
 }
 
-/// A `/proc/PID/cmdline` (arguments separated and ended by NUL) as one line
-/// of words; `None` for an empty one (a zombie, or a kernel thread).
+/// A `/proc/PID/cmdline` (arguments separated and ended by NUL) as one
+/// line a POSIX shell reads back as the same arguments (see
+/// [`shell_word`]); `None` for an empty one (a zombie, or a kernel
+/// thread). Trailing NULs (a program that rewrote its title) are not
+/// arguments.
 pub fn command_line(raw: &[u8]) -> Option<String> {
-    let words: Vec<String> = raw
+    let end = raw.iter().rposition(|b| *b != 0)? + 1;
+    let words: Vec<String> = raw[..end]
         .split(|b| *b == 0)
-        .filter(|w| !w.is_empty())
-        .map(|w| String::from_utf8_lossy(w).into_owned())
+        .map(|w| shell_word(&String::from_utf8_lossy(w)))
         .collect();
-    (!words.is_empty()).then(|| words.join(" "))
+    Some(words.join(" "))
+}
+
+/// `word` as a shell reads it back: as it is when it holds only
+/// characters no shell treats specially, else in single quotes (a quote
+/// inside written `'\''`).
+pub fn shell_word(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"@%+=:,./_-".contains(&b));
+    if plain {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
 }
 
 #[cfg(test)]
@@ -168,13 +186,18 @@ mod tests {
             Some("vim notes.txt")
         );
         assert_eq!(
-            command_line(b"less\0\0-R\0").as_deref(),
-            Some("less -R"),
-            "empty arguments are skipped"
+            command_line(b"less\0\0-R\0\0\0").as_deref(),
+            Some("less '' -R"),
+            "an empty argument is one; trailing NULs are not"
+        );
+        assert_eq!(
+            command_line(b"grep\0a b\0it's\0$HOME\0").as_deref(),
+            Some(r"grep 'a b' 'it'\''s' '$HOME'"),
+            "a shell reads the same arguments back"
         );
         assert_eq!(
             command_line(b"python3\0caf\xc3\xa9\xff\0").as_deref(),
-            Some("python3 caf\u{e9}\u{fffd}")
+            Some("python3 'caf\u{e9}\u{fffd}'")
         );
         assert_eq!(command_line(b""), None, "a zombie has no command line");
         assert_eq!(command_line(b"\0\0"), None);

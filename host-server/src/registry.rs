@@ -334,6 +334,7 @@ impl Registry {
             epoch: 1,
             persistence,
             restored: None,
+            rerun: None,
         });
         if let (Err(_), true, Some(store)) = (&launched, claimed, &self.store) {
             // The claimed place is given back: the program never ran.

@@ -117,6 +117,9 @@ pub struct SessionStart {
     /// Scrollback and bytes to draw before the program's first output, for
     /// a session restored from the store.
     pub restored: Option<(Scrollback, Vec<u8>)>,
+    /// What Enter types to run again what the lost host was running,
+    /// offered by the restore notice (`core::CoreSetup::rerun`).
+    pub rerun: Option<Vec<u8>>,
 }
 
 /// Starts a session's program with `launcher`, and its task. `on_exit`
@@ -137,6 +140,7 @@ pub fn start(
         epoch,
         persistence,
         restored,
+        rerun,
     } = start;
     // A key only this program's processes know, which `tl-download` shows
     // with its requests: output that is merely displayed cannot ask.
@@ -166,6 +170,7 @@ pub fn start(
         idle_timeout: config.idle_timeout,
         persist_interval: persistence.as_ref().map(|p| p.interval),
         restored,
+        rerun,
         metrics,
     };
     let queue = persistence.map(|p| p.queue);

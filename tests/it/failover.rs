@@ -761,3 +761,87 @@ async fn kill_directory_and_host(page: &mut ClusterPage) -> Result<()> {
     check_restored(page, &before, &old_line).await?;
     Ok(())
 }
+
+/// Issue 16's offer after a host loss: the restore notice offers to run
+/// again what was running, nothing runs until the user presses Enter, and
+/// Enter runs exactly that command in the restored shell.
+#[tokio::test]
+async fn after_a_host_loss_enter_runs_the_lost_command_again() -> Result<()> {
+    let test = "after_a_host_loss_enter_runs_the_lost_command_again";
+    let options = ClusterOptions {
+        hosts: 2,
+        ..ClusterOptions::default()
+    };
+    let Some(mut page) = open_cluster_page(test, options).await? else {
+        return Ok(());
+    };
+    let outcome = rerun_after_kill9(&mut page).await;
+    finish(page, outcome).await
+}
+
+/// Lines `ran-<nanoseconds>` on the page: one per run of the command.
+async fn runs(browser: &Browser) -> Result<Vec<String>> {
+    Ok(browser
+        .mirror_lines()
+        .await?
+        .into_iter()
+        .filter(|line| {
+            line.strip_prefix("ran-")
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .collect())
+}
+
+async fn rerun_after_kill9(page: &mut ClusterPage) -> Result<()> {
+    let browser = &page.browser;
+    browser
+        .type_keys(&format!(
+            "sh -c 'echo ran-$(date +%s%N); sleep 600'{}",
+            Key::Enter
+        ))
+        .await?;
+    wait_until(PATIENCE, "the command's first run", || async {
+        let runs = runs(browser).await?;
+        Ok(if runs.len() == 1 {
+            Ok(())
+        } else {
+            Err(format!("{runs:?}"))
+        })
+    })
+    .await?;
+    let before = served(browser.state().await?)?;
+    let command = "sh -c 'echo ran-$(date +%s%N); sleep 600'";
+    wait_until(PATIENCE, "the store to know what runs", || async {
+        let record = page.cluster.session(&before.session).await?;
+        Ok(if record.foreground.as_deref() == Some(command) {
+            Ok(())
+        } else {
+            Err(format!("{:?}", record.foreground))
+        })
+    })
+    .await?;
+
+    page.cluster.host_mut(&before.host)?.server.kill9()?;
+    wait_moved(browser, &before, PATIENCE).await?;
+    let offer = format!("Press Enter to run `{command}` again");
+    browser
+        .wait_mirror_line(PATIENCE, "the offer to run it again", |l| {
+            l.contains(&offer)
+        })
+        .await?;
+    // Nothing runs on its own.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let waited = runs(browser).await?;
+    ensure!(waited.len() == 1, "ran without a keypress: {waited:?}");
+    browser.type_keys(&Key::Enter.to_string()).await?;
+    wait_until(PATIENCE, "the command's second run", || async {
+        let runs = runs(browser).await?;
+        Ok(if runs.len() == 2 && runs[0] != runs[1] {
+            Ok(())
+        } else {
+            Err(format!("{runs:?}"))
+        })
+    })
+    .await?;
+    Ok(())
+}

@@ -59,7 +59,10 @@ impl Registry {
         let base = self.program_for(&identity)?;
         let cwd_exists = !record.cwd.is_empty() && Path::new(&record.cwd).is_dir();
         let program = restored_program(base, &self.config.program, &record, cwd_exists);
-        preface.extend_from_slice(notice_for(&record, saved.as_ref(), &program).as_bytes());
+        let rerun = rerun_keys(record.foreground.as_deref(), &program);
+        preface.extend_from_slice(
+            notice_for(&record, saved.as_ref(), &program, rerun.is_some()).as_bytes(),
+        );
         let queue = Arc::new(PersistQueue::default());
         let persistence = self.persister(store, id, epoch, queue);
         self.launch(SessionStart {
@@ -71,6 +74,7 @@ impl Registry {
             epoch,
             persistence: Some(persistence),
             restored: Some((scrollback, preface)),
+            rerun,
         })
     }
 }
@@ -131,6 +135,7 @@ fn notice_for(
     record: &SessionRecord,
     saved: Option<&store::StoredScreen>,
     program: &ProgramSpec,
+    offer_rerun: bool,
 ) -> String {
     let program_name = program
         .program
@@ -148,25 +153,48 @@ fn notice_for(
         record.foreground.as_deref(),
         &program_name,
         &cwd,
+        offer_rerun,
     )
 }
 
-/// The dim line shown above the new program after a restore.
+/// Shells, into which a command can be typed again.
+const SHELLS: &[&str] = &["sh", "bash", "dash", "zsh", "ksh", "mksh", "fish", "ash"];
+
+/// What Enter types to run `foreground` again in the restored `program`:
+/// only into a shell, and only a command line that reads back as what ran
+/// (no control characters, nothing lost to UTF-8).
+fn rerun_keys(foreground: Option<&str>, program: &ProgramSpec) -> Option<Vec<u8>> {
+    let command = foreground?;
+    let name = program.program.file_name()?.to_str()?;
+    let clean = !command.chars().any(|c| c.is_control() || c == '\u{fffd}');
+    (SHELLS.contains(&name) && clean).then(|| format!("{command}\r").into_bytes())
+}
+
+/// The dim line shown above the new program after a restore, and with
+/// `offer_rerun` the offer to run `foreground` again (the session's core
+/// takes the answer).
 pub fn restore_notice(
     from_host: &str,
     saved_at: store::Millis,
     foreground: Option<&str>,
     program: &str,
     cwd: &str,
+    offer_rerun: bool,
 ) -> String {
     let when = format_utc(saved_at);
     let running = match foreground {
         Some(command) => format!("`{command}` was running and was not restarted; "),
         None => String::new(),
     };
-    format!(
+    let mut notice = format!(
         "\x1b[0m\r\n\x1b[2m── thinline: restored from host {from_host} (saved {when}); {running}a new {program} started in {cwd} ──\x1b[0m\r\n"
-    )
+    );
+    if let (true, Some(command)) = (offer_rerun, foreground) {
+        notice.push_str(&format!(
+            "\x1b[1m── Press Enter to run `{command}` again in {cwd}, or type anything else to go on without it. ──\x1b[0m\r\n"
+        ));
+    }
+    notice
 }
 
 /// `HH:MM:SS UTC` of a millisecond timestamp, without a date library.
@@ -192,11 +220,42 @@ mod tests {
             Some("vim a.txt"),
             "bash",
             "/home/u",
+            false,
         );
         assert!(notice.contains("restored from host h1"));
         assert!(notice.contains("01:01:01 UTC"));
         assert!(notice.contains("`vim a.txt` was running"));
         assert!(notice.contains("/home/u"));
+        assert!(!notice.contains("Press Enter"));
+        let offered = restore_notice("h1", 0, Some("make test"), "bash", "/home/u/p", true);
+        assert!(
+            offered.contains("Press Enter to run `make test` again in /home/u/p"),
+            "{offered}"
+        );
+    }
+
+    #[test]
+    fn only_a_shell_is_offered_a_command_that_reads_back_as_it_ran() {
+        let bash = spec("/bin/bash", true, &[]);
+        assert_eq!(
+            rerun_keys(Some("grep 'a b' f"), &bash).as_deref(),
+            Some(&b"grep 'a b' f\r"[..])
+        );
+        assert_eq!(rerun_keys(None, &bash), None);
+        assert_eq!(
+            rerun_keys(Some("make"), &spec("/usr/bin/python3", false, &[])),
+            None
+        );
+        assert_eq!(
+            rerun_keys(Some("echo '\u{1b}[2J'"), &bash),
+            None,
+            "control characters"
+        );
+        assert_eq!(
+            rerun_keys(Some("cat '\u{fffd}'"), &bash),
+            None,
+            "not what ran"
+        );
     }
 
     fn spec(program: &str, login: bool, env: &[(&str, &str)]) -> ProgramSpec {
@@ -265,7 +324,7 @@ mod tests {
     fn the_notice_names_the_host_that_last_saved_the_screen() {
         let saved = record("/bin/bash", "/home/u", &[]);
         let program = spec("/bin/bash", true, &[]);
-        let without_screen = notice_for(&saved, None, &program);
+        let without_screen = notice_for(&saved, None, &program, false);
         assert!(without_screen.contains("restored from host lost-host"));
         let screen = store::StoredScreen {
             screen: Vec::new(),
@@ -274,7 +333,7 @@ mod tests {
             saved_by: "last-writer".into(),
             epoch: 1,
         };
-        let notice = notice_for(&saved, Some(&screen), &program);
+        let notice = notice_for(&saved, Some(&screen), &program, false);
         assert!(
             notice.contains("restored from host last-writer"),
             "{notice}"

@@ -66,7 +66,27 @@ pub struct CoreSetup {
     /// Scrollback and bytes to draw before the program's first output, for
     /// a session restored from the store.
     pub restored: Option<(Scrollback, Vec<u8>)>,
+    /// After a restore: what Enter types to run again the command the
+    /// lost host was running (the restore notice offers it).
+    pub rerun: Option<Vec<u8>>,
     pub metrics: Arc<Metrics>,
+}
+
+/// The offer to run again what a lost host was running. The user's next
+/// key decides: Enter types the command (and Enter), anything else goes to
+/// the program as typed and the offer is gone. Only keys sent after the
+/// client showed the offer count: input typed before it (resent after the
+/// failover) passes untouched. A client that leaves without answering
+/// takes the offer with it; nothing runs without that keypress.
+#[derive(Debug)]
+struct RerunOffer {
+    /// The command and a carriage return.
+    keys: Vec<u8>,
+    /// The first frame of the attach that shows the offer; its
+    /// acknowledgement means the user has it in front of them.
+    shown_in: Option<u64>,
+    /// The client acknowledged that frame.
+    seen: bool,
 }
 
 /// What a session is asked, besides attaching a client
@@ -212,6 +232,7 @@ pub struct SessionCore {
     /// highest sequence number written) and when it goes alone: it leaves
     /// ahead of the next message, normally the echo's frame (`ACK_HOLD`).
     held_ack: Option<(u64, Instant)>,
+    rerun: Option<RerunOffer>,
 }
 
 impl SessionCore {
@@ -225,6 +246,7 @@ impl SessionCore {
             idle_timeout,
             persist_interval,
             restored,
+            rerun,
             metrics,
         } = setup;
         let mut emulator = Emulator::with_budget(size, budget);
@@ -273,6 +295,11 @@ impl SessionCore {
             metrics,
             effects: VecDeque::new(),
             held_ack: None,
+            rerun: rerun.map(|keys| RerunOffer {
+                keys,
+                shown_in: None,
+                seen: false,
+            }),
         };
         core.time_sync(now);
         if core.persist.is_some() {
@@ -399,6 +426,14 @@ impl SessionCore {
             Command::Detach { conn } => {
                 if self.client.as_ref().is_some_and(|c| c.conn == conn) {
                     self.client = None;
+                    if self
+                        .rerun
+                        .as_ref()
+                        .is_some_and(|offer| offer.shown_in.is_some())
+                    {
+                        tracing::info!(session = %self.id, "the offer to run the lost command again went unanswered");
+                        self.rerun = None;
+                    }
                     // A reattaching client learns what was applied from
                     // its welcome.
                     self.held_ack = None;
@@ -647,7 +682,12 @@ impl SessionCore {
 
     fn on_client_msg(&mut self, msg: ClientToServerMsg, now: Instant) {
         match msg {
-            ClientToServerMsg::Input { seq, data } => {
+            ClientToServerMsg::Input { seq, mut data } => {
+                if self.input.is_new(seq)
+                    && let Some(keys) = self.answer_rerun(&data)
+                {
+                    data.splice(..1, keys);
+                }
                 if !self.input.take(seq, data) {
                     // A resend of input already taken: acknowledge what is
                     // applied and drop the duplicate.
@@ -669,6 +709,13 @@ impl SessionCore {
             ClientToServerMsg::Ack { frame } => {
                 if let Some(client) = &mut self.client {
                     client.pacer.on_ack(frame);
+                    if let Some(offer) = &mut self.rerun
+                        && offer
+                            .shown_in
+                            .is_some_and(|shown| client.pacer.acked() >= shown)
+                    {
+                        offer.seen = true;
+                    }
                 }
                 if self.emulator.is_dirty() {
                     self.send_frame(now);
@@ -688,6 +735,23 @@ impl SessionCore {
                     self.effects.push_back(Effect::Upload { conn, request });
                 }
             }
+        }
+    }
+
+    /// The user's answer to the offer to run the lost command again, if
+    /// one is open and shown: `Some(keys)` to put in place of the Enter
+    /// that starts `data`; any other first key closes the offer and goes
+    /// to the program as typed.
+    fn answer_rerun(&mut self, data: &[u8]) -> Option<Vec<u8>> {
+        if !self.rerun.as_ref().is_some_and(|offer| offer.seen) || data.is_empty() {
+            return None;
+        }
+        let offer = self.rerun.take()?;
+        if matches!(data[0], b'\r' | b'\n') {
+            tracing::info!(session = %self.id, "running the lost command again, as the user asked");
+            Some(offer.keys)
+        } else {
+            None
         }
     }
 
@@ -777,6 +841,10 @@ impl SessionCore {
         // The screen goes at once, whatever a flood's frame gate says: it is
         // what the user waits for.
         self.send_frame_unpaced(now);
+        if let (Some(offer), Some(client)) = (&mut self.rerun, &self.client) {
+            offer.shown_in = client.pacer.last_sent();
+            offer.seen = false;
+        }
         tracing::info!(session = %self.id, history = self.scrollback.len(), "client attached");
     }
 

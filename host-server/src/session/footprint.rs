@@ -55,6 +55,7 @@ fn idle_session_heap() {
                 idle_timeout: Duration::from_secs(60),
                 persist_interval: Some(Duration::from_millis(100)),
                 restored: None,
+                rerun: None,
                 metrics: Arc::new(Metrics::default()),
             },
             now,

@@ -28,13 +28,17 @@ impl InputLog {
     /// Takes chunk `seq`; false for a resend of input already taken
     /// (written or not), which is dropped.
     pub(super) fn take(&mut self, seq: u64, data: Vec<u8>) -> bool {
-        let newest = self.pending.back().map_or(self.applied, |(seq, _)| *seq);
-        if seq <= newest {
+        if !self.is_new(seq) {
             return false;
         }
         self.pending_bytes += data.len();
         self.pending.push_back((seq, data));
         true
+    }
+
+    /// Whether chunk `seq` would be taken: not a resend.
+    pub(super) fn is_new(&self, seq: u64) -> bool {
+        seq > self.pending.back().map_or(self.applied, |(seq, _)| *seq)
     }
 
     /// Highest sequence number written to the program.

@@ -29,6 +29,7 @@ impl Bench {
             idle_timeout: IDLE,
             persist_interval: persist.then_some(PERSIST_EVERY),
             restored: None,
+            rerun: None,
             metrics: Arc::new(Metrics::default()),
         };
         Bench {
@@ -334,6 +335,60 @@ fn history_blocks(effects: &[Effect]) -> Vec<(u64, Vec<String>)> {
             _ => None,
         })
         .collect()
+}
+
+/// A core restored with the offer to run `make test` again.
+fn offering_rerun() -> Bench {
+    let mut bench = Bench::plain();
+    bench.core.rerun = Some(RerunOffer {
+        keys: b"make test\r".to_vec(),
+        shown_in: None,
+        seen: false,
+    });
+    bench
+}
+
+fn written(bench: &mut Bench) -> Vec<u8> {
+    bench.write_all_input()
+}
+
+#[test]
+fn enter_after_the_offer_was_seen_runs_the_lost_command_again() {
+    let mut bench = offering_rerun();
+    bench.attach(1);
+    // Input typed before the page showed the offer (resent after the
+    // failover) passes untouched, Enter included.
+    bench.input(1, 1, b"\r");
+    assert_eq!(written(&mut bench), b"\r");
+    let (frames, _) = acked_frames(&mut bench, 1);
+    assert!(!frames.is_empty());
+    bench.input(1, 2, b"\r");
+    assert_eq!(written(&mut bench), b"make test\r");
+    // Asked once: the next Enter is an Enter.
+    bench.input(1, 3, b"\r");
+    assert_eq!(written(&mut bench), b"\r");
+}
+
+#[test]
+fn any_other_key_goes_on_without_the_lost_command() {
+    let mut bench = offering_rerun();
+    bench.attach(1);
+    acked_frames(&mut bench, 1);
+    bench.input(1, 1, b"ls");
+    bench.input(1, 2, b"\r");
+    assert_eq!(written(&mut bench), b"ls\r");
+}
+
+#[test]
+fn a_client_that_leaves_without_answering_takes_the_offer_along() {
+    let mut bench = offering_rerun();
+    bench.attach(1);
+    acked_frames(&mut bench, 1);
+    bench.command(Command::Detach { conn: 1 });
+    bench.attach(2);
+    acked_frames(&mut bench, 2);
+    bench.input(2, 1, b"\r");
+    assert_eq!(written(&mut bench), b"\r");
 }
 
 #[test]

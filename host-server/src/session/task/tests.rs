@@ -39,6 +39,7 @@ fn setup(persist: bool) -> CoreSetup {
         idle_timeout: Duration::from_secs(3600),
         persist_interval: persist.then_some(Duration::from_millis(100)),
         restored: None,
+        rerun: None,
         metrics: Arc::new(Metrics::default()),
     }
 }
@@ -406,6 +407,7 @@ async fn start_launches_the_program_at_the_size_it_is_granted() {
         epoch: 3,
         persistence: None,
         restored: None,
+        rerun: None,
     };
     let launcher = FakeLauncher::default();
     let (exited, ended) = oneshot::channel();
