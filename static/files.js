@@ -20,7 +20,13 @@ const RESUME_WAIT_MS = 120_000;
 const RETRY_MS = 1000;
 const MAX_FAILURES = 20;
 
+// Files sent at once; the rest wait their turn (a host takes 16 transfers
+// of a session at a time, and a browser opens six connections to it).
+const AT_ONCE = 3;
+
 const uploads = new Map();
+const waiting = [];
+let sending = 0;
 let nextId = 1;
 let panel = null;
 
@@ -114,8 +120,24 @@ class Upload {
     this.row.progress.value = 0;
     this.cancelButton = button(this.row.actions, 'Cancel', () => this.cancel());
     uploads.set(this.id, this);
+    this.say('waiting for the files before it');
+    waiting.push(this);
+    next();
+  }
+
+  start() {
+    sending += 1;
     this.say('asking the session');
     this.ask();
+  }
+
+  // Ends this file's turn (done, failed or cancelled): the next one goes.
+  release() {
+    uploads.delete(this.id);
+    const queued = waiting.indexOf(this);
+    if (queued >= 0) waiting.splice(queued, 1);
+    else sending -= 1;
+    next();
   }
 
   say(text) {
@@ -209,7 +231,7 @@ class Upload {
 
   done(answer) {
     this.finished = true;
-    uploads.delete(this.id);
+    this.release();
     this.row.progress.value = this.row.progress.max;
     this.row.line.dataset.state = 'done';
     this.say(`uploaded to ${answer.dir}/${answer.name}`);
@@ -220,7 +242,7 @@ class Upload {
   fail(reason) {
     this.finished = true;
     clearTimeout(this.timer);
-    uploads.delete(this.id);
+    this.release();
     this.row.line.dataset.state = 'failed';
     this.row.state.style.color = '#f08080';
     this.say(reason);
@@ -232,7 +254,7 @@ class Upload {
     if (this.finished) return;
     this.finished = true;
     clearTimeout(this.timer);
-    uploads.delete(this.id);
+    this.release();
     if (this.xhr) this.xhr.abort();
     if (this.place) {
       fetch(`${this.place.base}/files/upload`, {
@@ -242,6 +264,10 @@ class Upload {
     }
     dismiss(this.row);
   }
+}
+
+function next() {
+  while (sending < AT_ONCE && waiting.length) waiting.shift().start();
 }
 
 function offer(msg) {

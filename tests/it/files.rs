@@ -146,6 +146,34 @@ async fn up_and_down(page: &Page) -> Result<()> {
         "the refusal says {said:?}"
     );
 
+    // More at once than a host takes from a session (16): they take
+    // turns, and every one arrives whole.
+    echo_done(browser, "mkdir -p ~/many && cd ~/many", "many").await?;
+    let mut picked = Vec::new();
+    for i in 0..20u64 {
+        picked.push(noise_file(
+            local.path(),
+            &format!("part-{i}.bin"),
+            (1 << 20) + i,
+            10 + i,
+        )?);
+    }
+    let paths: Vec<&str> = picked.iter().filter_map(|p| p.to_str()).collect();
+    browser
+        .type_into("#upload-input", &paths.join("\n"))
+        .await?;
+    for id in 4..24 {
+        wait_row(browser, &format!("[data-upload='{id}']"), "done", PATIENCE).await?;
+    }
+    for path in &picked {
+        let name = path.file_name().context("a file without a name")?;
+        ensure!(
+            md5(&home.join("many").join(name))? == md5(path)?,
+            "{} differs",
+            path.display()
+        );
+    }
+
     // Down: tl-download offers the file, the browser saves it.
     echo_done(
         browser,
