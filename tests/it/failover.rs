@@ -116,7 +116,7 @@ pub(crate) async fn finish(page: ClusterPage, outcome: Result<()>) -> Result<()>
 pub(crate) struct Served {
     pub(crate) session: String,
     pub(crate) host: String,
-    epoch: u64,
+    pub(crate) epoch: u64,
     state: Value,
 }
 

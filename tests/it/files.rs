@@ -313,5 +313,13 @@ async fn upload_across_failover(page: &mut ClusterPage) -> Result<()> {
         said.contains("lost.bin") && said.contains("/tmp") && said.contains("again"),
         "the lost upload says {said:?}"
     );
+    // The store agrees on who serves the session now.
+    let (owner, epoch) = page.cluster.owner(&before.session).await?;
+    ensure!(
+        owner == after.host && epoch > before.epoch,
+        "the store says {owner} at {epoch}, the page {} after {}",
+        after.host,
+        before.host
+    );
     Ok(())
 }
