@@ -10,7 +10,7 @@ use directory_api::ThemeName;
 use protocol::{Color, Size, Style, StyleFlags};
 
 /// A colour ready to paint.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Rgb(pub u8, pub u8, pub u8);
 
 impl Rgb {
