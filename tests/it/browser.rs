@@ -1248,3 +1248,64 @@ async fn app_and_full_screen(page: &Page) -> Result<()> {
     .await?;
     Ok(())
 }
+
+/// A settings change made while the page's directory is down stays on the
+/// page, says it is not saved yet, and reaches the account once the
+/// directory is back (held down past the first retries), with no action of
+/// the user's.
+#[tokio::test]
+async fn a_setting_changed_while_the_directory_is_down_reaches_the_account() -> Result<()> {
+    let Some(mut page) =
+        open_page("a_setting_changed_while_the_directory_is_down_reaches_the_account").await?
+    else {
+        return Ok(());
+    };
+    let outcome = setting_across_an_outage(&mut page).await;
+    finish(page).await;
+    outcome
+}
+
+async fn setting_across_an_outage(page: &mut Page) -> Result<()> {
+    page.cluster.directories[0].kill9()?;
+    let browser = &page.browser;
+    browser.click("#settings-button").await?;
+    browser
+        .select("select[data-setting=theme]", "light")
+        .await?;
+    wait_eval(
+        browser,
+        "the change kept here, not saved yet",
+        SETTINGS_STATUS,
+        |v| v.as_str().is_some_and(|s| s.starts_with("not saved yet")),
+    )
+    .await?;
+    // Past the first two tries (2 s, then 4 s) with no directory at all.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let waited = browser.eval(SETTINGS_STATUS).await?;
+    ensure!(
+        waited
+            .as_str()
+            .is_some_and(|s| s.starts_with("not saved yet")),
+        "the page says {waited} while no directory runs"
+    );
+    page.cluster.restart_directory(0).await?;
+    let browser = &page.browser;
+    wait_until(Duration::from_secs(40), "the change saved", || async {
+        let status = browser.eval(SETTINGS_STATUS).await?;
+        Ok(if status == "saved to your account" {
+            Ok(())
+        } else {
+            Err(status.to_string())
+        })
+    })
+    .await?;
+    let stored = page
+        .cluster
+        .store
+        .get_settings(TEST_USER)
+        .await?
+        .context("nothing stored for the user")?;
+    let stored: Value = serde_json::from_str(&stored)?;
+    ensure!(stored["theme"] == "light", "the store holds {stored}");
+    Ok(())
+}

@@ -212,6 +212,9 @@ pub struct SettingsSync {
     saving: bool,
     /// A change came while a save was in flight.
     save_again: bool,
+    /// Saves in a row that found no directory (or one that could not
+    /// store them): the next try waits longer.
+    unsaved_tries: u32,
 }
 
 /// What to tell the user after a save, and what to send next.
@@ -220,7 +223,14 @@ pub struct SaveAnswer {
     pub status: String,
     /// The document to `PUT` now (changes made while the last one flew).
     pub send: Option<String>,
+    /// No directory took it: call `retry` after this many milliseconds.
+    pub retry_in_ms: Option<u32>,
 }
+
+/// The first wait before a save that found no directory is tried again;
+/// it doubles up to [`RETRY_MAX_MS`].
+pub const RETRY_FIRST_MS: u32 = 2_000;
+pub const RETRY_MAX_MS: u32 = 60_000;
 
 impl SettingsSync {
     /// Starts from the page's own copy (`localStorage`), if it has one.
@@ -275,24 +285,59 @@ impl SettingsSync {
             return SaveAnswer {
                 status: "saving…".to_owned(),
                 send: Some(self.settings.to_json()),
+                retry_in_ms: None,
             };
         }
+        // A directory that is away, or cannot reach the store, is asked
+        // again until one takes the change: the account must not keep an
+        // older look than the one this page shows.
         let status = match outcome {
             HttpOutcome::Response { status: 200, .. } => "saved to your account".to_owned(),
             HttpOutcome::Response { status: 401, .. } => {
                 "not saved: you are signed out; sign in again to keep settings".to_owned()
             }
-            HttpOutcome::Response { status, body } => {
+            HttpOutcome::Response { status, body } if *status < 500 => {
                 let reason = Json::parse(body)
                     .and_then(|j| j.get("error").and_then(Json::as_str).map(str::to_owned))
                     .unwrap_or_else(|| format!("the directory answered {status}"));
                 format!("not saved ({reason}); this browser keeps the change")
             }
-            HttpOutcome::Failed => {
-                "not saved: no directory answered; this browser keeps the change".to_owned()
+            away => {
+                let why = match away {
+                    HttpOutcome::Response { status, .. } => {
+                        format!("the directory answered {status}")
+                    }
+                    HttpOutcome::Failed => "no directory answered".to_owned(),
+                };
+                let wait = RETRY_FIRST_MS
+                    .saturating_mul(1 << self.unsaved_tries.min(5))
+                    .min(RETRY_MAX_MS);
+                self.unsaved_tries += 1;
+                return SaveAnswer {
+                    status: format!(
+                        "not saved yet: {why}; this browser keeps the change and tries again"
+                    ),
+                    send: None,
+                    retry_in_ms: Some(wait),
+                };
             }
         };
-        SaveAnswer { status, send: None }
+        self.unsaved_tries = 0;
+        SaveAnswer {
+            status,
+            send: None,
+            retry_in_ms: None,
+        }
+    }
+
+    /// A retry `saved` asked for is due: the document to `PUT`, unless a
+    /// save is already in flight (a change made meanwhile sent it).
+    pub fn retry(&mut self) -> Option<String> {
+        if self.saving || self.unsaved_tries == 0 {
+            return None;
+        }
+        self.saving = true;
+        Some(self.settings.to_json())
     }
 }
 

@@ -177,6 +177,8 @@ struct App {
     socket: Option<Socket>,
     timer: Option<Timeout>,
     resize_timer: Option<Timeout>,
+    /// The next try of a settings save no directory took.
+    settings_retry: Option<Timeout>,
     /// Refreshes the overlay's elapsed time while failover is under way.
     stage_tick: Option<Interval>,
     fetcher: Fetcher,
@@ -289,6 +291,7 @@ pub fn start() -> Result<(), JsValue> {
             socket: None,
             timer: None,
             resize_timer: None,
+            settings_retry: None,
             stage_tick: None,
             fetcher: Fetcher::default(),
             raf: None,

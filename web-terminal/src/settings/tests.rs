@@ -220,19 +220,53 @@ fn one_save_flies_at_a_time_and_the_last_change_is_what_lands() {
         sync.change(|s| s.set_flag("copy_on_select", false))
             .is_some()
     );
+    let away = sync.saved(&HttpOutcome::Failed);
     assert!(
-        sync.saved(&HttpOutcome::Failed)
-            .status
-            .contains("no directory answered")
+        away.status.contains("no directory answered"),
+        "{}",
+        away.status
     );
+    assert_eq!(away.retry_in_ms, Some(RETRY_FIRST_MS));
+    // The change is tried again until a directory takes it.
+    assert!(sync.retry().unwrap().contains("\"copy_on_select\":false"));
+    assert_eq!(sync.retry(), None, "one save in flight");
     assert!(
         sync.change(|s| s.set_flag("copy_on_select", true))
-            .is_some()
+            .is_none(),
+        "sent once the retry is answered"
     );
+    let again = sync.saved(&HttpOutcome::Failed);
+    assert!(again.send.unwrap().contains("\"copy_on_select\":true"));
     assert!(
         sync.saved(&answer(401, ""))
             .status
             .contains("sign in again")
     );
     assert!(sync.settings().copy_on_select);
+}
+
+#[test]
+fn a_save_no_directory_takes_is_tried_again_ever_more_slowly() {
+    let mut sync = SettingsSync::new(None);
+    sync.change(|s| s.set("theme", "light")).unwrap();
+    let mut waits = Vec::new();
+    for answer_now in [HttpOutcome::Failed, answer(503, ""), HttpOutcome::Failed] {
+        let told = sync.saved(&answer_now);
+        assert!(told.status.contains("tries again"), "{}", told.status);
+        waits.push(told.retry_in_ms.unwrap());
+        assert!(sync.retry().is_some());
+    }
+    assert_eq!(waits, [2_000, 4_000, 8_000]);
+    for _ in 0..10 {
+        let wait = sync.saved(&HttpOutcome::Failed).retry_in_ms.unwrap();
+        assert!(wait <= RETRY_MAX_MS);
+        sync.retry();
+    }
+    let saved = sync.saved(&answer(200, "{}"));
+    assert_eq!(saved.status, "saved to your account");
+    assert_eq!(saved.retry_in_ms, None);
+    assert_eq!(sync.retry(), None, "nothing left to save");
+    // A refusal is final: the user is told, nothing is retried.
+    sync.change(|s| s.set("theme", "dark")).unwrap();
+    assert_eq!(sync.saved(&answer(400, "{}")).retry_in_ms, None);
 }

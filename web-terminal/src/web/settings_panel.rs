@@ -7,7 +7,9 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use web_sys::{Document, Element, HtmlElement, KeyboardEvent, MouseEvent};
 
-use super::{App, Shared, element, listen};
+use gloo_timers::callback::Timeout;
+
+use super::{App, Shared, element, listen, with_app};
 use crate::action::{HttpOutcome, HttpRequest};
 use crate::render::Theme;
 use crate::settings::PageSettings;
@@ -210,6 +212,18 @@ impl App {
             .set_text_content(Some(&answer.status));
         if let Some(body) = answer.send {
             self.settings_request(PUT_ID, "PUT", Some(body));
+        }
+        if let Some(wait) = answer.retry_in_ms {
+            let me = self.me.clone();
+            self.settings_retry = Some(Timeout::new(wait, move || {
+                if let Some(app) = me.upgrade() {
+                    with_app(&app, |a| {
+                        if let Some(body) = a.settings.retry() {
+                            a.settings_request(PUT_ID, "PUT", Some(body));
+                        }
+                    });
+                }
+            }));
         }
     }
 
