@@ -644,6 +644,16 @@ enum Change<'a> {
 
 const SETTINGS_STATUS: &str = "document.getElementById('settings-status').textContent";
 
+/// The test user's settings as the store holds them.
+async fn stored_settings(cluster: &Cluster) -> Result<Value> {
+    let stored = cluster
+        .store
+        .get_settings(TEST_USER)
+        .await?
+        .context("nothing stored for the user")?;
+    Ok(serde_json::from_str(&stored)?)
+}
+
 /// Opens the settings panel, makes `changes`, waits until the account has
 /// them, and closes the panel with Esc.
 async fn change_settings(browser: &Browser, changes: &[Change<'_>]) -> Result<()> {
@@ -779,13 +789,7 @@ async fn settings_round_trip(page: &Page) -> Result<()> {
     .await?;
 
     // The account holds them, as the directory checked them.
-    let stored = page
-        .cluster
-        .store
-        .get_settings(TEST_USER)
-        .await?
-        .context("nothing stored for the user")?;
-    let stored: Value = serde_json::from_str(&stored)?;
+    let stored = stored_settings(&page.cluster).await?;
     ensure!(
         stored["theme"] == "light" && stored["font_size"] == 17 && stored["copy_on_select"] == true,
         "the store holds {stored}"
@@ -1299,13 +1303,7 @@ async fn setting_across_an_outage(page: &mut Page) -> Result<()> {
         })
     })
     .await?;
-    let stored = page
-        .cluster
-        .store
-        .get_settings(TEST_USER)
-        .await?
-        .context("nothing stored for the user")?;
-    let stored: Value = serde_json::from_str(&stored)?;
+    let stored = stored_settings(&page.cluster).await?;
     ensure!(stored["theme"] == "light", "the store holds {stored}");
     Ok(())
 }
