@@ -122,9 +122,19 @@ async fn accounts_cannot_reach_each_other_or_the_host() -> Result<()> {
     )
     .await?;
     ensure!(has_token(&bob_says, &format!("U={bob_uid}")), "{bob_says}");
-    let bob_sleep = *host_processes("sleep 4242")
-        .first()
-        .context("bob's sleep is not running on the host")?;
+    // The shell has forked the sleep when it echoes, but the child may
+    // not have exec'd it yet (its command line is still the shell's).
+    let bob_sleep = tests::wait_until(
+        Duration::from_secs(10),
+        "bob's sleep running on the host",
+        || async {
+            Ok(match host_processes("sleep 4242").first() {
+                Some(pid) => Ok(*pid),
+                None => Err("no `sleep 4242` in /proc".to_owned()),
+            })
+        },
+    )
+    .await?;
 
     let said = sh(
         &mut &alice,

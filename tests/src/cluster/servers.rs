@@ -21,7 +21,28 @@ pub fn parse_directory_ready_line(line: &str) -> Option<u16> {
 
 /// A free loopback port, for the directories, which must know each
 /// other's urls before either starts.
+/// A port for a server the cluster starts later (a directory, or a host
+/// whose url is enrolled before it runs). Picked below Linux's ephemeral
+/// range (32768-60999), which the kernel hands to outgoing connections and
+/// to `bind(0)`: a port from that range, free when picked, was now and then
+/// taken by some connection before the server bound it ("Address already
+/// in use"). Below it, only another pick could take it, and no port is
+/// picked twice by this process.
 pub(super) fn free_port() -> Result<u16> {
+    static PICKED: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut picked = PICKED.lock().unwrap_or_else(|e| e.into_inner());
+    for _ in 0..200 {
+        let mut bytes = [0u8; 2];
+        getrandom::fill(&mut bytes).context("the random source failed")?;
+        let port = 20_000 + u16::from_le_bytes(bytes) % 12_000;
+        if picked.contains(&port) {
+            continue;
+        }
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            picked.push(port);
+            return Ok(port);
+        }
+    }
     let listener = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
     Ok(listener.local_addr()?.port())
 }
