@@ -1283,8 +1283,11 @@ async fn setting_across_an_outage(page: &mut Page) -> Result<()> {
         |v| v.as_str().is_some_and(|s| s.starts_with("not saved yet")),
     )
     .await?;
-    // Past the first two tries (2 s, then 4 s) with no directory at all.
-    tokio::time::sleep(Duration::from_secs(7)).await;
+    // The outage itself, held past the page's first two tries (2 s, then
+    // 4 s, `RETRY_FIRST_MS` doubling): a page that gave up after one try,
+    // or kept no change to try with, shows it here.
+    let two_tries = u64::from(web_terminal::settings::RETRY_FIRST_MS) * 3;
+    tokio::time::sleep(Duration::from_millis(two_tries + 1_000)).await;
     let waited = browser.eval(SETTINGS_STATUS).await?;
     ensure!(
         waited

@@ -829,7 +829,13 @@ async fn rerun_after_kill9(page: &mut ClusterPage) -> Result<()> {
             l.contains(&offer)
         })
         .await?;
-    // Nothing runs on its own.
+    // Nothing runs on its own: the page has the offer and the new shell's
+    // prompt in front of it (so the offer is armed, its frame acknowledged),
+    // and for a second after that, a run that came without Enter would
+    // have printed its line. (A negative check has no event to wait for.)
+    browser
+        .wait_mirror_line(PATIENCE, "the new shell's prompt", |l| l == "$")
+        .await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let waited = runs(browser).await?;
     ensure!(waited.len() == 1, "ran without a keypress: {waited:?}");

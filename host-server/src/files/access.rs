@@ -206,6 +206,8 @@ pub fn reopen_partial(place: Place, path: &str, name: &str, size: u64) -> Result
         }
     };
     let dir = open_in_root(&place, dir_shown, OFlags::PATH | OFlags::DIRECTORY).map_err(gone)?;
+    // O_NONBLOCK: a FIFO under a partial file's name must not hang this
+    // thread waiting for a reader (it is refused below as not a file).
     let fd = rustix::fs::openat(
         &dir,
         component,
@@ -296,6 +298,8 @@ pub struct Offered {
 pub fn open_offered(place: Place, path: &str, max: u64) -> Result<Offered, String> {
     let name = path.rsplit('/').next().unwrap_or(path);
     let name = names::safe_name(name)?;
+    // O_NONBLOCK: a FIFO must not hang this thread waiting for a writer
+    // (it is refused below as not a regular file).
     let fd = open_in_root(&place, path, OFlags::RDONLY | OFlags::NONBLOCK)
         .map_err(|e| explain(e, &name, path))?;
     let file = File::from(fd);

@@ -111,8 +111,28 @@ async fn upload(State(state): State<AppState>, headers: HeaderMap, body: Body) -
             format!("send Content-Range: bytes START-END/{size}"),
         );
     };
-    let held = match job.partial.file.metadata() {
-        Ok(meta) => meta.len(),
+    let file = match job.partial.file.try_clone() {
+        Ok(file) => Arc::new(file),
+        Err(error) => return fail(&state, &headers, job, error).await,
+    };
+    // What the file holds, cut back to where this body starts: file
+    // system calls, so off the runtime's threads (a network home can be
+    // slow to answer).
+    let held = {
+        let file = file.clone();
+        tokio::task::spawn_blocking(move || {
+            let held = file.metadata()?.len();
+            if start < held {
+                file.set_len(start)?;
+            }
+            Ok::<_, io::Error>(held)
+        })
+        .await
+        .map_err(io::Error::other)
+        .and_then(|held| held)
+    };
+    let held = match held {
+        Ok(held) => held,
         Err(error) => return fail(&state, &headers, job, error).await,
     };
     if start > held {
@@ -122,16 +142,7 @@ async fn upload(State(state): State<AppState>, headers: HeaderMap, body: Body) -
         )
             .into_response();
     }
-    if start < held
-        && let Err(error) = job.partial.file.set_len(start)
-    {
-        return fail(&state, &headers, job, error).await;
-    }
     let limit = if size == 0 { 0 } else { end + 1 };
-    let file = match job.partial.file.try_clone() {
-        Ok(file) => Arc::new(file),
-        Err(error) => return fail(&state, &headers, job, error).await,
-    };
     let mut at = start;
     let mut buf: Vec<u8> = Vec::with_capacity(CHUNK);
     let mut stream = body.into_data_stream();
@@ -166,10 +177,9 @@ async fn upload(State(state): State<AppState>, headers: HeaderMap, body: Body) -
             Err(error) => return fail(&state, &headers, job, error).await,
         }
     }
-    if !complete || at < limit {
-        return json(serde_json::json!({ "offset": at }));
-    }
-    if at < size {
+    // Cut short, or a range that ends before the file does: what the
+    // file holds so far, to go on from.
+    if !complete || at < limit || at < size {
         return json(serde_json::json!({ "offset": at }));
     }
     let (who, name) = (job.who, job.name.clone());
