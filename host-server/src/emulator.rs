@@ -717,6 +717,10 @@ impl Emulator {
             bell: std::mem::take(&mut self.bell),
             clipboard: self.clipboard.take(),
             notification: self.notifications.drain(..).next_back(),
+            // Facts of the input and the terminal, not of the screen: the
+            // session core adds them.
+            echo_ack: 0,
+            tty: protocol::TtyModes::default(),
         }
     }
 

@@ -11,11 +11,14 @@
 
 use std::future::Future;
 use std::io;
+use std::os::fd::{AsFd, OwnedFd};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
-use protocol::Size;
+use protocol::{Size, TtyModes};
 use rustix::process::{Pid, Signal, kill_process_group};
+use rustix::termios::{LocalModes, tcgetattr};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 
 use crate::cgroup::SessionCgroup;
@@ -36,9 +39,15 @@ pub struct Program {
     pub process: Box<dyn ProgramProcess>,
 }
 
-/// The writing side of the program's terminal, which also sets its size.
+/// The writing side of the program's terminal, which also sets its size
+/// and tells its line settings.
 pub trait TerminalInput: AsyncWrite + Send + Unpin {
     fn resize(&self, size: Size) -> io::Result<()>;
+    /// Whether the terminal echoes and reads lines now, as the program
+    /// last set it (`tcgetattr`, which on a PTY's controlling side reads
+    /// the program's side). A terminal that cannot be asked reads as
+    /// neither: nothing is predicted.
+    fn tty_modes(&self) -> TtyModes;
 }
 
 /// The program's process, as the session task needs it.
@@ -138,10 +147,16 @@ pub fn spawn(
     if let Some(cgroup) = &mut cgroup {
         cgroup.started();
     }
+    // A second descriptor of the controlling side, to read the terminal's
+    // settings: the split halves do not lend theirs.
+    let settings = pty
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(|error| SpawnError::Pty(pty_process::Error::Io(error)))?;
     let (reader, writer) = pty.into_split();
     Ok(Program {
         output: Box::new(reader),
-        input: Box::new(writer),
+        input: Box::new(PtyInput { writer, settings }),
         process: Box::new(SandboxedProcess {
             child,
             _cgroup: cgroup,
@@ -153,10 +168,55 @@ fn pty_size(size: Size) -> pty_process::Size {
     pty_process::Size::new(size.rows, size.cols)
 }
 
-impl TerminalInput for pty_process::OwnedWritePty {
+/// The writing half of a real PTY, with a descriptor to ask its settings.
+struct PtyInput {
+    writer: pty_process::OwnedWritePty,
+    settings: OwnedFd,
+}
+
+impl TerminalInput for PtyInput {
     fn resize(&self, size: Size) -> io::Result<()> {
-        pty_process::OwnedWritePty::resize(self, pty_size(size))
+        self.writer
+            .resize(pty_size(size))
             .map_err(|error| io::Error::other(error.to_string()))
+    }
+
+    fn tty_modes(&self) -> TtyModes {
+        tty_modes_of(&self.settings)
+    }
+}
+
+/// The line settings of terminal `fd` that echo prediction needs.
+pub fn tty_modes_of(fd: impl AsFd) -> TtyModes {
+    let Ok(termios) = tcgetattr(fd) else {
+        return TtyModes::default();
+    };
+    let local = termios.local_modes;
+    let mut modes = 0;
+    if local.contains(LocalModes::ECHO) {
+        modes |= TtyModes::ECHO;
+    }
+    if local.contains(LocalModes::ICANON) {
+        modes |= TtyModes::CANONICAL;
+    }
+    TtyModes(modes)
+}
+
+impl AsyncWrite for PtyInput {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.writer).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.writer).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.writer).poll_shutdown(cx)
     }
 }
 
@@ -233,5 +293,33 @@ pub async fn probe(sandbox: &Sandbox) -> Result<(), String> {
             "a sandboxed `sh -c 'exit 0'` was killed by a signal: {}",
             said.trim()
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rustix::termios::{OptionalActions, tcsetattr};
+
+    use super::*;
+
+    /// The settings a program sets on its side are what the host reads on
+    /// its own: `read -s` turning echo off is seen.
+    #[tokio::test]
+    async fn the_programs_terminal_settings_are_read_from_the_hosts_side() {
+        let (pty, pts) = pty_process::open().expect("a pseudo-terminal");
+        let modes = tty_modes_of(&pty);
+        assert!(modes.has(TtyModes::ECHO) && modes.has(TtyModes::CANONICAL));
+        assert!(!modes.hides_input());
+
+        let mut termios = tcgetattr(&pts).expect("the program's settings");
+        termios.local_modes.remove(LocalModes::ECHO);
+        tcsetattr(&pts, OptionalActions::Now, &termios).expect("echo off");
+        assert!(tty_modes_of(&pty).hides_input());
+
+        termios.local_modes.remove(LocalModes::ICANON);
+        tcsetattr(&pts, OptionalActions::Now, &termios).expect("raw");
+        let raw = tty_modes_of(&pty);
+        assert_eq!(raw, TtyModes(0));
+        assert!(!raw.hides_input(), "a raw program draws its own echo");
     }
 }

@@ -267,6 +267,47 @@ pub struct Frame {
     /// A desktop notification a program asked for (OSC 9 or OSC 777)
     /// since the previous frame, the last if several.
     pub notification: Option<Notification>,
+    /// Every input up to this sequence number reached the program at
+    /// least [`ECHO_WAIT_MS`] before the frame was taken (version 6): a
+    /// program that echoes what it reads has drawn that echo in this
+    /// frame or an earlier one. The client checks its predicted echo
+    /// against the first frame that covers the keystroke's input. The
+    /// host sends a frame when this number moves, screen changed or not.
+    pub echo_ack: u64,
+    /// The program's terminal settings when the frame was taken (version
+    /// 6): whether the terminal echoes and reads lines, so the client
+    /// never predicts what a password prompt hides.
+    pub tty: TtyModes,
+}
+
+/// How long after a keystroke reaches the program the host takes its echo
+/// to be on the screen if there is one (mosh's figure): the wait before
+/// `Frame::echo_ack` covers the keystroke.
+pub const ECHO_WAIT_MS: u64 = 50;
+
+/// The line discipline's settings of the program's terminal (`termios`),
+/// as far as predicting echo needs them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TtyModes(pub u8);
+
+impl TtyModes {
+    /// `ECHO`: the terminal echoes what is typed.
+    pub const ECHO: u8 = 1 << 0;
+    /// `ICANON`: the terminal collects a line before the program reads it
+    /// (cooked mode); off, the program reads each key and draws its own
+    /// echo (a shell's line editor, an editor).
+    pub const CANONICAL: u8 = 1 << 1;
+
+    pub fn has(self, mode: u8) -> bool {
+        self.0 & mode != 0
+    }
+
+    /// Whether typed text is hidden: a cooked terminal that does not
+    /// echo, as every password prompt (`read -s`, `sudo`, `ssh`, `getpass`)
+    /// sets it. Nothing typed then may be shown before the host shows it.
+    pub fn hides_input(self) -> bool {
+        self.has(Self::CANONICAL) && !self.has(Self::ECHO)
+    }
 }
 
 /// What a program asked the user's desktop to show (OSC 9 has no title).

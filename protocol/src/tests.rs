@@ -41,6 +41,8 @@ fn sample_frame() -> Frame {
         bell: false,
         clipboard: None,
         notification: None,
+        echo_ack: 300,
+        tty: TtyModes(TtyModes::ECHO | TtyModes::CANONICAL),
     }
 }
 
@@ -102,6 +104,8 @@ fn rich_frame() -> Frame {
             title: "make".into(),
             body: "done ✓".into(),
         }),
+        echo_ack: u64::MAX,
+        tty: TtyModes(TtyModes::CANONICAL),
     }
 }
 
@@ -142,7 +146,7 @@ fn client_messages_have_pinned_bytes() {
 #[test]
 fn hello_has_pinned_bytes() {
     let bytes = encode_hello(&hello());
-    let mut expected = vec![b'T', b'L', 0x05, 0x00, 0x01, b't'];
+    let mut expected = vec![b'T', b'L', 0x06, 0x00, 0x01, b't'];
     expected.extend_from_slice(&[7; 16]);
     expected.extend_from_slice(&[80, 24]);
     assert_eq!(bytes, expected);
@@ -163,6 +167,7 @@ fn keystroke_echo_frame_is_small_and_pinned() {
             0x00, // no links
             0x00, 0x02, 0x00, 0x01, 0x00, // cursor
             0x00, 0x00, 0x00, 0x00, 0x00, // modes, title, bell, clipboard, notification
+            0xac, 0x02, 0x03, // echo_ack 300, tty ECHO | CANONICAL
         ]
     );
     assert_eq!(

@@ -9,7 +9,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
-use protocol::Size;
+use protocol::{Size, TtyModes};
 use tokio::io::{AsyncWrite, DuplexStream};
 use tokio::sync::oneshot;
 
@@ -43,6 +43,7 @@ pub struct FakeProgram {
     facts: Arc<Mutex<ProcessFacts>>,
     on_hang_up: HangUpHook,
     exit: Option<oneshot::Sender<Option<i32>>>,
+    tty: Arc<Mutex<TtyModes>>,
 }
 
 /// A program whose other end is the returned `FakeProgram`.
@@ -53,11 +54,14 @@ pub fn program() -> (Program, FakeProgram) {
     let facts = Arc::new(Mutex::new(ProcessFacts::default()));
     let on_hang_up: HangUpHook = Arc::new(Mutex::new(None));
     let (exit, exited) = oneshot::channel();
+    // A fresh terminal's settings: cooked, echoing.
+    let tty = Arc::new(Mutex::new(TtyModes(TtyModes::ECHO | TtyModes::CANONICAL)));
     let program = Program {
         output: Box::new(session_output),
         input: Box::new(FakeInput {
             stream: session_input,
             events: events.clone(),
+            tty: tty.clone(),
         }),
         process: Box::new(FakeProcess {
             events: events.clone(),
@@ -73,6 +77,7 @@ pub fn program() -> (Program, FakeProgram) {
         facts,
         on_hang_up,
         exit: Some(exit),
+        tty,
     };
     (program, fake)
 }
@@ -86,6 +91,11 @@ impl FakeProgram {
     /// What the process will say about itself from now on.
     pub fn set_facts(&self, facts: ProcessFacts) {
         *lock(&self.facts) = facts;
+    }
+
+    /// The terminal's settings from now on, as `stty` would set them.
+    pub fn set_tty(&self, tty: TtyModes) {
+        *lock(&self.tty) = tty;
     }
 
     /// Runs `hook` at the moment the session hangs the program up, so a
@@ -109,6 +119,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 struct FakeInput {
     stream: DuplexStream,
     events: Arc<Mutex<Vec<FakeEvent>>>,
+    tty: Arc<Mutex<TtyModes>>,
 }
 
 impl AsyncWrite for FakeInput {
@@ -133,6 +144,10 @@ impl TerminalInput for FakeInput {
     fn resize(&self, size: Size) -> io::Result<()> {
         lock(&self.events).push(FakeEvent::Resized(size));
         Ok(())
+    }
+
+    fn tty_modes(&self) -> TtyModes {
+        *lock(&self.tty)
     }
 }
 

@@ -14,6 +14,7 @@
 //! effects out. `cargo xtask test` checks that this file and every module
 //! it uses name no runtime, clock or OS interface.
 
+mod echo;
 mod input;
 
 use std::collections::VecDeque;
@@ -21,7 +22,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use protocol::{
-    ClientToServerMsg, CloseCode, Frame, Line, ServerToClientMsg, SessionId, Size, Welcome,
+    ClientToServerMsg, CloseCode, Frame, Line, ServerToClientMsg, SessionId, Size, TtyModes,
+    Welcome,
 };
 
 use crate::emulator::{CellBudget, Emulator, GridFit};
@@ -30,6 +32,8 @@ use crate::pacer::{FRAME_WINDOW, FloodClock, FrameGate, FramePacer};
 use crate::persist::saved::{SavedScreen, encode_block, encode_screen};
 use crate::scrollback::{BLOCK_LINES, Scrollback};
 
+pub use self::echo::ECHO_WAIT;
+use self::echo::EchoWait;
 use self::input::InputLog;
 pub use self::input::MAX_PENDING_INPUT;
 
@@ -178,6 +182,9 @@ struct Attached {
     /// `scrolled` lines continue from here, anything else travels as a
     /// numbered `History` block.
     history_end: u64,
+    /// The `echo_ack` and `tty` of the last frame sent.
+    echo_ack: u64,
+    tty: TtyModes,
 }
 
 /// When the next snapshot is due, for a session that persists.
@@ -233,6 +240,10 @@ pub struct SessionCore {
     /// ahead of the next message, normally the echo's frame (`ACK_HOLD`).
     held_ack: Option<(u64, Instant)>,
     rerun: Option<RerunOffer>,
+    /// Which input the screen has had time to echo (`Frame::echo_ack`).
+    echo: EchoWait,
+    /// The program's terminal settings as the task last read them.
+    tty: TtyModes,
 }
 
 impl SessionCore {
@@ -300,6 +311,8 @@ impl SessionCore {
                 shown_in: None,
                 seen: false,
             }),
+            echo: EchoWait::default(),
+            tty: TtyModes::default(),
         };
         core.time_sync(now);
         if core.persist.is_some() {
@@ -361,7 +374,10 @@ impl SessionCore {
         let sync = self.sync_due.map(|(_, at)| at);
         let ack = self.held_ack.map(|(_, at)| at);
         let frame = self.client.as_ref().and(self.flood.frame_due);
-        [idle, persist, flood_over, sync, ack, frame]
+        // A keystroke's echo is confirmed by a frame of its own if nothing
+        // else went out after the wait.
+        let echo = self.client.as_ref().and(self.echo.next_due());
+        [idle, persist, flood_over, sync, ack, frame, echo]
             .into_iter()
             .flatten()
             .min()
@@ -410,12 +426,21 @@ impl SessionCore {
     /// `n` bytes of `input_to_write` reached the program. Its
     /// acknowledgement is held for the echo's frame (`ACK_HOLD`).
     pub fn handle_written(&mut self, n: usize, now: Instant) {
-        if let Some(seq) = self.input.written(n)
-            && self.client.is_some()
-        {
-            let due = self.held_ack.map_or(now + ACK_HOLD, |(_, due)| due);
-            self.held_ack = Some((seq, due));
+        if let Some(seq) = self.input.written(n) {
+            self.echo.written(seq, now);
+            if self.client.is_some() {
+                let due = self.held_ack.map_or(now + ACK_HOLD, |(_, due)| due);
+                self.held_ack = Some((seq, due));
+            }
         }
+    }
+
+    /// The program's terminal settings, as the task read them just now
+    /// (`tcgetattr`); the next frame carries them, and a change goes out
+    /// in a frame of its own if no other is due (a password prompt that
+    /// turns echo off must stop the client predicting at once).
+    pub fn handle_tty(&mut self, tty: TtyModes) {
+        self.tty = tty;
     }
 
     pub fn handle_command(&mut self, command: Command, now: Instant) {
@@ -506,6 +531,10 @@ impl SessionCore {
             self.held_ack = None;
             self.send(ServerToClientMsg::InputAck { seq });
         }
+        // Input whose echo wait is over, and terminal settings the client
+        // has not seen, go out even if the screen did not change.
+        self.echo.settle(now);
+        self.send_frame(now);
         let idle_over = self.client.is_none()
             && self
                 .detached_at
@@ -717,9 +746,7 @@ impl SessionCore {
                         offer.seen = true;
                     }
                 }
-                if self.emulator.is_dirty() {
-                    self.send_frame(now);
-                }
+                self.send_frame(now);
             }
             // Pings are answered by the connection itself.
             ClientToServerMsg::Ping { .. } => {}
@@ -823,6 +850,8 @@ impl SessionCore {
             conn,
             pacer: FramePacer::new(FRAME_WINDOW),
             history_end: history.end,
+            echo_ack: 0,
+            tty: TtyModes::default(),
         });
         self.detached_at = None;
         // No history goes in front of the screen: the client keeps what it
@@ -874,7 +903,9 @@ impl SessionCore {
         let Some(client) = &self.client else { return };
         let changed = self.emulator.is_dirty()
             || !self.pending_scrolled.is_empty()
-            || (!self.flood.flooding && self.emulator.has_scrolled());
+            || (!self.flood.flooding && self.emulator.has_scrolled())
+            || client.echo_ack != self.echo.settled()
+            || client.tty != self.tty;
         if !client.pacer.can_send() || !changed {
             return;
         }
@@ -915,7 +946,13 @@ impl SessionCore {
                 });
             }
         }
-        let frame: Frame = self.emulator.frame(seq, scrolled);
+        let mut frame: Frame = self.emulator.frame(seq, scrolled);
+        frame.echo_ack = self.echo.settle(now);
+        frame.tty = self.tty;
+        if let Some(client) = &mut self.client {
+            client.echo_ack = frame.echo_ack;
+            client.tty = frame.tty;
+        }
         self.send(ServerToClientMsg::Frame(frame));
     }
 }

@@ -81,7 +81,7 @@ pub(super) async fn run(
         tokio::select! {
             read = output.read(&mut buf) => match read {
                 Ok(0) | Err(_) => core.handle_program_gone(now()),
-                Ok(n) => read_ready(&mut core, &mut output, &mut buf, n),
+                Ok(n) => read_ready(&mut core, &mut output, &mut buf, n, &*world.input),
             },
             written = async {
                 let pending = core.input_to_write().unwrap_or_default();
@@ -97,7 +97,10 @@ pub(super) async fn run(
                 Some(command) => world.take_command(&mut core, command).await,
                 None => core.handle_commands_closed(now()),
             },
-            () = sleep_until(deadline) => core.handle_timeout(now()),
+            () = sleep_until(deadline) => {
+                core.handle_tty(world.input.tty_modes());
+                core.handle_timeout(now());
+            }
         }
     }
     world.wind_down(&mut core, &mut output, &mut buf).await;
@@ -114,6 +117,7 @@ fn read_ready(
     output: &mut (dyn AsyncRead + Send + Unpin),
     buf: &mut [u8],
     first: usize,
+    terminal: &dyn TerminalInput,
 ) {
     core.handle_output(&buf[..first], now());
     let mut gone = false;
@@ -127,6 +131,9 @@ fn read_ready(
             None => break,
         }
     }
+    // Read after the output: a prompt printed as echo went off goes out
+    // with echo off.
+    core.handle_tty(terminal.tty_modes());
     core.handle_output_paused(now());
     if gone {
         core.handle_program_gone(now());

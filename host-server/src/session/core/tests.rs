@@ -1160,3 +1160,85 @@ fn a_reattach_after_a_flood_finds_the_client_holding_every_line_numbered() {
     let again = welcome_end(&bench.effects()).unwrap();
     assert_eq!(again, held, "the host numbers what the client holds");
 }
+
+#[test]
+fn a_frame_covers_a_keystroke_once_its_echo_wait_is_over() {
+    let mut bench = Bench::attached();
+    bench.input(1, 1, b"a");
+    bench.write_all_input();
+    let written_at = bench.now;
+    // The echo comes at once, in a frame that cannot vouch for it yet.
+    bench.advance(MS);
+    bench.output(b"a");
+    let (sent, _) = acked_frames(&mut bench, 1);
+    assert_eq!(sent.iter().map(|f| f.echo_ack).collect::<Vec<_>>(), [0]);
+    // Nothing else changes: a frame of its own says the wait is over.
+    assert_eq!(bench.core.poll_timeout(), Some(written_at + ECHO_WAIT));
+    bench.now = written_at + ECHO_WAIT;
+    bench.timeout();
+    let (sent, _) = acked_frames(&mut bench, 1);
+    assert_eq!(sent.iter().map(|f| f.echo_ack).collect::<Vec<_>>(), [1]);
+    // And once only.
+    assert_eq!(bench.core.poll_timeout(), None);
+    bench.advance(ECHO_WAIT);
+    bench.timeout();
+    assert!(frames(&bench.effects()).is_empty());
+}
+
+#[test]
+fn output_after_the_echo_wait_carries_the_keystroke_along() {
+    let mut bench = Bench::attached();
+    bench.input(1, 1, b"x");
+    bench.write_all_input();
+    bench.advance(ECHO_WAIT + MS);
+    bench.output(b"x");
+    let (sent, _) = acked_frames(&mut bench, 1);
+    assert_eq!(sent.iter().map(|f| f.echo_ack).collect::<Vec<_>>(), [1]);
+    bench.timeout();
+    assert!(frames(&bench.effects()).is_empty(), "a second frame for it");
+}
+
+#[test]
+fn the_terminal_settings_travel_with_frames_and_a_change_sends_one() {
+    let mut bench = Bench::attached();
+    let cooked = TtyModes(TtyModes::ECHO | TtyModes::CANONICAL);
+    bench.core.handle_tty(cooked);
+    bench.output(b"$ ");
+    let (sent, _) = acked_frames(&mut bench, 1);
+    assert_eq!(sent[0].tty, cooked);
+    // `read -s`: echo goes off without a byte of output.
+    let hidden = TtyModes(TtyModes::CANONICAL);
+    bench.core.handle_tty(hidden);
+    bench.timeout();
+    let (sent, _) = acked_frames(&mut bench, 1);
+    assert_eq!(sent.len(), 1);
+    assert!(sent[0].tty.hides_input());
+    bench.core.handle_tty(hidden);
+    bench.timeout();
+    assert!(frames(&bench.effects()).is_empty(), "a frame for no change");
+}
+
+#[test]
+fn an_echo_frame_waits_for_room_in_the_window() {
+    let mut bench = Bench::attached();
+    // Fill the window with frames the client does not acknowledge.
+    for i in 0..FRAME_WINDOW {
+        bench.output(format!("{i}\r\n").as_bytes());
+    }
+    let sent = bench.effects();
+    let last = frames(&sent).last().map(|f| f.seq).unwrap_or_default();
+    bench.input(1, 1, b"q");
+    bench.write_all_input();
+    bench.advance(ECHO_WAIT);
+    bench.timeout();
+    assert!(frames(&bench.effects()).is_empty(), "sent past the window");
+    bench.ack(1, last);
+    let effects = bench.effects();
+    assert_eq!(
+        frames(&effects)
+            .iter()
+            .map(|f| f.echo_ack)
+            .collect::<Vec<_>>(),
+        [1]
+    );
+}
