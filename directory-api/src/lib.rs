@@ -38,8 +38,8 @@ pub use sessions::{
     UnreachableAnswer, UnreachableRequest,
 };
 pub use settings::{
-    Bell, CursorStyle, DEFAULT_FONT_SIZE, FONT_SIZES, MAX_FONT_FAMILY_LEN, Settings, ThemeName,
-    valid_font_family,
+    Bell, CursorStyle, DEFAULT_FONT_SIZE, FONT_SIZES, MAX_FONT_FAMILY_LEN, Prediction, Settings,
+    ThemeName, valid_font_family,
 };
 
 #[cfg(test)]

@@ -44,6 +44,8 @@ pub struct Settings {
     /// Programs may set the local clipboard with OSC 52 (tmux's and vim's
     /// yank). Write only: a program can never read the clipboard.
     pub clipboard_write: bool,
+    /// Whether typed text is shown before the host echoes it.
+    pub prediction: Prediction,
 }
 
 impl Default for Settings {
@@ -58,6 +60,7 @@ impl Default for Settings {
             right_click_paste: false,
             bell: Bell::Visual,
             clipboard_write: false,
+            prediction: Prediction::Auto,
         }
     }
 }
@@ -173,6 +176,32 @@ impl Bell {
             Bell::Off => "off",
             Bell::Visual => "visual",
             Bell::Notify => "notify",
+        }
+    }
+}
+
+/// Predictive local echo: typed text shown before the host's echo comes
+/// back, checked against it (the page's `predict`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "kebab-case")]
+pub enum Prediction {
+    /// Shown when the link is slow enough for it to help (a smoothed
+    /// round trip over about 60 ms, or an echo late by 250 ms).
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+impl Prediction {
+    pub const ALL: [Prediction; 3] = [Prediction::Auto, Prediction::Always, Prediction::Never];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Prediction::Auto => "auto",
+            Prediction::Always => "always",
+            Prediction::Never => "never",
         }
     }
 }

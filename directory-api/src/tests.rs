@@ -269,7 +269,7 @@ fn settings_are_written_as_they_always_were_and_default_field_by_field() {
         json!({
             "font_size": 15, "font_family": "", "theme": "dark", "cursor": "block",
             "cursor_blink": false, "copy_on_select": false, "right_click_paste": false,
-            "bell": "visual", "clipboard_write": false
+            "bell": "visual", "clipboard_write": false, "prediction": "auto"
         }),
     );
     // A page that sets one thing, or a newer build's field, reads as the
@@ -294,6 +294,12 @@ fn settings_are_written_as_they_always_were_and_default_field_by_field() {
     }
     for bell in Bell::ALL {
         assert_eq!(serde_json::to_value(bell).unwrap(), json!(bell.as_str()));
+    }
+    for prediction in Prediction::ALL {
+        assert_eq!(
+            serde_json::to_value(prediction).unwrap(),
+            json!(prediction.as_str())
+        );
     }
 }
 

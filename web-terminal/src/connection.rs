@@ -209,6 +209,9 @@ pub struct Connection {
     epoch: Option<u64>,
     host: Option<String>,
     rtt_ms: Option<u64>,
+    /// The round trip smoothed over pings (TCP's 7/8 rule), which predicted
+    /// echo is shown by.
+    srtt_ms: Option<u64>,
     /// The `before` of the history fetch in flight on this socket: one at
     /// a time, so history never crowds out frames.
     history_fetch: Option<u64>,
@@ -281,6 +284,7 @@ impl Connection {
             epoch: None,
             host: None,
             rtt_ms: None,
+            srtt_ms: None,
             history_fetch: None,
             error: None,
             next_seq: None,
@@ -340,6 +344,23 @@ impl Connection {
 
     pub fn rtt_ms(&self) -> Option<u64> {
         self.rtt_ms
+    }
+
+    pub fn srtt_ms(&self) -> Option<u64> {
+        self.srtt_ms
+    }
+
+    /// The number of the newest input sent, while live and nothing waits
+    /// unnumbered behind it: the number the input just given to
+    /// `send_input` went out as. `None` otherwise.
+    pub fn input_sent_as(&self) -> Option<u64> {
+        let seq = self.next_seq?.checked_sub(1)?;
+        (self.phase == Phase::Live && self.input.waiting() == 0 && seq > 0).then_some(seq)
+    }
+
+    /// The number of the newest input given out, sent or not.
+    pub fn last_input_seq(&self) -> u64 {
+        self.next_seq.map_or(0, |s| s.saturating_sub(1))
     }
 
     /// Advice for the user about the last failure; `None` while all is well.
@@ -491,7 +512,9 @@ impl Connection {
             ServerToClientMsg::Pong { id } => {
                 if let Some(pos) = self.pings.iter().position(|(p, _)| *p == id) {
                     let (_, sent) = self.pings[pos];
-                    self.rtt_ms = Some(now.saturating_sub(sent));
+                    let rtt = now.saturating_sub(sent);
+                    self.rtt_ms = Some(rtt);
+                    self.srtt_ms = Some(self.srtt_ms.map_or(rtt, |s| (7 * s + rtt) / 8));
                     self.pings.drain(..=pos);
                 }
                 None

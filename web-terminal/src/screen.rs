@@ -13,11 +13,16 @@
 //! reattach to the same host and epoch keeps every line already held. When
 //! the lines held no longer continue into the screen (output while
 //! detached), they wait aside (`stash`) until the fetched ones reach them.
+//!
+//! Over the host's grid lies the predicted echo (`crate::predict`): cells
+//! and a cursor shown before the host confirms them. Everything that shows
+//! the screen (`visible_row`, `cursor`, `text`) shows them; the predictor
+//! itself reads the host's own grid (`host_cell`, `host_cursor`).
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
 
-use protocol::{CellLayout, Cursor, Frame, HistorySpan, Line, Modes, Size, Style};
+use protocol::{CellLayout, Cursor, Frame, HistorySpan, Line, Modes, Size, Style, TtyModes};
 
 /// How many scrolled-off lines the client keeps.
 pub const SCROLLBACK_LINES: usize = 10_000;
@@ -48,6 +53,9 @@ impl Cell {
         self.text.is_empty() || self.text == " "
     }
 }
+
+/// Predicted cells shown over the grid: grid row, column and what to show.
+pub type Predicted = Vec<(u16, u16, Cell)>;
 
 /// One row of cells; always exactly as wide as the grid it belongs to.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -190,6 +198,13 @@ pub struct Screen {
     /// is fetched only once the screen is live.
     awaiting_frame: bool,
     frames: u64,
+    /// The last frame's `echo_ack` and `tty`.
+    echo_ack: u64,
+    tty: TtyModes,
+    /// Predicted cells shown over the grid, by grid row and column.
+    predicted: Predicted,
+    /// Where the cursor is shown instead of the host's, if predicted.
+    predicted_cursor: Option<(u16, u16)>,
 }
 
 impl Screen {
@@ -221,6 +236,10 @@ impl Screen {
             dirty: vec![true; usize::from(size.rows)],
             awaiting_frame: false,
             frames: 0,
+            echo_ack: 0,
+            tty: TtyModes::default(),
+            predicted: Vec::new(),
+            predicted_cursor: None,
         }
     }
 
@@ -232,8 +251,65 @@ impl Screen {
         self.modes
     }
 
+    /// The cursor as shown: where the host put it, or where the
+    /// predicted echo moves it.
     pub fn cursor(&self) -> Cursor {
+        let mut cursor = self.cursor;
+        if let Some((row, col)) = self.predicted_cursor {
+            cursor.row = row;
+            cursor.col = col;
+        }
+        cursor
+    }
+
+    /// The cursor as the host last described it.
+    pub fn host_cursor(&self) -> Cursor {
         self.cursor
+    }
+
+    /// A cell of the grid as the host last described it.
+    pub fn host_cell(&self, row: u16, col: u16) -> Option<&Cell> {
+        self.grid.get(usize::from(row))?.cells.get(usize::from(col))
+    }
+
+    /// Whether grid row `row` continues on the next one (soft wrap).
+    pub fn host_row_wrapped(&self, row: u16) -> bool {
+        self.grid.get(usize::from(row)).is_some_and(|r| r.wrapped)
+    }
+
+    /// The number of the line at the top of the grid: it grows by one for
+    /// every line that scrolls off.
+    pub fn grid_top(&self) -> u64 {
+        self.history_end()
+    }
+
+    /// The last frame's `echo_ack`: input up to it has had its echo drawn.
+    pub fn echo_ack(&self) -> u64 {
+        self.echo_ack
+    }
+
+    /// The program's terminal settings as of the last frame.
+    pub fn tty(&self) -> TtyModes {
+        self.tty
+    }
+
+    /// Shows `cells` (by grid row and column) and the cursor at
+    /// `cursor` over the host's grid until the next call; rows whose
+    /// prediction changed are repainted.
+    pub fn set_prediction(&mut self, cells: Predicted, cursor: Option<(u16, u16)>) {
+        if cells.is_empty() && self.predicted.is_empty() && cursor == self.predicted_cursor {
+            return;
+        }
+        let old = std::mem::replace(&mut self.predicted, cells);
+        for (row, ..) in old {
+            self.mark_grid_row_dirty(usize::from(row));
+        }
+        for i in 0..self.predicted.len() {
+            self.mark_grid_row_dirty(usize::from(self.predicted[i].0));
+        }
+        self.mark_cursor_dirty();
+        self.predicted_cursor = cursor;
+        self.mark_cursor_dirty();
     }
 
     pub fn title(&self) -> &str {
@@ -432,6 +508,8 @@ impl Screen {
             self.mark_cursor_dirty();
         }
         self.modes = frame.modes;
+        self.echo_ack = frame.echo_ack;
+        self.tty = frame.tty;
         if let Some(title) = frame.title
             && title != self.title
         {
@@ -517,7 +595,18 @@ impl Screen {
                 .scrollback
                 .get(index)
                 .map(|line| Cow::Owned(Row::from_line(line, cols))),
-            Some(grid_row) => self.grid.get(grid_row).map(Cow::Borrowed),
+            Some(grid_row) => {
+                let row = self.grid.get(grid_row)?;
+                let mut shown = Cow::Borrowed(row);
+                for (r, col, cell) in &self.predicted {
+                    if usize::from(*r) == grid_row
+                        && let Some(slot) = shown.to_mut().cells.get_mut(usize::from(*col))
+                    {
+                        *slot = cell.clone();
+                    }
+                }
+                Some(shown)
+            }
         }
     }
 
@@ -565,7 +654,7 @@ impl Screen {
     /// The view row the cursor is drawn on, if the program's cursor is
     /// visible in the current view.
     pub fn cursor_view_row(&self) -> Option<u16> {
-        let row = usize::from(self.cursor.row) + self.view_offset;
+        let row = usize::from(self.cursor().row) + self.view_offset;
         (row < usize::from(self.size.rows)).then_some(row as u16)
     }
 

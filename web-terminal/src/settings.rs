@@ -10,7 +10,7 @@
 //! a document a newer directory wrote.
 
 pub use directory_api::Settings;
-use directory_api::{Bell, CursorStyle, DEFAULT_FONT_SIZE, FONT_SIZES, ThemeName};
+use directory_api::{Bell, CursorStyle, DEFAULT_FONT_SIZE, FONT_SIZES, Prediction, ThemeName};
 use protocol::CursorShape;
 
 use crate::action::HttpOutcome;
@@ -37,6 +37,10 @@ fn cursor_named(name: &str) -> Option<CursorStyle> {
 
 fn bell_named(name: &str) -> Option<Bell> {
     Bell::ALL.into_iter().find(|b| b.as_str() == name)
+}
+
+fn prediction_named(name: &str) -> Option<Prediction> {
+    Prediction::ALL.into_iter().find(|p| p.as_str() == name)
 }
 
 fn font_size(n: u64) -> Option<u8> {
@@ -103,7 +107,7 @@ impl PageSettings for Settings {
 
     fn to_json(&self) -> String {
         format!(
-            "{{\"font_size\":{},\"font_family\":{},\"theme\":\"{}\",\"cursor\":\"{}\",\"cursor_blink\":{},\"copy_on_select\":{},\"right_click_paste\":{},\"bell\":\"{}\",\"clipboard_write\":{}}}",
+            "{{\"font_size\":{},\"font_family\":{},\"theme\":\"{}\",\"cursor\":\"{}\",\"cursor_blink\":{},\"copy_on_select\":{},\"right_click_paste\":{},\"bell\":\"{}\",\"clipboard_write\":{},\"prediction\":\"{}\"}}",
             self.font_size,
             json_string(&self.font_family),
             self.theme.as_str(),
@@ -113,6 +117,7 @@ impl PageSettings for Settings {
             self.right_click_paste,
             self.bell.as_str(),
             self.clipboard_write,
+            self.prediction.as_str(),
         )
     }
 
@@ -135,6 +140,9 @@ impl PageSettings for Settings {
             "theme" => theme_named(value).map(|t| self.theme = t).is_some(),
             "cursor" => cursor_named(value).map(|c| self.cursor = c).is_some(),
             "bell" => bell_named(value).map(|b| self.bell = b).is_some(),
+            "prediction" => prediction_named(value)
+                .map(|p| self.prediction = p)
+                .is_some(),
             _ => false,
         }
     }
@@ -158,6 +166,7 @@ impl PageSettings for Settings {
             "theme" => Ok(self.theme.as_str().to_owned()),
             "cursor" => Ok(self.cursor.as_str().to_owned()),
             "bell" => Ok(self.bell.as_str().to_owned()),
+            "prediction" => Ok(self.prediction.as_str().to_owned()),
             "cursor_blink" => Err(self.cursor_blink),
             "copy_on_select" => Err(self.copy_on_select),
             "right_click_paste" => Err(self.right_click_paste),

@@ -59,6 +59,8 @@ pub fn frame(seq: u64, size: Size, rows: &[(u16, Line)]) -> Frame {
         bell: false,
         clipboard: None,
         notification: None,
+        echo_ack: 0,
+        tty: protocol::TtyModes(protocol::TtyModes::ECHO | protocol::TtyModes::CANONICAL),
     }
 }
 

@@ -101,6 +101,7 @@ use self::fetch::Fetcher;
 use crate::api;
 use crate::connection::{Action, Connection, Delivery, SessionChoice};
 use crate::keys::MouseButton;
+use crate::predict::Predictor;
 use crate::render::{CellMetrics, Theme};
 use crate::screen::Screen;
 use crate::selection::Selection;
@@ -167,6 +168,8 @@ struct App {
     painter: Painter,
     screen: Screen,
     conn: Connection,
+    /// The echo of typing shown before the host's (`crate::predict`).
+    predictor: Predictor,
     selection: Option<Selection>,
     /// A selection drag is in progress.
     selecting: bool,
@@ -284,6 +287,7 @@ pub fn start() -> Result<(), JsValue> {
             },
             screen: Screen::new(size),
             conn,
+            predictor: Predictor::new(settings.settings().prediction),
             selection: None,
             selecting: false,
             reporting: None,
@@ -601,6 +605,12 @@ impl App {
         self.request_frame();
     }
 
+    /// Shows the predictor's guesses over the host's screen.
+    fn show_prediction(&mut self) {
+        let (cells, cursor) = self.predictor.show();
+        self.screen.set_prediction(cells, cursor);
+    }
+
     fn perform(&mut self, action: Action) {
         match action {
             Action::Open(url) => self.open_socket(url),
@@ -720,9 +730,17 @@ impl App {
             // The lines it referred to are numbered afresh.
             self.selection = None;
         }
+        if let Delivery::Welcome { .. } = &delivery {
+            // Another connection: what was guessed is judged no more.
+            self.predictor.reset();
+        }
         if let Some(notice) = self.conn.show(delivery, &mut self.screen) {
             self.notice(notice);
         }
+        self.predictor.set_rtt(self.conn.srtt_ms());
+        self.predictor
+            .frame(&self.screen, self.conn.last_input_seq(), t);
+        self.show_prediction();
     }
 
     /// Hands the host's word about files to `files.js` through the
@@ -733,10 +751,16 @@ impl App {
         thinline_files(event, &url);
     }
 
+    /// Arms the one timer for the connection's deadline and the
+    /// predictor's (when a late echo would begin).
     fn arm_timer(&mut self) {
         self.timer = None;
-        let Some(at) = self.conn.poll_timeout() else {
-            return;
+        let at = match (self.conn.poll_timeout(), self.predictor.poll_timeout()) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => match a.or(b) {
+                Some(at) => at,
+                None => return,
+            },
         };
         let delay = at.saturating_sub(self.now()).min(60_000) as u32;
         let me = self.me.clone();
@@ -745,6 +769,8 @@ impl App {
                 with_app(&app, |a| {
                     let t = a.now();
                     a.conn.handle_timeout(t);
+                    a.predictor.handle_timeout(t);
+                    a.show_prediction();
                     a.after_event();
                 });
             }

@@ -600,7 +600,7 @@ pub async fn settings_are_each_users_own_and_checked(db: &Db) {
     let defaults = json!({
         "font_size": 15, "font_family": "", "theme": "dark", "cursor": "block",
         "cursor_blink": false, "copy_on_select": false, "right_click_paste": false,
-        "bell": "visual", "clipboard_write": false
+        "bell": "visual", "clipboard_write": false, "prediction": "auto"
     });
     assert_eq!(ada.get("/v1/settings").await.json(), defaults);
 

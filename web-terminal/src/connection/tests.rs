@@ -475,6 +475,32 @@ fn pings_every_interval_and_measures_rtt() {
     // An unknown pong changes nothing.
     c.handle_message(&msg(ServerToClientMsg::Pong { id: 99 }), P + 500);
     assert_eq!(c.rtt_ms(), Some(13));
+    let first = c.srtt_ms().expect("a smoothed round trip");
+    // The next sample moves the smoothed figure an eighth of the way.
+    c.handle_timeout(2 * P);
+    actions(&mut c);
+    c.handle_message(&msg(ServerToClientMsg::Pong { id: 3 }), 2 * P + 93);
+    assert_eq!(c.rtt_ms(), Some(93));
+    assert_eq!(c.srtt_ms(), Some((7 * first + 93) / 8));
+}
+
+#[test]
+fn typed_input_is_known_by_the_number_it_went_out_as() {
+    let mut c = live(0);
+    assert_eq!(c.input_sent_as(), None);
+    assert!(c.send_input(b"a"));
+    let Some(seq) = c.input_sent_as() else {
+        panic!("live input is numbered at once")
+    };
+    assert!(sent(&actions(&mut c)).contains(&ClientToServerMsg::Input {
+        seq,
+        data: b"a".to_vec()
+    }));
+    assert_eq!(c.last_input_seq(), seq);
+    // Input behind a full window waits unnumbered: nothing to name.
+    assert!(c.send_input(&vec![b'x'; INPUT_WINDOW + 1]));
+    assert!(c.input_waiting() > 0);
+    assert_eq!(c.input_sent_as(), None);
 }
 
 #[test]

@@ -1,4 +1,4 @@
-use directory_api::{Bell, CursorStyle, ThemeName};
+use directory_api::{Bell, CursorStyle, Prediction, ThemeName};
 use protocol::CursorShape;
 
 use super::*;
@@ -20,6 +20,7 @@ fn the_page_reads_what_the_directory_writes_and_writes_what_it_reads() {
         right_click_paste: true,
         bell: Bell::Notify,
         clipboard_write: true,
+        prediction: Prediction::Never,
     };
     let read = Settings::parse(&from_directory(&sent)).unwrap();
     assert_eq!(read.font_size, 22);
@@ -29,6 +30,7 @@ fn the_page_reads_what_the_directory_writes_and_writes_what_it_reads() {
     assert!(!read.cursor_blink && read.copy_on_select && read.right_click_paste);
     assert_eq!(read.bell, Bell::Notify);
     assert!(read.clipboard_write);
+    assert_eq!(read.prediction, Prediction::Never);
     // The page's document is one the directory takes, field for field.
     let written: directory_api::Settings = serde_json::from_str(&read.to_json()).unwrap();
     assert_eq!(written, sent);
@@ -64,6 +66,8 @@ fn the_panel_sets_and_shows_every_field() {
     assert!(settings.set("font_family", "  Fira Code "));
     assert!(settings.set("cursor", "bar"));
     assert!(settings.set("bell", "notify"));
+    assert!(settings.set("prediction", "always"));
+    assert_eq!(settings.get("prediction"), Some(Ok("always".into())));
     assert!(settings.set_flag("clipboard_write", true));
     assert!(settings.set_flag("cursor_blink", false));
     assert_eq!(settings.font_family, "Fira Code");
@@ -82,6 +86,7 @@ fn the_panel_sets_and_shows_every_field() {
         ("font_family", "a, serif"),
         ("cursor", "beam"),
         ("bell", "loud"),
+        ("prediction", "sometimes"),
         ("clipboard_write", "true"),
         ("nothing", "1"),
     ] {
@@ -101,6 +106,7 @@ fn the_panel_sets_and_shows_every_field() {
         "right_click_paste",
         "bell",
         "clipboard_write",
+        "prediction",
     ] {
         assert!(settings.get(name).is_some(), "{name}");
         assert!(json.contains(&format!("\"{name}\":")), "{name} in {json}");

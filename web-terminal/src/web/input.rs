@@ -17,9 +17,17 @@ impl App {
         }
         self.blink_on = true;
         self.screen.mark_cursor_dirty();
-        if !self.conn.send_input(bytes) && !matches!(self.conn.phase(), Phase::Closed(_)) {
-            self.notice(TYPING_REFUSED.to_owned());
+        if !self.conn.send_input(bytes) {
+            self.predictor.reset();
+            if !matches!(self.conn.phase(), Phase::Closed(_)) {
+                self.notice(TYPING_REFUSED.to_owned());
+            }
+        } else {
+            let t = self.now();
+            let seq = self.conn.input_sent_as();
+            self.predictor.typed(bytes, seq, &self.screen, t);
         }
+        self.show_prediction();
     }
 
     pub(super) fn on_keydown(&mut self, ev: KeyboardEvent) {

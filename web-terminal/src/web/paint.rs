@@ -46,8 +46,13 @@ impl App {
         if metrics != self.painter.metrics() || face != *self.painter.atlas.face() {
             self.painter.atlas.reset(metrics, face);
         }
-        self.conn
-            .resize(metrics.grid_size(rect.width(), rect.height()));
+        let size = metrics.grid_size(rect.width(), rect.height());
+        if size.clamped() != self.conn.size() {
+            // The guesses were made for the old grid.
+            self.predictor.reset();
+            self.show_prediction();
+        }
+        self.conn.resize(size);
         self.full_clear = true;
         self.screen.mark_all_dirty();
     }
