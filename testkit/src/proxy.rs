@@ -6,8 +6,9 @@
 //! breaks the path instead: it can cut every live connection (a Wi-Fi
 //! blip), refuse new ones (accept and reset at once), black-hole them
 //! (accept and never answer), stall live ones (keep them open but forward
-//! nothing), point new connections elsewhere, and go back to plain
-//! forwarding.
+//! nothing), point new connections elsewhere, delay every byte by a fixed
+//! time each way (a slow link: a satellite, a phone on the other side of
+//! the world), and go back to plain forwarding.
 //!
 //! Everything is bounded: it listens and connects on loopback only, holds
 //! at most [`MAX_CONNECTIONS`] connections (more are reset), gives a
@@ -60,6 +61,8 @@ struct Faults {
     generation: u64,
     /// Bumped to close the black-holed connections only.
     holes: u64,
+    /// How long every byte takes through the proxy, each way.
+    delay: Duration,
 }
 
 #[derive(Default)]
@@ -100,6 +103,7 @@ impl FaultProxy {
             stalled: false,
             generation: 0,
             holes: 0,
+            delay: Duration::ZERO,
         });
         let counters = Arc::new(Counters::default());
         let accept_task = tokio::spawn(accept_loop(listener, faults.subscribe(), counters.clone()));
@@ -169,7 +173,14 @@ impl FaultProxy {
         self.faults.send_modify(|f| f.stalled = true);
     }
 
-    /// Back to plain forwarding. Black-holed connections are dropped (their
+    /// Delays every byte read from now on by `each_way` before it is
+    /// passed on, in both directions and in order, as a link with that
+    /// one-way latency does (its bandwidth stays the loopback's).
+    pub fn set_delay(&self, each_way: Duration) {
+        self.faults.send_modify(|f| f.delay = each_way);
+    }
+
+    /// Back to plain forwarding (a delay stays). Black-holed connections are dropped (their
     /// clients would never recover them), stalled ones resume.
     pub fn restore(&self) {
         self.faults.send_modify(|f| {
@@ -282,27 +293,48 @@ async fn forward(
     // Both halves of both sockets are dropped here, which closes them.
 }
 
-/// Copies one direction until end of file or an error, holding data back
+/// Chunks read and not yet written, per direction: what a delayed link
+/// holds in flight before the reader waits.
+const IN_FLIGHT: usize = 256;
+
+/// Copies one direction until end of file or an error: each chunk read is
+/// written once the delay has passed since it was read, and held back
 /// while the proxy is stalled.
 async fn pump(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
-    mut faults: watch::Receiver<Faults>,
+    faults: watch::Receiver<Faults>,
 ) {
-    let mut buf = vec![0u8; BUFFER];
-    loop {
-        let n = match from.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        if faults.wait_for(|f| !f.stalled).await.is_err() {
-            return;
+    let (chunks, mut in_flight) = tokio::sync::mpsc::channel(IN_FLIGHT);
+    let delays = faults.clone();
+    let read = async move {
+        let mut buf = vec![0u8; BUFFER];
+        loop {
+            let n = match from.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            let due = tokio::time::Instant::now() + delays.borrow().delay;
+            if chunks.send((due, buf[..n].to_vec())).await.is_err() {
+                break;
+            }
         }
-        if to.write_all(&buf[..n]).await.is_err() {
-            return;
+        // Dropping the sender lets the writer finish what is in flight.
+    };
+    let write = async move {
+        let mut faults = faults;
+        while let Some((due, chunk)) = in_flight.recv().await {
+            tokio::time::sleep_until(due).await;
+            if faults.wait_for(|f| !f.stalled).await.is_err() {
+                return;
+            }
+            if to.write_all(&chunk).await.is_err() {
+                return;
+            }
         }
-    }
-    let _ = to.shutdown().await;
+        let _ = to.shutdown().await;
+    };
+    tokio::join!(read, write);
 }
 
 #[cfg(test)]
@@ -458,6 +490,26 @@ mod tests {
         assert_eq!(&got, b"2");
         // The connection opened before the retarget still reaches the first.
         assert_eq!(round_trip(&mut to_first, b"3", PATIENCE).await?, b"3");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_delay_holds_every_byte_each_way_and_keeps_the_order() -> Result<()> {
+        let proxy = FaultProxy::start(echo_server().await?).await?;
+        let each_way = Duration::from_millis(150);
+        proxy.set_delay(each_way);
+        let mut stream = connect(&proxy).await?;
+        let started = std::time::Instant::now();
+        stream.write_all(b"one").await?;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        stream.write_all(b"two").await?;
+        let mut got = [0u8; 6];
+        tokio::time::timeout(PATIENCE, stream.read_exact(&mut got)).await??;
+        assert_eq!(&got, b"onetwo");
+        // Through the proxy twice: out to the echo and back.
+        assert!(started.elapsed() >= 2 * each_way, "{:?}", started.elapsed());
+        proxy.set_delay(Duration::ZERO);
+        assert_eq!(round_trip(&mut stream, b"3", PATIENCE).await?, b"3");
         Ok(())
     }
 

@@ -59,7 +59,7 @@ pub(crate) async fn open_cluster_page(
 
 /// Waits for this test's turn with the browser; `None` (and a note) when
 /// browser tests are not enabled.
-async fn browser_turn(test: &str) -> Result<Option<MutexGuard<'static, ()>>> {
+pub(crate) async fn browser_turn(test: &str) -> Result<Option<MutexGuard<'static, ()>>> {
     if !e2e_enabled() {
         eprintln!(
             "{test}: skipped, set THINLINE_E2E=1 (cargo xtask test does) to run browser tests"

@@ -15,6 +15,7 @@ mod host_cli;
 mod hot_desk;
 mod isolation;
 mod outage;
+mod prediction;
 mod protocol_e2e;
 mod restore;
 mod soak;

@@ -14,6 +14,7 @@
 //! crate, re-exported here where tests name it.
 
 pub mod bench_auth;
+pub mod bench_echo;
 pub mod bench_failover;
 pub mod bench_files;
 pub mod bench_memory;
@@ -23,6 +24,7 @@ pub mod browser;
 pub mod client;
 pub mod cluster;
 pub mod containers;
+pub mod echo;
 pub mod files;
 pub mod flood;
 pub mod host;

@@ -160,14 +160,15 @@ fn no_extra_args(rest: &[String]) -> Result<()> {
 }
 
 /// What `cargo xtask bench` measures; `failover`, `capacity`, `memory`,
-/// `soak`, `page` and `files` run only when named.
-const BENCH_VERBS: [&str; 13] = [
+/// `soak`, `page`, `files` and `echo` run only when named.
+const BENCH_VERBS: [&str; 14] = [
     "latency",
     "start",
     "throughput",
     "size",
     "page",
     "files",
+    "echo",
     "persist",
     "failover",
     "capacity",
@@ -189,7 +190,7 @@ fn bench(rest: &[String]) -> Result<()> {
         [one] if BENCH_VERBS.contains(&one.as_str()) => one.as_str(),
         _ => {
             bail!(
-                "bench takes one of: latency, start, throughput, size, page, files, persist, failover, capacity, memory, auth, soak, all"
+                "bench takes one of: latency, start, throughput, size, page, files, echo, persist, failover, capacity, memory, auth, soak, all"
             )
         }
     };
@@ -201,7 +202,7 @@ fn bench(rest: &[String]) -> Result<()> {
         // a figure measured without bwrap would describe another product.
         tools::ensure_sandbox_tools(false)?;
     }
-    if which == "page" || which == "files" {
+    if matches!(which, "page" | "files" | "echo") {
         tools::ensure_chromium()?;
     }
     cmd::step(&format!("running the benchmark driver ({which})"));

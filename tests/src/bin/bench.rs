@@ -35,14 +35,15 @@ const THROUGHPUT_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// What can be measured; `failover`, `capacity`, `memory` and `soak` are
 /// left out of `all` (they take minutes and start hundreds of processes),
-/// and so are `page` and `files` (they need Chromium; `files` moves 2 GiB).
-const VERBS: [&str; 14] = [
+/// and so are `page`, `files` and `echo` (they need Chromium; `files` moves 2 GiB).
+const VERBS: [&str; 15] = [
     "latency",
     "start",
     "throughput",
     "size",
     "page",
     "files",
+    "echo",
     "persist",
     "failover",
     // `cargo xtask bench failover --containers`: the process figures,
@@ -158,6 +159,12 @@ fn main() -> ExitCode {
         let result = runtime.block_on(tests::bench_files::files(&progress, &mut lines));
         figures.extend(lines);
         report(&mut failed, result, "files");
+    }
+    if which == "echo" {
+        let mut lines = Vec::new();
+        let result = runtime.block_on(tests::bench_echo::echo(&progress, &mut lines));
+        figures.extend(lines);
+        report(&mut failed, result, "echo");
     }
     if all || which == "latency" {
         report(
