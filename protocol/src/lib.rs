@@ -28,8 +28,8 @@ pub use msg::{
     ClientToServerMsg, Hello, HistorySpan, ServerToClientMsg, SessionId, UploadRequest, Welcome,
 };
 pub use screen::{
-    CellLayout, Color, Cursor, CursorShape, ECHO_WAIT_MS, Frame, Hyperlink, Line, MAX_LINK, Modes,
-    Notification, RowUpdate, Run, Size, Style, StyleFlags, TtyModes, linkable,
+    CellLayout, Color, Cursor, CursorShape, ECHO_SILENT_MS, ECHO_WAIT_MS, Frame, Hyperlink, Line,
+    MAX_LINK, Modes, Notification, RowUpdate, Run, Size, Style, StyleFlags, TtyModes, linkable,
 };
 
 #[cfg(test)]

@@ -268,9 +268,10 @@ pub struct Frame {
     /// since the previous frame, the last if several.
     pub notification: Option<Notification>,
     /// Every input up to this sequence number reached the program at
-    /// least [`ECHO_WAIT_MS`] before the frame was taken (version 6): a
-    /// program that echoes what it reads has drawn that echo in this
-    /// frame or an earlier one. The client checks its predicted echo
+    /// least [`ECHO_WAIT_MS`] before the frame was taken, and the program
+    /// wrote output since (or wrote nothing for [`ECHO_SILENT_MS`])
+    /// (version 6): a program that echoes what it reads has drawn that
+    /// echo in this frame or an earlier one. The client checks its predicted echo
     /// against the first frame that covers the keystroke's input. The
     /// host sends a frame when this number moves, screen changed or not.
     pub echo_ack: u64,
@@ -284,6 +285,10 @@ pub struct Frame {
 /// to be on the screen if there is one (mosh's figure): the wait before
 /// `Frame::echo_ack` covers the keystroke.
 pub const ECHO_WAIT_MS: u64 = 50;
+
+/// How long the host waits for a program that wrote nothing since a
+/// keystroke before it takes the keystroke to have no echo.
+pub const ECHO_SILENT_MS: u64 = 500;
 
 /// The line discipline's settings of the program's terminal (`termios`),
 /// as far as predicting echo needs them.

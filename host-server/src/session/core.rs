@@ -32,8 +32,8 @@ use crate::pacer::{FRAME_WINDOW, FloodClock, FrameGate, FramePacer};
 use crate::persist::saved::{SavedScreen, encode_block, encode_screen};
 use crate::scrollback::{BLOCK_LINES, Scrollback};
 
-pub use self::echo::ECHO_WAIT;
 use self::echo::EchoWait;
+pub use self::echo::{ECHO_SILENT, ECHO_WAIT};
 use self::input::InputLog;
 pub use self::input::MAX_PENDING_INPUT;
 
@@ -376,7 +376,10 @@ impl SessionCore {
         let frame = self.client.as_ref().and(self.flood.frame_due);
         // A keystroke's echo is confirmed by a frame of its own if nothing
         // else went out after the wait.
-        let echo = self.client.as_ref().and(self.echo.next_due());
+        let echo = self
+            .client
+            .as_ref()
+            .and(self.echo.next_due(self.flood.last_output));
         [idle, persist, flood_over, sync, ack, frame, echo]
             .into_iter()
             .flatten()
@@ -533,7 +536,7 @@ impl SessionCore {
         }
         // Input whose echo wait is over, and terminal settings the client
         // has not seen, go out even if the screen did not change.
-        self.echo.settle(now);
+        self.echo.settle(now, self.flood.last_output);
         self.send_frame(now);
         let idle_over = self.client.is_none()
             && self
@@ -947,7 +950,7 @@ impl SessionCore {
             }
         }
         let mut frame: Frame = self.emulator.frame(seq, scrolled);
-        frame.echo_ack = self.echo.settle(now);
+        frame.echo_ack = self.echo.settle(now, self.flood.last_output);
         frame.tty = self.tty;
         if let Some(client) = &mut self.client {
             client.echo_ack = frame.echo_ack;

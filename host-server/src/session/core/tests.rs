@@ -1229,7 +1229,8 @@ fn an_echo_frame_waits_for_room_in_the_window() {
     let last = frames(&sent).last().map(|f| f.seq).unwrap_or_default();
     bench.input(1, 1, b"q");
     bench.write_all_input();
-    bench.advance(ECHO_WAIT);
+    // `q` has no echo: it settles once the program was silent long enough.
+    bench.advance(ECHO_SILENT);
     bench.timeout();
     assert!(frames(&bench.effects()).is_empty(), "sent past the window");
     bench.ack(1, last);
@@ -1241,4 +1242,24 @@ fn an_echo_frame_waits_for_room_in_the_window() {
             .collect::<Vec<_>>(),
         [1]
     );
+}
+
+#[test]
+fn a_slow_programs_echo_is_waited_for_past_the_echo_wait() {
+    let mut bench = Bench::attached();
+    bench.input(1, 1, b"k");
+    bench.write_all_input();
+    let written_at = bench.now;
+    // The program is slow to answer (a busy machine): no frame vouches
+    // for the key while its echo may still come.
+    bench.now = written_at + ECHO_WAIT;
+    bench.timeout();
+    let effects = bench.effects();
+    assert!(frames(&effects).is_empty(), "{effects:?}");
+    assert_eq!(bench.core.poll_timeout(), Some(written_at + ECHO_SILENT));
+    // The echo, late: the frame that carries it also vouches for it.
+    bench.advance(3 * ECHO_WAIT);
+    bench.output(b"k");
+    let (sent, _) = acked_frames(&mut bench, 1);
+    assert_eq!(sent.iter().map(|f| f.echo_ack).collect::<Vec<_>>(), [1]);
 }
