@@ -556,11 +556,8 @@ async fn cut_sockets_lose_and_double_no_keystroke() -> Result<()> {
         ..ClusterOptions::default()
     })
     .await?;
-    // The host registers the proxy as its url, so the directory sends the
-    // page through it.
     let proxy = Arc::new(FaultProxy::start_without_target().await?);
-    let id = cluster.start_host(Some(proxy.url()))?;
-    proxy.retarget_port(cluster.host(&id).context("the host")?.server.port)?;
+    cluster.start_host_behind(&proxy)?;
     cluster.wait_hosts_live().await?;
     let page = open_page_on(cluster, turn).await?;
     let outcome = type_through_cuts(test, &page, &proxy).await;
@@ -638,8 +635,7 @@ async fn a_reconnect_sends_no_history_again() -> Result<()> {
     })
     .await?;
     let proxy = FaultProxy::start_without_target().await?;
-    let id = cluster.start_host(Some(proxy.url()))?;
-    proxy.retarget_port(cluster.host(&id).context("the host")?.server.port)?;
+    cluster.start_host_behind(&proxy)?;
     cluster.wait_hosts_live().await?;
     let page = cluster.open_page_on(&proxy.url(), SIZE).await?;
     page.wait_prompt(PATIENCE).await?;

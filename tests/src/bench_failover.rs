@@ -255,8 +255,7 @@ async fn reconnect_rounds(
     progress: &dyn Fn(&str),
 ) -> Result<Reconnects> {
     let proxy = FaultProxy::start_without_target().await?;
-    let id = cluster.start_host(Some(proxy.url()))?;
-    proxy.retarget_port(cluster.host(&id).context("the proxied host")?.server.port)?;
+    let id = cluster.start_host_behind(&proxy)?;
     cluster.wait_hosts_live().await?;
     progress(&format!(
         "reconnect: {RECONNECT_ROUNDS} cuts of the socket to {id} through a proxy"

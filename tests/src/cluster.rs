@@ -31,6 +31,7 @@ use anyhow::{Context, Result, ensure};
 use store::Store;
 use testkit::pg::FreshDatabase;
 use testkit::process::Process;
+use testkit::proxy::FaultProxy;
 
 pub use directory::{read_answer, request_as, request_body};
 pub use records::{SavedView, saved_screen, wait_persisted, wait_persisted_within};
@@ -181,6 +182,15 @@ impl Cluster {
     /// to be live: see [`Cluster::wait_hosts_live`].
     pub fn start_host(&mut self, public_url: Option<String>) -> Result<String> {
         self.start_host_with(public_url, None)
+    }
+
+    /// Starts the next host behind `proxy`: the host registers the
+    /// proxy's url, so the directory sends pages through it. Returns its
+    /// id; see [`Cluster::wait_hosts_live`].
+    pub fn start_host_behind(&mut self, proxy: &FaultProxy) -> Result<String> {
+        let id = self.start_host(Some(proxy.url()))?;
+        proxy.retarget_port(self.host(&id).context("the host just started")?.server.port)?;
+        Ok(id)
     }
 
     /// Like [`Cluster::start_host`], with the host's own `--store` (the

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Result, ensure};
 use serde_json::Value;
 use testkit::proxy::FaultProxy;
 
@@ -38,11 +38,8 @@ impl SlowLink {
             ..ClusterOptions::default()
         })
         .await?;
-        // The host registers the proxy as its url, so the directory sends
-        // the page through it.
         let proxy = FaultProxy::start_without_target().await?;
-        let id = cluster.start_host(Some(proxy.url()))?;
-        proxy.retarget_port(cluster.host(&id).context("the host")?.server.port)?;
+        cluster.start_host_behind(&proxy)?;
         proxy.set_delay(ONE_WAY);
         cluster.wait_hosts_live().await?;
         let browser = Browser::start(1000, 700).await?;

@@ -129,12 +129,6 @@ pub struct Predictor {
     glitches: u32,
 }
 
-impl Default for Predictor {
-    fn default() -> Self {
-        Predictor::new(Prediction::Auto)
-    }
-}
-
 impl Predictor {
     pub fn new(mode: Prediction) -> Predictor {
         Predictor {
