@@ -34,6 +34,17 @@ addEventListener('drop', (e) => {
     upload(list);
   }
 });
+// The settings panel (static/settings.js) loads on its first opening.
+// Opened first while the page's directory is away, it cannot: say so.
+const settings = () => import('./settings.js');
+document.getElementById('settings-button')?.addEventListener('click', () => {
+  settings().then((m) => m.toggle(), () => {
+    const overlay = document.getElementById('overlay');
+    overlay.textContent = 'the settings panel could not load: the directory that serves '
+      + 'this page does not answer (the terminal goes on); try again once it is back';
+    overlay.hidden = false;
+  });
+});
 const picker = document.getElementById('upload-input');
 picker?.addEventListener('change', () => {
   upload([...picker.files]);

@@ -657,7 +657,7 @@ async fn stored_settings(cluster: &Cluster) -> Result<Value> {
 /// Opens the settings panel, makes `changes`, waits until the account has
 /// them, and closes the panel with Esc.
 async fn change_settings(browser: &Browser, changes: &[Change<'_>]) -> Result<()> {
-    browser.click("#settings-button").await?;
+    browser.open_settings().await?;
     let mut last = String::new();
     for change in changes {
         last = match change {
@@ -736,7 +736,7 @@ async fn settings_round_trip(page: &Page) -> Result<()> {
         .await?;
 
     // The panel: a light theme, and copy on select.
-    browser.click("#settings-button").await?;
+    browser.open_settings().await?;
     browser
         .select("select[data-setting=theme]", "light")
         .await?;
@@ -1270,9 +1270,25 @@ async fn a_setting_changed_while_the_directory_is_down_reaches_the_account() -> 
 }
 
 async fn setting_across_an_outage(page: &mut Page) -> Result<()> {
+    // The panel loads on its first opening: not while its directory is
+    // away, and the page says so.
+    page.cluster.directories[0].kill9()?;
+    page.browser.click("#settings-button").await?;
+    wait_eval(
+        &page.browser,
+        "the page to say the panel could not load",
+        "document.getElementById('overlay').textContent",
+        |v| {
+            v.as_str()
+                .is_some_and(|s| s.contains("settings panel could not load"))
+        },
+    )
+    .await?;
+    page.cluster.restart_directory(0).await?;
+    page.browser.open_settings().await?;
+    // Open, it takes changes while the directory is away.
     page.cluster.directories[0].kill9()?;
     let browser = &page.browser;
-    browser.click("#settings-button").await?;
     browser
         .select("select[data-setting=theme]", "light")
         .await?;

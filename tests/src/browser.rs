@@ -356,6 +356,23 @@ impl Browser {
             .with_context(|| format!("finding {css}"))
     }
 
+    /// Opens the settings panel (its module loads on first use) and waits
+    /// until it shows.
+    pub async fn open_settings(&self) -> Result<()> {
+        self.click("#settings-button").await?;
+        crate::wait_until(
+            std::time::Duration::from_secs(20),
+            "the settings panel to open",
+            || async {
+                let shown = self
+                    .eval("!!document.getElementById('settings') && !document.getElementById('settings').hidden")
+                    .await?;
+                Ok(if shown == true { Ok(()) } else { Err(shown.to_string()) })
+            },
+        )
+        .await
+    }
+
     /// Types `text` into the element `css` (WebDriver key codes included).
     pub async fn type_into(&self, css: &str, text: &str) -> Result<()> {
         self.find(css)

@@ -202,7 +202,7 @@ pub fn percentile_ms(samples: &[f64], pct: f64) -> f64 {
 /// Chooses the page's prediction setting in its settings panel and waits
 /// until the account has it.
 pub async fn set_prediction(browser: &Browser, value: &str) -> Result<()> {
-    browser.click("#settings-button").await?;
+    browser.open_settings().await?;
     let select = "select[data-setting=prediction]";
     browser.select(select, value).await?;
     wait_until(PATIENCE, "the setting saved", || async {

@@ -61,7 +61,8 @@
 //!   `scrollback_len()` and `view_offset()` -> numbers; `take_back()`
 //!   does what the `#take-back` button does. Beyond the contract,
 //!   `bench_repaint()` forces a full repaint and returns its duration in ms.
-//! - Settings: `#settings-button` opens the `#settings` form, one control
+//! - Settings: `#settings-button` opens the `#settings` form (built by
+//!   `static/settings.js`, loaded on first use), one control
 //!   per field of `GET`/`PUT /v1/settings` named by its `data-setting`;
 //!   `#settings-status` says whether a change was saved; `#settings-close`
 //!   or Esc closes it. The page applies localStorage `thinline.settings`
@@ -157,7 +158,6 @@ struct Dom {
     replaced_text: HtmlElement,
     take_back: HtmlElement,
     search: search_bar::SearchDom,
-    settings: settings_panel::SettingsDom,
     keybar: keybar::KeybarDom,
     storage: Option<Storage>,
 }
@@ -241,7 +241,6 @@ pub fn start() -> Result<(), JsValue> {
         replaced_text: element(&document, "replaced-text")?,
         take_back: element(&document, "take-back")?,
         search: search_bar::SearchDom::find(&document)?,
-        settings: settings_panel::SettingsDom::find(&document)?,
         keybar: keybar::KeybarDom::find(&document)?,
         storage: window.local_storage().ok().flatten(),
         window,
@@ -415,7 +414,6 @@ fn install_handlers(app: &Shared) -> Result<(), JsValue> {
     )?;
     listen(&keyboard, "paste", app, App::on_paste)?;
     search_bar::install(app)?;
-    settings_panel::install(app)?;
     keybar::install(app)?;
     full_screen::install(app, &document)?;
     listen(&document, "copy", app, App::on_copy)?;
@@ -562,6 +560,19 @@ fn install_test_api(app: &Shared) -> Result<(), JsValue> {
     .into_js_value();
     set("take_back", take_back)?;
     set("settings", getter(|a| a.settings.settings().to_json()))?;
+    // For settings.js: one change from the panel; "" when taken.
+    let set_app = app.clone();
+    let set_setting =
+        Closure::<dyn Fn(String, JsValue) -> JsValue>::new(move |name: String, value: JsValue| {
+            let Ok(mut a) = set_app.try_borrow_mut() else {
+                return JsValue::from_str("busy");
+            };
+            let taken = a.set_setting(&name, &value);
+            a.after_event();
+            JsValue::from_str(if taken { "" } else { "refused" })
+        })
+        .into_js_value();
+    set("set_setting", set_setting)?;
     // Not part of the contract: one cell's size on the canvas, in device
     // pixels, for tests that read the canvas's pixels.
     set(

@@ -38,8 +38,10 @@ const APP_FILES: [&str; 2] = ["manifest.webmanifest", "icon.svg"];
 
 /// The loader's import of the glue (`static/loader.js`).
 const LOADER_GLUE_REFERENCE: &str = "'./web_terminal.js'";
-/// The loader's import, on first use, of the files module.
+/// The loader's imports, on first use, of the files module and the
+/// settings panel.
 const LOADER_FILES_REFERENCE: &str = "'./files.js'";
+const LOADER_SETTINGS_REFERENCE: &str = "'./settings.js'";
 /// The page's references (`static/index.html`).
 const PAGE_STYLE_REFERENCE: &str = "href=\"style.css\"";
 const PAGE_LOADER_REFERENCE: &str = "src=\"loader.js\"";
@@ -75,6 +77,8 @@ pub fn assemble(source: &Path, bindgen: &Path, out: &Path) -> Result<Vec<BuiltFi
     // Loaded on demand, so not part of a first visit's bytes.
     let files = read_text(&source.join("files.js"))?;
     let files_name = write_hashed(&assets, "files", "js", files.as_bytes())?;
+    let settings = read_text(&source.join("settings.js"))?;
+    let settings_name = write_hashed(&assets, "settings", "js", settings.as_bytes())?;
 
     let loader = read_text(&source.join("loader.js"))?;
     let loader = replace_once(&loader, LOADER_GLUE_REFERENCE, &format!("'./{glue_name}'"))
@@ -83,6 +87,12 @@ pub fn assemble(source: &Path, bindgen: &Path, out: &Path) -> Result<Vec<BuiltFi
         &loader,
         LOADER_FILES_REFERENCE,
         &format!("'./{files_name}'"),
+    )
+    .context("static/loader.js")?;
+    let loader = replace_once(
+        &loader,
+        LOADER_SETTINGS_REFERENCE,
+        &format!("'./{settings_name}'"),
     )
     .context("static/loader.js")?;
     // Its comments are for people reading the source, as the page's are.
@@ -134,6 +144,7 @@ pub fn assemble(source: &Path, bindgen: &Path, out: &Path) -> Result<Vec<BuiltFi
         format!("{ASSETS}/{glue_name}"),
         format!("{ASSETS}/{wasm_name}"),
         format!("{ASSETS}/{files_name}"),
+        format!("{ASSETS}/{settings_name}"),
     ] {
         built.push(precompress(out, &name)?);
     }

@@ -1,15 +1,17 @@
-//! The settings panel, the zoom keys, and applying settings to the page:
-//! colours, font, cursor, bell. What the settings are and how saves are
-//! ordered is `crate::settings`; this only reads and writes the controls
-//! (each names its field in `data-setting`) and carries the requests.
+//! Changing settings (the panel's `set_setting`, the zoom keys) and
+//! applying them to the page: colours, font, cursor, bell. What the
+//! settings are and how saves are ordered is `crate::settings`; the panel
+//! itself is `static/settings.js`, loaded on its first opening, which
+//! hands each change to `window.thinline.set_setting` and reads the
+//! settings in use back with `window.thinline.settings()`.
 
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
-use web_sys::{Document, Element, HtmlElement, KeyboardEvent, MouseEvent};
+use web_sys::HtmlElement;
 
 use gloo_timers::callback::Timeout;
 
-use super::{App, Shared, element, listen, with_app};
+use super::{App, with_app};
 use crate::action::{HttpOutcome, HttpRequest};
 use crate::render::Theme;
 use crate::settings::PageSettings;
@@ -21,136 +23,36 @@ use crate::settings::{STORAGE_KEY, Zoom};
 pub(super) const GET_ID: u64 = 1 << 50;
 pub(super) const PUT_ID: u64 = GET_ID + 1;
 
-pub(super) struct SettingsDom {
-    panel: HtmlElement,
-    button: HtmlElement,
-    close: HtmlElement,
-    status: HtmlElement,
-}
-
-impl SettingsDom {
-    pub(super) fn find(document: &Document) -> Result<SettingsDom, JsValue> {
-        Ok(SettingsDom {
-            panel: element(document, "settings")?,
-            button: element(document, "settings-button")?,
-            close: element(document, "settings-close")?,
-            status: element(document, "settings-status")?,
-        })
-    }
-}
-
-pub(super) fn install(app: &Shared) -> Result<(), JsValue> {
-    let (panel, button, close) = {
-        let a = app.borrow();
-        let s = &a.dom.settings;
-        (s.panel.clone(), s.button.clone(), s.close.clone())
-    };
-    listen(&button, "click", app, |a, _: MouseEvent| {
-        if a.dom.settings.panel.hidden() {
-            a.open_settings();
-        } else {
-            a.close_settings();
-        }
-    })?;
-    listen(&close, "click", app, |a, _: MouseEvent| a.close_settings())?;
-    listen(&panel, "change", app, App::on_setting_changed)?;
-    listen(&panel, "submit", app, |_, ev: web_sys::Event| {
-        ev.prevent_default()
-    })?;
-    listen(&panel, "keydown", app, |a, ev: KeyboardEvent| {
-        if ev.key() == "Escape" {
-            ev.prevent_default();
-            a.close_settings();
-        }
-    })?;
-    Ok(())
-}
-
-fn js_get(target: &JsValue, name: &str) -> JsValue {
-    js_sys::Reflect::get(target, &JsValue::from_str(name)).unwrap_or(JsValue::UNDEFINED)
-}
-
-fn js_set(target: &JsValue, name: &str, value: &JsValue) {
-    let _ = js_sys::Reflect::set(target, &JsValue::from_str(name), value);
-}
-
 impl App {
-    fn open_settings(&mut self) {
-        self.fill_settings_panel();
-        self.dom.settings.status.set_text_content(None);
-        self.dom.settings.panel.set_hidden(false);
-        if let Ok(Some(first)) = self.dom.settings.panel.query_selector("[data-setting]")
-            && let Ok(first) = first.dyn_into::<HtmlElement>()
-        {
-            let _ = first.focus();
-        }
-    }
-
-    fn close_settings(&mut self) {
-        self.dom.settings.panel.set_hidden(true);
-        let _ = self.dom.keyboard.focus();
-    }
-
-    /// Shows the settings in use in the panel's controls.
-    fn fill_settings_panel(&self) {
-        let Ok(controls) = self.dom.settings.panel.query_selector_all("[data-setting]") else {
-            return;
-        };
-        for i in 0..controls.length() {
-            let Some(control) = controls.get(i) else {
-                continue;
-            };
-            let Some(name) = control
-                .dyn_ref::<Element>()
-                .and_then(|e| e.get_attribute("data-setting"))
-            else {
-                continue;
-            };
-            match self.settings.settings().get(&name) {
-                Some(Ok(text)) => js_set(&control, "value", &JsValue::from_str(&text)),
-                Some(Err(on)) => js_set(&control, "checked", &JsValue::from_bool(on)),
-                None => {}
-            }
-        }
-    }
-
-    fn on_setting_changed(&mut self, ev: web_sys::Event) {
-        let Some(control) = ev.target() else { return };
-        let Some(name) = control
-            .dyn_ref::<Element>()
-            .and_then(|e| e.get_attribute("data-setting"))
-        else {
-            return;
-        };
-        let checkbox = js_get(&control, "type").as_string().as_deref() == Some("checkbox");
-        let value = js_get(&control, "value").as_string().unwrap_or_default();
-        let on = js_get(&control, "checked").as_bool().unwrap_or(false);
+    /// A change from the panel: `value` is text, or a boolean for a
+    /// yes-or-no field. Whether the settings took it.
+    pub(super) fn set_setting(&mut self, name: &str, value: &JsValue) -> bool {
         let mut taken = false;
         let put = self.settings.change(|s| {
-            taken = if checkbox {
-                s.set_flag(&name, on)
-            } else {
-                s.set(&name, &value)
+            taken = match value.as_bool() {
+                Some(on) => s.set_flag(name, on),
+                None => s.set(name, &value.as_string().unwrap_or_default()),
             };
             taken
         });
-        if !taken {
-            let why = if name == "font_size" {
-                "a font size from 8 to 32".to_owned()
-            } else {
-                "a font name: letters, digits, spaces, '-', '_' and '.'".to_owned()
-            };
-            self.dom
-                .settings
-                .status
-                .set_text_content(Some(&format!("not changed: choose {why}")));
-            self.fill_settings_panel();
-            return;
+        if taken {
+            self.settings_changed(put);
         }
-        if name == "bell" && value == "notify" {
-            ask_to_notify();
+        taken
+    }
+
+    /// Says how saving went in the panel, if it is open.
+    fn settings_status(&self, text: &str) {
+        if let Some(status) = self.dom.document.get_element_by_id("settings-status") {
+            status.set_text_content(Some(text));
         }
-        self.settings_changed(put);
+    }
+
+    /// Tells the panel, if it was ever loaded, that the settings changed.
+    fn settings_shown(&self) {
+        if let Ok(event) = web_sys::Event::new("thinline-settings") {
+            let _ = self.dom.window.dispatch_event(&event);
+        }
     }
 
     /// Ctrl+= / Ctrl+- / Ctrl+0.
@@ -167,9 +69,9 @@ impl App {
     fn settings_changed(&mut self, put: Option<String>) {
         self.apply_settings();
         self.cache_settings();
-        self.fill_settings_panel();
+        self.settings_shown();
         if let Some(body) = put {
-            self.dom.settings.status.set_text_content(Some("saving…"));
+            self.settings_status("saving…");
             self.settings_request(PUT_ID, "PUT", Some(body));
         }
     }
@@ -201,15 +103,12 @@ impl App {
             if self.settings.fetched(&outcome) {
                 self.apply_settings();
                 self.cache_settings();
-                self.fill_settings_panel();
+                self.settings_shown();
             }
             return;
         }
         let answer = self.settings.saved(&outcome);
-        self.dom
-            .settings
-            .status
-            .set_text_content(Some(&answer.status));
+        self.settings_status(&answer.status);
         if let Some(body) = answer.send {
             self.settings_request(PUT_ID, "PUT", Some(body));
         }
@@ -257,17 +156,5 @@ impl App {
         self.full_clear = true;
         self.screen.mark_all_dirty();
         self.request_frame();
-    }
-}
-
-/// Asks the browser for leave to show notifications, once the user chose
-/// them (the request needs the user's gesture, which the change is).
-fn ask_to_notify() {
-    let notification = js_get(&js_sys::global(), "Notification");
-    if notification.is_undefined() {
-        return;
-    }
-    if let Ok(request) = js_get(&notification, "requestPermission").dyn_into::<js_sys::Function>() {
-        let _ = request.call0(&notification);
     }
 }

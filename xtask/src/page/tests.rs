@@ -24,9 +24,11 @@ impl Scratch {
         self.put(
             "static/loader.js",
             "// The loader.\nimport init, { start } from './web_terminal.js';\n  // On demand:\n\
-             const files = () => import('./files.js');\n",
+             const files = () => import('./files.js');\n\
+             const settings = () => import('./settings.js');\n",
         );
         self.put("static/files.js", "export function upload() {}\n");
+        self.put("static/settings.js", "export function toggle() {}\n");
         self.put("static/style.css", "body { color: black; }\n");
         self.put("static/manifest.webmanifest", "{\"start_url\": \"/\"}\n");
         self.put("static/icon.svg", "<svg></svg>\n");
@@ -116,6 +118,11 @@ fn every_reference_names_a_hashed_file_that_exists() {
         loader_text.contains(&format!("import('./{files}')")),
         "{loader_text}"
     );
+    let settings = asset(&names, "settings", "js");
+    assert!(
+        loader_text.contains(&format!("import('./{settings}')")),
+        "{loader_text}"
+    );
     assert!(!loader_text.contains("//"), "comments kept: {loader_text}");
     let glue_text = scratch.text(&format!("{ASSETS}/{glue}"));
     assert!(
@@ -155,6 +162,7 @@ fn a_changed_wasm_renames_everything_that_leads_to_it_and_leaves_no_stale_file()
         ("loader", "js"),
         ("style", "css"),
         ("files", "js"),
+        ("settings", "js"),
     ]
     .iter()
     .map(|(stem, ext)| asset(&after, stem, ext))
