@@ -26,7 +26,6 @@ use tests::browser::{Browser, e2e_enabled};
 use tests::cluster::{Backend, Cluster, ClusterOptions, read_answer, request_body};
 use tests::proxy::FaultProxy;
 use tests::screen_text::ScreenText;
-use tests::tickets::{TEST_PASSWORD, TEST_USER};
 use tests::{http, paths, unique_marker, wait_until};
 use tokio::sync::MutexGuard;
 
@@ -79,19 +78,10 @@ async fn open_page_on(cluster: Cluster, turn: MutexGuard<'static, ()>) -> Result
         browser,
         _turn: turn,
     };
-    let opened = async {
-        page.browser
-            .open_and_sign_in(
-                &format!("{}/", page.cluster.directory_url(0)),
-                TEST_USER,
-                TEST_PASSWORD,
-            )
-            .await?;
-        page.browser
-            .wait_mirror_line(PATIENCE, "a `$` prompt in #mirror", |line| line == "$")
-            .await
-    }
-    .await;
+    let opened = page
+        .browser
+        .open_at_prompt(&page.cluster.directory_url(0), PATIENCE)
+        .await;
     match opened {
         Ok(_) => Ok(page),
         Err(err) => {
@@ -551,14 +541,8 @@ async fn cut_sockets_lose_and_double_no_keystroke() -> Result<()> {
     let Some(turn) = browser_turn(test).await? else {
         return Ok(());
     };
-    let mut cluster = Cluster::start(ClusterOptions {
-        hosts: 0,
-        ..ClusterOptions::default()
-    })
-    .await?;
-    let proxy = Arc::new(FaultProxy::start_without_target().await?);
-    cluster.start_host_behind(&proxy)?;
-    cluster.wait_hosts_live().await?;
+    let (cluster, proxy) = Cluster::start_behind_proxy().await?;
+    let proxy = Arc::new(proxy);
     let page = open_page_on(cluster, turn).await?;
     let outcome = type_through_cuts(test, &page, &proxy).await;
     finish(page, outcome).await
@@ -629,14 +613,7 @@ async fn type_through_cuts(test: &str, page: &ClusterPage, proxy: &Arc<FaultProx
 /// one line of history travels again, and the page still holds all of it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reconnect_sends_no_history_again() -> Result<()> {
-    let mut cluster = Cluster::start(ClusterOptions {
-        hosts: 0,
-        ..ClusterOptions::default()
-    })
-    .await?;
-    let proxy = FaultProxy::start_without_target().await?;
-    cluster.start_host_behind(&proxy)?;
-    cluster.wait_hosts_live().await?;
+    let (cluster, proxy) = Cluster::start_behind_proxy().await?;
     let page = cluster.open_page_on(&proxy.url(), SIZE).await?;
     page.wait_prompt(PATIENCE).await?;
     page.run_expecting("seq 1 3000; echo seq-d''one", "seq-done", PATIENCE)

@@ -268,6 +268,20 @@ impl Browser {
         self.wait_live(Duration::from_secs(30)).await
     }
 
+    /// Opens the test user's terminal at the page of the directory at
+    /// `directory`, signed in, and waits for a `$` prompt.
+    pub async fn open_at_prompt(&self, directory: &str, patience: Duration) -> Result<()> {
+        self.open_and_sign_in(
+            &format!("{directory}/"),
+            crate::tickets::TEST_USER,
+            crate::tickets::TEST_PASSWORD,
+        )
+        .await?;
+        self.wait_mirror_line(patience, "a `$` prompt in #mirror", |line| line == "$")
+            .await?;
+        Ok(())
+    }
+
     /// Whether the sign-in form is showing.
     pub async fn on_sign_in_page(&self) -> Result<bool> {
         let found = self

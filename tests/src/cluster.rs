@@ -184,6 +184,20 @@ impl Cluster {
         self.start_host_with(public_url, None)
     }
 
+    /// A cluster whose one host the pages reach only through a fresh
+    /// fault proxy, with the host live.
+    pub async fn start_behind_proxy() -> Result<(Cluster, FaultProxy)> {
+        let mut cluster = Cluster::start(ClusterOptions {
+            hosts: 0,
+            ..ClusterOptions::default()
+        })
+        .await?;
+        let proxy = FaultProxy::start_without_target().await?;
+        cluster.start_host_behind(&proxy)?;
+        cluster.wait_hosts_live().await?;
+        Ok((cluster, proxy))
+    }
+
     /// Starts the next host behind `proxy`: the host registers the
     /// proxy's url, so the directory sends pages through it. Returns its
     /// id; see [`Cluster::wait_hosts_live`].

@@ -12,8 +12,7 @@ use serde_json::Value;
 use testkit::proxy::FaultProxy;
 
 use crate::browser::Browser;
-use crate::cluster::{Cluster, ClusterOptions};
-use crate::tickets::{TEST_PASSWORD, TEST_USER};
+use crate::cluster::Cluster;
 use crate::wait_until;
 
 /// The link's latency each way: a round trip of 400 ms, a phone on the
@@ -33,15 +32,8 @@ pub struct SlowLink {
 
 impl SlowLink {
     pub async fn start() -> Result<SlowLink> {
-        let mut cluster = Cluster::start(ClusterOptions {
-            hosts: 0,
-            ..ClusterOptions::default()
-        })
-        .await?;
-        let proxy = FaultProxy::start_without_target().await?;
-        cluster.start_host_behind(&proxy)?;
+        let (cluster, proxy) = Cluster::start_behind_proxy().await?;
         proxy.set_delay(ONE_WAY);
-        cluster.wait_hosts_live().await?;
         let browser = Browser::start(1000, 700).await?;
         let link = SlowLink {
             cluster,
@@ -50,14 +42,7 @@ impl SlowLink {
         };
         let opened = async {
             link.browser
-                .open_and_sign_in(
-                    &format!("{}/", link.cluster.directory_url(0)),
-                    TEST_USER,
-                    TEST_PASSWORD,
-                )
-                .await?;
-            link.browser
-                .wait_mirror_line(PATIENCE, "a `$` prompt", |line| line == "$")
+                .open_at_prompt(&link.cluster.directory_url(0), PATIENCE)
                 .await?;
             // The page measures the round trip with a ping a second.
             wait_until(
