@@ -579,6 +579,13 @@ pub async fn concurrent_writers_only_current_epoch_succeeds(
     second: Arc<dyn Store>,
 ) {
     first.create_session(&record(ID_A, "ada")).await.unwrap();
+    // Nothing is trimmed: on a busy machine the old owner may write more
+    // lines than any limit before the takeover, and a trim would then drop
+    // blocks this test counts.
+    const KEEP_ALL: u32 = u32::MAX;
+    // The new owner's blocks, numbered past anything the old one can
+    // reach however fast it writes.
+    const NEW_BLOCKS: u64 = 1 << 40;
 
     // The old owner writes as fast as it can until it is fenced; meanwhile
     // a new owner takes over on another instance and writes too.
@@ -587,7 +594,7 @@ pub async fn concurrent_writers_only_current_epoch_succeeds(
         async move {
             let mut saved = 0u64;
             loop {
-                let screen = write(&format!("old {saved}"), vec![block(saved, 1)], 10_000);
+                let screen = write(&format!("old {saved}"), vec![block(saved, 1)], KEEP_ALL);
                 match store.save_screen(ID_A, 0, "host-1", &screen).await {
                     Ok(()) => saved += 1,
                     Err(error) => return (saved, error),
@@ -611,7 +618,11 @@ pub async fn concurrent_writers_only_current_epoch_succeeds(
         .map(|n| {
             let store = second.clone();
             tokio::spawn(async move {
-                let screen = write(&format!("new {n}"), vec![block(1_000 + n, 1)], 10_000);
+                let screen = write(
+                    &format!("new {n}"),
+                    vec![block(NEW_BLOCKS + n, 1)],
+                    KEEP_ALL,
+                );
                 store.save_screen(ID_A, 1, "host-2", &screen).await
             })
         })
@@ -633,7 +644,7 @@ pub async fn concurrent_writers_only_current_epoch_succeeds(
         last.epoch, current,
         "the last write carried the current epoch"
     );
-    let old_blocks: Vec<_> = last.blocks.iter().filter(|b| b.seq < 1_000).collect();
+    let old_blocks: Vec<_> = last.blocks.iter().filter(|b| b.seq < NEW_BLOCKS).collect();
     let before: Vec<_> = at_takeover.blocks.iter().collect();
     assert_eq!(old_blocks, before);
     assert_eq!(last.blocks.len(), before.len() + 4);
