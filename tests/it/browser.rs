@@ -15,7 +15,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail, ensure};
 use fantoccini::key::Key;
 use serde_json::Value;
-use tests::browser::{Browser, e2e_enabled};
+use tests::browser::{Browser, SettingChange as Change, e2e_enabled};
 use tests::cluster::{Cluster, ClusterOptions};
 use tests::tickets::{TEST_PASSWORD, TEST_USER};
 use tests::{paths, wait_until};
@@ -634,14 +634,6 @@ async fn wait_settings(
     .await
 }
 
-/// One change in the settings panel, as a person makes it.
-enum Change<'a> {
-    /// The option `.1` of the select for field `.0`.
-    Choose(&'a str, &'a str),
-    /// A click on the checkbox for a field.
-    Tick(&'a str),
-}
-
 const SETTINGS_STATUS: &str = "document.getElementById('settings-status').textContent";
 
 /// The test user's settings as the store holds them.
@@ -652,42 +644,6 @@ async fn stored_settings(cluster: &Cluster) -> Result<Value> {
         .await?
         .context("nothing stored for the user")?;
     Ok(serde_json::from_str(&stored)?)
-}
-
-/// Opens the settings panel, makes `changes`, waits until the account has
-/// them, and closes the panel with Esc.
-async fn change_settings(browser: &Browser, changes: &[Change<'_>]) -> Result<()> {
-    browser.open_settings().await?;
-    let mut last = String::new();
-    for change in changes {
-        last = match change {
-            Change::Choose(field, value) => {
-                let css = format!("select[data-setting={field}]");
-                browser.select(&css, value).await?;
-                css
-            }
-            Change::Tick(field) => {
-                let css = format!("input[data-setting={field}]");
-                browser.click(&css).await?;
-                css
-            }
-        };
-    }
-    wait_equal(
-        browser,
-        "the change saved",
-        SETTINGS_STATUS,
-        "saved to your account".into(),
-    )
-    .await?;
-    browser.type_into(&last, &Key::Escape.to_string()).await?;
-    wait_equal(
-        browser,
-        "the panel closed",
-        "document.getElementById('settings').hidden",
-        Value::Bool(true),
-    )
-    .await
 }
 
 /// Issue 15's settings: the zoom keys and the panel change the font and
@@ -850,7 +806,9 @@ async fn osc52_only_when_allowed(browser: &Browser) -> Result<()> {
         "the page wrote the clipboard before the user allowed it"
     );
 
-    change_settings(browser, &[Change::Tick("clipboard_write")]).await?;
+    browser
+        .change_settings(&[Change::Tick("clipboard_write")])
+        .await?;
     run(browser, &yank("allowed-2")).await?;
     wait_eval(
         browser,
@@ -977,7 +935,9 @@ async fn program_notifications(browser: &Browser) -> Result<()> {
     run(browser, "printf '\\033]777;notify;build;all green\\a'").await?;
     wait_overlay(browser, "build: all green").await?;
 
-    change_settings(browser, &[Change::Choose("bell", "notify")]).await?;
+    browser
+        .change_settings(&[Change::Choose("bell", "notify")])
+        .await?;
     browser
         .eval(
             "(() => { window.shown = []; \
@@ -1023,14 +983,12 @@ async fn copy_on_select_and_right_click_paste() -> Result<()> {
 }
 
 async fn mouse_copy_paste(browser: &Browser) -> Result<()> {
-    change_settings(
-        browser,
-        &[
+    browser
+        .change_settings(&[
             Change::Tick("copy_on_select"),
             Change::Tick("right_click_paste"),
-        ],
-    )
-    .await?;
+        ])
+        .await?;
     wait_settings(browser, "both chosen", |s| {
         s["copy_on_select"] == true && s["right_click_paste"] == true
     })

@@ -387,6 +387,54 @@ impl Browser {
         .await
     }
 
+    /// Opens the settings panel, makes `changes` as a person does, waits
+    /// until the account has them, and closes the panel with Esc.
+    pub async fn change_settings(&self, changes: &[SettingChange<'_>]) -> Result<()> {
+        self.open_settings().await?;
+        let mut last = String::new();
+        for change in changes {
+            last = match change {
+                SettingChange::Choose(field, value) => {
+                    let css = format!("select[data-setting={field}]");
+                    self.select(&css, value).await?;
+                    css
+                }
+                SettingChange::Tick(field) => {
+                    let css = format!("input[data-setting={field}]");
+                    self.click(&css).await?;
+                    css
+                }
+            };
+        }
+        self.wait_for_eval(
+            "the change saved",
+            "document.getElementById('settings-status').textContent",
+            "saved to your account".into(),
+        )
+        .await?;
+        self.type_into(&last, &fantoccini::key::Key::Escape.to_string())
+            .await?;
+        self.wait_for_eval(
+            "the panel closed",
+            "document.getElementById('settings').hidden",
+            Value::Bool(true),
+        )
+        .await
+    }
+
+    /// Waits until the page expression `expr` is `expected`.
+    async fn wait_for_eval(&self, what: &str, expr: &str, expected: Value) -> Result<()> {
+        crate::wait_until(std::time::Duration::from_secs(20), what, || async {
+            let value = self.eval(expr).await?;
+            Ok(if value == expected {
+                Ok(())
+            } else {
+                Err(value.to_string())
+            })
+        })
+        .await
+    }
+
     /// Types `text` into the element `css` (WebDriver key codes included).
     pub async fn type_into(&self, css: &str, text: &str) -> Result<()> {
         self.find(css)
@@ -610,4 +658,12 @@ fn gesture<S: InputSource<Action = PointerAction>>(
         None => pressed,
     };
     moved.then(PointerAction::Up { button })
+}
+
+/// One change in the settings panel, as a person makes it.
+pub enum SettingChange<'a> {
+    /// The option `.1` of the select for field `.0`.
+    Choose(&'a str, &'a str),
+    /// A click on the checkbox for a field.
+    Tick(&'a str),
 }

@@ -11,7 +11,7 @@ use anyhow::{Result, ensure};
 use serde_json::Value;
 use testkit::proxy::FaultProxy;
 
-use crate::browser::Browser;
+use crate::browser::{Browser, SettingChange};
 use crate::cluster::Cluster;
 use crate::wait_until;
 
@@ -139,8 +139,8 @@ pub async fn texts_seen(browser: &Browser) -> Result<Vec<String>> {
 
 /// Types `text` (printable characters, no trailing space) one key every
 /// `gap` as a person does, waits until the page shows all of it, and
-/// returns each key's time from key-down to the page showing it, in ms.
-pub async fn type_and_time(browser: &Browser, text: &str, gap: Duration) -> Result<Vec<f64>> {
+/// returns each key's time from key-down to the page showing it.
+pub async fn type_and_time(browser: &Browser, text: &str, gap: Duration) -> Result<Vec<Duration>> {
     watch(browser, text).await?;
     for ch in text.chars() {
         browser.type_keys(&ch.to_string()).await?;
@@ -170,37 +170,17 @@ pub async fn type_and_time(browser: &Browser, text: &str, gap: Duration) -> Resu
     })
     .await?;
     ensure!(down.len() == shown.len(), "keys and echoes do not pair up");
-    Ok(shown.iter().zip(&down).map(|(s, d)| s - d).collect())
-}
-
-/// The nearest-rank percentile of `samples` (ms).
-pub fn percentile_ms(samples: &[f64], pct: f64) -> f64 {
-    let mut sorted = samples.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let rank = ((pct / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
+    Ok(shown
+        .iter()
+        .zip(&down)
+        .map(|(s, d)| Duration::from_secs_f64((s - d).max(0.0) / 1000.0))
+        .collect())
 }
 
 /// Chooses the page's prediction setting in its settings panel and waits
 /// until the account has it.
 pub async fn set_prediction(browser: &Browser, value: &str) -> Result<()> {
-    browser.open_settings().await?;
-    let select = "select[data-setting=prediction]";
-    browser.select(select, value).await?;
-    wait_until(PATIENCE, "the setting saved", || async {
-        let status = browser
-            .eval("document.getElementById('settings-status').textContent")
-            .await?;
-        Ok(if status == "saved to your account" {
-            Ok(())
-        } else {
-            Err(format!("{status}"))
-        })
-    })
-    .await?;
-    browser.click("#settings-close").await?;
-    Ok(())
+    browser
+        .change_settings(&[SettingChange::Choose("prediction", value)])
+        .await
 }

@@ -121,6 +121,8 @@ pub struct Predictor {
     grid_top: u64,
     size: Size,
     frames: u64,
+    /// The screen's `attaches` the guesses were made under.
+    attaches: u64,
     srtt: Option<u64>,
     /// `auto` shows guesses (a slow link, or a recent glitch).
     slow: bool,
@@ -143,6 +145,7 @@ impl Predictor {
             grid_top: 0,
             size: Size::default(),
             frames: 0,
+            attaches: 0,
             srtt: None,
             slow: false,
             underline: false,
@@ -390,8 +393,14 @@ impl Predictor {
         self.frames = screen.frames();
         self.last_seq = self.last_seq.max(last_seq);
         let echo = screen.echo_ack();
-        if screen.size() != self.size || !Self::predictable(screen) {
+        if screen.size() != self.size
+            || screen.attaches() != self.attaches
+            || !Self::predictable(screen)
+        {
+            // A resize, a new connection (perhaps to another host after a
+            // failover), a full-screen program or a hidden input.
             self.size = screen.size();
+            self.attaches = screen.attaches();
             self.grid_top = screen.grid_top();
             self.reset();
         } else {

@@ -198,6 +198,8 @@ pub struct Screen {
     /// is fetched only once the screen is live.
     awaiting_frame: bool,
     frames: u64,
+    /// Connections welcomed since the page loaded.
+    attaches: u64,
     /// The last frame's `echo_ack` and `tty`.
     echo_ack: u64,
     tty: TtyModes,
@@ -236,6 +238,7 @@ impl Screen {
             dirty: vec![true; usize::from(size.rows)],
             awaiting_frame: false,
             frames: 0,
+            attaches: 0,
             echo_ack: 0,
             tty: TtyModes::default(),
             predicted: Vec::new(),
@@ -321,6 +324,12 @@ impl Screen {
         self.frames
     }
 
+    /// Connections welcomed since the page loaded: a new one (a
+    /// reconnect, a failover) may show another host's screen.
+    pub fn attaches(&self) -> u64 {
+        self.attaches
+    }
+
     pub fn scrollback_len(&self) -> usize {
         self.scrollback.len()
     }
@@ -340,6 +349,7 @@ impl Screen {
     /// dropped (a restore numbers on from what the store had).
     pub fn begin_attach(&mut self, same_history: bool, span: HistorySpan) {
         self.awaiting_frame = true;
+        self.attaches += 1;
         self.host_start = span.start;
         let end = self.history_end();
         if same_history && end == span.end {

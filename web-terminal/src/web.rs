@@ -598,6 +598,12 @@ impl App {
         while let Some(action) = self.conn.poll_action() {
             self.perform(action);
         }
+        // The predictor judges what a new frame vouches for and shows
+        // what it guesses, after whatever the event was.
+        self.predictor.set_rtt(self.conn.srtt_ms());
+        self.predictor
+            .frame(&self.screen, self.conn.last_input_seq(), self.now());
+        self.show_prediction();
         if let Some(title) = self.screen.take_title_change() {
             self.dom
                 .document
@@ -741,17 +747,9 @@ impl App {
             // The lines it referred to are numbered afresh.
             self.selection = None;
         }
-        if let Delivery::Welcome { .. } = &delivery {
-            // Another connection: what was guessed is judged no more.
-            self.predictor.reset();
-        }
         if let Some(notice) = self.conn.show(delivery, &mut self.screen) {
             self.notice(notice);
         }
-        self.predictor.set_rtt(self.conn.srtt_ms());
-        self.predictor
-            .frame(&self.screen, self.conn.last_input_seq(), t);
-        self.show_prediction();
     }
 
     /// Hands the host's word about files to `files.js` through the
@@ -781,7 +779,6 @@ impl App {
                     let t = a.now();
                     a.conn.handle_timeout(t);
                     a.predictor.handle_timeout(t);
-                    a.show_prediction();
                     a.after_event();
                 });
             }

@@ -483,3 +483,17 @@ fn input_held_back_unnumbered_is_not_predicted() {
     rig.keys("t");
     assert_eq!(rig.shown(), ("$ l".into(), 3));
 }
+
+#[test]
+fn a_new_connection_drops_every_guess() {
+    // A failover: the next host's screen comes in a new attach, and may
+    // differ from the lost host's (it restores what the store had).
+    let mut rig = Rig::confirmed();
+    rig.keys("s");
+    assert_eq!(rig.shown(), ("$ ls".into(), 4));
+    rig.screen
+        .begin_attach(false, protocol::HistorySpan::default());
+    rig.host_at(&["$ l"], (0, 3), 0);
+    assert_eq!(rig.shown(), ("$ l".into(), 3));
+    assert!(rig.predictor.cells.is_empty());
+}

@@ -25,9 +25,9 @@ impl App {
         } else {
             let t = self.now();
             let seq = self.conn.input_sent_as();
+            // Shown by `after_event`, which every input event ends with.
             self.predictor.typed(bytes, seq, &self.screen, t);
         }
-        self.show_prediction();
     }
 
     pub(super) fn on_keydown(&mut self, ev: KeyboardEvent) {

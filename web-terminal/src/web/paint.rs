@@ -46,13 +46,9 @@ impl App {
         if metrics != self.painter.metrics() || face != *self.painter.atlas.face() {
             self.painter.atlas.reset(metrics, face);
         }
-        let size = metrics.grid_size(rect.width(), rect.height());
-        if size.clamped() != self.conn.size() {
-            // The guesses were made for the old grid.
-            self.predictor.reset();
-            self.show_prediction();
-        }
-        self.conn.resize(size);
+        // Guesses go when the host's frame of the new size comes.
+        self.conn
+            .resize(metrics.grid_size(rect.width(), rect.height()));
         self.full_clear = true;
         self.screen.mark_all_dirty();
     }

@@ -147,7 +147,6 @@ impl App {
         self.painter.font_families = families;
         self.painter.theme = theme;
         self.predictor.set_mode(settings.prediction);
-        self.show_prediction();
         if font_changed {
             // New metrics, a new grid size for the host, and glyphs drawn
             // afresh (layout_canvas resets the atlas for a new face).
