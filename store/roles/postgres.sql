@@ -9,8 +9,9 @@
 --                       --store that logs in as a member of this role,
 --                       migrates a schema that is behind).
 --   thinline_directory  accounts and sign-ins, placement and takeover,
---                       ending sessions, drains, host enrolments, mapped
---                       Unix identities. No screens, no scrollback.
+--                       ending sessions, share links, drains, host
+--                       enrolments, mapped Unix identities. No screens,
+--                       no scrollback.
 --   thinline_host       sessions, screens, scrollback and its own lease;
 --                       reads what checking a sign-in and its enrolment
 --                       needs; allocates Unix identities. It cannot write
@@ -147,7 +148,14 @@ DECLARE
 
         -- get_settings, put_settings' upsert: the page's settings panel
         -- talks to directories only; hosts never read them.
-        ['directory',  'settings',          'SELECT, INSERT, UPDATE (body, updated_at)']
+        ['directory',  'settings',          'SELECT, INSERT, UPDATE (body, updated_at)'],
+
+        -- live_shares: hosts recheck the share links behind their
+        -- viewers' sockets (never the token's hash, nor who made it).
+        ['host',       'shares',            'SELECT (id, session_id, expires_at, revoked)'],
+        -- create_share, share_by_token, list_shares, revoke_share (only
+        -- ever sets revoked). Shares go with their session.
+        ['directory',  'shares',            'SELECT, INSERT (id, token_hash, session_id, owner, may_type, created_at, expires_at), UPDATE (revoked)']
     ];
     known     text[];
 BEGIN

@@ -71,6 +71,16 @@
 //! which `setresuid(2)` reads as "leave unchanged"), and these methods
 //! refuse names that [`valid_user_name`] refuses.
 
+//!
+//! # Share links
+//!
+//! An owner may let another signed-in user watch a running session: a
+//! [`ShareRecord`] is kept by the sha256 of the link's secret token (the
+//! token itself is never stored), expires by the backend's clock and can be
+//! revoked. [`Store::live_shares`] is what a host rechecks, for every
+//! viewer it serves, so a revoked or expired link, or an ended session,
+//! closes the viewer's socket everywhere at once.
+
 use async_trait::async_trait;
 
 mod enrolment;
@@ -297,7 +307,8 @@ pub const MAX_LOGIN_TTL_MS: u64 = 90 * 24 * 3600 * 1000;
 /// The longest user name [`valid_user_name`] accepts, in characters.
 pub const MAX_USER_NAME_LEN: usize = 64;
 
-/// How many login ids one [`Store::live_logins`] query binds: well under
+/// How many ids one [`Store::live_logins`] or [`Store::live_shares`]
+/// query binds: well under
 /// SQLite's 32,766 and PostgreSQL's 65,535 parameters.
 pub const LIVE_LOGINS_CHUNK: usize = 1000;
 
@@ -355,6 +366,41 @@ pub struct Login {
     pub created_at: Millis,
     /// Backend time from which the login is no longer live.
     pub expires_at: Millis,
+}
+
+/// The longest share link [`Store::create_share`] grants; a longer `ttl_ms`
+/// is cut to this. A share lets someone else watch a session, so it is
+/// kept short: the directory's `--share-ttl-hours` is at most this too.
+pub const MAX_SHARE_TTL_MS: u64 = 7 * 24 * 3600 * 1000;
+
+/// A share link of a session: lets another signed-in user watch it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShareRecord {
+    /// 32 lowercase hex digits; public (listing, revoking, the host's watch).
+    pub id: String,
+    /// SHA-256 of the link's secret token, 64 lowercase hex digits; the
+    /// token itself is never stored.
+    pub token_hash: String,
+    pub session: String,
+    /// The session's owner, who made the link and alone may revoke it.
+    pub owner: String,
+    /// Whether the viewer's keys reach the program, or they only watch.
+    pub may_type: bool,
+    /// Backend time of [`Store::create_share`].
+    pub created_at: Millis,
+    /// Backend time from which the link no longer opens the session.
+    pub expires_at: Millis,
+    /// The owner revoked it ([`Store::revoke_share`]); it stays listed.
+    pub revoked: bool,
+}
+
+impl ShareRecord {
+    /// Whether the link still opens its session at `now` (a reading of the
+    /// backend's clock), as far as the link itself goes: not revoked, not
+    /// expired. Whether the session still runs is the session record's.
+    pub fn is_live(&self, now: Millis) -> bool {
+        !self.revoked && self.expires_at > now
+    }
 }
 
 /// The highest uid or gid the store gives or accepts. `u32::MAX` is
@@ -487,6 +533,10 @@ pub enum StoreError {
     /// and login methods, no account) with this id or name.
     #[error("no session, host or account named {0}")]
     NotFound(SessionKey),
+    /// The session has ended, so what was asked (a share link) is
+    /// pointless.
+    #[error("session {0} has ended")]
+    SessionEnded(SessionKey),
     /// A session, account or login with this id or name already exists.
     #[error("a session, account or login named {0} already exists")]
     Duplicate(SessionKey),
@@ -719,4 +769,38 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every identity given, by user name (bytewise).
     async fn list_unix_identities(&self) -> Result<Vec<(String, UnixIdentity)>>;
+
+    /// Records a share link `id` of `session` whose token hashes to
+    /// `token_hash`, made now by the backend's clock and live for `ttl_ms`
+    /// (at most [`MAX_SHARE_TTL_MS`]). `NotFound` unless the session exists
+    /// and is `owner`'s (the same answer either way, so nobody learns of
+    /// another user's session), `SessionEnded` if it has ended,
+    /// `Duplicate` if the id or the hash exists.
+    async fn create_share(
+        &self,
+        id: &str,
+        token_hash: &str,
+        session: &str,
+        owner: &str,
+        may_type: bool,
+        ttl_ms: u64,
+    ) -> Result<ShareRecord>;
+
+    /// The share whose token hashes to `token_hash`, live or not (the
+    /// caller says why one is refused).
+    async fn share_by_token(&self, token_hash: &str) -> Result<Option<ShareRecord>>;
+
+    /// Every share `owner` made, revoked and expired ones included, newest
+    /// first.
+    async fn list_shares(&self, owner: &str) -> Result<Vec<ShareRecord>>;
+
+    /// Revokes `owner`'s share `id` for good; revoking it again is no
+    /// error. `NotFound` if `owner` has no share `id`.
+    async fn revoke_share(&self, owner: &str, id: &str) -> Result<()>;
+
+    /// Of the share `ids`, those still live: not revoked, not expired by
+    /// the backend's clock, their session still running. Sorted and each
+    /// once, one query per [`LIVE_LOGINS_CHUNK`] ids, so a host rechecks
+    /// every share behind its viewers' sockets in one round trip.
+    async fn live_shares(&self, ids: &[String]) -> Result<Vec<String>>;
 }

@@ -12,9 +12,9 @@ use async_trait::async_trait;
 use crate::enrolment::{Enrolled, check_renewal};
 use crate::{
     Account, HostEnrolment, HostRecord, LeaseRenewal, Login, MAX_LEASE_TTL_MS, MAX_LOGIN_TTL_MS,
-    Millis, Result, ScreenWrite, ScrollbackBlock, SessionRecord, SessionState, SessionUpdate,
-    Store, StoreError, StoredScreen, UidRange, UnixIdentity, User, check_unix_ids, check_user_name,
-    hash_host_secret,
+    MAX_SHARE_TTL_MS, Millis, Result, ScreenWrite, ScrollbackBlock, SessionRecord, SessionState,
+    SessionUpdate, ShareRecord, Store, StoreError, StoredScreen, UidRange, UnixIdentity, User,
+    check_unix_ids, check_user_name, hash_host_secret,
 };
 
 /// A session store in memory.
@@ -39,6 +39,8 @@ struct Tables {
     enrolments: BTreeMap<String, (HostEnrolment, String)>,
     /// By account: the settings document.
     settings: HashMap<String, String>,
+    /// By id.
+    shares: HashMap<String, ShareRecord>,
 }
 
 /// A session's screen and its blocks, kept together so that, like the SQL
@@ -95,6 +97,16 @@ impl Tables {
                 .accounts
                 .get(&login.user)
                 .is_some_and(|account| !account.disabled)
+    }
+
+    /// As the SQL backends' `live_shares` decides it: the share is live
+    /// and its session still runs.
+    fn share_is_live(&self, share: &ShareRecord, now: Millis) -> bool {
+        share.is_live(now)
+            && self
+                .sessions
+                .get(&share.session)
+                .is_some_and(|session| session.state == SessionState::Running)
     }
 
     /// Ends a host's lease at `now`, if it has one running.
@@ -569,5 +581,98 @@ impl Store for MemoryStore {
             .iter()
             .map(|(name, identity)| (name.clone(), *identity))
             .collect())
+    }
+
+    async fn create_share(
+        &self,
+        id: &str,
+        token_hash: &str,
+        session: &str,
+        owner: &str,
+        may_type: bool,
+        ttl_ms: u64,
+    ) -> Result<ShareRecord> {
+        let now = system_now();
+        let ttl = Millis::try_from(ttl_ms.min(MAX_SHARE_TTL_MS)).unwrap_or(Millis::MAX);
+        let mut tables = self.tables();
+        match tables.sessions.get(session) {
+            Some(record) if record.owner == owner => {
+                if record.state == SessionState::Ended {
+                    return Err(StoreError::SessionEnded(session.to_owned()));
+                }
+            }
+            _ => return Err(StoreError::NotFound(session.to_owned())),
+        }
+        let taken = tables.shares.contains_key(id)
+            || tables
+                .shares
+                .values()
+                .any(|share| share.token_hash == token_hash);
+        if taken {
+            return Err(StoreError::Duplicate(id.to_owned()));
+        }
+        let share = ShareRecord {
+            id: id.to_owned(),
+            token_hash: token_hash.to_owned(),
+            session: session.to_owned(),
+            owner: owner.to_owned(),
+            may_type,
+            created_at: now,
+            expires_at: now.saturating_add(ttl),
+            revoked: false,
+        };
+        tables.shares.insert(id.to_owned(), share.clone());
+        Ok(share)
+    }
+
+    async fn share_by_token(&self, token_hash: &str) -> Result<Option<ShareRecord>> {
+        Ok(self
+            .tables()
+            .shares
+            .values()
+            .find(|share| share.token_hash == token_hash)
+            .cloned())
+    }
+
+    async fn list_shares(&self, owner: &str) -> Result<Vec<ShareRecord>> {
+        let mut shares: Vec<ShareRecord> = self
+            .tables()
+            .shares
+            .values()
+            .filter(|share| share.owner == owner)
+            .cloned()
+            .collect();
+        // Newest first, ties by id descending, like the SQL backends.
+        shares.sort_unstable_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+        Ok(shares)
+    }
+
+    async fn revoke_share(&self, owner: &str, id: &str) -> Result<()> {
+        let mut tables = self.tables();
+        match tables.shares.get_mut(id) {
+            Some(share) if share.owner == owner => {
+                share.revoked = true;
+                Ok(())
+            }
+            _ => Err(StoreError::NotFound(id.to_owned())),
+        }
+    }
+
+    async fn live_shares(&self, ids: &[String]) -> Result<Vec<String>> {
+        let now = system_now();
+        let tables = self.tables();
+        let mut live: Vec<String> = ids
+            .iter()
+            .filter(|id| {
+                tables
+                    .shares
+                    .get(id.as_str())
+                    .is_some_and(|share| tables.share_is_live(share, now))
+            })
+            .cloned()
+            .collect();
+        live.sort_unstable();
+        live.dedup();
+        Ok(live)
     }
 }

@@ -8,8 +8,9 @@
 //! instead of being truncated.
 
 use crate::{
-    Account, HostRecord, Login, MAX_LEASE_TTL_MS, MAX_LOGIN_TTL_MS, ScrollbackBlock, SessionKey,
-    SessionRecord, SessionState, StoreError, StoredScreen, UnixIdentity, User,
+    Account, HostRecord, Login, MAX_LEASE_TTL_MS, MAX_LOGIN_TTL_MS, MAX_SHARE_TTL_MS,
+    ScrollbackBlock, SessionKey, SessionRecord, SessionState, ShareRecord, StoreError,
+    StoredScreen, UnixIdentity, User,
 };
 
 /// Deletes a session's oldest blocks while the newer ones still hold at
@@ -195,6 +196,40 @@ impl From<LoginRow> for Login {
 /// A login's length as stored, capped so `now + ttl` cannot overflow.
 pub(crate) fn login_ttl_param(ttl_ms: u64) -> i64 {
     i64::try_from(ttl_ms.min(MAX_LOGIN_TTL_MS)).unwrap_or(i64::MAX)
+}
+
+/// A `shares` row; the session column is `session_id`, as in the other
+/// tables that belong to a session.
+#[derive(sqlx::FromRow)]
+pub(crate) struct ShareRow {
+    id: String,
+    token_hash: String,
+    session_id: String,
+    owner: String,
+    may_type: bool,
+    created_at: i64,
+    expires_at: i64,
+    revoked: bool,
+}
+
+impl From<ShareRow> for ShareRecord {
+    fn from(row: ShareRow) -> ShareRecord {
+        ShareRecord {
+            id: row.id,
+            token_hash: row.token_hash,
+            session: row.session_id,
+            owner: row.owner,
+            may_type: row.may_type,
+            created_at: row.created_at,
+            expires_at: row.expires_at,
+            revoked: row.revoked,
+        }
+    }
+}
+
+/// A share's length as stored, capped so `now + ttl` cannot overflow.
+pub(crate) fn share_ttl_param(ttl_ms: u64) -> i64 {
+    i64::try_from(ttl_ms.min(MAX_SHARE_TTL_MS)).unwrap_or(i64::MAX)
 }
 
 /// A `unix_identities` row.
@@ -402,6 +437,14 @@ macro_rules! login_columns {
 }
 pub(crate) use login_columns;
 
+/// The `shares` columns in the order [`ShareRow`] decodes them.
+macro_rules! share_columns {
+    () => {
+        "id, token_hash, session_id, owner, may_type, created_at, expires_at, revoked"
+    };
+}
+pub(crate) use share_columns;
+
 /// The `unix_identities` columns in the order [`UnixIdentityRow`] decodes
 /// them.
 macro_rules! unix_identity_columns {
@@ -450,13 +493,13 @@ macro_rules! impl_store {
         const _: () = {
             use $crate::sql::{
                 self, AccountRow, BlockRow, HostRow, LoginRow, ScreenRow, SessionParams,
-                SessionRow, UnixIdentityRow, UserRow, account_columns, epoch_param, from_sqlx,
-                host_columns, login_columns, lowest_free_uid, session_columns,
-                unix_identity_columns,
+                SessionRow, ShareRow, UnixIdentityRow, UserRow, account_columns, epoch_param,
+                from_sqlx, host_columns, login_columns, lowest_free_uid, session_columns,
+                share_columns, unix_identity_columns,
             };
             use $crate::{
                 Account, HostRecord, LeaseRenewal, Login, Millis, Result, ScreenWrite, SessionRecord, SessionState,
-                SessionUpdate, Store, StoreError, StoredScreen, UidRange, UnixIdentity, User,
+                SessionUpdate, ShareRecord, Store, StoreError, StoredScreen, UidRange, UnixIdentity, User,
             };
 
             /// Ends a host's lease now, if it runs longer (`$1` = the id).
@@ -1309,6 +1352,132 @@ macro_rules! impl_store {
                     .await
                     .map_err(from_sqlx)?;
                     rows.into_iter().map(UnixIdentityRow::into_pair).collect()
+                }
+
+                async fn create_share(
+                    &self,
+                    id: &str,
+                    token_hash: &str,
+                    session: &str,
+                    owner: &str,
+                    may_type: bool,
+                    ttl_ms: u64,
+                ) -> Result<ShareRecord> {
+                    // One statement: the session's row, only if it is the
+                    // owner's and running, feeds the insert, and one clock
+                    // reading gives both times. A session ended a moment
+                    // later leaves a share that `live_shares` never counts.
+                    let row: Option<ShareRow> = sqlx::query_as(concat!(
+                        "INSERT INTO shares (id, token_hash, session_id, owner, may_type, \
+                         created_at, expires_at) \
+                         SELECT $1, $2, sessions.id, sessions.owner, $5, clock.now, clock.now + $6 \
+                         FROM sessions, (SELECT ",
+                        $now,
+                        " AS now) AS clock \
+                         WHERE sessions.id = $3 AND sessions.owner = $4 AND sessions.state = $7 \
+                         ON CONFLICT DO NOTHING RETURNING ",
+                        share_columns!()
+                    ))
+                    .bind(id)
+                    .bind(token_hash)
+                    .bind(session)
+                    .bind(owner)
+                    .bind(may_type)
+                    .bind(sql::share_ttl_param(ttl_ms))
+                    .bind(sql::state_text(SessionState::Running))
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(from_sqlx)?;
+                    if let Some(row) = row {
+                        return Ok(ShareRecord::from(row));
+                    }
+                    // Nothing written: say why.
+                    let found: Option<(String, String)> =
+                        sqlx::query_as("SELECT owner, state FROM sessions WHERE id = $1")
+                            .bind(session)
+                            .fetch_optional(&self.pool)
+                            .await
+                            .map_err(from_sqlx)?;
+                    Err(match found {
+                        Some((found_owner, _)) if found_owner != owner => {
+                            StoreError::NotFound(session.to_owned())
+                        }
+                        None => StoreError::NotFound(session.to_owned()),
+                        Some((_, state)) if state != sql::state_text(SessionState::Running) => {
+                            StoreError::SessionEnded(session.to_owned())
+                        }
+                        Some(_) => StoreError::Duplicate(id.to_owned()),
+                    })
+                }
+
+                async fn share_by_token(&self, token_hash: &str) -> Result<Option<ShareRecord>> {
+                    let row: Option<ShareRow> = sqlx::query_as(concat!(
+                        "SELECT ",
+                        share_columns!(),
+                        " FROM shares WHERE token_hash = $1"
+                    ))
+                    .bind(token_hash)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(from_sqlx)?;
+                    Ok(row.map(ShareRecord::from))
+                }
+
+                async fn list_shares(&self, owner: &str) -> Result<Vec<ShareRecord>> {
+                    let rows: Vec<ShareRow> = sqlx::query_as(concat!(
+                        "SELECT ",
+                        share_columns!(),
+                        " FROM shares WHERE owner = $1 ORDER BY created_at DESC, id DESC"
+                    ))
+                    .bind(owner)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(from_sqlx)?;
+                    Ok(rows.into_iter().map(ShareRecord::from).collect())
+                }
+
+                async fn revoke_share(&self, owner: &str, id: &str) -> Result<()> {
+                    let updated =
+                        sqlx::query("UPDATE shares SET revoked = TRUE WHERE id = $1 AND owner = $2")
+                            .bind(id)
+                            .bind(owner)
+                            .execute(&self.pool)
+                            .await
+                            .map_err(from_sqlx)?;
+                    if updated.rows_affected() == 0 {
+                        return Err(StoreError::NotFound(id.to_owned()));
+                    }
+                    Ok(())
+                }
+
+                async fn live_shares(&self, ids: &[String]) -> Result<Vec<String>> {
+                    let mut live = Vec::new();
+                    for chunk in ids.chunks($crate::LIVE_LOGINS_CHUNK) {
+                        let mut query = sqlx::QueryBuilder::new(
+                            "SELECT shares.id FROM shares \
+                             JOIN sessions ON sessions.id = shares.session_id \
+                             WHERE shares.revoked = FALSE AND sessions.state = ",
+                        );
+                        query
+                            .push_bind(sql::state_text(SessionState::Running))
+                            .push(" AND shares.expires_at > ")
+                            .push($now)
+                            .push(" AND shares.id IN (");
+                        let mut list = query.separated(", ");
+                        for id in chunk {
+                            list.push_bind(id.as_str());
+                        }
+                        query.push(")");
+                        let found: Vec<String> = query
+                            .build_query_scalar()
+                            .fetch_all(&self.pool)
+                            .await
+                            .map_err(from_sqlx)?;
+                        live.extend(found);
+                    }
+                    live.sort_unstable();
+                    live.dedup();
+                    Ok(live)
                 }
             }
         };

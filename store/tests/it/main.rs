@@ -89,6 +89,11 @@ conformance! {
         an_exhausted_range_is_an_error,
         mapping_refuses_root_and_taken_uids,
         identity_names_and_ranges_are_checked,
+        a_share_is_found_by_its_tokens_hash,
+        only_the_owner_shares_a_running_session,
+        shares_are_listed_newest_first_by_owner,
+        only_the_owner_revokes_a_share,
+        live_shares_leaves_out_revoked_expired_and_ended,
     ],
     two: [
         two_instances_see_each_others_writes,

@@ -68,7 +68,7 @@ async fn connecting_twice_and_concurrently_migrates_once() {
     .fetch_all(&mut conn)
     .await
     .unwrap();
-    assert_eq!(applied, [1, 2, 3, 4, 5, 6, 7]);
+    assert_eq!(applied, [1, 2, 3, 4, 5, 6, 7, 8]);
     again.close().await;
 }
 
@@ -539,6 +539,11 @@ async fn a_hosts_role_does_all_a_host_does() {
         host.create_session(&session(SESSION, "ada", "h1")).await,
         Err(StoreError::Duplicate(_))
     ));
+    let ended_share = "12".repeat(16);
+    directory
+        .create_share(&ended_share, &"78".repeat(32), SESSION, "ada", true, 60_000)
+        .await
+        .unwrap();
     let update = SessionUpdate {
         cwd: Some("/tmp".to_owned()),
         cols: Some(100),
@@ -600,6 +605,23 @@ async fn a_hosts_role_does_all_a_host_does() {
         [login.as_str()]
     );
     assert_eq!(host.account_disabled("ada").await.unwrap(), Some(false));
+    // Share links, rechecked behind viewers' sockets: the one of the
+    // session that ended above is no longer live.
+    let running = "fe".repeat(16);
+    host.create_session(&session(&running, "ada", "h1"))
+        .await
+        .unwrap();
+    let live = "34".repeat(16);
+    directory
+        .create_share(&live, &"56".repeat(32), &running, "ada", false, 60_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        host.live_shares(&[ended_share, live.clone(), "9a".repeat(16)])
+            .await
+            .unwrap(),
+        [live]
+    );
     directory.set_disabled("ada", true).await.unwrap();
     assert!(host.get_login(&login).await.unwrap().is_none());
     // Why a terminal closed: the flag, and nothing else of the account.
@@ -718,6 +740,31 @@ async fn a_hosts_role_cannot_enrol_drain_or_map() {
         "set_drain_requested",
     );
     assert_denied(host.end_login("any").await, "end_login");
+    // Share links are made, listed and revoked by directories only.
+    host.create_session(&session(SESSION, "ada", "h1"))
+        .await
+        .unwrap();
+    assert_denied(
+        host.create_share(
+            &"12".repeat(16),
+            &"34".repeat(32),
+            SESSION,
+            "ada",
+            true,
+            60_000,
+        )
+        .await,
+        "create_share",
+    );
+    assert_denied(
+        host.share_by_token(&"34".repeat(32)).await,
+        "share_by_token",
+    );
+    assert_denied(host.list_shares("ada").await, "list_shares");
+    assert_denied(
+        host.revoke_share("ada", &"12".repeat(16)).await,
+        "revoke_share",
+    );
     assert_denied(
         host.map_unix_identity("ada", 1000, 1000).await,
         "map_unix_identity",
@@ -827,7 +874,44 @@ async fn a_directorys_role_does_all_a_directory_does() {
             .unwrap(),
         1
     );
+    // Share links of it: made, found by the token's hash, listed,
+    // checked and revoked (twice: the second changes nothing).
+    let share = "12".repeat(16);
+    let token_hash = "34".repeat(32);
+    let made = directory
+        .create_share(&share, &token_hash, SESSION, "ada", true, 60_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        directory.share_by_token(&token_hash).await.unwrap(),
+        Some(made)
+    );
+    assert_eq!(directory.list_shares("ada").await.unwrap().len(), 1);
+    assert_eq!(
+        directory
+            .live_shares(std::slice::from_ref(&share))
+            .await
+            .unwrap(),
+        [share.as_str()]
+    );
+    for _ in 0..2 {
+        directory.revoke_share("ada", &share).await.unwrap();
+    }
+    assert!(directory.live_shares(&[share]).await.unwrap().is_empty());
     assert_eq!(directory.end_session(SESSION).await.unwrap(), 2);
+    assert!(matches!(
+        directory
+            .create_share(
+                &"56".repeat(16),
+                &"78".repeat(32),
+                SESSION,
+                "ada",
+                true,
+                60_000
+            )
+            .await,
+        Err(StoreError::SessionEnded(_))
+    ));
 
     directory
         .map_unix_identity("ada", 1000, 1000)
@@ -916,7 +1000,7 @@ async fn a_role_that_may_not_migrate_says_so_and_writes_nothing() {
     let refused = PgStore::connect_in_schema(&host_url, &deployment.names.schema).await;
     match refused {
         Err(StoreError::Unavailable(message)) => {
-            for part in ["is empty", "needs version 7", "may not migrate", "owner"] {
+            for part in ["is empty", "needs version 8", "may not migrate", "owner"] {
                 assert!(message.contains(part), "{part:?} in {message}");
             }
         }
@@ -939,7 +1023,7 @@ async fn a_role_that_may_not_migrate_says_so_and_writes_nothing() {
 
     // Behind again (a newer build's migration missing): said so too.
     sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DELETE FROM \"{}\"._sqlx_migrations WHERE version = 7",
+        "DELETE FROM \"{}\"._sqlx_migrations WHERE version = 8",
         deployment.names.schema
     )))
     .execute(&mut admin(&deployment.url).await)
@@ -947,8 +1031,8 @@ async fn a_role_that_may_not_migrate_says_so_and_writes_nothing() {
     .unwrap();
     match PgStore::connect_in_schema(&host_url, &deployment.names.schema).await {
         Err(StoreError::Unavailable(message)) => {
-            assert!(message.contains("is at version 6"), "{message}");
-            assert!(message.contains("needs version 7"), "{message}");
+            assert!(message.contains("is at version 7"), "{message}");
+            assert!(message.contains("needs version 8"), "{message}");
         }
         other => panic!("expected a refusal to migrate, got {other:?}"),
     }
@@ -992,6 +1076,7 @@ async fn every_table_is_the_owners_and_granted() {
             "scrollback_blocks",
             "sessions",
             "settings",
+            "shares",
             "unix_identities",
             "users"
         ]
@@ -1036,7 +1121,7 @@ async fn the_roles_script_takes_over_a_schema_migrated_without_roles() {
     .fetch_one(&mut admin(&deployment.url).await)
     .await
     .unwrap();
-    assert_eq!(owned, 11);
+    assert_eq!(owned, 12);
     let host = deployment.host().await;
     host.create_session(&session(SESSION, "ada", "h1"))
         .await

@@ -9,6 +9,9 @@ use store::{
 };
 use tokio::sync::Barrier;
 
+mod shares;
+pub use shares::*;
+
 const ID_A: &str = "0123456789abcdef0123456789abcdef";
 const ID_B: &str = "fedcba9876543210fedcba9876543210";
 const ID_C: &str = "00000000000000000000000000000001";
