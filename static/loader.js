@@ -6,6 +6,20 @@ import init, { start } from './web_terminal.js';
 
 async function main() {
   try {
+    // A share link, /#share=TOKEN (no server sees a fragment): redeem it,
+    // in a body, for its HttpOnly cookie and open the session it names; a
+    // refusal (revoked, expired) is shown below and nothing starts.
+    const share = /^#share=(.+)/.exec(location.hash);
+    if (share) {
+      const r = await fetch('/v1/shares/redeem', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ token: share[1] }),
+      });
+      const a = await r.json();
+      if (!r.ok) throw a.error;
+      history.replaceState(null, '', `/?session=${a.session}`);
+    }
     await init();
     start();
   } catch (err) {
@@ -17,6 +31,9 @@ async function main() {
     throw err;
   }
 }
+
+// A link pasted over this very page changes only the fragment: load anew.
+addEventListener('hashchange', () => /^#share=/.test(location.hash) && location.reload());
 
 // Files in and out (static/files.js) load only when first needed: a file
 // dropped on the page or picked with Upload, or one tl-download offers

@@ -18,6 +18,7 @@ pub mod login;
 pub mod password;
 pub mod password_pool;
 pub mod serve;
+pub mod share;
 pub mod ticket;
 pub mod tls;
 

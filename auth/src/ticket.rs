@@ -29,7 +29,7 @@ pub const MAX_TICKET_LEN: usize = 1024;
 
 /// The first byte of every ticket, covered by the signature, so that a later
 /// format can never be confused with this one.
-const TICKET_VERSION: u8 = 2;
+const TICKET_VERSION: u8 = 3;
 
 const SIGNATURE_LEN: usize = ed25519_dalek::SIGNATURE_LENGTH;
 
@@ -52,10 +52,26 @@ pub struct Claims {
     /// (`Store::claim_session`), so the cap the directory is configured
     /// with holds exactly, however many tickets were taken.
     pub max_sessions: u32,
+    /// For a viewer: the share link that lets `user` watch another user's
+    /// session. `None`: `user` owns the session.
+    pub share: Option<ShareGrant>,
     /// Unix milliseconds by the signer's clock.
     pub issued_at_ms: u64,
     /// Unix milliseconds; at most `MAX_LIFETIME_MS` after `issued_at_ms`.
     pub expires_at_ms: u64,
+}
+
+/// What a share link grants its viewer, inside a ticket. Signed with the
+/// rest, so a viewer cannot widen it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShareGrant {
+    /// The share's id (`store::ShareRecord::id`'s bytes): the host watches
+    /// it and closes the viewer when it is revoked or expires.
+    pub id: [u8; 16],
+    /// The session's owner; the ticket's `user` is the viewer.
+    pub owner: String,
+    /// The viewer may type into the session, not only watch.
+    pub may_type: bool,
 }
 
 /// Why a ticket was refused (or could not be made).

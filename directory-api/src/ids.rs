@@ -1,4 +1,4 @@
-//! What a host id and a session id look like on the API, next to the
+//! What a host id, a session id and a share id look like on the API, next to the
 //! patterns the OpenAPI document publishes for them, so the check a
 //! handler applies and the constraint a client reads cannot part.
 
@@ -25,4 +25,13 @@ pub fn valid_host_id(id: &str) -> bool {
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// A share link's id, as the directory writes it and takes it back: 32
+/// lowercase hex digits (`auth::share::ShareId`).
+pub const SHARE_ID_PATTERN: &str = "^[0-9a-f]{32}$";
+
+/// Whether `id` is a share id: 32 lowercase hex digits.
+pub fn valid_share_id(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }

@@ -26,9 +26,13 @@ mod service;
 pub mod session_id;
 mod sessions;
 mod settings;
+mod shares;
 
 pub use hosts::{DrainAnswer, DrainOwner, Host};
-pub use ids::{HOST_ID_PATTERN, MAX_HOST_ID_LEN, SESSION_ID_PATTERN, valid_host_id};
+pub use ids::{
+    HOST_ID_PATTERN, MAX_HOST_ID_LEN, SESSION_ID_PATTERN, SHARE_ID_PATTERN, valid_host_id,
+    valid_share_id,
+};
 pub use service::{
     ClientConfig, Degraded, DegradedStatus, ErrorAnswer, Healthy, HealthyStatus, HostHealth,
     LoginForm, Me, StoreKind,
@@ -40,6 +44,10 @@ pub use sessions::{
 pub use settings::{
     Bell, CursorStyle, DEFAULT_FONT_SIZE, FONT_SIZES, MAX_FONT_FAMILY_LEN, Prediction, Settings,
     ThemeName, valid_font_family,
+};
+pub use shares::{
+    RedeemRequest, Redeemed, SHARE_FRAGMENT_PREFIX, Share, ShareCreated, ShareForm, ShareRequest,
+    ShareState,
 };
 
 #[cfg(test)]

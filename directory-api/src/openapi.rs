@@ -14,7 +14,9 @@ use utoipa::openapi::schema::{Object, ObjectBuilder, Schema, SchemaType, Type};
 use utoipa::openapi::{OpenApi, RefOr, Required};
 use utoipa::{IntoParams, Modify};
 
-use crate::ids::{HOST_ID_PATTERN, SESSION_ID_ANSWER_PATTERN, SESSION_ID_PATTERN};
+use crate::ids::{
+    HOST_ID_PATTERN, SESSION_ID_ANSWER_PATTERN, SESSION_ID_PATTERN, SHARE_ID_PATTERN,
+};
 
 fn text(pattern: &str, description: &str) -> Object {
     ObjectBuilder::new()
@@ -52,6 +54,14 @@ pub fn host_id() -> Object {
     )
 }
 
+/// A share link's id: 32 lowercase hex digits.
+pub fn share_id() -> Object {
+    text(
+        SHARE_ID_PATTERN,
+        "the share link's id, 32 lowercase hex digits",
+    )
+}
+
 fn path_id(schema: Object) -> Vec<Parameter> {
     let description = schema.description.clone();
     vec![
@@ -82,6 +92,16 @@ pub struct HostPath;
 impl IntoParams for HostPath {
     fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
         path_id(host_id())
+    }
+}
+
+/// The `{id}` of a route about one share link (anything else is a 400).
+#[derive(Debug)]
+pub struct SharePath;
+
+impl IntoParams for SharePath {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        path_id(share_id())
     }
 }
 

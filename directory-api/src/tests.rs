@@ -344,3 +344,99 @@ fn settings_out_of_range_are_refused_with_the_reason() {
         assert!(settings.invalid().unwrap().contains("font family"));
     }
 }
+
+#[test]
+fn share_links_are_written_as_pinned() {
+    let share_id = "0123456789abcdef0123456789abcdef";
+    let token = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    pins(ShareRequest { may_type: true }, json!({ "may_type": true }));
+    pins(ShareRequest::default(), json!({ "may_type": false }));
+    // Watching only is what an empty request asks for.
+    assert_eq!(
+        serde_json::from_value::<ShareRequest>(json!({})).unwrap(),
+        ShareRequest::default()
+    );
+    for bad in [
+        json!({ "may_type": "yes" }),
+        json!({ "may_type": true, "x": 1 }),
+    ] {
+        assert!(
+            serde_json::from_value::<ShareRequest>(bad.clone()).is_err(),
+            "{bad}"
+        );
+    }
+    let created = ShareCreated {
+        id: share_id.into(),
+        token: token.into(),
+        link_fragment: ShareCreated::fragment(token),
+        expires_at: 1_700_000_000_000,
+        may_type: false,
+    };
+    assert!(!format!("{created:?}").contains(token));
+    pins(
+        created,
+        json!({
+            "id": share_id, "token": token, "link_fragment": format!("#share={token}"),
+            "expires_at": 1_700_000_000_000_i64, "may_type": false
+        }),
+    );
+    for (state, text) in [
+        (ShareState::Live, "live"),
+        (ShareState::Revoked, "revoked"),
+        (ShareState::Expired, "expired"),
+        (ShareState::Ended, "ended"),
+    ] {
+        pins(
+            Share {
+                id: share_id.into(),
+                session: ID,
+                may_type: true,
+                created_at: 1,
+                expires_at: 2,
+                state,
+            },
+            json!({
+                "id": share_id, "session": ID_TEXT, "may_type": true,
+                "created_at": 1, "expires_at": 2, "state": text
+            }),
+        );
+    }
+    let redeem = RedeemRequest {
+        token: token.into(),
+    };
+    assert!(!format!("{redeem:?}").contains(token));
+    pins(redeem, json!({ "token": token }));
+    assert!(
+        serde_json::from_value::<RedeemRequest>(json!({ "token": token, "session": ID_TEXT }))
+            .is_err()
+    );
+    pins(
+        Redeemed {
+            session: ID,
+            owner: "ada".into(),
+            may_type: false,
+        },
+        json!({ "session": ID_TEXT, "owner": "ada", "may_type": false }),
+    );
+    pins(ShareForm::default(), json!({}));
+    pins(
+        ShareForm {
+            may_type: Some("on".into()),
+        },
+        json!({ ShareForm::MAY_TYPE: "on" }),
+    );
+}
+
+#[test]
+fn share_ids_are_lowercase_hex() {
+    assert!(valid_share_id("0123456789abcdef0123456789abcdef"));
+    for bad in [
+        "",
+        "0123456789ABCDEF0123456789abcdef",
+        "0123456789abcdef0123456789abcde",
+        "0123456789abcdef0123456789abcdef0",
+        "g123456789abcdef0123456789abcdef",
+    ] {
+        assert!(!valid_share_id(bad), "{bad}");
+    }
+}

@@ -31,6 +31,10 @@ pub enum AppError {
     /// The request is valid but the state forbids it (an ended session).
     #[error("{0}")]
     Conflict(String),
+    /// What the request names is gone for good (a revoked or expired share
+    /// link); the message says what to do instead.
+    #[error("{0}")]
+    Gone(String),
     #[error("no healthy host is available; start a host or wait for one to come back")]
     NoHealthyHost,
     /// A transient condition; the client should retry shortly.
@@ -89,6 +93,7 @@ impl AppError {
                 (StatusCode::UNAUTHORIZED, self.to_string(), false)
             }
             AppError::Conflict(message) => (StatusCode::CONFLICT, message.clone(), false),
+            AppError::Gone(message) => (StatusCode::GONE, message.clone(), false),
             AppError::NotSignedIn => (StatusCode::UNAUTHORIZED, self.to_string(), false),
             AppError::Forbidden(message) => {
                 tracing::warn!(%message, "refused a cross-origin call");

@@ -15,9 +15,10 @@
 //! in the store. Every answer that sends a browser to a host carries a
 //! ticket signed with the directory's Ed25519 key and bound to user,
 //! session, host, epoch and login, which the host verifies with the public
-//! key ([`sessions`]). The failover decision itself is sans IO in
-//! [`failover`]; `sessions.rs` and `hosts.rs` are the thin HTTP shell
-//! around it and the store.
+//! key ([`sessions`]). An owner's share link ([`shares`]) lets another
+//! signed-in user watch a session with tickets of their own. The failover
+//! decision itself is sans IO in [`failover`]; `sessions.rs` and
+//! `hosts.rs` are the thin HTTP shell around it and the store.
 //!
 //! Every JSON shape is a type of the `directory_api` crate, which the
 //! browser client and the tests share; `/v1/openapi.json` is generated
@@ -46,6 +47,7 @@ pub mod pages;
 pub mod probe;
 pub mod sessions;
 pub mod settings;
+pub mod shares;
 pub mod signin;
 pub mod state;
 pub mod views;
@@ -83,6 +85,10 @@ fn routes(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(sessions::unreachable))
         .routes(routes!(sessions::renew_ticket))
         .routes(routes!(sessions::end_json))
+        .routes(routes!(shares::create_json))
+        .routes(routes!(shares::list_json))
+        .routes(routes!(shares::revoke_json))
+        .routes(routes!(shares::redeem))
         .routes(routes!(settings::get_settings, settings::put_settings))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
@@ -101,6 +107,8 @@ fn routes(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(web::index_html))
         .routes(routes!(pages::sessions_page))
         .routes(routes!(pages::end_form))
+        .routes(routes!(pages::share_form))
+        .routes(routes!(pages::revoke_form))
         .routes(routes!(signin::logout))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),

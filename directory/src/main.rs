@@ -234,6 +234,15 @@ struct ServeArgs {
     /// Running sessions one user may have at once.
     #[arg(long, default_value_t = 10)]
     max_sessions_per_user: usize,
+    /// How long a new share link lets others watch a session, in hours
+    /// (at most a week).
+    #[arg(
+        long,
+        env = "THINLINE_SHARE_TTL_HOURS",
+        default_value_t = 12,
+        value_parser = clap::value_parser!(u64).range(1..=168)
+    )]
+    share_ttl_hours: u64,
     #[command(flatten)]
     http: auth::serve::HttpArgs,
 }
@@ -544,6 +553,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         trusted_proxies: args.trusted_proxies,
         proxy_user_header,
         max_sessions_per_user: args.max_sessions_per_user,
+        share_ttl: Duration::from_secs(args.share_ttl_hours * 3600),
         http: args.http.options(),
         login_limits: auth::limit::LoginLimits::default(),
         host_tls,

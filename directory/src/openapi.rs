@@ -35,7 +35,7 @@ use utoipa::{Modify, OpenApi};
     info(
         title = "Thinline directory",
         version = "1",
-        description = "Sign-in, host registry, session placement and failover decisions. Stateless over the shared store: any replica answers any request. All times are milliseconds since the Unix epoch read from the store's clock. Calls about sessions need the sign-in cookie and see only the caller's own sessions; their POSTs also need an allowed Origin header.",
+        description = "Sign-in, host registry, session placement and failover decisions. Stateless over the shared store: any replica answers any request. All times are milliseconds since the Unix epoch read from the store's clock. Calls about sessions need the sign-in cookie and see only the caller's own sessions (placement, reports and renewals also a session whose share link the caller redeemed, by its cookie); their POSTs also need an allowed Origin header.",
     ),
     modifiers(&SecuritySchemes)
 )]

@@ -1,25 +1,28 @@
-//! The server-rendered pages' handlers: the user's sessions and the form
-//! that ends one.
+//! The server-rendered pages' handlers: the user's sessions and the forms
+//! that end one, share one and revoke a share link.
 //!
 //! The top of the directory's layers with `web`: they take a signed-in
 //! user (`signin`), act through the same code as the JSON API
 //! (`sessions`), and answer with `views`. A stranger is sent to `/login`
 //! rather than shown a 401, since a person, not a script, follows these.
 
+use axum::extract::rejection::FormRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use directory_api::ErrorAnswer;
-use directory_api::openapi::SessionPath;
+use directory_api::openapi::{SessionPath, SharePath};
+use directory_api::{ErrorAnswer, ShareCreated, ShareForm, ShareState};
 use store::SessionRecord;
 
 use crate::edge;
+use crate::error::AppError;
 use crate::sessions;
+use crate::shares;
 use crate::signin::SignedIn;
 use crate::state::AppState;
 use crate::views;
 
-/// The caller's sessions as a page: open, end, start a new one, sign out
+/// The caller's sessions as a page: open, end, share, start a new one, sign out
 #[utoipa::path(
     get,
     path = "/sessions",
@@ -37,16 +40,26 @@ pub async fn sessions_page(State(state): State<AppState>, signed_in: Option<Sign
     let Some(signed_in) = signed_in else {
         return Redirect::to("/login").into_response();
     };
-    match state.store.list_sessions(Some(&signed_in.user)).await {
-        Ok(sessions) => {
-            let own: Vec<SessionRecord> = sessions
-                .into_iter()
-                .filter(|s| s.owner == signed_in.user)
-                .collect();
-            views::page(StatusCode::OK, views::sessions_list(&signed_in.user, &own))
-        }
-        Err(store_error) => views::error(store_error.into()),
-    }
+    let sessions = match state.store.list_sessions(Some(&signed_in.user)).await {
+        Ok(sessions) => sessions,
+        Err(store_error) => return views::error(store_error.into()),
+    };
+    let own: Vec<SessionRecord> = sessions
+        .into_iter()
+        .filter(|s| s.owner == signed_in.user)
+        .collect();
+    let live = match shares::shares_of(&state, &signed_in.user).await {
+        Ok(shares) => shares
+            .into_iter()
+            .filter(|(_, state)| *state == ShareState::Live)
+            .map(|(share, _)| share)
+            .collect::<Vec<_>>(),
+        Err(app_error) => return views::error(app_error),
+    };
+    views::page(
+        StatusCode::OK,
+        views::sessions_list(&signed_in.user, &own, &live),
+    )
 }
 
 /// The form twin of POST /v1/sessions/{id}/end
@@ -81,6 +94,106 @@ pub async fn end_form(
         return Redirect::to("/login").into_response();
     };
     match sessions::end_own_session(&state, &signed_in.user, &id).await {
+        Ok(_) => Redirect::to("/sessions").into_response(),
+        Err(app_error) => views::error(app_error),
+    }
+}
+
+/// The form twin of POST /v1/sessions/{id}/shares
+///
+/// Answers a page showing the new link, `{page origin}/#share=TOKEN`,
+/// once (the page is never cached, and no other answer holds the token).
+/// The checkbox may_type lets the viewer type.
+#[utoipa::path(
+    post,
+    path = "/sessions/{id}/share",
+    params(SessionPath),
+    security(("loginCookie" = [])),
+    request_body(content = ShareForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "the page showing the link, once", content_type = "text/html", body = String),
+        (status = 303, description = "not signed in: to /login", headers(("Location" = String))),
+        (status = 400, description = "malformed session id or form", content_type = "text/html", body = String),
+        (status = 403, description = "the Origin is missing or not allowed", content_type = "text/html", body = String),
+        (status = 404, description = "the caller has no such session", content_type = "text/html", body = String),
+        (status = 409, description = "the session has ended", content_type = "text/html", body = String),
+        (status = 503, description = "the store is unavailable", content(
+            (String = "text/html"),
+            (ErrorAnswer = "application/json"),
+        )),
+    )
+)]
+pub async fn share_form(
+    State(state): State<AppState>,
+    signed_in: Option<SignedIn>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    form: Result<axum::Form<ShareForm>, FormRejection>,
+) -> Response {
+    if let Err(why) = edge::check_origin(&state, &headers) {
+        return views::page(StatusCode::FORBIDDEN, views::message("Refused", &why));
+    }
+    let Some(signed_in) = signed_in else {
+        return Redirect::to("/login").into_response();
+    };
+    let Ok(axum::Form(form)) = form else {
+        return views::error(AppError::BadRequest(
+            "the share form was not sent as a form; use the sessions page".to_owned(),
+        ));
+    };
+    // The allowlist passed it, so it is the page's own origin, exactly.
+    let Some(origin) = headers
+        .get(header::ORIGIN)
+        .and_then(|origin| origin.to_str().ok())
+    else {
+        return views::error(AppError::Internal(
+            "an allowed Origin header went missing".to_owned(),
+        ));
+    };
+    match shares::create_share(&state, &signed_in.user, &id, form.may_type.is_some()).await {
+        Ok((share, token)) => {
+            let link = format!("{origin}/{}", ShareCreated::fragment(token.as_str()));
+            views::page(
+                StatusCode::OK,
+                views::share_created(&link, share.expires_at, share.may_type),
+            )
+        }
+        Err(app_error) => views::error(app_error),
+    }
+}
+
+/// The form twin of POST /v1/shares/{id}/revoke
+///
+/// Answers 303 back to `/sessions`.
+#[utoipa::path(
+    post,
+    path = "/shares/{id}/revoke",
+    params(SharePath),
+    security(("loginCookie" = [])),
+    responses(
+        (status = 303, description = "revoked: back to /sessions; not signed in: to /login", headers(("Location" = String))),
+        (status = 400, description = "malformed share id", content_type = "text/html", body = String),
+        (status = 403, description = "the Origin is missing or not allowed", content_type = "text/html", body = String),
+        (status = 404, description = "the caller has no such share link", content_type = "text/html", body = String),
+        (status = 503, description = "the store is unavailable", content(
+            (String = "text/html"),
+            (ErrorAnswer = "application/json"),
+        )),
+    )
+)]
+pub async fn revoke_form(
+    State(state): State<AppState>,
+    signed_in: Option<SignedIn>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if let Err(why) = edge::check_origin(&state, &headers) {
+        return views::page(StatusCode::FORBIDDEN, views::message("Refused", &why));
+    }
+    let Some(signed_in) = signed_in else {
+        return Redirect::to("/login").into_response();
+    };
+    match shares::revoke_share(&state, &signed_in.user, &id).await {
         Ok(_) => Redirect::to("/sessions").into_response(),
         Err(app_error) => views::error(app_error),
     }

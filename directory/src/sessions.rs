@@ -1,6 +1,7 @@
 //! Sessions over HTTP: placement, unreachable-owner reports, ticket
 //! renewals, the list and ending one, each for the signed-in user's own
-//! sessions only.
+//! sessions only, except that placement, reports and renewals also open a
+//! session another user shared with the caller (below).
 //!
 //! This is the IO shell around [`FailoverPlan`]: it reads the session, the
 //! hosts and the backend's clock, probes the owner when the plan asks, and
@@ -19,11 +20,27 @@
 //! New sessions get their id here (16 random bytes) and epoch 1; the host
 //! that receives the ticket creates the record when the browser attaches.
 //! A session therefore exists for this API only once its host started it.
+//!
+//! # Viewers
+//!
+//! A share link, once redeemed (`shares.rs`), leaves the cookie
+//! `thinline_share_<session id>` holding its token. A caller who does not
+//! own a session but sends that cookie, naming a live share of exactly
+//! that session (not revoked, not expired by the store's clock, the
+//! session running), is answered as its owner would be (the same
+//! `resolve`, so a viewer's report moves a session whose host died, and
+//! viewers follow failover), with a ticket naming the viewer as `user`,
+//! the viewer's login, and the share's grant (`Claims::share`), which the
+//! host enforces and rechecks. Anything short of that is the unknown
+//! session's 404, so ids still cannot be probed. A viewer never ends a
+//! session, nor gets a new one from a share.
 
-use auth::ticket::{Claims, MAX_LIFETIME_MS};
+use auth::share::{ShareId, ShareToken};
+use auth::ticket::{Claims, MAX_LIFETIME_MS, ShareGrant};
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
+use axum::http::HeaderMap;
 use directory_api::openapi::SessionPath;
 use directory_api::{
     EndAnswer, EndedState, ErrorAnswer, Placement, PlacementRequest, RenewalRequest, Session,
@@ -39,7 +56,7 @@ use crate::failover::{
 };
 use crate::hosts::check_host_id;
 use crate::probe::{end_on_host, probe_owner};
-use crate::signin::SignedIn;
+use crate::signin::{SignedIn, cookie_values};
 use crate::state::AppState;
 
 /// How many times one request re-reads after losing a takeover race. Each
@@ -102,7 +119,7 @@ fn stored_id(record: &SessionRecord) -> Result<SessionId, AppError> {
         (status = 400, description = "malformed session id or body, or both session and new", body = ErrorAnswer),
         (status = 401, description = "not signed in; open /login", body = ErrorAnswer),
         (status = 403, description = "the Origin is missing or not allowed", body = ErrorAnswer),
-        (status = 404, description = "the caller has no such session (another user's answers the same; a new session exists once its host started it)", body = ErrorAnswer),
+        (status = 404, description = "the caller has no such session, nor a live share of it (another user's answers the same; a new session exists once its host started it)", body = ErrorAnswer),
         (status = 409, description = "the session has ended", body = ErrorAnswer),
         (status = 429, description = "the caller runs the most sessions allowed", body = ErrorAnswer),
         (status = 503, description = "no healthy host, or the store is unavailable", body = ErrorAnswer),
@@ -112,24 +129,27 @@ pub async fn placement(
     State(state): State<AppState>,
     _origin: AllowedOrigin,
     signed_in: SignedIn,
+    headers: HeaderMap,
     body: Result<Json<JsonObject>, JsonRejection>,
 ) -> Result<Json<Placement>, AppError> {
     let request: PlacementRequest = object_body(body)?;
-    let record = match (request.session, request.new) {
+    let (record, share) = match (request.session, request.new) {
         (Some(_), true) => {
             return Err(AppError::BadRequest(
                 "name a session or ask for a new one, not both".to_owned(),
             ));
         }
         (Some(id), false) => {
-            let record = own_session(&state, &signed_in.user, id).await?;
+            let (record, share) = open_session(&state, &signed_in, &headers, id).await?;
             if record.state == SessionState::Ended {
                 return Err(ended(id));
             }
-            Some(record)
+            (Some(record), share)
         }
-        (None, false) => most_recent_running(&state, &signed_in.user).await?,
-        (None, true) => None,
+        // Hot desking and new sessions are the caller's own, whatever
+        // shares the browser holds.
+        (None, false) => (most_recent_running(&state, &signed_in.user).await?, None),
+        (None, true) => (None, None),
     };
     let Some(record) = record else {
         return new_session(&state, &signed_in).await.map(Json);
@@ -138,7 +158,8 @@ pub async fn placement(
     let (target, epoch) = resolve(&state, record, Asked::Placement)
         .await?
         .into_target();
-    let (ticket, ticket_expires_in_ms) = issue_ticket(&state, &signed_in, id, &target.host, epoch)?;
+    let (ticket, ticket_expires_in_ms) =
+        issue_ticket(&state, &signed_in, id, &target.host, epoch, share)?;
     Ok(Json(Placement {
         session: id,
         host: target.host,
@@ -186,7 +207,7 @@ async fn new_session(state: &AppState, signed_in: &SignedIn) -> Result<Placement
     let now = state.store.now().await?;
     let host = least_loaded(&hosts, now, None).ok_or(AppError::NoHealthyHost)?;
     let id = mint_session_id()?;
-    let (ticket, ticket_expires_in_ms) = issue_ticket(state, signed_in, id, &host.id, 1)?;
+    let (ticket, ticket_expires_in_ms) = issue_ticket(state, signed_in, id, &host.id, 1, None)?;
     tracing::info!(session = %id, %user, host = %host.id, "placed a new session");
     Ok(Placement {
         session: id,
@@ -206,7 +227,8 @@ async fn new_session(state: &AppState, signed_in: &SignedIn) -> Result<Placement
 /// gone, or when the session had already moved. Concurrent reports get the
 /// same answer; the epoch rises by exactly one per move. Both answers
 /// carry a fresh ticket for the host they name. Only the caller's own
-/// sessions; needs an allowed Origin.
+/// sessions, or one a live share cookie lets the caller watch; needs an
+/// allowed Origin.
 #[utoipa::path(
     post,
     path = "/sessions/{id}/unreachable",
@@ -218,7 +240,7 @@ async fn new_session(state: &AppState, signed_in: &SignedIn) -> Result<Placement
         (status = 400, description = "malformed session id, host or body", body = ErrorAnswer),
         (status = 401, description = "not signed in; open /login", body = ErrorAnswer),
         (status = 403, description = "the Origin is missing or not allowed", body = ErrorAnswer),
-        (status = 404, description = "the caller has no such session", body = ErrorAnswer),
+        (status = 404, description = "the caller has no such session, nor a live share of it", body = ErrorAnswer),
         (status = 409, description = "the session has ended", body = ErrorAnswer),
         (status = 503, description = "no healthy host, or the store is unavailable", body = ErrorAnswer),
     )
@@ -227,13 +249,14 @@ pub async fn unreachable(
     State(state): State<AppState>,
     _origin: AllowedOrigin,
     signed_in: SignedIn,
+    headers: HeaderMap,
     Path(id): Path<String>,
     body: Result<Json<JsonObject>, JsonRejection>,
 ) -> Result<Json<UnreachableAnswer>, AppError> {
     let request: UnreachableRequest = object_body(body)?;
     let id = parse_session_id(&id)?;
     check_host_id(&request.host)?;
-    let record = own_session(&state, &signed_in.user, id).await?;
+    let (record, share) = open_session(&state, &signed_in, &headers, id).await?;
     let report = UnreachableReport {
         host: request.host,
         epoch: request.epoch,
@@ -241,7 +264,7 @@ pub async fn unreachable(
     let answer = match resolve(&state, record, Asked::Unreachable(&report)).await? {
         Resolved::Retry(target, epoch) => {
             let (ticket, ticket_expires_in_ms) =
-                issue_ticket(&state, &signed_in, id, &target.host, epoch)?;
+                issue_ticket(&state, &signed_in, id, &target.host, epoch, share)?;
             UnreachableAnswer::RetryOwner {
                 host: target.host,
                 url: target.url,
@@ -254,7 +277,7 @@ pub async fn unreachable(
         }
         Resolved::Current(target, epoch) | Resolved::Moved(target, epoch) => {
             let (ticket, ticket_expires_in_ms) =
-                issue_ticket(&state, &signed_in, id, &target.host, epoch)?;
+                issue_ticket(&state, &signed_in, id, &target.host, epoch, share)?;
             UnreachableAnswer::Moved {
                 host: target.host,
                 url: target.url,
@@ -275,7 +298,8 @@ pub async fn unreachable(
 /// its lease says: a working connection is better evidence that it lives,
 /// and moving the session would restart its programs. Otherwise (the
 /// session moved on, or its owner drains) the answer is a placement's.
-/// Only the caller's own sessions; needs an allowed Origin.
+/// Only the caller's own sessions, or one a live share cookie lets the
+/// caller watch; needs an allowed Origin.
 #[utoipa::path(
     post,
     path = "/sessions/{id}/ticket",
@@ -287,7 +311,7 @@ pub async fn unreachable(
         (status = 400, description = "malformed session id, host or body", body = ErrorAnswer),
         (status = 401, description = "not signed in; open /login", body = ErrorAnswer),
         (status = 403, description = "the Origin is missing or not allowed", body = ErrorAnswer),
-        (status = 404, description = "the caller has no such session", body = ErrorAnswer),
+        (status = 404, description = "the caller has no such session, nor a live share of it", body = ErrorAnswer),
         (status = 409, description = "the session has ended", body = ErrorAnswer),
         (status = 503, description = "no healthy host, or the store is unavailable", body = ErrorAnswer),
     )
@@ -296,13 +320,14 @@ pub async fn renew_ticket(
     State(state): State<AppState>,
     _origin: AllowedOrigin,
     signed_in: SignedIn,
+    headers: HeaderMap,
     Path(id): Path<String>,
     body: Result<Json<JsonObject>, JsonRejection>,
 ) -> Result<Json<Placement>, AppError> {
     let request: RenewalRequest = object_body(body)?;
     let id = parse_session_id(&id)?;
     check_host_id(&request.host)?;
-    let record = own_session(&state, &signed_in.user, id).await?;
+    let (record, share) = open_session(&state, &signed_in, &headers, id).await?;
     let attachment = Attachment {
         host: request.host,
         epoch: request.epoch,
@@ -310,7 +335,8 @@ pub async fn renew_ticket(
     let (target, epoch) = resolve(&state, record, Asked::Renewal(&attachment))
         .await?
         .into_target();
-    let (ticket, ticket_expires_in_ms) = issue_ticket(&state, &signed_in, id, &target.host, epoch)?;
+    let (ticket, ticket_expires_in_ms) =
+        issue_ticket(&state, &signed_in, id, &target.host, epoch, share)?;
     Ok(Json(Placement {
         session: id,
         host: target.host,
@@ -434,14 +460,88 @@ async fn own_session(
         .ok_or_else(|| unknown_session(id))
 }
 
-/// Signs a ticket for `user` to attach to `session` on `host` at `epoch`;
-/// returns it with its lifetime.
+/// The session `id` as `signed_in` may open it: their own (no grant), or
+/// another user's that a live share in the request's cookies lets them
+/// watch (with the grant for the ticket). Anything else answers exactly as
+/// an unknown session.
+async fn open_session(
+    state: &AppState,
+    signed_in: &SignedIn,
+    headers: &HeaderMap,
+    id: SessionId,
+) -> Result<(SessionRecord, Option<ShareGrant>), AppError> {
+    let Some(record) = state.store.get_session(&id.to_string()).await? else {
+        return Err(unknown_session(id));
+    };
+    if record.owner == signed_in.user {
+        return Ok((record, None));
+    }
+    match viewer_grant(state, headers, &record, id).await? {
+        Some(grant) => {
+            tracing::debug!(session = %id, viewer = %signed_in.user, share = %ShareId(grant.id), "a viewer opens a shared session");
+            Ok((record, Some(grant)))
+        }
+        None => Err(unknown_session(id)),
+    }
+}
+
+/// The grant of a live share of exactly `record` among the tokens in the
+/// request's `thinline_share_<id>` cookies (at most a few are looked at),
+/// if there is one: not revoked, not expired by the store's clock, made by
+/// the session's owner, and the session running.
+async fn viewer_grant(
+    state: &AppState,
+    headers: &HeaderMap,
+    record: &SessionRecord,
+    id: SessionId,
+) -> Result<Option<ShareGrant>, AppError> {
+    if record.state != SessionState::Running {
+        return Ok(None);
+    }
+    let name = auth::share::cookie_name(&id.0);
+    let tokens: Vec<ShareToken> = cookie_values(headers, &name)
+        .filter_map(ShareToken::parse)
+        .take(4)
+        .collect();
+    if tokens.is_empty() {
+        return Ok(None);
+    }
+    let now = state.store.now().await?;
+    for token in tokens {
+        let Some(share) = state
+            .store
+            .share_by_token(&token.hash().to_string())
+            .await?
+        else {
+            continue;
+        };
+        if share.session != record.id || share.owner != record.owner || !share.is_live(now) {
+            continue;
+        }
+        let share_id: ShareId = share.id.parse().map_err(|_| {
+            AppError::Internal(format!(
+                "the store holds a share with the unusable id {:?}",
+                share.id
+            ))
+        })?;
+        return Ok(Some(ShareGrant {
+            id: share_id.0,
+            owner: share.owner,
+            may_type: share.may_type,
+        }));
+    }
+    Ok(None)
+}
+
+/// Signs a ticket for `user` to attach to `session` on `host` at `epoch`
+/// (as a viewer, with `share`); returns it with its lifetime.
 fn issue_ticket(
     state: &AppState,
     signed_in: &SignedIn,
     session: SessionId,
     host: &str,
     epoch: u64,
+    share: Option<ShareGrant>,
 ) -> Result<(String, u64), AppError> {
     let issued_at_ms = auth::ticket::now_ms();
     let claims = Claims {
@@ -455,6 +555,7 @@ fn issue_ticket(
             .max_sessions_per_user
             .try_into()
             .unwrap_or(u32::MAX),
+        share,
         issued_at_ms,
         expires_at_ms: issued_at_ms + TICKET_LIFETIME_MS,
     };
@@ -584,7 +685,7 @@ async fn resolve(
 }
 
 /// The answer for a session that is missing or not the caller's.
-fn unknown_session(id: SessionId) -> AppError {
+pub fn unknown_session(id: SessionId) -> AppError {
     AppError::NotFound(format!(
         "you have no session {id}; GET /v1/sessions lists yours, POST /v1/placement starts a new one"
     ))

@@ -228,7 +228,7 @@ pub fn client_address(state: &AppState, headers: &HeaderMap, peer: Option<IpAddr
 
 /// The values of the request's cookies called `name` (a browser may send
 /// several of one name, for different paths or domains).
-fn cookie_values<'a>(headers: &'a HeaderMap, name: &'a str) -> impl Iterator<Item = &'a str> {
+pub fn cookie_values<'a>(headers: &'a HeaderMap, name: &'a str) -> impl Iterator<Item = &'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()

@@ -22,6 +22,13 @@ use crate::origins::origin;
 /// How long a sign-in lasts: a working day, then the password again.
 pub const LOGIN_LIFETIME: Duration = Duration::from_secs(12 * 3600);
 
+/// How long a share link lasts unless told otherwise
+/// (`--share-ttl-hours`).
+pub const SHARE_LIFETIME: Duration = Duration::from_secs(12 * 3600);
+
+/// The longest a share link may last: the store's own bound.
+pub const MAX_SHARE_LIFETIME: Duration = Duration::from_millis(store::MAX_SHARE_TTL_MS);
+
 /// How the directory behaves; everything else it reads from the store.
 #[derive(Clone, Debug)]
 pub struct DirectoryConfig {
@@ -70,6 +77,9 @@ pub struct DirectoryConfig {
     pub proxy_user_header: Option<HeaderName>,
     /// Running sessions one user may have; a new one beyond it is refused.
     pub max_sessions_per_user: usize,
+    /// How long a new share link opens its session (at most
+    /// [`MAX_SHARE_LIFETIME`]; the store cuts anything longer).
+    pub share_ttl: Duration,
     /// The HTTP edge's connection limits and deadlines (`auth::serve`).
     pub http: auth::serve::ServeOptions,
     /// Sign-in attempts allowed per client address, per user name at an
@@ -120,6 +130,7 @@ impl Default for DirectoryConfig {
             trusted_proxies: Vec::new(),
             proxy_user_header: None,
             max_sessions_per_user: 10,
+            share_ttl: SHARE_LIFETIME,
             http: auth::serve::ServeOptions::default(),
             login_limits: LoginLimits::default(),
             host_tls: None,

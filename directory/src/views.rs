@@ -1,5 +1,5 @@
-//! The server-rendered pages' HTML: the sign-in form, the user's sessions,
-//! and errors.
+//! The server-rendered pages' HTML: the sign-in form, the user's sessions
+//! (with their share links), a new share link, and errors.
 //!
 //! They are plain HTML with no script and no inline style (their policy,
 //! [`FORM_PAGE_POLICY`], allows neither), styled by the static
@@ -14,9 +14,9 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use directory_api::LoginForm;
+use directory_api::{LoginForm, ShareForm};
 use maud::{DOCTYPE, Markup, html};
-use store::{Millis, SessionRecord, SessionState};
+use store::{Millis, SessionRecord, SessionState, ShareRecord};
 
 use crate::edge::FORM_PAGE_POLICY;
 use crate::error::AppError;
@@ -92,7 +92,13 @@ pub fn login(notice: Option<&str>) -> Markup {
             @if let Some(notice) = notice {
                 p class="notice" role="alert" { (notice) }
             }
-            form method="post" action="/login" {
+            // No `action`: the form posts to the page's own URL, fragment
+            // included, and the browser carries that fragment over the
+            // answer's redirect to `/` (whose Location has none). So a
+            // share link (`/#share=TOKEN`, sent here by `/` while signed
+            // out) survives signing in, with no script: this page's
+            // policy allows none, and `form-action 'self'` allows the URL.
+            form method="post" {
                 label {
                     "User "
                     input name=(LoginForm::USER) autocomplete="username" autocapitalize="none"
@@ -137,8 +143,39 @@ fn running(session: &SessionRecord) -> &str {
         .unwrap_or(program)
 }
 
-/// The sessions page for `user`.
-pub fn sessions_list(user: &str, sessions: &[SessionRecord]) -> Markup {
+/// The live share links of one session, each with a way to revoke it.
+fn share_rows(session: &SessionRecord, shares: &[ShareRecord]) -> Markup {
+    let mine: Vec<&ShareRecord> = shares
+        .iter()
+        .filter(|share| share.session == session.id)
+        .collect();
+    html! {
+        @if !mine.is_empty() {
+            tr class="shares" {
+                td colspan="6" {
+                    "Shared:"
+                    ul {
+                        @for share in mine {
+                            li {
+                                "created " (utc_minute(share.created_at))
+                                ", expires " (utc_minute(share.expires_at)) " UTC, "
+                                @if share.may_type { "may type" } @else { "watch only" }
+                                " "
+                                form method="post" action={ "/shares/" (share.id) "/revoke" } {
+                                    button type="submit" { "Revoke" }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The sessions page for `user`, with the live share links of each
+/// session (`shares`, already filtered by the caller).
+pub fn sessions_list(user: &str, sessions: &[SessionRecord], shares: &[ShareRecord]) -> Markup {
     let table = html! {
         @if sessions.is_empty() {
             p { "You have no sessions yet." }
@@ -166,6 +203,18 @@ pub fn sessions_list(user: &str, sessions: &[SessionRecord]) -> Markup {
                                         form method="post" action={ "/sessions/" (session.id) "/end" } {
                                             button type="submit" { "End" }
                                         }
+                                        " "
+                                        details {
+                                            summary { "Share…" }
+                                            form method="post" action={ "/sessions/" (session.id) "/share" } {
+                                                label {
+                                                    input type="checkbox" name=(ShareForm::MAY_TYPE) value="on";
+                                                    " may type"
+                                                }
+                                                " "
+                                                button type="submit" { "Create a share link" }
+                                            }
+                                        }
                                     }
                                 }
                                 SessionState::Ended => {
@@ -174,6 +223,7 @@ pub fn sessions_list(user: &str, sessions: &[SessionRecord]) -> Markup {
                                 }
                             }
                         }
+                        (share_rows(session, shares))
                     }
                 }
             }
@@ -194,6 +244,34 @@ pub fn sessions_list(user: &str, sessions: &[SessionRecord]) -> Markup {
             }
             (table)
             p { a href="/?new=1" { "Start a new session" } }
+        },
+    )
+}
+
+/// The page that shows a new share link, once: its token is in no other
+/// answer, and this one is never cached (`page`).
+pub fn share_created(link: &str, expires_at: Millis, may_type: bool) -> Markup {
+    document(
+        "Share link · Thinline",
+        html! {
+            h1 { "Share link" }
+            p {
+                label {
+                    "Link "
+                    input readonly value=(link) size="80" autofocus spellcheck="false";
+                }
+            }
+            p class="notice" role="alert" {
+                "Copy it now: it is shown only once."
+            }
+            p {
+                "Whoever opens it "
+                @if may_type { "watches this session and may type into it" }
+                @else { "watches this session (without typing)" }
+                ", until " (utc_minute(expires_at)) " UTC or until you revoke it on your sessions page. "
+                "Only users signed in to Thinline can open it."
+            }
+            p { a href="/sessions" { "Back to your sessions" } }
         },
     )
 }
@@ -252,7 +330,7 @@ mod tests {
     #[test]
     fn a_hostile_title_stays_text() {
         let record = record(Some("<script>alert(1)</script>"), "h<1>");
-        let page = sessions_list("ada<", &[record]).into_string();
+        let page = sessions_list("ada<", &[record], &[]).into_string();
         assert!(!page.contains("<script>"), "{page}");
         assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
         assert!(page.contains("h&lt;1&gt;"));
@@ -268,7 +346,7 @@ mod tests {
     fn running_falls_back_from_foreground_to_title_to_program() {
         let mut record = record(None, "h1");
         let list = |record: &SessionRecord| {
-            sessions_list("ada", std::slice::from_ref(record)).into_string()
+            sessions_list("ada", std::slice::from_ref(record), &[]).into_string()
         };
         assert!(list(&record).contains("<td>bash</td>"));
         record.title = Some("notes".to_owned());
@@ -280,10 +358,62 @@ mod tests {
     #[test]
     fn the_login_form_posts_the_fields_the_handler_reads() {
         let form = login(Some("wrong <user>")).into_string();
-        assert!(form.contains("action=\"/login\""));
+        // To its own URL (`/login`), fragment and all.
+        assert!(form.contains("<form method=\"post\">"), "{form}");
+        assert!(!form.contains("action="));
         assert!(form.contains("name=\"user\""));
         assert!(form.contains("name=\"password\" type=\"password\""));
         assert!(form.contains("wrong &lt;user&gt;"));
         assert!(form.starts_with("<!DOCTYPE html>"));
+    }
+
+    #[test]
+    fn running_sessions_offer_a_share_form_and_list_their_live_shares() {
+        let session = record(None, "h1");
+        let share = ShareRecord {
+            id: "00112233445566778899aabbccddeeff".to_owned(),
+            token_hash: "ab".repeat(32),
+            session: session.id.clone(),
+            owner: "ada".to_owned(),
+            may_type: true,
+            created_at: 60_000,
+            expires_at: 120_000,
+            revoked: false,
+        };
+        let other = ShareRecord {
+            session: "ffffffffffffffffffffffffffffffff".to_owned(),
+            ..share.clone()
+        };
+        let page =
+            sessions_list("ada", std::slice::from_ref(&session), &[share, other]).into_string();
+        assert!(page.contains("action=\"/sessions/0123456789abcdef0123456789abcdef/share\""));
+        assert!(page.contains("name=\"may_type\""));
+        assert!(page.contains("Create a share link"));
+        assert!(page.contains("created 1970-01-01 00:01, expires 1970-01-01 00:02 UTC, may type"));
+        assert_eq!(
+            page.matches("action=\"/shares/00112233445566778899aabbccddeeff/revoke\"")
+                .count(),
+            1,
+            "only this session's shares: {page}"
+        );
+        let ended = SessionRecord {
+            state: SessionState::Ended,
+            ..session
+        };
+        let page = sessions_list("ada", &[ended], &[]).into_string();
+        assert!(!page.contains("/share\""));
+    }
+
+    #[test]
+    fn a_new_link_is_shown_in_a_read_only_field() {
+        let page = share_created("http://x/#share=T<", 120_000, false).into_string();
+        assert!(
+            page.contains("readonly value=\"http://x/#share=T&lt;\""),
+            "{page}"
+        );
+        assert!(page.contains("shown only once"));
+        assert!(page.contains("1970-01-01 00:02 UTC"));
+        assert!(page.contains("without typing"));
+        assert!(page.contains("Only users signed in"));
     }
 }

@@ -285,7 +285,7 @@ impl Browser {
     /// Whether the sign-in form is showing.
     pub async fn on_sign_in_page(&self) -> Result<bool> {
         let found = self
-            .eval("!!document.querySelector('form[action=\"/login\"] input[name=\"password\"]')")
+            .eval("!!document.querySelector('form input[name=\"password\"]')")
             .await?;
         Ok(found == Value::Bool(true))
     }
@@ -338,7 +338,9 @@ impl Browser {
             .await
             .context("typing the password")?;
         self.client
-            .find(Locator::Css("form[action=\"/login\"] button[type=\"submit\"], form[action=\"/login\"] input[type=\"submit\"]"))
+            .find(Locator::Css(
+                "form:has(input[name=\"password\"]) button[type=\"submit\"]",
+            ))
             .await
             .context("the sign-in button")?
             .click()

@@ -56,6 +56,7 @@ impl Grant {
             epoch: self.epoch,
             login: self.login,
             max_sessions: 10,
+            share: None,
             issued_at_ms: now,
             expires_at_ms: now + MAX_LIFETIME_MS,
         }

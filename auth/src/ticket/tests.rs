@@ -11,6 +11,7 @@ fn claims() -> Claims {
         epoch: 3,
         login: [0x5c; 32],
         max_sessions: 10,
+        share: None,
         issued_at_ms: NOW,
         expires_at_ms: NOW + MAX_LIFETIME_MS,
     }
@@ -55,11 +56,28 @@ fn the_text_form_is_pinned() {
     expected.extend_from_slice(&[2, b'h', b'1', 3]);
     expected.extend_from_slice(&[0x5c; 32]);
     expected.push(10); // max_sessions
+    expected.push(0); // share: None
     // 1_750_000_000_000 and + 60_000 as postcard varints.
     expected.extend_from_slice(&[0x80, 0xb8, 0x83, 0xa1, 0xf7, 0x32]);
     expected.extend_from_slice(&[0xe0, 0x8c, 0x87, 0xa1, 0xf7, 0x32]);
     assert_eq!(&bytes[..bytes.len() - SIGNATURE_LEN], expected.as_slice());
     assert_eq!(bytes.len(), expected.len() + SIGNATURE_LEN);
+}
+
+#[test]
+fn a_viewer_ticket_carries_its_grant() {
+    let viewer = Claims {
+        user: "bob".to_owned(),
+        share: Some(ShareGrant {
+            id: [7; 16],
+            owner: "alice".to_owned(),
+            may_type: true,
+        }),
+        ..claims()
+    };
+    let ticket = signer().sign(&viewer).unwrap();
+    assert_eq!(verifier().verify(&ticket, NOW), Ok(viewer));
+    assert!(ticket.len() < 300, "{} chars", ticket.len());
 }
 
 #[test]

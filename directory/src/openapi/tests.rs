@@ -146,6 +146,20 @@ fn host(drain: Option<DrainOwner>) -> Host {
     }
 }
 
+const SHARE_ID: &str = "0123456789abcdef0123456789abcdef";
+const TOKEN: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+
+fn share(state: ShareState) -> Share {
+    Share {
+        id: SHARE_ID.into(),
+        session: ID,
+        may_type: false,
+        created_at: 1_700_000_000_000,
+        expires_at: 1_700_043_200_000,
+        state,
+    }
+}
+
 /// Every answer variant the directory sends with a 2xx or its health's
 /// 503, with the operation and status it is sent for.
 fn answers() -> Vec<(&'static str, &'static str, u16, Value)> {
@@ -221,6 +235,49 @@ fn answers() -> Vec<(&'static str, &'static str, u16, Value)> {
                 session(directory_api::SessionState::Running, None),
                 session(directory_api::SessionState::Ended, Some("vim")),
             ]),
+        ),
+        (
+            "post",
+            "/v1/sessions/{id}/shares",
+            200,
+            to_json(ShareCreated {
+                id: SHARE_ID.into(),
+                token: TOKEN.into(),
+                link_fragment: ShareCreated::fragment(TOKEN),
+                expires_at: 1_700_000_000_000,
+                may_type: true,
+            }),
+        ),
+        (
+            "get",
+            "/v1/shares",
+            200,
+            to_json(
+                [
+                    ShareState::Live,
+                    ShareState::Revoked,
+                    ShareState::Expired,
+                    ShareState::Ended,
+                ]
+                .map(share),
+            ),
+        ),
+        ("get", "/v1/shares", 200, to_json(Vec::<Share>::new())),
+        (
+            "post",
+            "/v1/shares/{id}/revoke",
+            200,
+            to_json(share(ShareState::Revoked)),
+        ),
+        (
+            "post",
+            "/v1/shares/redeem",
+            200,
+            to_json(Redeemed {
+                session: ID,
+                owner: "ada".into(),
+                may_type: false,
+            }),
         ),
         ("get", "/v1/settings", 200, to_json(Settings::default())),
         (
@@ -401,6 +458,52 @@ async fn requests_the_types_make_are_allowed_and_refused_ones_are_not() {
         assert!(!renewal.is_valid(&bad), "{bad}");
     }
 
+    let share_request = request_schema(
+        &document,
+        "post",
+        "/v1/sessions/{id}/shares",
+        "application/json",
+    );
+    for good in [
+        to_json(ShareRequest { may_type: true }),
+        to_json(ShareRequest::default()),
+        json!({}),
+    ] {
+        assert_valid(&share_request, &good, "a share request");
+    }
+    for bad in [json!({ "may_type": "yes" }), json!({ "x": 1 }), json!([])] {
+        assert!(!share_request.is_valid(&bad), "{bad}");
+    }
+    let redeem = request_schema(&document, "post", "/v1/shares/redeem", "application/json");
+    assert_valid(
+        &redeem,
+        &to_json(RedeemRequest {
+            token: TOKEN.into(),
+        }),
+        "a redemption",
+    );
+    for bad in [
+        json!({}),
+        json!({ "token": 1 }),
+        json!({ "token": TOKEN, "x": 1 }),
+    ] {
+        assert!(!redeem.is_valid(&bad), "{bad}");
+    }
+    let share_form = request_schema(
+        &document,
+        "post",
+        "/sessions/{id}/share",
+        "application/x-www-form-urlencoded",
+    );
+    for good in [
+        to_json(ShareForm::default()),
+        to_json(ShareForm {
+            may_type: Some("on".into()),
+        }),
+    ] {
+        assert_valid(&share_form, &good, "the share form");
+    }
+
     let settings = request_schema(&document, "put", "/v1/settings", "application/json");
     for good in [
         to_json(Settings::default()),
@@ -458,7 +561,9 @@ async fn published_id_patterns_accept_exactly_what_the_handlers_accept() {
         "/v1/sessions/{id}/end",
         "/v1/sessions/{id}/unreachable",
         "/v1/sessions/{id}/ticket",
+        "/v1/sessions/{id}/shares",
         "/sessions/{id}/end",
+        "/sessions/{id}/share",
     ] {
         let schema = param(path, "post");
         for id in &session_ids {
@@ -486,6 +591,30 @@ async fn published_id_patterns_accept_exactly_what_the_handlers_accept() {
                 schema.is_valid(&json!(id)),
                 valid_host_id(id),
                 "{method}: {id:?}"
+            );
+        }
+    }
+    let share_ids = [
+        SHARE_ID.to_owned(),
+        SHARE_ID.to_ascii_uppercase(),
+        format!("{SHARE_ID}0"),
+        SHARE_ID[1..].to_owned(),
+        "g".repeat(32),
+        "é".repeat(16),
+        String::new(),
+    ];
+    for path in ["/v1/shares/{id}/revoke", "/shares/{id}/revoke"] {
+        let schema = param(path, "post");
+        for id in &share_ids {
+            assert_eq!(
+                schema.is_valid(&json!(id)),
+                valid_share_id(id),
+                "{path}: {id:?}"
+            );
+            assert_eq!(
+                valid_share_id(id),
+                id.parse::<auth::share::ShareId>().is_ok(),
+                "{id:?}"
             );
         }
     }
@@ -524,7 +653,7 @@ async fn every_documented_operation_is_routed() {
             operations += 1;
         }
     }
-    assert_eq!(operations, 21);
+    assert_eq!(operations, 27);
     // And the fallbacks themselves are what an unknown path gets.
     let (status, body) = call(Method::GET, "/v1/nothing").await;
     assert_eq!(status, StatusCode::NOT_FOUND);

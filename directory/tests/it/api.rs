@@ -705,6 +705,10 @@ pub async fn config_health_and_openapi(db: &Db) {
         ("/v1/sessions/{id}/unreachable", "post"),
         ("/v1/sessions/{id}/ticket", "post"),
         ("/v1/sessions/{id}/end", "post"),
+        ("/v1/sessions/{id}/shares", "post"),
+        ("/v1/shares", "get"),
+        ("/v1/shares/{id}/revoke", "post"),
+        ("/v1/shares/redeem", "post"),
         ("/v1/sessions", "get"),
         ("/v1/settings", "get"),
         ("/v1/settings", "put"),
@@ -718,6 +722,8 @@ pub async fn config_health_and_openapi(db: &Db) {
         ("/index.html", "get"),
         ("/sessions", "get"),
         ("/sessions/{id}/end", "post"),
+        ("/sessions/{id}/share", "post"),
+        ("/shares/{id}/revoke", "post"),
     ];
     let listed: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
     assert_eq!(listed, routes.len());

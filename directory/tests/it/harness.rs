@@ -93,6 +93,49 @@ impl Directory {
         }
     }
 
+    /// A directory like [`Directory::start`]'s that also records every
+    /// request's method and URL (path and query) as it arrives, for tests
+    /// of what never appears in one.
+    pub async fn start_recording(
+        store: Arc<dyn Store>,
+        mut config: DirectoryConfig,
+    ) -> (Directory, Arc<Mutex<Vec<String>>>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        if config.public_url.is_none() {
+            config.public_url = Some(base.clone());
+        }
+        let public_key = config.ticket_signer.public_key();
+        let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
+        let state = AppState::new(store.clone(), config).unwrap();
+        let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+        let record = seen.clone();
+        let app = directory::app(state).layer(axum::middleware::from_fn(
+            move |request: axum::extract::Request, next: axum::middleware::Next| {
+                record
+                    .lock()
+                    .unwrap()
+                    .push(format!("{} {}", request.method(), request.uri()));
+                next.run(request)
+            },
+        ));
+        tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stop.await;
+                })
+                .await
+                .unwrap();
+        });
+        let directory = Directory {
+            base,
+            store,
+            public_key,
+            _shutdown: shutdown,
+        };
+        (directory, seen)
+    }
+
     pub async fn get(&self, path: &str) -> Answer {
         call(Method::GET, &format!("{}{path}", self.base), None).await
     }

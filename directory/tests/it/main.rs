@@ -2,8 +2,9 @@
 //! listeners over a real store, SQLite always and PostgreSQL (a fresh
 //! schema per test) whenever `DATABASE_URL` is set. Each test in `api`
 //! (hosts, placement, failover, the page), `signin` (accounts, cookies,
-//! limits and device cookies, origins, the trusted proxy) and `owners` (ownership, tickets,
-//! hot desking, the cap, ending sessions) is written once over a
+//! limits and device cookies, origins, the trusted proxy), `owners` (ownership, tickets,
+//! hot desking, the cap, ending sessions) and `shares` (share links and
+//! their viewers) is written once over a
 //! [`harness::Db`] and generated per backend here.
 
 // Test helpers outside `#[test]` fns unwrap too: a failure is the test's
@@ -14,6 +15,7 @@ mod api;
 mod cli;
 mod harness;
 mod owners;
+mod shares;
 mod signin;
 mod tls;
 
@@ -78,4 +80,8 @@ on_backends![
     owners::the_session_cap_refuses_new_sessions,
     owners::ending_a_session_fences_it_and_tells_its_host,
     owners::the_sessions_page_lists_only_ones_own_escaped,
+    shares::only_the_owner_shares_a_running_session,
+    shares::a_redeemed_link_opens_exactly_its_session_to_a_viewer,
+    shares::revoked_expired_and_ended_links_open_nothing,
+    shares::a_link_opened_signed_out_survives_signing_in,
 ];

@@ -93,7 +93,8 @@ pub async fn signing_in_sets_a_strict_cookie(db: &Db) {
     let dir = directory_with(db, DirectoryConfig::default()).await;
     let form = dir.get("/login").await;
     assert_eq!(form.status, StatusCode::OK);
-    assert!(form.text().contains("action=\"/login\""));
+    // It posts to its own URL (/login), keeping a share link's fragment.
+    assert!(form.text().contains("<form method=\"post\">"));
     assert!(form.text().contains("name=\"password\" type=\"password\""));
     assert_eq!(form.header("content-security-policy"), FORM_PAGE_POLICY);
     assert_eq!(form.header("cross-origin-opener-policy"), "same-origin");
@@ -619,6 +620,7 @@ pub async fn a_forged_or_foreign_device_cookie_is_no_exemption(db: &Db) {
             epoch: 1,
             login: [2; 32],
             max_sessions: 10,
+            share: None,
             issued_at_ms: now,
             expires_at_ms: now + 60_000,
         })

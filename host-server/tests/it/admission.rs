@@ -30,6 +30,7 @@ async fn bad_tickets_are_refused_and_disturb_no_one() {
     let expired = SIGNER
         .sign(&Claims {
             max_sessions: 10,
+            share: None,
             issued_at_ms: claims.issued_at_ms - 120_000,
             expires_at_ms: claims.issued_at_ms - 70_000,
             ..claims.clone()

@@ -100,6 +100,7 @@ impl Pass {
             epoch,
             login: self.login,
             max_sessions: 10,
+            share: None,
             issued_at_ms: now,
             expires_at_ms: now + 60_000,
         }
