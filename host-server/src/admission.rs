@@ -11,7 +11,11 @@
 //!    signed out, expired or disabled), when the host has a store.
 //! 3. [`decide`]: the epoch and owner against what this host knows of the
 //!    session: running here, recorded in the store, or unknown. The answer
-//!    says what to do: attach, restore, or start.
+//!    says what to do: attach, restore, or start. A viewer's ticket (one
+//!    with a share grant) names the owner it was shared by, which must be
+//!    the session's; it attaches or restores, and never starts a session.
+//!    (The host also watches the share itself while the viewer is
+//!    connected: `logins::LoginWatch`.)
 //!
 //! The IO (reading the registry and the store, starting programs) is the
 //! caller's; everything here is a plain function of its inputs, so every
@@ -90,6 +94,10 @@ pub enum Refusal {
     NotOurs(String),
     #[error("the session has ended")]
     Ended,
+    #[error(
+        "a viewer's ticket names a session that is not running or recorded; viewers never start one"
+    )]
+    ViewerCannotStart,
     #[error(
         "the sign-in the ticket came from has ended (signed out, expired, or the account disabled)"
     )]
@@ -195,12 +203,17 @@ pub fn check_login(claims: &Claims, lookup: LoginLookup<'_>) -> Result<LoginVerd
 /// whose record names another host; the ticket must then name the
 /// record's epoch (the one the signer saw), and the takeover raises it.
 pub fn decide(claims: &Claims, known: Known<'_>, adopt: bool) -> Result<Admit, Refusal> {
+    // A viewer's ticket names its owner in the grant; `user` is the viewer.
+    let ticket_owner = claims
+        .share
+        .as_ref()
+        .map_or(&claims.user, |grant| &grant.owner);
     let check_owner = |owner: &str| {
-        if owner == claims.user {
+        if owner == ticket_owner {
             Ok(())
         } else {
             Err(Refusal::WrongOwner {
-                ticket: claims.user.clone(),
+                ticket: ticket_owner.clone(),
                 owner: owner.into(),
             })
         }
@@ -239,6 +252,7 @@ pub fn decide(claims: &Claims, known: Known<'_>, adopt: bool) -> Result<Admit, R
             check_epoch(record.epoch)?;
             Ok(Admit::Restore { take_over })
         }
+        Known::Unknown if claims.share.is_some() => Err(Refusal::ViewerCannotStart),
         Known::Unknown if claims.epoch == 1 => Ok(Admit::Start),
         Known::Unknown => Err(Refusal::NewSessionEpoch(claims.epoch)),
     }
@@ -262,6 +276,7 @@ mod tests {
             epoch: 1,
             login: [3; 32],
             max_sessions: 10,
+            share: None,
             issued_at_ms: now,
             expires_at_ms: now + 60_000,
         }
@@ -435,6 +450,53 @@ mod tests {
             decide(&at_epoch(1), ended, true),
             Err(Refusal::WrongOwner { .. })
         ));
+    }
+
+    /// bob's ticket for a share of alice's session.
+    fn viewer(epoch: u64, owner: &str) -> Claims {
+        Claims {
+            user: "bob".into(),
+            share: Some(auth::ticket::ShareGrant {
+                id: [9; 16],
+                owner: owner.into(),
+                may_type: false,
+            }),
+            ..at_epoch(epoch)
+        }
+    }
+
+    #[test]
+    fn a_viewer_watches_the_owner_named_in_its_grant_and_never_starts_a_session() {
+        let running = Known::Running {
+            owner: "alice",
+            epoch: 2,
+        };
+        assert_eq!(
+            decide(&viewer(2, "alice"), running, false).unwrap(),
+            Admit::Attach
+        );
+        // The grant must name the session's owner, at its epoch.
+        for (claims, known) in [
+            (viewer(2, "carol"), running),
+            (viewer(2, "bob"), running),
+            (viewer(2, "carol"), record("alice", HOST, 2)),
+        ] {
+            let refused = decide(&claims, known, true).unwrap_err();
+            assert!(matches!(refused, Refusal::WrongOwner { .. }), "{refused}");
+        }
+        assert!(matches!(
+            decide(&viewer(1, "alice"), running, false),
+            Err(Refusal::WrongEpoch { .. })
+        ));
+        // A viewer follows a failover: the moved session is restored.
+        assert_eq!(
+            decide(&viewer(3, "alice"), record("alice", HOST, 3), false).unwrap(),
+            Admit::Restore { take_over: false }
+        );
+        // Nothing recorded: a viewer's ticket starts nothing, at any epoch.
+        let refused = decide(&viewer(1, "alice"), Known::Unknown, true).unwrap_err();
+        assert!(matches!(refused, Refusal::ViewerCannotStart), "{refused}");
+        assert_eq!(refused.close_code(), CloseCode::Unauthorized);
     }
 
     #[test]

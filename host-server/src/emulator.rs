@@ -724,6 +724,41 @@ impl Emulator {
         }
     }
 
+    /// A full repaint of the screen as it is now, for a client that joins
+    /// or falls behind while another is attached: unlike `frame`, it
+    /// forgets no damage and takes nothing one-shot (bell, clipboard,
+    /// notifications), so the frames of the client attached before go on
+    /// as they were.
+    pub fn full_frame(&self, seq: u64) -> Frame {
+        let grid = self.term.grid();
+        let rows = (0..self.term.screen_lines())
+            .filter_map(|row| {
+                let grid_row = &grid[GridLine(row as i32)];
+                let line = convert_row(grid_row);
+                (line != Line::default()).then(|| RowUpdate {
+                    row: row as u16,
+                    line,
+                    links: row_links(grid_row),
+                })
+            })
+            .collect();
+        Frame {
+            seq,
+            size: self.size,
+            full: true,
+            scrolled: Vec::new(),
+            rows,
+            cursor: self.cursor(),
+            modes: self.modes(),
+            title: self.title.clone(),
+            bell: false,
+            clipboard: None,
+            notification: None,
+            echo_ack: 0,
+            tty: protocol::TtyModes::default(),
+        }
+    }
+
     /// The visible rows, for persisting the screen.
     pub fn visible_lines(&self) -> Vec<Line> {
         let grid = self.term.grid();

@@ -11,6 +11,13 @@
 //! new password); its session runs on, detached, for the user's next
 //! sign-in to pick up.
 //!
+//! A viewer's socket (admitted by a share link's ticket) is also watched
+//! under its share: the same task asks which of the shares behind open
+//! sockets are still live ([`store::Store::live_shares`]: not revoked, not
+//! expired, its session running) and closes the viewers of the others
+//! with `CloseCode::ShareRevoked`, so a revocation reaches a watcher
+//! within [`RECHECK_INTERVAL`] whichever host it watches on.
+//!
 //! A store that cannot answer ends nothing: hosts ride out store outages,
 //! and a sign-out is enforced from the store's return on, as admission
 //! does (`ws::check_login`).
@@ -34,6 +41,8 @@ pub enum Ending {
     SignedOut,
     /// The account is disabled (or gone).
     Disabled,
+    /// The share link the viewer watches by was revoked or expired.
+    ShareRevoked,
 }
 
 impl Ending {
@@ -41,6 +50,7 @@ impl Ending {
         match self {
             Ending::SignedOut => protocol::CloseCode::SignedOut,
             Ending::Disabled => protocol::CloseCode::AccountDisabled,
+            Ending::ShareRevoked => protocol::CloseCode::ShareRevoked,
         }
     }
 }
@@ -49,7 +59,14 @@ impl Ending {
 #[derive(Debug, Default)]
 struct Sockets {
     user: String,
-    conns: HashMap<u64, oneshot::Sender<Ending>>,
+    conns: HashMap<u64, Socket>,
+}
+
+/// One socket: where to tell it, and the share it watches by, if any.
+#[derive(Debug)]
+struct Socket {
+    tx: oneshot::Sender<Ending>,
+    share: Option<String>,
 }
 
 /// The open sockets by the login id that admitted them.
@@ -106,11 +123,23 @@ impl LoginWatch {
     /// Registers socket `conn` of `user`, admitted by sign-in `login` (the
     /// hex login id the store knows).
     pub fn watch(self: &Arc<Self>, login: String, user: &str, conn: u64) -> Watched {
+        self.watch_viewer(login, user, conn, None)
+    }
+
+    /// As `watch`, for a viewer admitted by `share` (the share's id as the
+    /// store keeps it): the socket also ends when the share does.
+    pub fn watch_viewer(
+        self: &Arc<Self>,
+        login: String,
+        user: &str,
+        conn: u64,
+        share: Option<String>,
+    ) -> Watched {
         let (tx, rx) = oneshot::channel();
         let mut sockets = self.sockets();
         let of_login = sockets.entry(login.clone()).or_default();
         of_login.user = user.to_owned();
-        of_login.conns.insert(conn, tx);
+        of_login.conns.insert(conn, Socket { tx, share });
         drop(sockets);
         Watched {
             watch: Arc::clone(self),
@@ -123,6 +152,49 @@ impl LoginWatch {
     /// The login ids behind open sockets, each once.
     pub fn logins(&self) -> Vec<String> {
         self.sockets().keys().cloned().collect()
+    }
+
+    /// The shares behind open viewers' sockets, each once.
+    pub fn shares(&self) -> Vec<String> {
+        let mut shares: Vec<String> = self
+            .sockets()
+            .values()
+            .flat_map(|of_login| of_login.conns.values())
+            .filter_map(|socket| socket.share.clone())
+            .collect();
+        shares.sort_unstable();
+        shares.dedup();
+        shares
+    }
+
+    /// The store said that of the shares `asked`, only `live` are live:
+    /// every viewer of the others is told to close. Returns how many.
+    pub fn end_revoked(&self, asked: &[String], live: &[String]) -> usize {
+        let ended: HashSet<&str> = asked
+            .iter()
+            .map(String::as_str)
+            .filter(|share| !live.iter().any(|l| l == share))
+            .collect();
+        if ended.is_empty() {
+            return 0;
+        }
+        let mut sockets = self.sockets();
+        let mut told = 0;
+        for of_login in sockets.values_mut() {
+            let revoked: Vec<u64> = of_login
+                .conns
+                .iter()
+                .filter(|(_, socket)| socket.share.as_deref().is_some_and(|s| ended.contains(s)))
+                .map(|(conn, _)| *conn)
+                .collect();
+            for conn in revoked {
+                if let Some(socket) = of_login.conns.remove(&conn) {
+                    told += usize::from(socket.tx.send(Ending::ShareRevoked).is_ok());
+                }
+            }
+        }
+        sockets.retain(|_, of_login| !of_login.conns.is_empty());
+        told
     }
 
     /// How many sockets are watched.
@@ -169,9 +241,9 @@ impl LoginWatch {
             } else {
                 Ending::SignedOut
             };
-            for (_, tx) in of_login.conns {
+            for (_, socket) in of_login.conns {
                 // A socket already closing has dropped its receiver.
-                told += usize::from(tx.send(ending).is_ok());
+                told += usize::from(socket.tx.send(ending).is_ok());
             }
         }
         told
@@ -182,9 +254,15 @@ impl LoginWatch {
     /// disabled; a store that does not answer in `STORE_READ_TIMEOUT` ends
     /// nothing.
     pub async fn recheck(&self, store: &dyn store::Store) -> Result<usize, RecheckError> {
+        let shares = self.shares();
+        let mut told = 0;
+        if !shares.is_empty() {
+            let live = bounded(store.live_shares(&shares)).await?;
+            told += self.end_revoked(&shares, &live);
+        }
         let asked = self.logins();
         if asked.is_empty() {
-            return Ok(0);
+            return Ok(told);
         }
         let live = bounded(store.live_logins(&asked)).await?;
         let mut disabled = Vec::new();
@@ -194,7 +272,7 @@ impl LoginWatch {
                 disabled.push(user);
             }
         }
-        Ok(self.end_all_but(&asked, &live, &disabled))
+        Ok(told + self.end_all_but(&asked, &live, &disabled))
     }
 }
 
@@ -315,7 +393,7 @@ mod tests {
         let (tx, rx) = oneshot::channel();
         drop(rx);
         if let Some(of_login) = watch.sockets().get_mut(&login(4)) {
-            of_login.conns.insert(3, tx);
+            of_login.conns.insert(3, Socket { tx, share: None });
         }
         assert_eq!(watch.end_all_but(&asked, &[], &[]), 0);
         drop(c);
@@ -346,6 +424,65 @@ mod tests {
         assert_eq!(watch.recheck(&store).await.unwrap(), 1);
         assert_eq!(told_why(&mut kept), Some(Ending::Disabled));
         assert!(watch.is_empty());
+    }
+
+    #[tokio::test]
+    async fn viewers_of_a_revoked_or_expired_share_are_told_and_nobody_else() {
+        let store = store::MemoryStore::new();
+        for user in ["ada", "bob"] {
+            store.create_account(user, "hash").await.unwrap();
+        }
+        store.create_login(&login(1), "ada", 60_000).await.unwrap();
+        store.create_login(&login(2), "bob", 60_000).await.unwrap();
+        let record = crate::registry::launch::new_record(
+            protocol::SessionId([5; 16]),
+            "ada",
+            &crate::sandbox::ProgramSpec {
+                program: "/bin/sh".into(),
+                args: Vec::new(),
+                login: false,
+                cwd: None,
+                home: None,
+                env: Vec::new(),
+                download_key: None,
+            },
+            protocol::Size { cols: 80, rows: 24 },
+            "h1",
+        );
+        store.create_session(&record).await.unwrap();
+        let share = |n: u8| format!("{n:032x}");
+        for (n, ttl) in [(1, 60_000), (2, 60_000), (3, 1)] {
+            store
+                .create_share(&share(n), &login(n), &record.id, "ada", false, ttl)
+                .await
+                .unwrap();
+        }
+        let watch = LoginWatch::new();
+        let mut owner = watch.watch(login(1), "ada", 1);
+        let mut kept = watch.watch_viewer(login(2), "bob", 2, Some(share(1)));
+        let mut revoked = watch.watch_viewer(login(2), "bob", 3, Some(share(2)));
+        let mut expired = watch.watch_viewer(login(2), "bob", 4, Some(share(3)));
+        let mut unknown = watch.watch_viewer(login(2), "bob", 5, Some(share(9)));
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        assert_eq!(watch.recheck(&store).await.unwrap(), 2, "expired, unknown");
+        assert_eq!(told_why(&mut expired), Some(Ending::ShareRevoked));
+        assert_eq!(told_why(&mut unknown), Some(Ending::ShareRevoked));
+
+        store.revoke_share("ada", &share(2)).await.unwrap();
+        assert_eq!(watch.recheck(&store).await.unwrap(), 1);
+        assert_eq!(told_why(&mut revoked), Some(Ending::ShareRevoked));
+        assert_eq!(
+            Ending::ShareRevoked.close_code(),
+            protocol::CloseCode::ShareRevoked
+        );
+        assert!(!told(&mut kept) && !told(&mut owner));
+        assert_eq!(watch.shares(), [share(1)]);
+
+        // The session ending ends its shares.
+        store.end_session(&record.id).await.unwrap();
+        assert_eq!(watch.recheck(&store).await.unwrap(), 1);
+        assert_eq!(told_why(&mut kept), Some(Ending::ShareRevoked));
+        assert!(!told(&mut owner));
     }
 
     #[test]

@@ -258,6 +258,16 @@ impl Registry {
         match (admission::decide(claims, known, self.adopts())?, record) {
             (Admit::Restore { take_over }, Some(record)) => {
                 let identity = self.identity(&record.owner).await?;
+                // A viewer never sizes the session: a restore it brings
+                // about keeps the size the owner last had.
+                let size = if claims.share.is_some() {
+                    Size {
+                        cols: record.cols,
+                        rows: record.rows,
+                    }
+                } else {
+                    size
+                };
                 Ok(Opened {
                     handle: self.restore(record, take_over, size, identity).await?,
                     created: false,

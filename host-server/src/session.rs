@@ -60,6 +60,9 @@ pub enum SessionCmd {
         /// This connection started the session.
         created: bool,
         size: Size,
+        /// A share link's viewer: its user and the role its welcome
+        /// states (`SessionCore::handle_watch`); `None` for the owner.
+        viewer: Option<(String, protocol::Role)>,
         tx: mpsc::Sender<Outgoing>,
         done: oneshot::Sender<()>,
     },

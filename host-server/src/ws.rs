@@ -180,10 +180,19 @@ async fn serve(mut socket: WebSocket, state: AppState) {
     }
     let conn = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
     // Watched from before the attach, so a sign-out during it still counts.
-    let mut sign_in = state.logins.watch(
+    // A viewer's socket also ends with its share (as the store writes ids).
+    let share = claims.share.as_ref().map(|grant| {
+        grant
+            .id
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    });
+    let mut sign_in = state.logins.watch_viewer(
         auth::login::LoginId(claims.login).to_string(),
         &claims.user,
         conn,
+        share,
     );
     let (out_tx, out_rx) = outgoing_channel();
     let session = match attach(&state, &claims, &hello, conn, out_tx.clone()).await {
@@ -292,10 +301,18 @@ async fn attach(
         let may_start = state.standing.takes_new_sessions();
         let opened = state.registry.open(claims, hello.size, may_start).await?;
         let (done, attached) = oneshot::channel();
+        let viewer = claims.share.as_ref().map(|grant| {
+            let role = protocol::Role::Viewer {
+                owner: grant.owner.clone(),
+                may_type: grant.may_type,
+            };
+            (claims.user.clone(), role)
+        });
         let command = SessionCmd::Attach {
             conn,
             created: opened.created,
             size: hello.size,
+            viewer,
             tx: tx.clone(),
             done,
         };

@@ -44,10 +44,13 @@ pub enum CloseCode {
     TooManySessions,
     /// The account was disabled while the connection was open.
     AccountDisabled,
+    /// A viewer's share link was revoked by the session's owner, or it
+    /// expired, while the viewer watched (version 7).
+    ShareRevoked,
 }
 
 impl CloseCode {
-    const TABLE: [(CloseCode, u16); 17] = [
+    const TABLE: [(CloseCode, u16); 18] = [
         (CloseCode::Normal, 1000),
         (CloseCode::GoingAway, 1001),
         (CloseCode::TooBig, 1009),
@@ -65,6 +68,7 @@ impl CloseCode {
         (CloseCode::SignedOut, 4011),
         (CloseCode::TooManySessions, 4012),
         (CloseCode::AccountDisabled, 4013),
+        (CloseCode::ShareRevoked, 4014),
     ];
 
     pub fn code(self) -> u16 {
@@ -126,6 +130,9 @@ impl CloseCode {
             }
             CloseCode::TooManySessions => {
                 "you already run the most sessions allowed; end one on /sessions, then press Enter"
+            }
+            CloseCode::ShareRevoked => {
+                "the owner stopped sharing this session, or the link expired; ask them for a new link"
             }
         }
     }

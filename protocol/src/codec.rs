@@ -14,7 +14,7 @@ use crate::msg::{ClientToServerMsg, Hello, ServerToClientMsg};
 /// 4: frames carry OSC 52 clipboard text, OSC 9 / 777 notifications and
 /// the screen's OSC 8 hyperlinks. 5: files in and out (`Upload` both
 /// ways, `Download`).
-pub const PROTOCOL_VERSION: u16 = 6;
+pub const PROTOCOL_VERSION: u16 = 7;
 
 /// The first two bytes of a hello: "TL".
 pub const MAGIC: [u8; 2] = *b"TL";

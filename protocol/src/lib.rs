@@ -25,7 +25,8 @@ pub use limits::{
 };
 pub use lines::{CompressedLines, compress_lines, decompress_lines};
 pub use msg::{
-    ClientToServerMsg, Hello, HistorySpan, ServerToClientMsg, SessionId, UploadRequest, Welcome,
+    ClientToServerMsg, Hello, HistorySpan, Role, ServerToClientMsg, SessionId, UploadRequest,
+    Welcome,
 };
 pub use screen::{
     CellLayout, Color, Cursor, CursorShape, ECHO_SILENT_MS, ECHO_WAIT_MS, Frame, Hyperlink, Line,

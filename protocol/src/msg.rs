@@ -157,6 +157,34 @@ pub struct Welcome {
     /// The scrollback the host holds. None of it is sent on attach: the
     /// client keeps what it already has and fetches the rest.
     pub history: HistorySpan,
+    /// Whose terminal this is to the client (version 7).
+    pub role: Role,
+}
+
+/// What a connection may do with the session it attached to (version 7).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Role {
+    /// The session's user: types, resizes, uploads.
+    #[default]
+    Owner,
+    /// Someone the owner shared the session with: sees it live, at the
+    /// owner's size, and never resizes it; input reaches the program only
+    /// with `may_type`.
+    Viewer { owner: String, may_type: bool },
+}
+
+impl Role {
+    pub fn is_viewer(&self) -> bool {
+        matches!(self, Role::Viewer { .. })
+    }
+
+    /// Whether this connection's keys reach the program.
+    pub fn may_type(&self) -> bool {
+        match self {
+            Role::Owner => true,
+            Role::Viewer { may_type, .. } => *may_type,
+        }
+    }
 }
 
 /// Scrollback lines the host holds, by number.
@@ -210,4 +238,10 @@ pub enum ServerToClientMsg {
     /// the page's files module to read; the client passes it on unread
     /// (see PROTOCOL.md for its fields).
     Files(String),
+    /// Who watches the session through share links, by user name, each
+    /// once (version 7): sent to the owner when it changes and on attach
+    /// (empty when nobody does).
+    Watchers {
+        names: Vec<String>,
+    },
 }

@@ -146,11 +146,33 @@ fn client_messages_have_pinned_bytes() {
 #[test]
 fn hello_has_pinned_bytes() {
     let bytes = encode_hello(&hello());
-    let mut expected = vec![b'T', b'L', 0x06, 0x00, 0x01, b't'];
+    let mut expected = vec![b'T', b'L', 0x07, 0x00, 0x01, b't'];
     expected.extend_from_slice(&[7; 16]);
     expected.extend_from_slice(&[80, 24]);
     assert_eq!(bytes, expected);
     assert_eq!(decode_hello(&bytes), Ok(hello()));
+}
+
+#[test]
+fn viewers_messages_have_pinned_bytes() {
+    let watchers = ServerToClientMsg::Watchers {
+        names: vec!["bob".into()],
+    };
+    assert_eq!(
+        encode_server(&watchers),
+        [0x08, 0x01, 0x03, b'b', b'o', b'b']
+    );
+    let role = Role::Viewer {
+        owner: "al".into(),
+        may_type: true,
+    };
+    assert_eq!(
+        postcard::to_allocvec(&role).unwrap(),
+        [0x01, 0x02, b'a', b'l', 0x01]
+    );
+    assert_eq!(postcard::to_allocvec(&Role::Owner).unwrap(), [0x00]);
+    assert!(!Role::Owner.is_viewer() && Role::Owner.may_type());
+    assert!(role.is_viewer() && role.may_type());
 }
 
 #[test]
@@ -190,7 +212,23 @@ fn server_messages_round_trip() {
                 start: 256,
                 end: 10_300,
             },
+            role: Role::Owner,
         }),
+        ServerToClientMsg::Welcome(Welcome {
+            session: id,
+            host: "h2".into(),
+            epoch: 4,
+            created: false,
+            input_seq: 0,
+            history: HistorySpan::default(),
+            role: Role::Viewer {
+                owner: "alice".into(),
+                may_type: false,
+            },
+        }),
+        ServerToClientMsg::Watchers {
+            names: vec!["bob".into(), "carol".into()],
+        },
         ServerToClientMsg::History {
             start: 10_000,
             lines: compress_lines(&rich_frame().scrolled),

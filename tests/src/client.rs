@@ -303,7 +303,8 @@ impl Client {
             ServerToClientMsg::Pong { .. }
             | ServerToClientMsg::Exited { .. }
             | ServerToClientMsg::Notice { .. }
-            | ServerToClientMsg::Files(_) => {}
+            | ServerToClientMsg::Files(_)
+            | ServerToClientMsg::Watchers { .. } => {}
         }
         if self.fetching.is_none()
             && self.closed.is_none()

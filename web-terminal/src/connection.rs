@@ -19,8 +19,8 @@
 use std::collections::VecDeque;
 
 use protocol::{
-    ClientToServerMsg, CloseCode, Frame, Hello, Line, ServerToClientMsg, SessionId, Size, Welcome,
-    decode_server, decompress_lines, encode_client, encode_hello,
+    ClientToServerMsg, CloseCode, Frame, Hello, Line, Role, ServerToClientMsg, SessionId, Size,
+    Welcome, decode_server, decompress_lines, encode_client, encode_hello,
 };
 
 pub use crate::action::Action;
@@ -195,6 +195,11 @@ pub struct Connection {
     announced: Option<SessionId>,
     /// The session of the last welcome: what the screen shows.
     attached: Option<SessionId>,
+    /// What the last welcome let this page do: a viewer neither sizes the
+    /// session nor (unless it may type) sends keys.
+    role: Role,
+    /// Who watches the session, as the host last said ("" for nobody).
+    watchers: String,
     /// The ticket for the next hello; `None` until a placement brings one.
     ticket: Option<HeldTicket>,
     /// A refused ticket (4001) was already answered with a fresh one since
@@ -277,6 +282,8 @@ impl Connection {
             remembered,
             announced: None,
             attached: None,
+            role: Role::Owner,
+            watchers: String::new(),
             ticket: None,
             ticket_retried: false,
             refresh_at: now,
@@ -332,6 +339,16 @@ impl Connection {
 
     pub fn host(&self) -> Option<&str> {
         self.host.as_deref()
+    }
+
+    /// What this page may do with the session (from the last welcome).
+    pub fn role(&self) -> &Role {
+        &self.role
+    }
+
+    /// Who watches the session through share links, comma-separated.
+    pub fn watchers(&self) -> &str {
+        &self.watchers
     }
 
     pub fn session(&self) -> Option<SessionId> {
@@ -521,6 +538,10 @@ impl Connection {
             }
             ServerToClientMsg::Exited { status } => Some(Delivery::Exited(status)),
             ServerToClientMsg::Files(json) => Some(Delivery::File(json)),
+            ServerToClientMsg::Watchers { names } => {
+                self.watchers = names.join(", ");
+                None
+            }
         }
     }
 
@@ -569,13 +590,18 @@ impl Connection {
         self.epoch = Some(welcome.epoch);
         self.host = Some(welcome.host.clone());
         self.welcomed(&welcome);
+        self.role = welcome.role.clone();
+        self.watchers.clear();
         self.error = None;
         self.attempt = 0;
         self.set_phase(Phase::Live, now);
         self.next_ping = now;
         self.pings.clear();
         // The hello carried the size at connect time; it may have changed.
-        self.send(&ClientToServerMsg::Resize(self.size));
+        // A viewer sees the owner's size and never asks for its own.
+        if !self.role.is_viewer() {
+            self.send(&ClientToServerMsg::Resize(self.size));
+        }
         let resend: Vec<(u64, Vec<u8>)> = self.input.unacked().cloned().collect();
         for (seq, data) in resend {
             self.send(&ClientToServerMsg::Input { seq, data });
@@ -595,7 +621,10 @@ impl Connection {
         if data.is_empty() {
             return true;
         }
-        if matches!(self.phase, Phase::Closed(_)) || !self.input.has_room(data.len()) {
+        if matches!(self.phase, Phase::Closed(_))
+            || !self.input.has_room(data.len())
+            || !self.role.may_type()
+        {
             return false;
         }
         self.input.hold(data);
@@ -623,7 +652,7 @@ impl Connection {
             return;
         }
         self.size = size;
-        if self.phase == Phase::Live {
+        if self.phase == Phase::Live && !self.role.is_viewer() {
             self.send(&ClientToServerMsg::Resize(size));
         }
     }

@@ -197,6 +197,8 @@ struct App {
     status_text: String,
     overlay_text: String,
     notice: Option<(String, f64)>,
+    /// For a viewer: the owner's grid the font was last fitted to.
+    viewer_grid: Size,
     /// A paste that would run as typed, waiting for Enter (or Esc): the
     /// question shown, and the bytes it would send.
     paste_question: Option<(String, Vec<u8>)>,
@@ -308,6 +310,7 @@ pub fn start() -> Result<(), JsValue> {
             status_text: String::new(),
             overlay_text: String::new(),
             notice: None,
+            viewer_grid: Size::default(),
             paste_question: None,
             search: None,
             settings,
@@ -604,6 +607,10 @@ impl App {
         self.predictor
             .frame(&self.screen, self.conn.last_input_seq(), self.now());
         self.show_prediction();
+        if self.conn.role().is_viewer() && self.screen.size() != self.viewer_grid {
+            // The owner's size changed: fit it again.
+            self.layout_canvas();
+        }
         if let Some(title) = self.screen.take_title_change() {
             self.dom
                 .document

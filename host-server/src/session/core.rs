@@ -2,7 +2,8 @@
 //!
 //! `SessionCore` owns the emulator, the scrollback, the input log
 //! (sequence numbers, duplicates, acknowledgements), the attached client
-//! with its `FramePacer`, the flood state and the persist and idle
+//! with its `FramePacer`, the viewers watching through share links (each
+//! with its own pacer), the flood state and the persist and idle
 //! deadlines. It is a plain struct in the style of `quinn-proto`: it is fed
 //! what happened (`handle_output`, `handle_command`, `handle_written`,
 //! `handle_timeout`, and the facts only IO can learn: a client that stopped
@@ -22,7 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use protocol::{
-    ClientToServerMsg, CloseCode, Frame, Line, ServerToClientMsg, SessionId, Size, TtyModes,
+    ClientToServerMsg, CloseCode, Frame, Line, Role, ServerToClientMsg, SessionId, Size, TtyModes,
     Welcome,
 };
 
@@ -34,8 +35,8 @@ use crate::scrollback::{BLOCK_LINES, Scrollback};
 
 use self::echo::EchoWait;
 pub use self::echo::{ECHO_SILENT, ECHO_WAIT};
-use self::input::InputLog;
 pub use self::input::MAX_PENDING_INPUT;
+use self::input::{InputLog, Writer};
 
 /// Longest scrolled lines wait in the emulator during a flood.
 pub const FLOOD_DRAIN_EVERY: Duration = Duration::from_millis(250);
@@ -94,11 +95,13 @@ struct RerunOffer {
 }
 
 /// What a session is asked, besides attaching a client
-/// (`SessionCore::handle_attach`).
+/// (`SessionCore::handle_attach`, `SessionCore::handle_watch`).
 #[derive(Debug)]
 pub enum Command {
     /// A message from connection `conn`; ignored unless it is the attached
-    /// one (a replaced connection's last words must not reach the program).
+    /// one (a replaced connection's last words must not reach the program)
+    /// or a viewer's (who may fetch history and acknowledge frames, and
+    /// whose keys and sizes are dropped).
     Client { conn: u64, msg: ClientToServerMsg },
     /// Connection `conn` is gone; the session runs on without a client.
     Detach { conn: u64 },
@@ -187,6 +190,28 @@ struct Attached {
     tty: TtyModes,
 }
 
+/// Someone watching the session through a share link. The screen they
+/// see is the owner's: viewers never resize it, and their keys reach the
+/// program only if the share lets them type. Each has its own window of frames, so a slow viewer
+/// never holds back the owner: it misses frames while its window is full
+/// (`in_step` false) and catches up with a full repaint (`full_frame`)
+/// once it acknowledges, plus the newest scrollback it missed as a
+/// numbered block (the client fetches older ones as it scrolls).
+struct Viewer {
+    conn: u64,
+    /// Who watches, as the owner is told (`ServerToClientMsg::Watchers`).
+    user: String,
+    pacer: FramePacer,
+    /// Number of the scrollback line this viewer expects next.
+    history_end: u64,
+    /// Has every frame since its last full repaint: the next change can
+    /// go to it as the same delta the owner gets.
+    in_step: bool,
+    /// The share lets it type: its keys join the owner's in the input
+    /// log, numbered by this connection.
+    may_type: bool,
+}
+
 /// When the next snapshot is due, for a session that persists.
 struct PersistSchedule {
     interval: Duration,
@@ -217,6 +242,8 @@ pub struct SessionCore {
     emulator: Emulator,
     scrollback: Scrollback,
     client: Option<Attached>,
+    /// Share-link viewers, in the order they came.
+    viewers: Vec<Viewer>,
     input: InputLog,
     /// Lines for the attached client's scrollback not sent yet: drained
     /// from the emulator, or a notice (bounded by the scrollback length).
@@ -287,6 +314,7 @@ impl SessionCore {
             emulator,
             scrollback,
             client: None,
+            viewers: Vec::new(),
             input: InputLog::default(),
             pending_scrolled: Vec::new(),
             flood: Flood {
@@ -373,7 +401,7 @@ impl SessionCore {
             .then(|| self.flood.last_output + FLOOD_QUIET);
         let sync = self.sync_due.map(|(_, at)| at);
         let ack = self.held_ack.map(|(_, at)| at);
-        let frame = self.client.as_ref().and(self.flood.frame_due);
+        let frame = self.flood.frame_due.filter(|_| self.has_audience());
         // A keystroke's echo is confirmed by a frame of its own if nothing
         // else went out after the wait.
         let echo = self
@@ -429,12 +457,19 @@ impl SessionCore {
     /// `n` bytes of `input_to_write` reached the program. Its
     /// acknowledgement is held for the echo's frame (`ACK_HOLD`).
     pub fn handle_written(&mut self, n: usize, now: Instant) {
-        if let Some(seq) = self.input.written(n) {
-            self.echo.written(seq, now);
-            if self.client.is_some() {
-                let due = self.held_ack.map_or(now + ACK_HOLD, |(_, due)| due);
-                self.held_ack = Some((seq, due));
+        match self.input.written_by(n) {
+            Some((Writer::Owner, seq)) => {
+                self.echo.written(seq, now);
+                if self.client.is_some() {
+                    let due = self.held_ack.map_or(now + ACK_HOLD, |(_, due)| due);
+                    self.held_ack = Some((seq, due));
+                }
             }
+            Some((Writer::Viewer(conn), seq)) if self.viewers.iter().any(|v| v.conn == conn) => {
+                self.send_to(conn, ServerToClientMsg::InputAck { seq });
+            }
+            // A viewer gone since: nobody to tell.
+            Some((Writer::Viewer(_), _)) | None => {}
         }
     }
 
@@ -452,6 +487,9 @@ impl SessionCore {
         }
         match command {
             Command::Detach { conn } => {
+                if self.remove_viewer(conn) {
+                    tracing::info!(session = %self.id, "viewer left");
+                }
                 if self.client.as_ref().is_some_and(|c| c.conn == conn) {
                     self.client = None;
                     if self
@@ -470,6 +508,10 @@ impl SessionCore {
                 }
             }
             Command::Client { conn, msg } => {
+                if let Some(at) = self.viewers.iter().position(|v| v.conn == conn) {
+                    self.on_viewer_msg(at, msg, now);
+                    return;
+                }
                 if self.client.as_ref().is_none_or(|c| c.conn != conn) {
                     // A replaced connection's last words; the program must
                     // not see them.
@@ -554,6 +596,13 @@ impl SessionCore {
     pub fn handle_client_stalled(&mut self, conn: u64, now: Instant) {
         self.effects
             .retain(|effect| !matches!(effect, Effect::Send { conn: to, .. } if *to == conn));
+        if self.remove_viewer(conn) {
+            tracing::warn!(session = %self.id, "a viewer is not reading; closing it");
+            self.effects.push_back(Effect::Close {
+                conn,
+                code: CloseCode::GoingAway,
+            });
+        }
         if self.client.as_ref().is_some_and(|c| c.conn == conn) {
             tracing::warn!(session = %self.id, "client is not reading; detaching it");
             self.effects.push_back(Effect::Close {
@@ -596,17 +645,18 @@ impl SessionCore {
             self.effects.push_back(Effect::PersistEnded { at: now });
             self.effects.push_back(Effect::Flush);
         }
-        if let Some(client) = self.client.take() {
+        let owner = self.client.take().map(|client| client.conn);
+        let viewers = std::mem::take(&mut self.viewers);
+        // Viewers see the end as the owner does; on a drain or a move they
+        // reconnect and follow the session.
+        for conn in owner.into_iter().chain(viewers.iter().map(|v| v.conn)) {
             if ended_here {
                 self.effects.push_back(Effect::Send {
-                    conn: client.conn,
+                    conn,
                     msg: ServerToClientMsg::Exited { status },
                 });
             }
-            self.effects.push_back(Effect::Close {
-                conn: client.conn,
-                code: close,
-            });
+            self.effects.push_back(Effect::Close { conn, code: close });
         }
         self.effects.push_back(Effect::Ended);
     }
@@ -663,7 +713,7 @@ impl SessionCore {
             return;
         }
         self.scrollback.push(&scrolled);
-        if self.client.is_some() {
+        if self.has_audience() {
             self.pending_scrolled.extend(scrolled);
             let excess = self
                 .pending_scrolled
@@ -768,6 +818,71 @@ impl SessionCore {
         }
     }
 
+    /// A viewer's message: acknowledgements and history fetches are
+    /// served, keys only if the share lets it type; sizes and uploads are
+    /// the owner's alone and dropped.
+    fn on_viewer_msg(&mut self, at: usize, msg: ClientToServerMsg, now: Instant) {
+        match msg {
+            ClientToServerMsg::Input { seq, data } => {
+                let Some(viewer) = self.viewers.get(at).filter(|v| v.may_type) else {
+                    return;
+                };
+                let writer = Writer::Viewer(viewer.conn);
+                if !self.input.take_from(writer, seq, data) {
+                    let seq = self.input.applied_of(writer);
+                    let conn = viewer.conn;
+                    self.send_to(conn, ServerToClientMsg::InputAck { seq });
+                }
+            }
+            ClientToServerMsg::Ack { frame } => {
+                if let Some(viewer) = self.viewers.get_mut(at) {
+                    viewer.pacer.on_ack(frame);
+                }
+                self.send_frame(now);
+            }
+            ClientToServerMsg::FetchHistory { before, from } => {
+                let (start, lines) = self.scrollback.lines_before(before, from);
+                if let Some(viewer) = self.viewers.get(at) {
+                    let conn = viewer.conn;
+                    self.send_to(conn, ServerToClientMsg::History { start, lines });
+                }
+            }
+            ClientToServerMsg::Resize(_)
+            | ClientToServerMsg::Upload(_)
+            | ClientToServerMsg::Ping { .. } => {}
+        }
+    }
+
+    /// Whether anyone is attached: the owner or a viewer.
+    fn has_audience(&self) -> bool {
+        self.client.is_some() || !self.viewers.is_empty()
+    }
+
+    /// Forgets viewer `conn`; whether it was one. The owner is told who
+    /// watches now.
+    fn remove_viewer(&mut self, conn: u64) -> bool {
+        let before = self.viewers.len();
+        self.viewers.retain(|v| v.conn != conn);
+        let removed = self.viewers.len() != before;
+        if removed {
+            self.input.forget_viewer(conn);
+            self.tell_watchers(false);
+        }
+        removed
+    }
+
+    /// Tells the owner who watches (each user once, sorted); `if_any`: only
+    /// when someone does (an owner's attach starts from nobody).
+    fn tell_watchers(&mut self, if_any: bool) {
+        if self.client.is_none() || (if_any && self.viewers.is_empty()) {
+            return;
+        }
+        let mut names: Vec<String> = self.viewers.iter().map(|v| v.user.clone()).collect();
+        names.sort_unstable();
+        names.dedup();
+        self.send(ServerToClientMsg::Watchers { names });
+    }
+
     /// The user's answer to the offer to run the lost command again, if
     /// one is open and shown: `Some(keys)` to put in place of the Enter
     /// that starts `data`; any other first key closes the offer and goes
@@ -866,6 +981,7 @@ impl SessionCore {
             created,
             input_seq: self.input.applied(),
             history,
+            role: Role::Owner,
         }));
         self.told_clamped = false;
         self.tell_clamped(&fit);
@@ -877,7 +993,73 @@ impl SessionCore {
             offer.shown_in = client.pacer.last_sent();
             offer.seen = false;
         }
+        self.tell_watchers(true);
         tracing::info!(session = %self.id, history = self.scrollback.len(), "client attached");
+    }
+
+    /// Adds `conn` as a viewer (`user`, through a share link; `role` is the
+    /// grant its welcome states). The owner's client, size and frames are
+    /// untouched: the viewer gets a full repaint of its own and the owner
+    /// is told who watches.
+    pub fn handle_watch(&mut self, conn: u64, user: String, role: Role) {
+        if !self.is_running() {
+            return;
+        }
+        let history = self.scrollback.span();
+        self.viewers.push(Viewer {
+            conn,
+            user,
+            pacer: FramePacer::new(FRAME_WINDOW),
+            history_end: history.end,
+            in_step: false,
+            may_type: role.may_type(),
+        });
+        self.send_to(
+            conn,
+            ServerToClientMsg::Welcome(Welcome {
+                session: self.id,
+                host: self.host.clone(),
+                epoch: self.epoch,
+                created: false,
+                input_seq: 0,
+                history,
+                role,
+            }),
+        );
+        self.catch_up_viewers();
+        self.tell_watchers(false);
+        tracing::info!(session = %self.id, viewers = self.viewers.len(), "viewer attached");
+    }
+
+    /// Queues a message for connection `conn`, a viewer.
+    fn send_to(&mut self, conn: u64, msg: ServerToClientMsg) {
+        if let ServerToClientMsg::Frame(_) = &msg {
+            self.metrics.frame_sent();
+        }
+        self.effects.push_back(Effect::Send { conn, msg });
+    }
+
+    /// Viewers that missed frames and have room again get a full repaint,
+    /// after the newest scrollback they missed.
+    fn catch_up_viewers(&mut self) {
+        let end = self.scrollback.span().end;
+        let mut sends = Vec::new();
+        for viewer in &mut self.viewers {
+            if viewer.in_step || !viewer.pacer.can_send() {
+                continue;
+            }
+            if viewer.history_end < end {
+                let (start, lines) = self.scrollback.lines_before(end, viewer.history_end);
+                sends.push((viewer.conn, ServerToClientMsg::History { start, lines }));
+            }
+            viewer.history_end = end;
+            viewer.in_step = true;
+            let frame = self.emulator.full_frame(viewer.pacer.next_seq());
+            sends.push((viewer.conn, ServerToClientMsg::Frame(frame)));
+        }
+        for (conn, msg) in sends {
+            self.send_to(conn, msg);
+        }
     }
 
     /// Queues a message for the attached client, if there is one, after
@@ -901,41 +1083,63 @@ impl SessionCore {
         self.effects.push_back(Effect::Send { conn, msg });
     }
 
-    /// Sends the screen's changes if the client has room for a frame.
+    /// Sends the screen's changes if the owner has room for a frame (with
+    /// no owner attached, if a viewer in step has), and catches up the
+    /// viewers that fell behind.
     fn send_frame(&mut self, now: Instant) {
-        let Some(client) = &self.client else { return };
+        if !self.has_audience() {
+            return;
+        }
+        let owner_behind = self
+            .client
+            .as_ref()
+            .is_some_and(|c| c.echo_ack != self.echo.settled() || c.tty != self.tty);
         let changed = self.emulator.is_dirty()
             || !self.pending_scrolled.is_empty()
             || (!self.flood.flooding && self.emulator.has_scrolled())
-            || client.echo_ack != self.echo.settled()
-            || client.tty != self.tty;
-        if !client.pacer.can_send() || !changed {
-            return;
+            || owner_behind;
+        // The owner paces the screen's changes; a viewer never slows them.
+        let ready = match &self.client {
+            Some(client) => client.pacer.can_send(),
+            None => self.viewers.iter().any(|v| v.in_step && v.pacer.can_send()),
+        };
+        if ready && changed {
+            if let Some(due) = self.flood.gate.hold_until(now) {
+                // Output floods in: this frame waits for the next refresh
+                // and shows everything read until then.
+                self.flood.frame_due = Some(due);
+                return;
+            }
+            self.send_frame_unpaced(now);
         }
-        if let Some(due) = self.flood.gate.hold_until(now) {
-            // Output floods in: this frame waits for the next refresh and
-            // shows everything read until then.
-            self.flood.frame_due = Some(due);
-            return;
+        if self.flood.frame_due.is_none() {
+            self.catch_up_viewers();
         }
-        self.send_frame_unpaced(now);
     }
 
-    /// Sends the screen's changes whatever the window says.
+    /// Sends the screen's changes whatever the owner's window says, to the
+    /// owner and to every viewer in step that has room (the others catch
+    /// up later). One frame is built, so the emulator's damage is read once
+    /// for everyone.
     fn send_frame_unpaced(&mut self, now: Instant) {
         self.drain_scrolled(false, now);
         let mut scrolled = std::mem::take(&mut self.pending_scrolled);
-        let Some(client) = &mut self.client else {
-            return;
-        };
-        let seq = client.pacer.next_seq();
         // The waiting lines are the newest of the scrollback.
         let end = self.scrollback.span().end;
         let start = end.saturating_sub(scrolled.len() as u64);
-        let continues = start == client.history_end;
-        client.history_end = end;
         self.flood.gate.on_frame(now);
         self.flood.frame_due = None;
+        let mut frame: Frame = self.emulator.frame(0, Vec::new());
+        frame.tty = self.tty;
+        if !self.viewers.is_empty() {
+            self.send_viewers(&frame, &scrolled, start, end);
+        }
+        let Some(client) = &mut self.client else {
+            return;
+        };
+        frame.seq = client.pacer.next_seq();
+        let continues = start == client.history_end;
+        client.history_end = end;
         // A big scroll travels as compressed history blocks ahead of the
         // frame, keeping every message far below the client's size limit;
         // so do lines that skip some (a flood scrolled more than the
@@ -949,14 +1153,54 @@ impl SessionCore {
                 });
             }
         }
-        let mut frame: Frame = self.emulator.frame(seq, scrolled);
+        frame.scrolled = scrolled;
         frame.echo_ack = self.echo.settle(now, self.flood.last_output);
-        frame.tty = self.tty;
         if let Some(client) = &mut self.client {
             client.echo_ack = frame.echo_ack;
             client.tty = frame.tty;
         }
         self.send(ServerToClientMsg::Frame(frame));
+    }
+
+    /// Sends the viewers in step `frame`, the screen's changes since the
+    /// last frame, without what a program gives the owner alone (clipboard
+    /// text, desktop notifications), after the lines `scrolled` (numbered
+    /// `start..end`) each has not had, as numbered history blocks. A
+    /// viewer without room misses it and catches up later.
+    fn send_viewers(&mut self, frame: &Frame, scrolled: &[Line], start: u64, end: u64) {
+        let mut theirs = Frame {
+            clipboard: None,
+            notification: None,
+            ..frame.clone()
+        };
+        let mut sends = Vec::new();
+        for viewer in &mut self.viewers {
+            if !viewer.in_step {
+                continue;
+            }
+            if !viewer.pacer.can_send() {
+                viewer.in_step = false;
+                continue;
+            }
+            let skip = viewer.history_end.saturating_sub(start) as usize;
+            if let Some(new) = scrolled.get(skip..).filter(|new| !new.is_empty()) {
+                for (i, chunk) in new.chunks(BLOCK_LINES).enumerate() {
+                    sends.push((
+                        viewer.conn,
+                        ServerToClientMsg::History {
+                            start: start + (skip + i * BLOCK_LINES) as u64,
+                            lines: protocol::compress_lines(chunk),
+                        },
+                    ));
+                }
+            }
+            viewer.history_end = end;
+            theirs.seq = viewer.pacer.next_seq();
+            sends.push((viewer.conn, ServerToClientMsg::Frame(theirs.clone())));
+        }
+        for (conn, msg) in sends {
+            self.send_to(conn, msg);
+        }
     }
 }
 

@@ -179,11 +179,15 @@ impl World {
                 conn,
                 created,
                 size,
+                viewer,
                 tx,
                 done,
             } => {
                 self.clients.insert(conn, tx);
-                core.handle_attach(conn, created, size, now());
+                match viewer {
+                    Some((user, role)) => core.handle_watch(conn, user, role),
+                    None => core.handle_attach(conn, created, size, now()),
+                }
                 self.carry_out(core).await;
                 let _ = done.send(());
             }

@@ -161,6 +161,7 @@ pub fn welcome_holding(
         created,
         input_seq,
         history,
+        role: protocol::Role::Owner,
     }))
 }
 

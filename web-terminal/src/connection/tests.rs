@@ -883,3 +883,58 @@ fn enter_answers_only_a_notice_that_asks_for_it() {
     assert!(!c.enter_on_notice(2));
     assert_eq!(c.phase(), Phase::Backoff);
 }
+
+/// A welcome for a viewer of alice's session `S1` on h1 at epoch 3.
+fn viewer_welcome(may_type: bool) -> Vec<u8> {
+    msg(ServerToClientMsg::Welcome(protocol::Welcome {
+        session: S1,
+        host: "h1".into(),
+        epoch: 3,
+        created: false,
+        input_seq: 0,
+        history: protocol::HistorySpan::default(),
+        role: protocol::Role::Viewer {
+            owner: "alice".into(),
+            may_type,
+        },
+    }))
+}
+
+#[test]
+fn a_viewer_never_sizes_the_session_and_types_only_if_its_share_lets_it() {
+    let mut c = greeted(S1, 0, 1);
+    c.handle_message(&viewer_welcome(false), 10);
+    assert_eq!(c.phase(), Phase::Live);
+    assert!(c.role().is_viewer());
+    let a = actions(&mut c);
+    assert!(
+        !sent(&a)
+            .iter()
+            .any(|m| matches!(m, ClientToServerMsg::Resize(_))),
+        "{a:?}"
+    );
+    c.resize(Size { cols: 40, rows: 10 });
+    assert!(!c.send_input(b"rm -rf ~\r"), "read-only");
+    assert!(sent(&actions(&mut c)).is_empty());
+
+    let mut c = greeted(S1, 0, 1);
+    c.handle_message(&viewer_welcome(true), 10);
+    actions(&mut c);
+    assert!(c.send_input(b"ls\r"));
+    c.resize(Size { cols: 40, rows: 10 });
+    assert_eq!(inputs(&actions(&mut c)), [(1, b"ls\r".to_vec())]);
+}
+
+#[test]
+fn the_owner_hears_who_watches() {
+    let mut c = greeted(S1, 0, 1);
+    c.handle_message(&welcome("h1", S1, 3, 0, false), 10);
+    assert_eq!(c.watchers(), "");
+    let names = vec!["bob".to_owned(), "carol".to_owned()];
+    assert!(
+        c.handle_message(&msg(ServerToClientMsg::Watchers { names }), 20)
+            .is_none()
+    );
+    assert_eq!(c.watchers(), "bob, carol");
+    assert_eq!(*c.role(), protocol::Role::Owner);
+}

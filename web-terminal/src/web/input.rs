@@ -19,7 +19,9 @@ impl App {
         self.screen.mark_cursor_dirty();
         if !self.conn.send_input(bytes) {
             self.predictor.reset();
-            if !matches!(self.conn.phase(), Phase::Closed(_)) {
+            if !self.conn.role().may_type() {
+                self.notice("you are watching: your keys do not reach this terminal".to_owned());
+            } else if !matches!(self.conn.phase(), Phase::Closed(_)) {
                 self.notice(TYPING_REFUSED.to_owned());
             }
         } else {

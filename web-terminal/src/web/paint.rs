@@ -37,12 +37,26 @@ impl App {
             self.dom.canvas.set_width(width);
             self.dom.canvas.set_height(height);
         }
-        let (metrics, face) = draw::measure(
+        let (mut metrics, mut face) = draw::measure(
             &self.painter.ctx,
             dpr,
             self.painter.font_px,
             &self.painter.font_families,
         );
+        if self.conn.role().is_viewer() {
+            // A viewer sees the owner's grid whole, never resizing it: a
+            // window too small for it gets a smaller font.
+            let host = self.screen.size();
+            let fits = metrics.grid_size(rect.width(), rect.height());
+            let scale = (f64::from(fits.cols) / f64::from(host.cols.max(1)))
+                .min(f64::from(fits.rows) / f64::from(host.rows.max(1)));
+            if scale < 1.0 {
+                let px = (f64::from(self.painter.font_px) * scale).floor().max(4.0) as u8;
+                (metrics, face) =
+                    draw::measure(&self.painter.ctx, dpr, px, &self.painter.font_families);
+            }
+            self.viewer_grid = host;
+        }
         if metrics != self.painter.metrics() || face != *self.painter.atlas.face() {
             self.painter.atlas.reset(metrics, face);
         }

@@ -96,6 +96,15 @@ impl App {
         if let (Phase::Live, Some(rtt)) = (conn.phase(), conn.rtt_ms()) {
             text.push_str(&format!(" · {rtt} ms"));
         }
+        // Whose terminal it is: a viewer is told it watches, an owner who
+        // watches it.
+        if let protocol::Role::Viewer { owner, may_type } = conn.role() {
+            let mode = if *may_type { "may type" } else { "read-only" };
+            text.push_str(&format!(" · watching {owner}'s terminal, {mode}"));
+        } else if !conn.watchers().is_empty() {
+            text.push_str(" · watched by ");
+            text.push_str(conn.watchers());
+        }
         if text != self.status_text {
             self.dom.status.set_text_content(Some(&text));
             self.dom

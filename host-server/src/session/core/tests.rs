@@ -1263,3 +1263,5 @@ fn a_slow_programs_echo_is_waited_for_past_the_echo_wait() {
     let (sent, _) = acked_frames(&mut bench, 1);
     assert_eq!(sent.iter().map(|f| f.echo_ack).collect::<Vec<_>>(), [1]);
 }
+
+mod viewers;

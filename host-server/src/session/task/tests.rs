@@ -111,6 +111,7 @@ async fn attach(handle: &SessionHandle, conn: u64, size: Size, tx: mpsc::Sender<
         conn,
         created: true,
         size,
+        viewer: None,
         tx,
         done,
     };
