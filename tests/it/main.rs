@@ -18,6 +18,7 @@ mod outage;
 mod prediction;
 mod protocol_e2e;
 mod restore;
+mod sharing;
 mod soak;
 
 use std::time::Duration;
