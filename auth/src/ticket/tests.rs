@@ -291,22 +291,24 @@ fn garbage_of_every_kind_is_refused() {
     let verifier = verifier();
     let ticket = signer().sign(&claims()).unwrap();
     let bytes = decode(&ticket);
-    let version_two = {
+    let version_four = {
         let mut b = bytes.clone();
-        b[0] = 2;
+        b[0] = 4;
         encode(&b)
     };
     let cases: Vec<(String, TicketError)> = vec![
         (String::new(), TicketError::Malformed),
         ("A".to_owned(), TicketError::Malformed),
-        ("Ag".to_owned(), TicketError::Malformed),
-        // A version-1 ticket, from before tickets carried the session cap.
+        ("Aw".to_owned(), TicketError::Malformed),
+        // Version 1, from before tickets carried the session cap, and 2,
+        // from before they carried a share's grant.
         ("AQ".to_owned(), TicketError::UnknownVersion),
+        ("Ag".to_owned(), TicketError::UnknownVersion),
         (encode(&[TICKET_VERSION; 64]), TicketError::Malformed),
         (encode(&[TICKET_VERSION; 65]), TicketError::Malformed),
         (encode(&[TICKET_VERSION; 66]), TicketError::BadSignature),
         (encode(&[0; 100]), TicketError::UnknownVersion),
-        (version_two, TicketError::UnknownVersion),
+        (version_four, TicketError::UnknownVersion),
         ("A".repeat(MAX_TICKET_LEN + 1), TicketError::TooLong),
         ("é".repeat(MAX_TICKET_LEN), TicketError::TooLong),
         (format!("{ticket}="), TicketError::Malformed),
@@ -317,7 +319,9 @@ fn garbage_of_every_kind_is_refused() {
             ticket.replace('-', "+").replace('_', "/"),
             TicketError::Malformed,
         ),
-        (format!("{ticket}AA"), TicketError::BadSignature),
+        // Zero bytes appended (four characters decode whole whatever the
+        // ticket's length): the signature no longer covers what it precedes.
+        (format!("{ticket}AAAA"), TicketError::BadSignature),
         ("\0".repeat(100), TicketError::Malformed),
         ("Bearer x".to_owned(), TicketError::Malformed),
     ];
