@@ -20,6 +20,7 @@ mod protocol_e2e;
 mod restore;
 mod sharing;
 mod soak;
+mod viewers;
 
 use std::time::Duration;
 
