@@ -6,20 +6,9 @@ import init, { start } from './web_terminal.js';
 
 async function main() {
   try {
-    // A share link, /#share=TOKEN (no server sees a fragment): redeem it,
-    // in a body, for its HttpOnly cookie and open the session it names; a
-    // refusal (revoked, expired) is shown below and nothing starts.
+    // A share link (static/share.js, loaded only for one).
     const share = /^#share=(.+)/.exec(location.hash);
-    if (share) {
-      const r = await fetch('/v1/shares/redeem', {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ token: share[1] }),
-      });
-      const a = await r.json();
-      if (!r.ok) throw a.error;
-      history.replaceState(null, '', `/?session=${a.session}`);
-    }
+    if (share) await (await import('./share.js')).redeem(share[1]);
     await init();
     start();
   } catch (err) {

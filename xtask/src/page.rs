@@ -38,10 +38,11 @@ const APP_FILES: [&str; 2] = ["manifest.webmanifest", "icon.svg"];
 
 /// The loader's import of the glue (`static/loader.js`).
 const LOADER_GLUE_REFERENCE: &str = "'./web_terminal.js'";
-/// The loader's imports, on first use, of the files module and the
-/// settings panel.
+/// The loader's imports, on first use, of the files module, the settings
+/// panel and a share link's redemption.
 const LOADER_FILES_REFERENCE: &str = "'./files.js'";
 const LOADER_SETTINGS_REFERENCE: &str = "'./settings.js'";
+const LOADER_SHARE_REFERENCE: &str = "'./share.js'";
 /// The page's references (`static/index.html`).
 const PAGE_STYLE_REFERENCE: &str = "href=\"style.css\"";
 const PAGE_LOADER_REFERENCE: &str = "src=\"loader.js\"";
@@ -79,6 +80,8 @@ pub fn assemble(source: &Path, bindgen: &Path, out: &Path) -> Result<Vec<BuiltFi
     let files_name = write_hashed(&assets, "files", "js", files.as_bytes())?;
     let settings = read_text(&source.join("settings.js"))?;
     let settings_name = write_hashed(&assets, "settings", "js", settings.as_bytes())?;
+    let share = read_text(&source.join("share.js"))?;
+    let share_name = write_hashed(&assets, "share", "js", share.as_bytes())?;
 
     let loader = read_text(&source.join("loader.js"))?;
     let loader = replace_once(&loader, LOADER_GLUE_REFERENCE, &format!("'./{glue_name}'"))
@@ -95,6 +98,8 @@ pub fn assemble(source: &Path, bindgen: &Path, out: &Path) -> Result<Vec<BuiltFi
         &format!("'./{settings_name}'"),
     )
     .context("static/loader.js")?;
+    let loader = replace_once(&loader, LOADER_SHARE_REFERENCE, &format!("'./{share_name}'"))
+        .context("static/loader.js")?;
     // Its comments are for people reading the source, as the page's are.
     let loader = without_line_comments(&loader);
     let loader_name = write_hashed(&assets, "loader", "js", loader.as_bytes())?;
@@ -145,6 +150,7 @@ pub fn assemble(source: &Path, bindgen: &Path, out: &Path) -> Result<Vec<BuiltFi
         format!("{ASSETS}/{wasm_name}"),
         format!("{ASSETS}/{files_name}"),
         format!("{ASSETS}/{settings_name}"),
+        format!("{ASSETS}/{share_name}"),
     ] {
         built.push(precompress(out, &name)?);
     }

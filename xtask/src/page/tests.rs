@@ -25,10 +25,12 @@ impl Scratch {
             "static/loader.js",
             "// The loader.\nimport init, { start } from './web_terminal.js';\n  // On demand:\n\
              const files = () => import('./files.js');\n\
-             const settings = () => import('./settings.js');\n",
+             const settings = () => import('./settings.js');\n\
+             const share = () => import('./share.js');\n",
         );
         self.put("static/files.js", "export function upload() {}\n");
         self.put("static/settings.js", "export function toggle() {}\n");
+        self.put("static/share.js", "export async function redeem() {}\n");
         self.put("static/style.css", "body { color: black; }\n");
         self.put("static/manifest.webmanifest", "{\"start_url\": \"/\"}\n");
         self.put("static/icon.svg", "<svg></svg>\n");
@@ -123,6 +125,11 @@ fn every_reference_names_a_hashed_file_that_exists() {
         loader_text.contains(&format!("import('./{settings}')")),
         "{loader_text}"
     );
+    let share = asset(&names, "share", "js");
+    assert!(
+        loader_text.contains(&format!("import('./{share}')")),
+        "{loader_text}"
+    );
     assert!(!loader_text.contains("//"), "comments kept: {loader_text}");
     let glue_text = scratch.text(&format!("{ASSETS}/{glue}"));
     assert!(
@@ -163,6 +170,7 @@ fn a_changed_wasm_renames_everything_that_leads_to_it_and_leaves_no_stale_file()
         ("style", "css"),
         ("files", "js"),
         ("settings", "js"),
+        ("share", "js"),
     ]
     .iter()
     .map(|(stem, ext)| asset(&after, stem, ext))
