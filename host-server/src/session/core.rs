@@ -1129,9 +1129,12 @@ impl SessionCore {
         let start = end.saturating_sub(scrolled.len() as u64);
         self.flood.gate.on_frame(now);
         self.flood.frame_due = None;
+        // A frame that only tells the owner how far its input was echoed
+        // (or the terminal's settings) is nothing to a viewer.
+        let screen_changed = self.emulator.is_dirty() || !scrolled.is_empty();
         let mut frame: Frame = self.emulator.frame(0, Vec::new());
         frame.tty = self.tty;
-        if !self.viewers.is_empty() {
+        if screen_changed && !self.viewers.is_empty() {
             self.send_viewers(&frame, &scrolled, start, end);
         }
         let Some(client) = &mut self.client else {

@@ -386,3 +386,26 @@ fn a_viewer_the_share_lets_type_types_in_turn_with_the_owner() {
     assert!(sent_to(&effects, VIEWER).is_empty());
     assert_eq!(bench.acks_after_hold(), [1]);
 }
+
+#[test]
+fn a_frame_only_about_the_owners_echo_never_reaches_a_viewer() {
+    let mut bench = watched();
+    bench.input(OWNER, 1, b"x");
+    bench.write_all_input();
+    bench.advance(MS);
+    bench.output(b"x");
+    let effects = bench.effects();
+    assert_eq!(frames_to(&effects, VIEWER).len(), 1, "the echo itself");
+    for frame in frames_to(&effects, OWNER) {
+        bench.ack(OWNER, frame.seq);
+    }
+    bench.effects();
+    // The echo wait ends: the owner hears of it in a frame of its own.
+    bench.advance(ECHO_WAIT * 2);
+    bench.timeout();
+    let effects = bench.effects();
+    let owner = frames_to(&effects, OWNER);
+    assert_eq!(owner.len(), 1);
+    assert_eq!(owner[0].echo_ack, 1);
+    assert!(frames_to(&effects, VIEWER).is_empty(), "{effects:?}");
+}
