@@ -161,8 +161,9 @@ fn no_extra_args(rest: &[String]) -> Result<()> {
 
 /// What `cargo xtask bench` measures; `failover`, `capacity`, `memory`,
 /// `soak`, `page`, `files` and `echo` run only when named.
-const BENCH_VERBS: [&str; 14] = [
+const BENCH_VERBS: [&str; 15] = [
     "latency",
+    "viewers",
     "start",
     "throughput",
     "size",
@@ -190,7 +191,7 @@ fn bench(rest: &[String]) -> Result<()> {
         [one] if BENCH_VERBS.contains(&one.as_str()) => one.as_str(),
         _ => {
             bail!(
-                "bench takes one of: latency, start, throughput, size, page, files, echo, persist, failover, capacity, memory, auth, soak, all"
+                "bench takes one of: latency, viewers, start, throughput, size, page, files, echo, persist, failover, capacity, memory, auth, soak, all"
             )
         }
     };

@@ -36,8 +36,9 @@ const THROUGHPUT_TIMEOUT: Duration = Duration::from_secs(300);
 /// What can be measured; `failover`, `capacity`, `memory` and `soak` are
 /// left out of `all` (they take minutes and start hundreds of processes),
 /// and so are `page`, `files` and `echo` (they need Chromium; `files` moves 2 GiB).
-const VERBS: [&str; 15] = [
+const VERBS: [&str; 16] = [
     "latency",
+    "viewers",
     "start",
     "throughput",
     "size",
@@ -125,7 +126,7 @@ fn main() -> ExitCode {
     let which = std::env::args().nth(1).unwrap_or_else(|| "all".into());
     if !VERBS.contains(&which.as_str()) {
         eprintln!(
-            "usage: bench [latency|start|throughput|size|page|persist|failover|failover-containers|capacity|memory|auth|soak|all]"
+            "usage: bench [latency|viewers|start|throughput|size|page|persist|failover|failover-containers|capacity|memory|auth|soak|all]"
         );
         return ExitCode::FAILURE;
     }
@@ -171,6 +172,13 @@ fn main() -> ExitCode {
             &mut failed,
             runtime.block_on(latency(&mut figures)),
             "latency",
+        );
+    }
+    if all || which == "viewers" {
+        report(
+            &mut failed,
+            runtime.block_on(viewers(&mut figures)),
+            "viewers",
         );
     }
     if all || which == "start" {
@@ -329,7 +337,9 @@ async fn many_typing(
             client
                 .handshake(&ticket, session, Size { cols: 80, rows: 24 })
                 .await?;
-            type_keys(&mut client, MANY_SESSIONS_KEYS, timing).await
+            type_keys(&mut client, MANY_SESSIONS_KEYS, timing, None)
+                .await
+                .map(|(owner, _)| owner)
         }));
     }
     let mut all = Vec::new();
@@ -423,7 +433,8 @@ fn latency_figure(what: &str, sorted: &[Duration]) -> Figure {
 
 async fn typing_session(host: &HostProcess, keys: usize) -> Result<Vec<Duration>> {
     let mut client = Client::attach(host, None, Size { cols: 80, rows: 24 }).await?;
-    type_keys(&mut client, keys, KeyTiming::Phase(Duration::ZERO)).await
+    let (owner, _) = type_keys(&mut client, keys, KeyTiming::Phase(Duration::ZERO), None).await?;
+    Ok(owner)
 }
 
 /// When a typing session sends each key.
@@ -437,8 +448,14 @@ enum KeyTiming {
 
 /// Starts `cat` (the terminal echoes what is typed at it, with no shell
 /// line editing in between) and times each keystroke until the frame that
-/// shows it, one key every `KEY_INTERVAL`.
-async fn type_keys(client: &mut Client, keys: usize, timing: KeyTiming) -> Result<Vec<Duration>> {
+/// shows it, one key every `KEY_INTERVAL`; with a `viewer` of the session,
+/// also until that viewer's screen shows it (the second list).
+async fn type_keys(
+    client: &mut Client,
+    keys: usize,
+    timing: KeyTiming,
+    mut viewer: Option<&mut Client>,
+) -> Result<(Vec<Duration>, Vec<Duration>)> {
     client
         .wait_for(ECHO_TIMEOUT, "the prompt", |s| s.at_prompt())
         .await?;
@@ -452,6 +469,7 @@ async fn type_keys(client: &mut Client, keys: usize, timing: KeyTiming) -> Resul
         })
         .await?;
     let mut samples = Vec::with_capacity(keys);
+    let mut watched = Vec::new();
     let phase = match &timing {
         KeyTiming::Phase(phase) => *phase,
         KeyTiming::Together(_) => Duration::ZERO,
@@ -488,18 +506,152 @@ async fn type_keys(client: &mut Client, keys: usize, timing: KeyTiming) -> Resul
         }
         let sent = Instant::now();
         client.type_str(&key.to_string()).await?;
+        let shown = |s: &web_terminal::screen::Screen| {
+            s.cursor().col == col + 1 && s.row_text(row).chars().nth(usize::from(col)) == Some(key)
+        };
         client
-            .wait_for(ECHO_TIMEOUT, &format!("the echo of {key:?}"), |s| {
-                s.cursor().col == col + 1
-                    && s.row_text(row).chars().nth(usize::from(col)) == Some(key)
-            })
+            .wait_for(ECHO_TIMEOUT, &format!("the echo of {key:?}"), shown)
             .await?;
         if i >= WARMUP_KEYS {
             samples.push(sent.elapsed());
         }
+        if let Some(viewer) = viewer.as_deref_mut() {
+            viewer
+                .wait_for(ECHO_TIMEOUT, &format!("{key:?} at the viewer's"), shown)
+                .await?;
+            if i >= WARMUP_KEYS {
+                watched.push(sent.elapsed());
+            }
+        }
     }
     client.type_bytes(b"\x04").await?;
-    Ok(samples)
+    Ok((samples, watched))
+}
+
+// ---- viewers ----------------------------------------------------------------
+
+/// Keys the owner types in each round of `bench viewers`.
+const VIEWER_KEYS: usize = 200;
+/// Viewers besides the timed one, in each round.
+const VIEWER_ROUNDS: [usize; 3] = [0, 10, 50];
+
+/// One session's owner typing (as `latency` times it) while share-link
+/// viewers watch: the owner's echo with none, 10 and 50 viewers reading
+/// along, and with 50 that stopped reading (they must cost the owner
+/// nothing: the host drops them); the time until a viewer's screen shows
+/// each key; and the host's memory per viewer.
+async fn viewers(figures: &mut Vec<Figure>) -> Result<()> {
+    for (extra, reading) in VIEWER_ROUNDS
+        .iter()
+        .map(|n| (*n, true))
+        .chain([(VIEWER_ROUNDS[2], false)])
+    {
+        let host = start_host()?;
+        let session = new_session_id();
+        let mut owner = Client::attach(&host, Some(session), Size { cols: 80, rows: 24 }).await?;
+        let rss_before = resident_bytes(host.pid()).unwrap_or(0);
+        let mut probe = watch(&host, session, 0).await?;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut watchers = Vec::new();
+        let mut idle = Vec::new();
+        for n in 0..extra {
+            let mut viewer = watch(&host, session, n as u64 + 1).await?;
+            if !reading {
+                // Connected, never read again: its socket fills.
+                idle.push(viewer);
+                continue;
+            }
+            let stop = stop.clone();
+            watchers.push(tokio::spawn(async move {
+                // Reads (and acknowledges) until told to stop, looking up
+                // every 100 ms.
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let soon = Instant::now() + Duration::from_millis(100);
+                    let event = viewer.next_event_until(soon).await;
+                    if let Ok(Some(tests::client::Event::Closed { .. })) | Err(_) = event {
+                        break;
+                    }
+                }
+                (viewer.frames, viewer.frame_bytes)
+            }));
+        }
+        let rss_watched = resident_bytes(host.pid()).unwrap_or(0);
+        let how = if reading { "reading" } else { "not reading" };
+        progress(&format!(
+            "viewers: {VIEWER_KEYS} keys typed, 1 timed viewer and {extra} more {how}"
+        ));
+        let (mut typed, mut seen) = type_keys(
+            &mut owner,
+            VIEWER_KEYS,
+            KeyTiming::Phase(Duration::ZERO),
+            Some(&mut probe),
+        )
+        .await?;
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut received = (0u64, 0u64);
+        for task in watchers {
+            if let Ok((frames, bytes)) = task.await {
+                received = (received.0 + frames, received.1 + bytes);
+            }
+        }
+        drop(idle);
+        typed.sort();
+        seen.sort();
+        let mut owner_figure = latency_figure(
+            &format!("keystroke echo, owner, {extra} more viewers {how}"),
+            &typed,
+        );
+        owner_figure.target = "p50 <= 1 ms, p99 <= 5 ms (as with none)";
+        figures.push(owner_figure);
+        let p50 = percentile(&seen, 50.0);
+        figures.push(Figure {
+            what: format!("  key to a viewer's screen, {extra} more viewers {how}"),
+            measured: format!(
+                "p50 {:.3} ms, p99 {:.3} ms (n={})",
+                ms(p50),
+                ms(percentile(&seen, 99.0)),
+                seen.len()
+            ),
+            target: "",
+            met: None,
+        });
+        if extra > 0 && reading {
+            let per_viewer = (rss_watched.saturating_sub(rss_before)) as f64 / (extra + 1) as f64;
+            figures.push(Figure {
+                what: format!(
+                    "  host RSS per viewer; each viewer's frames per key ({extra} viewers)"
+                ),
+                measured: format!(
+                    "{:.0} KB; {:.2} frames, {:.0} B per key",
+                    per_viewer / 1024.0,
+                    received.0 as f64 / (extra * (VIEWER_KEYS + WARMUP_KEYS)) as f64,
+                    received.1 as f64 / (extra * (VIEWER_KEYS + WARMUP_KEYS)) as f64
+                ),
+                target: "",
+                met: None,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A viewer of `session` on `host` through a (watch-only) share grant; the
+/// host has no store, so the grant is all it checks.
+async fn watch(host: &HostProcess, session: protocol::SessionId, n: u64) -> Result<Client> {
+    let mut claims = host.grant(session, 1).await.claims();
+    claims.share = Some(auth::ticket::ShareGrant {
+        id: [n as u8; 16],
+        owner: claims.user.clone(),
+        may_type: false,
+    });
+    claims.user = format!("viewer{n}");
+    let ticket = tests::tickets::sign(&claims);
+    let mut client = Client::connect(host).await?;
+    client
+        .handshake(&ticket, session, Size { cols: 40, rows: 10 })
+        .await
+        .context("a viewer's handshake")?;
+    Ok(client)
 }
 
 // ---- session start -----------------------------------------------------------
