@@ -17,6 +17,7 @@ pub mod limit;
 pub mod login;
 pub mod password;
 pub mod password_pool;
+mod secret;
 pub mod serve;
 pub mod share;
 pub mod ticket;

@@ -87,16 +87,11 @@ pub async fn end_form(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(why) = edge::check_origin(&state, &headers) {
-        return views::page(StatusCode::FORBIDDEN, views::message("Refused", &why));
-    }
-    let Some(signed_in) = signed_in else {
-        return Redirect::to("/login").into_response();
+    let signed_in = match form_caller(&state, &headers, signed_in) {
+        Ok(signed_in) => signed_in,
+        Err(refused) => return *refused,
     };
-    match sessions::end_own_session(&state, &signed_in.user, &id).await {
-        Ok(_) => Redirect::to("/sessions").into_response(),
-        Err(app_error) => views::error(app_error),
-    }
+    back_to_sessions(sessions::end_own_session(&state, &signed_in.user, &id).await)
 }
 
 /// The form twin of POST /v1/sessions/{id}/shares
@@ -130,11 +125,9 @@ pub async fn share_form(
     Path(id): Path<String>,
     form: Result<axum::Form<ShareForm>, FormRejection>,
 ) -> Response {
-    if let Err(why) = edge::check_origin(&state, &headers) {
-        return views::page(StatusCode::FORBIDDEN, views::message("Refused", &why));
-    }
-    let Some(signed_in) = signed_in else {
-        return Redirect::to("/login").into_response();
+    let signed_in = match form_caller(&state, &headers, signed_in) {
+        Ok(signed_in) => signed_in,
+        Err(refused) => return *refused,
     };
     let Ok(axum::Form(form)) = form else {
         return views::error(AppError::BadRequest(
@@ -187,13 +180,33 @@ pub async fn revoke_form(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(why) = edge::check_origin(&state, &headers) {
-        return views::page(StatusCode::FORBIDDEN, views::message("Refused", &why));
-    }
-    let Some(signed_in) = signed_in else {
-        return Redirect::to("/login").into_response();
+    let signed_in = match form_caller(&state, &headers, signed_in) {
+        Ok(signed_in) => signed_in,
+        Err(refused) => return *refused,
     };
-    match shares::revoke_share(&state, &signed_in.user, &id).await {
+    back_to_sessions(shares::revoke_share(&state, &signed_in.user, &id).await)
+}
+
+/// What every form on the sessions page checks first: the Origin (as the
+/// JSON API does), then a sign-in; otherwise the answer to give instead
+/// (a refusal page, or the sign-in page).
+fn form_caller(
+    state: &AppState,
+    headers: &HeaderMap,
+    signed_in: Option<SignedIn>,
+) -> Result<SignedIn, Box<Response>> {
+    if let Err(why) = edge::check_origin(state, headers) {
+        return Err(Box::new(views::page(
+            StatusCode::FORBIDDEN,
+            views::message("Refused", &why),
+        )));
+    }
+    signed_in.ok_or_else(|| Box::new(Redirect::to("/login").into_response()))
+}
+
+/// A form's action done: back to the sessions page, or its error's page.
+fn back_to_sessions<T>(done: Result<T, AppError>) -> Response {
+    match done {
         Ok(_) => Redirect::to("/sessions").into_response(),
         Err(app_error) => views::error(app_error),
     }
