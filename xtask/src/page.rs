@@ -98,8 +98,12 @@ pub fn assemble(source: &Path, bindgen: &Path, out: &Path) -> Result<Vec<BuiltFi
         &format!("'./{settings_name}'"),
     )
     .context("static/loader.js")?;
-    let loader = replace_once(&loader, LOADER_SHARE_REFERENCE, &format!("'./{share_name}'"))
-        .context("static/loader.js")?;
+    let loader = replace_once(
+        &loader,
+        LOADER_SHARE_REFERENCE,
+        &format!("'./{share_name}'"),
+    )
+    .context("static/loader.js")?;
     // Its comments are for people reading the source, as the page's are.
     let loader = without_line_comments(&loader);
     let loader_name = write_hashed(&assets, "loader", "js", loader.as_bytes())?;
