@@ -34,7 +34,10 @@
 //!   picks the user's most recently active running session, or starts
 //!   one). Once placed, the address becomes `/?session=ID`
 //!   (`history.replaceState`) and the id is stored; both are cleared after
-//!   `SessionEnded` (4004).
+//!   `SessionEnded` (4004). A share link (`/#share=TOKEN`) is redeemed by
+//!   `static/share.js` before `start()` and arrives as `?session=ID`; the
+//!   welcome's role makes the page a viewer (no size sent, keys only with
+//!   "may type", the owner's grid fitted by font size).
 //! - Hot desking: close 4005 stops every retry; `#replaced` (with the advice
 //!   in `#replaced-text`) shows a `#take-back` button that fetches a fresh
 //!   ticket and reconnects, replacing the other terminal in turn.
