@@ -773,16 +773,19 @@ async fn rerun_after_kill9(page: &mut ClusterPage) -> Result<()> {
             Key::Enter
         ))
         .await?;
-    wait_until(PATIENCE, "the command's first run", || async {
+    let first = wait_until(PATIENCE, "the command's first run", || async {
         let runs = runs(browser).await?;
-        Ok(if runs.len() == 1 {
-            Ok(())
-        } else {
-            Err(format!("{runs:?}"))
+        Ok(match &runs[..] {
+            [run] => Ok(run.clone()),
+            _ => Err(format!("{runs:?}")),
         })
     })
     .await?;
     let before = served(browser.state().await?)?;
+    // The foreground command can reach the store in a snapshot taken
+    // before its line was printed: the line must be saved too, or the
+    // restored screen cannot show it.
+    page.cluster.wait_persisted(&before.session, &first).await?;
     let command = "sh -c 'echo ran-$(date +%s%N); sleep 600'";
     wait_until(PATIENCE, "the store to know what runs", || async {
         let record = page.cluster.session(&before.session).await?;
