@@ -10,9 +10,10 @@
 --                       migrates a schema that is behind).
 --   thinline_directory  accounts and sign-ins, placement and takeover,
 --                       ending sessions, share links, drains, host
---                       enrolments, mapped Unix identities. No screens,
---                       no scrollback.
---   thinline_host       sessions, screens, scrollback and its own lease;
+--                       enrolments, mapped Unix identities; reads and
+--                       deletes recordings. No screens, no scrollback.
+--   thinline_host       sessions, screens, scrollback, recordings (it
+--                       makes them and appends to them) and its own lease;
 --                       reads what checking a sign-in and its enrolment
 --                       needs; allocates Unix identities. It cannot write
 --                       an account or a sign-in, nor read a password hash.
@@ -132,8 +133,9 @@ DECLARE
         ['host',       'accounts',          'SELECT (name, disabled)'],
         -- create_account, get_account, list_accounts, set_password,
         -- set_disabled; create_login locks the row FOR SHARE, which needs
-        -- UPDATE on a column. Nobody deletes an account.
-        ['directory',  'accounts',          'SELECT, INSERT (name, password_hash, disabled, created_at), UPDATE (password_hash, disabled)'],
+        -- UPDATE on a column; recording_opt_in, set_recording_opt_in
+        -- (record_sessions). Nobody deletes an account.
+        ['directory',  'accounts',          'SELECT, INSERT (name, password_hash, disabled, created_at), UPDATE (password_hash, disabled, record_sessions)'],
 
         -- get_login, live_logins: hosts recheck the sign-ins behind their
         -- sockets. Only directories make or end one.
@@ -155,7 +157,21 @@ DECLARE
         ['host',       'shares',            'SELECT (id, session_id, expires_at, revoked)'],
         -- create_share, share_by_token, list_shares, revoke_share (only
         -- ever sets revoked). Shares go with their session.
-        ['directory',  'shares',            'SELECT, INSERT (id, token_hash, session_id, owner, may_type, created_at, expires_at), UPDATE (revoked)']
+        ['directory',  'shares',            'SELECT, INSERT (id, token_hash, session_id, owner, may_type, created_at, expires_at), UPDATE (revoked)'],
+
+        -- create_recording (its counters start at their defaults),
+        -- get_recording; save_screen locks the session's recording FOR
+        -- UPDATE and counts the blocks it appends.
+        ['host',       'recordings',        'SELECT, INSERT (session_id, owner, started_at, updated_at, cols, "rows", max_bytes), UPDATE (bytes, blocks, duration_ms, updated_at)'],
+        -- list_recordings, get_recording; delete_recording and
+        -- delete_recordings_before (the blocks go with their recording:
+        -- ON DELETE CASCADE, run as the owner).
+        ['directory',  'recordings',        'SELECT, DELETE'],
+        -- save_screen appends blocks (never reads, rewrites or deletes
+        -- one).
+        ['host',       'recording_blocks',  'INSERT (session_id, seq, start_ms, end_ms, data)'],
+        -- recording_blocks: playing a recording back.
+        ['directory',  'recording_blocks',  'SELECT']
     ];
     known     text[];
 BEGIN

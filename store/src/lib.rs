@@ -80,6 +80,16 @@
 //! revoked. [`Store::live_shares`] is what a host rechecks, for every
 //! viewer it serves, so a revoked or expired link, or an ended session,
 //! closes the viewer's socket everywhere at once.
+//!
+//! # Session recordings
+//!
+//! A session may be recorded: its host makes one [`RecordingRecord`] for
+//! it ([`Store::create_recording`]) and appends [`RecordingBlock`]s in the
+//! fenced screen write, so only the session's current owner records, and a
+//! retried write counts nothing twice. A recording is kept by the session's
+//! id but outlives the session's row, until its owner deletes it or the
+//! retention ([`Store::delete_recordings_before`], by the backend's time
+//! of its last block) does; its blocks always go with it.
 
 use async_trait::async_trait;
 
@@ -197,6 +207,51 @@ pub struct ScreenWrite {
     /// After appending, the oldest blocks are deleted while the remaining
     /// ones still hold at least this many lines.
     pub keep_lines: u32,
+    /// Blocks of the session's recording, appended in the same fenced
+    /// transaction (so a host that lost the session records nothing more).
+    /// Writing a block whose `seq` is already stored is a no-op; blocks of
+    /// a recording that does not exist (never made, or deleted by its
+    /// owner) are dropped without an error.
+    pub recording: Vec<RecordingBlock>,
+}
+
+/// One block of a session's recording: output, resizes and markers between
+/// `start_ms` and `end_ms` (milliseconds since the recording started).
+/// `data` is opaque to the store (`host_server::recording`'s encoding).
+/// Numbered by the host that wrote it, `epoch << 32 | n`, so every host a
+/// session moves to writes after its predecessors and a retried write is
+/// harmless.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordingBlock {
+    pub seq: u64,
+    pub start_ms: u64,
+    pub end_ms: u64,
+    pub data: Vec<u8>,
+}
+
+/// A session's recording: at most one per session, named by the session's
+/// id, kept after the session ends until its owner deletes it or it
+/// outlives the retention.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordingRecord {
+    /// The recorded session's id.
+    pub session: String,
+    pub owner: String,
+    /// Backend time the recording was made.
+    pub started_at: Millis,
+    /// Backend time of the last block written (`started_at` before any).
+    pub updated_at: Millis,
+    /// The terminal's size when recording started.
+    pub cols: u16,
+    pub rows: u16,
+    /// The most block bytes its hosts may write; they stop recording there.
+    pub max_bytes: u64,
+    /// Block bytes stored so far.
+    pub bytes: u64,
+    /// Blocks stored so far.
+    pub blocks: u64,
+    /// The largest `end_ms` of its blocks.
+    pub duration_ms: u64,
 }
 
 /// A session's last durable screen.
@@ -803,4 +858,49 @@ pub trait Store: Send + Sync + 'static {
     /// once, one query per [`LIVE_LOGINS_CHUNK`] ids, so a host rechecks
     /// every share behind its viewers' sockets in one round trip.
     async fn live_shares(&self, ids: &[String]) -> Result<Vec<String>>;
+
+    /// Makes the recording of `session`, owned by `owner`, started now by
+    /// the backend's clock at size `cols` x `rows`, to hold at most
+    /// `max_bytes` of blocks. `Duplicate` if the session has one already
+    /// (a retried write: the caller carries on).
+    async fn create_recording(
+        &self,
+        session: &str,
+        owner: &str,
+        cols: u16,
+        rows: u16,
+        max_bytes: u64,
+    ) -> Result<()>;
+
+    /// The recording of `session`, if it has one.
+    async fn get_recording(&self, session: &str) -> Result<Option<RecordingRecord>>;
+
+    /// `owner`'s recordings, newest first.
+    async fn list_recordings(&self, owner: &str) -> Result<Vec<RecordingRecord>>;
+
+    /// Up to `limit` blocks of `session`'s recording with `seq` above
+    /// `after` (all, with `None`), in `seq` order.
+    async fn recording_blocks(
+        &self,
+        session: &str,
+        after: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<RecordingBlock>>;
+
+    /// Deletes `owner`'s recording of `session` and all its blocks.
+    /// `NotFound` if `owner` has no recording of `session` (the same
+    /// answer for another user's).
+    async fn delete_recording(&self, owner: &str, session: &str) -> Result<()>;
+
+    /// Deletes every recording (with its blocks) last written before
+    /// `cutoff` by the backend's clock; says how many.
+    async fn delete_recordings_before(&self, cutoff: Millis) -> Result<u64>;
+
+    /// Whether account `name` asked for its new sessions to be recorded
+    /// (the deployment's "opt-in" policy). False for an unknown name.
+    async fn recording_opt_in(&self, name: &str) -> Result<bool>;
+
+    /// Sets what [`Store::recording_opt_in`] answers. `NotFound` for an
+    /// unknown account.
+    async fn set_recording_opt_in(&self, name: &str, on: bool) -> Result<()>;
 }

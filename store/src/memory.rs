@@ -12,9 +12,9 @@ use async_trait::async_trait;
 use crate::enrolment::{Enrolled, check_renewal};
 use crate::{
     Account, HostEnrolment, HostRecord, LeaseRenewal, Login, MAX_LEASE_TTL_MS, MAX_LOGIN_TTL_MS,
-    MAX_SHARE_TTL_MS, Millis, Result, ScreenWrite, ScrollbackBlock, SessionRecord, SessionState,
-    SessionUpdate, ShareRecord, Store, StoreError, StoredScreen, UidRange, UnixIdentity, User,
-    check_unix_ids, check_user_name, hash_host_secret,
+    MAX_SHARE_TTL_MS, Millis, RecordingBlock, RecordingRecord, Result, ScreenWrite,
+    ScrollbackBlock, SessionRecord, SessionState, SessionUpdate, ShareRecord, Store, StoreError,
+    StoredScreen, UidRange, UnixIdentity, User, check_unix_ids, check_user_name, hash_host_secret,
 };
 
 /// A session store in memory.
@@ -41,6 +41,22 @@ struct Tables {
     settings: HashMap<String, String>,
     /// By id.
     shares: HashMap<String, ShareRecord>,
+    /// By session id. Not removed with the session: a recording outlives
+    /// it, as in the SQL backends (no foreign key to `sessions`).
+    recordings: HashMap<String, RecordingRow>,
+    /// The accounts that opted in to recording (`accounts.record_sessions`
+    /// in the SQL backends). Accounts are never deleted, so no name here
+    /// outlives its account.
+    record_sessions: BTreeSet<String>,
+}
+
+/// A recording and its blocks, kept together so that, like the SQL
+/// foreign key, blocks never outlive their recording.
+#[derive(Debug)]
+struct RecordingRow {
+    record: RecordingRecord,
+    /// Keyed by `seq`, so iteration is in `seq` order.
+    blocks: BTreeMap<u64, RecordingBlock>,
 }
 
 /// A session's screen and its blocks, kept together so that, like the SQL
@@ -134,6 +150,29 @@ fn trim(blocks: &mut BTreeMap<u64, ScrollbackBlock>, keep_lines: u32) {
         }
         total = remaining;
         entry.remove();
+    }
+}
+
+/// Appends the blocks a recording does not hold yet and counts them, as
+/// the SQL backends' `save_screen` does: a block already stored is not
+/// counted again.
+fn append_recording(recording: &mut RecordingRow, blocks: &[RecordingBlock], now: Millis) {
+    let mut written = false;
+    for block in blocks {
+        if recording.blocks.contains_key(&block.seq) {
+            continue;
+        }
+        let record = &mut recording.record;
+        record.bytes = record
+            .bytes
+            .saturating_add(u64::try_from(block.data.len()).unwrap_or(u64::MAX));
+        record.blocks = record.blocks.saturating_add(1);
+        record.duration_ms = record.duration_ms.max(block.end_ms);
+        recording.blocks.insert(block.seq, block.clone());
+        written = true;
+    }
+    if written {
+        recording.record.updated_at = now;
     }
 }
 
@@ -266,6 +305,9 @@ impl Store for MemoryStore {
             row.blocks.entry(block.seq).or_insert_with(|| block.clone());
         }
         trim(&mut row.blocks, write.keep_lines);
+        if let Some(recording) = tables.recordings.get_mut(id) {
+            append_recording(recording, &write.recording, now);
+        }
         Ok(())
     }
 
@@ -674,5 +716,121 @@ impl Store for MemoryStore {
         live.sort_unstable();
         live.dedup();
         Ok(live)
+    }
+
+    async fn create_recording(
+        &self,
+        session: &str,
+        owner: &str,
+        cols: u16,
+        rows: u16,
+        max_bytes: u64,
+    ) -> Result<()> {
+        let now = system_now();
+        let mut tables = self.tables();
+        if tables.recordings.contains_key(session) {
+            return Err(StoreError::Duplicate(session.to_owned()));
+        }
+        let record = RecordingRecord {
+            session: session.to_owned(),
+            owner: owner.to_owned(),
+            started_at: now,
+            updated_at: now,
+            cols,
+            rows,
+            // Capped as the SQL backends store it (`sql::max_bytes_param`).
+            max_bytes: max_bytes.min(i64::MAX.unsigned_abs()),
+            bytes: 0,
+            blocks: 0,
+            duration_ms: 0,
+        };
+        let row = RecordingRow {
+            record,
+            blocks: BTreeMap::new(),
+        };
+        tables.recordings.insert(session.to_owned(), row);
+        Ok(())
+    }
+
+    async fn get_recording(&self, session: &str) -> Result<Option<RecordingRecord>> {
+        Ok(self
+            .tables()
+            .recordings
+            .get(session)
+            .map(|row| row.record.clone()))
+    }
+
+    async fn list_recordings(&self, owner: &str) -> Result<Vec<RecordingRecord>> {
+        let mut recordings: Vec<RecordingRecord> = self
+            .tables()
+            .recordings
+            .values()
+            .filter(|row| row.record.owner == owner)
+            .map(|row| row.record.clone())
+            .collect();
+        // Newest first, ties by session id descending, like the SQL
+        // backends.
+        recordings
+            .sort_unstable_by(|a, b| (b.started_at, &b.session).cmp(&(a.started_at, &a.session)));
+        Ok(recordings)
+    }
+
+    async fn recording_blocks(
+        &self,
+        session: &str,
+        after: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<RecordingBlock>> {
+        let tables = self.tables();
+        let Some(row) = tables.recordings.get(session) else {
+            return Ok(Vec::new());
+        };
+        let from = match after {
+            Some(after) => std::ops::Bound::Excluded(after),
+            None => std::ops::Bound::Unbounded,
+        };
+        Ok(row
+            .blocks
+            .range((from, std::ops::Bound::Unbounded))
+            .map(|(_, block)| block.clone())
+            .take(usize::try_from(limit).unwrap_or(usize::MAX))
+            .collect())
+    }
+
+    async fn delete_recording(&self, owner: &str, session: &str) -> Result<()> {
+        let mut tables = self.tables();
+        match tables.recordings.get(session) {
+            Some(row) if row.record.owner == owner => {
+                tables.recordings.remove(session);
+                Ok(())
+            }
+            _ => Err(StoreError::NotFound(session.to_owned())),
+        }
+    }
+
+    async fn delete_recordings_before(&self, cutoff: Millis) -> Result<u64> {
+        let mut tables = self.tables();
+        let before = tables.recordings.len();
+        tables
+            .recordings
+            .retain(|_, row| row.record.updated_at >= cutoff);
+        Ok(u64::try_from(before - tables.recordings.len()).unwrap_or(u64::MAX))
+    }
+
+    async fn recording_opt_in(&self, name: &str) -> Result<bool> {
+        Ok(self.tables().record_sessions.contains(name))
+    }
+
+    async fn set_recording_opt_in(&self, name: &str, on: bool) -> Result<()> {
+        let mut tables = self.tables();
+        if !tables.accounts.contains_key(name) {
+            return Err(StoreError::NotFound(name.to_owned()));
+        }
+        if on {
+            tables.record_sessions.insert(name.to_owned());
+        } else {
+            tables.record_sessions.remove(name);
+        }
+        Ok(())
     }
 }

@@ -313,7 +313,11 @@ sql::impl_store!(PgStore {
     begin_write: "BEGIN",
     // One snapshot for the screen and its blocks.
     begin_read: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+    database: sqlx::Postgres,
     // Blocks writers of the row (a password change) until commit, while
     // other readers, and other logins of the same user, go on.
     share_lock: " FOR SHARE",
+    // Blocks writers and deleters of the row (a recording's owner
+    // deleting it) until commit.
+    update_lock: " FOR UPDATE",
 });

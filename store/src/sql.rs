@@ -9,8 +9,8 @@
 
 use crate::{
     Account, HostRecord, Login, MAX_LEASE_TTL_MS, MAX_LOGIN_TTL_MS, MAX_SHARE_TTL_MS,
-    ScrollbackBlock, SessionKey, SessionRecord, SessionState, ShareRecord, StoreError,
-    StoredScreen, UnixIdentity, User,
+    RecordingBlock, RecordingRecord, ScrollbackBlock, SessionKey, SessionRecord, SessionState,
+    ShareRecord, StoreError, StoredScreen, UnixIdentity, User,
 };
 
 /// Deletes a session's oldest blocks while the newer ones still hold at
@@ -232,6 +232,91 @@ pub(crate) fn share_ttl_param(ttl_ms: u64) -> i64 {
     i64::try_from(ttl_ms.min(MAX_SHARE_TTL_MS)).unwrap_or(i64::MAX)
 }
 
+/// A `recordings` row; the session column is `session_id`, as in the
+/// other tables that belong to a session.
+#[derive(sqlx::FromRow)]
+pub(crate) struct RecordingRow {
+    session_id: String,
+    owner: String,
+    started_at: i64,
+    updated_at: i64,
+    cols: i64,
+    rows: i64,
+    max_bytes: i64,
+    bytes: i64,
+    blocks: i64,
+    duration_ms: i64,
+}
+
+impl RecordingRow {
+    pub(crate) fn into_record(self) -> Result<RecordingRecord, StoreError> {
+        let corrupt = |what: &str| {
+            StoreError::Corrupt(format!(
+                "recording of {}: {what} out of range",
+                self.session_id
+            ))
+        };
+        let count = |what: &str, value: i64| u64::try_from(value).map_err(|_| corrupt(what));
+        Ok(RecordingRecord {
+            cols: u16::try_from(self.cols).map_err(|_| corrupt("cols"))?,
+            rows: u16::try_from(self.rows).map_err(|_| corrupt("rows"))?,
+            max_bytes: count("max_bytes", self.max_bytes)?,
+            bytes: count("bytes", self.bytes)?,
+            blocks: count("blocks", self.blocks)?,
+            duration_ms: count("duration_ms", self.duration_ms)?,
+            session: self.session_id,
+            owner: self.owner,
+            started_at: self.started_at,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
+/// A `recording_blocks` row, as [`recording_block_columns`] names it.
+#[derive(sqlx::FromRow)]
+pub(crate) struct RecordingBlockRow {
+    seq: i64,
+    start_ms: i64,
+    end_ms: i64,
+    data: Vec<u8>,
+}
+
+impl RecordingBlockRow {
+    pub(crate) fn into_block(self, session: &str) -> Result<RecordingBlock, StoreError> {
+        let corrupt = |what: &str| {
+            StoreError::Corrupt(format!(
+                "recording of {session}: block {}: {what} out of range",
+                self.seq
+            ))
+        };
+        Ok(RecordingBlock {
+            seq: u64::try_from(self.seq).map_err(|_| corrupt("seq"))?,
+            start_ms: u64::try_from(self.start_ms).map_err(|_| corrupt("start_ms"))?,
+            end_ms: u64::try_from(self.end_ms).map_err(|_| corrupt("end_ms"))?,
+            data: self.data,
+        })
+    }
+}
+
+/// A recording block's field as stored: like [`seq_param`], a value past
+/// `i64::MAX` is refused rather than wrapped into a negative number (which
+/// would also sort a late block first).
+pub(crate) fn recording_param(session: &str, what: &str, value: u64) -> Result<i64, StoreError> {
+    i64::try_from(value).map_err(|_| {
+        StoreError::Corrupt(format!(
+            "recording of {session}: {what} {value} is past the largest storable, {}",
+            i64::MAX
+        ))
+    })
+}
+
+/// A recording's `max_bytes` as stored: at most `i64::MAX` (so `u64::MAX`,
+/// "no limit", stays as good as no limit); the in-memory store caps it
+/// the same way.
+pub(crate) fn max_bytes_param(max_bytes: u64) -> i64 {
+    i64::try_from(max_bytes).unwrap_or(i64::MAX)
+}
+
 /// A `unix_identities` row.
 #[derive(sqlx::FromRow)]
 pub(crate) struct UnixIdentityRow {
@@ -445,6 +530,24 @@ macro_rules! share_columns {
 }
 pub(crate) use share_columns;
 
+/// The `recordings` columns in the order [`RecordingRow`] decodes them.
+macro_rules! recording_columns {
+    () => {
+        "session_id, owner, started_at, updated_at, cols, \"rows\", max_bytes, bytes, blocks, \
+         duration_ms"
+    };
+}
+pub(crate) use recording_columns;
+
+/// The `recording_blocks` columns in the order [`RecordingBlockRow`]
+/// decodes them.
+macro_rules! recording_block_columns {
+    () => {
+        "seq, start_ms, end_ms, data"
+    };
+}
+pub(crate) use recording_block_columns;
+
 /// The `unix_identities` columns in the order [`UnixIdentityRow`] decodes
 /// them.
 macro_rules! unix_identity_columns {
@@ -479,27 +582,32 @@ pub(crate) use lowest_free_uid;
 /// `pool`, and a `lease_pool` of one connection that only lease renewals
 /// use. The two SQL backends run the very same statements (both accept
 /// `$n` placeholders, `ON CONFLICT`, `RETURNING` and window functions); they
-/// differ only in how they read the clock, how they start transactions and
-/// how a read in a write transaction locks its row against writers
-/// (`share_lock`), which the caller passes in as SQL text.
+/// differ only in how they read the clock, how they start transactions (and
+/// on which sqlx `database`), and how a read in a write transaction locks
+/// its row against writers (`share_lock`) or against writers and deleters
+/// too (`update_lock`), which the caller passes in as SQL text.
 macro_rules! impl_store {
     ($store:ident {
         kind: $kind:literal,
         now: $now:literal,
         begin_write: $begin_write:literal,
         begin_read: $begin_read:literal,
-        share_lock: $share_lock:literal $(,)?
+        database: $database:ty,
+        share_lock: $share_lock:literal,
+        update_lock: $update_lock:literal $(,)?
     }) => {
         const _: () = {
             use $crate::sql::{
-                self, AccountRow, BlockRow, HostRow, LoginRow, ScreenRow, SessionParams,
-                SessionRow, ShareRow, UnixIdentityRow, UserRow, account_columns, epoch_param,
-                from_sqlx, host_columns, login_columns, lowest_free_uid, session_columns,
+                self, AccountRow, BlockRow, HostRow, LoginRow, RecordingBlockRow, RecordingRow,
+                ScreenRow, SessionParams, SessionRow, ShareRow, UnixIdentityRow, UserRow,
+                account_columns, epoch_param, from_sqlx, host_columns, login_columns,
+                lowest_free_uid, recording_block_columns, recording_columns, session_columns,
                 share_columns, unix_identity_columns,
             };
             use $crate::{
-                Account, HostRecord, LeaseRenewal, Login, Millis, Result, ScreenWrite, SessionRecord, SessionState,
-                SessionUpdate, ShareRecord, Store, StoreError, StoredScreen, UidRange, UnixIdentity, User,
+                Account, HostRecord, LeaseRenewal, Login, Millis, RecordingBlock, RecordingRecord,
+                Result, ScreenWrite, SessionRecord, SessionState, SessionUpdate, ShareRecord, Store,
+                StoreError, StoredScreen, UidRange, UnixIdentity, User,
             };
 
             /// Ends a host's lease now, if it runs longer (`$1` = the id).
@@ -522,6 +630,80 @@ macro_rules! impl_store {
                             .await
                             .map_err(from_sqlx)?;
                     Ok(row.is_some())
+                }
+
+                /// `save_screen`'s recording part, in its transaction once
+                /// the fence has passed: appends the blocks the session's
+                /// recording does not hold yet and counts only those, so a
+                /// retried write counts nothing twice. Without a recording
+                /// (never made, or deleted) the blocks are dropped.
+                async fn append_recording(
+                    tx: &mut sqlx::Transaction<'_, $database>,
+                    id: &str,
+                    blocks: &[RecordingBlock],
+                ) -> Result<()> {
+                    // The row's lock makes a concurrent delete wait for
+                    // this write (and then delete these blocks too), or
+                    // this wait for the delete (and then find no row): no
+                    // block is ever left without its recording, and no
+                    // write fails on the foreign key. Writes to one
+                    // session are already queued by the fence's lock on
+                    // its `sessions` row.
+                    let recording: Option<i64> = sqlx::query_scalar(concat!(
+                        "SELECT blocks FROM recordings WHERE session_id = $1",
+                        $update_lock
+                    ))
+                    .bind(id)
+                    .fetch_optional(&mut **tx)
+                    .await
+                    .map_err(from_sqlx)?;
+                    if recording.is_none() {
+                        return Ok(());
+                    }
+                    let (mut bytes, mut count, mut end_ms) = (0_i64, 0_i64, 0_i64);
+                    for block in blocks {
+                        let end = sql::recording_param(id, "end_ms", block.end_ms)?;
+                        let size = i64::try_from(block.data.len()).unwrap_or(i64::MAX);
+                        // No conflict target: naming one needs the right
+                        // to read its columns, and a host never reads a
+                        // block back. The key (session_id, seq) is the
+                        // table's only unique constraint.
+                        let inserted = sqlx::query(
+                            "INSERT INTO recording_blocks (session_id, seq, start_ms, end_ms, data) \
+                             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                        )
+                        .bind(id)
+                        .bind(sql::recording_param(id, "block seq", block.seq)?)
+                        .bind(sql::recording_param(id, "start_ms", block.start_ms)?)
+                        .bind(end)
+                        .bind(&block.data)
+                        .execute(&mut **tx)
+                        .await
+                        .map_err(from_sqlx)?;
+                        if inserted.rows_affected() > 0 {
+                            bytes = bytes.saturating_add(size);
+                            count += 1;
+                            end_ms = end_ms.max(end);
+                        }
+                    }
+                    if count == 0 {
+                        return Ok(());
+                    }
+                    sqlx::query(concat!(
+                        "UPDATE recordings SET bytes = bytes + $2, blocks = blocks + $3, \
+                         duration_ms = CASE WHEN duration_ms < $4 THEN $4 ELSE duration_ms END, \
+                         updated_at = ",
+                        $now,
+                        " WHERE session_id = $1"
+                    ))
+                    .bind(id)
+                    .bind(bytes)
+                    .bind(count)
+                    .bind(end_ms)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(from_sqlx)?;
+                    Ok(())
                 }
 
                 /// The identity already given to `name`, if any.
@@ -782,6 +964,9 @@ macro_rules! impl_store {
                         .execute(&mut *tx)
                         .await
                         .map_err(from_sqlx)?;
+                    if !write.recording.is_empty() {
+                        Self::append_recording(&mut tx, id, &write.recording).await?;
+                    }
                     tx.commit().await.map_err(from_sqlx)
                 }
 
@@ -1478,6 +1663,139 @@ macro_rules! impl_store {
                     live.sort_unstable();
                     live.dedup();
                     Ok(live)
+                }
+
+                async fn create_recording(
+                    &self,
+                    session: &str,
+                    owner: &str,
+                    cols: u16,
+                    rows: u16,
+                    max_bytes: u64,
+                ) -> Result<()> {
+                    // One clock reading for both times; the counters start
+                    // at their defaults (0), so a host's role inserts no
+                    // more columns than these.
+                    let inserted = sqlx::query(concat!(
+                        "INSERT INTO recordings (session_id, owner, started_at, updated_at, cols, \
+                         \"rows\", max_bytes) \
+                         SELECT $1, $2, clock.now, clock.now, $3, $4, $5 FROM (SELECT ",
+                        $now,
+                        " AS now) AS clock WHERE true ON CONFLICT (session_id) DO NOTHING"
+                    ))
+                    .bind(session)
+                    .bind(owner)
+                    .bind(i64::from(cols))
+                    .bind(i64::from(rows))
+                    .bind(sql::max_bytes_param(max_bytes))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(from_sqlx)?;
+                    if inserted.rows_affected() == 0 {
+                        return Err(StoreError::Duplicate(session.to_owned()));
+                    }
+                    Ok(())
+                }
+
+                async fn get_recording(&self, session: &str) -> Result<Option<RecordingRecord>> {
+                    let row: Option<RecordingRow> = sqlx::query_as(concat!(
+                        "SELECT ",
+                        recording_columns!(),
+                        " FROM recordings WHERE session_id = $1"
+                    ))
+                    .bind(session)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(from_sqlx)?;
+                    row.map(RecordingRow::into_record).transpose()
+                }
+
+                async fn list_recordings(&self, owner: &str) -> Result<Vec<RecordingRecord>> {
+                    let rows: Vec<RecordingRow> = sqlx::query_as(concat!(
+                        "SELECT ",
+                        recording_columns!(),
+                        " FROM recordings WHERE owner = $1 \
+                         ORDER BY started_at DESC, session_id DESC"
+                    ))
+                    .bind(owner)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(from_sqlx)?;
+                    rows.into_iter().map(RecordingRow::into_record).collect()
+                }
+
+                async fn recording_blocks(
+                    &self,
+                    session: &str,
+                    after: Option<u64>,
+                    limit: u32,
+                ) -> Result<Vec<RecordingBlock>> {
+                    // No stored seq is negative (the schemas check it), and
+                    // none is above `i64::MAX`, so an `after` past it
+                    // leaves nothing.
+                    let after = after.map_or(-1, |after| i64::try_from(after).unwrap_or(i64::MAX));
+                    let rows: Vec<RecordingBlockRow> = sqlx::query_as(concat!(
+                        "SELECT ",
+                        recording_block_columns!(),
+                        " FROM recording_blocks WHERE session_id = $1 AND seq > $2 \
+                         ORDER BY seq LIMIT $3"
+                    ))
+                    .bind(session)
+                    .bind(after)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(from_sqlx)?;
+                    rows.into_iter().map(|row| row.into_block(session)).collect()
+                }
+
+                async fn delete_recording(&self, owner: &str, session: &str) -> Result<()> {
+                    // One statement: the blocks go with the row (ON DELETE
+                    // CASCADE), in its transaction.
+                    let deleted =
+                        sqlx::query("DELETE FROM recordings WHERE session_id = $1 AND owner = $2")
+                            .bind(session)
+                            .bind(owner)
+                            .execute(&self.pool)
+                            .await
+                            .map_err(from_sqlx)?;
+                    if deleted.rows_affected() == 0 {
+                        return Err(StoreError::NotFound(session.to_owned()));
+                    }
+                    Ok(())
+                }
+
+                async fn delete_recordings_before(&self, cutoff: Millis) -> Result<u64> {
+                    let deleted = sqlx::query("DELETE FROM recordings WHERE updated_at < $1")
+                        .bind(cutoff)
+                        .execute(&self.pool)
+                        .await
+                        .map_err(from_sqlx)?;
+                    Ok(deleted.rows_affected())
+                }
+
+                async fn recording_opt_in(&self, name: &str) -> Result<bool> {
+                    let on: Option<bool> =
+                        sqlx::query_scalar("SELECT record_sessions FROM accounts WHERE name = $1")
+                            .bind(name)
+                            .fetch_optional(&self.pool)
+                            .await
+                            .map_err(from_sqlx)?;
+                    Ok(on.unwrap_or(false))
+                }
+
+                async fn set_recording_opt_in(&self, name: &str, on: bool) -> Result<()> {
+                    let updated =
+                        sqlx::query("UPDATE accounts SET record_sessions = $2 WHERE name = $1")
+                            .bind(name)
+                            .bind(on)
+                            .execute(&self.pool)
+                            .await
+                            .map_err(from_sqlx)?;
+                    if updated.rows_affected() == 0 {
+                        return Err(StoreError::NotFound(name.to_owned()));
+                    }
+                    Ok(())
                 }
             }
         };

@@ -124,6 +124,8 @@ crate::sql::impl_store!(SqliteStore {
     begin_write: "BEGIN IMMEDIATE",
     // A deferred transaction reads from one snapshot of the file.
     begin_read: "BEGIN",
+    database: sqlx::Sqlite,
     // BEGIN IMMEDIATE already holds the one write lock: nothing to add.
     share_lock: "",
+    update_lock: "",
 });

@@ -94,6 +94,13 @@ conformance! {
         shares_are_listed_newest_first_by_owner,
         only_the_owner_revokes_a_share,
         live_shares_leaves_out_revoked_expired_and_ended,
+        recordings_round_trip_and_list_newest_first,
+        recording_blocks_come_in_seq_order_page_by_page,
+        a_recording_counts_each_block_once,
+        a_fenced_write_records_nothing,
+        blocks_without_a_recording_are_dropped,
+        only_the_owner_deletes_a_recording,
+        retention_deletes_recordings_last_written_before_the_cutoff,
     ],
     two: [
         two_instances_see_each_others_writes,
@@ -106,5 +113,6 @@ conformance! {
         unix_identities_are_shared_between_instances,
         concurrent_allocations_give_distinct_uids,
         concurrent_allocations_of_one_name_agree,
+        recording_opt_in_follows_the_account,
     ],
 }

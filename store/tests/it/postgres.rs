@@ -68,7 +68,7 @@ async fn connecting_twice_and_concurrently_migrates_once() {
     .fetch_all(&mut conn)
     .await
     .unwrap();
-    assert_eq!(applied, [1, 2, 3, 4, 5, 6, 7, 8]);
+    assert_eq!(applied, [1, 2, 3, 4, 5, 6, 7, 8, 9]);
     again.close().await;
 }
 
@@ -184,6 +184,112 @@ async fn migration_0004_lifts_the_drains_stored_before_it() {
     let store = PgStore::connect_in_schema(&url, schema).await.unwrap();
     let host = store.get_host("h1").await.unwrap().unwrap();
     assert_eq!(host.drain(), None, "{host:?}");
+    store.close().await;
+}
+
+/// A recording's blocks that race its deletion wait for it, then are
+/// dropped like any block of a deleted recording: the screen write goes
+/// through, and no block is left without its recording. (SQLite needs no
+/// test: `BEGIN IMMEDIATE` runs one writer at a time.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_recording_write_waits_for_a_delete_in_progress() {
+    use sqlx::Connection as _;
+    use store::{RecordingBlock, ScreenWrite};
+    let Some(db) = fresh_database().await else {
+        return;
+    };
+    let (url, schema) = (db.url(), SCHEMA);
+    let store = Arc::new(PgStore::connect_in_schema(&url, schema).await.unwrap());
+    store
+        .create_session(&session(SESSION, "ada", "h1"))
+        .await
+        .unwrap();
+    store
+        .create_recording(SESSION, "ada", 80, 24, 1 << 20)
+        .await
+        .unwrap();
+    let write = |screen: &str, seq: u64| ScreenWrite {
+        screen: screen.as_bytes().to_vec(),
+        new_blocks: Vec::new(),
+        keep_lines: 0,
+        recording: vec![RecordingBlock {
+            seq,
+            start_ms: 0,
+            end_ms: 10,
+            data: vec![1, 2, 3],
+        }],
+    };
+    store
+        .save_screen(SESSION, 0, "h1", &write("before", 0))
+        .await
+        .unwrap();
+
+    // The owner's delete, stopped before it commits, as
+    // `delete_recording` runs it.
+    let mut delete = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::query("SELECT set_config('search_path', $1, false)")
+        .bind(format!("\"{schema}\""))
+        .execute(&mut delete)
+        .await
+        .unwrap();
+    let delete_pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut delete)
+        .await
+        .unwrap();
+    sqlx::query("BEGIN").execute(&mut delete).await.unwrap();
+    sqlx::query("DELETE FROM recordings WHERE session_id = $1 AND owner = 'ada'")
+        .bind(SESSION)
+        .execute(&mut delete)
+        .await
+        .unwrap();
+
+    let saving = tokio::spawn({
+        let (store, write) = (store.clone(), write("during", 1));
+        async move { store.save_screen(SESSION, 0, "h1", &write).await }
+    });
+    let mut observer = sqlx::PgConnection::connect(&url).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let blocked: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY (pg_blocking_pids(pid))",
+        )
+        .bind(delete_pid)
+        .fetch_one(&mut observer)
+        .await
+        .unwrap();
+        if blocked > 0 {
+            break;
+        }
+        assert!(
+            !saving.is_finished(),
+            "the write did not wait for the delete"
+        );
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the write never ran"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+
+    sqlx::query("COMMIT").execute(&mut delete).await.unwrap();
+    // Not a foreign-key violation: the write found no recording.
+    saving.await.unwrap().unwrap();
+    assert_eq!(store.get_recording(SESSION).await.unwrap(), None);
+    assert!(
+        store
+            .recording_blocks(SESSION, None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM recording_blocks")
+        .fetch_one(&mut delete)
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "no block outlived its recording");
+    let screen = store.load_screen(SESSION).await.unwrap().unwrap();
+    assert_eq!(screen.screen, b"during");
+
     store.close().await;
 }
 
@@ -491,7 +597,9 @@ const H1_URL: &str = "https://h1.example";
 /// logins.rs, ws.rs), made as a host's role.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hosts_role_does_all_a_host_does() {
-    use store::{ScreenWrite, ScrollbackBlock, SessionState, SessionUpdate, UidRange, User};
+    use store::{
+        RecordingBlock, ScreenWrite, ScrollbackBlock, SessionState, SessionUpdate, UidRange, User,
+    };
     let Some(mut deployment) = Deployment::migrated().await else {
         return;
     };
@@ -567,12 +675,39 @@ async fn a_hosts_role_does_all_a_host_does() {
             screen: b"screen".to_vec(),
             new_blocks: blocks(from),
             keep_lines: 20,
+            recording: Vec::new(),
         };
         host.save_screen(SESSION, 0, "h1", &write).await.unwrap();
     }
     let saved = host.load_screen(SESSION).await.unwrap().unwrap();
     assert_eq!(saved.saved_by, "h1");
     assert_eq!(saved.blocks.len(), 2, "the trim ran");
+
+    // Its recording: made (again, as a retried write would), read, and
+    // appended to by the screen write (again: a retry counts nothing).
+    for made in [true, false] {
+        let created = host.create_recording(SESSION, "ada", 80, 24, 1 << 20).await;
+        assert_eq!(created.is_ok(), made, "{created:?}");
+    }
+    let recorded = ScreenWrite {
+        screen: b"screen".to_vec(),
+        new_blocks: Vec::new(),
+        keep_lines: 20,
+        recording: vec![RecordingBlock {
+            seq: 1 << 32,
+            start_ms: 0,
+            end_ms: 500,
+            data: vec![1, 2, 3],
+        }],
+    };
+    for _ in 0..2 {
+        host.save_screen(SESSION, 0, "h1", &recorded).await.unwrap();
+    }
+    let recording = host.get_recording(SESSION).await.unwrap().unwrap();
+    assert_eq!(
+        (recording.bytes, recording.blocks, recording.duration_ms),
+        (3, 1, 500)
+    );
 
     // A restore: read the record, claim it, read its screen.
     let record = host.get_session(SESSION).await.unwrap().unwrap();
@@ -701,10 +836,18 @@ async fn a_hosts_role_cannot_touch_accounts_or_read_password_hashes() {
     // The page's settings are the directories' business alone.
     assert_denied(host.get_settings("ada").await, "get_settings");
     assert_denied(host.put_settings("ada", "{}").await, "put_settings");
+    // Nor whether the account wants its sessions recorded: the directory
+    // applies that choice to the tickets it signs.
+    assert_denied(host.recording_opt_in("ada").await, "recording_opt_in");
+    assert_denied(
+        host.set_recording_opt_in("ada", true).await,
+        "set_recording_opt_in",
+    );
     let mut sql = deployment.raw(&deployment.url_of("h1")).await;
     assert_sql_denied(&mut sql, "SELECT password_hash FROM accounts").await;
     assert_sql_denied(&mut sql, "SELECT * FROM accounts").await;
     assert_sql_denied(&mut sql, "UPDATE accounts SET disabled = FALSE").await;
+    assert_sql_denied(&mut sql, "UPDATE accounts SET record_sessions = TRUE").await;
     assert_sql_denied(&mut sql, "DELETE FROM accounts").await;
     let ada = directory.get_account("ada").await.unwrap().unwrap();
     assert_eq!(ada.password_hash, "argon2 hash");
@@ -769,8 +912,30 @@ async fn a_hosts_role_cannot_enrol_drain_or_map() {
         host.map_unix_identity("ada", 1000, 1000).await,
         "map_unix_identity",
     );
+    // Recordings are played back and deleted through directories only:
+    // a host appends, and never reads a block back.
+    host.create_recording(SESSION, "ada", 80, 24, 1000)
+        .await
+        .unwrap();
+    assert_denied(
+        host.recording_blocks(SESSION, None, 10).await,
+        "recording_blocks",
+    );
+    assert_denied(
+        host.delete_recording("ada", SESSION).await,
+        "delete_recording",
+    );
+    assert_denied(
+        host.delete_recordings_before(i64::MAX).await,
+        "delete_recordings_before",
+    );
     let mut sql = deployment.raw(&deployment.url_of("h1")).await;
     for statement in [
+        "UPDATE recordings SET owner = 'eve'",
+        "UPDATE recordings SET max_bytes = 9223372036854775807",
+        "UPDATE recording_blocks SET data = ''",
+        "DELETE FROM recording_blocks",
+        "DELETE FROM recordings",
         "INSERT INTO host_enrolments (id, url, secret_hash, enrolled_at) VALUES ('h2', 'x', 'y', 0)",
         "UPDATE host_enrolments SET url = 'https://evil.example'",
         "DELETE FROM host_enrolments",
@@ -898,6 +1063,70 @@ async fn a_directorys_role_does_all_a_directory_does() {
         directory.revoke_share("ada", &share).await.unwrap();
     }
     assert!(directory.live_shares(&[share]).await.unwrap().is_empty());
+
+    // Recordings a host made and wrote to: listed, played back, deleted
+    // by their owner and by the retention, blocks and all.
+    for on in [true, false, true] {
+        directory.set_recording_opt_in("ada", on).await.unwrap();
+        assert_eq!(directory.recording_opt_in("ada").await.unwrap(), on);
+    }
+    let other = "fe".repeat(16);
+    host.create_session(&session(&other, "ada", "h1"))
+        .await
+        .unwrap();
+    for (id, epoch) in [(SESSION, 1), (other.as_str(), 0)] {
+        host.create_recording(id, "ada", 80, 24, 1000)
+            .await
+            .unwrap();
+        let write = store::ScreenWrite {
+            screen: b"screen".to_vec(),
+            new_blocks: Vec::new(),
+            keep_lines: 0,
+            recording: (0..2)
+                .map(|n| store::RecordingBlock {
+                    seq: n,
+                    start_ms: 0,
+                    end_ms: 10,
+                    data: vec![1],
+                })
+                .collect(),
+        };
+        host.save_screen(id, epoch, "h1", &write).await.unwrap();
+    }
+    assert_eq!(directory.list_recordings("ada").await.unwrap().len(), 2);
+    assert_eq!(
+        directory
+            .get_recording(SESSION)
+            .await
+            .unwrap()
+            .unwrap()
+            .blocks,
+        2
+    );
+    let played = directory
+        .recording_blocks(SESSION, Some(0), 10)
+        .await
+        .unwrap();
+    assert_eq!(played.len(), 1);
+    directory.delete_recording("ada", SESSION).await.unwrap();
+    assert!(
+        directory
+            .recording_blocks(SESSION, None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let later = directory.now().await.unwrap() + 1;
+    assert_eq!(directory.delete_recordings_before(later).await.unwrap(), 1);
+    assert!(
+        directory
+            .recording_blocks(&other, None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(directory.list_recordings("ada").await.unwrap().is_empty());
+
     assert_eq!(directory.end_session(SESSION).await.unwrap(), 2);
     assert!(matches!(
         directory
@@ -954,12 +1183,20 @@ async fn a_directorys_role_cannot_write_screens_or_leases() {
         screen: b"forged".to_vec(),
         new_blocks: Vec::new(),
         keep_lines: 0,
+        recording: Vec::new(),
     };
     assert_denied(
         directory.save_screen(SESSION, 0, "dir", &write).await,
         "save_screen",
     );
     assert_denied(directory.load_screen(SESSION).await, "load_screen");
+    // Nor make or write to a recording.
+    assert_denied(
+        directory
+            .create_recording(SESSION, "ada", 80, 24, 1000)
+            .await,
+        "create_recording",
+    );
     assert_denied(
         directory
             .renew_lease("h1", Some("secret"), H1_URL, 5_000, 0, false)
@@ -978,6 +1215,10 @@ async fn a_directorys_role_cannot_write_screens_or_leases() {
         "DELETE FROM sessions",
         "DELETE FROM accounts",
         "UPDATE hosts SET url = 'https://evil.example'",
+        "UPDATE recordings SET bytes = 0",
+        "INSERT INTO recording_blocks (session_id, seq, start_ms, end_ms, data) \
+         VALUES ('x', 0, 0, 0, '')",
+        "DELETE FROM recording_blocks",
         "CREATE TABLE mine (x int)",
     ] {
         assert_sql_denied(&mut sql, statement).await;
@@ -1000,7 +1241,7 @@ async fn a_role_that_may_not_migrate_says_so_and_writes_nothing() {
     let refused = PgStore::connect_in_schema(&host_url, &deployment.names.schema).await;
     match refused {
         Err(StoreError::Unavailable(message)) => {
-            for part in ["is empty", "needs version 8", "may not migrate", "owner"] {
+            for part in ["is empty", "needs version 9", "may not migrate", "owner"] {
                 assert!(message.contains(part), "{part:?} in {message}");
             }
         }
@@ -1023,7 +1264,7 @@ async fn a_role_that_may_not_migrate_says_so_and_writes_nothing() {
 
     // Behind again (a newer build's migration missing): said so too.
     sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DELETE FROM \"{}\"._sqlx_migrations WHERE version = 8",
+        "DELETE FROM \"{}\"._sqlx_migrations WHERE version = 9",
         deployment.names.schema
     )))
     .execute(&mut admin(&deployment.url).await)
@@ -1031,8 +1272,8 @@ async fn a_role_that_may_not_migrate_says_so_and_writes_nothing() {
     .unwrap();
     match PgStore::connect_in_schema(&host_url, &deployment.names.schema).await {
         Err(StoreError::Unavailable(message)) => {
-            assert!(message.contains("is at version 7"), "{message}");
-            assert!(message.contains("needs version 8"), "{message}");
+            assert!(message.contains("is at version 8"), "{message}");
+            assert!(message.contains("needs version 9"), "{message}");
         }
         other => panic!("expected a refusal to migrate, got {other:?}"),
     }
@@ -1072,6 +1313,8 @@ async fn every_table_is_the_owners_and_granted() {
             "host_enrolments",
             "hosts",
             "logins",
+            "recording_blocks",
+            "recordings",
             "screens",
             "scrollback_blocks",
             "sessions",
@@ -1121,7 +1364,7 @@ async fn the_roles_script_takes_over_a_schema_migrated_without_roles() {
     .fetch_one(&mut admin(&deployment.url).await)
     .await
     .unwrap();
-    assert_eq!(owned, 12);
+    assert_eq!(owned, 14);
     let host = deployment.host().await;
     host.create_session(&session(SESSION, "ada", "h1"))
         .await

@@ -19,7 +19,7 @@ async fn opening_twice_migrates_once() {
         .fetch_all(&mut conn)
         .await
         .unwrap();
-    assert_eq!(applied, [1, 2, 3, 4, 5, 6, 7, 8]);
+    assert_eq!(applied, [1, 2, 3, 4, 5, 6, 7, 8, 9]);
     let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
         .fetch_one(&mut conn)
         .await

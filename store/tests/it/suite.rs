@@ -9,7 +9,9 @@ use store::{
 };
 use tokio::sync::Barrier;
 
+mod recordings;
 mod shares;
+pub use recordings::*;
 pub use shares::*;
 
 const ID_A: &str = "0123456789abcdef0123456789abcdef";
@@ -53,6 +55,7 @@ fn write(screen: &str, new_blocks: Vec<ScrollbackBlock>, keep_lines: u32) -> Scr
         screen: screen.as_bytes().to_vec(),
         new_blocks,
         keep_lines,
+        recording: Vec::new(),
     }
 }
 
