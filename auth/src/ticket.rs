@@ -29,7 +29,7 @@ pub const MAX_TICKET_LEN: usize = 1024;
 
 /// The first byte of every ticket, covered by the signature, so that a later
 /// format can never be confused with this one.
-const TICKET_VERSION: u8 = 3;
+const TICKET_VERSION: u8 = 4;
 
 const SIGNATURE_LEN: usize = ed25519_dalek::SIGNATURE_LENGTH;
 
@@ -55,6 +55,11 @@ pub struct Claims {
     /// For a viewer: the share link that lets `user` watch another user's
     /// session. `None`: `user` owns the session.
     pub share: Option<ShareGrant>,
+    /// Record the session, keeping at most this many bytes of its
+    /// recording: the deployment's recording policy and the user's choice,
+    /// as the directory applied them. Read only by a host starting a new
+    /// session; a restored one goes on with the recording it has (or none).
+    pub record: Option<u64>,
     /// Unix milliseconds by the signer's clock.
     pub issued_at_ms: u64,
     /// Unix milliseconds; at most `MAX_LIFETIME_MS` after `issued_at_ms`.

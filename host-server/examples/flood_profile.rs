@@ -190,6 +190,7 @@ fn run_core(input: &[u8], options: &Options) -> Sent {
         persist_interval: options.persist.then_some(Duration::from_millis(100)),
         restored: None,
         rerun: None,
+        recording: None,
         metrics: Arc::new(Metrics::default()),
     };
     let mut core = SessionCore::new(setup, start);

@@ -277,6 +277,7 @@ mod tests {
             login: [3; 32],
             max_sessions: 10,
             share: None,
+            record: None,
             issued_at_ms: now,
             expires_at_ms: now + 60_000,
         }

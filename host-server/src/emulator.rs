@@ -320,7 +320,10 @@ pub struct Emulator {
     /// Notifications a program asked for (OSC 9 / 777), which alacritty's
     /// parser drops: found by a scan of their own over the same bytes.
     notify_scan: NotifyScanner,
-    notifications: Vec<Notification>,
+    /// The last notification since the last frame (a frame carries one):
+    /// a program printing OSC 9 in a loop with no client attached holds
+    /// one, not all of them.
+    notification: Option<Notification>,
     /// Files `tl-download` asked to hand the user, until the core takes
     /// them (`take_downloads`).
     downloads: Vec<(String, Vec<u8>)>,
@@ -438,7 +441,7 @@ impl Emulator {
             bell: false,
             clipboard: None,
             notify_scan: NotifyScanner::default(),
-            notifications: Vec::new(),
+            notification: None,
             downloads: Vec::new(),
             requests: Vec::new(),
             force_full: true,
@@ -477,7 +480,7 @@ impl Emulator {
         self.notify_scan.scan(bytes, &mut self.requests);
         for request in self.requests.drain(..) {
             match request {
-                Request::Notify(note) => self.notifications.push(note),
+                Request::Notify(note) => self.notification = Some(note),
                 Request::Download { key, path } => self.downloads.push((key, path)),
             }
         }
@@ -626,7 +629,7 @@ impl Emulator {
             || self.title_changed
             || self.bell
             || self.clipboard.is_some()
-            || !self.notifications.is_empty()
+            || self.notification.is_some()
     }
 
     /// Makes the next frame a full repaint (a client just attached).
@@ -716,7 +719,7 @@ impl Emulator {
             title,
             bell: std::mem::take(&mut self.bell),
             clipboard: self.clipboard.take(),
-            notification: self.notifications.drain(..).next_back(),
+            notification: self.notification.take(),
             // Facts of the input and the terminal, not of the screen: the
             // session core adds them.
             echo_ack: 0,

@@ -20,6 +20,7 @@ pub mod pacer;
 pub mod persist;
 pub mod procfs;
 pub mod pty;
+pub mod recording;
 pub mod registry;
 pub mod renewal;
 pub mod sandbox;

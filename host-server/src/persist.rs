@@ -12,7 +12,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use store::{ScreenWrite, ScrollbackBlock, SessionRecord, SessionUpdate, Store, StoreError};
+use store::{
+    RecordingBlock, ScreenWrite, ScrollbackBlock, SessionRecord, SessionUpdate, Store, StoreError,
+};
 use tokio::sync::{Notify, oneshot};
 
 use crate::emulator::SCROLLBACK_LINES;
@@ -29,8 +31,14 @@ pub use saved::{
 struct Pending {
     /// The record to create before anything else is written.
     create: Option<SessionRecord>,
+    /// The recording to make, after the record and before its blocks.
+    create_recording: Option<NewRecording>,
     screen: Option<Vec<u8>>,
     blocks: Vec<ScrollbackBlock>,
+    /// Recording blocks, in order; unlike scrollback, none is redundant,
+    /// so they are dropped only past `MAX_PENDING_RECORDING` (a gap the
+    /// recording then marks).
+    recording: Vec<RecordingBlock>,
     update: SessionUpdate,
     /// When the oldest change in here happened, for the lag measurement.
     changed_at: Option<Instant>,
@@ -41,11 +49,26 @@ struct Pending {
 impl Pending {
     fn is_empty(&self) -> bool {
         self.create.is_none()
+            && self.create_recording.is_none()
             && self.screen.is_none()
             && self.blocks.is_empty()
+            && self.recording.is_empty()
             && self.update == SessionUpdate::default()
     }
 }
+
+/// A recording to make in the store (`Store::create_recording`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewRecording {
+    pub owner: String,
+    pub size: protocol::Size,
+    pub max_bytes: u64,
+}
+
+/// Recording block bytes a session keeps waiting for a store that does not
+/// answer. Past this, newer blocks are dropped and one marker block (under
+/// the first dropped block's number) says what the recording misses.
+pub const MAX_PENDING_RECORDING: usize = 32 << 20;
 
 /// Shared between a session task and its persister.
 pub struct PersistQueue {
@@ -86,18 +109,29 @@ impl PersistQueue {
         self.wake.notify_one();
     }
 
+    /// Makes the session's recording, before any of its blocks is written.
+    pub fn create_recording(&self, recording: NewRecording) {
+        self.lock().create_recording = Some(recording);
+        self.wake.notify_one();
+    }
+
     /// Queues a snapshot; an older unwritten screen is replaced, blocks are
-    /// kept (bounded by what the scrollback holds).
+    /// kept (scrollback bounded by what the scrollback holds, recording by
+    /// `MAX_PENDING_RECORDING`).
     pub fn push(
         &self,
         screen: Vec<u8>,
         blocks: Vec<ScrollbackBlock>,
+        recording: Vec<RecordingBlock>,
         update: SessionUpdate,
         changed_at: Instant,
     ) {
         let mut pending = self.lock();
         pending.screen = Some(screen);
         pending.blocks.extend(blocks);
+        for block in recording {
+            queue_recording_block(&mut pending.recording, block);
+        }
         let max_blocks = self.keep_lines() / crate::scrollback::BLOCK_LINES + 2;
         let excess = pending.blocks.len().saturating_sub(max_blocks);
         pending.blocks.drain(..excess);
@@ -121,6 +155,52 @@ impl PersistQueue {
         self.wake.notify_one();
         rx
     }
+}
+
+/// Appends `block` to the recording blocks waiting for the store, or, past
+/// `MAX_PENDING_RECORDING`, widens the gap marker that stands for the
+/// blocks dropped.
+fn queue_recording_block(queue: &mut Vec<RecordingBlock>, block: RecordingBlock) {
+    let held: usize = queue.iter().map(|b| b.data.len()).sum();
+    if held + block.data.len() <= MAX_PENDING_RECORDING {
+        queue.push(block);
+        return;
+    }
+    let gap_from = match queue.last() {
+        Some(last) if is_gap(last) => last.start_ms,
+        _ => block.start_ms,
+    };
+    let text = format!(
+        "{GAP_PREFIX} from {:.1} s to {:.1} s: the store did not answer and the host could hold no more",
+        gap_from as f64 / 1000.0,
+        block.end_ms as f64 / 1000.0
+    );
+    let marker = RecordingBlock {
+        seq: block.seq,
+        start_ms: gap_from,
+        end_ms: block.end_ms,
+        data: crate::recording::encode_block(&[crate::recording::TimedEvent {
+            at_ms: gap_from,
+            event: crate::recording::Event::Marker(text),
+        }]),
+    };
+    match queue.last_mut() {
+        Some(last) if is_gap(last) => {
+            // One marker for the whole gap, under its first block's number.
+            let seq = last.seq;
+            *last = RecordingBlock { seq, ..marker };
+        }
+        _ => queue.push(marker),
+    }
+}
+
+const GAP_PREFIX: &str = "output not recorded";
+
+fn is_gap(block: &RecordingBlock) -> bool {
+    matches!(
+        crate::recording::decode_block(&block.data).as_deref(),
+        Ok([crate::recording::TimedEvent { event: crate::recording::Event::Marker(text), .. }]) if text.starts_with(GAP_PREFIX)
+    )
 }
 
 fn merge_update(into: &mut SessionUpdate, newer: SessionUpdate) {
@@ -240,12 +320,20 @@ impl Persister {
         if pending.create.is_none() {
             pending.create = batch.create;
         }
+        if pending.create_recording.is_none() {
+            pending.create_recording = batch.create_recording;
+        }
         if pending.screen.is_none() {
             pending.screen = batch.screen;
         }
         let mut blocks = batch.blocks;
         blocks.append(&mut pending.blocks);
         pending.blocks = blocks;
+        let newer = std::mem::take(&mut pending.recording);
+        pending.recording = batch.recording;
+        for block in newer {
+            queue_recording_block(&mut pending.recording, block);
+        }
         let newer = std::mem::take(&mut pending.update);
         pending.update = batch.update;
         merge_update(&mut pending.update, newer);
@@ -272,16 +360,33 @@ impl Persister {
                 Err(error) => return Err(error),
             }
         }
+        if let Some(recording) = &batch.create_recording {
+            let created = self
+                .store
+                .create_recording(
+                    &self.session,
+                    &recording.owner,
+                    recording.size.cols,
+                    recording.size.rows,
+                    recording.max_bytes,
+                )
+                .await;
+            match created {
+                Ok(()) | Err(StoreError::Duplicate(_)) => {}
+                Err(error) => return Err(error),
+            }
+        }
         if batch.update != SessionUpdate::default() {
             self.store
                 .update_session(&self.session, self.epoch, &batch.update)
                 .await?;
         }
-        if batch.screen.is_some() || !batch.blocks.is_empty() {
+        if batch.screen.is_some() || !batch.blocks.is_empty() || !batch.recording.is_empty() {
             let write = ScreenWrite {
                 screen: batch.screen.clone().unwrap_or_default(),
                 new_blocks: batch.blocks.clone(),
                 keep_lines: u32::try_from(self.queue.keep_lines()).unwrap_or(u32::MAX),
+                recording: batch.recording.clone(),
             };
             self.store
                 .save_screen(&self.session, self.epoch, &self.host, &write)
@@ -311,6 +416,7 @@ mod tests {
         queue.push(
             Vec::new(),
             (0..100).map(block).collect(),
+            Vec::new(),
             SessionUpdate::default(),
             Instant::now(),
         );
@@ -318,5 +424,53 @@ mod tests {
         let kept: Vec<u64> = pending.blocks.iter().map(|b| b.seq).collect();
         let most = 1000 / crate::scrollback::BLOCK_LINES + 2;
         assert_eq!(kept, ((100 - most as u64)..100).collect::<Vec<_>>());
+    }
+
+    fn recording_block(seq: u64, bytes: usize) -> RecordingBlock {
+        RecordingBlock {
+            seq,
+            start_ms: seq * 1000,
+            end_ms: seq * 1000 + 999,
+            data: vec![0; bytes],
+        }
+    }
+
+    #[test]
+    fn recording_blocks_wait_whole_and_a_store_away_too_long_leaves_one_marked_gap() {
+        let queue = PersistQueue::default();
+        let block = MAX_PENDING_RECORDING / 4;
+        let push = |seq| {
+            queue.push(
+                Vec::new(),
+                Vec::new(),
+                vec![recording_block(seq, block)],
+                SessionUpdate::default(),
+                Instant::now(),
+            )
+        };
+        for seq in 0..4 {
+            push(seq);
+        }
+        // Full: the next blocks become one marker, under the first one's
+        // number, spanning all of them.
+        for seq in 4..9 {
+            push(seq);
+        }
+        let pending = queue.lock();
+        let seqs: Vec<u64> = pending.recording.iter().map(|b| b.seq).collect();
+        assert_eq!(seqs, [0, 1, 2, 3, 4]);
+        let gap = &pending.recording[4];
+        assert_eq!((gap.start_ms, gap.end_ms), (4_000, 8_999));
+        let events = crate::recording::decode_block(&gap.data).expect("a marker block");
+        let [
+            crate::recording::TimedEvent {
+                at_ms: 4_000,
+                event: crate::recording::Event::Marker(text),
+            },
+        ] = &events[..]
+        else {
+            panic!("{events:?}");
+        };
+        assert!(text.contains("from 4.0 s to 9.0 s"), "{text}");
     }
 }

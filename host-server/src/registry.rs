@@ -17,9 +17,10 @@ use store::{SessionState, Store, StoreError};
 
 use crate::admission::{self, Admit, Known, RecordView, Refusal};
 use crate::metrics::Metrics;
-use crate::persist::{self, PersistQueue, Persister};
+use crate::persist::{self, NewRecording, PersistQueue, Persister};
 use crate::pty::{Launcher, SandboxLauncher, SpawnError};
 use crate::sandbox::Identity;
+use crate::session::core::record::RecordingSetup;
 use crate::session::{self, Persistence, SessionConfig, SessionHandle, SessionStart};
 
 #[derive(Debug, thiserror::Error)]
@@ -277,7 +278,7 @@ impl Registry {
                 let identity = self.identity(&claims.user).await?;
                 let cap = store_answered.then_some(claims.max_sessions);
                 Ok(Opened {
-                    handle: self.start(id, identity, size, cap).await?,
+                    handle: self.start(id, identity, size, cap, claims.record).await?,
                     created: true,
                 })
             }
@@ -295,13 +296,16 @@ impl Registry {
     /// Starts a new session `id` of `identity`'s user, at epoch 1. With
     /// `cap`, its record is first claimed in the store within the user's
     /// cap of running sessions (`Store::claim_session`), so no number of
-    /// tickets can start more.
+    /// tickets can start more. With `record_max`, it is recorded, keeping at
+    /// most that many bytes (on a host with a store: a recording lives
+    /// there).
     async fn start(
         self: &Arc<Self>,
         id: SessionId,
         identity: Identity,
         size: Size,
         cap: Option<u32>,
+        record_max: Option<u64>,
     ) -> Result<SessionHandle, StartError> {
         self.check_room()?;
         let program = self.program_for(&identity)?;
@@ -327,11 +331,25 @@ impl Registry {
             }
             _ => false,
         };
+        let mut recording = None;
         let persistence = self.store.as_ref().map(|store| {
             let queue = Arc::new(PersistQueue::default());
             if !claimed {
                 // Written when the store is back.
                 queue.create(record.clone());
+            }
+            if let Some(max_bytes) = record_max {
+                queue.create_recording(NewRecording {
+                    owner: owner.into(),
+                    size,
+                    max_bytes,
+                });
+                recording = Some(RecordingSetup {
+                    at_ms: 0,
+                    bytes: 0,
+                    max_bytes,
+                    marker: format!("recording started on host {}", self.config.host),
+                });
             }
             self.persister(store.store.clone(), id, 1, queue)
         });
@@ -345,6 +363,7 @@ impl Registry {
             persistence,
             restored: None,
             rerun: None,
+            recording,
         });
         if let (Err(_), true, Some(store)) = (&launched, claimed, &self.store) {
             // The claimed place is given back: the program never ran.

@@ -123,6 +123,8 @@ pub struct SessionStart {
     /// What Enter types to run again what the lost host was running,
     /// offered by the restore notice (`core::CoreSetup::rerun`).
     pub rerun: Option<Vec<u8>>,
+    /// Where its recording, if it has one, goes on from.
+    pub recording: Option<core::record::RecordingSetup>,
 }
 
 /// Starts a session's program with `launcher`, and its task. `on_exit`
@@ -144,6 +146,7 @@ pub fn start(
         persistence,
         restored,
         rerun,
+        recording,
     } = start;
     // A key only this program's processes know, which `tl-download` shows
     // with its requests: output that is merely displayed cannot ask.
@@ -174,6 +177,7 @@ pub fn start(
         persist_interval: persistence.as_ref().map(|p| p.interval),
         restored,
         rerun,
+        recording,
         metrics,
     };
     let queue = persistence.map(|p| p.queue);

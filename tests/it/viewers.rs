@@ -62,6 +62,7 @@ fn viewer_ticket(
             owner: host.user.clone(),
             may_type,
         }),
+        record: None,
         issued_at_ms: now,
         expires_at_ms: now + MAX_LIFETIME_MS,
     })

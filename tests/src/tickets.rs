@@ -57,6 +57,7 @@ impl Grant {
             login: self.login,
             max_sessions: 10,
             share: None,
+            record: None,
             issued_at_ms: now,
             expires_at_ms: now + MAX_LIFETIME_MS,
         }

@@ -12,6 +12,7 @@ fn claims() -> Claims {
         login: [0x5c; 32],
         max_sessions: 10,
         share: None,
+        record: None,
         issued_at_ms: NOW,
         expires_at_ms: NOW + MAX_LIFETIME_MS,
     }
@@ -57,6 +58,7 @@ fn the_text_form_is_pinned() {
     expected.extend_from_slice(&[0x5c; 32]);
     expected.push(10); // max_sessions
     expected.push(0); // share: None
+    expected.push(0); // record: None
     // 1_750_000_000_000 and + 60_000 as postcard varints.
     expected.extend_from_slice(&[0x80, 0xb8, 0x83, 0xa1, 0xf7, 0x32]);
     expected.extend_from_slice(&[0xe0, 0x8c, 0x87, 0xa1, 0xf7, 0x32]);
@@ -291,24 +293,26 @@ fn garbage_of_every_kind_is_refused() {
     let verifier = verifier();
     let ticket = signer().sign(&claims()).unwrap();
     let bytes = decode(&ticket);
-    let version_four = {
+    let version_five = {
         let mut b = bytes.clone();
-        b[0] = 4;
+        b[0] = 5;
         encode(&b)
     };
     let cases: Vec<(String, TicketError)> = vec![
         (String::new(), TicketError::Malformed),
         ("A".to_owned(), TicketError::Malformed),
-        ("Aw".to_owned(), TicketError::Malformed),
-        // Version 1, from before tickets carried the session cap, and 2,
-        // from before they carried a share's grant.
+        ("BA".to_owned(), TicketError::Malformed),
+        // Version 1, from before tickets carried the session cap, 2, from
+        // before they carried a share's grant, and 3, from before they
+        // said whether to record.
         ("AQ".to_owned(), TicketError::UnknownVersion),
         ("Ag".to_owned(), TicketError::UnknownVersion),
+        ("Aw".to_owned(), TicketError::UnknownVersion),
         (encode(&[TICKET_VERSION; 64]), TicketError::Malformed),
         (encode(&[TICKET_VERSION; 65]), TicketError::Malformed),
         (encode(&[TICKET_VERSION; 66]), TicketError::BadSignature),
         (encode(&[0; 100]), TicketError::UnknownVersion),
-        (version_four, TicketError::UnknownVersion),
+        (version_five, TicketError::UnknownVersion),
         ("A".repeat(MAX_TICKET_LEN + 1), TicketError::TooLong),
         ("é".repeat(MAX_TICKET_LEN), TicketError::TooLong),
         (format!("{ticket}="), TicketError::Malformed),

@@ -16,6 +16,7 @@ use crate::persist::{self, PersistQueue};
 use crate::pty::ProgramSpec;
 use crate::sandbox::Identity;
 use crate::scrollback::Scrollback;
+use crate::session::core::record::RecordingSetup;
 use crate::session::{SessionHandle, SessionStart};
 
 impl Registry {
@@ -45,7 +46,11 @@ impl Registry {
             // The directory already moved it here and bumped the epoch.
             record.epoch
         };
-        let saved = bounded(store.load_screen(&key)).await?;
+        let (saved, recording) = tokio::join!(
+            bounded(store.load_screen(&key)),
+            bounded(store.get_recording(&key))
+        );
+        let saved = saved?;
         // The record may already name this host (the directory moved it);
         // the host that last saved the screen is the one that was lost.
         let from = saved
@@ -63,6 +68,17 @@ impl Registry {
         preface.extend_from_slice(
             notice_for(&record, saved.as_ref(), &program, rerun.is_some()).as_bytes(),
         );
+        let recording = match recording {
+            Ok(recording) => {
+                recording.map(|r| recording_after_move(&r, from, &self.config.host, epoch))
+            }
+            // The session matters more than its recording: it comes back
+            // unrecorded, and says so in the log.
+            Err(error) => {
+                tracing::warn!(session = %id, %error, "could not read the session's recording; it goes on unrecorded on this host");
+                None
+            }
+        };
         let queue = Arc::new(PersistQueue::default());
         let persistence = self.persister(store, id, epoch, queue);
         self.launch(SessionStart {
@@ -75,7 +91,32 @@ impl Registry {
             persistence: Some(persistence),
             restored: Some((scrollback, preface)),
             rerun,
+            recording,
         })
+    }
+}
+
+/// Where `recording` goes on after its session moved from host `from` to
+/// `host` at `epoch`: after the last moment its blocks hold, and after as
+/// much time as has passed since it started (the gap the move took shows
+/// on the player's timeline), with a marker naming both hosts.
+fn recording_after_move(
+    recording: &store::RecordingRecord,
+    from: &str,
+    host: &str,
+    epoch: u64,
+) -> RecordingSetup {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let since_start = now.saturating_sub(u64::try_from(recording.started_at).unwrap_or(0));
+    RecordingSetup {
+        at_ms: since_start.max(recording.duration_ms),
+        bytes: recording.bytes,
+        max_bytes: recording.max_bytes,
+        marker: format!(
+            "moved from host {from} to host {host} (epoch {epoch}); the screen saved on {from} is drawn again"
+        ),
     }
 }
 

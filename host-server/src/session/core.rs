@@ -17,6 +17,7 @@
 
 mod echo;
 mod input;
+pub mod record;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -37,6 +38,7 @@ use self::echo::EchoWait;
 pub use self::echo::{ECHO_SILENT, ECHO_WAIT};
 pub use self::input::MAX_PENDING_INPUT;
 use self::input::{InputLog, Writer};
+use self::record::{Recorder, RecordingSetup};
 
 /// Longest scrolled lines wait in the emulator during a flood.
 pub const FLOOD_DRAIN_EVERY: Duration = Duration::from_millis(250);
@@ -74,6 +76,9 @@ pub struct CoreSetup {
     /// After a restore: what Enter types to run again the command the
     /// lost host was running (the restore notice offers it).
     pub rerun: Option<Vec<u8>>,
+    /// Record the session (only where it persists: the blocks travel with
+    /// its snapshots).
+    pub recording: Option<RecordingSetup>,
     pub metrics: Arc<Metrics>,
 }
 
@@ -161,6 +166,8 @@ pub struct Snapshot {
     pub screen: Vec<u8>,
     /// Scrollback blocks sealed since the last snapshot.
     pub blocks: Vec<store::ScrollbackBlock>,
+    /// Recording blocks sealed since the last snapshot.
+    pub recording: Vec<store::RecordingBlock>,
     pub size: Size,
     pub title: Option<String>,
     /// When the oldest change in it happened, for the lag measurement.
@@ -271,7 +278,13 @@ pub struct SessionCore {
     echo: EchoWait,
     /// The program's terminal settings as the task last read them.
     tty: TtyModes,
+    recorder: Option<Recorder>,
 }
+
+/// What a recording of a restored session gets before the restored screen
+/// is drawn again: a full reset, so a replay of the recording draws it on
+/// a terminal in the very state of the new host's (ESC c, RIS).
+const RECORDING_RESET: &[u8] = b"\x1bc";
 
 impl SessionCore {
     pub fn new(setup: CoreSetup, now: Instant) -> SessionCore {
@@ -285,12 +298,23 @@ impl SessionCore {
             persist_interval,
             restored,
             rerun,
+            recording,
             metrics,
         } = setup;
         let mut emulator = Emulator::with_budget(size, budget);
         let history = emulator.history_limit();
+        let mut recorder = recording
+            .filter(|_| persist_interval.is_some())
+            .map(|setup| Recorder::new(setup, epoch, now));
+        if let Some(recorder) = &mut recorder {
+            recorder.resize(emulator.size(), now);
+        }
         let scrollback = match restored {
             Some((mut scrollback, preface)) => {
+                if let Some(recorder) = &mut recorder {
+                    recorder.output(RECORDING_RESET, now);
+                    recorder.output(&preface, now);
+                }
                 emulator.feed(&preface);
                 scrollback.set_limit(history);
                 scrollback
@@ -341,6 +365,7 @@ impl SessionCore {
             }),
             echo: EchoWait::default(),
             tty: TtyModes::default(),
+            recorder,
         };
         core.time_sync(now);
         if core.persist.is_some() {
@@ -419,6 +444,9 @@ impl SessionCore {
         self.flood.last_output = now;
         self.flood.gate.on_output(bytes.len(), now);
         self.metrics.pty_bytes_read(bytes.len());
+        if let Some(recorder) = &mut self.recorder {
+            recorder.output(bytes, now);
+        }
         self.emulator.feed(bytes);
         for (key, path) in self.emulator.take_downloads() {
             // Only a user looking at the session can take a file; a
@@ -753,9 +781,15 @@ impl SessionCore {
         p.blocks_queued = self.scrollback.next_seq();
         let changed_at = p.changed_at.take().unwrap_or(now);
         p.due = None;
+        let recording = self
+            .recorder
+            .as_mut()
+            .map(Recorder::take_blocks)
+            .unwrap_or_default();
         self.effects.push_back(Effect::Persist(Snapshot {
             screen: encode_screen(&saved),
             blocks,
+            recording,
             size: saved.size,
             title: saved.title,
             changed_at,
@@ -912,6 +946,9 @@ impl SessionCore {
         // ones move to the scrollback first.
         self.drain_scrolled(true, now);
         self.emulator.resize(fit.granted);
+        if let Some(recorder) = &mut self.recorder {
+            recorder.resize(fit.granted, now);
+        }
         let history = self.emulator.history_limit();
         self.scrollback.set_limit(history);
         if self.persist.is_some() {

@@ -56,6 +56,7 @@ fn idle_session_heap() {
                 persist_interval: Some(Duration::from_millis(100)),
                 restored: None,
                 rerun: None,
+                recording: None,
                 metrics: Arc::new(Metrics::default()),
             },
             now,

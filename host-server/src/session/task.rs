@@ -248,7 +248,8 @@ impl World {
                             state: Some(store::SessionState::Ended),
                             ..Default::default()
                         };
-                        link.queue.push(Vec::new(), Vec::new(), ended, at);
+                        link.queue
+                            .push(Vec::new(), Vec::new(), Vec::new(), ended, at);
                     }
                 }
                 Effect::Flush => {
@@ -332,6 +333,7 @@ impl PersistLink {
         self.queue.push(
             snapshot.screen,
             snapshot.blocks,
+            snapshot.recording,
             update,
             snapshot.changed_at,
         );

@@ -101,6 +101,7 @@ impl Pass {
             login: self.login,
             max_sessions: 10,
             share: None,
+            record: None,
             issued_at_ms: now,
             expires_at_ms: now + 60_000,
         }

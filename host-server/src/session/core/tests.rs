@@ -30,6 +30,7 @@ impl Bench {
             persist_interval: persist.then_some(PERSIST_EVERY),
             restored: None,
             rerun: None,
+            recording: None,
             metrics: Arc::new(Metrics::default()),
         };
         Bench {
@@ -1264,4 +1265,5 @@ fn a_slow_programs_echo_is_waited_for_past_the_echo_wait() {
     assert_eq!(sent.iter().map(|f| f.echo_ack).collect::<Vec<_>>(), [1]);
 }
 
+mod recording;
 mod viewers;

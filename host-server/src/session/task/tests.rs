@@ -40,6 +40,7 @@ fn setup(persist: bool) -> CoreSetup {
         persist_interval: persist.then_some(Duration::from_millis(100)),
         restored: None,
         rerun: None,
+        recording: None,
         metrics: Arc::new(Metrics::default()),
     }
 }
@@ -409,6 +410,7 @@ async fn start_launches_the_program_at_the_size_it_is_granted() {
         persistence: None,
         restored: None,
         rerun: None,
+        recording: None,
     };
     let launcher = FakeLauncher::default();
     let (exited, ended) = oneshot::channel();
