@@ -22,6 +22,7 @@ mod hosts;
 pub mod ids;
 #[cfg(feature = "openapi")]
 pub mod openapi;
+mod recordings;
 mod service;
 pub mod session_id;
 mod sessions;
@@ -32,6 +33,11 @@ pub use hosts::{DrainAnswer, DrainOwner, Host};
 pub use ids::{
     HOST_ID_PATTERN, MAX_HOST_ID_LEN, SESSION_ID_PATTERN, SHARE_ID_PATTERN, valid_host_id,
     valid_share_id,
+};
+pub use recordings::{
+    ExportFormat, ExportQuery, FramesQuery, MAX_FRAME_WINDOW_MS, MAX_FRAMES, MAX_RECORDING_MS,
+    Recording, RecordingDetail, RecordingMarker, RecordingPolicy, RecordingPreference,
+    RecordingPreferenceForm, Recordings,
 };
 pub use service::{
     ClientConfig, Degraded, DegradedStatus, ErrorAnswer, Healthy, HealthyStatus, HostHealth,

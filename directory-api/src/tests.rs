@@ -440,3 +440,112 @@ fn share_ids_are_lowercase_hex() {
         assert!(!valid_share_id(bad), "{bad}");
     }
 }
+
+#[test]
+fn recordings_are_written_as_pinned() {
+    for (policy, text) in [
+        (RecordingPolicy::Off, "off"),
+        (RecordingPolicy::OptIn, "opt-in"),
+        (RecordingPolicy::Always, "always"),
+    ] {
+        pins(policy, json!(text));
+    }
+    let listed = Recording {
+        session: ID,
+        started_at_ms: 1_700_000_000_000,
+        updated_at_ms: 1_700_000_060_000,
+        duration_ms: 59_000,
+        bytes: 4096,
+        cols: 80,
+        rows: 24,
+        title: None,
+        running: true,
+    };
+    pins(
+        Recordings {
+            policy: RecordingPolicy::OptIn,
+            record_new_sessions: false,
+            recordings: vec![listed],
+        },
+        json!({
+            "policy": "opt-in",
+            "record_new_sessions": false,
+            "recordings": [{
+                "session": ID_TEXT, "started_at_ms": 1_700_000_000_000_i64,
+                "updated_at_ms": 1_700_000_060_000_i64, "duration_ms": 59_000,
+                "bytes": 4096, "cols": 80, "rows": 24, "title": null, "running": true
+            }]
+        }),
+    );
+    pins(
+        RecordingDetail {
+            session: ID,
+            cols: 100,
+            rows: 30,
+            started_at_ms: 5,
+            duration_ms: 61_300,
+            bytes: 10,
+            title: Some("vim".into()),
+            markers: vec![RecordingMarker {
+                at_ms: 61_250,
+                text: "restored on h2".into(),
+            }],
+        },
+        json!({
+            "session": ID_TEXT, "cols": 100, "rows": 30, "started_at_ms": 5,
+            "duration_ms": 61_300, "bytes": 10, "title": "vim",
+            "markers": [{ "at_ms": 61_250, "text": "restored on h2" }]
+        }),
+    );
+    pins(
+        RecordingPreference {
+            record_new_sessions: true,
+        },
+        json!({ "record_new_sessions": true }),
+    );
+    for bad in [
+        json!({}),
+        json!({ "record_new_sessions": "yes" }),
+        json!({ "record_new_sessions": true, "x": 1 }),
+    ] {
+        assert!(
+            serde_json::from_value::<RecordingPreference>(bad.clone()).is_err(),
+            "{bad}"
+        );
+    }
+    pins(RecordingPreferenceForm::default(), json!({}));
+    pins(
+        RecordingPreferenceForm {
+            record_new_sessions: Some("on".into()),
+        },
+        json!({ RecordingPreferenceForm::RECORD_NEW_SESSIONS: "on" }),
+    );
+    for format in ExportFormat::ALL {
+        pins(format, json!(format.as_str()));
+    }
+    pins(
+        ExportQuery {
+            format: Some(ExportFormat::Cast3),
+        },
+        json!({ "format": "cast3" }),
+    );
+}
+
+#[test]
+fn frame_windows_are_ordered_and_cut_to_two_minutes() {
+    let window = |from_ms, to_ms| FramesQuery { from_ms, to_ms }.window();
+    assert_eq!(window(None, None), (0, MAX_FRAME_WINDOW_MS));
+    assert_eq!(window(Some(1_000), Some(5_000)), (1_000, 5_000));
+    assert_eq!(window(Some(1_000), None), (1_000, 121_000));
+    assert_eq!(window(Some(1_000), Some(500_000)), (1_000, 121_000));
+    // Backwards is the one moment at from_ms, never a refusal.
+    assert_eq!(window(Some(9_000), Some(5_000)), (9_000, 9_000));
+    assert_eq!(window(Some(u64::MAX), None), (u64::MAX, u64::MAX));
+    // What the document's int64 cannot say is refused.
+    let query = |from_ms, to_ms| FramesQuery { from_ms, to_ms };
+    assert_eq!(query(Some(MAX_RECORDING_MS), Some(0)).invalid(), None);
+    assert_eq!(query(None, None).invalid(), None);
+    let beyond = query(None, Some(MAX_RECORDING_MS + 1)).invalid().unwrap();
+    assert!(beyond.starts_with("to_ms is beyond"), "{beyond}");
+    assert!(query(Some(u64::MAX), None).invalid().is_some());
+}

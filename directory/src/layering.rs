@@ -24,8 +24,8 @@ const LAYERS: &[&[&str]] = &[
     &["accounts", "hosts", "signin"],
     // Placement and failover over HTTP; the identities CLI; settings.
     &["identities", "sessions", "settings"],
-    // Share links, on sessions' ids and refusals.
-    &["shares"],
+    // Share links and recordings, on sessions' ids and refusals.
+    &["recordings", "shares"],
     // Pages and the terminal page's serving.
     &["pages", "web"],
     // The generated description of all of the above.

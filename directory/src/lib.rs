@@ -1,6 +1,7 @@
 //! The directory: accounts and sign-in, host registry, session placement,
 //! failover decisions and drain, as an HTTP JSON API under `/v1`, plus the
-//! browser page, the sign-in page and the sessions page.
+//! browser page, the recordings' player, the sign-in page and the sessions
+//! and recordings pages.
 //!
 //! It keeps no state of its own: hosts renew leases into the shared store,
 //! sessions and logins live there, and every decision is read from and
@@ -16,7 +17,9 @@
 //! ticket signed with the directory's Ed25519 key and bound to user,
 //! session, host, epoch and login, which the host verifies with the public
 //! key ([`sessions`]). An owner's share link ([`shares`]) lets another
-//! signed-in user watch a session with tickets of their own. The failover
+//! signed-in user watch a session with tickets of their own. Owners list,
+//! play, export and delete their sessions' recordings ([`recordings`]),
+//! which hosts write when the owner's ticket tells them to. The failover
 //! decision itself is sans IO in [`failover`]; `sessions.rs` and
 //! `hosts.rs` are the thin HTTP shell around it and the store.
 //!
@@ -45,6 +48,7 @@ pub mod openapi;
 pub mod origins;
 pub mod pages;
 pub mod probe;
+pub mod recordings;
 pub mod sessions;
 pub mod settings;
 pub mod shares;
@@ -60,6 +64,7 @@ pub use error::AppError;
 pub use signin::SignedIn;
 pub use state::{
     AppState, DirectoryConfig, HostToken, LOGIN_LIFETIME, PASSWORD_QUEUE, PASSWORD_THREADS,
+    RecordingConfig,
 };
 
 /// The whole HTTP API and the pages, ready to serve or to call in tests.
@@ -90,6 +95,12 @@ fn routes(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(shares::revoke_json))
         .routes(routes!(shares::redeem))
         .routes(routes!(settings::get_settings, settings::put_settings))
+        .routes(routes!(recordings::list_json))
+        .routes(routes!(recordings::put_preference))
+        .routes(routes!(recordings::detail_json))
+        .routes(routes!(recordings::frames))
+        .routes(routes!(recordings::export))
+        .routes(routes!(recordings::delete_json))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             signin::identify,
@@ -109,6 +120,10 @@ fn routes(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(pages::end_form))
         .routes(routes!(pages::share_form))
         .routes(routes!(pages::revoke_form))
+        .routes(routes!(pages::recordings_page))
+        .routes(routes!(pages::recording_preference_form))
+        .routes(routes!(pages::delete_recording_form))
+        .routes(routes!(web::play))
         .routes(routes!(signin::logout))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
@@ -138,7 +153,8 @@ fn cors(state: &AppState) -> CorsLayer {
 }
 
 /// Serves `app(state)` on an already-bound listener until `shutdown`
-/// completes, then lets requests in flight finish. With `tls`, every
+/// completes, then lets requests in flight finish. Meanwhile it deletes
+/// recordings past the retention (`recordings::keep_retention`). With `tls`, every
 /// connection is a TLS one (HTTPS and WSS); handshakes run in their own
 /// tasks so a slow client never blocks the others. Handlers learn each
 /// peer's address (`ConnectInfo<SocketAddr>`) for rate limits and the
@@ -152,6 +168,12 @@ pub async fn run(
     // Connections get the edge's deadlines (auth::serve): a client that
     // trickles its headers or says nothing is cut, not kept forever.
     let options = state.config.http;
+    // Recordings past the retention are deleted while this replica
+    // serves, and no longer: dropping this future stops the sweep too.
+    let _sweeper = AbortOnDrop(tokio::spawn(recordings::keep_retention(
+        state.store.clone(),
+        state.config.recording.retention,
+    )));
     let app = app(state);
     match tls {
         Some(config) => {
@@ -165,5 +187,14 @@ pub async fn run(
             });
             auth::serve::serve_with(listener, app, options, shutdown).await
         }
+    }
+}
+
+/// A background task that ends with its owner.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

@@ -17,7 +17,7 @@ use anyhow::{Context, bail};
 use auth::ticket::TicketSigner;
 use axum::http::HeaderName;
 use clap::{Parser, Subcommand};
-use directory::{AppState, DirectoryConfig, run};
+use directory::{AppState, DirectoryConfig, RecordingConfig, run};
 
 #[derive(Parser)]
 #[command(
@@ -243,8 +243,57 @@ struct ServeArgs {
         value_parser = clap::value_parser!(u64).range(1..=168)
     )]
     share_ttl_hours: u64,
+    /// Whether new sessions are recorded; sessions already running keep
+    /// what they started with. Users find theirs on /recordings.
+    #[arg(
+        long,
+        env = "THINLINE_RECORDING",
+        value_enum,
+        default_value_t = RecordingArg::OptIn
+    )]
+    recording: RecordingArg,
+    /// The most one recording keeps, in MiB; the host stops recording the
+    /// session there, with a marker saying so.
+    #[arg(
+        long,
+        env = "THINLINE_RECORDING_MAX_MB",
+        default_value_t = 64,
+        value_parser = clap::value_parser!(u64).range(1..=4096)
+    )]
+    recording_max_mb: u64,
+    /// How long a recording is kept after its last write, in days; older
+    /// ones are deleted (checked every 10 minutes).
+    #[arg(
+        long,
+        env = "THINLINE_RECORDING_RETENTION_DAYS",
+        default_value_t = 30,
+        value_parser = clap::value_parser!(u64).range(1..=3650)
+    )]
+    recording_retention_days: u64,
     #[command(flatten)]
     http: auth::serve::HttpArgs,
+}
+
+/// `--recording`, as typed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum RecordingArg {
+    /// Nothing is recorded.
+    Off,
+    /// Each user's new sessions are recorded once they ask for it on
+    /// /recordings.
+    OptIn,
+    /// Every new session is recorded, whatever its user says (audit).
+    Always,
+}
+
+impl RecordingArg {
+    fn policy(self) -> directory_api::RecordingPolicy {
+        match self {
+            RecordingArg::Off => directory_api::RecordingPolicy::Off,
+            RecordingArg::OptIn => directory_api::RecordingPolicy::OptIn,
+            RecordingArg::Always => directory_api::RecordingPolicy::Always,
+        }
+    }
 }
 
 async fn open_store(spec: &str) -> anyhow::Result<Arc<dyn store::Store>> {
@@ -487,10 +536,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             })
         })
         .transpose()?;
-    if let Some(dir) = &args.static_dir
-        && !dir.join("index.html").exists()
-    {
-        tracing::warn!(dir = %dir.display(), "no index.html in the static folder; run `cargo xtask build` first");
+    if let Some(dir) = &args.static_dir {
+        for page in ["index.html", "play.html"] {
+            if !dir.join(page).exists() {
+                tracing::warn!(dir = %dir.display(), "no {page} in the static folder; run `cargo xtask build` first");
+            }
+        }
     }
     let store = open_store(&args.store).await?;
     match store.list_host_enrolments().await {
@@ -557,6 +608,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         http: args.http.options(),
         login_limits: auth::limit::LoginLimits::default(),
         host_tls,
+        recording: RecordingConfig {
+            policy: args.recording.policy(),
+            max_bytes: args.recording_max_mb << 20,
+            retention: Duration::from_secs(args.recording_retention_days * 24 * 3600),
+        },
     };
     if config.host_token.is_none() {
         tracing::warn!(
@@ -570,6 +626,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
              use `directory host drain ID --store ...`"
         );
     }
+    tracing::info!(
+        policy = ?config.recording.policy,
+        max_mb = args.recording_max_mb,
+        retention_days = args.recording_retention_days,
+        "session recording"
+    );
     let kind = store.kind();
     let state = AppState::new(store, config).context("starting the password-check threads")?;
     println!("thinline: directory listening on {scheme}://{shown}/");

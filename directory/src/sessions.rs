@@ -14,7 +14,10 @@
 //! Every answer that sends the browser to a host carries a ticket: claims
 //! naming the user, the session, the host, the epoch and the login, signed
 //! with the directory's key and valid for a minute. The host admits the
-//! browser on it alone. A session of another user answers exactly like an
+//! browser on it alone. An owner's ticket also says whether to record the
+//! session, and how much to keep (`Claims::record`: the deployment's
+//! `--recording` policy and, under `opt-in`, the owner's choice); a
+//! viewer's never does. A session of another user answers exactly like an
 //! unknown one (404), so ids cannot be probed for.
 //!
 //! New sessions get their id here (16 random bytes) and epoch 1; the host
@@ -159,7 +162,7 @@ pub async fn placement(
         .await?
         .into_target();
     let (ticket, ticket_expires_in_ms) =
-        issue_ticket(&state, &signed_in, id, &target.host, epoch, share)?;
+        issue_ticket(&state, &signed_in, id, &target.host, epoch, share).await?;
     Ok(Json(Placement {
         session: id,
         host: target.host,
@@ -207,7 +210,8 @@ async fn new_session(state: &AppState, signed_in: &SignedIn) -> Result<Placement
     let now = state.store.now().await?;
     let host = least_loaded(&hosts, now, None).ok_or(AppError::NoHealthyHost)?;
     let id = mint_session_id()?;
-    let (ticket, ticket_expires_in_ms) = issue_ticket(state, signed_in, id, &host.id, 1, None)?;
+    let (ticket, ticket_expires_in_ms) =
+        issue_ticket(state, signed_in, id, &host.id, 1, None).await?;
     tracing::info!(session = %id, %user, host = %host.id, "placed a new session");
     Ok(Placement {
         session: id,
@@ -264,7 +268,7 @@ pub async fn unreachable(
     let answer = match resolve(&state, record, Asked::Unreachable(&report)).await? {
         Resolved::Retry(target, epoch) => {
             let (ticket, ticket_expires_in_ms) =
-                issue_ticket(&state, &signed_in, id, &target.host, epoch, share)?;
+                issue_ticket(&state, &signed_in, id, &target.host, epoch, share).await?;
             UnreachableAnswer::RetryOwner {
                 host: target.host,
                 url: target.url,
@@ -277,7 +281,7 @@ pub async fn unreachable(
         }
         Resolved::Current(target, epoch) | Resolved::Moved(target, epoch) => {
             let (ticket, ticket_expires_in_ms) =
-                issue_ticket(&state, &signed_in, id, &target.host, epoch, share)?;
+                issue_ticket(&state, &signed_in, id, &target.host, epoch, share).await?;
             UnreachableAnswer::Moved {
                 host: target.host,
                 url: target.url,
@@ -336,7 +340,7 @@ pub async fn renew_ticket(
         .await?
         .into_target();
     let (ticket, ticket_expires_in_ms) =
-        issue_ticket(&state, &signed_in, id, &target.host, epoch, share)?;
+        issue_ticket(&state, &signed_in, id, &target.host, epoch, share).await?;
     Ok(Json(Placement {
         session: id,
         host: target.host,
@@ -535,7 +539,12 @@ async fn viewer_grant(
 
 /// Signs a ticket for `user` to attach to `session` on `host` at `epoch`
 /// (as a viewer, with `share`); returns it with its lifetime.
-fn issue_ticket(
+///
+/// An owner's ticket says whether to record the session (`record`: the
+/// most bytes to keep) as the deployment's policy and the owner's choice
+/// say; a host reads it only when it starts the session. A viewer's never
+/// does: recording is the owner's business, not the watcher's.
+async fn issue_ticket(
     state: &AppState,
     signed_in: &SignedIn,
     session: SessionId,
@@ -543,6 +552,13 @@ fn issue_ticket(
     epoch: u64,
     share: Option<ShareGrant>,
 ) -> Result<(String, u64), AppError> {
+    let record = match share {
+        Some(_) => None,
+        None => state
+            .records_new_sessions(&signed_in.user)
+            .await?
+            .then_some(state.config.recording.max_bytes),
+    };
     let issued_at_ms = auth::ticket::now_ms();
     let claims = Claims {
         user: signed_in.user.clone(),
@@ -556,6 +572,7 @@ fn issue_ticket(
             .try_into()
             .unwrap_or(u32::MAX),
         share,
+        record,
         issued_at_ms,
         expires_at_ms: issued_at_ms + TICKET_LIFETIME_MS,
     };

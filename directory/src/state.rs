@@ -15,6 +15,7 @@ use auth::limit::{LoginLimiter, LoginLimits};
 use auth::password_pool::PasswordPool;
 use auth::ticket::TicketSigner;
 use axum::http::HeaderName;
+use directory_api::RecordingPolicy;
 use store::Store;
 
 use crate::origins::origin;
@@ -28,6 +29,37 @@ pub const SHARE_LIFETIME: Duration = Duration::from_secs(12 * 3600);
 
 /// The longest a share link may last: the store's own bound.
 pub const MAX_SHARE_LIFETIME: Duration = Duration::from_millis(store::MAX_SHARE_TTL_MS);
+
+/// What a recording keeps at most unless told otherwise
+/// (`--recording-max-mb`): 64 MiB of compressed blocks.
+pub const RECORDING_MAX_BYTES: u64 = 64 << 20;
+
+/// How long recordings are kept after their last write unless told
+/// otherwise (`--recording-retention-days`).
+pub const RECORDING_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// Whether and how sessions are recorded on this deployment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordingConfig {
+    /// Off, on for users who asked, or on for every session (audit).
+    pub policy: RecordingPolicy,
+    /// What tickets tell hosts to keep at most of one recording; the host
+    /// stops recording there, with a marker saying so.
+    pub max_bytes: u64,
+    /// Recordings last written longer ago than this (by the store's clock)
+    /// are deleted by the retention sweep.
+    pub retention: Duration,
+}
+
+impl Default for RecordingConfig {
+    fn default() -> Self {
+        RecordingConfig {
+            policy: RecordingPolicy::OptIn,
+            max_bytes: RECORDING_MAX_BYTES,
+            retention: RECORDING_RETENTION,
+        }
+    }
+}
 
 /// How the directory behaves; everything else it reads from the store.
 #[derive(Clone, Debug)]
@@ -90,6 +122,8 @@ pub struct DirectoryConfig {
     /// `None`: https hosts cannot be probed (no evidence either way) and
     /// are not told when a session ends.
     pub host_tls: Option<Arc<rustls::ClientConfig>>,
+    /// Session recording: the policy tickets carry, and retention.
+    pub recording: RecordingConfig,
 }
 
 /// The hosts' shared secret; its `Debug` never shows it.
@@ -134,6 +168,7 @@ impl Default for DirectoryConfig {
             http: auth::serve::ServeOptions::default(),
             login_limits: LoginLimits::default(),
             host_tls: None,
+            recording: RecordingConfig::default(),
         }
     }
 }
@@ -178,6 +213,17 @@ pub const PASSWORD_THREADS: usize = 2;
 pub const PASSWORD_QUEUE: usize = 32;
 
 impl AppState {
+    /// Whether `user`'s new sessions are recorded: never under the `off`
+    /// policy, always under `always`, and as the user chose under
+    /// `opt-in` (the only case that reads the store).
+    pub async fn records_new_sessions(&self, user: &str) -> store::Result<bool> {
+        match self.config.recording.policy {
+            RecordingPolicy::Off => Ok(false),
+            RecordingPolicy::Always => Ok(true),
+            RecordingPolicy::OptIn => self.store.recording_opt_in(user).await,
+        }
+    }
+
     /// Fails only if the password threads cannot be started.
     pub fn new(store: Arc<dyn Store>, config: DirectoryConfig) -> std::io::Result<AppState> {
         Ok(AppState {

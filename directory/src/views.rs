@@ -1,5 +1,6 @@
 //! The server-rendered pages' HTML: the sign-in form, the user's sessions
-//! (with their share links), a new share link, and errors.
+//! (with their share links), a new share link, the user's recordings, and
+//! errors.
 //!
 //! They are plain HTML with no script and no inline style (their policy,
 //! [`FORM_PAGE_POLICY`], allows neither), styled by the static
@@ -14,7 +15,9 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use directory_api::{LoginForm, ShareForm};
+use directory_api::{
+    ExportFormat, LoginForm, RecordingPolicy, RecordingPreferenceForm, Recordings, ShareForm,
+};
 use maud::{DOCTYPE, Markup, html};
 use store::{Millis, SessionRecord, SessionState, ShareRecord};
 
@@ -237,6 +240,8 @@ pub fn sessions_list(user: &str, sessions: &[SessionRecord], shares: &[ShareReco
                 nav {
                     a href="/" { "Terminal" }
                     " "
+                    a href="/recordings" { "Recordings" }
+                    " "
                     form method="post" action="/logout" {
                         button type="submit" { "Sign out" }
                     }
@@ -244,6 +249,136 @@ pub fn sessions_list(user: &str, sessions: &[SessionRecord], shares: &[ShareReco
             }
             (table)
             p { a href="/?new=1" { "Start a new session" } }
+        },
+    )
+}
+
+/// A recording's length as people say it: `42 s`, `3 min 05 s`,
+/// `1 h 02 min`.
+pub fn duration(ms: u64) -> String {
+    let seconds = ms / 1000;
+    let (hours, minutes, seconds) = (seconds / 3600, seconds / 60 % 60, seconds % 60);
+    if hours > 0 {
+        format!("{hours} h {minutes:02} min")
+    } else if minutes > 0 {
+        format!("{minutes} min {seconds:02} s")
+    } else {
+        format!("{seconds} s")
+    }
+}
+
+/// A size in bytes, in binary units with one decimal: `512 B`, `1.5 KiB`.
+pub fn size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+/// The deployment's recording policy in one sentence, for the user.
+fn policy_sentence(policy: RecordingPolicy) -> &'static str {
+    match policy {
+        RecordingPolicy::Off => "Recording is off on this deployment.",
+        RecordingPolicy::OptIn => "Your new sessions are recorded if you turn it on below.",
+        RecordingPolicy::Always => "Every session is recorded on this deployment (audit).",
+    }
+}
+
+/// What an empty list means, and what to do about it.
+fn no_recordings_hint(recordings: &Recordings) -> &'static str {
+    match (recordings.policy, recordings.record_new_sessions) {
+        (RecordingPolicy::Off, _) => "None will be made while recording is off.",
+        (RecordingPolicy::OptIn, false) => {
+            "Tick \u{201c}Record my new sessions\u{201d} and save: the sessions you start from then on are recorded."
+        }
+        (RecordingPolicy::OptIn, true) | (RecordingPolicy::Always, _) => {
+            "The sessions you start from now on are recorded and listed here."
+        }
+    }
+}
+
+/// The link that exports recording `id` as `format`.
+fn export_link(id: &str, format: ExportFormat) -> String {
+    format!("/v1/recordings/{id}/export?format={}", format.as_str())
+}
+
+/// The recordings page for `user`: the policy, the choice to be recorded
+/// (under `opt-in`), and each recording with a way to play, export and
+/// delete it.
+pub fn recordings_list(user: &str, recordings: &Recordings) -> Markup {
+    let list = &recordings.recordings;
+    document(
+        "Recordings · Thinline",
+        html! {
+            header {
+                h1 { "Recordings of " (user) }
+                nav {
+                    a href="/" { "Terminal" }
+                    " "
+                    a href="/sessions" { "Sessions" }
+                    " "
+                    form method="post" action="/logout" {
+                        button type="submit" { "Sign out" }
+                    }
+                }
+            }
+            p { (policy_sentence(recordings.policy)) }
+            @if recordings.policy == RecordingPolicy::OptIn {
+                form method="post" action="/recordings/preference" {
+                    label {
+                        input type="checkbox" name=(RecordingPreferenceForm::RECORD_NEW_SESSIONS)
+                            value="on" checked[recordings.record_new_sessions];
+                        " Record my new sessions"
+                    }
+                    " "
+                    button type="submit" { "Save" }
+                }
+            }
+            @if list.is_empty() {
+                p { "No recordings yet." }
+                p { (no_recordings_hint(recordings)) }
+            } @else {
+                table {
+                    thead {
+                        tr {
+                            th { "Started (UTC)" } th { "Title" } th { "Duration" } th { "Size" }
+                            th { "State" } th {}
+                        }
+                    }
+                    tbody {
+                        @for recording in list {
+                            @let id = recording.session.to_string();
+                            tr {
+                                td { (utc_minute(recording.started_at_ms)) }
+                                td { (recording.title.as_deref().unwrap_or("")) }
+                                td { (duration(recording.duration_ms)) }
+                                td { (size(recording.bytes)) }
+                                td { @if recording.running { "running" } }
+                                td {
+                                    a href={ "/play?recording=" (id) } { "Play" }
+                                    " "
+                                    a href=(export_link(&id, ExportFormat::Cast)) { "asciicast" }
+                                    " "
+                                    a href=(export_link(&id, ExportFormat::Cast3)) { "asciicast v3" }
+                                    " "
+                                    a href=(export_link(&id, ExportFormat::Txt)) { "text" }
+                                    " "
+                                    form method="post" action={ "/recordings/" (id) "/delete" } {
+                                        button type="submit" { "Delete" }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
         },
     )
 }
@@ -402,6 +537,87 @@ mod tests {
         };
         let page = sessions_list("ada", &[ended], &[]).into_string();
         assert!(!page.contains("/share\""));
+    }
+
+    fn recordings(policy: RecordingPolicy, on: bool, titles: &[Option<&str>]) -> Recordings {
+        Recordings {
+            policy,
+            record_new_sessions: on,
+            recordings: titles
+                .iter()
+                .enumerate()
+                .map(|(n, title)| directory_api::Recording {
+                    session: protocol::SessionId([u8::try_from(n).unwrap_or(0); 16]),
+                    started_at_ms: 60_000,
+                    updated_at_ms: 120_000,
+                    duration_ms: 3_723_000,
+                    bytes: 1536,
+                    cols: 80,
+                    rows: 24,
+                    title: title.map(str::to_owned),
+                    running: n == 0,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn recordings_are_listed_escaped_with_their_links() {
+        let page = recordings_list(
+            "ada",
+            &recordings(RecordingPolicy::OptIn, true, &[Some("<b>vim</b>"), None]),
+        )
+        .into_string();
+        assert!(!page.contains("<b>vim"), "{page}");
+        assert!(page.contains("&lt;b&gt;vim&lt;/b&gt;"));
+        assert!(page.contains("Your new sessions are recorded if you turn it on below."));
+        assert!(
+            page.contains("name=\"record_new_sessions\" value=\"on\" checked"),
+            "{page}"
+        );
+        assert!(page.contains("<td>1970-01-01 00:01</td>"));
+        assert!(page.contains("<td>1 h 02 min</td>") && page.contains("<td>1.5 KiB</td>"));
+        assert_eq!(page.matches("<td>running</td>").count(), 1, "{page}");
+        let first = "00000000000000000000000000000000";
+        assert!(page.contains(&format!("href=\"/play?recording={first}\"")));
+        assert!(page.contains(&format!(
+            "href=\"/v1/recordings/{first}/export?format=cast3\""
+        )));
+        assert!(page.contains(&format!("action=\"/recordings/{first}/delete\"")));
+        assert!(page.contains("href=\"/sessions\""));
+
+        let unticked =
+            recordings_list("ada", &recordings(RecordingPolicy::OptIn, false, &[])).into_string();
+        assert!(!unticked.contains("checked"));
+        assert!(unticked.contains("No recordings yet."));
+        assert!(unticked.contains("Record my new sessions"));
+        for (policy, sentence) in [
+            (RecordingPolicy::Off, "Recording is off on this deployment."),
+            (
+                RecordingPolicy::Always,
+                "Every session is recorded on this deployment (audit).",
+            ),
+        ] {
+            let page = recordings_list("ada", &recordings(policy, false, &[])).into_string();
+            assert!(page.contains(sentence), "{page}");
+            assert!(
+                !page.contains("/recordings/preference"),
+                "no choice: {page}"
+            );
+        }
+    }
+
+    #[test]
+    fn lengths_and_sizes_read_as_people_say_them() {
+        assert_eq!(duration(0), "0 s");
+        assert_eq!(duration(59_999), "59 s");
+        assert_eq!(duration(65_000), "1 min 05 s");
+        assert_eq!(duration(3_600_000), "1 h 00 min");
+        assert_eq!(size(0), "0 B");
+        assert_eq!(size(1023), "1023 B");
+        assert_eq!(size(1024), "1.0 KiB");
+        assert_eq!(size(64 << 20), "64.0 MiB");
+        assert_eq!(size(u64::MAX), "16777216.0 TiB");
     }
 
     #[test]

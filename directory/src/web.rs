@@ -2,8 +2,9 @@
 //! the list of directory replicas for the browser, and the static page
 //! with a Content-Security-Policy that lets it reach the live hosts.
 //!
-//! The page itself (`/` and `/index.html`) is for signed-in users: anyone
-//! else is sent to `/login` (303). Its assets need no login, since the
+//! The page itself (`/` and `/index.html`), and the recordings' player
+//! (`/play`, the built `play.html`), are for signed-in users: anyone else
+//! is sent to `/login` (303). Their assets need no login, since the
 //! sign-in page uses the stylesheet and none of them holds anything of a
 //! user's.
 //!
@@ -125,7 +126,7 @@ pub async fn page(
     signed_in: Option<SignedIn>,
     request: Request,
 ) -> Response {
-    terminal_page(state, signed_in, request).await
+    built_page(state, signed_in, request, BuiltPage::Terminal).await
 }
 
 /// The terminal page under its file's name, as `/`
@@ -146,14 +147,55 @@ pub async fn index_html(
     signed_in: Option<SignedIn>,
     request: Request,
 ) -> Response {
-    terminal_page(state, signed_in, request).await
+    built_page(state, signed_in, request, BuiltPage::Terminal).await
 }
 
-/// The terminal page, for a signed-in user; anyone else goes to `/login`.
-async fn terminal_page(
+/// The recordings' player; ?recording=ID chooses the recording
+#[utoipa::path(
+    get,
+    path = "/play",
+    security(("loginCookie" = [])),
+    responses(
+        (status = 200, description = "the player", content_type = "text/html", body = String, headers(("ETag" = String))),
+        (status = 303, description = "not signed in: to /login", headers(("Location" = String))),
+        (status = 304, description = "the copy the browser has is current (If-None-Match named its ETag)", headers(("ETag" = String))),
+        (status = 404, description = "this directory serves no player (started without --static-dir, or its folder has no play.html)", body = ErrorAnswer),
+        (status = 503, description = "the store is unavailable", body = ErrorAnswer),
+    )
+)]
+pub async fn play(
+    state: State<AppState>,
+    signed_in: Option<SignedIn>,
+    request: Request,
+) -> Response {
+    built_page(state, signed_in, request, BuiltPage::Player).await
+}
+
+/// The pages the build writes into the static folder that are served
+/// only to signed-in users, with the page's policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum BuiltPage {
+    /// `index.html`, at `/`.
+    Terminal,
+    /// `play.html`, at `/play`.
+    Player,
+}
+
+impl BuiltPage {
+    fn file(self) -> &'static str {
+        match self {
+            BuiltPage::Terminal => "index.html",
+            BuiltPage::Player => "play.html",
+        }
+    }
+}
+
+/// A built page, for a signed-in user; anyone else goes to `/login`.
+async fn built_page(
     State(state): State<AppState>,
     signed_in: Option<SignedIn>,
     mut request: Request,
+    built: BuiltPage,
 ) -> Response {
     if signed_in.is_none() {
         return Redirect::to("/login").into_response();
@@ -161,9 +203,9 @@ async fn terminal_page(
     let Some(dir) = &state.config.static_dir else {
         return not_found().await.into_response();
     };
-    let index = dir.join("index.html");
-    // A page that cannot be read is ServeFile's 404 below, without a tag.
-    let tag = tokio::fs::read(&index)
+    let file = dir.join(built.file());
+    // A page that cannot be read is the 404 below, without a tag.
+    let tag = tokio::fs::read(&file)
         .await
         .ok()
         .map(|bytes| PageTag::of(&bytes));
@@ -184,7 +226,7 @@ async fn terminal_page(
             if request.headers().contains_key(header::IF_NONE_MATCH) {
                 request.headers_mut().remove(header::IF_MODIFIED_SINCE);
             }
-            let served = ServeFile::new(&index)
+            let served = ServeFile::new(&file)
                 .precompressed_br()
                 .precompressed_gzip()
                 .oneshot(request)
@@ -193,6 +235,15 @@ async fn terminal_page(
                 Ok(response) => response.into_response(),
                 Err(infallible) => match infallible {},
             };
+            if response.status() == StatusCode::NOT_FOUND {
+                // ServeFile's own 404 has no body; say what is missing,
+                // as the document promises.
+                return AppError::NotFound(format!(
+                    "this directory's static folder has no {}; run `cargo xtask build`",
+                    built.file()
+                ))
+                .into_response();
+            }
             if let Some(tag) = &tag {
                 let coding = response
                     .headers()
@@ -307,15 +358,18 @@ async fn asset_caching(request: Request, next: Next) -> Response {
 pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
 /// Sends any other spelling of the page (`/%69ndex.html`, `/./index.html`)
-/// to `/`, where the login is checked.
+/// to `/`, and the player's file to `/play`, where the login is checked.
 async fn only_assets(request: Request, next: Next) -> Response {
     let path = request.uri().path().to_ascii_lowercase();
-    if path.ends_with("/index.html")
-        || path.ends_with("/index.html.br")
-        || path.ends_with("/index.html.gz")
-        || path.contains(['%', '\\'])
-        || path.contains("/.")
-    {
+    let named = |file: &str| {
+        ["", ".br", ".gz"]
+            .iter()
+            .any(|suffix| path.ends_with(&format!("/{file}{suffix}")))
+    };
+    if named("play.html") {
+        return Redirect::to("/play").into_response();
+    }
+    if named("index.html") || path.contains(['%', '\\']) || path.contains("/.") {
         return Redirect::to("/").into_response();
     }
     next.run(request).await

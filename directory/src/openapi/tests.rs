@@ -146,6 +146,20 @@ fn host(drain: Option<DrainOwner>) -> Host {
     }
 }
 
+fn recording(title: Option<&str>, running: bool) -> Recording {
+    Recording {
+        session: ID,
+        started_at_ms: 1_700_000_000_000,
+        updated_at_ms: 1_700_000_060_000,
+        duration_ms: 59_000,
+        bytes: 4096,
+        cols: 80,
+        rows: 24,
+        title: title.map(str::to_owned),
+        running,
+    }
+}
+
 const SHARE_ID: &str = "0123456789abcdef0123456789abcdef";
 const TOKEN: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
 
@@ -289,6 +303,54 @@ fn answers() -> Vec<(&'static str, &'static str, u16, Value)> {
                 bell: Bell::Notify,
                 cursor: CursorStyle::Underline,
                 ..Settings::default()
+            }),
+        ),
+        (
+            "get",
+            "/v1/recordings",
+            200,
+            to_json(Recordings {
+                policy: RecordingPolicy::OptIn,
+                record_new_sessions: true,
+                recordings: vec![recording(Some("vim"), true), recording(None, false)],
+            }),
+        ),
+        (
+            "get",
+            "/v1/recordings",
+            200,
+            to_json(Recordings {
+                policy: RecordingPolicy::Always,
+                record_new_sessions: true,
+                recordings: Vec::new(),
+            }),
+        ),
+        (
+            "get",
+            "/v1/recordings",
+            200,
+            to_json(Recordings {
+                policy: RecordingPolicy::Off,
+                record_new_sessions: false,
+                recordings: Vec::new(),
+            }),
+        ),
+        (
+            "get",
+            "/v1/recordings/{id}",
+            200,
+            to_json(RecordingDetail {
+                session: ID,
+                cols: 80,
+                rows: 24,
+                started_at_ms: 1_700_000_000_000,
+                duration_ms: 61_300,
+                bytes: 4096,
+                title: None,
+                markers: vec![RecordingMarker {
+                    at_ms: 61_250,
+                    text: "restored on h2 after h1 was lost".into(),
+                }],
             }),
         ),
         (
@@ -504,6 +566,44 @@ async fn requests_the_types_make_are_allowed_and_refused_ones_are_not() {
         assert_valid(&share_form, &good, "the share form");
     }
 
+    let preference = request_schema(
+        &document,
+        "put",
+        "/v1/recordings/preference",
+        "application/json",
+    );
+    for on in [true, false] {
+        assert_valid(
+            &preference,
+            &to_json(RecordingPreference {
+                record_new_sessions: on,
+            }),
+            "a recording preference",
+        );
+    }
+    for bad in [
+        json!({}),
+        json!({ "record_new_sessions": "on" }),
+        json!({ "record_new_sessions": true, "x": 1 }),
+        json!([true]),
+    ] {
+        assert!(!preference.is_valid(&bad), "{bad}");
+    }
+    let preference_form = request_schema(
+        &document,
+        "post",
+        "/recordings/preference",
+        "application/x-www-form-urlencoded",
+    );
+    for good in [
+        to_json(RecordingPreferenceForm::default()),
+        to_json(RecordingPreferenceForm {
+            record_new_sessions: Some("on".into()),
+        }),
+    ] {
+        assert_valid(&preference_form, &good, "the recording form");
+    }
+
     let settings = request_schema(&document, "put", "/v1/settings", "application/json");
     for good in [
         to_json(Settings::default()),
@@ -557,15 +657,20 @@ async fn published_id_patterns_accept_exactly_what_the_handlers_accept() {
         "é".repeat(16),
         String::new(),
     ];
-    for path in [
-        "/v1/sessions/{id}/end",
-        "/v1/sessions/{id}/unreachable",
-        "/v1/sessions/{id}/ticket",
-        "/v1/sessions/{id}/shares",
-        "/sessions/{id}/end",
-        "/sessions/{id}/share",
+    for (path, method) in [
+        ("/v1/sessions/{id}/end", "post"),
+        ("/v1/sessions/{id}/unreachable", "post"),
+        ("/v1/sessions/{id}/ticket", "post"),
+        ("/v1/sessions/{id}/shares", "post"),
+        ("/sessions/{id}/end", "post"),
+        ("/sessions/{id}/share", "post"),
+        ("/v1/recordings/{id}", "get"),
+        ("/v1/recordings/{id}/frames", "get"),
+        ("/v1/recordings/{id}/export", "get"),
+        ("/v1/recordings/{id}/delete", "post"),
+        ("/recordings/{id}/delete", "post"),
     ] {
-        let schema = param(path, "post");
+        let schema = param(path, method);
         for id in &session_ids {
             assert_eq!(
                 schema.is_valid(&json!(id)),
@@ -653,7 +758,7 @@ async fn every_documented_operation_is_routed() {
             operations += 1;
         }
     }
-    assert_eq!(operations, 27);
+    assert_eq!(operations, 37);
     // And the fallbacks themselves are what an unknown path gets.
     let (status, body) = call(Method::GET, "/v1/nothing").await;
     assert_eq!(status, StatusCode::NOT_FOUND);

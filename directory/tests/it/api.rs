@@ -724,6 +724,16 @@ pub async fn config_health_and_openapi(db: &Db) {
         ("/sessions/{id}/end", "post"),
         ("/sessions/{id}/share", "post"),
         ("/shares/{id}/revoke", "post"),
+        ("/v1/recordings", "get"),
+        ("/v1/recordings/preference", "put"),
+        ("/v1/recordings/{id}", "get"),
+        ("/v1/recordings/{id}/frames", "get"),
+        ("/v1/recordings/{id}/export", "get"),
+        ("/v1/recordings/{id}/delete", "post"),
+        ("/recordings", "get"),
+        ("/recordings/preference", "post"),
+        ("/recordings/{id}/delete", "post"),
+        ("/play", "get"),
     ];
     let listed: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
     assert_eq!(listed, routes.len());

@@ -295,3 +295,43 @@ fn hosts_are_enrolled_listed_re_enrolled_and_removed() {
         "{listed}"
     );
 }
+
+#[test]
+fn recording_is_configured_within_bounds() {
+    let help = directory(&["serve", "--help"], "");
+    assert!(help.status.success());
+    let help = text(&help.stdout);
+    for shown in [
+        "--recording <RECORDING>",
+        "off:",
+        "opt-in:",
+        "always:",
+        "[default: opt-in]",
+        "--recording-max-mb <RECORDING_MAX_MB>",
+        "[default: 64]",
+        "--recording-retention-days <RECORDING_RETENTION_DAYS>",
+        "[default: 30]",
+        "THINLINE_RECORDING=",
+    ] {
+        assert!(help.contains(shown), "{shown} in {help}");
+    }
+    // Refused before anything is opened: no store is named.
+    for (flag, value) in [
+        ("--recording", "sometimes"),
+        ("--recording-max-mb", "0"),
+        ("--recording-max-mb", "4097"),
+        ("--recording-retention-days", "0"),
+        ("--recording-retention-days", "3651"),
+    ] {
+        let refused = directory(
+            &["serve", "--store", "sqlite:/nonexistent/x.db", flag, value],
+            "",
+        );
+        assert!(!refused.status.success(), "{flag} {value}");
+        let stderr = text(&refused.stderr);
+        assert!(
+            stderr.contains(&format!("invalid value '{value}' for '{flag}")),
+            "{flag} {value}: {stderr}"
+        );
+    }
+}

@@ -3,8 +3,9 @@
 //! schema per test) whenever `DATABASE_URL` is set. Each test in `api`
 //! (hosts, placement, failover, the page), `signin` (accounts, cookies,
 //! limits and device cookies, origins, the trusted proxy), `owners` (ownership, tickets,
-//! hot desking, the cap, ending sessions) and `shares` (share links and
-//! their viewers) is written once over a
+//! hot desking, the cap, ending sessions), `shares` (share links and
+//! their viewers) and `recordings` (session recordings, their policy and
+//! retention) is written once over a
 //! [`harness::Db`] and generated per backend here.
 
 // Test helpers outside `#[test]` fns unwrap too: a failure is the test's
@@ -15,6 +16,7 @@ mod api;
 mod cli;
 mod harness;
 mod owners;
+mod recordings;
 mod shares;
 mod signin;
 mod tls;
@@ -84,4 +86,13 @@ on_backends![
     shares::a_redeemed_link_opens_exactly_its_session_to_a_viewer,
     shares::revoked_expired_and_ended_links_open_nothing,
     shares::a_link_opened_signed_out_survives_signing_in,
+    recordings::recordings_are_their_owners_alone,
+    recordings::recordings_are_listed_with_their_markers,
+    recordings::frames_replay_the_recording,
+    recordings::exports_are_casts_and_text,
+    recordings::deleting_a_recording_removes_every_block,
+    recordings::the_choice_to_be_recorded_is_the_users_where_the_policy_allows,
+    recordings::tickets_tell_hosts_to_record_as_the_policy_says,
+    recordings::recordings_past_the_retention_are_deleted,
+    recordings::the_player_is_served_as_the_page_is,
 ];

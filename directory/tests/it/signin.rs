@@ -621,6 +621,7 @@ pub async fn a_forged_or_foreign_device_cookie_is_no_exemption(db: &Db) {
             login: [2; 32],
             max_sessions: 10,
             share: None,
+            record: None,
             issued_at_ms: now,
             expires_at_ms: now + 60_000,
         })
