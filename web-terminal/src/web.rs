@@ -78,6 +78,9 @@
 //!   reconnects (a new session after the program exited), but never takes
 //!   a replaced session back.
 
+// The player's build keeps only what `player.rs` draws with.
+#![cfg_attr(feature = "player", allow(dead_code, unused_imports))]
+
 mod draw;
 mod fetch;
 mod full_screen;
@@ -85,6 +88,8 @@ mod input;
 mod keybar;
 mod paint;
 mod panels;
+#[cfg(feature = "player")]
+mod player;
 mod search_bar;
 mod settings_panel;
 
@@ -230,8 +235,9 @@ extern "C" {
     fn thinline_files(event: &str, socket_url: &str);
 }
 
-/// Installs the client on the page. Called by `static/loader.js`.
-#[wasm_bindgen]
+/// Installs the client on the page. Called by `static/loader.js`. Not in
+/// the player's build, which draws recordings only (`player.rs`).
+#[cfg_attr(not(feature = "player"), wasm_bindgen)]
 pub fn start() -> Result<(), JsValue> {
     let window = web_sys::window().ok_or_else(|| js_err("no window"))?;
     let document = window.document().ok_or_else(|| js_err("no document"))?;

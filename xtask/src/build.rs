@@ -34,19 +34,6 @@ pub fn build_wasm_client() -> Result<()> {
     let version = tools::locked_wasm_bindgen_version(&root)?;
     let wasm_bindgen = tools::ensure_wasm_bindgen(&version)?;
 
-    cmd::run(cmd::cargo().args([
-        "build",
-        "--package",
-        "web-terminal",
-        "--target",
-        tools::WASM_TARGET,
-        "--profile",
-        "wasm",
-    ]))?;
-    let wasm = cmd::target_dir()
-        .join(tools::WASM_TARGET)
-        .join("wasm")
-        .join("web_terminal.wasm");
     // wasm-bindgen's output is an intermediate: only `page::assemble`'s
     // hashed copies are served.
     let bindgen_dir = cmd::target_dir().join("wasm-bindgen");
@@ -54,18 +41,41 @@ pub fn build_wasm_client() -> Result<()> {
         std::fs::remove_dir_all(&bindgen_dir)
             .with_context(|| format!("clearing {}", bindgen_dir.display()))?;
     }
-    cmd::run(
-        Command::new(&wasm_bindgen)
-            .current_dir(&root)
-            .args(["--target", "web", "--out-dir"])
-            .arg(&bindgen_dir)
-            .args(["--out-name", "web_terminal"])
-            .arg(&wasm),
-    )?;
-
-    let bindgen_wasm = bindgen_dir.join("web_terminal_bg.wasm");
-    if let Some(wasm_opt) = tools::find_or_install_wasm_opt() {
-        optimise(&wasm_opt, &bindgen_wasm)?;
+    let wasm_opt = tools::find_or_install_wasm_opt();
+    // The terminal, then the recording player: the same crate, the player
+    // with only its drawing (`web-terminal/src/web/player.rs`), so neither
+    // page downloads the other's code. One after the other: cargo puts
+    // both at the same path.
+    for (name, features) in [(page::TERMINAL, None), (page::PLAYER, Some("player"))] {
+        let mut build = cmd::cargo();
+        build.args([
+            "build",
+            "--package",
+            "web-terminal",
+            "--target",
+            tools::WASM_TARGET,
+            "--profile",
+            "wasm",
+        ]);
+        if let Some(features) = features {
+            build.args(["--features", features]);
+        }
+        cmd::run(&mut build)?;
+        let wasm = cmd::target_dir()
+            .join(tools::WASM_TARGET)
+            .join("wasm")
+            .join("web_terminal.wasm");
+        cmd::run(
+            Command::new(&wasm_bindgen)
+                .current_dir(&root)
+                .args(["--target", "web", "--out-dir"])
+                .arg(&bindgen_dir)
+                .args(["--out-name", name])
+                .arg(&wasm),
+        )?;
+        if let Some(wasm_opt) = &wasm_opt {
+            optimise(wasm_opt, &bindgen_dir.join(format!("{name}_bg.wasm")))?;
+        }
     }
     // Where earlier builds put the client; nothing reads it any more.
     let legacy = root.join("static").join("pkg");

@@ -30,9 +30,15 @@ use sha2::{Digest as _, Sha256};
 /// serves everything in it as immutable.
 pub const ASSETS: &str = "assets";
 
+/// wasm-bindgen's output names (`--out-name`): the terminal's client and
+/// the recording player's.
+pub const TERMINAL: &str = "web_terminal";
+pub const PLAYER: &str = "player";
 /// Where the glue imports the wasm from: wasm-bindgen 0.2.130 (`--target
-/// web`) writes `new URL('web_terminal_bg.wasm', import.meta.url)`.
-const GLUE_WASM_REFERENCE: &str = "'web_terminal_bg.wasm'";
+/// web`) writes `new URL('<out-name>_bg.wasm', import.meta.url)`.
+fn glue_wasm_reference(name: &str) -> String {
+    format!("'{name}_bg.wasm'")
+}
 /// What installing the page as an app needs, copied as they are.
 const APP_FILES: [&str; 2] = ["manifest.webmanifest", "icon.svg"];
 
@@ -46,6 +52,10 @@ const LOADER_SHARE_REFERENCE: &str = "'./share.js'";
 /// The page's references (`static/index.html`).
 const PAGE_STYLE_REFERENCE: &str = "href=\"style.css\"";
 const PAGE_LOADER_REFERENCE: &str = "src=\"loader.js\"";
+/// The player page's references (`static/play.html`, `static/play.js`).
+const PLAY_SCRIPT_REFERENCE: &str = "src=\"play.js\"";
+const PLAY_STYLE_REFERENCE: &str = "href=\"play.css\"";
+const PLAY_GLUE_REFERENCE: &str = "'./player.js'";
 
 /// What one build wrote, for the size report.
 #[derive(Debug)]
@@ -67,13 +77,8 @@ pub fn assemble(source: &Path, bindgen: &Path, out: &Path) -> Result<Vec<BuiltFi
     let assets = out.join(ASSETS);
     std::fs::create_dir_all(&assets).with_context(|| format!("creating {}", assets.display()))?;
 
-    let wasm = read(&bindgen.join("web_terminal_bg.wasm"))?;
-    let wasm_name = write_hashed(&assets, "web_terminal_bg", "wasm", &wasm)?;
-
-    let glue = read_text(&bindgen.join("web_terminal.js"))?;
-    let glue = replace_once(&glue, GLUE_WASM_REFERENCE, &format!("'{wasm_name}'"))
-        .context("wasm-bindgen's glue (a new wasm-bindgen version?)")?;
-    let glue_name = write_hashed(&assets, "web_terminal", "js", glue.as_bytes())?;
+    let (wasm_name, glue_name) = client(bindgen, &assets, TERMINAL)?;
+    let (player_wasm_name, player_glue_name) = client(bindgen, &assets, PLAYER)?;
 
     // Loaded on demand, so not part of a first visit's bytes.
     let files = read_text(&source.join("files.js"))?;
@@ -136,6 +141,40 @@ pub fn assemble(source: &Path, bindgen: &Path, out: &Path) -> Result<Vec<BuiltFi
     let index = without_comments(&index);
     write(&out.join("index.html"), index.as_bytes())?;
 
+    // The recording player: its own page, script and wasm, none of which
+    // the terminal's first visit loads.
+    let play_script = read_text(&source.join("play.js"))?;
+    let play_script = replace_once(
+        &play_script,
+        PLAY_GLUE_REFERENCE,
+        &format!("'./{player_glue_name}'"),
+    )
+    .context("static/play.js")?;
+    let play_script = without_line_comments(&play_script);
+    let play_script_name = write_hashed(&assets, "play", "js", play_script.as_bytes())?;
+    let play_style = read_text(&source.join("play.css"))?;
+    let play_style_name = write_hashed(&assets, "play", "css", play_style.as_bytes())?;
+    let play = read_text(&source.join("play.html"))?;
+    let play = replace_once(
+        &play,
+        PAGE_STYLE_REFERENCE,
+        &format!("href=\"{ASSETS}/{style_name}\""),
+    )
+    .context("static/play.html")?;
+    let play = replace_once(
+        &play,
+        PLAY_SCRIPT_REFERENCE,
+        &format!("src=\"{ASSETS}/{play_script_name}\""),
+    )
+    .context("static/play.html")?;
+    let play = replace_once(
+        &play,
+        PLAY_STYLE_REFERENCE,
+        &format!("href=\"{ASSETS}/{play_style_name}\""),
+    )
+    .context("static/play.html")?;
+    write(&out.join("play.html"), without_comments(&play).as_bytes())?;
+
     // The web app manifest and its icon keep plain names: an installed
     // app finds them again by those, and they are tiny and `no-cache`.
     for name in APP_FILES {
@@ -155,10 +194,28 @@ pub fn assemble(source: &Path, bindgen: &Path, out: &Path) -> Result<Vec<BuiltFi
         format!("{ASSETS}/{files_name}"),
         format!("{ASSETS}/{settings_name}"),
         format!("{ASSETS}/{share_name}"),
+        "play.html".to_owned(),
+        format!("{ASSETS}/{play_script_name}"),
+        format!("{ASSETS}/{play_style_name}"),
+        format!("{ASSETS}/{player_glue_name}"),
+        format!("{ASSETS}/{player_wasm_name}"),
     ] {
         built.push(precompress(out, &name)?);
     }
     Ok(built)
+}
+
+/// Writes wasm-bindgen's output `name` (`<name>_bg.wasm` and its glue
+/// `<name>.js`) under hashed names, the glue pointing at the wasm's; says
+/// both names.
+fn client(bindgen: &Path, assets: &Path, name: &str) -> Result<(String, String)> {
+    let wasm = read(&bindgen.join(format!("{name}_bg.wasm")))?;
+    let wasm_name = write_hashed(assets, &format!("{name}_bg"), "wasm", &wasm)?;
+    let glue = read_text(&bindgen.join(format!("{name}.js")))?;
+    let glue = replace_once(&glue, &glue_wasm_reference(name), &format!("'{wasm_name}'"))
+        .context("wasm-bindgen's glue (a new wasm-bindgen version?)")?;
+    let glue_name = write_hashed(assets, name, "js", glue.as_bytes())?;
+    Ok((wasm_name, glue_name))
 }
 
 /// `js` without its whole-line `//` comments (the loader's: it has no

@@ -39,6 +39,22 @@ impl Scratch {
             "module_or_path = new URL('web_terminal_bg.wasm', import.meta.url);\n",
         );
         self.put("bindgen/web_terminal_bg.wasm", wasm);
+        self.put(
+            "static/play.html",
+            "<!-- The player. -->\n<link rel=\"stylesheet\" href=\"style.css\">\n\
+             <link rel=\"stylesheet\" href=\"play.css\">\n\
+             <script type=\"module\" src=\"play.js\"></script>\n",
+        );
+        self.put("static/play.css", "#stage { color: white; }\n");
+        self.put(
+            "static/play.js",
+            "// The player's script.\nimport init, { Player } from './player.js';\n",
+        );
+        self.put(
+            "bindgen/player.js",
+            "module_or_path = new URL('player_bg.wasm', import.meta.url);\n",
+        );
+        self.put("bindgen/player_bg.wasm", &format!("player {wasm}"));
     }
 
     fn assemble(&self) -> Vec<BuiltFile> {
@@ -137,6 +153,38 @@ fn every_reference_names_a_hashed_file_that_exists() {
         "{glue_text}"
     );
     assert!(!glue_text.contains("'web_terminal_bg.wasm'"));
+
+    // The player: its page, its script, its glue and its wasm.
+    let play = scratch.text("play.html");
+    let play_script = asset(&names, "play", "js");
+    assert!(play.contains(&format!("href=\"assets/{style}\"")), "{play}");
+    assert!(
+        play.contains(&format!("src=\"assets/{play_script}\"")),
+        "{play}"
+    );
+    assert!(!play.contains("<!--"), "comments kept: {play}");
+    let play_style = asset(&names, "play", "css");
+    assert!(
+        play.contains(&format!("href=\"assets/{play_style}\"")),
+        "{play}"
+    );
+    let player_glue = asset(&names, "player", "js");
+    let player_wasm = asset(&names, "player_bg", "wasm");
+    let script_text = scratch.text(&format!("{ASSETS}/{play_script}"));
+    assert!(
+        script_text.contains(&format!("'./{player_glue}'")),
+        "{script_text}"
+    );
+    assert!(!script_text.contains("//"), "comments kept: {script_text}");
+    let player_glue_text = scratch.text(&format!("{ASSETS}/{player_glue}"));
+    assert!(
+        player_glue_text.contains(&format!("new URL('{player_wasm}'")),
+        "{player_glue_text}"
+    );
+    assert!(
+        !loader_text.contains("player"),
+        "the terminal's loader must not load the player: {loader_text}"
+    );
 }
 
 #[test]
@@ -171,6 +219,10 @@ fn a_changed_wasm_renames_everything_that_leads_to_it_and_leaves_no_stale_file()
         ("files", "js"),
         ("settings", "js"),
         ("share", "js"),
+        ("play", "js"),
+        ("play", "css"),
+        ("player", "js"),
+        ("player_bg", "wasm"),
     ]
     .iter()
     .map(|(stem, ext)| asset(&after, stem, ext))
