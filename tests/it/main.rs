@@ -17,6 +17,7 @@ mod isolation;
 mod outage;
 mod prediction;
 mod protocol_e2e;
+mod recording;
 mod restore;
 mod sharing;
 mod soak;

@@ -40,6 +40,7 @@ pub fn test_all() -> Result<()> {
 
     fuzz_directory_api(&build::directory_binary(), &build::host_binary())?;
 
+    let asciinema = tools::ensure_asciinema()?;
     cmd::step("running every test, browser end-to-end tests included");
     cmd::run(
         cmd::cargo()
@@ -55,7 +56,9 @@ pub fn test_all() -> Result<()> {
             .env("THINLINE_CONTAINERS", "1")
             .env("THINLINE_CONTAINER_ENGINE", image::engine()?.join(" "))
             .env("CHROMIUM", tools::CHROMIUM)
-            .env("CHROMEDRIVER", tools::CHROMEDRIVER),
+            .env("CHROMEDRIVER", tools::CHROMEDRIVER)
+            // The recording test checks its exports with the reference tool.
+            .env("ASCIINEMA", asciinema),
     )?;
     cmd::step("all checks passed");
     Ok(())

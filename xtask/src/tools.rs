@@ -263,6 +263,15 @@ pub fn ensure_python_yaml() -> Result<()> {
     apt_install(&["python3", "python3-yaml"])
 }
 
+/// The reference asciicast tool (asciinema's Python release, which reads
+/// asciicast v2), against which the recording test checks our exports.
+const ASCIINEMA_VERSION: &str = "2.4.0";
+
+/// `asciinema` at [`ASCIINEMA_VERSION`], in its venv.
+pub fn ensure_asciinema() -> Result<PathBuf> {
+    Ok(ensure_python_package("asciinema", ASCIINEMA_VERSION)?.bin("asciinema"))
+}
+
 /// The API fuzz driver, which names the schemathesis version its flags
 /// are for (`SCHEMATHESIS_VERSION = "..."`): the one place it is pinned.
 pub fn fuzz_driver() -> PathBuf {
