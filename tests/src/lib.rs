@@ -20,6 +20,7 @@ pub mod bench_files;
 pub mod bench_memory;
 pub mod bench_page;
 pub mod bench_persist;
+pub mod bench_recording;
 pub mod browser;
 pub mod client;
 pub mod cluster;

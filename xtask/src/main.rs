@@ -161,7 +161,7 @@ fn no_extra_args(rest: &[String]) -> Result<()> {
 
 /// What `cargo xtask bench` measures; `failover`, `capacity`, `memory`,
 /// `soak`, `page`, `files` and `echo` run only when named.
-const BENCH_VERBS: [&str; 15] = [
+const BENCH_VERBS: [&str; 16] = [
     "latency",
     "viewers",
     "start",
@@ -171,6 +171,7 @@ const BENCH_VERBS: [&str; 15] = [
     "files",
     "echo",
     "persist",
+    "recording",
     "failover",
     "capacity",
     "memory",
@@ -191,7 +192,7 @@ fn bench(rest: &[String]) -> Result<()> {
         [one] if BENCH_VERBS.contains(&one.as_str()) => one.as_str(),
         _ => {
             bail!(
-                "bench takes one of: latency, viewers, start, throughput, size, page, files, echo, persist, failover, capacity, memory, auth, soak, all"
+                "bench takes one of: latency, viewers, start, throughput, size, page, files, echo, persist, recording, failover, capacity, memory, auth, soak, all"
             )
         }
     };

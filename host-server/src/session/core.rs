@@ -281,6 +281,11 @@ pub struct SessionCore {
     recorder: Option<Recorder>,
 }
 
+/// The first line a recorded session shows: nobody is recorded without
+/// being told, whichever policy recorded them.
+pub const RECORDING_NOTICE: &[u8] =
+    b"\x1b[2m-- thinline: this session is recorded; your recordings are at /recordings --\x1b[0m\r\n";
+
 /// What a recording of a restored session gets before the restored screen
 /// is drawn again: a full reset, so a replay of the recording draws it on
 /// a terminal in the very state of the new host's (ESC c, RIS).
@@ -308,6 +313,10 @@ impl SessionCore {
             .map(|setup| Recorder::new(setup, epoch, now));
         if let Some(recorder) = &mut recorder {
             recorder.resize(emulator.size(), now);
+        }
+        if let (Some(recorder), None) = (&mut recorder, &restored) {
+            recorder.output(RECORDING_NOTICE, now);
+            emulator.feed(RECORDING_NOTICE);
         }
         let scrollback = match restored {
             Some((mut scrollback, preface)) => {

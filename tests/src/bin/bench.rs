@@ -36,7 +36,7 @@ const THROUGHPUT_TIMEOUT: Duration = Duration::from_secs(300);
 /// What can be measured; `failover`, `capacity`, `memory` and `soak` are
 /// left out of `all` (they take minutes and start hundreds of processes),
 /// and so are `page`, `files` and `echo` (they need Chromium; `files` moves 2 GiB).
-const VERBS: [&str; 16] = [
+const VERBS: [&str; 17] = [
     "latency",
     "viewers",
     "start",
@@ -46,6 +46,7 @@ const VERBS: [&str; 16] = [
     "files",
     "echo",
     "persist",
+    "recording",
     "failover",
     // `cargo xtask bench failover --containers`: the process figures,
     // then the same on the containerised cluster.
@@ -126,7 +127,7 @@ fn main() -> ExitCode {
     let which = std::env::args().nth(1).unwrap_or_else(|| "all".into());
     if !VERBS.contains(&which.as_str()) {
         eprintln!(
-            "usage: bench [latency|viewers|start|throughput|size|page|persist|failover|failover-containers|capacity|memory|auth|soak|all]"
+            "usage: bench [latency|viewers|start|throughput|size|page|persist|recording|failover|failover-containers|capacity|memory|auth|soak|all]"
         );
         return ExitCode::FAILURE;
     }
@@ -199,6 +200,12 @@ fn main() -> ExitCode {
         let persisted = runtime.block_on(tests::bench_persist::persist(&progress));
         let persisted = persisted.map(|lines| figures.extend(lines));
         report(&mut failed, persisted, "persistence");
+    }
+    if all || which == "recording" {
+        let mut lines = Vec::new();
+        let result = runtime.block_on(tests::bench_recording::recording(&progress, &mut lines));
+        figures.extend(lines);
+        report(&mut failed, result, "recording");
     }
     if all || which == "auth" {
         let mut lines = Vec::new();

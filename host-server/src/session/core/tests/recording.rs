@@ -132,6 +132,17 @@ fn a_restored_session_records_a_reset_then_the_screen_drawn_again() {
 }
 
 #[test]
+fn a_recorded_session_says_so_first_and_a_restored_one_redraws_what_it_said() {
+    let bench = recorded(None, 0);
+    let first = bench.core.emulator.screen_text()[0].clone();
+    assert!(first.contains("this session is recorded"), "{first:?}");
+    // A restore draws the saved screen, which holds the notice already.
+    let preface = b"old output\r\n".to_vec();
+    let restored = recorded(Some((Scrollback::new(SCROLLBACK_LINES), preface)), 9);
+    assert_eq!(restored.core.emulator.screen_text()[0], "old output");
+}
+
+#[test]
 fn a_session_without_a_store_records_nothing() {
     let now = Instant::now();
     let setup = CoreSetup {
