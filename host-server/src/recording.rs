@@ -105,5 +105,46 @@ pub fn decode_block(bytes: &[u8]) -> Result<Vec<TimedEvent>, BlockError> {
     Ok(events)
 }
 
+/// Events in a line each, for the tests of everything that reads them.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::{Event, TimedEvent};
+    use protocol::Size;
+
+    pub(crate) fn out(at_ms: u64, bytes: &[u8]) -> TimedEvent {
+        TimedEvent {
+            at_ms,
+            event: Event::Output(bytes.to_vec()),
+        }
+    }
+
+    pub(crate) fn resize(at_ms: u64, cols: u16, rows: u16) -> TimedEvent {
+        TimedEvent {
+            at_ms,
+            event: Event::Resize(Size { cols, rows }),
+        }
+    }
+
+    pub(crate) fn marker(at_ms: u64, label: &str) -> TimedEvent {
+        TimedEvent {
+            at_ms,
+            event: Event::Marker(label.into()),
+        }
+    }
+
+    /// `len` bytes from a small deterministic generator, so the noise is
+    /// the same every run.
+    pub(crate) fn noise(seed: &mut u64, len: usize) -> Vec<u8> {
+        (0..len)
+            .map(|_| {
+                *seed = seed
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                (*seed >> 56) as u8
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -1,25 +1,13 @@
 use super::*;
-
-fn at(at_ms: u64, event: Event) -> TimedEvent {
-    TimedEvent { at_ms, event }
-}
+use crate::recording::testing::{marker, out, resize};
 
 #[test]
 fn a_block_round_trips_its_events_and_times() {
     let events = vec![
-        at(1_000, Event::Output(b"$ ls\r\n".to_vec())),
-        at(
-            1_000,
-            Event::Resize(Size {
-                cols: 100,
-                rows: 30,
-            }),
-        ),
-        at(
-            61_250,
-            Event::Marker("restored on h2 after h1 was lost".into()),
-        ),
-        at(61_300, Event::Output(vec![0xff, 0x1b, b'['])),
+        out(1_000, b"$ ls\r\n"),
+        resize(1_000, 100, 30),
+        marker(61_250, "restored on h2 after h1 was lost"),
+        out(61_300, &[0xff, 0x1b, b'[']),
     ];
     let block = encode_block(&events);
     assert_eq!(decode_block(&block), Ok(events));

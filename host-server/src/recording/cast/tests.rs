@@ -3,27 +3,7 @@
 //! scrollback and screen would hold.
 
 use super::*;
-
-fn out(at_ms: u64, bytes: &[u8]) -> TimedEvent {
-    TimedEvent {
-        at_ms,
-        event: Event::Output(bytes.to_vec()),
-    }
-}
-
-fn resize(at_ms: u64, cols: u16, rows: u16) -> TimedEvent {
-    TimedEvent {
-        at_ms,
-        event: Event::Resize(Size { cols, rows }),
-    }
-}
-
-fn marker(at_ms: u64, label: &str) -> TimedEvent {
-    TimedEvent {
-        at_ms,
-        event: Event::Marker(label.into()),
-    }
-}
+use crate::recording::testing::{marker, noise, out, resize};
 
 fn header(cols: u16, rows: u16, title: Option<&str>) -> Header {
     Header {
@@ -236,18 +216,6 @@ fn times_never_go_back() {
         &[out(u64::MAX, b"z")],
     );
     assert_eq!(lines(&late)[1], r#"[18446744073709551.615, "o", "z"]"#);
-}
-
-/// A small deterministic generator, so the noise is the same every run.
-fn noise(seed: &mut u64, len: usize) -> Vec<u8> {
-    (0..len)
-        .map(|_| {
-            *seed = seed
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            (*seed >> 56) as u8
-        })
-        .collect()
 }
 
 #[test]

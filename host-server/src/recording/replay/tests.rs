@@ -6,29 +6,9 @@ use protocol::{Color, Modes};
 use web_terminal::screen::Screen;
 
 use super::*;
+use crate::recording::testing::{marker, noise, out, resize};
 
 const SIZE: Size = Size { cols: 40, rows: 6 };
-
-fn out(at_ms: u64, bytes: &[u8]) -> TimedEvent {
-    TimedEvent {
-        at_ms,
-        event: Event::Output(bytes.to_vec()),
-    }
-}
-
-fn resize(at_ms: u64, cols: u16, rows: u16) -> TimedEvent {
-    TimedEvent {
-        at_ms,
-        event: Event::Resize(Size { cols, rows }),
-    }
-}
-
-fn marker(at_ms: u64, label: &str) -> TimedEvent {
-    TimedEvent {
-        at_ms,
-        event: Event::Marker(label.into()),
-    }
-}
 
 fn text_of(screen: &Screen) -> Vec<String> {
     (0..screen.size().rows)
@@ -379,18 +359,6 @@ fn events_out_of_time_order_are_taken_as_happening_in_order() {
     }
     assert_eq!(text_of(&screen)[..3], ["one", "two", "three"]);
     assert_eq!(text_of(&screen), final_screen(SIZE, &events));
-}
-
-/// A small deterministic generator, so the garbage is the same every run.
-fn noise(seed: &mut u64, len: usize) -> Vec<u8> {
-    (0..len)
-        .map(|_| {
-            *seed = seed
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            (*seed >> 56) as u8
-        })
-        .collect()
 }
 
 #[test]

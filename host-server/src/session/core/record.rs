@@ -259,9 +259,7 @@ mod tests {
         let t0 = Instant::now();
         let mut rec = Recorder::new(setup(600), 1, t0);
         // Incompressible output, so the block outgrows the limit.
-        let noise: Vec<u8> = (0..4_000u32)
-            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
-            .collect();
+        let noise = crate::recording::testing::noise(&mut 3, 4_000);
         rec.output(&noise, t0);
         let blocks = rec.take_blocks();
         assert_eq!(blocks.len(), 1);

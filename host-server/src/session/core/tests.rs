@@ -17,22 +17,30 @@ struct Bench {
     now: Instant,
 }
 
+/// Session 7 of host h1 at epoch 1, default size, nothing restored.
+fn setup(budget: CellBudget, persist: bool) -> CoreSetup {
+    CoreSetup {
+        id: SessionId([7; 16]),
+        host: "h1".into(),
+        epoch: 1,
+        size: Size::default(),
+        budget,
+        idle_timeout: IDLE,
+        persist_interval: persist.then_some(PERSIST_EVERY),
+        restored: None,
+        rerun: None,
+        recording: None,
+        metrics: Arc::new(Metrics::default()),
+    }
+}
+
 impl Bench {
     fn new(budget: CellBudget, persist: bool) -> Bench {
+        Bench::of(setup(budget, persist))
+    }
+
+    fn of(setup: CoreSetup) -> Bench {
         let now = Instant::now();
-        let setup = CoreSetup {
-            id: SessionId([7; 16]),
-            host: "h1".into(),
-            epoch: 1,
-            size: Size::default(),
-            budget,
-            idle_timeout: IDLE,
-            persist_interval: persist.then_some(PERSIST_EVERY),
-            restored: None,
-            rerun: None,
-            recording: None,
-            metrics: Arc::new(Metrics::default()),
-        };
         Bench {
             core: SessionCore::new(setup, now),
             now,

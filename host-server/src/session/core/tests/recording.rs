@@ -6,30 +6,24 @@ use crate::recording::replay::final_screen;
 use crate::recording::{Event, TimedEvent, decode_block};
 use crate::session::core::record::RecordingSetup;
 
+fn recording(at_ms: u64) -> Option<RecordingSetup> {
+    Some(RecordingSetup {
+        at_ms,
+        bytes: 0,
+        max_bytes: 1 << 20,
+        marker: "moved from host h1 to host h2 (epoch 4)".into(),
+    })
+}
+
+/// A recorded session of host h2 at epoch 4, persisting.
 fn recorded(restored: Option<(Scrollback, Vec<u8>)>, at_ms: u64) -> Bench {
-    let now = Instant::now();
-    let setup = CoreSetup {
-        id: SessionId([7; 16]),
+    Bench::of(CoreSetup {
         host: "h2".into(),
         epoch: 4,
-        size: Size::default(),
-        budget: CellBudget::default(),
-        idle_timeout: IDLE,
-        persist_interval: Some(PERSIST_EVERY),
         restored,
-        rerun: None,
-        recording: Some(RecordingSetup {
-            at_ms,
-            bytes: 0,
-            max_bytes: 1 << 20,
-            marker: "moved from host h1 to host h2 (epoch 4)".into(),
-        }),
-        metrics: Arc::new(Metrics::default()),
-    };
-    Bench {
-        core: SessionCore::new(setup, now),
-        now,
-    }
+        recording: recording(at_ms),
+        ..setup(CellBudget::default(), true)
+    })
 }
 
 impl Bench {
@@ -144,25 +138,9 @@ fn a_recorded_session_says_so_first_and_a_restored_one_redraws_what_it_said() {
 
 #[test]
 fn a_session_without_a_store_records_nothing() {
-    let now = Instant::now();
-    let setup = CoreSetup {
-        id: SessionId([7; 16]),
-        host: "h1".into(),
-        epoch: 1,
-        size: Size::default(),
-        budget: CellBudget::default(),
-        idle_timeout: IDLE,
-        persist_interval: None,
-        restored: None,
-        rerun: None,
-        recording: Some(RecordingSetup {
-            at_ms: 0,
-            bytes: 0,
-            max_bytes: 1 << 20,
-            marker: "recording started on host h1".into(),
-        }),
-        metrics: Arc::new(Metrics::default()),
-    };
-    let core = SessionCore::new(setup, now);
-    assert!(core.recorder.is_none());
+    let bench = Bench::of(CoreSetup {
+        recording: recording(0),
+        ..setup(CellBudget::default(), false)
+    });
+    assert!(bench.core.recorder.is_none());
 }
