@@ -68,17 +68,12 @@ impl Registry {
         preface.extend_from_slice(
             notice_for(&record, saved.as_ref(), &program, rerun.is_some()).as_bytes(),
         );
-        let recording = match recording {
-            Ok(recording) => {
-                recording.map(|r| recording_after_move(&r, from, &self.config.host, epoch))
-            }
-            // The session matters more than its recording: it comes back
-            // unrecorded, and says so in the log.
-            Err(error) => {
-                tracing::warn!(session = %id, %error, "could not read the session's recording; it goes on unrecorded on this host");
-                None
-            }
-        };
+        // A recording goes on where its session does, or the session does
+        // not come back yet: under an audit policy a restore that could
+        // not read it must not go on unrecorded. The store answered the
+        // screen a moment ago, so the page's next try will do.
+        let recording =
+            recording?.map(|r| recording_after_move(&r, from, &self.config.host, epoch));
         let queue = Arc::new(PersistQueue::default());
         let persistence = self.persister(store, id, epoch, queue);
         self.launch(SessionStart {
@@ -252,6 +247,48 @@ fn format_utc(millis: store::Millis) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_moved_recording_goes_on_after_its_last_moment_and_its_start_and_names_both_hosts() {
+        let now = i64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .expect("a clock after 1970")
+                .as_millis(),
+        )
+        .expect("a clock before 2262");
+        let recording = store::RecordingRecord {
+            session: "ab".repeat(16),
+            owner: "alice".into(),
+            started_at: now - 60_000,
+            updated_at: now - 5_000,
+            cols: 80,
+            rows: 24,
+            max_bytes: 1 << 20,
+            bytes: 4_000,
+            blocks: 3,
+            duration_ms: 55_000,
+        };
+        let setup = recording_after_move(&recording, "h1", "h2", 3);
+        // A minute after it started, not where its last block ended: the
+        // time the move took shows.
+        assert!((60_000..70_000).contains(&setup.at_ms), "{setup:?}");
+        assert_eq!((setup.bytes, setup.max_bytes), (4_000, 1 << 20));
+        assert!(
+            setup
+                .marker
+                .starts_with("moved from host h1 to host h2 (epoch 3)")
+        );
+        // A host whose clock is behind the store's never goes back in time.
+        let ahead = store::RecordingRecord {
+            duration_ms: 10_000_000,
+            ..recording
+        };
+        assert_eq!(
+            recording_after_move(&ahead, "h1", "h2", 3).at_ms,
+            10_000_000
+        );
+    }
 
     #[test]
     fn the_notice_names_host_time_and_command() {
