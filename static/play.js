@@ -42,6 +42,8 @@ async function answer(r) {
 }
 
 function clockTime(ms) {
+  // Under a minute, tenths: a short recording's moments stay apart.
+  if ((meta?.duration_ms ?? ms) < 60_000) return `${(ms / 1000).toFixed(1)} s`;
   const s = Math.floor(ms / 1000);
   const h = Math.floor(s / 3600);
   const mm = String(Math.floor(s / 60) % 60);

@@ -370,8 +370,13 @@ pub fn recordings_list(user: &str, recordings: &Recordings) -> Markup {
                                     " "
                                     a href=(export_link(&id, ExportFormat::Txt)) { "text" }
                                     " "
-                                    form method="post" action={ "/recordings/" (id) "/delete" } {
-                                        button type="submit" { "Delete" }
+                                    // Two steps: a recording deleted is gone,
+                                    // blocks and all.
+                                    details {
+                                        summary { "Delete…" }
+                                        form method="post" action={ "/recordings/" (id) "/delete" } {
+                                            button type="submit" { "Delete it for good" }
+                                        }
                                     }
                                 }
                             }

@@ -238,11 +238,12 @@ async fn record(test: &str, cluster: &mut Cluster, browser: &Browser) -> Result<
 
     // Deleted on its page: the row and every block leave the store.
     goto(browser, &format!("{directory}/recordings")).await?;
+    let delete = format!("form[action='/recordings/{session}/delete']");
+    // It asks first: the button shows once "Delete…" is opened.
     browser
-        .click(&format!(
-            "form[action='/recordings/{session}/delete'] button"
-        ))
+        .click(&format!("details:has({delete}) > summary"))
         .await?;
+    browser.click(&format!("{delete} button")).await?;
     wait_until(PATIENCE, "the recording to leave the store", || async {
         let row = store.get_recording(&session).await?;
         let blocks = store.recording_blocks(&session, None, 10).await?;
