@@ -38,7 +38,7 @@ use directory_api::{
     RecordingMarker, RecordingPolicy, RecordingPreference, Recordings,
 };
 use host_server::recording::cast::{Exporter, Format, Header};
-use host_server::recording::replay::{encode_window, window};
+use host_server::recording::replay::{Playhead, encode_window};
 use host_server::recording::{Event, TimedEvent, decode_block};
 use protocol::{SessionId, Size};
 use store::{
@@ -191,6 +191,7 @@ pub async fn delete_recording(state: &AppState, user: &str, id: &str) -> Result<
     let id = parse_session_id(id)?;
     match state.store.delete_recording(user, &id.to_string()).await {
         Ok(()) => {
+            forget_playheads(&id.to_string());
             tracing::info!(session = %id, owner = %user, "deleted a recording");
             Ok(())
         }
@@ -212,6 +213,42 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(work)
         .await
         .map_err(|error| AppError::Internal(format!("replaying a recording failed: {error}")))
+}
+
+/// Replays left where their last window ended, newest first: a player
+/// playing on asks for the minute after the one it has, and is served
+/// from here instead of a replay from the recording's start. As many as
+/// replays run at once, so a directory holds at most twice as many
+/// emulators as [`REPLAYS`] lets run.
+static PLAYHEADS: std::sync::Mutex<Vec<(String, Playhead)>> = std::sync::Mutex::new(Vec::new());
+const PLAYHEADS_KEPT: usize = 2;
+
+fn playheads() -> std::sync::MutexGuard<'static, Vec<(String, Playhead)>> {
+    PLAYHEADS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A playhead of `session` that can serve `events` from `from_ms`, taken
+/// out of the cache, or a new one at the start.
+fn playhead_for(session: &str, size: Size, events: &[TimedEvent], from_ms: u64) -> Playhead {
+    let mut kept = playheads();
+    match kept
+        .iter()
+        .position(|(s, p)| s == session && p.serves(events, from_ms))
+    {
+        Some(i) => kept.remove(i).1,
+        None => Playhead::new(size),
+    }
+}
+
+fn keep_playhead(session: String, playhead: Playhead) {
+    let mut kept = playheads();
+    kept.insert(0, (session, playhead));
+    kept.truncate(PLAYHEADS_KEPT);
+}
+
+/// A deleted recording leaves nothing of itself in memory either.
+fn forget_playheads(session: &str) {
+    playheads().retain(|(s, _)| s != session);
 }
 
 /// Waits for a turn among [`REPLAYS`].
@@ -428,8 +465,14 @@ pub async fn frames(
         cols: recording.cols,
         rows: recording.rows,
     };
-    let body =
-        blocking(move || encode_window(&window(size, &events, from_ms, to_ms, MAX_FRAMES))).await?;
+    let session = recording.session.clone();
+    let body = blocking(move || {
+        let mut playhead = playhead_for(&session, size, &events, from_ms);
+        let window = playhead.window(&events, from_ms, to_ms, MAX_FRAMES);
+        keep_playhead(session, playhead);
+        encode_window(&window)
+    })
+    .await?;
     Ok((
         [
             (
@@ -678,6 +721,42 @@ pub async fn keep_retention(store: Arc<dyn Store>, retention: Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_player_playing_on_is_served_from_where_its_last_window_ended() {
+        let size = Size { cols: 20, rows: 4 };
+        let events: Vec<TimedEvent> = (0..10u64)
+            .map(|i| TimedEvent {
+                at_ms: i * 1_000,
+                event: Event::Output(format!("{i}\r\n").into_bytes()),
+            })
+            .collect();
+        let mut first = playhead_for("a", size, &events, 0);
+        first.window(&events, 0, 5_000, 100);
+        keep_playhead("a".into(), first);
+        // Backward: a new one, from the start (it serves 0); the one left
+        // at 5 s stays kept.
+        assert!(playhead_for("a", size, &events, 1_000).serves(&events, 0));
+        assert_eq!(playheads().len(), 1);
+        // Forward: the one it left (it no longer serves 0), taken out.
+        let on = playhead_for("a", size, &events, 6_000);
+        assert!(on.serves(&events, 6_000) && !on.serves(&events, 0));
+        assert!(playheads().is_empty());
+        keep_playhead("a".into(), on);
+        // At most two are kept, the newest; a deleted recording's go.
+        for session in ["b", "c"] {
+            keep_playhead(session.into(), Playhead::new(size));
+        }
+        assert_eq!(
+            playheads()
+                .iter()
+                .map(|(s, _)| s.as_str())
+                .collect::<Vec<_>>(),
+            ["c", "b"]
+        );
+        forget_playheads("c");
+        assert_eq!(playheads().len(), 1);
+    }
 
     #[test]
     fn export_files_are_named_by_session_and_start() {

@@ -14,7 +14,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
-use host_server::recording::replay::{final_screen, window};
+use host_server::recording::replay::{Playhead, final_screen, window};
 use host_server::recording::{Event, TimedEvent, decode_block};
 use protocol::Size;
 
@@ -123,6 +123,38 @@ pub async fn recording(progress: &dyn Fn(&str), figures: &mut Vec<Figure>) -> Re
             (read + seek).as_secs_f64() * 1000.0,
             read.as_secs_f64() * 1000.0,
             events.len()
+        ),
+        target: "reported",
+        met: None,
+    });
+    // Playing on: the next 100 ms from the middle of its output,
+    // as the directory serves a player that keeps playing (from where the
+    // last window ended), against a replay from the start for it.
+    let mut seen = 0;
+    let mid = events
+        .iter()
+        .find(|e| {
+            if let Event::Output(bytes) = &e.event {
+                seen += bytes.len();
+            }
+            seen >= output / 2
+        })
+        .map_or(0, |e| e.at_ms);
+    let step = 100;
+    let fresh_at = Instant::now();
+    window(size, &events, mid, mid + step, 4000);
+    let fresh = fresh_at.elapsed();
+    let mut playhead = Playhead::new(size);
+    playhead.window(&events, mid.saturating_sub(1), mid, 4000);
+    let on_at = Instant::now();
+    playhead.window(&events, mid, mid + step, 4000);
+    let on = on_at.elapsed();
+    figures.push(Figure {
+        what: format!("player: the next {step} ms from its middle (from the start / played on)"),
+        measured: format!(
+            "{:.0} ms / {:.1} ms",
+            fresh.as_secs_f64() * 1000.0,
+            on.as_secs_f64() * 1000.0
         ),
         target: "reported",
         met: None,

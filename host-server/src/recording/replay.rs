@@ -253,48 +253,111 @@ pub fn window(
     to_ms: u64,
     max_frames: usize,
 ) -> Window {
-    let max_frames = max_frames.max(2);
-    let mut replayer = Replayer::new(size);
-    let mut rest = events;
-    while let Some((event, tail)) = rest.split_first()
-        && event.at_ms <= from_ms
-    {
-        replayer.apply(event);
-        rest = tail;
-    }
-    replayer.advance_to(from_ms);
-    let mut frames = vec![(from_ms, replayer.full_frame())];
-    while let Some(first) = next_change(&replayer, rest).filter(|&at| at < to_ms) {
-        // The slot of the first change; the window's end cuts the last.
-        let slot_end = (first / FRAME_MS)
-            .saturating_add(1)
-            .saturating_mul(FRAME_MS)
-            .min(to_ms);
-        let mut last = first;
-        while let Some(at) = next_change(&replayer, rest).filter(|&at| at < slot_end) {
-            match rest.split_first() {
-                Some((event, tail)) if event.at_ms.max(replayer.now_ms) == at => {
-                    replayer.apply(event);
-                    rest = tail;
-                }
-                _ => {
-                    replayer.advance_to(at);
-                }
-            }
-            last = at;
-        }
-        if let Some(frame) = replayer.frame() {
-            frames.push((last, frame));
-            if frames.len() >= max_frames {
-                let more = next_change(&replayer, rest).is_some_and(|at| at < to_ms);
-                let end_ms = if more { slot_end } else { to_ms };
-                return Window { end_ms, frames };
-            }
+    Playhead::new(size).window(events, from_ms, to_ms, max_frames)
+}
+
+/// A replay stopped where its last window ended, to serve the next one
+/// without replaying the recording from its start: a player playing on, or
+/// seeking forward, asks for windows in order. Valid for the same
+/// recording read again later, since a recording only grows at its end.
+pub struct Playhead {
+    replayer: Replayer,
+    /// Events of the recording already applied, and the time of the last.
+    consumed: usize,
+    last_at: Option<u64>,
+}
+
+impl Playhead {
+    pub fn new(size: Size) -> Playhead {
+        Playhead {
+            replayer: Replayer::new(size),
+            consumed: 0,
+            last_at: None,
         }
     }
-    Window {
-        end_ms: to_ms.max(from_ms),
-        frames,
+
+    /// Whether this playhead can serve a window of `events` from
+    /// `from_ms`: it has not passed that moment, and `events` begins with
+    /// what it applied.
+    pub fn serves(&self, events: &[TimedEvent], from_ms: u64) -> bool {
+        let same_start = match (self.consumed.checked_sub(1), self.last_at) {
+            (None, _) => true,
+            (Some(last), Some(at)) => events.get(last).is_some_and(|e| e.at_ms == at),
+            (Some(_), None) => false,
+        };
+        same_start && self.replayer.now_ms <= from_ms
+    }
+
+    /// The frames of `events` between `from_ms` and `to_ms`, as [`window`]
+    /// gives them, from where this playhead stands (`serves` must hold;
+    /// otherwise the window starts from what it holds, later than asked).
+    pub fn window(
+        &mut self,
+        events: &[TimedEvent],
+        from_ms: u64,
+        to_ms: u64,
+        max_frames: usize,
+    ) -> Window {
+        let mut rest = events.get(self.consumed..).unwrap_or_default();
+        let window = self.play(&mut rest, from_ms, to_ms, max_frames);
+        self.consumed = events.len() - rest.len();
+        self.last_at = self
+            .consumed
+            .checked_sub(1)
+            .and_then(|i| events.get(i))
+            .map(|e| e.at_ms);
+        window
+    }
+
+    fn play(
+        &mut self,
+        rest: &mut &[TimedEvent],
+        from_ms: u64,
+        to_ms: u64,
+        max_frames: usize,
+    ) -> Window {
+        let replayer = &mut self.replayer;
+        let max_frames = max_frames.max(2);
+        while let Some((event, tail)) = rest.split_first()
+            && event.at_ms <= from_ms
+        {
+            replayer.apply(event);
+            *rest = tail;
+        }
+        replayer.advance_to(from_ms);
+        let mut frames = vec![(from_ms, replayer.full_frame())];
+        while let Some(first) = next_change(replayer, rest).filter(|&at| at < to_ms) {
+            // The slot of the first change; the window's end cuts the last.
+            let slot_end = (first / FRAME_MS)
+                .saturating_add(1)
+                .saturating_mul(FRAME_MS)
+                .min(to_ms);
+            let mut last = first;
+            while let Some(at) = next_change(replayer, rest).filter(|&at| at < slot_end) {
+                match rest.split_first() {
+                    Some((event, tail)) if event.at_ms.max(replayer.now_ms) == at => {
+                        replayer.apply(event);
+                        *rest = tail;
+                    }
+                    _ => {
+                        replayer.advance_to(at);
+                    }
+                }
+                last = at;
+            }
+            if let Some(frame) = replayer.frame() {
+                frames.push((last, frame));
+                if frames.len() >= max_frames {
+                    let more = next_change(replayer, rest).is_some_and(|at| at < to_ms);
+                    let end_ms = if more { slot_end } else { to_ms };
+                    return Window { end_ms, frames };
+                }
+            }
+        }
+        Window {
+            end_ms: to_ms.max(from_ms),
+            frames,
+        }
     }
 }
 

@@ -453,3 +453,54 @@ fn a_damaged_window_is_refused_not_trusted() {
         let _ = decode_window(&flipped);
     }
 }
+
+/// `frames` without their numbers, which only a player's own sequence
+/// gives meaning to.
+fn unnumbered(window: &Window) -> Vec<(u64, Frame)> {
+    window
+        .frames
+        .iter()
+        .map(|(at, frame)| {
+            (
+                *at,
+                Frame {
+                    seq: 0,
+                    ..frame.clone()
+                },
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_playhead_serves_windows_in_order_as_a_replay_from_the_start_would() {
+    // A shell session, then a synchronized update left open across a
+    // window's edge, a resize and a flood cut by the frame limit.
+    let mut events = shell_session();
+    events.push(out(2_400, b"\x1b[?2026hbuffered"));
+    events.push(resize(2_450, 50, 8));
+    events.extend((0..40u64).map(|i| out(2_600 + i * 7, format!("line {i}\r\n").as_bytes())));
+    let mut playhead = Playhead::new(SIZE);
+    let mut from = 0;
+    let mut windows = 0;
+    while from < 4_000 {
+        assert!(playhead.serves(&events, from));
+        let fresh = window(SIZE, &events, from, from + 700, 6);
+        let continued = playhead.window(&events, from, from + 700, 6);
+        assert_eq!(continued.end_ms, fresh.end_ms, "from {from}");
+        assert_eq!(unnumbered(&continued), unnumbered(&fresh), "from {from}");
+        from = fresh.end_ms;
+        windows += 1;
+    }
+    assert!(windows > 6, "{windows} windows");
+    // Seeking forward is served; back, or over a recording that is not
+    // the one it played, is not.
+    assert!(playhead.serves(&events, 5_000));
+    assert!(!playhead.serves(&events, 100));
+    let other = shell_session()[..3].to_vec();
+    assert!(!playhead.serves(&other, 5_000));
+    // The same recording grown at its end still is.
+    let mut grown = events.clone();
+    grown.push(out(9_000, b"more"));
+    assert!(playhead.serves(&grown, 5_000));
+}
