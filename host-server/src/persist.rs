@@ -35,10 +35,7 @@ struct Pending {
     create_recording: Option<NewRecording>,
     screen: Option<Vec<u8>>,
     blocks: Vec<ScrollbackBlock>,
-    /// Recording blocks, in order; unlike scrollback, none is redundant,
-    /// so they are dropped only past `MAX_PENDING_RECORDING` (a gap the
-    /// recording then marks).
-    recording: Vec<RecordingBlock>,
+    recording: RecordingQueue,
     update: SessionUpdate,
     /// When the oldest change in here happened, for the lag measurement.
     changed_at: Option<Instant>,
@@ -130,7 +127,7 @@ impl PersistQueue {
         pending.screen = Some(screen);
         pending.blocks.extend(blocks);
         for block in recording {
-            queue_recording_block(&mut pending.recording, block);
+            pending.recording.push(block);
         }
         let max_blocks = self.keep_lines() / crate::scrollback::BLOCK_LINES + 2;
         let excess = pending.blocks.len().saturating_sub(max_blocks);
@@ -157,50 +154,67 @@ impl PersistQueue {
     }
 }
 
-/// Appends `block` to the recording blocks waiting for the store, or, past
-/// `MAX_PENDING_RECORDING`, widens the gap marker that stands for the
-/// blocks dropped.
-fn queue_recording_block(queue: &mut Vec<RecordingBlock>, block: RecordingBlock) {
-    let held: usize = queue.iter().map(|b| b.data.len()).sum();
-    if held + block.data.len() <= MAX_PENDING_RECORDING {
-        queue.push(block);
-        return;
-    }
-    let gap_from = match queue.last() {
-        Some(last) if is_gap(last) => last.start_ms,
-        _ => block.start_ms,
-    };
-    let text = format!(
-        "{GAP_PREFIX} from {:.1} s to {:.1} s: the store did not answer and the host could hold no more",
-        gap_from as f64 / 1000.0,
-        block.end_ms as f64 / 1000.0
-    );
-    let marker = RecordingBlock {
-        seq: block.seq,
-        start_ms: gap_from,
-        end_ms: block.end_ms,
-        data: crate::recording::encode_block(&[crate::recording::TimedEvent {
-            at_ms: gap_from,
-            event: crate::recording::Event::Marker(text),
-        }]),
-    };
-    match queue.last_mut() {
-        Some(last) if is_gap(last) => {
-            // One marker for the whole gap, under its first block's number.
-            let seq = last.seq;
-            *last = RecordingBlock { seq, ..marker };
-        }
-        _ => queue.push(marker),
-    }
+/// Recording blocks waiting for the store, in order. Unlike scrollback
+/// none is redundant, so they are dropped only past
+/// `MAX_PENDING_RECORDING`, and then one marker block (under the first
+/// dropped block's number) says what the recording misses.
+#[derive(Default)]
+struct RecordingQueue {
+    blocks: Vec<RecordingBlock>,
+    /// Bytes of `blocks`.
+    held: usize,
+    /// The last block is the gap marker, for the gap that began then.
+    gap_from: Option<u64>,
 }
 
-const GAP_PREFIX: &str = "output not recorded";
+impl RecordingQueue {
+    fn is_empty(&self) -> bool {
+        self.blocks.is_empty()
+    }
 
-fn is_gap(block: &RecordingBlock) -> bool {
-    matches!(
-        crate::recording::decode_block(&block.data).as_deref(),
-        Ok([crate::recording::TimedEvent { event: crate::recording::Event::Marker(text), .. }]) if text.starts_with(GAP_PREFIX)
-    )
+    fn push(&mut self, block: RecordingBlock) {
+        if self.held + block.data.len() <= MAX_PENDING_RECORDING {
+            self.held += block.data.len();
+            self.blocks.push(block);
+            self.gap_from = None;
+            return;
+        }
+        // One marker for the whole gap, under its first block's number.
+        let (seq, from) = match self.gap_from {
+            Some(from) => {
+                let marker = self.blocks.pop();
+                let seq = marker.as_ref().map_or(block.seq, |m| m.seq);
+                self.held -= marker.map_or(0, |m| m.data.len());
+                (seq, from)
+            }
+            None => (block.seq, block.start_ms),
+        };
+        let text = format!(
+            "output not recorded from {:.1} s to {:.1} s: the store did not answer and the host could hold no more",
+            from as f64 / 1000.0,
+            block.end_ms as f64 / 1000.0
+        );
+        let data = crate::recording::encode_block(&[crate::recording::TimedEvent {
+            at_ms: from,
+            event: crate::recording::Event::Marker(text),
+        }]);
+        self.held += data.len();
+        self.blocks.push(RecordingBlock {
+            seq,
+            start_ms: from,
+            end_ms: block.end_ms,
+            data,
+        });
+        self.gap_from = Some(from);
+    }
+
+    /// This queue (older), then `newer`.
+    fn then(mut self, newer: RecordingQueue) -> RecordingQueue {
+        for block in newer.blocks {
+            self.push(block);
+        }
+        self
+    }
 }
 
 fn merge_update(into: &mut SessionUpdate, newer: SessionUpdate) {
@@ -330,10 +344,7 @@ impl Persister {
         blocks.append(&mut pending.blocks);
         pending.blocks = blocks;
         let newer = std::mem::take(&mut pending.recording);
-        pending.recording = batch.recording;
-        for block in newer {
-            queue_recording_block(&mut pending.recording, block);
-        }
+        pending.recording = batch.recording.then(newer);
         let newer = std::mem::take(&mut pending.update);
         pending.update = batch.update;
         merge_update(&mut pending.update, newer);
@@ -386,7 +397,7 @@ impl Persister {
                 screen: batch.screen.clone().unwrap_or_default(),
                 new_blocks: batch.blocks.clone(),
                 keep_lines: u32::try_from(self.queue.keep_lines()).unwrap_or(u32::MAX),
-                recording: batch.recording.clone(),
+                recording: batch.recording.blocks.clone(),
             };
             self.store
                 .save_screen(&self.session, self.epoch, &self.host, &write)
@@ -457,9 +468,9 @@ mod tests {
             push(seq);
         }
         let pending = queue.lock();
-        let seqs: Vec<u64> = pending.recording.iter().map(|b| b.seq).collect();
+        let seqs: Vec<u64> = pending.recording.blocks.iter().map(|b| b.seq).collect();
         assert_eq!(seqs, [0, 1, 2, 3, 4]);
-        let gap = &pending.recording[4];
+        let gap = &pending.recording.blocks[4];
         assert_eq!((gap.start_ms, gap.end_ms), (4_000, 8_999));
         let events = crate::recording::decode_block(&gap.data).expect("a marker block");
         let [
@@ -472,5 +483,29 @@ mod tests {
             panic!("{events:?}");
         };
         assert!(text.contains("from 4.0 s to 9.0 s"), "{text}");
+        drop(pending);
+
+        // A failed write goes back in front of what came meanwhile, and
+        // the gap stays where it was in the order.
+        let batch = std::mem::take(&mut queue.lock().recording);
+        queue.push(
+            Vec::new(),
+            Vec::new(),
+            vec![recording_block(9, 10)],
+            SessionUpdate::default(),
+            Instant::now(),
+        );
+        let newer = std::mem::take(&mut queue.lock().recording);
+        let merged = batch.then(newer);
+        let seqs: Vec<u64> = merged.blocks.iter().map(|b| b.seq).collect();
+        assert_eq!(seqs, [0, 1, 2, 3, 4]);
+        // Written at last, the queue takes blocks again.
+        let mut fresh = RecordingQueue::default();
+        fresh.push(recording_block(10, 10));
+        fresh = fresh.then(RecordingQueue::default());
+        assert_eq!(
+            (fresh.blocks.len(), fresh.held, fresh.gap_from),
+            (1, 10, None)
+        );
     }
 }

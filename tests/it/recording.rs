@@ -12,12 +12,11 @@ use std::time::Instant;
 use anyhow::{Context, Result, ensure};
 use host_server::emulator::Emulator;
 use host_server::recording::replay::final_screen;
-use host_server::recording::{Event, TimedEvent, decode_block};
+use host_server::recording::{Event, TimedEvent};
 use protocol::Size;
 use serde_json::Value;
-use store::Store;
 use tests::browser::Browser;
-use tests::cluster::{Backend, Cluster, ClusterOptions};
+use tests::cluster::{Backend, Cluster, ClusterOptions, recorded_events};
 use tests::{tickets, wait_until};
 
 use crate::PATIENCE;
@@ -137,6 +136,28 @@ async fn record(test: &str, cluster: &mut Cluster, browser: &Browser) -> Result<
             .any(|e| matches!(&e.event, Event::Marker(text) if text.starts_with(&moved))),
         "no marker says {moved:?}: {:?}",
         markers(&events)
+    );
+
+    // What the lost host showed before its screen was saved is in the
+    // recording as that host recorded it, not only in the new host's
+    // redraw of the saved screen: nothing lost beyond the persistence
+    // bound.
+    let before_move: Vec<u8> = events
+        .iter()
+        .take_while(|e| !matches!(&e.event, Event::Marker(text) if text.starts_with(&moved)))
+        .filter_map(|e| match &e.event {
+            Event::Output(bytes) => Some(bytes.as_slice()),
+            _ => None,
+        })
+        .flatten()
+        .copied()
+        .collect();
+    ensure!(
+        before_move
+            .windows(lost.len())
+            .any(|w| w == lost.as_bytes()),
+        "{lost:?} is not in what {} recorded",
+        before.host
     );
 
     // The page's player: seeking to the end, then playing it through.
@@ -293,22 +314,6 @@ fn recording_size(recording: &store::RecordingRecord) -> Size {
     Size {
         cols: recording.cols,
         rows: recording.rows,
-    }
-}
-
-/// Every event of `session`'s recording, in order, from the store.
-async fn recorded_events(store: &dyn Store, session: &str) -> Result<Vec<TimedEvent>> {
-    let mut events = Vec::new();
-    let mut after = None;
-    loop {
-        let blocks = store.recording_blocks(session, after, 100).await?;
-        let Some(last) = blocks.last() else {
-            return Ok(events);
-        };
-        after = Some(last.seq);
-        for block in &blocks {
-            events.extend(decode_block(&block.data)?);
-        }
     }
 }
 

@@ -99,9 +99,14 @@ struct Visitor<'a> {
 
 impl Visitor<'_> {
     async fn visit(&self, cache: &mut HashMap<String, Cached>) -> Result<Visit> {
+        self.visit_from("/", cache).await
+    }
+
+    /// Loads the page at `start` and everything it leads to.
+    async fn visit_from(&self, start: &str, cache: &mut HashMap<String, Cached>) -> Result<Visit> {
         let mut visit = Visit::default();
-        let mut queue = VecDeque::from(["/".to_owned()]);
-        let mut seen = vec!["/".to_owned()];
+        let mut queue = VecDeque::from([start.to_owned()]);
+        let mut seen = vec![start.to_owned()];
         while let Some(path) = queue.pop_front() {
             let body = self.load(&path, cache, &mut visit).await?;
             for reference in references(&path, &body) {
@@ -331,6 +336,37 @@ pub async fn page_weight(progress: &dyn Fn(&str), figures: &mut Vec<Figure>) -> 
         ),
         target: "",
         met: None,
+    });
+    // The recording player, loaded on demand: what opening it costs right
+    // after the terminal's visit (its stylesheet is cached by then), and
+    // none of it in the terminal's first visit.
+    let player = chromium.visit_from("/play", &mut cache).await?;
+    ensure!(
+        player.fetches.iter().any(|f| f.path.contains("player_bg")),
+        "the player page led to no wasm of its own: {player:?}"
+    );
+    for fetch in &player.fetches {
+        figures.push(Figure {
+            what: format!("  {}", fetch.path),
+            measured: format!(
+                "{} B {} + {} B headers",
+                fetch.body_bytes, fetch.coding, fetch.header_bytes
+            ),
+            target: "",
+            met: None,
+        });
+    }
+    let in_first = first.fetches.iter().any(|f| f.path.contains("play"));
+    figures.push(Figure {
+        what: "opening the recording player, after the terminal (br/gzip)".into(),
+        measured: format!(
+            "{:.1} KB in {} requests ({} from cache)",
+            player.bytes() as f64 / 1000.0,
+            player.fetches.len(),
+            player.from_cache.len()
+        ),
+        target: "loaded on demand: none in the first visit",
+        met: Some(!in_first),
     });
     let revalidated: Vec<String> = repeat
         .fetches

@@ -14,12 +14,13 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
+use host_server::recording::Event;
 use host_server::recording::replay::{Playhead, final_screen, window};
-use host_server::recording::{Event, TimedEvent, decode_block};
 use protocol::Size;
 
 use crate::Figure;
 use crate::client::Client;
+use crate::cluster::recorded_events;
 use crate::host::{HostOptions, HostProcess};
 use crate::screen_text::ScreenText;
 use crate::tickets;
@@ -67,22 +68,29 @@ pub async fn recording(progress: &dyn Fn(&str), figures: &mut Vec<Figure>) -> Re
 
     let store = store::open(&spec, "thinline-bench").await?;
     let id = session.to_string();
+    // The flood's last line reaches the store within the persistence
+    // bound; what is read once it is there is what the player reads.
+    let read = std::cell::Cell::new(Duration::ZERO);
+    let events = crate::wait_until(PATIENCE, "the flood's end in the recording", || async {
+        let read_at = Instant::now();
+        let events = recorded_events(store.as_ref(), &id).await?;
+        read.set(read_at.elapsed());
+        Ok(
+            if events.iter().any(
+                |e| matches!(&e.event, Event::Output(b) if b.windows(8).any(|w| w == b"__done__")),
+            ) {
+                Ok(events)
+            } else {
+                Err(format!("{} events, no __done__ yet", events.len()))
+            },
+        )
+    })
+    .await?;
+    let read = read.get();
     let record = store
         .get_recording(&id)
         .await?
         .context("the recorded session has no recording")?;
-    let read_at = Instant::now();
-    let mut events: Vec<TimedEvent> = Vec::new();
-    let mut after = None;
-    loop {
-        let blocks = store.recording_blocks(&id, after, 256).await?;
-        let Some(last) = blocks.last() else { break };
-        after = Some(last.seq);
-        for block in &blocks {
-            events.extend(decode_block(&block.data)?);
-        }
-    }
-    let read = read_at.elapsed();
     let output: usize = events
         .iter()
         .map(|e| match &e.event {
@@ -204,10 +212,10 @@ async fn run(
     progress(&format!("recording: {KEYS} keys into cat, {what}"));
     client.type_str("cat\r").await?;
     client
-        .wait_for(PATIENCE, "cat to start", |s| !s.at_prompt())
+        .wait_for(PATIENCE, "cat to start on a line of its own", |s| {
+            !s.at_prompt() && s.cursor().col == 0
+        })
         .await?;
-    // Let the echo of "cat" and the newline settle.
-    tokio::time::sleep(Duration::from_millis(300)).await;
     let mut echo = Vec::with_capacity(KEYS);
     for i in 0..KEYS {
         let col = (i % 100) as u16 + 1;
@@ -223,6 +231,7 @@ async fn run(
             .wait_for(PATIENCE, "the echo", |s| s.cursor().col == col)
             .await?;
         echo.push(sent.elapsed());
+        // A fast typist's pace between keys, not a wait for anything.
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     client.type_str("\r\x04").await?;
@@ -238,8 +247,6 @@ async fn run(
         .wait_for(PATIENCE, "the flood's end", |s| s.has_line("__done__"))
         .await?;
     let flood = started.elapsed();
-    // The recording reaches the store within the persistence bound.
-    tokio::time::sleep(Duration::from_secs(1)).await;
     drop(client);
     drop(host);
     Ok(Run { echo, flood })

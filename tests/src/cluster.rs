@@ -34,7 +34,9 @@ use testkit::process::Process;
 use testkit::proxy::FaultProxy;
 
 pub use directory::{read_answer, request_as, request_body};
-pub use records::{SavedView, saved_screen, wait_persisted, wait_persisted_within};
+pub use records::{
+    SavedView, recorded_events, saved_screen, wait_persisted, wait_persisted_within,
+};
 pub use servers::{HOST_TOKEN, parse_directory_ready_line};
 
 pub use crate::paths::directory_binary;

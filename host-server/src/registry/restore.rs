@@ -46,9 +46,12 @@ impl Registry {
             // The directory already moved it here and bumped the epoch.
             record.epoch
         };
-        let (saved, recording) = tokio::join!(
+        // One round trip's wait for all three: the recording, if there is
+        // one, goes on from the store's clock, as every time that matters.
+        let (saved, recording, now) = tokio::join!(
             bounded(store.load_screen(&key)),
-            bounded(store.get_recording(&key))
+            bounded(store.get_recording(&key)),
+            bounded(store.now()),
         );
         let saved = saved?;
         // The record may already name this host (the directory moved it);
@@ -72,8 +75,16 @@ impl Registry {
         // not come back yet: under an audit policy a restore that could
         // not read it must not go on unrecorded. The store answered the
         // screen a moment ago, so the page's next try will do.
-        let recording =
-            recording?.map(|r| recording_after_move(&r, from, &self.config.host, epoch));
+        let recording = match recording? {
+            Some(r) => Some(recording_after_move(
+                &r,
+                now?,
+                from,
+                &self.config.host,
+                epoch,
+            )),
+            None => None,
+        };
         let queue = Arc::new(PersistQueue::default());
         let persistence = self.persister(store, id, epoch, queue);
         self.launch(SessionStart {
@@ -92,19 +103,18 @@ impl Registry {
 }
 
 /// Where `recording` goes on after its session moved from host `from` to
-/// `host` at `epoch`: after the last moment its blocks hold, and after as
-/// much time as has passed since it started (the gap the move took shows
-/// on the player's timeline), with a marker naming both hosts.
+/// `host` at `epoch`, `now` by the store's clock: after the last moment its
+/// blocks hold, and after as much time as has passed since it started
+/// (the gap the move took shows on the player's timeline), with a marker
+/// naming both hosts.
 fn recording_after_move(
     recording: &store::RecordingRecord,
+    now: store::Millis,
     from: &str,
     host: &str,
     epoch: u64,
 ) -> RecordingSetup {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-    let since_start = now.saturating_sub(u64::try_from(recording.started_at).unwrap_or(0));
+    let since_start = u64::try_from(now.saturating_sub(recording.started_at)).unwrap_or(0);
     RecordingSetup {
         at_ms: since_start.max(recording.duration_ms),
         bytes: recording.bytes,
@@ -250,13 +260,7 @@ mod tests {
 
     #[test]
     fn a_moved_recording_goes_on_after_its_last_moment_and_its_start_and_names_both_hosts() {
-        let now = i64::try_from(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .expect("a clock after 1970")
-                .as_millis(),
-        )
-        .expect("a clock before 2262");
+        let now = 1_750_000_000_000;
         let recording = store::RecordingRecord {
             session: "ab".repeat(16),
             owner: "alice".into(),
@@ -269,25 +273,32 @@ mod tests {
             blocks: 3,
             duration_ms: 55_000,
         };
-        let setup = recording_after_move(&recording, "h1", "h2", 3);
-        // A minute after it started, not where its last block ended: the
-        // time the move took shows.
-        assert!((60_000..70_000).contains(&setup.at_ms), "{setup:?}");
+        let setup = recording_after_move(&recording, now, "h1", "h2", 3);
+        // A minute after it started by the store's clock, not where its
+        // last block ended: the time the move took shows.
+        assert_eq!(setup.at_ms, 60_000);
         assert_eq!((setup.bytes, setup.max_bytes), (4_000, 1 << 20));
         assert!(
             setup
                 .marker
                 .starts_with("moved from host h1 to host h2 (epoch 3)")
         );
-        // A host whose clock is behind the store's never goes back in time.
+        // Blocks timed past the store's now are never gone back over.
         let ahead = store::RecordingRecord {
             duration_ms: 10_000_000,
-            ..recording
+            ..recording.clone()
         };
         assert_eq!(
-            recording_after_move(&ahead, "h1", "h2", 3).at_ms,
+            recording_after_move(&ahead, now, "h1", "h2", 3).at_ms,
             10_000_000
         );
+        // Nor is a start the store's clock has not reached.
+        let later = store::RecordingRecord {
+            started_at: now + 1_000,
+            duration_ms: 0,
+            ..recording
+        };
+        assert_eq!(recording_after_move(&later, now, "h1", "h2", 3).at_ms, 0);
     }
 
     #[test]

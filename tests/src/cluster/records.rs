@@ -110,3 +110,23 @@ pub async fn wait_persisted_within(
     )
     .await
 }
+
+/// Every event of `session`'s recording in `store`, in order, read a page
+/// of blocks at a time as the directory reads them.
+pub async fn recorded_events(
+    store: &dyn store::Store,
+    session: &str,
+) -> Result<Vec<host_server::recording::TimedEvent>> {
+    let mut events = Vec::new();
+    let mut after = None;
+    loop {
+        let blocks = store.recording_blocks(session, after, 256).await?;
+        let Some(last) = blocks.last() else {
+            return Ok(events);
+        };
+        after = Some(last.seq);
+        for block in &blocks {
+            events.extend(host_server::recording::decode_block(&block.data)?);
+        }
+    }
+}
